@@ -1,0 +1,83 @@
+//! What the scheduler sees of a client: a sequential, sans-IO state machine.
+//!
+//! A client lives inside a service instance. It has one or more *lanes* (a consumer's
+//! processing loop and its heartbeat thread are two lanes); each lane has at most one
+//! request outstanding. The scheduler asks which lanes are ready, steps one, and hands
+//! responses back. A client never calls the scheduler: it returns requests and events
+//! through [`Env`].
+
+use crate::protocol::{Millis, Request, Response};
+use crate::trace::Event;
+use std::collections::BTreeMap;
+
+/// The number of partitions of each topic, as a client's metadata request would learn it.
+pub trait Metadata {
+    fn partitions(&self, topic: &str) -> Option<u32>;
+}
+
+impl Metadata for BTreeMap<String, u32> {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        self.get(topic).copied()
+    }
+}
+
+/// A state store could not be queried (its task is restoring, or hosted nowhere).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreUnavailable;
+
+/// Interactive queries: read a key of a state store wherever its task is hosted.
+pub trait StoreQuery {
+    fn query(&self, store: &str, key: &str) -> Result<Option<String>, StoreUnavailable>;
+}
+
+/// What a client may touch while it is stepped.
+pub struct Env<'a> {
+    pub now: Millis,
+    pub meta: &'a dyn Metadata,
+    pub iq: &'a dyn StoreQuery,
+    pub events: &'a mut Vec<Event>,
+    pub(crate) outbox: &'a mut Vec<(u64, Request)>,
+    pub(crate) next_corr: &'a mut u64,
+}
+
+impl<'a> Env<'a> {
+    /// Put a request on the wire; returns its correlation id.
+    pub fn send(&mut self, request: Request) -> u64 {
+        let corr = *self.next_corr;
+        *self.next_corr += 1;
+        self.outbox.push((corr, request));
+        corr
+    }
+
+    pub fn event(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+/// A client state machine.
+pub trait Client {
+    /// A stable name, unique in the world ("instance/app").
+    fn name(&self) -> &str;
+    /// Number of lanes (independent request loops).
+    fn lanes(&self) -> usize {
+        1
+    }
+    /// Whether stepping `lane` at `now` would do something.
+    fn ready(&self, lane: usize, now: Millis) -> bool;
+    /// Do the next piece of work of `lane`.
+    fn step(&mut self, lane: usize, env: &mut Env<'_>);
+    /// A response to a request this client sent (possibly a stale or duplicated one).
+    fn on_response(&mut self, corr: u64, response: Response, env: &mut Env<'_>);
+    /// Earliest time at which some lane becomes ready without any response arriving.
+    fn wakeup(&self) -> Option<Millis>;
+    /// Nothing left to do until new input arrives: caught up, committed, nothing in flight.
+    fn idle(&self) -> bool;
+    /// Read a store key if this client hosts it, active and restored.
+    fn query(&self, _store: &str, _key: &str, _meta: &dyn Metadata) -> Option<Option<String>> {
+        None
+    }
+    /// The stores this client holds now: (store, partition) → contents.
+    fn stores(&self) -> BTreeMap<(String, u32), BTreeMap<String, String>> {
+        BTreeMap::new()
+    }
+}

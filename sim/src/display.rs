@@ -1,0 +1,177 @@
+//! One readable line per trace event, for terminals and logs.
+
+use crate::protocol::{Isolation, TopicPartition};
+use crate::trace::Event;
+use std::fmt;
+
+fn short(value: &Option<String>) -> String {
+    match value {
+        None => "∅".to_string(),
+        Some(v) if v.len() > 96 => format!("{}…", &v[..v.char_indices().nth(95).map_or(v.len(), |(i, _)| i)]),
+        Some(v) => v.clone(),
+    }
+}
+
+fn tps(list: &[TopicPartition]) -> String {
+    let parts: Vec<String> = list.iter().map(|tp| tp.to_string()).collect();
+    format!("[{}]", parts.join(" "))
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Append {
+                tp,
+                offset,
+                key,
+                value,
+                producer_id,
+                transactional,
+                ..
+            } => {
+                let txn = if *transactional { " (txn)" } else { "" };
+                let pid = producer_id.map(|p| format!(" pid {p}")).unwrap_or_default();
+                write!(f, "append {tp}@{offset}{txn}{pid} key={} {}", short(key), short(value))
+            }
+            Event::DuplicateBatch {
+                tp,
+                producer_id,
+                base_sequence,
+                base_offset,
+            } => write!(
+                f,
+                "duplicate batch from pid {producer_id} seq {base_sequence} to {tp}: already at @{base_offset}, not appended"
+            ),
+            Event::Rejected { request, error, detail } => write!(f, "broker rejects {request}: {error:?} ({detail})"),
+            Event::ProducerInit {
+                transactional_id,
+                producer_id,
+                epoch,
+            } => match transactional_id {
+                Some(t) => write!(f, "init transactional producer {t}: pid {producer_id} epoch {epoch}"),
+                None => write!(f, "init idempotent producer: pid {producer_id}"),
+            },
+            Event::Fenced {
+                transactional_id,
+                producer_id,
+                fenced_epoch,
+            } => write!(f, "fence {transactional_id} (pid {producer_id}) epoch {fenced_epoch}"),
+            Event::TxnBegin {
+                transactional_id, epoch, ..
+            } => write!(f, "begin transaction {transactional_id} epoch {epoch}"),
+            Event::TxnOffsets {
+                transactional_id,
+                group,
+                generation,
+                offsets,
+            } => {
+                let o: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
+                write!(
+                    f,
+                    "offsets to transaction {transactional_id}: group {group} gen {generation} {}",
+                    o.join(" ")
+                )
+            }
+            Event::Marker {
+                tp,
+                offset,
+                producer_id,
+                control,
+            } => write!(f, "marker {control:?} {tp}@{offset} pid {producer_id}"),
+            Event::TxnCommit { transactional_id, .. } => write!(f, "commit transaction {transactional_id}"),
+            Event::TxnAbort {
+                transactional_id, reason, ..
+            } => write!(f, "abort transaction {transactional_id}: {reason}"),
+            Event::Fetch {
+                client,
+                tp,
+                from,
+                count,
+                next,
+                isolation,
+            } => {
+                let iso = match isolation {
+                    Isolation::ReadCommitted => "committed",
+                    Isolation::ReadUncommitted => "uncommitted",
+                };
+                write!(f, "{client} fetch {tp}@{from} ({iso}): {count} records, next {next}")
+            }
+            Event::Rebalance {
+                group,
+                generation,
+                assignment,
+            } => {
+                let a: Vec<String> = assignment.iter().map(|(m, t)| format!("{m}→{}", tps(t))).collect();
+                write!(f, "rebalance {group} gen {generation}: {}", a.join(", "))
+            }
+            Event::MemberJoined { group, member_id } => write!(f, "{member_id} joins {group}"),
+            Event::MemberLeft {
+                group,
+                member_id,
+                reason,
+            } => write!(f, "{member_id} leaves {group}: {reason}"),
+            Event::OffsetCommit {
+                group,
+                generation,
+                offsets,
+                transactional,
+            } => {
+                let o: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
+                let t = if *transactional { " (with transaction)" } else { "" };
+                write!(f, "offsets committed for {group} gen {generation}{t}: {}", o.join(" "))
+            }
+            Event::Compacted { tp, removed, below } => {
+                write!(f, "compact {tp}: {removed} superseded records removed below @{below}")
+            }
+            Event::Deliver { id, from, to, what } => write!(f, "deliver #{id} {from} → {to}: {what}"),
+            Event::Drop { id, what } => write!(f, "DROP #{id}: {what}"),
+            Event::Duplicate { id, copy, what } => write!(f, "DUPLICATE #{id} as #{copy}: {what}"),
+            Event::Delay { id, until, what } => write!(f, "DELAY #{id} until {until}ms: {what}"),
+            Event::Crash { instance } => write!(f, "CRASH {instance}"),
+            Event::Restart { instance } => write!(f, "RESTART {instance}"),
+            Event::Pause { instance, until } => write!(f, "PAUSE {instance} until {until}ms"),
+            Event::Resume { instance } => write!(f, "RESUME {instance}"),
+            Event::Timeout { client, what } => write!(f, "{client} timeout: {what}"),
+            Event::Assigned {
+                client,
+                generation,
+                tasks,
+            } => write!(f, "{client} assigned gen {generation}: {}", tps(tasks)),
+            Event::Restored {
+                client,
+                store,
+                tp,
+                records,
+                upto,
+            } => write!(f, "{client} restored {store} from {tp}: {records} records up to @{upto}"),
+            Event::Process {
+                client,
+                tp,
+                offset,
+                key,
+                value,
+            } => write!(f, "{client} process {tp}@{offset} key={} {}", short(key), short(value)),
+            Event::StorePut {
+                client,
+                store,
+                key,
+                value,
+            } => write!(f, "{client} put {store}[{key}] = {}", short(value)),
+            Event::StoreGet {
+                client,
+                store,
+                key,
+                value,
+            } => write!(f, "{client} get {store}[{key}] → {}", short(value)),
+            Event::Punctuate { client, task, time } => write!(f, "{client} punctuate {task} at {time}ms"),
+            Event::Acked {
+                client,
+                tp,
+                base_offset,
+                count,
+            } => write!(f, "{client} acked {tp}@{base_offset} ({count} records)"),
+            Event::ClientError { client, what } => write!(f, "{client}: {what}"),
+            Event::Note { client, text } => write!(f, "{client}: {text}"),
+        }
+    }
+}

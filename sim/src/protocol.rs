@@ -1,0 +1,237 @@
+//! The wire protocol between clients and the simulated broker.
+//!
+//! A simplified but faithful subset of Kafka's request/response APIs. Every request
+//! is answered by exactly one response; the broker handles a request atomically
+//! when the scheduler delivers it. Names follow Kafka's so that a reader who knows
+//! the protocol recognises each message.
+
+use serde::{Deserialize, Serialize};
+
+/// Simulated time, in milliseconds since the start of a run.
+pub type Millis = u64;
+pub type ProducerId = u64;
+pub type Epoch = u16;
+pub type Offset = u64;
+pub type Generation = u32;
+
+/// A topic and a partition number.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl TopicPartition {
+    pub fn new(topic: impl Into<String>, partition: u32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+}
+
+impl std::fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// A record as a producer hands it over. `value == None` is a tombstone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub timestamp: Millis,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+}
+
+/// Marker written by the transaction coordinator at the end of a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlType {
+    Commit,
+    Abort,
+}
+
+/// One entry of a partition log: a data record or a control (marker) record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub offset: Offset,
+    pub record: Record,
+    /// Producer id and epoch of an idempotent or transactional producer.
+    pub producer: Option<(ProducerId, Epoch)>,
+    /// Sequence number of this record within its producer's partition stream.
+    pub sequence: Option<i32>,
+    /// Written inside a transaction.
+    pub transactional: bool,
+    /// `Some` for a transaction marker (a control record, never returned to applications).
+    pub control: Option<ControlType>,
+}
+
+/// Which records a fetch may return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Isolation {
+    /// Up to the high watermark, including open and aborted transactional records.
+    ReadUncommitted,
+    /// Up to the last stable offset; aborted records and control records skipped.
+    ReadCommitted,
+}
+
+/// A record returned by a fetch, with its offset.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedRecord {
+    pub offset: Offset,
+    pub record: Record,
+}
+
+/// The producer identity a produce request carries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerIdentity {
+    pub producer_id: ProducerId,
+    pub epoch: Epoch,
+    /// `Some` for a transactional producer.
+    pub transactional_id: Option<String>,
+}
+
+/// The records sent to one partition in one produce request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProduceBatch {
+    pub tp: TopicPartition,
+    /// Sequence of the first record; `None` for a producer without idempotence.
+    pub base_sequence: Option<i32>,
+    pub records: Vec<Record>,
+}
+
+/// Group membership that accompanies an offset commit (KIP-447: consumer group metadata).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMetadata {
+    pub group: String,
+    pub member_id: String,
+    pub generation: Generation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Obtain a producer id. With a `transactional_id`, bump its epoch, abort the
+    /// previous epoch's open transaction and fence the previous producer.
+    InitProducerId {
+        transactional_id: Option<String>,
+        transaction_timeout_ms: Millis,
+    },
+    /// Append batches. A transactional producer implicitly adds each partition to its
+    /// open transaction (beginning one if none is open), as with KIP-890.
+    Produce {
+        producer: Option<ProducerIdentity>,
+        batches: Vec<ProduceBatch>,
+    },
+    /// `sendOffsetsToTransaction`: offsets become committed when the transaction commits.
+    TxnOffsetCommit {
+        producer: ProducerIdentity,
+        group: GroupMetadata,
+        offsets: Vec<(TopicPartition, Offset)>,
+    },
+    /// Commit or abort the open transaction of `producer`.
+    EndTxn {
+        producer: ProducerIdentity,
+        commit: bool,
+    },
+    Fetch {
+        tp: TopicPartition,
+        offset: Offset,
+        max_records: usize,
+        isolation: Isolation,
+    },
+    /// Join (or rejoin) a group. `member_id == None` for a new member.
+    JoinGroup {
+        group: String,
+        member_id: Option<String>,
+        topics: Vec<String>,
+        session_timeout_ms: Millis,
+        rebalance_timeout_ms: Millis,
+    },
+    Heartbeat {
+        group: String,
+        member_id: String,
+        generation: Generation,
+    },
+    LeaveGroup {
+        group: String,
+        member_id: String,
+    },
+    OffsetCommit {
+        group: GroupMetadata,
+        offsets: Vec<(TopicPartition, Offset)>,
+    },
+    /// Committed offsets of a group. With `require_stable` (KIP-447), a partition with
+    /// a pending transactional offset commit answers `UnstableOffsetCommit`.
+    OffsetFetch {
+        group: String,
+        partitions: Vec<TopicPartition>,
+        require_stable: bool,
+    },
+}
+
+/// Errors, with Kafka's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum KafkaError {
+    UnknownTopicOrPartition,
+    OffsetOutOfRange,
+    OutOfOrderSequenceNumber,
+    /// A retried batch: already appended. Reported as success with the original offset.
+    DuplicateSequenceNumber,
+    ProducerFenced,
+    InvalidProducerEpoch,
+    InvalidTxnState,
+    UnknownProducerId,
+    IllegalGeneration,
+    UnknownMemberId,
+    RebalanceInProgress,
+    UnstableOffsetCommit,
+    CoordinatorLoadInProgress,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PartitionProduceResult {
+    /// Appended (or recognised as a duplicate of an appended batch) at `base_offset`.
+    Appended { base_offset: Offset, duplicate: bool },
+    Error(KafkaError),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    InitProducerId(Result<(ProducerId, Epoch), KafkaError>),
+    Produce(Vec<(TopicPartition, PartitionProduceResult)>),
+    TxnOffsetCommit(Result<(), KafkaError>),
+    EndTxn(Result<(), KafkaError>),
+    Fetch {
+        tp: TopicPartition,
+        result: Result<FetchData, KafkaError>,
+    },
+    JoinGroup(Result<JoinOutcome, KafkaError>),
+    Heartbeat(Result<(), KafkaError>),
+    LeaveGroup(Result<(), KafkaError>),
+    OffsetCommit(Result<(), KafkaError>),
+    OffsetFetch(Result<Vec<(TopicPartition, Option<Offset>)>, KafkaError>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchData {
+    pub records: Vec<FetchedRecord>,
+    pub high_watermark: Offset,
+    pub last_stable_offset: Offset,
+    /// Offset the next fetch should start from (past skipped aborted and control records).
+    pub next_offset: Offset,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinOutcome {
+    /// The rebalance is still waiting for other members; join again after a backoff,
+    /// with this member id.
+    Pending { member_id: String },
+    /// The rebalance completed: this member's generation and assignment.
+    Joined {
+        member_id: String,
+        generation: Generation,
+        assignment: Vec<TopicPartition>,
+    },
+}

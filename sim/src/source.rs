@@ -1,0 +1,202 @@
+//! A producer that writes a fixed schedule of records: the outside world placing orders.
+//!
+//! One record per produce request, each waiting for the previous acknowledgement
+//! (`max.in.flight.requests.per.connection = 1`). A request whose response does not come
+//! back within the request timeout is retried as it was. With idempotence the broker
+//! recognises the retry; without it the record is written twice.
+
+use crate::client::{Client, Env};
+use crate::partitioner::partition_for_key;
+use crate::protocol::{
+    Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record, Request,
+    Response, TopicPartition,
+};
+use crate::trace::Event;
+use std::collections::BTreeMap;
+
+/// One record to produce at a given time.
+#[derive(Clone, Debug)]
+pub struct Scheduled {
+    pub at: Millis,
+    pub topic: String,
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceConfig {
+    /// `enable.idempotence`.
+    pub idempotent: bool,
+    /// `request.timeout.ms`: a request unanswered this long is retried.
+    pub request_timeout_ms: Millis,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            idempotent: true,
+            request_timeout_ms: 200,
+        }
+    }
+}
+
+struct Waiting {
+    corr: u64,
+    request: Request,
+    deadline: Millis,
+}
+
+pub struct SourceClient {
+    name: String,
+    config: SourceConfig,
+    schedule: Vec<Scheduled>,
+    next: usize,
+    producer: Option<(ProducerId, Epoch)>,
+    sequences: BTreeMap<TopicPartition, i32>,
+    waiting: Option<Waiting>,
+}
+
+impl SourceClient {
+    pub fn new(name: impl Into<String>, config: SourceConfig, mut schedule: Vec<Scheduled>) -> Self {
+        schedule.sort_by_key(|s| s.at);
+        SourceClient {
+            name: name.into(),
+            config,
+            schedule,
+            next: 0,
+            producer: None,
+            sequences: BTreeMap::new(),
+            waiting: None,
+        }
+    }
+
+    fn send(&mut self, request: Request, env: &mut Env<'_>) {
+        let corr = env.send(request.clone());
+        self.waiting = Some(Waiting {
+            corr,
+            request,
+            deadline: env.now + self.config.request_timeout_ms,
+        });
+    }
+}
+
+impl Client for SourceClient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn ready(&self, _lane: usize, now: Millis) -> bool {
+        match &self.waiting {
+            Some(w) => now >= w.deadline,
+            None => self.next < self.schedule.len() && now >= self.schedule[self.next].at,
+        }
+    }
+
+    fn step(&mut self, _lane: usize, env: &mut Env<'_>) {
+        if let Some(w) = self.waiting.take() {
+            env.event(Event::Timeout {
+                client: self.name.clone(),
+                what: "produce request unanswered: retrying".into(),
+            });
+            self.send(w.request, env);
+            return;
+        }
+        if self.config.idempotent && self.producer.is_none() {
+            let request = Request::InitProducerId {
+                transactional_id: None,
+                transaction_timeout_ms: 0,
+            };
+            self.send(request, env);
+            return;
+        }
+        let s = &self.schedule[self.next];
+        let Some(n) = env.meta.partitions(&s.topic) else {
+            env.event(Event::ClientError {
+                client: self.name.clone(),
+                what: format!("topic {} does not exist; record dropped", s.topic),
+            });
+            self.next += 1;
+            return;
+        };
+        let tp = TopicPartition::new(s.topic.clone(), partition_for_key(&s.key, n));
+        let record = Record {
+            key: Some(s.key.clone()),
+            value: Some(s.value.clone()),
+            timestamp: env.now,
+            headers: Vec::new(),
+        };
+        let base_sequence = self
+            .producer
+            .map(|_| *self.sequences.entry(tp.clone()).or_insert(0));
+        let producer = self.producer.map(|(producer_id, epoch)| ProducerIdentity {
+            producer_id,
+            epoch,
+            transactional_id: None,
+        });
+        let request = Request::Produce {
+            producer,
+            batches: vec![ProduceBatch {
+                tp,
+                base_sequence,
+                records: vec![record],
+            }],
+        };
+        self.send(request, env);
+    }
+
+    fn on_response(&mut self, corr: u64, response: Response, env: &mut Env<'_>) {
+        if self.waiting.as_ref().map(|w| w.corr) != Some(corr) {
+            return; // a stale or duplicated response
+        }
+        self.waiting = None;
+        match response {
+            Response::InitProducerId(Ok(pid)) => self.producer = Some(pid),
+            Response::InitProducerId(Err(e)) => env.event(Event::ClientError {
+                client: self.name.clone(),
+                what: format!("init producer id failed: {e:?}"),
+            }),
+            Response::Produce(results) => {
+                for (tp, result) in results {
+                    match result {
+                        PartitionProduceResult::Appended { base_offset, .. } => {
+                            env.event(Event::Acked {
+                                client: self.name.clone(),
+                                tp: tp.clone(),
+                                base_offset,
+                                count: 1,
+                            });
+                            if let Some(seq) = self.sequences.get_mut(&tp) {
+                                *seq += 1;
+                            }
+                            self.next += 1;
+                        }
+                        PartitionProduceResult::Error(e) => {
+                            // A fresh producer id resets sequences; the record is sent again.
+                            env.event(Event::ClientError {
+                                client: self.name.clone(),
+                                what: format!("produce to {tp} failed: {e:?}; resetting the producer"),
+                            });
+                            self.producer = None;
+                            self.sequences.clear();
+                        }
+                    }
+                }
+            }
+            other => env.event(Event::ClientError {
+                client: self.name.clone(),
+                what: format!("unexpected response {other:?}"),
+            }),
+        }
+    }
+
+    fn wakeup(&self) -> Option<Millis> {
+        match &self.waiting {
+            Some(w) => Some(w.deadline),
+            None => self.schedule.get(self.next).map(|s| s.at),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        self.waiting.is_none() && self.next >= self.schedule.len()
+    }
+}

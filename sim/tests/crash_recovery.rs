@@ -1,0 +1,395 @@
+//! Crash recovery on the small counting topology (`oversell_sim::counting`).
+//!
+//! * `at_least_once`: a crash after the changelog write and before the offset commit
+//!   means the input is processed again with the store already written: a key is
+//!   counted twice. Some seed with crash injection must show it.
+//! * `exactly_once_v2`: outputs, changelog writes and offsets commit in one transaction;
+//!   a crash aborts it and the store is restored from the committed changelog. No seed of
+//!   2,000, with crashes, zombie pauses and network faults, may count twice (or lose a
+//!   count, or commit a duplicate output).
+//!
+//! Every failure message starts with the seed; `world(&setup).run_seed(seed)` reproduces it.
+
+use oversell_sim::counting::{double_counts, world, CountingSetup, APP, STORE};
+use oversell_sim::{
+    changelog_topic, Broker, Event, FaultRates, Guarantee, Outcome, RunResult, TopicPartition,
+    TraceRecord,
+};
+use std::collections::BTreeMap;
+
+fn crashes_only(guarantee: Guarantee) -> CountingSetup {
+    CountingSetup {
+        guarantee,
+        rates: FaultRates {
+            crash: 5,
+            ..FaultRates::default()
+        },
+        fault_phase_ms: 600,
+        ..CountingSetup::default()
+    }
+}
+
+fn every_fault(guarantee: Guarantee) -> CountingSetup {
+    CountingSetup {
+        guarantee,
+        rates: FaultRates {
+            crash: 5,
+            pause: 3,
+            drop: 10,
+            duplicate: 10,
+            delay: 10,
+            ..FaultRates::default()
+        },
+        fault_phase_ms: 600,
+        ..CountingSetup::default()
+    }
+}
+
+/// Committed input records per key.
+fn inputs(broker: &Broker, partitions: u32) -> BTreeMap<String, u64> {
+    let mut n = BTreeMap::new();
+    for p in 0..partitions {
+        let tp = TopicPartition::new("input", p);
+        for e in broker.log(&tp) {
+            if e.control.is_none() && broker.is_committed(&tp, e.offset) {
+                *n.entry(e.record.key.clone().expect("keyed input"))
+                    .or_insert(0u64) += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The last committed count per key in the changelog.
+fn committed_counts(broker: &Broker, partitions: u32) -> BTreeMap<String, u64> {
+    let mut n = BTreeMap::new();
+    for p in 0..partitions {
+        let tp = TopicPartition::new(changelog_topic(APP, STORE), p);
+        for e in broker.log(&tp) {
+            if e.control.is_none() && broker.is_committed(&tp, e.offset) {
+                let k = e.record.key.clone().expect("keyed changelog");
+                let v = e
+                    .record
+                    .value
+                    .as_deref()
+                    .expect("no tombstones")
+                    .parse()
+                    .expect("a count");
+                n.insert(k, v);
+            }
+        }
+    }
+    n
+}
+
+/// Committed output values per key, in log order.
+fn committed_outputs(broker: &Broker, partitions: u32) -> BTreeMap<String, Vec<u64>> {
+    let mut n: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for p in 0..partitions {
+        let tp = TopicPartition::new("counts", p);
+        for e in broker.log(&tp) {
+            if e.control.is_none() && broker.is_committed(&tp, e.offset) {
+                let k = e.record.key.clone().expect("keyed output");
+                let v = e
+                    .record
+                    .value
+                    .as_deref()
+                    .expect("a value")
+                    .parse()
+                    .expect("a count");
+                n.entry(k).or_default().push(v);
+            }
+        }
+    }
+    n
+}
+
+/// Input records handed to a processor more than once: (tp, offset) → times.
+fn reprocessed(r: &RunResult) -> BTreeMap<(TopicPartition, u64), u32> {
+    let mut seen: BTreeMap<(TopicPartition, u64), u32> = BTreeMap::new();
+    for rec in &r.trace.records {
+        if let Event::Process { tp, offset, .. } = &rec.event {
+            *seen.entry((tp.clone(), *offset)).or_insert(0) += 1;
+        }
+    }
+    seen.retain(|_, n| *n > 1);
+    seen
+}
+
+fn count_events(r: &RunResult, f: fn(&Event) -> bool) -> usize {
+    r.trace.records.iter().filter(|rec| f(&rec.event)).count()
+}
+
+/// Every input counted exactly once, and the committed output of each key is exactly
+/// 1, 2, ..., n: what exactly-once promises (and at-least-once gives without faults).
+fn assert_exactly_once(seed: u64, setup: &CountingSetup, r: &RunResult) {
+    let p = setup.partitions;
+    let doubles = double_counts(&r.broker, p);
+    assert!(
+        doubles.is_empty(),
+        "seed {seed}: double counts (key, counted, records): {doubles:?}"
+    );
+    let inputs = inputs(&r.broker, p);
+    assert_eq!(
+        inputs.values().sum::<u64>(),
+        setup.records as u64,
+        "seed {seed}: the feeder's records are not all committed once"
+    );
+    assert_eq!(
+        committed_counts(&r.broker, p),
+        inputs,
+        "seed {seed}: committed counts differ from inputs"
+    );
+    let outputs = committed_outputs(&r.broker, p);
+    for (key, n) in &inputs {
+        let expected: Vec<u64> = (1..=*n).collect();
+        assert_eq!(
+            outputs.get(key),
+            Some(&expected),
+            "seed {seed}: committed outputs of {key}"
+        );
+    }
+}
+
+#[derive(Default, Debug)]
+struct Sweep {
+    runs: u64,
+    steps: u64,
+    crashes: usize,
+    pauses: usize,
+    drops: usize,
+    fenced: usize,
+    aborts: usize,
+    runs_reprocessing: u64,
+    outcomes: BTreeMap<String, u64>,
+}
+
+impl Sweep {
+    fn add(&mut self, r: &RunResult) {
+        self.runs += 1;
+        self.steps += r.steps;
+        self.crashes += count_events(r, |e| matches!(e, Event::Crash { .. }));
+        self.pauses += count_events(r, |e| matches!(e, Event::Pause { .. }));
+        self.drops += count_events(r, |e| matches!(e, Event::Drop { .. }));
+        self.fenced += count_events(r, |e| matches!(e, Event::Fenced { .. }));
+        self.aborts += count_events(r, |e| matches!(e, Event::TxnAbort { .. }));
+        self.runs_reprocessing += u64::from(!reprocessed(r).is_empty());
+        *self.outcomes.entry(format!("{:?}", r.outcome)).or_insert(0) += 1;
+    }
+}
+
+/// Runs `seeds` of `setup`; every run must be quiescent (no bound reached) and pass `check`.
+fn sweep(
+    setup: &CountingSetup,
+    seeds: std::ops::Range<u64>,
+    check: impl Fn(u64, &RunResult),
+) -> Sweep {
+    let mut s = Sweep::default();
+    for seed in seeds {
+        let r = world(setup).run_seed(seed);
+        assert_eq!(
+            r.outcome,
+            Outcome::Quiescent,
+            "seed {seed}: the run ended at a bound after {} steps, at {} ms",
+            r.steps,
+            r.end_time
+        );
+        r.broker.check_invariants();
+        check(seed, &r);
+        s.add(&r);
+    }
+    eprintln!("{:?} over seeds: {s:?}", setup.guarantee);
+    s
+}
+
+/// Finds an input record that was processed, whose changelog write was appended, whose
+/// instance then crashed before any offset commit covered it, and which was processed
+/// again afterwards. Returns a one-line account of it.
+fn crash_between_changelog_write_and_offset_commit(r: &RunResult) -> Option<String> {
+    let records = &r.trace.records;
+    for ((tp, offset), _) in reprocessed(r) {
+        let changelog = TopicPartition::new(changelog_topic(APP, STORE), tp.partition);
+        let is_process = |e: &Event| matches!(e, Event::Process { tp: t, offset: o, .. } if *t == tp && *o == offset);
+        let Some(first) = records.iter().position(|rec| is_process(&rec.event)) else {
+            continue;
+        };
+        let Event::Process { client, key, .. } = &records[first].event else {
+            unreachable!()
+        };
+        let instance = client.split('/').next().expect("instance/app");
+        let crashed = |rec: &&TraceRecord| matches!(&rec.event, Event::Crash { instance: i } if i == instance);
+        let Some(crash) = records[first..].iter().position(|rec| crashed(&rec)) else {
+            continue; // reprocessed for another reason (a rebalance, a zombie)
+        };
+        let crash = first + crash;
+        let written = records[first..crash].iter().any(
+            |rec| matches!(&rec.event, Event::Append { tp: t, key: k, .. } if *t == changelog && k == key),
+        );
+        let committed = records[first..crash].iter().any(|rec| {
+            matches!(&rec.event, Event::OffsetCommit { offsets, .. }
+                if offsets.iter().any(|(t, o)| *t == tp && *o > offset))
+        });
+        let again = records[crash..].iter().any(|rec| is_process(&rec.event));
+        if written && !committed && again {
+            return Some(format!(
+                "{tp}@{offset} (key {key:?}) processed by {client} at {} ms, its count appended to {changelog}, \
+                 {instance} crashed at {} ms before committing the offset, and the record was processed again",
+                records[first].time, records[crash].time
+            ));
+        }
+    }
+    None
+}
+
+#[test]
+fn at_least_once_crash_between_changelog_write_and_offset_commit_double_counts() {
+    let setup = crashes_only(Guarantee::AtLeastOnce);
+    for seed in 0..1_000 {
+        let r = world(&setup).run_seed(seed);
+        let doubles = double_counts(&r.broker, setup.partitions);
+        if doubles.is_empty() {
+            continue;
+        }
+        println!("at_least_once: seed {seed} double counts (key, counted, records): {doubles:?}");
+        assert_eq!(r.outcome, Outcome::Quiescent, "seed {seed}");
+        let story = crash_between_changelog_write_and_offset_commit(&r).unwrap_or_else(|| {
+            panic!("seed {seed}: double counts, but no record shows the crash story")
+        });
+        println!("at_least_once: seed {seed}: {story}");
+        return;
+    }
+    panic!("no seed of 1,000 double counted under at_least_once with crashes: the fault is not reached");
+}
+
+#[test]
+fn at_least_once_without_faults_counts_exactly_once() {
+    let setup = CountingSetup::default();
+    let s = sweep(&setup, 0..300, |seed, r| {
+        assert_exactly_once(seed, &setup, r);
+        assert!(
+            reprocessed(r).is_empty(),
+            "seed {seed}: a record was processed twice without a fault"
+        );
+    });
+    assert_eq!(s.crashes + s.pauses + s.drops, 0);
+}
+
+// exactly_once_v2: 2,000 seeds in two halves, so that the harness runs them on two threads.
+
+const EOS_SEEDS: u64 = 2_000;
+
+fn exactly_once_sweep(seeds: std::ops::Range<u64>) {
+    let setup = every_fault(Guarantee::ExactlyOnceV2);
+    let s = sweep(&setup, seeds, |seed, r| {
+        assert_exactly_once(seed, &setup, r)
+    });
+    // The sweep is only worth something if the faults struck and were recovered from.
+    assert!(s.crashes as u64 >= s.runs / 2, "too few crashes: {s:?}");
+    assert!(s.pauses as u64 >= s.runs / 4, "too few pauses: {s:?}");
+    assert!(s.drops as u64 >= s.runs / 2, "too few drops: {s:?}");
+    assert!(
+        s.aborts > 0 && s.fenced > 0,
+        "no transaction was aborted or fenced: {s:?}"
+    );
+    assert!(
+        s.runs_reprocessing >= s.runs / 10,
+        "too few runs reprocessed input: {s:?}"
+    );
+}
+
+#[test]
+fn exactly_once_v2_never_double_counts_seeds_0_to_999() {
+    exactly_once_sweep(0..EOS_SEEDS / 2);
+}
+
+#[test]
+fn exactly_once_v2_never_double_counts_seeds_1000_to_1999() {
+    exactly_once_sweep(EOS_SEEDS / 2..EOS_SEEDS);
+}
+
+/// Known broker bug, found by the swarm of seeds (counting world, exactly_once_v2, one
+/// partition, one instance, network faults; e.g. determinism.rs's `setup(12841)` and
+/// `setup(19611)`), kept here as its smallest story: a delayed `EndTxn(commit)` of a
+/// transaction that its retry already committed arrives after the producer began its next
+/// transaction, carries the same producer id and epoch, and commits that next
+/// transaction — before its offsets were sent to it. The changelog records then count as
+/// committed while the offsets are not: after a rebalance the input is processed again
+/// and counted twice. Kafka closes this hole with KIP-890 part 2 (transaction version 2:
+/// the epoch is bumped at every transaction end, so a late `EndTxn` is fenced).
+#[test]
+#[ignore = "known broker bug: a late EndTxn of a finished transaction commits the next one"]
+fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
+    use oversell_sim::protocol::{ProduceBatch, ProducerIdentity, Record, Request, Response};
+    use oversell_sim::TopicConfig;
+
+    let mut b = Broker::new();
+    let mut events = Vec::new();
+    let tp = TopicPartition::new("out", 0);
+    b.create_topic(
+        "out",
+        TopicConfig {
+            partitions: 1,
+            compacted: false,
+        },
+    )
+    .expect("fresh broker");
+    let init = Request::InitProducerId {
+        transactional_id: Some("tx".into()),
+        transaction_timeout_ms: 60_000,
+    };
+    let Response::InitProducerId(Ok(_)) = b.handle(0, "c", init, &mut events) else {
+        panic!("init")
+    };
+    let identity = |b: &Broker| {
+        let (producer_id, epoch) = b.producer_epoch("tx").expect("initialised");
+        ProducerIdentity {
+            producer_id,
+            epoch,
+            transactional_id: Some("tx".into()),
+        }
+    };
+    let produce = |b: &mut Broker, events: &mut Vec<Event>, seq: i32, value: &str| {
+        let request = Request::Produce {
+            producer: Some(identity(b)),
+            batches: vec![ProduceBatch {
+                tp: tp.clone(),
+                base_sequence: Some(seq),
+                records: vec![Record {
+                    key: Some("k".into()),
+                    value: Some(value.into()),
+                    timestamp: 0,
+                    headers: Vec::new(),
+                }],
+            }],
+        };
+        b.handle(1, "c", request, events)
+    };
+
+    // Transaction 1: one record; its EndTxn(commit) is delayed, the retry commits it.
+    produce(&mut b, &mut events, 0, "first");
+    let end_1 = Request::EndTxn {
+        producer: identity(&b),
+        commit: true,
+    };
+    let Response::EndTxn(Ok(())) = b.handle(2, "c", end_1.clone(), &mut events) else {
+        panic!("the retried EndTxn commits transaction 1")
+    };
+    assert!(b.is_committed(&tp, 0));
+
+    // Transaction 2 begins; then the delayed original EndTxn of transaction 1 arrives.
+    let r = produce(&mut b, &mut events, 1, "second");
+    let Response::Produce(results) = &r else {
+        panic!("{r:?}")
+    };
+    let second = match &results[0].1 {
+        oversell_sim::protocol::PartitionProduceResult::Appended { base_offset, .. } => {
+            *base_offset
+        }
+        other => panic!("{other:?}"),
+    };
+    let late = b.handle(3, "c", end_1, &mut events);
+    assert!(
+        !b.is_committed(&tp, second),
+        "a late EndTxn of transaction 1 committed transaction 2 (answer {late:?}); events: {events:#?}"
+    );
+}

@@ -1,0 +1,145 @@
+//! `naive`: the question's design, as written.
+//!
+//! OrderService publishes `OrderPlaced` (keyed by product) to `orders`. ProductService
+//! runs two things side by side:
+//!
+//! * a plain consumer of `orders` (its own consumer group, at least once) that asks the
+//!   `ProductStock` store, by interactive query, whether stock covers the order, and
+//!   publishes `ProductReserved` to `orders` if so, `OrderRejected` otherwise;
+//! * a Kafka Streams processor that consumes `orders` and `stock` and keeps the
+//!   changelog-backed `ProductStock` store: `StockAdded` adds units, `ProductReserved`
+//!   takes them.
+//!
+//! The store only changes when the processor gets to the `ProductReserved` event, so a
+//! second order checked before that sees the old stock.
+
+use super::{create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Mutation, Schema, StockView};
+use crate::domain::Msg;
+use crate::scenario::Scenario;
+use oversell_sim::{
+    changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor, StreamsClient, SubTopology,
+    Topology, World,
+};
+use std::sync::Arc;
+
+pub struct Naive;
+
+const CHECKER_APP: &str = "product-checker";
+const STOCK_APP: &str = "product-stock";
+const STORE: &str = "ProductStock";
+
+/// The question's consumer: check stock by interactive query, then publish.
+struct CheckStock;
+
+impl Processor for CheckStock {
+    fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
+        let Some(Msg::OrderPlaced {
+            order_id,
+            product_id,
+            quantity,
+            ..
+        }) = input.value.as_deref().and_then(Msg::decode)
+        else {
+            return Processed::Done; // not an order: the other processor's business
+        };
+        // Integer productStock = getProductStock(order.getProductId());
+        let stock: i64 = match ctx.query(STORE, &product_id) {
+            Ok(v) => v.and_then(|v| v.parse().ok()).unwrap_or(0),
+            Err(_) => return Processed::Retry,
+        };
+        let reply = if stock >= quantity as i64 {
+            Msg::ProductReserved {
+                order_id,
+                product_id: product_id.clone(),
+                quantity,
+            }
+        } else {
+            Msg::OrderRejected {
+                order_id,
+                product_id: product_id.clone(),
+                reason: format!("stock {stock} < {quantity}"),
+            }
+        };
+        ctx.send("orders", &product_id, reply.encode());
+        Processed::Done
+    }
+}
+
+/// The question's stream processor: fold stock changes into `ProductStock`.
+struct UpdateStock;
+
+impl Processor for UpdateStock {
+    fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
+        let (product, delta) = match input.value.as_deref().and_then(Msg::decode) {
+            Some(Msg::StockAdded { product_id, quantity }) => (product_id, quantity as i64),
+            Some(Msg::ProductReserved {
+                product_id, quantity, ..
+            }) => (product_id, -(quantity as i64)),
+            _ => return Processed::Done,
+        };
+        let stock: i64 = ctx.get(STORE, &product).and_then(|v| v.parse().ok()).unwrap_or(0);
+        ctx.put(STORE, &product, Some((stock + delta).to_string()));
+        Processed::Done
+    }
+}
+
+impl Design for Naive {
+    fn name(&self) -> &'static str {
+        "naive"
+    }
+
+    fn summary(&self) -> &'static str {
+        "the question's design: check stock by query, reserve through a separate stream processor"
+    }
+
+    fn schema(&self) -> Schema {
+        Schema {
+            stock: StockView::Available {
+                changelog: changelog_topic(STOCK_APP, STORE),
+            },
+            decisions: &["ProductReserved", "OrderRejected"],
+            reservations_settle: false,
+        }
+    }
+
+    fn build(&self, scenario: &Scenario, mutations: &[Mutation]) -> World {
+        let mut broker = Broker::new();
+        create_topics(&mut broker, scenario, &["orders", "stock"], &[changelog_topic(STOCK_APP, STORE)]);
+        let mut instances = vec![frontend(
+            scenario,
+            FrontendTopics {
+                orders: "orders",
+                orders_by_product: true,
+                stock: "stock",
+            },
+            mutations,
+        )];
+        let checker_config = streams_config(CHECKER_APP, Guarantee::AtLeastOnce, scenario, mutations);
+        let stock_config = streams_config(STOCK_APP, Guarantee::AtLeastOnce, scenario, mutations);
+        let checker = Topology {
+            subtopologies: vec![SubTopology {
+                name: "check-stock".into(),
+                sources: vec!["orders".into()],
+                stores: vec![],
+                processor: Arc::new(|_| Box::new(CheckStock)),
+                punctuate: None,
+            }],
+        };
+        let stock = Topology {
+            subtopologies: vec![SubTopology {
+                name: "update-stock".into(),
+                sources: vec!["orders".into(), "stock".into()],
+                stores: vec![STORE.into()],
+                processor: Arc::new(|_| Box::new(UpdateStock)),
+                punctuate: None,
+            }],
+        };
+        instances.extend(service(scenario, "product-service", move |name| {
+            vec![
+                Box::new(StreamsClient::new(name, checker_config.clone(), checker.clone())) as Box<dyn Client>,
+                Box::new(StreamsClient::new(name, stock_config.clone(), stock.clone())),
+            ]
+        }));
+        World::new(broker, instances, world_config(scenario, 1000))
+    }
+}

@@ -1,0 +1,317 @@
+//! Expectations, regression seeds and the design × fault-class matrix: everything whose
+//! answer comes from runs.
+
+use crate::checker::Invariant;
+use crate::designs::{self, Design};
+use crate::run::{sweep, Sweep};
+use crate::scenario::{Scenario, SeedRange};
+use oversell_sim::{FaultRates, Millis};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// How a design's sweep compared with what its scenario expects.
+#[derive(Clone, Debug)]
+pub struct ExpectationCheck {
+    pub design: String,
+    pub expected: BTreeSet<String>,
+    pub found: BTreeSet<String>,
+    pub sweep: Sweep,
+}
+
+impl ExpectationCheck {
+    pub fn matches(&self) -> bool {
+        self.expected == self.found
+    }
+
+    /// One line for people: what was expected, what the runs showed, which seed to replay.
+    pub fn describe(&self, scenario_path: &str) -> String {
+        let show = |s: &BTreeSet<String>| {
+            if s.is_empty() {
+                "holds".to_string()
+            } else {
+                format!("violates {}", s.iter().cloned().collect::<Vec<_>>().join(", "))
+            }
+        };
+        let mut line = format!(
+            "{:<12} expected {:<40} found {} ({} runs)",
+            self.design,
+            show(&self.expected),
+            show(&self.found),
+            self.sweep.runs
+        );
+        if !self.matches() {
+            if let Some(seed) = self.sweep.first_failing_seed() {
+                line.push_str(&format!(
+                    "\n             replay: {}",
+                    crate::run::replay_command(scenario_path, &self.design, seed)
+                ));
+            }
+        }
+        line
+    }
+}
+
+/// Sweep every design named in the scenario's `[expect]` over its seed range.
+pub fn check_expectations(scenario: &Scenario, jobs: usize) -> Result<Vec<ExpectationCheck>, String> {
+    let mut out = Vec::new();
+    for (name, expectation) in &scenario.expect {
+        let design = designs::by_name(name).ok_or_else(|| format!("unknown design {name:?}"))?;
+        let sweep = sweep(design.as_ref(), scenario, &[], scenario.run.seeds, jobs, &|_, _| true);
+        let found = sweep.violations.keys().map(|i| i.name().to_string()).collect();
+        out.push(ExpectationCheck {
+            design: name.clone(),
+            expected: expectation.violates.iter().cloned().collect(),
+            found,
+            sweep,
+        });
+    }
+    Ok(out)
+}
+
+// ----- regression seeds -----
+
+/// A failing seed kept beside its scenario: `scenarios/<name>.seeds`, one per line,
+/// `<design> <seed> <invariant>[,<invariant>...]  # note`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegressionSeed {
+    pub design: String,
+    pub seed: u64,
+    pub violated: BTreeSet<String>,
+    pub note: String,
+}
+
+/// The regression file of a scenario file.
+pub fn seeds_path(scenario_path: &Path) -> PathBuf {
+    scenario_path.with_extension("seeds")
+}
+
+pub fn parse_seeds(text: &str, file: &str) -> Result<Vec<RegressionSeed>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let (data, note) = match line.split_once('#') {
+            Some((d, n)) => (d, n.trim().to_string()),
+            None => (line, String::new()),
+        };
+        let fields: Vec<&str> = data.split_whitespace().collect();
+        if fields.is_empty() {
+            continue;
+        }
+        let bad = |what: &str| {
+            format!(
+                "{file}:{}:1: error: {what}\n  help: write `<design> <seed> <invariant>[,<invariant>...]  # note`",
+                i + 1
+            )
+        };
+        if fields.len() != 3 {
+            return Err(bad(&format!("expected 3 fields, found {}", fields.len())));
+        }
+        if designs::by_name(fields[0]).is_none() {
+            return Err(bad(&format!(
+                "unknown design {:?}; known: {}",
+                fields[0],
+                designs::names().join(", ")
+            )));
+        }
+        let seed: u64 = fields[1]
+            .parse()
+            .map_err(|_| bad(&format!("{:?} is not a seed", fields[1])))?;
+        let mut violated = BTreeSet::new();
+        for name in fields[2].split(',') {
+            if Invariant::parse(name).is_none() {
+                return Err(bad(&format!("unknown invariant {name:?}")));
+            }
+            violated.insert(name.to_string());
+        }
+        out.push(RegressionSeed {
+            design: fields[0].to_string(),
+            seed,
+            violated,
+            note,
+        });
+    }
+    Ok(out)
+}
+
+pub fn format_seed(r: &RegressionSeed) -> String {
+    let invs: Vec<&str> = r.violated.iter().map(String::as_str).collect();
+    let mut line = format!("{} {} {}", r.design, r.seed, invs.join(","));
+    if !r.note.is_empty() {
+        line.push_str(&format!("  # {}", r.note));
+    }
+    line
+}
+
+/// Append seeds to a scenario's regression file, skipping ones already there.
+pub fn save_seeds(scenario_path: &Path, seeds: &[RegressionSeed]) -> Result<usize, String> {
+    let path = seeds_path(scenario_path);
+    let existing = match std::fs::read_to_string(&path) {
+        Ok(text) => parse_seeds(&text, &path.display().to_string())?,
+        Err(_) => Vec::new(),
+    };
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut added = 0;
+    for s in seeds {
+        if existing.iter().any(|e| e.design == s.design && e.seed == s.seed) {
+            continue;
+        }
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format_seed(s));
+        text.push('\n');
+        added += 1;
+    }
+    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(added)
+}
+
+// ----- the matrix -----
+
+/// A class of faults for the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultClass {
+    None,
+    Crash,
+    Pause,
+    Network,
+    All,
+}
+
+impl FaultClass {
+    pub const ALL: [FaultClass; 5] = [
+        FaultClass::None,
+        FaultClass::Crash,
+        FaultClass::Pause,
+        FaultClass::Network,
+        FaultClass::All,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultClass::None => "no faults",
+            FaultClass::Crash => "crash",
+            FaultClass::Pause => "pause (zombie)",
+            FaultClass::Network => "network (drop, duplicate, delay)",
+            FaultClass::All => "all together",
+        }
+    }
+
+    /// Random fault rates of the class.
+    pub fn rates(self) -> FaultRates {
+        let base = FaultRates::default();
+        match self {
+            FaultClass::None => base,
+            FaultClass::Crash => FaultRates { crash: 4, ..base },
+            FaultClass::Pause => FaultRates { pause: 4, ..base },
+            FaultClass::Network => FaultRates {
+                drop: 20,
+                duplicate: 20,
+                delay: 20,
+                ..base
+            },
+            FaultClass::All => FaultRates {
+                crash: 2,
+                pause: 2,
+                drop: 10,
+                duplicate: 10,
+                delay: 10,
+                ..base
+            },
+        }
+    }
+
+    /// The scenario with its own faults replaced by this class during its arrivals.
+    pub fn apply(self, scenario: &Scenario) -> Scenario {
+        let mut s = scenario.clone();
+        s.faults.schedule.clear();
+        s.faults.rates = self.rates();
+        let phase: Millis = scenario.last_arrival() + 500;
+        s.faults.phase_ms = if self == FaultClass::None { 0 } else { phase };
+        s
+    }
+}
+
+/// One cell of the matrix.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    pub design: String,
+    pub class: FaultClass,
+    pub sweep: Sweep,
+}
+
+impl Cell {
+    pub fn text(&self) -> String {
+        if self.sweep.violations.is_empty() {
+            let mut t = format!("holds ({} runs)", self.sweep.runs);
+            if self.sweep.unsettled > 0 {
+                t.push_str(&format!(", {} unsettled", self.sweep.unsettled));
+            }
+            return t;
+        }
+        let parts: Vec<String> = self
+            .sweep
+            .violations
+            .iter()
+            .map(|(inv, (n, first))| format!("{} {}/{} (seed {first})", inv.name(), n, self.sweep.runs))
+            .collect();
+        parts.join("; ")
+    }
+}
+
+/// Run every design under every fault class over the scenarios' workloads.
+pub fn matrix(scenarios: &[Scenario], seeds: SeedRange, jobs: usize, mut progress: impl FnMut(&str)) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for design in designs::all() {
+        for class in FaultClass::ALL {
+            let mut total = Sweep::default();
+            for scenario in scenarios {
+                let s = class.apply(scenario);
+                let sw = sweep(design.as_ref(), &s, &[], seeds, jobs, &|_, _| true);
+                total.merge(&sw);
+            }
+            progress(&format!("{} × {}", design.name(), class.name()));
+            cells.push(Cell {
+                design: design.name().to_string(),
+                class,
+                sweep: total,
+            });
+        }
+    }
+    cells
+}
+
+/// The matrix as a markdown table: a row per design, a column per fault class.
+pub fn matrix_markdown(cells: &[Cell]) -> String {
+    let mut out = String::from("| design |");
+    for class in FaultClass::ALL {
+        out.push_str(&format!(" {} |", class.name()));
+    }
+    out.push_str("\n|---|");
+    for _ in FaultClass::ALL {
+        out.push_str("---|");
+    }
+    out.push('\n');
+    for design in designs::all() {
+        out.push_str(&format!("| `{}` |", design.name()));
+        for class in FaultClass::ALL {
+            let cell = cells
+                .iter()
+                .find(|c| c.design == design.name() && c.class == class)
+                .map(Cell::text)
+                .unwrap_or_default();
+            out.push_str(&format!(" {cell} |"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The design a name refers to, or a clear error listing the known ones.
+pub fn design_named(name: &str) -> Result<Box<dyn Design>, String> {
+    designs::by_name(name).ok_or_else(|| {
+        format!(
+            "unknown design {name:?}; known designs: {}",
+            designs::names().join(", ")
+        )
+    })
+}

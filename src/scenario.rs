@@ -1,0 +1,279 @@
+//! A scenario: the story of a race, as a plain value (loaded from TOML by [`crate::load`]).
+
+use oversell_sim::{FaultRates, Millis, ScheduledFault};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Everything one run needs besides the design and the seed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Short name, e.g. `last-unit`.
+    pub name: String,
+    /// One or two sentences: the story.
+    #[serde(default)]
+    pub description: String,
+    pub products: Vec<Product>,
+    #[serde(default)]
+    pub orders: Vec<Order>,
+    #[serde(default)]
+    pub restocks: Vec<Restock>,
+    #[serde(default)]
+    pub topology: TopologySpec,
+    #[serde(default)]
+    pub streams: StreamsSpec,
+    #[serde(default)]
+    pub payments: Payments,
+    #[serde(default)]
+    pub saga: SagaSpec,
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub run: RunSpec,
+    /// Per design name: what it is expected to do over the seed range.
+    #[serde(default)]
+    pub expect: BTreeMap<String, Expectation>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub id: String,
+    /// Units in stock at time 0.
+    pub stock: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Order {
+    pub id: String,
+    pub product: String,
+    /// Default 1.
+    #[serde(default = "one")]
+    pub quantity: u64,
+    /// Default `user-<id>`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Arrival time in simulated ms.
+    #[serde(default)]
+    pub at: Millis,
+}
+
+impl Order {
+    pub fn user_id(&self) -> String {
+        self.user.clone().unwrap_or_else(|| format!("user-{}", self.id))
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Restock {
+    pub product: String,
+    pub quantity: u64,
+    pub at: Millis,
+}
+
+/// Partitions and instances.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologySpec {
+    /// Partitions of every topic. Default 1.
+    pub partitions: u32,
+    /// Instances of each service (order-service, product-service). Default 1.
+    pub instances: u32,
+    /// `enable.idempotence` of the producer that writes orders. Default true.
+    pub order_producer_idempotent: bool,
+}
+
+impl Default for TopologySpec {
+    fn default() -> Self {
+        TopologySpec {
+            partitions: 1,
+            instances: 1,
+            order_producer_idempotent: true,
+        }
+    }
+}
+
+/// Kafka Streams settings of every service, overriding the kernel's defaults.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsSpec {
+    pub commit_interval_ms: Option<Millis>,
+    pub session_timeout_ms: Option<Millis>,
+    pub heartbeat_interval_ms: Option<Millis>,
+    pub transaction_timeout_ms: Option<Millis>,
+    pub request_timeout_ms: Option<Millis>,
+}
+
+/// The saga's payment step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payments {
+    /// Orders whose payment fails.
+    pub fail: Vec<String>,
+    /// Time the payment step takes after the reservation. Default 50.
+    pub delay_ms: Millis,
+    /// Per order overrides of `delay_ms`.
+    pub delays: BTreeMap<String, Millis>,
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Payments {
+            fail: Vec::new(),
+            delay_ms: 50,
+            delays: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SagaSpec {
+    /// A reservation not confirmed within this is released. Default 1000.
+    pub reservation_timeout_ms: Millis,
+    /// Wall-clock punctuation interval of the product service. Default 100.
+    pub punctuate_every_ms: Millis,
+}
+
+impl Default for SagaSpec {
+    fn default() -> Self {
+        SagaSpec {
+            reservation_timeout_ms: 1000,
+            punctuate_every_ms: 100,
+        }
+    }
+}
+
+/// Faults: random rates during a fault phase, and an explicit schedule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Random faults happen before this time; the heal phase follows. Default 0.
+    pub phase_ms: Millis,
+    #[serde(flatten)]
+    pub rates: FaultRates,
+    pub schedule: Vec<ScheduledFault>,
+}
+
+/// Seeds and bounds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunSpec {
+    /// Seeds swept by `check` and `explore`, as `A..B` (B excluded). Default `0..100`.
+    pub seeds: SeedRange,
+    /// Bound on simulated time. Default 60 000.
+    pub max_time_ms: Millis,
+    /// An order must be decided within this long after it is placed or after the last
+    /// fault heals, whichever is later. Default 10 000.
+    pub decision_bound_ms: Millis,
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            seeds: SeedRange { start: 0, end: 100 },
+            max_time_ms: 60_000,
+            decision_bound_ms: 10_000,
+        }
+    }
+}
+
+/// A half-open range of seeds, written `A..B`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeedRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+impl SeedRange {
+    pub fn parse(text: &str) -> Result<SeedRange, String> {
+        let Some((a, b)) = text.split_once("..") else {
+            return Err(format!("{text:?} is not a seed range; write it as A..B, e.g. \"0..100\""));
+        };
+        let start: u64 = a
+            .trim()
+            .parse()
+            .map_err(|_| format!("{a:?} is not a seed number; write the range as A..B, e.g. \"0..100\""))?;
+        let end: u64 = b
+            .trim()
+            .parse()
+            .map_err(|_| format!("{b:?} is not a seed number; write the range as A..B, e.g. \"0..100\""))?;
+        if end <= start {
+            return Err(format!("the seed range {start}..{end} is empty; the end must be greater than the start"));
+        }
+        Ok(SeedRange { start, end })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    pub fn iter(&self) -> std::ops::Range<u64> {
+        self.start..self.end
+    }
+}
+
+impl std::fmt::Display for SeedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..{}", self.start, self.end)
+    }
+}
+
+impl Serialize for SeedRange {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for SeedRange {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        SeedRange::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a design is expected to do over a scenario's seed range: the exact set of
+/// invariants that some run violates (empty: the design holds).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    #[serde(default)]
+    pub violates: Vec<String>,
+}
+
+impl Expectation {
+    pub fn holds(&self) -> bool {
+        self.violates.is_empty()
+    }
+}
+
+impl Scenario {
+    /// Time of the last order or restock.
+    pub fn last_arrival(&self) -> Millis {
+        let o = self.orders.iter().map(|o| o.at).max().unwrap_or(0);
+        let r = self.restocks.iter().map(|r| r.at).max().unwrap_or(0);
+        o.max(r)
+    }
+
+    /// Units ever put in stock for a product: initial stock plus restocks.
+    pub fn units_in(&self, product: &str) -> u64 {
+        let initial = self.products.iter().filter(|p| p.id == product).map(|p| p.stock).sum::<u64>();
+        initial
+            + self
+                .restocks
+                .iter()
+                .filter(|r| r.product == product)
+                .map(|r| r.quantity)
+                .sum::<u64>()
+    }
+}

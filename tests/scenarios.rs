@@ -1,0 +1,83 @@
+//! `oversell check` over `scenarios/`: regression seeds first, then every scenario's
+//! declared expectations over its seed range.
+
+use oversell::expect::{check_expectations, parse_seeds, seeds_path};
+use oversell::load::load_file;
+use oversell::run::{replay_command, run_seed};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scenario files");
+    files
+}
+
+fn jobs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[test]
+fn regression_seeds_still_show_what_their_scenario_expects() {
+    let mut failures = Vec::new();
+    let mut replayed = 0;
+    for file in scenario_files() {
+        let seeds_file = seeds_path(&file);
+        let Ok(text) = std::fs::read_to_string(&seeds_file) else {
+            continue;
+        };
+        let scenario = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        for s in parse_seeds(&text, &seeds_file.display().to_string()).unwrap_or_else(|e| panic!("{e}")) {
+            let design = oversell::designs::by_name(&s.design).expect("checked by parse_seeds");
+            let judged = run_seed(design.as_ref(), &scenario, &[], s.seed);
+            let now: BTreeSet<String> = judged.verdict.violated().iter().map(|i| i.name().to_string()).collect();
+            let expected: BTreeSet<String> = scenario
+                .expect
+                .get(&s.design)
+                .map(|e| e.violates.iter().cloned().collect())
+                .unwrap_or_default();
+            replayed += 1;
+            if !now.is_subset(&expected) || (now.is_empty() != expected.is_empty()) {
+                failures.push(format!(
+                    "{} {} seed {}: kept because it violated {:?}; now violates {:?}; scenario expects {:?}\n  replay: {}",
+                    file.display(),
+                    s.design,
+                    s.seed,
+                    s.violated,
+                    now,
+                    expected,
+                    replay_command(&file.display().to_string(), &s.design, s.seed)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    eprintln!("{replayed} regression seeds replayed");
+}
+
+#[test]
+fn every_scenario_meets_its_declared_expectations() {
+    let mut failures = Vec::new();
+    for file in scenario_files() {
+        let scenario = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !scenario.expect.is_empty(),
+            "{} declares no expectations",
+            file.display()
+        );
+        for check in check_expectations(&scenario, jobs()).expect("designs named in files exist") {
+            let line = check.describe(&file.display().to_string());
+            eprintln!("{} {line}", if check.matches() { "ok  " } else { "FAIL" });
+            if !check.matches() {
+                failures.push(format!("{}: {line}", file.display()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "unmet expectations:\n{}", failures.join("\n"));
+}
