@@ -308,6 +308,9 @@ pub struct Rec {
     pub seq: u64,
     /// Simulated time of the append.
     pub time: Millis,
+    /// The scheduler choice that appended it: records of one produce request share it,
+    /// and their order across partitions within the request carries no meaning.
+    pub choice: u64,
     pub tp: TopicPartition,
     pub offset: Offset,
     pub key: Option<String>,
@@ -451,6 +454,7 @@ impl History {
             h.records.push(Rec {
                 seq: r.seq,
                 time: r.time,
+                choice: r.choice,
                 tp: tp.clone(),
                 offset: *offset,
                 key: key.clone(),
@@ -867,23 +871,48 @@ fn no_oversell(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut books = Books::default();
     let mut over: BTreeSet<&str> = BTreeSet::new();
-    for (rec, msg) in cx.h.domain() {
-        let Some((product, role)) = books.apply(rec, msg) else {
-            continue;
-        };
-        if !matches!(role, Role::Stock | Role::Hold | Role::Release) {
+    let domain: Vec<(&Rec, &Msg)> = cx.h.domain().collect();
+    // Products touched by the current produce request, with the record that last did.
+    let mut touched: BTreeMap<&str, (&Rec, &Msg)> = BTreeMap::new();
+    for (i, (rec, msg)) in domain.iter().copied().enumerate() {
+        if let Some((product, role)) = books.apply(rec, msg) {
+            if matches!(role, Role::Stock | Role::Hold | Role::Release) {
+                touched.insert(product, (rec, msg));
+            }
+        }
+        // One produce request is appended at once: judge it whole, since a release it
+        // carries may sit on a later partition than the hold it made room for.
+        if domain
+            .get(i + 1)
+            .is_some_and(|(next, _)| next.choice == rec.choice)
+        {
             continue;
         }
-        let Some(p) = books.products.get(product) else {
-            continue;
-        };
+        for (product, (rec, msg)) in std::mem::take(&mut touched) {
+            out.extend(judge_oversell(cx, &books, &mut over, product, rec, msg));
+        }
+    }
+    out
+}
+
+/// The oversell of one product after a produce request, if it begins there.
+fn judge_oversell<'h>(
+    cx: &Cx<'h>,
+    books: &Books<'h>,
+    over: &mut BTreeSet<&'h str>,
+    product: &'h str,
+    rec: &'h Rec,
+    msg: &'h Msg,
+) -> Option<Violation> {
+    {
+        let p = books.products.get(product)?;
         let held = p.held_units();
         if held <= p.stock {
             over.remove(product);
-            continue;
+            return None;
         }
         if !over.insert(product) {
-            continue; // still oversold: reported when it began
+            return None; // still oversold: reported when it began
         }
         let holders = p.holders();
         let names: Vec<String> = holders.iter().map(|(o, _)| cx.order(o)).collect();
@@ -910,9 +939,8 @@ fn no_oversell(cx: &Cx<'_>) -> Vec<Violation> {
             and_list(&names),
             units(held),
         );
-        out.push(cx.violation(Invariant::NoOversell, rec.time, explanation, p.evidence()));
+        Some(cx.violation(Invariant::NoOversell, rec.time, explanation, p.evidence()))
     }
-    out
 }
 
 // ====================================================================== 2. conservation

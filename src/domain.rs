@@ -19,31 +19,88 @@ pub enum Validation {
 pub enum Msg {
     // ----- inputs from the outside world -----
     /// A customer placed an order.
-    OrderPlaced { order_id: String, product_id: String, quantity: u64, user_id: String },
+    OrderPlaced {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+        user_id: String,
+    },
     /// Units arrived at the warehouse (initial stock is written this way at time 0).
-    StockAdded { product_id: String, quantity: u64 },
+    StockAdded {
+        product_id: String,
+        quantity: u64,
+    },
     // ----- naive: the question's events -----
     /// The question's `ProductReserved`: units held for an order.
-    ProductReserved { order_id: String, product_id: String, quantity: u64 },
+    ProductReserved {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+    },
     /// The question's "cancel order" branch: not enough stock.
-    OrderRejected { order_id: String, product_id: String, reason: String },
+    OrderRejected {
+        order_id: String,
+        product_id: String,
+        reason: String,
+    },
     // ----- rekeyed: Confluent's InventoryService output -----
     /// `OrderValidation(orderId, INVENTORY_CHECK, PASS|FAIL)`; PASS holds the units.
-    OrderValidation { order_id: String, product_id: String, quantity: u64, result: Validation },
+    OrderValidation {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+        result: Validation,
+    },
     // ----- saga: commands to the product service -----
-    ReserveStock { order_id: String, product_id: String, quantity: u64 },
-    ConfirmReservation { order_id: String, product_id: String },
-    CancelReservation { order_id: String, product_id: String, reason: String },
+    ReserveStock {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+    },
+    ConfirmReservation {
+        order_id: String,
+        product_id: String,
+    },
+    CancelReservation {
+        order_id: String,
+        product_id: String,
+        reason: String,
+    },
     // ----- saga: replies of the product service -----
-    StockReserved { order_id: String, product_id: String, quantity: u64 },
-    StockRejected { order_id: String, product_id: String, reason: String },
-    ReservationConfirmed { order_id: String, product_id: String, quantity: u64 },
-    ReservationReleased { order_id: String, product_id: String, quantity: u64, reason: String },
+    StockReserved {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+    },
+    StockRejected {
+        order_id: String,
+        product_id: String,
+        reason: String,
+    },
+    ReservationConfirmed {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+    },
+    ReservationReleased {
+        order_id: String,
+        product_id: String,
+        quantity: u64,
+        reason: String,
+    },
     /// A confirmation that came after the reservation was released.
-    ConfirmRejected { order_id: String, product_id: String },
+    ConfirmRejected {
+        order_id: String,
+        product_id: String,
+    },
     // ----- saga: the order's final outcome -----
-    OrderConfirmed { order_id: String },
-    OrderCancelled { order_id: String, reason: String },
+    OrderConfirmed {
+        order_id: String,
+    },
+    OrderCancelled {
+        order_id: String,
+        reason: String,
+    },
 }
 
 impl Msg {

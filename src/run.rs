@@ -14,7 +14,12 @@ pub struct Judged {
 }
 
 /// Run `design` on `scenario` with `seed`, then judge the recorded run.
-pub fn run_seed(design: &dyn Design, scenario: &Scenario, mutations: &[Mutation], seed: u64) -> Judged {
+pub fn run_seed(
+    design: &dyn Design,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    seed: u64,
+) -> Judged {
     let result = design.build(scenario, mutations).run(Chooser::seeded(seed));
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
@@ -25,7 +30,12 @@ pub fn run_seed(design: &dyn Design, scenario: &Scenario, mutations: &[Mutation]
 }
 
 /// Replay a recorded choice log exactly (no seed needed).
-pub fn run_log(design: &dyn Design, scenario: &Scenario, mutations: &[Mutation], log: &ChoiceLog) -> Judged {
+pub fn run_log(
+    design: &dyn Design,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    log: &ChoiceLog,
+) -> Judged {
     let result = design.build(scenario, mutations).run(Chooser::replay(log));
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {

@@ -61,7 +61,9 @@ pub struct Order {
 
 impl Order {
     pub fn user_id(&self) -> String {
-        self.user.clone().unwrap_or_else(|| format!("user-{}", self.id))
+        self.user
+            .clone()
+            .unwrap_or_else(|| format!("user-{}", self.id))
     }
 }
 
@@ -194,18 +196,20 @@ pub struct SeedRange {
 impl SeedRange {
     pub fn parse(text: &str) -> Result<SeedRange, String> {
         let Some((a, b)) = text.split_once("..") else {
-            return Err(format!("{text:?} is not a seed range; write it as A..B, e.g. \"0..100\""));
+            return Err(format!(
+                "{text:?} is not a seed range; write it as A..B, e.g. \"0..100\""
+            ));
         };
-        let start: u64 = a
-            .trim()
-            .parse()
-            .map_err(|_| format!("{a:?} is not a seed number; write the range as A..B, e.g. \"0..100\""))?;
-        let end: u64 = b
-            .trim()
-            .parse()
-            .map_err(|_| format!("{b:?} is not a seed number; write the range as A..B, e.g. \"0..100\""))?;
+        let start: u64 = a.trim().parse().map_err(|_| {
+            format!("{a:?} is not a seed number; write the range as A..B, e.g. \"0..100\"")
+        })?;
+        let end: u64 = b.trim().parse().map_err(|_| {
+            format!("{b:?} is not a seed number; write the range as A..B, e.g. \"0..100\"")
+        })?;
         if end <= start {
-            return Err(format!("the seed range {start}..{end} is empty; the end must be greater than the start"));
+            return Err(format!(
+                "the seed range {start}..{end} is empty; the end must be greater than the start"
+            ));
         }
         Ok(SeedRange { start, end })
     }
@@ -267,7 +271,12 @@ impl Scenario {
 
     /// Units ever put in stock for a product: initial stock plus restocks.
     pub fn units_in(&self, product: &str) -> u64 {
-        let initial = self.products.iter().filter(|p| p.id == product).map(|p| p.stock).sum::<u64>();
+        let initial = self
+            .products
+            .iter()
+            .filter(|p| p.id == product)
+            .map(|p| p.stock)
+            .sum::<u64>();
         initial
             + self
                 .restocks

@@ -14,7 +14,13 @@ fn design(name: &str) -> Box<dyn designs::Design> {
 }
 
 /// The first seed in `seeds` whose run violates `invariant`.
-fn find(name: &str, scenario: &Scenario, mutations: &[Mutation], invariant: Invariant, seeds: std::ops::Range<u64>) -> Option<Judged> {
+fn find(
+    name: &str,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    invariant: Invariant,
+    seeds: std::ops::Range<u64>,
+) -> Option<Judged> {
     let d = design(name);
     seeds
         .map(|seed| run_seed(d.as_ref(), scenario, mutations, seed))
@@ -28,7 +34,11 @@ fn no_violation(name: &str, scenario: &Scenario, seeds: std::ops::Range<u64>) {
         assert!(
             j.verdict.holds(),
             "{name} seed {seed}: {:?}",
-            j.verdict.violations.iter().map(|v| &v.explanation).collect::<Vec<_>>()
+            j.verdict
+                .violations
+                .iter()
+                .map(|v| &v.explanation)
+                .collect::<Vec<_>>()
         );
     }
 }
@@ -44,7 +54,9 @@ fn the_questions_case_oversells_under_naive_with_no_faults() {
     let reserved: Vec<u64> = trace
         .iter()
         .filter_map(|r| match &r.event {
-            Event::Append { value: Some(v), .. } if v.contains("\"ProductReserved\"") => Some(r.seq),
+            Event::Append { value: Some(v), .. } if v.contains("\"ProductReserved\"") => {
+                Some(r.seq)
+            }
             _ => None,
         })
         .collect();
@@ -55,9 +67,12 @@ fn the_questions_case_oversells_under_naive_with_no_faults() {
     let checks: Vec<u64> = trace
         .iter()
         .filter_map(|r| match &r.event {
-            Event::StoreGet { client, store, value: Some(v), .. }
-                if client.ends_with("/product-checker") && store == "ProductStock" && v == "1" =>
-            {
+            Event::StoreGet {
+                client,
+                store,
+                value: Some(v),
+                ..
+            } if client.ends_with("/product-checker") && store == "ProductStock" && v == "1" => {
                 Some(r.seq)
             }
             _ => None,
@@ -71,8 +86,14 @@ fn the_questions_case_oversells_under_naive_with_no_faults() {
         })
         .map(|r| r.seq)
         .expect("the stock processor applies the first reservation");
-    assert!(checks.len() >= 2, "seed {seed}: two stock checks saw 1 unit");
-    assert!(checks[1] < taken, "seed {seed}: the second check came before the store was updated");
+    assert!(
+        checks.len() >= 2,
+        "seed {seed}: two stock checks saw 1 unit"
+    );
+    assert!(
+        checks[1] < taken,
+        "seed {seed}: the second check came before the store was updated"
+    );
     let v = judged
         .verdict
         .violations
@@ -102,7 +123,9 @@ fn crashy(mut s: Scenario) -> Scenario {
 fn busy() -> Scenario {
     let mut s = last_unit();
     s.products[0].stock = 6;
-    s.orders = (0..8).map(|i| order(&format!("o{i}"), "product1", 1, 50 + 40 * i)).collect();
+    s.orders = (0..8)
+        .map(|i| order(&format!("o{i}"), "product1", 1, 50 + 40 * i))
+        .collect();
     s
 }
 
@@ -113,8 +136,14 @@ fn rekeyed_alo_holds_without_faults() {
 
 #[test]
 fn rekeyed_alo_breaks_under_crash_injection() {
-    let judged = find("rekeyed-alo", &crashy(busy()), &[], Invariant::OneDecision, 0..300)
-        .expect("a crash between the changelog write and the offset commit gives a duplicate PASS");
+    let judged = find(
+        "rekeyed-alo",
+        &crashy(busy()),
+        &[],
+        Invariant::OneDecision,
+        0..300,
+    )
+    .expect("a crash between the changelog write and the offset commit gives a duplicate PASS");
     let dup = judged
         .verdict
         .violations
@@ -125,7 +154,13 @@ fn rekeyed_alo_breaks_under_crash_injection() {
 
 // ----- the checker bites: one broken variant per invariant -----
 
-fn assert_flags(name: &str, scenario: &Scenario, mutations: &[Mutation], invariant: Invariant, seeds: std::ops::Range<u64>) {
+fn assert_flags(
+    name: &str,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    invariant: Invariant,
+    seeds: std::ops::Range<u64>,
+) {
     let found = find(name, scenario, mutations, invariant, seeds.clone());
     assert!(
         found.is_some(),
@@ -157,7 +192,13 @@ fn bites_one_decision_and_duplicate_effect_non_idempotent_retry() {
 
 #[test]
 fn bites_eventual_decision_commit_before_process() {
-    assert_flags("rekeyed-eos", &crashy(busy()), &[Mutation::CommitBeforeProcess], Invariant::EventualDecision, 0..200);
+    assert_flags(
+        "rekeyed-eos",
+        &crashy(busy()),
+        &[Mutation::CommitBeforeProcess],
+        Invariant::EventualDecision,
+        0..200,
+    );
 }
 
 #[test]
@@ -166,7 +207,13 @@ fn bites_eventual_decision_saga_without_timeout() {
     let mut s = last_unit();
     s.payments.delays.insert("o1".into(), 1_000_000);
     no_violation("saga", &s, 0..5);
-    assert_flags("saga", &s, &[Mutation::NoTimeout], Invariant::EventualDecision, 0..5);
+    assert_flags(
+        "saga",
+        &s,
+        &[Mutation::NoTimeout],
+        Invariant::EventualDecision,
+        0..5,
+    );
 }
 
 #[test]
@@ -178,7 +225,13 @@ fn bites_conservation_non_idempotent_compensation() {
     s.payments.delays.insert("o1".into(), 1500);
     s.saga.reservation_timeout_ms = 300;
     no_violation("saga", &s, 0..5);
-    assert_flags("saga", &s, &[Mutation::NonIdempotentCompensation], Invariant::Conservation, 0..5);
+    assert_flags(
+        "saga",
+        &s,
+        &[Mutation::NonIdempotentCompensation],
+        Invariant::Conservation,
+        0..5,
+    );
 }
 
 #[test]
@@ -192,18 +245,34 @@ fn bites_zombie_without_fencing() {
         pause: 6,
         ..FaultRates::default()
     };
-    let found = [Invariant::OneDecision, Invariant::NoDuplicateEffect, Invariant::NoOversell]
-        .into_iter()
-        .any(|inv| find("rekeyed-eos", &s, &[Mutation::Unfenced], inv, 0..300).is_some());
+    let found = [
+        Invariant::OneDecision,
+        Invariant::NoDuplicateEffect,
+        Invariant::NoOversell,
+    ]
+    .into_iter()
+    .any(|inv| find("rekeyed-eos", &s, &[Mutation::Unfenced], inv, 0..300).is_some());
     assert!(found, "an unfenced zombie should double-apply some order");
 }
 
 #[test]
 fn bites_no_aborted_read_read_uncommitted() {
-    assert_flags("rekeyed-eos", &crashy(busy()), &[Mutation::ReadUncommitted], Invariant::NoAbortedRead, 0..300);
+    assert_flags(
+        "rekeyed-eos",
+        &crashy(busy()),
+        &[Mutation::ReadUncommitted],
+        Invariant::NoAbortedRead,
+        0..300,
+    );
 }
 
 #[test]
 fn bites_view_matches_log_read_uncommitted_restore() {
-    assert_flags("rekeyed-eos", &crashy(busy()), &[Mutation::ReadUncommitted], Invariant::ViewMatchesLog, 0..300);
+    assert_flags(
+        "rekeyed-eos",
+        &crashy(busy()),
+        &[Mutation::ReadUncommitted],
+        Invariant::ViewMatchesLog,
+        0..300,
+    );
 }

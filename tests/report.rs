@@ -313,8 +313,6 @@ fn json_choices_replay_the_run() {
 
 /// Every design's trace reads back, punctuations included.
 #[test]
-#[ignore = "kernel bug: Event::Punctuate's own `time` field collides with TraceRecord's \
-            flattened `time` (sim/src/trace.rs), so a punctuate record cannot be read back"]
 fn json_round_trips_every_design() {
     let scenario = last_unit();
     for design in designs::all() {

@@ -9,8 +9,8 @@ use crate::broker::{Broker, TopicConfig};
 use crate::protocol::{Millis, TopicPartition};
 use crate::source::{Scheduled, SourceClient, SourceConfig};
 use crate::streams::{
-    changelog_topic, Context, Guarantee, Input, Processed, Processor, StreamsClient, StreamsConfig, SubTopology,
-    Topology,
+    changelog_topic, Context, Guarantee, Input, Processed, Processor, StreamsClient, StreamsConfig,
+    SubTopology, Topology,
 };
 use crate::world::{FaultRates, InstanceSpec, World, WorldConfig};
 use std::collections::BTreeMap;
@@ -55,7 +55,11 @@ impl Processor for Count {
         let Some(key) = &input.key else {
             return Processed::Done;
         };
-        let n: u64 = ctx.get(STORE, key).and_then(|v| v.parse().ok()).unwrap_or(0) + 1;
+        let n: u64 = ctx
+            .get(STORE, key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+            + 1;
         ctx.put(STORE, key, Some(n.to_string()));
         ctx.send("counts", key, n.to_string());
         Processed::Done
@@ -67,13 +71,31 @@ pub fn world(setup: &CountingSetup) -> World {
     let mut broker = Broker::new();
     let p = setup.partitions;
     broker
-        .create_topic("input", TopicConfig { partitions: p, compacted: false })
+        .create_topic(
+            "input",
+            TopicConfig {
+                partitions: p,
+                compacted: false,
+            },
+        )
         .expect("fresh broker");
     broker
-        .create_topic("counts", TopicConfig { partitions: p, compacted: false })
+        .create_topic(
+            "counts",
+            TopicConfig {
+                partitions: p,
+                compacted: false,
+            },
+        )
         .expect("fresh broker");
     broker
-        .create_topic(&changelog_topic(APP, STORE), TopicConfig { partitions: p, compacted: true })
+        .create_topic(
+            &changelog_topic(APP, STORE),
+            TopicConfig {
+                partitions: p,
+                compacted: true,
+            },
+        )
         .expect("fresh broker");
     let schedule: Vec<Scheduled> = (0..setup.records)
         .map(|i| Scheduled {
@@ -86,8 +108,11 @@ pub fn world(setup: &CountingSetup) -> World {
     let feeder = InstanceSpec {
         name: "feeder".into(),
         build: Arc::new(move |name| {
-            vec![Box::new(SourceClient::new(format!("{name}/producer"), SourceConfig::default(), schedule.clone()))
-                as Box<dyn crate::client::Client>]
+            vec![Box::new(SourceClient::new(
+                format!("{name}/producer"),
+                SourceConfig::default(),
+                schedule.clone(),
+            )) as Box<dyn crate::client::Client>]
         }),
         faulty: false,
         start_at: 0,
@@ -109,7 +134,8 @@ pub fn world(setup: &CountingSetup) -> World {
             name: format!("counter-{i}"),
             build: Arc::new(move |name| {
                 let config = StreamsConfig::new(APP, guarantee);
-                vec![Box::new(StreamsClient::new(name, config, topology.clone())) as Box<dyn crate::client::Client>]
+                vec![Box::new(StreamsClient::new(name, config, topology.clone()))
+                    as Box<dyn crate::client::Client>]
             }),
             faulty: true,
             start_at: 0,

@@ -7,7 +7,10 @@ use std::fmt;
 fn short(value: &Option<String>) -> String {
     match value {
         None => "∅".to_string(),
-        Some(v) if v.len() > 96 => format!("{}…", &v[..v.char_indices().nth(95).map_or(v.len(), |(i, _)| i)]),
+        Some(v) if v.len() > 96 => format!(
+            "{}…",
+            &v[..v.char_indices().nth(95).map_or(v.len(), |(i, _)| i)]
+        ),
         Some(v) => v.clone(),
     }
 }
@@ -163,7 +166,7 @@ impl fmt::Display for Event {
                 key,
                 value,
             } => write!(f, "{client} get {store}[{key}] → {}", short(value)),
-            Event::Punctuate { client, task, time } => write!(f, "{client} punctuate {task} at {time}ms"),
+            Event::Punctuate { client, task, at } => write!(f, "{client} punctuate {task} at {at}ms"),
             Event::Acked {
                 client,
                 tp,

@@ -24,8 +24,8 @@ pub use client::{Client, Env, Metadata, StoreQuery, StoreUnavailable};
 pub use protocol::{Millis, Offset, TopicPartition};
 pub use source::{Scheduled, SourceClient, SourceConfig};
 pub use streams::{
-    changelog_topic, Context, Guarantee, Input, Processed, Processor, ProcessorFactory, Punctuation,
-    StreamsClient, StreamsConfig, SubTopology, Topology,
+    changelog_topic, Context, Guarantee, Input, Processed, Processor, ProcessorFactory,
+    Punctuation, StreamsClient, StreamsConfig, SubTopology, Topology,
 };
 pub use trace::{Event, Trace, TraceRecord};
 pub use world::{FaultRates, InstanceSpec, Outcome, RunResult, ScheduledFault, World, WorldConfig};

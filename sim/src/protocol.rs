@@ -193,7 +193,10 @@ pub enum KafkaError {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PartitionProduceResult {
     /// Appended (or recognised as a duplicate of an appended batch) at `base_offset`.
-    Appended { base_offset: Offset, duplicate: bool },
+    Appended {
+        base_offset: Offset,
+        duplicate: bool,
+    },
     Error(KafkaError),
 }
 

@@ -8,8 +8,8 @@
 use crate::client::{Client, Env};
 use crate::partitioner::partition_for_key;
 use crate::protocol::{
-    Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record, Request,
-    Response, TopicPartition,
+    Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record,
+    Request, Response, TopicPartition,
 };
 use crate::trace::Event;
 use std::collections::BTreeMap;
@@ -57,7 +57,11 @@ pub struct SourceClient {
 }
 
 impl SourceClient {
-    pub fn new(name: impl Into<String>, config: SourceConfig, mut schedule: Vec<Scheduled>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        config: SourceConfig,
+        mut schedule: Vec<Scheduled>,
+    ) -> Self {
         schedule.sort_by_key(|s| s.at);
         SourceClient {
             name: name.into(),
@@ -174,7 +178,9 @@ impl Client for SourceClient {
                             // A fresh producer id resets sequences; the record is sent again.
                             env.event(Event::ClientError {
                                 client: self.name.clone(),
-                                what: format!("produce to {tp} failed: {e:?}; resetting the producer"),
+                                what: format!(
+                                    "produce to {tp} failed: {e:?}; resetting the producer"
+                                ),
                             });
                             self.producer = None;
                             self.sequences.clear();

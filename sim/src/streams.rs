@@ -177,7 +177,9 @@ impl Topology {
     }
 
     fn subtopology_of(&self, topic: &str) -> Option<usize> {
-        self.subtopologies.iter().position(|s| s.sources.iter().any(|t| t == topic))
+        self.subtopologies
+            .iter()
+            .position(|s| s.sources.iter().any(|t| t == topic))
     }
 }
 
@@ -224,7 +226,10 @@ impl<'c, 'e> Context<'c, 'e> {
     fn store(&mut self, store: &str) -> &mut BTreeMap<String, String> {
         match self.stores.get_mut(store) {
             Some(s) => s,
-            None => panic!("processor of {} used store {store:?} which its sub-topology does not declare", self.client),
+            None => panic!(
+                "processor of {} used store {store:?} which its sub-topology does not declare",
+                self.client
+            ),
         }
     }
 
@@ -243,7 +248,10 @@ impl<'c, 'e> Context<'c, 'e> {
 
     /// All entries of one of the task's own stores, in key order.
     pub fn entries(&mut self, store: &str) -> Vec<(String, String)> {
-        self.store(store).iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.store(store)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Write a key (`None` deletes it); the write goes to the store's changelog.
@@ -330,16 +338,25 @@ enum Phase {
     /// Obtain a producer id (transactional under EOS, idempotent under ALO).
     InitProducer,
     /// (Re)join the group; `backoff_until` after a pending answer.
-    Join { backoff_until: Millis },
+    Join {
+        backoff_until: Millis,
+    },
     /// Fetch the committed offsets of the assignment.
-    FetchOffsets { backoff_until: Millis },
+    FetchOffsets {
+        backoff_until: Millis,
+    },
     /// Restore the stores of the tasks, one changelog partition after another.
     Restore,
     Run,
     /// Commit in progress: send the offsets next.
-    CommitOffsets { then: AfterCommit },
+    CommitOffsets {
+        then: AfterCommit,
+    },
     /// EOS: offsets sent to the transaction; end it next.
-    EndTxn { commit: bool, then: AfterCommit },
+    EndTxn {
+        commit: bool,
+        then: AfterCommit,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -519,7 +536,10 @@ impl StreamsClient {
 
     /// The task was migrated away or the producer fenced: drop everything, rejoin.
     fn task_migrated(&mut self, env: &mut Env<'_>, why: &str, reset_member: bool) {
-        self.error(env, format!("task migrated ({why}): closing tasks dirty and rejoining"));
+        self.error(
+            env,
+            format!("task migrated ({why}): closing tasks dirty and rejoining"),
+        );
         self.close_tasks_dirty();
         self.in_group = false;
         self.rejoin_needed = false;
@@ -544,10 +564,13 @@ impl StreamsClient {
     }
 
     fn wall_punctuation(&self) -> Option<Millis> {
-        self.topology.subtopologies.iter().find_map(|s| match s.punctuate {
-            Some(Punctuation::WallClock(every)) => Some(every),
-            _ => None,
-        })
+        self.topology
+            .subtopologies
+            .iter()
+            .find_map(|s| match s.punctuate {
+                Some(Punctuation::WallClock(every)) => Some(every),
+                _ => None,
+            })
     }
 
     fn main_ready(&self, now: Millis) -> bool {
@@ -556,15 +579,23 @@ impl StreamsClient {
         }
         match &self.phase {
             Phase::InitProducer | Phase::CommitOffsets { .. } | Phase::EndTxn { .. } => true,
-            Phase::Restore => !matches!(self.restoring.front(), Some(item) if now < item.backoff_until),
-            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => now >= *backoff_until,
+            Phase::Restore => {
+                !matches!(self.restoring.front(), Some(item) if now < item.backoff_until)
+            }
+            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
+                now >= *backoff_until
+            }
             Phase::Run => {
                 self.rejoin_needed
                     || (self.next_input().is_some() && now >= self.retry_until)
                     || !self.outputs.is_empty()
                     || self.commit_due(now)
-                    || (self.wall_punctuation().is_some() && !self.tasks.is_empty() && now >= self.next_wall_punctuation)
-                    || (!self.assignment.is_empty() && self.next_input().is_none() && now >= self.idle_until)
+                    || (self.wall_punctuation().is_some()
+                        && !self.tasks.is_empty()
+                        && now >= self.next_wall_punctuation)
+                    || (!self.assignment.is_empty()
+                        && self.next_input().is_none()
+                        && now >= self.idle_until)
             }
         }
     }
@@ -574,7 +605,9 @@ impl StreamsClient {
             return Some(w.deadline);
         }
         match &self.phase {
-            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => Some(*backoff_until),
+            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
+                Some(*backoff_until)
+            }
             Phase::Restore => self.restoring.front().map(|item| item.backoff_until),
             Phase::Run => {
                 let mut t: Option<Millis> = None;
@@ -683,7 +716,9 @@ impl StreamsClient {
                     self.rejoin_needed = true; // come back here once the produce is acked
                     return;
                 }
-                self.phase = Phase::CommitOffsets { then: AfterCommit::Rejoin };
+                self.phase = Phase::CommitOffsets {
+                    then: AfterCommit::Rejoin,
+                };
                 self.send_offsets(AfterCommit::Rejoin, env);
             } else {
                 self.revoke_and_rejoin();
@@ -709,7 +744,9 @@ impl StreamsClient {
             return;
         }
         if self.commit_due(now) {
-            self.phase = Phase::CommitOffsets { then: AfterCommit::Continue };
+            self.phase = Phase::CommitOffsets {
+                then: AfterCommit::Continue,
+            };
             self.send_offsets(AfterCommit::Continue, env);
             return;
         }
@@ -747,7 +784,7 @@ impl StreamsClient {
         env.event(Event::Punctuate {
             client: self.name.clone(),
             task: TopicPartition::new(sub_name, id.partition),
-            time: env.now,
+            at: env.now,
         });
         let task = self.tasks.get_mut(&id).expect("task exists");
         let timestamp = env.now;
@@ -779,9 +816,12 @@ impl StreamsClient {
             let task_ready = self
                 .assignment
                 .iter()
-                .filter(|t| t.partition == tp.partition && self.topology.subtopology_of(&t.topic) == sub)
+                .filter(|t| {
+                    t.partition == tp.partition && self.topology.subtopology_of(&t.topic) == sub
+                })
                 .all(|t| {
-                    self.buffer.get(t).is_some_and(|q| !q.is_empty()) || self.caught_up.get(t) == Some(&true)
+                    self.buffer.get(t).is_some_and(|q| !q.is_empty())
+                        || self.caught_up.get(t) == Some(&true)
                 });
             if task_ready && best.is_none_or(|(ts, _)| head.timestamp < ts) {
                 best = Some((head.timestamp, tp));
@@ -795,7 +835,10 @@ impl StreamsClient {
     }
 
     fn process_one(&mut self, tp: TopicPartition, env: &mut Env<'_>) {
-        let input = self.buffer[&tp].front().expect("chosen partition has a record").clone();
+        let input = self.buffer[&tp]
+            .front()
+            .expect("chosen partition has a record")
+            .clone();
         let Some(sub) = self.topology.subtopology_of(&input.tp.topic) else {
             unreachable!("fetched a topic no sub-topology reads");
         };
@@ -835,7 +878,9 @@ impl StreamsClient {
                 self.dirty = true;
                 task.stream_time = task.stream_time.max(input.timestamp);
                 let mut due = false;
-                if let Some(Punctuation::StreamTime(every)) = self.topology.subtopologies[sub].punctuate {
+                if let Some(Punctuation::StreamTime(every)) =
+                    self.topology.subtopologies[sub].punctuate
+                {
                     if task.stream_time >= task.next_stream_punctuation {
                         task.next_stream_punctuation = (task.stream_time / every + 1) * every;
                         due = true;
@@ -903,7 +948,9 @@ impl StreamsClient {
             .filter(|(tp, _)| self.consumed.contains(*tp))
             .map(|(tp, o)| (tp.clone(), *o))
             .collect();
-        let unchanged = offsets.iter().all(|(tp, o)| self.committed.get(tp) == Some(o));
+        let unchanged = offsets
+            .iter()
+            .all(|(tp, o)| self.committed.get(tp) == Some(o));
         if !self.config.eos() && unchanged {
             self.finish_commit(then, env);
             return;
@@ -919,7 +966,13 @@ impl StreamsClient {
             };
             if offsets.is_empty() {
                 self.phase = Phase::EndTxn { commit: true, then };
-                self.send_main(Request::EndTxn { producer, commit: true }, env);
+                self.send_main(
+                    Request::EndTxn {
+                        producer,
+                        commit: true,
+                    },
+                    env,
+                );
                 return;
             }
             let mut group = self.group_metadata();
@@ -1000,9 +1053,10 @@ impl StreamsClient {
             },
             Response::Produce(results) => {
                 let counts: BTreeMap<TopicPartition, usize> = match &request {
-                    Some(Request::Produce { batches, .. }) => {
-                        batches.iter().map(|b| (b.tp.clone(), b.records.len())).collect()
-                    }
+                    Some(Request::Produce { batches, .. }) => batches
+                        .iter()
+                        .map(|b| (b.tp.clone(), b.records.len()))
+                        .collect(),
                     _ => BTreeMap::new(),
                 };
                 self.on_produce(results, &counts, env)
@@ -1022,7 +1076,13 @@ impl StreamsClient {
                     let then = self.commit_continuation();
                     self.phase = Phase::EndTxn { commit: true, then };
                     let producer = self.identity().expect("transactional producer");
-                    self.send_main(Request::EndTxn { producer, commit: true }, env);
+                    self.send_main(
+                        Request::EndTxn {
+                            producer,
+                            commit: true,
+                        },
+                        env,
+                    );
                 }
                 Err(KafkaError::ProducerFenced) | Err(KafkaError::InvalidProducerEpoch) => {
                     self.producer = None;
@@ -1030,7 +1090,10 @@ impl StreamsClient {
                 }
                 Err(e) => {
                     // CommitFailed: abort the transaction, then rejoin.
-                    self.error(env, format!("offset commit to transaction rejected: {e:?}; aborting"));
+                    self.error(
+                        env,
+                        format!("offset commit to transaction rejected: {e:?}; aborting"),
+                    );
                     let reset = e == KafkaError::UnknownMemberId;
                     if reset {
                         self.member_id = None;
@@ -1040,7 +1103,13 @@ impl StreamsClient {
                         then: AfterCommit::Rejoin,
                     };
                     let producer = self.identity().expect("transactional producer");
-                    self.send_main(Request::EndTxn { producer, commit: false }, env);
+                    self.send_main(
+                        Request::EndTxn {
+                            producer,
+                            commit: false,
+                        },
+                        env,
+                    );
                 }
             },
             Response::EndTxn(result) => {
@@ -1064,7 +1133,10 @@ impl StreamsClient {
                 }
             }
             other => {
-                let what = format!("unexpected response {other:?} to {:?}", request.map(|r| request_name(&r)));
+                let what = format!(
+                    "unexpected response {other:?} to {:?}",
+                    request.map(|r| request_name(&r))
+                );
                 self.error(env, what);
             }
         }
@@ -1107,7 +1179,10 @@ impl StreamsClient {
                 self.phase = Phase::FetchOffsets { backoff_until: 0 };
             }
             Err(e) => {
-                self.error(env, format!("join failed: {e:?}; rejoining as a new member"));
+                self.error(
+                    env,
+                    format!("join failed: {e:?}; rejoining as a new member"),
+                );
                 self.member_id = None;
                 self.phase = Phase::Join {
                     backoff_until: env.now + self.config.retry_backoff_ms,
@@ -1156,7 +1231,12 @@ impl StreamsClient {
         self.restoring = restoring;
     }
 
-    fn on_restore_fetch(&mut self, tp: TopicPartition, result: Result<FetchData, KafkaError>, env: &mut Env<'_>) {
+    fn on_restore_fetch(
+        &mut self,
+        tp: TopicPartition,
+        result: Result<FetchData, KafkaError>,
+        env: &mut Env<'_>,
+    ) {
         let eos = self.config.eos() && !self.config.read_uncommitted;
         let Some(item) = self.restoring.front_mut() else {
             return;
@@ -1166,7 +1246,10 @@ impl StreamsClient {
         }
         match result {
             Ok(data) => {
-                let task = self.tasks.get_mut(&item.task).expect("restoring task exists");
+                let task = self
+                    .tasks
+                    .get_mut(&item.task)
+                    .expect("restoring task exists");
                 let store = task.stores.get_mut(&item.store).expect("declared store");
                 for r in &data.records {
                     let Some(key) = &r.record.key else { continue };
@@ -1203,7 +1286,12 @@ impl StreamsClient {
         }
     }
 
-    fn on_fetch(&mut self, tp: TopicPartition, result: Result<FetchData, KafkaError>, env: &mut Env<'_>) {
+    fn on_fetch(
+        &mut self,
+        tp: TopicPartition,
+        result: Result<FetchData, KafkaError>,
+        env: &mut Env<'_>,
+    ) {
         if !self.assignment.contains(&tp) {
             return;
         }
@@ -1235,7 +1323,10 @@ impl StreamsClient {
                 }
             }
             Err(KafkaError::OffsetOutOfRange) => {
-                self.error(env, format!("fetch {tp}: offset out of range; resetting to earliest"));
+                self.error(
+                    env,
+                    format!("fetch {tp}: offset out of range; resetting to earliest"),
+                );
                 self.fetch_positions.insert(tp, 0);
             }
             Err(e) => self.error(env, format!("fetch {tp}: {e:?}")),
@@ -1320,7 +1411,10 @@ impl StreamsClient {
                     // its stale member id and generation, which the broker rejects.
                     self.rejoin_needed = true;
                     self.member_lost = true;
-                    self.error(env, "heartbeat: unknown member; tasks lost, will rejoin as a new member".into());
+                    self.error(
+                        env,
+                        "heartbeat: unknown member; tasks lost, will rejoin as a new member".into(),
+                    );
                 }
             }
             Err(e) => self.error(env, format!("heartbeat: {e:?}")),
@@ -1347,11 +1441,16 @@ fn request_name(r: &Request) -> &'static str {
 pub fn describe_request(r: &Request) -> String {
     match r {
         Request::Produce { batches, .. } => {
-            let parts: Vec<String> = batches.iter().map(|b| format!("{}x{}", b.tp, b.records.len())).collect();
+            let parts: Vec<String> = batches
+                .iter()
+                .map(|b| format!("{}x{}", b.tp, b.records.len()))
+                .collect();
             format!("Produce[{}]", parts.join(","))
         }
         Request::Fetch { tp, offset, .. } => format!("Fetch[{tp}@{offset}]"),
-        Request::EndTxn { commit, .. } => format!("EndTxn[{}]", if *commit { "commit" } else { "abort" }),
+        Request::EndTxn { commit, .. } => {
+            format!("EndTxn[{}]", if *commit { "commit" } else { "abort" })
+        }
         other => request_name(other).to_string(),
     }
 }

@@ -5,7 +5,9 @@
 //! (deliveries, faults). Each is stamped with simulated time and the index of the
 //! scheduler choice that caused it, and emitted through `tracing` as it is recorded.
 
-use crate::protocol::{ControlType, Generation, Isolation, Millis, Offset, ProducerId, TopicPartition};
+use crate::protocol::{
+    ControlType, Generation, Isolation, Millis, Offset, ProducerId, TopicPartition,
+};
 use crate::protocol::{Epoch, KafkaError};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,11 @@ pub enum Event {
         base_offset: Offset,
     },
     /// A request rejected by the broker.
-    Rejected { request: String, error: KafkaError, detail: String },
+    Rejected {
+        request: String,
+        error: KafkaError,
+        detail: String,
+    },
     /// A producer id handed out (epoch bumped for a transactional id).
     ProducerInit {
         transactional_id: Option<String>,
@@ -65,7 +71,11 @@ pub enum Event {
         producer_id: ProducerId,
         control: ControlType,
     },
-    TxnCommit { transactional_id: String, producer_id: ProducerId, epoch: Epoch },
+    TxnCommit {
+        transactional_id: String,
+        producer_id: ProducerId,
+        epoch: Epoch,
+    },
     TxnAbort {
         transactional_id: String,
         producer_id: ProducerId,
@@ -86,8 +96,15 @@ pub enum Event {
         generation: Generation,
         assignment: Vec<(String, Vec<TopicPartition>)>,
     },
-    MemberJoined { group: String, member_id: String },
-    MemberLeft { group: String, member_id: String, reason: String },
+    MemberJoined {
+        group: String,
+        member_id: String,
+    },
+    MemberLeft {
+        group: String,
+        member_id: String,
+        reason: String,
+    },
     OffsetCommit {
         group: String,
         generation: Generation,
@@ -96,36 +113,109 @@ pub enum Event {
     },
     /// A log-cleaner run on a compacted partition removed `removed` records below `below`
     /// (the LSO at the time); survivors keep their offsets.
-    Compacted { tp: TopicPartition, removed: usize, below: Offset },
+    Compacted {
+        tp: TopicPartition,
+        removed: usize,
+        below: Offset,
+    },
     // ----- network and faults (scheduler) -----
-    Deliver { id: u64, from: String, to: String, what: String },
-    Drop { id: u64, what: String },
-    Duplicate { id: u64, copy: u64, what: String },
-    Delay { id: u64, until: Millis, what: String },
-    Crash { instance: String },
-    Restart { instance: String },
-    Pause { instance: String, until: Millis },
-    Resume { instance: String },
+    Deliver {
+        id: u64,
+        from: String,
+        to: String,
+        what: String,
+    },
+    Drop {
+        id: u64,
+        what: String,
+    },
+    Duplicate {
+        id: u64,
+        copy: u64,
+        what: String,
+    },
+    Delay {
+        id: u64,
+        until: Millis,
+        what: String,
+    },
+    Crash {
+        instance: String,
+    },
+    Restart {
+        instance: String,
+    },
+    Pause {
+        instance: String,
+        until: Millis,
+    },
+    Resume {
+        instance: String,
+    },
     /// A timer of a client fired (request timeout, commit interval, punctuation...).
-    Timeout { client: String, what: String },
+    Timeout {
+        client: String,
+        what: String,
+    },
     // ----- clients and applications -----
     /// A client finished (re)joining: the tasks it now owns.
-    Assigned { client: String, generation: Generation, tasks: Vec<TopicPartition> },
+    Assigned {
+        client: String,
+        generation: Generation,
+        tasks: Vec<TopicPartition>,
+    },
     /// A store restored from its changelog.
-    Restored { client: String, store: String, tp: TopicPartition, records: usize, upto: Offset },
+    Restored {
+        client: String,
+        store: String,
+        tp: TopicPartition,
+        records: usize,
+        upto: Offset,
+    },
     /// A record handed to a processor.
-    Process { client: String, tp: TopicPartition, offset: Offset, key: Option<String>, value: Option<String> },
+    Process {
+        client: String,
+        tp: TopicPartition,
+        offset: Offset,
+        key: Option<String>,
+        value: Option<String>,
+    },
     /// A state store write (becomes a changelog record).
-    StorePut { client: String, store: String, key: String, value: Option<String> },
+    StorePut {
+        client: String,
+        store: String,
+        key: String,
+        value: Option<String>,
+    },
     /// A read of a state store, with the value seen.
-    StoreGet { client: String, store: String, key: String, value: Option<String> },
-    Punctuate { client: String, task: TopicPartition, time: Millis },
+    StoreGet {
+        client: String,
+        store: String,
+        key: String,
+        value: Option<String>,
+    },
+    Punctuate {
+        client: String,
+        task: TopicPartition,
+        at: Millis,
+    },
     /// A client's produce request acknowledged.
-    Acked { client: String, tp: TopicPartition, base_offset: Offset, count: usize },
+    Acked {
+        client: String,
+        tp: TopicPartition,
+        base_offset: Offset,
+        count: usize,
+    },
     /// A client's own view of an error it handles (fenced, commit failed, ...).
-    ClientError { client: String, what: String },
+    ClientError {
+        client: String,
+        what: String,
+    },
     /// Free-form application note (a design explaining a decision).
-    Note { client: String, text: String },
+    Note {
+        client: String,
+        text: String,
+    },
 }
 
 /// An event with its place in the run.
@@ -179,7 +269,12 @@ impl std::io::Write for Fnv64 {
 impl Trace {
     pub fn push(&mut self, time: Millis, choice: u64, event: Event) {
         let seq = self.records.len() as u64;
-        let rec = TraceRecord { seq, time, choice, event };
+        let rec = TraceRecord {
+            seq,
+            time,
+            choice,
+            event,
+        };
         if matches!(rec.event, Event::Deliver { .. } | Event::Fetch { .. }) {
             tracing::trace!(target: "oversell::trace", "{time:>6}ms #{choice:<6} {}", rec.event);
         } else {

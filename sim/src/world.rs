@@ -82,11 +82,23 @@ impl FaultRates {
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ScheduledFault {
     /// Crash an instance at `at`; it restarts `restart_after` ms later.
-    Crash { at: Millis, instance: String, restart_after: Millis },
+    Crash {
+        at: Millis,
+        instance: String,
+        restart_after: Millis,
+    },
     /// Pause an instance at `at` for `duration` ms (a zombie if longer than its session timeout).
-    Pause { at: Millis, instance: String, duration: Millis },
+    Pause {
+        at: Millis,
+        instance: String,
+        duration: Millis,
+    },
     /// Lose the next `count` produce acknowledgements sent to an instance after `at`.
-    DropProduceAck { at: Millis, instance: String, count: u32 },
+    DropProduceAck {
+        at: Millis,
+        instance: String,
+        count: u32,
+    },
 }
 
 impl ScheduledFault {
@@ -153,7 +165,11 @@ struct Instance {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Endpoint {
     Broker,
-    Client { instance: usize, client: usize, incarnation: u32 },
+    Client {
+        instance: usize,
+        client: usize,
+        incarnation: u32,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -209,7 +225,11 @@ pub struct RunResult {
 #[derive(Clone, Copy, Debug)]
 enum Action {
     Deliver(u64),
-    Step { instance: usize, client: usize, lane: usize },
+    Step {
+        instance: usize,
+        client: usize,
+        lane: usize,
+    },
     Tick,
 }
 
@@ -269,7 +289,11 @@ impl World {
         let mut names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
         names.sort();
         names.dedup();
-        assert_eq!(names.len(), instances.len(), "instance names must be unique");
+        assert_eq!(
+            names.len(),
+            instances.len(),
+            "instance names must be unique"
+        );
         let broker_deadline = broker.next_deadline();
         let mut scheduled = config.scheduled.clone();
         scheduled.sort_by_key(|f| f.at());
@@ -310,7 +334,10 @@ impl World {
     }
 
     fn record(&mut self, choice: u64, event: Event) {
-        if matches!(event, Event::Append { .. } | Event::Process { .. } | Event::Marker { .. }) {
+        if matches!(
+            event,
+            Event::Append { .. } | Event::Process { .. } | Event::Marker { .. }
+        ) {
             self.last_progress = self.now;
         }
         self.trace.push(self.now, choice, event);
@@ -333,7 +360,10 @@ impl World {
         let restart = inst.status != Status::NotStarted;
         inst.incarnation += 1;
         inst.status = Status::Up;
-        inst.clients = (inst.spec.build)(&inst.spec.name).into_iter().map(Some).collect();
+        inst.clients = (inst.spec.build)(&inst.spec.name)
+            .into_iter()
+            .map(Some)
+            .collect();
         let name = inst.spec.name.clone();
         if restart {
             self.record(choice, Event::Restart { instance: name });
@@ -356,7 +386,13 @@ impl World {
         self.instances[i].status = Status::Paused { until };
         self.healed_at = self.healed_at.max(until);
         let name = self.instances[i].spec.name.clone();
-        self.record(choice, Event::Pause { instance: name, until });
+        self.record(
+            choice,
+            Event::Pause {
+                instance: name,
+                until,
+            },
+        );
     }
 
     /// Lifecycle changes that are due: starts, restarts, resumes, scheduled faults.
@@ -364,7 +400,9 @@ impl World {
         let now = self.now;
         for i in 0..self.instances.len() {
             match self.instances[i].status {
-                Status::NotStarted if now >= self.instances[i].spec.start_at => self.start(i, choice),
+                Status::NotStarted if now >= self.instances[i].spec.start_at => {
+                    self.start(i, choice)
+                }
                 Status::Down { restart_at } if now >= restart_at => self.start(i, choice),
                 Status::Paused { until } if now >= until => {
                     self.instances[i].status = Status::Up;
@@ -388,14 +426,18 @@ impl World {
                         }
                     }
                 }
-                ScheduledFault::Pause { instance, duration, .. } => {
+                ScheduledFault::Pause {
+                    instance, duration, ..
+                } => {
                     if let Some(i) = self.instance_index(&instance) {
                         if self.instances[i].status == Status::Up {
                             self.pause(i, now + duration, choice);
                         }
                     }
                 }
-                ScheduledFault::DropProduceAck { instance, count, .. } => {
+                ScheduledFault::DropProduceAck {
+                    instance, count, ..
+                } => {
                     *self.drop_acks.entry(instance).or_insert(0) += count;
                 }
             }
@@ -481,10 +523,12 @@ impl World {
             && self.scheduled.is_empty()
             && self.net.is_empty()
             && self.broker.open_transactions().is_empty()
-            && self
-                .groups
-                .iter()
-                .all(|g| !matches!(self.broker.group_state(g), Some(GroupState::PreparingRebalance { .. })))
+            && self.groups.iter().all(|g| {
+                !matches!(
+                    self.broker.group_state(g),
+                    Some(GroupState::PreparingRebalance { .. })
+                )
+            })
             && self
                 .instances
                 .iter()
@@ -511,7 +555,10 @@ impl World {
         if self.now < self.last_progress + self.config.quiet_ms {
             reasons.push(format!("last progress at {}ms", self.last_progress));
         }
-        format!("run ended at a bound, not quiescent: {}", reasons.join("; "))
+        format!(
+            "run ended at a bound, not quiescent: {}",
+            reasons.join("; ")
+        )
     }
 
     /// Run to the end with a fresh seeded chooser.
@@ -590,14 +637,19 @@ impl World {
         match self.actions[pick] {
             Action::Tick => self.now += 1,
             Action::Deliver(id) => self.deliver(id, chooser, choice)?,
-            Action::Step { instance, client, lane } => self.step_client(instance, client, lane, choice),
+            Action::Step {
+                instance,
+                client,
+                lane,
+            } => self.step_client(instance, client, lane, choice),
         }
         Ok(None)
     }
 
     /// Indices of the running instances that random faults may strike, in order.
     fn faulty_instances(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..self.instances.len()).filter(|&i| self.instances[i].spec.faulty && self.instances[i].status == Status::Up)
+        (0..self.instances.len())
+            .filter(|&i| self.instances[i].spec.faulty && self.instances[i].status == Status::Up)
     }
 
     fn maybe_instance_fault(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
@@ -625,7 +677,12 @@ impl World {
         Ok(())
     }
 
-    fn deliver(&mut self, id: u64, chooser: &mut Chooser, choice: u64) -> Result<(), ReplayDiverged> {
+    fn deliver(
+        &mut self,
+        id: u64,
+        chooser: &mut Chooser,
+        choice: u64,
+    ) -> Result<(), ReplayDiverged> {
         let net_faults = self.in_fault_phase() && {
             let r = &self.config.rates;
             r.drop + r.duplicate + r.delay > 0
@@ -673,16 +730,38 @@ impl World {
                         what: m.what.clone(),
                     },
                 );
-                let response = self.broker.handle(self.now, &name, request, &mut self.scratch);
+                let response = self
+                    .broker
+                    .handle(self.now, &name, request, &mut self.scratch);
                 self.broker_deadline = self.broker.next_deadline();
                 self.flush_scratch(choice);
                 let what = format!("re:{}", m.what);
-                self.enqueue(Endpoint::Broker, m.from, m.corr, Payload::Response(response), what, m.client);
+                self.enqueue(
+                    Endpoint::Broker,
+                    m.from,
+                    m.corr,
+                    Payload::Response(response),
+                    what,
+                    m.client,
+                );
             }
-            (Endpoint::Client { instance, client, incarnation }, Payload::Response(response)) => {
+            (
+                Endpoint::Client {
+                    instance,
+                    client,
+                    incarnation,
+                },
+                Payload::Response(response),
+            ) => {
                 let inst = &self.instances[instance];
                 if inst.incarnation != incarnation || inst.status != Status::Up {
-                    self.record(choice, Event::Drop { id, what: format!("{} (receiver gone)", m.what) });
+                    self.record(
+                        choice,
+                        Event::Drop {
+                            id,
+                            what: format!("{} (receiver gone)", m.what),
+                        },
+                    );
                     return Ok(());
                 }
                 let name = inst.spec.name.clone();
@@ -690,7 +769,13 @@ impl World {
                     if let Some(n) = self.drop_acks.get_mut(&name) {
                         if *n > 0 {
                             *n -= 1;
-                            self.record(choice, Event::Drop { id, what: format!("{} (scheduled)", m.what) });
+                            self.record(
+                                choice,
+                                Event::Drop {
+                                    id,
+                                    what: format!("{} (scheduled)", m.what),
+                                },
+                            );
                             return Ok(());
                         }
                     }
@@ -705,7 +790,9 @@ impl World {
                         what: m.what,
                     },
                 );
-                self.with_client(instance, client, |c, env| c.on_response(m.corr, response, env));
+                self.with_client(instance, client, |c, env| {
+                    c.on_response(m.corr, response, env)
+                });
                 self.flush_scratch(choice);
                 self.flush_outbox(instance, client);
             }
@@ -714,7 +801,15 @@ impl World {
         Ok(())
     }
 
-    fn enqueue(&mut self, from: Endpoint, to: Endpoint, corr: u64, payload: Payload, what: String, client: Arc<str>) {
+    fn enqueue(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        corr: u64,
+        payload: Payload,
+        what: String,
+        client: Arc<str>,
+    ) {
         let id = self.next_msg;
         self.next_msg += 1;
         self.net.insert(
@@ -731,7 +826,12 @@ impl World {
         );
     }
 
-    fn with_client(&mut self, instance: usize, client: usize, f: impl FnOnce(&mut dyn Client, &mut Env<'_>)) {
+    fn with_client(
+        &mut self,
+        instance: usize,
+        client: usize,
+        f: impl FnOnce(&mut dyn Client, &mut Env<'_>),
+    ) {
         let mut c = self.instances[instance].clients[client]
             .take()
             .expect("client present");
@@ -772,7 +872,14 @@ impl World {
         let out = std::mem::take(&mut self.outbox);
         for (corr, request) in out {
             let what = describe_request(&request);
-            self.enqueue(from, Endpoint::Broker, corr, Payload::Request(request), what, name.clone());
+            self.enqueue(
+                from,
+                Endpoint::Broker,
+                corr,
+                Payload::Request(request),
+                what,
+                name.clone(),
+            );
         }
     }
 

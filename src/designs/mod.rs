@@ -15,8 +15,8 @@ mod saga;
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
-    Broker, FaultRates, Guarantee, InstanceSpec, Millis, Scheduled, SourceClient, SourceConfig, StreamsConfig,
-    TopicConfig, World, WorldConfig,
+    Broker, FaultRates, Guarantee, InstanceSpec, Millis, Scheduled, SourceClient, SourceConfig,
+    StreamsConfig, TopicConfig, World, WorldConfig,
 };
 use std::sync::Arc;
 
@@ -38,7 +38,10 @@ pub enum StockView {
     Available { changelog: String },
     /// available = total − reserved, from two stores (Confluent's inventory table and
     /// `reserved stock` store); reserved units are held, never released.
-    TotalMinusReserved { total_changelog: String, reserved_changelog: String },
+    TotalMinusReserved {
+        total_changelog: String,
+        reserved_changelog: String,
+    },
     /// The store maps product → a [`Ledger`] (available, reserved and confirmed units).
     Ledger { changelog: String },
 }
@@ -68,7 +71,9 @@ pub struct Schema {
 }
 
 /// Deliberate defects, so that tests can show the checker bites.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mutation {
     /// Commit input offsets when records are fetched, before processing them.
@@ -145,16 +150,33 @@ pub fn names() -> Vec<&'static str> {
 // ----- shared building blocks -----
 
 /// Create topics (all with the scenario's partition count).
-pub(crate) fn create_topics(broker: &mut Broker, scenario: &Scenario, plain: &[&str], compacted: &[String]) {
+pub(crate) fn create_topics(
+    broker: &mut Broker,
+    scenario: &Scenario,
+    plain: &[&str],
+    compacted: &[String],
+) {
     let partitions = scenario.topology.partitions;
     for t in plain {
         broker
-            .create_topic(t, TopicConfig { partitions, compacted: false })
+            .create_topic(
+                t,
+                TopicConfig {
+                    partitions,
+                    compacted: false,
+                },
+            )
             .expect("design topics are distinct");
     }
     for t in compacted {
         broker
-            .create_topic(t, TopicConfig { partitions, compacted: true })
+            .create_topic(
+                t,
+                TopicConfig {
+                    partitions,
+                    compacted: true,
+                },
+            )
             .expect("design topics are distinct");
     }
 }
@@ -168,7 +190,11 @@ pub(crate) struct FrontendTopics {
 }
 
 /// The outside world: initial stock at time 0, then orders and restocks at their times.
-pub(crate) fn frontend(scenario: &Scenario, topics: FrontendTopics, mutations: &[Mutation]) -> InstanceSpec {
+pub(crate) fn frontend(
+    scenario: &Scenario,
+    topics: FrontendTopics,
+    mutations: &[Mutation],
+) -> InstanceSpec {
     let mut schedule = Vec::new();
     for p in &scenario.products {
         schedule.push(Scheduled {
@@ -195,7 +221,11 @@ pub(crate) fn frontend(scenario: &Scenario, topics: FrontendTopics, mutations: &
         });
     }
     for o in &scenario.orders {
-        let key = if topics.orders_by_product { o.product.clone() } else { o.id.clone() };
+        let key = if topics.orders_by_product {
+            o.product.clone()
+        } else {
+            o.id.clone()
+        };
         schedule.push(Scheduled {
             at: o.at,
             topic: topics.orders.into(),
@@ -210,14 +240,18 @@ pub(crate) fn frontend(scenario: &Scenario, topics: FrontendTopics, mutations: &
         });
     }
     let config = SourceConfig {
-        idempotent: scenario.topology.order_producer_idempotent && !mutations.contains(&Mutation::NonIdempotentRetry),
+        idempotent: scenario.topology.order_producer_idempotent
+            && !mutations.contains(&Mutation::NonIdempotentRetry),
         ..SourceConfig::default()
     };
     InstanceSpec {
         name: FRONTEND.into(),
         build: Arc::new(move |name| {
-            vec![Box::new(SourceClient::new(format!("{name}/producer"), config.clone(), schedule.clone()))
-                as Box<dyn oversell_sim::Client>]
+            vec![Box::new(SourceClient::new(
+                format!("{name}/producer"),
+                config.clone(),
+                schedule.clone(),
+            )) as Box<dyn oversell_sim::Client>]
         }),
         faulty: false,
         start_at: 0,

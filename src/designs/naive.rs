@@ -13,12 +13,15 @@
 //! The store only changes when the processor gets to the `ProductReserved` event, so a
 //! second order checked before that sees the old stock.
 
-use super::{create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Mutation, Schema, StockView};
+use super::{
+    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
+    Mutation, Schema, StockView,
+};
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
-    changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor, StreamsClient, SubTopology,
-    Topology, World,
+    changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor,
+    StreamsClient, SubTopology, Topology, World,
 };
 use std::sync::Arc;
 
@@ -71,13 +74,21 @@ struct UpdateStock;
 impl Processor for UpdateStock {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let (product, delta) = match input.value.as_deref().and_then(Msg::decode) {
-            Some(Msg::StockAdded { product_id, quantity }) => (product_id, quantity as i64),
+            Some(Msg::StockAdded {
+                product_id,
+                quantity,
+            }) => (product_id, quantity as i64),
             Some(Msg::ProductReserved {
-                product_id, quantity, ..
+                product_id,
+                quantity,
+                ..
             }) => (product_id, -(quantity as i64)),
             _ => return Processed::Done,
         };
-        let stock: i64 = ctx.get(STORE, &product).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stock: i64 = ctx
+            .get(STORE, &product)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         ctx.put(STORE, &product, Some((stock + delta).to_string()));
         Processed::Done
     }
@@ -104,7 +115,12 @@ impl Design for Naive {
 
     fn build(&self, scenario: &Scenario, mutations: &[Mutation]) -> World {
         let mut broker = Broker::new();
-        create_topics(&mut broker, scenario, &["orders", "stock"], &[changelog_topic(STOCK_APP, STORE)]);
+        create_topics(
+            &mut broker,
+            scenario,
+            &["orders", "stock"],
+            &[changelog_topic(STOCK_APP, STORE)],
+        );
         let mut instances = vec![frontend(
             scenario,
             FrontendTopics {
@@ -114,7 +130,8 @@ impl Design for Naive {
             },
             mutations,
         )];
-        let checker_config = streams_config(CHECKER_APP, Guarantee::AtLeastOnce, scenario, mutations);
+        let checker_config =
+            streams_config(CHECKER_APP, Guarantee::AtLeastOnce, scenario, mutations);
         let stock_config = streams_config(STOCK_APP, Guarantee::AtLeastOnce, scenario, mutations);
         let checker = Topology {
             subtopologies: vec![SubTopology {
@@ -136,8 +153,16 @@ impl Design for Naive {
         };
         instances.extend(service(scenario, "product-service", move |name| {
             vec![
-                Box::new(StreamsClient::new(name, checker_config.clone(), checker.clone())) as Box<dyn Client>,
-                Box::new(StreamsClient::new(name, stock_config.clone(), stock.clone())),
+                Box::new(StreamsClient::new(
+                    name,
+                    checker_config.clone(),
+                    checker.clone(),
+                )) as Box<dyn Client>,
+                Box::new(StreamsClient::new(
+                    name,
+                    stock_config.clone(),
+                    stock.clone(),
+                )),
             ]
         }));
         World::new(broker, instances, world_config(scenario, 1000))

@@ -20,12 +20,15 @@
 //! `rekeyed-alo` runs with `at_least_once`, as the example ships; `rekeyed-eos` with
 //! `exactly_once_v2`.
 
-use super::{create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Mutation, Schema, StockView};
+use super::{
+    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
+    Mutation, Schema, StockView,
+};
 use crate::domain::{Msg, Validation};
 use crate::scenario::Scenario;
 use oversell_sim::{
-    changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor, StreamsClient, SubTopology,
-    Topology, World,
+    changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor,
+    StreamsClient, SubTopology, Topology, World,
 };
 use std::sync::Arc;
 
@@ -60,13 +63,20 @@ struct Validate;
 impl Processor for Validate {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         match input.value.as_deref().and_then(Msg::decode) {
-            Some(Msg::StockAdded { product_id, quantity }) => {
+            Some(Msg::StockAdded {
+                product_id,
+                quantity,
+            }) => {
                 // The KTable side: keep the product's inventory row.
                 let total: u64 = ctx
                     .get(INVENTORY_STORE, &product_id)
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                ctx.put(INVENTORY_STORE, &product_id, Some((total + quantity).to_string()));
+                ctx.put(
+                    INVENTORY_STORE,
+                    &product_id,
+                    Some((total + quantity).to_string()),
+                );
             }
             Some(Msg::OrderPlaced {
                 order_id,
@@ -75,7 +85,9 @@ impl Processor for Validate {
                 ..
             }) => {
                 let Some(inventory) = ctx.get(INVENTORY_STORE, &product_id) else {
-                    ctx.note(format!("inner join: no inventory row for {product_id}; order {order_id} dropped"));
+                    ctx.note(format!(
+                        "inner join: no inventory row for {product_id}; order {order_id} dropped"
+                    ));
                     return Processed::Done;
                 };
                 let inventory: i64 = inventory.parse().unwrap_or(0);
@@ -84,7 +96,11 @@ impl Processor for Validate {
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
                 let result = if inventory - reserved - quantity as i64 >= 0 {
-                    ctx.put(RESERVED_STORE, &product_id, Some((reserved + quantity as i64).to_string()));
+                    ctx.put(
+                        RESERVED_STORE,
+                        &product_id,
+                        Some((reserved + quantity as i64).to_string()),
+                    );
                     Validation::Pass
                 } else {
                     Validation::Fail
@@ -113,8 +129,12 @@ impl Design for Rekeyed {
 
     fn summary(&self) -> &'static str {
         match self.guarantee {
-            Guarantee::AtLeastOnce => "Confluent's InventoryService as it ships: re-keyed by product, at_least_once",
-            Guarantee::ExactlyOnceV2 => "the same under exactly_once_v2: output, changelog and offsets in one transaction",
+            Guarantee::AtLeastOnce => {
+                "Confluent's InventoryService as it ships: re-keyed by product, at_least_once"
+            }
+            Guarantee::ExactlyOnceV2 => {
+                "the same under exactly_once_v2: output, changelog and offsets in one transaction"
+            }
         }
     }
 
@@ -135,7 +155,10 @@ impl Design for Rekeyed {
             &mut broker,
             scenario,
             &["orders", INVENTORY, REPARTITION, VALIDATIONS],
-            &[changelog_topic(APP, INVENTORY_STORE), changelog_topic(APP, RESERVED_STORE)],
+            &[
+                changelog_topic(APP, INVENTORY_STORE),
+                changelog_topic(APP, RESERVED_STORE),
+            ],
         );
         let mut instances = vec![frontend(
             scenario,
@@ -166,7 +189,10 @@ impl Design for Rekeyed {
             ],
         };
         instances.extend(service(scenario, "product-service", move |name| {
-            vec![Box::new(StreamsClient::new(name, config.clone(), topology.clone())) as Box<dyn Client>]
+            vec![
+                Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
+                    as Box<dyn Client>,
+            ]
         }));
         World::new(broker, instances, world_config(scenario, 1000))
     }

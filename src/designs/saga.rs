@@ -13,14 +13,14 @@
 //!   effect.
 
 use super::{
-    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Ledger, Mutation, Schema,
-    StockView,
+    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Ledger,
+    Mutation, Schema, StockView,
 };
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
-    changelog_topic, Broker, Client, Context, Guarantee, Input, Millis, Processed, Processor, Punctuation,
-    StreamsClient, SubTopology, Topology, World,
+    changelog_topic, Broker, Client, Context, Guarantee, Input, Millis, Processed, Processor,
+    Punctuation, StreamsClient, SubTopology, Topology, World,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,7 +65,8 @@ struct ProcessManager {
 
 impl ProcessManager {
     fn load(ctx: &mut Context<'_, '_>, order: &str) -> Option<OrderState> {
-        ctx.get(ORDER_STORE, order).and_then(|v| serde_json::from_str(&v).ok())
+        ctx.get(ORDER_STORE, order)
+            .and_then(|v| serde_json::from_str(&v).ok())
     }
 
     fn save(ctx: &mut Context<'_, '_>, order: &str, state: &OrderState) {
@@ -106,7 +107,9 @@ impl Processor for ProcessManager {
         match (msg, state) {
             (
                 Msg::OrderPlaced {
-                    product_id, quantity, ..
+                    product_id,
+                    quantity,
+                    ..
                 },
                 None,
             ) => {
@@ -124,19 +127,32 @@ impl Processor for ProcessManager {
                 ctx.send(COMMANDS, &product_id, cmd.encode());
             }
             (Msg::StockReserved { .. }, Some(mut state)) if state.status == Status::Reserving => {
-                let delay = self.payments.delays.get(&order).copied().unwrap_or(self.payments.delay_ms);
-                state.status = Status::Paying { due: ctx.now() + delay };
+                let delay = self
+                    .payments
+                    .delays
+                    .get(&order)
+                    .copied()
+                    .unwrap_or(self.payments.delay_ms);
+                state.status = Status::Paying {
+                    due: ctx.now() + delay,
+                };
                 Self::save(ctx, &order, &state);
             }
-            (Msg::StockRejected { reason, .. }, Some(state)) if state.status == Status::Reserving => {
+            (Msg::StockRejected { reason, .. }, Some(state))
+                if state.status == Status::Reserving =>
+            {
                 let outcome = Msg::OrderCancelled {
                     order_id: order.clone(),
                     reason,
                 };
                 Self::finish(ctx, &order, state, outcome);
             }
-            (Msg::ReservationConfirmed { .. }, Some(state)) if state.status == Status::Confirming => {
-                let outcome = Msg::OrderConfirmed { order_id: order.clone() };
+            (Msg::ReservationConfirmed { .. }, Some(state))
+                if state.status == Status::Confirming =>
+            {
+                let outcome = Msg::OrderConfirmed {
+                    order_id: order.clone(),
+                };
                 Self::finish(ctx, &order, state, outcome);
             }
             (Msg::ConfirmRejected { .. }, Some(state)) if state.status == Status::Confirming => {
@@ -227,7 +243,10 @@ impl Processor for ProductLedger {
             return Processed::Done;
         };
         match msg {
-            Msg::StockAdded { product_id, quantity } => {
+            Msg::StockAdded {
+                product_id,
+                quantity,
+            } => {
                 let mut l = Self::load(ctx, &product_id);
                 l.available += quantity as i64;
                 Self::save(ctx, &product_id, &l);
@@ -243,7 +262,9 @@ impl Processor for ProductLedger {
                     || l.released.contains_key(&order_id)
                     || l.rejected.contains(&order_id);
                 if seen && self.idempotent {
-                    ctx.note(format!("ReserveStock for {order_id} again: already handled"));
+                    ctx.note(format!(
+                        "ReserveStock for {order_id} again: already handled"
+                    ));
                     return Processed::Done;
                 }
                 if l.available >= quantity as i64 {
@@ -268,7 +289,10 @@ impl Processor for ProductLedger {
                     Self::reply(ctx, &order_id, msg);
                 }
             }
-            Msg::ConfirmReservation { order_id, product_id } => {
+            Msg::ConfirmReservation {
+                order_id,
+                product_id,
+            } => {
                 let mut l = Self::load(ctx, &product_id);
                 if let Some((quantity, _)) = l.reserved.remove(&order_id) {
                     l.confirmed.insert(order_id.clone(), quantity);
@@ -379,7 +403,10 @@ impl Design for Saga {
             &mut broker,
             scenario,
             &["orders", COMMANDS, REPLIES, OUTCOMES],
-            &[changelog_topic(ORDER_APP, ORDER_STORE), changelog_topic(PRODUCT_APP, LEDGER_STORE)],
+            &[
+                changelog_topic(ORDER_APP, ORDER_STORE),
+                changelog_topic(PRODUCT_APP, LEDGER_STORE),
+            ],
         );
         let mut instances = vec![frontend(
             scenario,
@@ -410,24 +437,38 @@ impl Design for Saga {
             }],
         };
         instances.extend(service(scenario, "order-service", move |name| {
-            vec![Box::new(StreamsClient::new(name, order_config.clone(), order_topology.clone())) as Box<dyn Client>]
+            vec![Box::new(StreamsClient::new(
+                name,
+                order_config.clone(),
+                order_topology.clone(),
+            )) as Box<dyn Client>]
         }));
         let timeout_ms = scenario.saga.reservation_timeout_ms;
         let idempotent = !mutations.contains(&Mutation::NonIdempotentCompensation);
-        let product_config = streams_config(PRODUCT_APP, Guarantee::ExactlyOnceV2, scenario, mutations);
-        let punctuate =
-            (!mutations.contains(&Mutation::NoTimeout)).then_some(Punctuation::WallClock(scenario.saga.punctuate_every_ms));
+        let product_config =
+            streams_config(PRODUCT_APP, Guarantee::ExactlyOnceV2, scenario, mutations);
+        let punctuate = (!mutations.contains(&Mutation::NoTimeout))
+            .then_some(Punctuation::WallClock(scenario.saga.punctuate_every_ms));
         let product_topology = Topology {
             subtopologies: vec![SubTopology {
                 name: "ledger".into(),
                 sources: vec![COMMANDS.into()],
                 stores: vec![LEDGER_STORE.into()],
-                processor: Arc::new(move |_| Box::new(ProductLedger { timeout_ms, idempotent })),
+                processor: Arc::new(move |_| {
+                    Box::new(ProductLedger {
+                        timeout_ms,
+                        idempotent,
+                    })
+                }),
                 punctuate,
             }],
         };
         instances.extend(service(scenario, "product-service", move |name| {
-            vec![Box::new(StreamsClient::new(name, product_config.clone(), product_topology.clone())) as Box<dyn Client>]
+            vec![Box::new(StreamsClient::new(
+                name,
+                product_config.clone(),
+                product_topology.clone(),
+            )) as Box<dyn Client>]
         }));
         let max_delay = scenario
             .payments

@@ -935,7 +935,11 @@ impl Model {
                     format!("get {store}"),
                     describe(Some(key), value.as_deref()),
                 ),
-                Event::Punctuate { client, task, time } => (
+                Event::Punctuate {
+                    client,
+                    task,
+                    at: time,
+                } => (
                     self.lane(&format!("n:{client}")),
                     "pu",
                     "punctuate".into(),
