@@ -103,6 +103,53 @@ pub fn regression_ok(now: &BTreeSet<String>, expected: &BTreeSet<String>) -> boo
     now.is_subset(expected) && now.is_empty() == expected.is_empty()
 }
 
+/// A kept seed replayed: what it violates now, what the scenario expects of its design.
+#[derive(Clone, Debug)]
+pub struct Replayed {
+    pub seed: RegressionSeed,
+    pub now: BTreeSet<String>,
+    pub expected: BTreeSet<String>,
+}
+
+impl Replayed {
+    pub fn ok(&self) -> bool {
+        regression_ok(&self.now, &self.expected)
+    }
+}
+
+/// Replay the regression seeds kept beside `scenario_path` (none if it has no file).
+pub fn replay_regressions(
+    scenario_path: &Path,
+    scenario: &Scenario,
+) -> Result<Vec<Replayed>, String> {
+    let file = seeds_path(scenario_path);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for seed in parse_seeds(&text, &file.display().to_string())? {
+        let design = design_named(&seed.design)?;
+        let judged = crate::run::run_seed(design.as_ref(), scenario, &[], seed.seed);
+        let now = judged
+            .verdict
+            .violated()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
+        let expected = scenario
+            .expect
+            .get(&seed.design)
+            .map(|e| e.violates.iter().cloned().collect())
+            .unwrap_or_default();
+        out.push(Replayed {
+            seed,
+            now,
+            expected,
+        });
+    }
+    Ok(out)
+}
+
 /// The regression file of a scenario file.
 pub fn seeds_path(scenario_path: &Path) -> PathBuf {
     scenario_path.with_extension("seeds")

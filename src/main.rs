@@ -672,37 +672,18 @@ fn cmd_check(given: &[PathBuf], jobs: usize) -> Result<u8, Fail> {
             println!("  {mark} {}", c.describe(&file.display().to_string()));
             all_match &= c.matches();
         }
-        // Regression seeds kept beside the scenario.
-        let seeds_file = expect::seeds_path(file);
-        if let Ok(text) = std::fs::read_to_string(&seeds_file) {
-            let seeds =
-                expect::parse_seeds(&text, &seeds_file.display().to_string()).map_err(bad_input)?;
-            for s in seeds {
-                let d = expect::design_named(&s.design).map_err(bad_input)?;
-                let judged = run::run_seed(d.as_ref(), &scenario, &[], s.seed);
-                let now: std::collections::BTreeSet<String> = judged
-                    .verdict
-                    .violated()
-                    .iter()
-                    .map(|i| i.name().to_string())
-                    .collect();
-                let expected: std::collections::BTreeSet<String> = scenario
-                    .expect
-                    .get(&s.design)
-                    .map(|e| e.violates.iter().cloned().collect())
-                    .unwrap_or_default();
-                // A kept seed must still show exactly what the scenario expects of its design.
-                let ok = expect::regression_ok(&now, &expected);
-                let mark = if ok { "✓" } else { "✗" };
-                println!(
-                    "  {mark} regression {} seed {}: was {}, now {}",
-                    s.design,
-                    s.seed,
-                    join_or(&s.violated, "holds"),
-                    join_or(&now, "holds")
-                );
-                all_match &= ok;
-            }
+        // Regression seeds kept beside the scenario: each must still show what the
+        // scenario expects of its design.
+        for r in expect::replay_regressions(file, &scenario).map_err(bad_input)? {
+            let mark = if r.ok() { "✓" } else { "✗" };
+            println!(
+                "  {mark} regression {} seed {}: was {}, now {}",
+                r.seed.design,
+                r.seed.seed,
+                join_or(&r.seed.violated, "holds"),
+                join_or(&r.now, "holds")
+            );
+            all_match &= r.ok();
         }
     }
     if all_match {

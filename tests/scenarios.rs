@@ -1,10 +1,9 @@
 //! `oversell check` over `scenarios/`: regression seeds first, then every scenario's
 //! declared expectations over its seed range.
 
-use oversell::expect::{check_expectations, parse_seeds, regression_ok, seeds_path};
+use oversell::expect::{check_expectations, replay_regressions};
 use oversell::load::load_file;
-use oversell::run::{replay_command, run_seed};
-use std::collections::BTreeSet;
+use oversell::run::replay_command;
 use std::path::PathBuf;
 
 fn scenario_files() -> Vec<PathBuf> {
@@ -28,38 +27,19 @@ fn regression_seeds_still_show_what_their_scenario_expects() {
     let mut failures = Vec::new();
     let mut replayed = 0;
     for file in scenario_files() {
-        let seeds_file = seeds_path(&file);
-        let Ok(text) = std::fs::read_to_string(&seeds_file) else {
-            continue;
-        };
         let scenario = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
-        for s in
-            parse_seeds(&text, &seeds_file.display().to_string()).unwrap_or_else(|e| panic!("{e}"))
-        {
-            let design = oversell::designs::by_name(&s.design).expect("checked by parse_seeds");
-            let judged = run_seed(design.as_ref(), &scenario, &[], s.seed);
-            let now: BTreeSet<String> = judged
-                .verdict
-                .violated()
-                .iter()
-                .map(|i| i.name().to_string())
-                .collect();
-            let expected: BTreeSet<String> = scenario
-                .expect
-                .get(&s.design)
-                .map(|e| e.violates.iter().cloned().collect())
-                .unwrap_or_default();
+        for r in replay_regressions(&file, &scenario).unwrap_or_else(|e| panic!("{e}")) {
             replayed += 1;
-            if !regression_ok(&now, &expected) {
+            if !r.ok() {
                 failures.push(format!(
                     "{} {} seed {}: kept because it violated {:?}; now violates {:?}; scenario expects {:?}\n  replay: {}",
                     file.display(),
-                    s.design,
-                    s.seed,
-                    s.violated,
-                    now,
-                    expected,
-                    replay_command(&file.display().to_string(), &s.design, s.seed)
+                    r.seed.design,
+                    r.seed.seed,
+                    r.seed.violated,
+                    r.now,
+                    r.expected,
+                    replay_command(&file.display().to_string(), &r.seed.design, r.seed.seed)
                 ));
             }
         }
