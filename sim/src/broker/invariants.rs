@@ -1,0 +1,136 @@
+//! The broker's own invariants, checked by tests and, in debug and test builds, after
+//! every request and every tick (a broken one is a bug in the broker: it panics, and the
+//! run's driver adds the seed).
+
+use std::collections::BTreeSet;
+
+use super::group::GroupState;
+use super::log::{PartitionLog, Topic};
+use super::txn::TxnOutcome;
+use super::Broker;
+
+impl Broker {
+    /// Check every invariant of every partition, transaction and group (O(size of all
+    /// logs)): offsets strictly increasing and below the log end, dense on non-compacted
+    /// logs, no open transaction's record below the LSO, LSO <= HW; every open transaction
+    /// known to the partitions it touched and to nothing else, every transactional id's
+    /// producer id owned by it; groups `Empty` exactly when they have no member. Panics on
+    /// a violation.
+    pub fn check_invariants(&self) {
+        for (name, topic) in &self.topics {
+            for (p, log) in topic.partitions.iter().enumerate() {
+                self.check_log(&format!("{name}-{p}"), topic, log);
+            }
+        }
+        self.check_transactions();
+        self.check_groups();
+    }
+
+    /// After a request or a tick, in debug and test builds.
+    pub(super) fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            self.check_invariants();
+        }
+    }
+
+    fn check_log(&self, tp: &str, topic: &Topic, log: &PartitionLog) {
+        assert_eq!(
+            log.entries.len(),
+            log.txn.len(),
+            "{tp}: txn index out of step"
+        );
+        if !topic.config.compacted {
+            assert_eq!(log.entries.len() as u64, log.log_end, "{tp}: not dense");
+        }
+        for (i, e) in log.entries.iter().enumerate() {
+            assert!(
+                e.offset < log.log_end,
+                "{tp}: offset {} past the end",
+                e.offset
+            );
+            if !topic.config.compacted {
+                assert_eq!(e.offset, i as u64, "{tp}: offsets not dense");
+            }
+            if i > 0 {
+                assert!(
+                    e.offset > log.entries[i - 1].offset,
+                    "{tp}: offsets not increasing"
+                );
+            }
+        }
+        let lso = log.last_stable_offset();
+        for (i, e) in log.entries.iter().enumerate() {
+            if e.offset >= lso {
+                break;
+            }
+            if let Some(s) = log.txn[i] {
+                assert_ne!(
+                    self.txn_outcomes[s],
+                    TxnOutcome::Open,
+                    "{tp}: open below LSO"
+                );
+            }
+        }
+        for (&serial, &first) in &log.ongoing {
+            assert_eq!(
+                self.txn_outcomes[serial],
+                TxnOutcome::Open,
+                "{tp}: settled txn still ongoing"
+            );
+            assert!(first < log.log_end, "{tp}: ongoing offset past the end");
+        }
+    }
+
+    /// Open transactions and the partitions' `ongoing` sets agree; every transactional id's
+    /// current producer id belongs to it.
+    fn check_transactions(&self) {
+        let mut open_serials = BTreeSet::new();
+        for (tid, st) in &self.txn_ids {
+            let owner = self.producers.get(&st.producer_id);
+            assert!(
+                owner.is_some_and(|e| e.transactional_id.as_deref() == Some(tid.as_str())),
+                "{tid}: producer id {} is not its own",
+                st.producer_id
+            );
+            let Some(open) = &st.open else { continue };
+            assert_eq!(
+                self.txn_outcomes[open.serial],
+                TxnOutcome::Open,
+                "{tid}: its open transaction is settled"
+            );
+            open_serials.insert(open.serial);
+            for (tp, first) in &open.partitions {
+                let log = self.partition(tp).expect("touched partition exists");
+                assert_eq!(
+                    log.ongoing.get(&open.serial),
+                    Some(first),
+                    "{tid}: {tp} does not hold back its LSO at {first}"
+                );
+            }
+        }
+        let open_count = self
+            .txn_outcomes
+            .iter()
+            .filter(|o| **o == TxnOutcome::Open)
+            .count();
+        assert_eq!(
+            open_count,
+            open_serials.len(),
+            "a transaction is open with no transactional id to end it"
+        );
+    }
+
+    fn check_groups(&self) {
+        for (gname, g) in &self.groups {
+            if g.state == GroupState::Empty {
+                assert!(g.members.is_empty(), "group {gname}: Empty with members");
+            } else {
+                assert!(
+                    !g.members.is_empty(),
+                    "group {gname}: {:?} without members",
+                    g.state
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The partition log: topics, dense offsets, append, high watermark, last stable offset,
+//! fetch at both isolation levels, and compaction as Kafka's log cleaner does it.
+//!
+//! One durable broker and no replication: the high watermark is the log end offset.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::txn::{TxnOutcome, TxnSerial};
+use super::{reject, Broker};
+use crate::protocol::{
+    FetchData, FetchedRecord, Isolation, KafkaError, LogEntry, Offset, ProducerId, TopicPartition,
+};
+use crate::trace::Event;
+
+use super::producer::ProducerState;
+
+/// Static configuration of a topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicConfig {
+    pub partitions: u32,
+    /// `cleanup.policy=compact`: [`Broker::compact`] keeps the last record per key.
+    pub compacted: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct PartitionLog {
+    pub(super) entries: Vec<LogEntry>,
+    /// Parallel to `entries`: the transaction that wrote each transactional data record.
+    pub(super) txn: Vec<Option<TxnSerial>>,
+    /// Offset the next entry gets: the log end offset, which is the high watermark.
+    pub(super) log_end: Offset,
+    /// Open transactions with records here: transaction → its first offset here.
+    pub(super) ongoing: BTreeMap<TxnSerial, Offset>,
+    /// Idempotence state per producer id.
+    pub(super) producers: BTreeMap<ProducerId, ProducerState>,
+}
+
+impl PartitionLog {
+    pub(super) fn last_stable_offset(&self) -> Offset {
+        let lso = self.ongoing.values().copied().min().unwrap_or(self.log_end);
+        assert!(
+            lso <= self.log_end,
+            "broker bug: LSO {lso} past HW {}",
+            self.log_end
+        );
+        lso
+    }
+
+    /// Index of the first entry with an offset >= `offset`.
+    pub(super) fn index_from(&self, offset: Offset) -> usize {
+        self.entries.partition_point(|e| e.offset < offset)
+    }
+
+    pub(super) fn index_of(&self, offset: Offset) -> Option<usize> {
+        let i = self.index_from(offset);
+        (i < self.entries.len() && self.entries[i].offset == offset).then_some(i)
+    }
+
+    pub(super) fn append(&mut self, entry: LogEntry, txn: Option<TxnSerial>, compacted: bool) {
+        assert_eq!(
+            entry.offset, self.log_end,
+            "broker bug: append out of place"
+        );
+        assert!(
+            compacted || self.entries.len() as u64 == self.log_end,
+            "broker bug: a non-compacted log is not dense"
+        );
+        self.entries.push(entry);
+        self.txn.push(txn);
+        self.log_end += 1;
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Topic {
+    pub(super) config: TopicConfig,
+    pub(super) partitions: Vec<PartitionLog>,
+}
+
+impl Broker {
+    /// Create a topic. Creating it again with the same configuration is a no-op; with a
+    /// different one, or with zero partitions or an empty name, an error.
+    pub fn create_topic(&mut self, name: &str, config: TopicConfig) -> Result<(), String> {
+        if name.is_empty() {
+            return Err("a topic name cannot be empty".to_string());
+        }
+        if config.partitions == 0 {
+            return Err(format!(
+                "topic {name}: a topic needs at least one partition"
+            ));
+        }
+        if let Some(existing) = self.topics.get(name) {
+            return if existing.config == config {
+                Ok(())
+            } else {
+                Err(format!(
+                    "topic {name} already exists with {:?}, not {:?}",
+                    existing.config, config
+                ))
+            };
+        }
+        let partitions = (0..config.partitions)
+            .map(|_| PartitionLog::default())
+            .collect();
+        self.topics
+            .insert(name.to_string(), Topic { config, partitions });
+        Ok(())
+    }
+
+    pub fn topic_config(&self, name: &str) -> Option<&TopicConfig> {
+        self.topics.get(name).map(|t| &t.config)
+    }
+
+    /// Every topic with its configuration, sorted by name.
+    pub fn topics(&self) -> impl Iterator<Item = (&str, &TopicConfig)> {
+        self.topics.iter().map(|(n, t)| (n.as_str(), &t.config))
+    }
+
+    /// Number of partitions of a topic.
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.topics.get(topic).map(|t| t.config.partitions)
+    }
+
+    pub(super) fn partition(&self, tp: &TopicPartition) -> Option<&PartitionLog> {
+        self.topics
+            .get(&tp.topic)?
+            .partitions
+            .get(tp.partition as usize)
+    }
+
+    /// The log of a partition the broker has already validated (a topic is never deleted).
+    pub(super) fn partition_mut(&mut self, tp: &TopicPartition) -> (&mut PartitionLog, bool) {
+        let topic = self.topics.get_mut(&tp.topic).expect("validated topic");
+        let compacted = topic.config.compacted;
+        (&mut topic.partitions[tp.partition as usize], compacted)
+    }
+
+    pub(super) fn has_partition(&self, tp: &TopicPartition) -> bool {
+        self.partition(tp).is_some()
+    }
+
+    // ------------------------------------------------------------------ fetch
+
+    pub(super) fn fetch(
+        &self,
+        client: &str,
+        tp: &TopicPartition,
+        offset: Offset,
+        max_records: usize,
+        isolation: Isolation,
+        events: &mut Vec<Event>,
+    ) -> Result<FetchData, KafkaError> {
+        let Some(log) = self.partition(tp) else {
+            return Err(reject(
+                events,
+                "Fetch",
+                KafkaError::UnknownTopicOrPartition,
+                format!("no partition {tp}"),
+            ));
+        };
+        let high_watermark = log.log_end;
+        let last_stable_offset = log.last_stable_offset();
+        if offset > high_watermark {
+            return Err(reject(
+                events,
+                "Fetch",
+                KafkaError::OffsetOutOfRange,
+                format!("offset {offset} is past the high watermark {high_watermark} of {tp}"),
+            ));
+        }
+        let (records, next_offset) = self.read(log, tp, offset, max_records, isolation);
+        events.push(Event::Fetch {
+            client: client.to_string(),
+            tp: tp.clone(),
+            from: offset,
+            count: records.len(),
+            next: next_offset,
+            isolation,
+        });
+        Ok(FetchData {
+            records,
+            high_watermark,
+            last_stable_offset,
+            next_offset,
+        })
+    }
+
+    /// Up to `max_records` data records from `offset` below the isolation's limit (HW or
+    /// LSO), skipping control records and, under `read_committed`, aborted ones; with the
+    /// offset the next read starts from.
+    fn read(
+        &self,
+        log: &PartitionLog,
+        tp: &TopicPartition,
+        offset: Offset,
+        max_records: usize,
+        isolation: Isolation,
+    ) -> (Vec<FetchedRecord>, Offset) {
+        let limit = match isolation {
+            Isolation::ReadUncommitted => log.log_end,
+            Isolation::ReadCommitted => log.last_stable_offset(),
+        };
+        let mut records = Vec::new();
+        let mut next_offset = offset;
+        for i in log.index_from(offset)..log.entries.len() {
+            let entry = &log.entries[i];
+            if entry.offset >= limit || records.len() >= max_records {
+                break;
+            }
+            next_offset = entry.offset + 1;
+            if entry.control.is_some() {
+                continue;
+            }
+            if isolation == Isolation::ReadCommitted {
+                let outcome = log.txn[i].map(|s| self.txn_outcomes[s]);
+                assert_ne!(
+                    outcome,
+                    Some(TxnOutcome::Open),
+                    "broker bug: an open transaction's record below the LSO of {tp}"
+                );
+                if outcome == Some(TxnOutcome::Aborted) {
+                    continue;
+                }
+            }
+            records.push(FetchedRecord {
+                offset: entry.offset,
+                record: entry.record.clone(),
+            });
+        }
+        assert!(
+            next_offset <= limit.max(offset),
+            "broker bug: a read of {tp} went past its limit"
+        );
+        (records, next_offset)
+    }
+
+    // ------------------------------------------------------------------ inspection
+
+    /// The log of a partition, data and control records (empty for an unknown partition).
+    pub fn log(&self, tp: &TopicPartition) -> &[LogEntry] {
+        self.partition(tp)
+            .map(|l| l.entries.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// The high watermark: the log end offset (0 for an unknown partition).
+    pub fn high_watermark(&self, tp: &TopicPartition) -> Offset {
+        self.partition(tp).map(|l| l.log_end).unwrap_or(0)
+    }
+
+    /// The last stable offset: first offset of the earliest open transaction, else the
+    /// high watermark (0 for an unknown partition).
+    pub fn last_stable_offset(&self, tp: &TopicPartition) -> Offset {
+        self.partition(tp)
+            .map(PartitionLog::last_stable_offset)
+            .unwrap_or(0)
+    }
+
+    fn outcome_at(
+        &self,
+        tp: &TopicPartition,
+        offset: Offset,
+    ) -> Option<(Option<TxnOutcome>, bool)> {
+        let log = self.partition(tp)?;
+        let i = log.index_of(offset)?;
+        Some((
+            log.txn[i].map(|s| self.txn_outcomes[s]),
+            log.entries[i].control.is_some(),
+        ))
+    }
+
+    /// Whether the data record at `offset` was written in a transaction that was aborted
+    /// (`false` for control records and offsets without a record).
+    pub fn is_aborted(&self, tp: &TopicPartition, offset: Offset) -> bool {
+        matches!(
+            self.outcome_at(tp, offset),
+            Some((Some(TxnOutcome::Aborted), false))
+        )
+    }
+
+    /// Whether the data record at `offset` is committed: non-transactional, or its
+    /// transaction committed (`false` for control records and offsets without a record).
+    pub fn is_committed(&self, tp: &TopicPartition, offset: Offset) -> bool {
+        matches!(
+            self.outcome_at(tp, offset),
+            Some((None | Some(TxnOutcome::Committed), false))
+        )
+    }
+
+    // ------------------------------------------------------------------ compaction
+
+    /// Log compaction of a compacted topic partition (a cleaner run): below the LSO, drop
+    /// data records of aborted transactions and every record superseded by a later
+    /// committed record with the same key below the LSO; keep the latest record of each
+    /// key (tombstones included: there is no `delete.retention.ms` here), keyless records
+    /// and control markers. Offsets of survivors are unchanged (gaps appear). Returns how
+    /// many records were removed (0 for a non-compacted or unknown topic).
+    pub fn compact(&mut self, tp: &TopicPartition, events: &mut Vec<Event>) -> usize {
+        let outcomes = &self.txn_outcomes;
+        let Some(topic) = self.topics.get_mut(&tp.topic) else {
+            return 0;
+        };
+        if !topic.config.compacted {
+            return 0;
+        }
+        let Some(log) = topic.partitions.get_mut(tp.partition as usize) else {
+            return 0;
+        };
+        let lso = log.last_stable_offset();
+        let keep = survivors(log, outcomes, lso);
+        let removed = keep.iter().filter(|k| !**k).count();
+        if removed > 0 {
+            let end = log.log_end;
+            let mut it = keep.iter();
+            log.entries
+                .retain(|_| *it.next().expect("one flag per entry"));
+            let mut it = keep.iter();
+            log.txn.retain(|_| *it.next().expect("one flag per entry"));
+            assert_eq!(log.log_end, end, "broker bug: compaction moved the log end");
+            events.push(Event::Compacted {
+                tp: tp.clone(),
+                removed,
+                below: lso,
+            });
+        }
+        removed
+    }
+}
+
+/// Which entries of `log` a cleaner run below `lso` keeps (one flag per entry).
+fn survivors(log: &PartitionLog, outcomes: &[TxnOutcome], lso: Offset) -> Vec<bool> {
+    let aborted = |i: usize| log.txn[i].is_some_and(|s| outcomes[s] == TxnOutcome::Aborted);
+    let mut latest: BTreeMap<&str, Offset> = BTreeMap::new();
+    for (i, e) in log.entries.iter().enumerate() {
+        if e.offset >= lso {
+            break;
+        }
+        if let (None, Some(key)) = (e.control, &e.record.key) {
+            if !aborted(i) {
+                latest.insert(key.as_str(), e.offset);
+            }
+        }
+    }
+    log.entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if e.offset >= lso || e.control.is_some() {
+                return true;
+            }
+            if aborted(i) {
+                return false;
+            }
+            match &e.record.key {
+                // Superseded: a later surviving record has the same key.
+                Some(key) => latest.get(key.as_str()).copied().unwrap_or(e.offset) <= e.offset,
+                None => true,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,235 @@
+//! A simulated single Kafka broker: sans-IO, synchronous, deterministic.
+//!
+//! The broker is a plain state machine. [`Broker::handle`] applies one [`Request`]
+//! atomically at a simulated time and returns its [`Response`]; [`Broker::tick`] does the
+//! time-driven work (transaction timeouts, session and rebalance timeouts), and
+//! [`Broker::next_deadline`] says when that work is next due. What happened is pushed to
+//! an event vector as [`Event`]s. Nothing here reads a clock, draws randomness or iterates
+//! a hash map: the same inputs give the same outputs and events, always.
+//!
+//! What it models, after Kafka (one durable broker, no replication, so the high watermark
+//! is the log end offset):
+//!
+//! - **Logs**: topics of N partitions, dense offsets from 0; data records and
+//!   transaction markers (control records) share the offset space.
+//! - **Idempotent producers**: producer id and epoch, a sequence number per partition,
+//!   the last [`PRODUCER_BATCH_CACHE`] batches remembered so a retried batch is
+//!   acknowledged at its original offset without a second append; a sequence gap is
+//!   `OutOfOrderSequenceNumber`. Without a producer identity every request appends.
+//! - **Transactions** (KIP-98, KIP-447 `exactly_once_v2`, KIP-890 implicit partition
+//!   adds): a `transactional.id` maps to a stable producer id; `InitProducerId` bumps the
+//!   epoch, aborts the previous epoch's open transaction and fences it. Produce and
+//!   `TxnOffsetCommit` begin a transaction implicitly; `EndTxn` writes a commit or abort
+//!   marker into every partition the transaction touched, and on commit makes its pending
+//!   group offsets committed. A transaction open longer than its timeout is aborted by
+//!   [`Broker::tick`], which bumps the epoch so the old producer is fenced.
+//! - **Last stable offset**: the first offset of the earliest open transaction in a
+//!   partition, else the high watermark. `read_committed` fetches stop there and skip
+//!   aborted records; no fetch ever returns a control record.
+//! - **Consumer groups** (classic eager protocol; the coordinator computes the assignment
+//!   with Kafka's `RangeAssignor`): join, rejoin during a rebalance, heartbeat, leave,
+//!   session timeout, rebalance timeout, generations; offset commits are fenced by member
+//!   id and generation, transactional ones too (KIP-447).
+//! - **Compaction** of compacted topics ([`Broker::compact`]), as the log cleaner does it.
+//!
+//! Deterministic orders: [`Broker::tick`] handles timed-out transactions by
+//! transactional id, then groups by name; markers are written to partitions in
+//! (topic, partition) order.
+
+//!
+//! Layout, after Kafka's own subsystems: [`log`] (partition logs, fetch, compaction),
+//! `producer` (producer ids, idempotence, the duplicate cache, `Produce`), `txn` (the
+//! transaction coordinator), [`group`] (the group coordinator), `invariants` (checked
+//! after every request and tick in debug and test builds); this file dispatches
+//! requests and drives time.
+
+use std::collections::BTreeMap;
+
+use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
+use crate::trace::Event;
+
+pub mod group;
+mod invariants;
+pub mod log;
+mod producer;
+#[cfg(test)]
+mod tests;
+mod txn;
+
+pub use group::{range_assignment, GroupState};
+pub use log::TopicConfig;
+pub use producer::PRODUCER_BATCH_CACHE;
+
+use group::Group;
+use log::Topic;
+use producer::ProducerEntry;
+use txn::{TxnIdState, TxnOutcome};
+
+/// Record a rejected request as an event; returns its error.
+fn reject(events: &mut Vec<Event>, request: &str, error: KafkaError, detail: String) -> KafkaError {
+    events.push(Event::Rejected {
+        request: request.to_string(),
+        error,
+        detail,
+    });
+    error
+}
+
+/// A simulated single Kafka broker. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct Broker {
+    topics: BTreeMap<String, Topic>,
+    producers: BTreeMap<ProducerId, ProducerEntry>,
+    next_producer_id: ProducerId,
+    txn_ids: BTreeMap<String, TxnIdState>,
+    txn_outcomes: Vec<TxnOutcome>,
+    groups: BTreeMap<String, Group>,
+    members_created: u64,
+}
+
+impl Default for Broker {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Broker {
+    pub fn new() -> Self {
+        Broker {
+            topics: BTreeMap::new(),
+            producers: BTreeMap::new(),
+            next_producer_id: 1,
+            txn_ids: BTreeMap::new(),
+            txn_outcomes: Vec::new(),
+            groups: BTreeMap::new(),
+            members_created: 0,
+        }
+    }
+
+    /// Handle one request from `client` (a stable client name, used for member ids)
+    /// atomically at simulated time `now`; events describing what happened are pushed to
+    /// `events`. Bad requests are answered with errors (and a `Rejected` event), never a
+    /// panic. In debug and test builds every invariant is checked afterwards.
+    pub fn handle(
+        &mut self,
+        now: Millis,
+        client: &str,
+        req: Request,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        let response = self.dispatch(now, client, req, events);
+        self.debug_check();
+        response
+    }
+
+    fn dispatch(
+        &mut self,
+        now: Millis,
+        client: &str,
+        req: Request,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        match req {
+            Request::InitProducerId {
+                transactional_id,
+                transaction_timeout_ms,
+            } => Response::InitProducerId(Ok(self.init_producer_id(
+                now,
+                transactional_id,
+                transaction_timeout_ms,
+                events,
+            ))),
+            Request::Produce { producer, batches } => {
+                Response::Produce(self.produce(now, producer, batches, events))
+            }
+            Request::TxnOffsetCommit {
+                producer,
+                group,
+                offsets,
+            } => Response::TxnOffsetCommit(
+                self.txn_offset_commit(now, &producer, group, offsets, events),
+            ),
+            Request::EndTxn { producer, commit } => {
+                Response::EndTxn(self.end_txn_request(now, &producer, commit, events))
+            }
+            Request::Fetch {
+                tp,
+                offset,
+                max_records,
+                isolation,
+            } => {
+                let result = self.fetch(client, &tp, offset, max_records, isolation, events);
+                Response::Fetch { tp, result }
+            }
+            req => self.dispatch_group(now, client, req, events),
+        }
+    }
+
+    /// The group coordinator's requests.
+    fn dispatch_group(
+        &mut self,
+        now: Millis,
+        client: &str,
+        req: Request,
+        events: &mut Vec<Event>,
+    ) -> Response {
+        match req {
+            Request::JoinGroup {
+                group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+            } => Response::JoinGroup(self.join_group(
+                now,
+                client,
+                &group,
+                member_id,
+                topics,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                events,
+            )),
+            Request::Heartbeat {
+                group,
+                member_id,
+                generation,
+            } => Response::Heartbeat(self.heartbeat(now, &group, &member_id, generation, events)),
+            Request::LeaveGroup { group, member_id } => {
+                Response::LeaveGroup(self.leave_group(now, &group, &member_id, events))
+            }
+            Request::OffsetCommit { group, offsets } => {
+                Response::OffsetCommit(self.offset_commit(now, group, offsets, events))
+            }
+            Request::OffsetFetch {
+                group,
+                partitions,
+                require_stable,
+            } => {
+                Response::OffsetFetch(self.offset_fetch(&group, partitions, require_stable, events))
+            }
+            other => unreachable!("not a group coordinator request: {other:?}"),
+        }
+    }
+
+    /// Time-driven work at `now`: abort transactions open for their timeout or longer
+    /// (and fence their epoch), expire group members whose session timed out, complete
+    /// rebalances whose rebalance timeout passed. A deadline `d` is due when `now >= d`.
+    /// In debug and test builds every invariant is checked afterwards.
+    pub fn tick(&mut self, now: Millis, events: &mut Vec<Event>) {
+        self.abort_timed_out_transactions(now, events);
+        self.expire_group_members(now, events);
+        assert!(
+            self.next_deadline().is_none_or(|d| d > now),
+            "broker bug: a deadline at or before {now} survived its tick"
+        );
+        self.debug_check();
+    }
+
+    /// Earliest simulated time at which [`Broker::tick`] would do something, if any.
+    pub fn next_deadline(&self) -> Option<Millis> {
+        let txns = self.txn_ids.values().filter_map(TxnIdState::deadline);
+        let groups = self.groups.values().filter_map(Group::deadline);
+        txns.chain(groups).min()
+    }
+}

@@ -1,0 +1,397 @@
+//! Producer state: producer ids, idempotence (a sequence number per producer and
+//! partition, Kafka's `ProducerStateManager` / `ProducerAppendInfo`), the duplicate cache
+//! of the last [`PRODUCER_BATCH_CACHE`] batches, and the `Produce` request, which appends
+//! through the partition log and joins transactions implicitly (KIP-890).
+
+use std::collections::VecDeque;
+
+use super::{reject, Broker};
+use crate::protocol::{
+    Epoch, KafkaError, LogEntry, Millis, Offset, PartitionProduceResult, ProduceBatch, ProducerId,
+    ProducerIdentity, TopicPartition,
+};
+use crate::trace::Event;
+
+/// How many appended batches per producer and partition the broker remembers for
+/// duplicate detection (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
+pub const PRODUCER_BATCH_CACHE: usize = 5;
+
+/// One appended batch remembered for duplicate detection.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct CachedBatch {
+    base_sequence: i32,
+    count: i32,
+    base_offset: Offset,
+}
+
+/// Kafka's `ProducerStateEntry`: what a partition knows of one producer id.
+#[derive(Clone, Debug)]
+pub(super) struct ProducerState {
+    pub(super) epoch: Epoch,
+    pub(super) last_sequence: i32,
+    pub(super) batches: VecDeque<CachedBatch>,
+}
+
+impl ProducerState {
+    /// Remember a batch of `count` records from `base_sequence` appended at `base_offset`
+    /// at `epoch` (a new epoch forgets the batches of the old one).
+    fn record(&mut self, epoch: Epoch, base_sequence: i32, count: i32, base_offset: Offset) {
+        if self.epoch != epoch {
+            self.epoch = epoch;
+            self.batches.clear();
+        }
+        self.last_sequence = increment_sequence(base_sequence, count - 1);
+        self.batches.push_back(CachedBatch {
+            base_sequence,
+            count,
+            base_offset,
+        });
+        if self.batches.len() > PRODUCER_BATCH_CACHE {
+            self.batches.pop_front();
+        }
+        assert!(
+            !self.batches.is_empty() && self.batches.len() <= PRODUCER_BATCH_CACHE,
+            "broker bug: duplicate cache of {} batches",
+            self.batches.len()
+        );
+    }
+}
+
+/// What the broker knows of a producer id.
+#[derive(Clone, Debug)]
+pub(super) struct ProducerEntry {
+    pub(super) transactional_id: Option<String>,
+    /// Current epoch of an idempotent producer (transactional ones: see `TxnIdState`).
+    pub(super) epoch: Epoch,
+}
+
+/// Producer id, epoch and base sequence of an idempotent batch that passed its checks.
+type Ident = (ProducerId, Epoch, i32);
+
+/// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap from `i32::MAX` to 0.
+pub(super) fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+/// Kafka's `ProducerAppendInfo.checkSequence` with duplicate detection, for a batch of
+/// `count` records from sequence `base` at `epoch`, given what the partition knows of its
+/// producer: `Ok(Some(offset))` for a batch already appended at `offset`, `Ok(None)` for
+/// the next batch in sequence.
+fn check_sequence(
+    state: Option<&ProducerState>,
+    epoch: Epoch,
+    base: i32,
+    count: i32,
+) -> Result<Option<Offset>, (KafkaError, String)> {
+    match state {
+        Some(s) if s.epoch > epoch => Err((
+            KafkaError::InvalidProducerEpoch,
+            format!("epoch {epoch} is older than epoch {} seen here", s.epoch),
+        )),
+        Some(s) if s.epoch == epoch => {
+            let cached = s
+                .batches
+                .iter()
+                .find(|b| b.base_sequence == base && b.count == count);
+            if let Some(dup) = cached {
+                return Ok(Some(dup.base_offset));
+            }
+            let expected = increment_sequence(s.last_sequence, 1);
+            if base == expected {
+                Ok(None)
+            } else {
+                Err((
+                    KafkaError::OutOfOrderSequenceNumber,
+                    format!("sequence {base}, expected {expected}"),
+                ))
+            }
+        }
+        // First batch of this producer epoch on this partition.
+        _ if base == 0 => Ok(None),
+        _ => Err((
+            KafkaError::OutOfOrderSequenceNumber,
+            format!("the first batch of epoch {epoch} starts at sequence {base}, not 0"),
+        )),
+    }
+}
+
+/// What the idempotence check decided for one batch.
+enum Sequenced {
+    /// No producer identity: append without sequence numbers.
+    Plain,
+    /// The next batch in sequence: append it.
+    Next(Ident),
+    /// A retry of a batch already appended: acknowledge it there.
+    Duplicate(PartitionProduceResult),
+}
+
+impl Broker {
+    pub(super) fn allocate_producer_id(&mut self, transactional_id: Option<String>) -> ProducerId {
+        let pid = self.next_producer_id;
+        self.next_producer_id += 1;
+        let previous = self.producers.insert(
+            pid,
+            ProducerEntry {
+                transactional_id,
+                epoch: 0,
+            },
+        );
+        assert!(previous.is_none(), "broker bug: producer id {pid} reused");
+        pid
+    }
+
+    /// Validate a producer identity: `Ok(Some(tid))` for the current epoch of a
+    /// transactional producer, `Ok(None)` for a current idempotent producer.
+    pub(super) fn check_producer(
+        &self,
+        p: &ProducerIdentity,
+    ) -> Result<Option<String>, (KafkaError, String)> {
+        let pid = p.producer_id;
+        let Some(entry) = self.producers.get(&pid) else {
+            return Err((
+                KafkaError::UnknownProducerId,
+                format!("producer id {pid} was never handed out"),
+            ));
+        };
+        match (&entry.transactional_id, &p.transactional_id) {
+            (None, None) => check_idempotent_epoch(entry, p).map(|()| None),
+            (Some(owner), Some(claimed)) if owner == claimed => self
+                .check_transactional_epoch(owner, p)
+                .map(|()| Some(owner.clone())),
+            (Some(owner), None) => Err((
+                KafkaError::InvalidTxnState,
+                format!(
+                    "producer id {pid} belongs to {owner}, but the request is not transactional"
+                ),
+            )),
+            (_, Some(claimed)) => Err((
+                KafkaError::UnknownProducerId,
+                format!("producer id {pid} is not a producer id of transactional id {claimed}"),
+            )),
+        }
+    }
+
+    pub(super) fn produce(
+        &mut self,
+        now: Millis,
+        producer: Option<ProducerIdentity>,
+        batches: Vec<ProduceBatch>,
+        events: &mut Vec<Event>,
+    ) -> Vec<(TopicPartition, PartitionProduceResult)> {
+        let tid = match &producer {
+            None => None,
+            Some(p) => match self.check_producer(p) {
+                Ok(tid) => tid,
+                Err((error, detail)) => {
+                    reject(events, "Produce", error, detail);
+                    return batches
+                        .into_iter()
+                        .map(|b| (b.tp, PartitionProduceResult::Error(error)))
+                        .collect();
+                }
+            },
+        };
+        batches
+            .into_iter()
+            .map(|batch| {
+                let result =
+                    self.produce_batch(now, producer.as_ref(), tid.as_deref(), &batch, events);
+                (batch.tp, result)
+            })
+            .collect()
+    }
+
+    /// Append one batch of an already validated producer.
+    fn produce_batch(
+        &mut self,
+        now: Millis,
+        producer: Option<&ProducerIdentity>,
+        tid: Option<&str>,
+        batch: &ProduceBatch,
+        events: &mut Vec<Event>,
+    ) -> PartitionProduceResult {
+        let tp = &batch.tp;
+        let log_end = match self.produce_target(tp, events) {
+            Ok(log_end) => log_end,
+            Err(e) => return PartitionProduceResult::Error(e),
+        };
+        if batch.records.is_empty() {
+            // Kafka answers INVALID_RECORD; the protocol has no such error, and an empty
+            // batch changes nothing: acknowledge it at the log end.
+            return PartitionProduceResult::Appended {
+                base_offset: log_end,
+                duplicate: false,
+            };
+        }
+        let count = i32::try_from(batch.records.len()).unwrap_or(i32::MAX);
+        let ident = match self.sequence_batch(producer, batch, count, events) {
+            Ok(Sequenced::Plain) => None,
+            Ok(Sequenced::Next(ident)) => Some(ident),
+            Ok(Sequenced::Duplicate(result)) => return result,
+            Err(e) => return PartitionProduceResult::Error(e),
+        };
+        // Transactions: begin one implicitly, add this partition implicitly (KIP-890).
+        let serial = tid.map(|tid| self.add_partition_to_txn(tid, tp, log_end, now, events));
+        let base_offset = self.append_batch(batch, ident, serial, events);
+        assert_eq!(
+            base_offset, log_end,
+            "broker bug: batch not appended at the end"
+        );
+        if let Some((pid, epoch, base_sequence)) = ident {
+            let (log, _) = self.partition_mut(tp);
+            let state = log.producers.entry(pid).or_insert(ProducerState {
+                epoch,
+                last_sequence: -1,
+                batches: VecDeque::new(),
+            });
+            state.record(epoch, base_sequence, count, base_offset);
+        }
+        PartitionProduceResult::Appended {
+            base_offset,
+            duplicate: false,
+        }
+    }
+
+    /// The log end of the partition a batch goes to, or why it cannot go there.
+    fn produce_target(
+        &self,
+        tp: &TopicPartition,
+        events: &mut Vec<Event>,
+    ) -> Result<Offset, KafkaError> {
+        let Some(topic) = self.topics.get(&tp.topic) else {
+            return Err(reject(
+                events,
+                "Produce",
+                KafkaError::UnknownTopicOrPartition,
+                format!("no topic {}", tp.topic),
+            ));
+        };
+        match topic.partitions.get(tp.partition as usize) {
+            Some(log) => Ok(log.log_end),
+            None => Err(reject(
+                events,
+                "Produce",
+                KafkaError::UnknownTopicOrPartition,
+                format!("topic {} has no partition {}", tp.topic, tp.partition),
+            )),
+        }
+    }
+
+    /// Idempotence: check a batch's sequence against its partition's producer state.
+    fn sequence_batch(
+        &self,
+        producer: Option<&ProducerIdentity>,
+        batch: &ProduceBatch,
+        count: i32,
+        events: &mut Vec<Event>,
+    ) -> Result<Sequenced, KafkaError> {
+        let Some(p) = producer else {
+            return Ok(Sequenced::Plain);
+        };
+        let tp = &batch.tp;
+        let log = self.partition(tp).expect("checked partition");
+        let checked = match batch.base_sequence.filter(|s| *s >= 0) {
+            None => Err((
+                KafkaError::OutOfOrderSequenceNumber,
+                "an idempotent batch without a valid sequence number".to_string(),
+            )),
+            Some(base) => {
+                let state = log.producers.get(&p.producer_id);
+                check_sequence(state, p.epoch, base, count).map(|dup| (base, dup))
+            }
+        };
+        match checked {
+            Err((error, detail)) => {
+                let detail = format!("producer {} to {tp}: {detail}", p.producer_id);
+                Err(reject(events, "Produce", error, detail))
+            }
+            Ok((base_sequence, Some(base_offset))) => {
+                events.push(Event::DuplicateBatch {
+                    tp: tp.clone(),
+                    producer_id: p.producer_id,
+                    base_sequence,
+                    base_offset,
+                });
+                Ok(Sequenced::Duplicate(PartitionProduceResult::Appended {
+                    base_offset,
+                    duplicate: true,
+                }))
+            }
+            Ok((base_sequence, None)) => {
+                Ok(Sequenced::Next((p.producer_id, p.epoch, base_sequence)))
+            }
+        }
+    }
+
+    /// Append the records of a checked batch (of transaction `serial`, if any); returns
+    /// the base offset.
+    fn append_batch(
+        &mut self,
+        batch: &ProduceBatch,
+        ident: Option<Ident>,
+        serial: Option<super::txn::TxnSerial>,
+        events: &mut Vec<Event>,
+    ) -> Offset {
+        let tp = &batch.tp;
+        let (log, compacted) = self.partition_mut(tp);
+        let base_offset = log.log_end;
+        if let Some(serial) = serial {
+            log.ongoing.entry(serial).or_insert(base_offset);
+        }
+        for (i, record) in batch.records.iter().enumerate() {
+            let offset = log.log_end;
+            let sequence = ident.map(|(_, _, base)| increment_sequence(base, i as i32));
+            events.push(Event::Append {
+                tp: tp.clone(),
+                offset,
+                key: record.key.clone(),
+                value: record.value.clone(),
+                producer_id: ident.map(|(pid, _, _)| pid),
+                epoch: ident.map(|(_, epoch, _)| epoch),
+                sequence,
+                transactional: serial.is_some(),
+            });
+            log.append(
+                LogEntry {
+                    offset,
+                    record: record.clone(),
+                    producer: ident.map(|(pid, epoch, _)| (pid, epoch)),
+                    sequence,
+                    transactional: serial.is_some(),
+                    control: None,
+                },
+                serial,
+                compacted,
+            );
+        }
+        base_offset
+    }
+}
+
+/// The epoch check of an idempotent (non-transactional) producer.
+fn check_idempotent_epoch(
+    entry: &ProducerEntry,
+    p: &ProducerIdentity,
+) -> Result<(), (KafkaError, String)> {
+    let epoch = p.epoch;
+    if epoch < entry.epoch {
+        Err((
+            KafkaError::InvalidProducerEpoch,
+            format!("epoch {epoch} is older than the current {}", entry.epoch),
+        ))
+    } else if epoch > entry.epoch {
+        Err((
+            KafkaError::InvalidProducerEpoch,
+            format!(
+                "epoch {epoch} was never handed out (current {})",
+                entry.epoch
+            ),
+        ))
+    } else {
+        Ok(())
+    }
+}
