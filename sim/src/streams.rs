@@ -135,6 +135,12 @@ pub trait Processor {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed;
     /// Called on each punctuation of the sub-topology (see [`SubTopology::punctuate`]).
     fn punctuate(&mut self, _ctx: &mut Context<'_, '_>) {}
+    /// The earliest time at which a punctuation of this task has work to do, read from
+    /// its stores (which survive a restart and a migration); `None` when it has none. The
+    /// world does not call a run quiescent while such a timer is pending.
+    fn next_timer(&self, _stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        None
+    }
 }
 
 /// When a sub-topology's punctuator fires.
@@ -1519,6 +1525,21 @@ impl Client for StreamsClient {
             && !self.txn_open
             && self.caught_up.len() == self.assignment.len()
             && self.caught_up.values().all(|c| *c)
+    }
+
+    /// Timers of the tasks whose sub-topology punctuates on the wall clock (a stream-time
+    /// punctuation needs new input to fire, so it holds no pending timer).
+    fn next_timer(&self) -> Option<Millis> {
+        self.tasks
+            .iter()
+            .filter(|(id, _)| {
+                matches!(
+                    self.topology.subtopologies[id.subtopology].punctuate,
+                    Some(Punctuation::WallClock(_))
+                )
+            })
+            .filter_map(|(_, task)| task.processor.next_timer(&task.stores))
+            .min()
     }
 
     fn query(&self, store: &str, key: &str, meta: &dyn Metadata) -> Option<Option<String>> {
