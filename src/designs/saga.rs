@@ -178,6 +178,20 @@ impl Processor for ProcessManager {
         Processed::Done
     }
 
+    /// The earliest payment still due: its punctuation confirms or cancels the order.
+    fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        stores
+            .get(ORDER_STORE)?
+            .values()
+            .filter_map(
+                |v| match serde_json::from_str::<OrderState>(v).ok()?.status {
+                    Status::Paying { due } => Some(due),
+                    _ => None,
+                },
+            )
+            .min()
+    }
+
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
         let now = ctx.now();
         for (order, value) in ctx.entries(ORDER_STORE) {
@@ -342,6 +356,16 @@ impl Processor for ProductLedger {
             _ => {}
         }
         Processed::Done
+    }
+
+    /// The earliest reservation still to expire: its punctuation releases it.
+    fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        stores
+            .get(LEDGER_STORE)?
+            .values()
+            .filter_map(|v| serde_json::from_str::<Ledger>(v).ok())
+            .flat_map(|l| l.reserved.into_values().map(|(_, expiry)| expiry))
+            .min()
     }
 
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {

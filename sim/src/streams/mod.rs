@@ -483,6 +483,21 @@ impl Client for StreamsClient {
             && self.caught_up.values().all(|c| *c)
     }
 
+    /// Timers of the tasks whose sub-topology punctuates on the wall clock (a stream-time
+    /// punctuation needs new input to fire, so it holds no pending timer).
+    fn next_timer(&self) -> Option<Millis> {
+        self.tasks
+            .iter()
+            .filter(|(id, _)| {
+                matches!(
+                    self.topology.subtopologies[id.subtopology].punctuate,
+                    Some(Punctuation::WallClock(_))
+                )
+            })
+            .filter_map(|(_, task)| task.processor.next_timer(&task.stores))
+            .min()
+    }
+
     fn query(&self, store: &str, key: &str, meta: &dyn Metadata) -> Option<Option<String>> {
         if self.phase == Phase::Restore || !self.restoring.is_empty() {
             return None;

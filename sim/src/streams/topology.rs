@@ -3,6 +3,7 @@
 
 use super::context::Context;
 use crate::protocol::{Millis, Offset, TopicPartition};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A record handed to a processor.
@@ -29,6 +30,12 @@ pub trait Processor {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed;
     /// Called on each punctuation of the sub-topology (see [`SubTopology::punctuate`]).
     fn punctuate(&mut self, _ctx: &mut Context<'_, '_>) {}
+    /// The earliest time at which a punctuation of this task has work to do, read from
+    /// its stores (which survive a restart and a migration); `None` when it has none. The
+    /// world does not call a run quiescent while such a timer is pending.
+    fn next_timer(&self, _stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        None
+    }
 }
 
 /// When a sub-topology's punctuator fires.

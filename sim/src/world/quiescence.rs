@@ -40,8 +40,8 @@ impl World {
 
     /// Quiet: past the fault phase and `settle_until`, nothing appended or processed for
     /// `quiet_ms`, the last fault healed `quiet_ms` ago, no scheduled fault left, nothing
-    /// in flight, no open transaction, no group rebalancing, every instance up and every
-    /// client idle.
+    /// in flight, no open transaction, no group rebalancing, every instance up, every
+    /// client idle and no client holding a timer due before the time bound.
     pub(super) fn quiescent(&self) -> bool {
         self.now >= self.config.settle_until
             && self.now >= self.healed_at + self.config.quiet_ms
@@ -59,6 +59,19 @@ impl World {
                 .instances
                 .iter()
                 .all(|i| i.status == Status::Up && i.clients.iter().flatten().all(|c| c.idle()))
+            && self.pending_timer().is_none()
+    }
+
+    /// The earliest timer a running client holds that falls before the time bound (a
+    /// timer at or past the bound cannot act within the run).
+    fn pending_timer(&self) -> Option<(Millis, &str)> {
+        self.instances
+            .iter()
+            .filter(|i| i.status == Status::Up)
+            .flat_map(|i| i.clients.iter().flatten())
+            .filter_map(|c| Some((c.next_timer()?, c.name())))
+            .filter(|(t, _)| *t < self.config.max_time)
+            .min()
     }
 
     /// Why the world is not quiescent: for a run that ended at a bound.
@@ -77,6 +90,9 @@ impl World {
                     reasons.push(format!("{} is busy", c.name()));
                 }
             }
+        }
+        if let Some((t, client)) = self.pending_timer() {
+            reasons.push(format!("{client} has a timer pending at {t}ms"));
         }
         if self.now < self.last_progress + self.config.quiet_ms {
             reasons.push(format!("last progress at {}ms", self.last_progress));
