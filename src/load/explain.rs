@@ -198,13 +198,9 @@ pub(super) fn explain(e: DeError, root: &Value<'_>) -> Problem {
             Some(v) => mismatch(&path, span, v.get_ref(), want),
             None => problem(span, format!("{} has the wrong type", what(&path)), None),
         },
-        Fault::OutOfRange
-        | Fault::Invalid {
-            found: Found::Int(_),
-            ..
-        } => out_of_range(&path, span, value),
+        Fault::OutOfRange => out_of_range(&path, span, value),
         Fault::Length(n) => length(&path, span, n),
-        Fault::Invalid { expected, .. } => invalid(&path, span, value, &expected),
+        Fault::Invalid { found, expected } => invalid(&path, span, value, &found, &expected),
         Fault::Custom(message) => custom(&path, span, value, message),
         Fault::Fields(_) => problem(span, "the scenario could not be read".into(), None),
     }
@@ -462,9 +458,16 @@ fn mismatch(path: &[Seg], span: Span, v: &DeValue<'_>, want: Want) -> Problem {
             Some(range_help(limit(path))),
         ),
         (Want::Number, _) => (format!("{w} must be a number, found {found}"), None),
-        (Want::Str, DeValue::Integer(i)) => (
+        (Want::Str, DeValue::Integer(i)) if !matches!(path.last(), Some(Seg::Index(_))) => (
             format!("{w} must be a string, found {found}"),
             Some(format!("put it in double quotes: {key} = \"{i}\"")),
+        ),
+        (Want::Str, _) if matches!(path.last(), Some(Seg::Index(_))) => (
+            format!("{w} must be a string, found {found}"),
+            Some(match keys(path).last() {
+                Some(&"violates") => format!("invariants: {}", list(super::invariant_names())),
+                _ => "write each entry in double quotes, e.g. [\"order1\"]".into(),
+            }),
         ),
         (Want::Str, _) => (
             format!("{w} must be a string, found {found}"),
@@ -567,7 +570,13 @@ fn length(path: &[Seg], span: Span, n: usize) -> Problem {
     )
 }
 
-fn invalid(path: &[Seg], span: Span, value: Option<&Value<'_>>, expected: &str) -> Problem {
+fn invalid(
+    path: &[Seg],
+    span: Span,
+    value: Option<&Value<'_>>,
+    found_kind: &Found,
+    expected: &str,
+) -> Problem {
     let w = what(path);
     let found = value.map_or_else(|| "another value".into(), |v| describe(v.get_ref()));
     if let [Seg::Key(e), Seg::Key(d)] = path {
@@ -586,12 +595,23 @@ fn invalid(path: &[Seg], span: Span, value: Option<&Value<'_>>, expected: &str) 
             );
         }
     }
-    let wanted = if expected.starts_with('u') || expected.starts_with('i') {
-        "a whole number".to_string()
-    } else {
-        expected.to_string()
+    // A visitor's complaint (on serde's buffered paths): the kind it wanted, from
+    // serde's own names for the primitive types and containers.
+    let want = match expected {
+        e if e.starts_with('u') || e.starts_with('i') => Want::Number,
+        "a string" => Want::Str,
+        "a boolean" => Want::Bool,
+        e if e.contains("tuple") || e.contains("sequence") => Want::List,
+        e if e.contains("struct") || e.contains("map") => Want::Table,
+        _ => return problem(span, format!("{w} must be {expected}, found {found}"), None),
     };
-    problem(span, format!("{w} must be {wanted}, found {found}"), None)
+    match (want, value) {
+        (Want::Number, Some(v)) if matches!(found_kind, Found::Int(_)) => {
+            out_of_range(path, span, Some(v))
+        }
+        (_, Some(v)) => mismatch(path, span, v.get_ref(), want),
+        (_, None) => problem(span, format!("{w} must be {expected}, found {found}"), None),
+    }
 }
 
 fn custom(path: &[Seg], span: Span, value: Option<&Value<'_>>, message: String) -> Problem {
