@@ -59,8 +59,12 @@ pub(super) fn what(path: &[Seg]) -> String {
             format!("{} id", l.trim_end_matches('s'))
         }
         [Key(_), Index(_), Key(k)] | [Key(_), Key(_), Index(_), Key(k)] => k.clone(),
-        [Key(s), Key(k), Index(0)] if s == "faults" => format!("the low end of faults.{k}"),
-        [Key(s), Key(k), Index(_)] if s == "faults" => format!("the high end of faults.{k}"),
+        [Key(s), Key(k), Index(0)] if s == "faults" && k != "schedule" => {
+            format!("the low end of faults.{k}")
+        }
+        [Key(s), Key(k), Index(_)] if s == "faults" && k != "schedule" => {
+            format!("the high end of faults.{k}")
+        }
         [Key(p), Key(d), Key(o)] if p == "payments" && d == "delays" => {
             format!("the payment delay of {}", quote(o))
         }
@@ -89,6 +93,12 @@ fn table_name(root: &Value<'_>, path: &[Seg]) -> String {
 
 /// The valid kind of the scheduled fault at `path`, if it has one.
 fn fault_kind(root: &Value<'_>, path: &[Seg]) -> Option<String> {
+    let [Seg::Key(f), Seg::Key(s), Seg::Index(_)] = path else {
+        return None;
+    };
+    if f != "faults" || s != "schedule" {
+        return None;
+    }
     let kind = lookup(root, path)?
         .get_ref()
         .get("kind")?
@@ -209,32 +219,41 @@ pub(super) fn explain(e: DeError, root: &Value<'_>) -> Problem {
 /// Errors from serde's buffered paths (an internally tagged or flattened type) are
 /// placed at the whole table: find the key or value they are about.
 fn refine(fault: Fault, span: Span, path: Path, root: &Value<'_>) -> (Fault, Span, Path) {
-    let Some(DeValue::Table(t)) = lookup(root, &path).map(|v| v.get_ref()) else {
+    let Some(node) = lookup(root, &path) else {
         return (fault, span, path);
     };
-    let at_key = |field: &str| -> Option<(Span, Path)> {
-        let (k, _) = t.get_key_value(field)?;
-        let mut p = path.clone();
-        p.push(Seg::Key(field.to_string()));
-        Some((k.span(), p))
+    let DeValue::Table(t) = node.get_ref() else {
+        return (fault, span, path);
     };
     let unknown = match &fault {
-        Fault::UnknownField { field, .. } => Some(field.clone()),
-        Fault::Custom(m) => m
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.strip_suffix('`'))
-            .map(str::to_string),
+        Fault::UnknownField { field, .. } if path.last() != Some(&Seg::Key(field.clone())) => {
+            Some(field.clone())
+        }
+        // serde reports a key left over by a flattened struct as a custom error: find
+        // the key that the table does not take.
+        Fault::Custom(_) => {
+            let valid = table_keys(&path);
+            let mut extra: Vec<_> = t
+                .iter()
+                .filter(|(k, _)| !valid.is_empty() && !valid.iter().any(|v| v == k.get_ref()))
+                .map(|(k, _)| (k.span(), k.get_ref().to_string()))
+                .collect();
+            extra.sort_by_key(|(s, _)| s.start);
+            extra.into_iter().next().map(|(_, k)| k)
+        }
         _ => None,
     };
     if let Some(field) = unknown {
-        if let Some((s, p)) = at_key(&field) {
-            let expected = match fault {
-                Fault::UnknownField { expected, .. } => expected,
-                _ => &[],
-            };
-            return (Fault::UnknownField { field, expected }, s, p);
-        }
-        return (fault, span, path);
+        let Some((k, _)) = t.get_key_value(field.as_str()) else {
+            return (fault, span, path);
+        };
+        let expected = match fault {
+            Fault::UnknownField { expected, .. } => expected,
+            _ => &[],
+        };
+        let mut p = path.clone();
+        p.push(Seg::Key(field.clone()));
+        return (Fault::UnknownField { field, expected }, k.span(), p);
     }
     let matches = |v: &DeValue<'_>| match (&fault, v) {
         (Fault::Invalid { found, .. }, v) => same(found, v),
@@ -242,12 +261,7 @@ fn refine(fault: Fault, span: Span, path: Path, root: &Value<'_>) -> (Fault, Spa
         _ => false,
     };
     let mut hits = Vec::new();
-    search(
-        lookup(root, &path).expect("looked up above"),
-        &path,
-        &matches,
-        &mut hits,
-    );
+    search(node, &path, &matches, &mut hits);
     match hits.as_slice() {
         [(s, p)] => (fault, s.clone(), p.clone()),
         _ => (fault, span, path),
