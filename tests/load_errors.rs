@@ -906,6 +906,20 @@ fn positions_count_characters_not_bytes() {
     assert_eq!((e.line, e.column), (1, 24), "{e}");
 }
 
+#[test]
+fn an_error_after_a_lone_carriage_return_stays_inside_its_line() {
+    // Found by `OVERSELL_FUZZ=1000000`: toml places this error after the `\r`, which
+    // ends no line and is not shown.
+    for text in ["\r name = \"x\"\n", "\r", "name = \"x\"\r\r\n"] {
+        let e = err(text);
+        assert_eq!(e.line, 1, "{e}");
+        assert!(
+            e.column >= 1 && e.column <= e.source_line.chars().count() + 1,
+            "{e:?}"
+        );
+    }
+}
+
 // ----- files and directories -----
 
 fn temp_dir(name: &str) -> PathBuf {

@@ -231,6 +231,8 @@ impl Problem {
         let source_line = text[line_start..line_end]
             .trim_end_matches('\r')
             .to_string();
+        // A span inside the carriage returns that end a line points at its end.
+        let column = column.min(source_line.chars().count() + 1);
         let width = text[start..end.min(line_end).max(start)]
             .chars()
             .count()
