@@ -181,7 +181,9 @@ impl Check<'_, '_> {
                             "{n} per mille is more than certain; e.g. 5 means 0.5%"
                         )),
                     );
-                } else if path == &[key("kafka"), key("transaction_version")] && (n < 1 || n > 2) {
+                } else if path == &[key("kafka"), key("transaction_version")]
+                    && !(1..=2).contains(&n)
+                {
                     self.err(
                         v.span(),
                         format!("kafka.transaction_version must be 1 or 2, found {n}"),

@@ -82,7 +82,11 @@ pub(super) fn nearest<'a>(
         let d = strsim::levenshtein(&w, &cn);
         let limit = (cn.chars().count().max(w.chars().count()) / 3).max(1);
         let prefix = w.chars().count() >= 3 && (cn.starts_with(&w) || w.starts_with(&cn));
-        if (d <= limit || prefix) && best.map_or(true, |(b, _)| d < b) {
+        let better = match best {
+            None => true,
+            Some((b, _)) => d < b,
+        };
+        if (d <= limit || prefix) && better {
             best = Some((d, c));
         }
     }
