@@ -3,9 +3,12 @@
 //! A data record written outside a transaction is committed once appended. A
 //! transactional record belongs to its producer id's open transaction in that partition,
 //! and is settled by the next control record (marker) of the same producer id in the same
-//! partition: COMMIT or ABORT — Kafka's own rule, by which a `read_committed` fetch skips
-//! aborted records (`LogSegment`'s aborted-transaction index, built from the markers in
-//! `ProducerStateManager`; `kafka.log.UnifiedLog#collectAbortedTransactions`).
+//! partition: COMMIT or ABORT. This is Kafka's own rule: the broker indexes aborted
+//! transactions by producer id from the ABORT markers (`LocalLog.collectAbortedTransactions`
+//! in `core/src/main/scala/kafka/log/LocalLog.scala`), and a `read_committed` consumer
+//! skips a producer id's batches until that producer's ABORT marker
+//! (`CompletedFetch.nextFetchedRecord`: `containsAbortMarker` removes the producer id from
+//! `abortedProducerIds`, `isBatchAborted` skips).
 //!
 //! The final broker's logs are read first. A record no longer there (removed by
 //! compaction) is settled from the log as it was written: the trace's `Append` and
@@ -221,4 +224,124 @@ fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>)> {
         }
     }
     fates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::testkit::*;
+    use oversell_sim::protocol::Record;
+
+    fn entry(
+        offset: Offset,
+        pid: Option<ProducerId>,
+        txn: bool,
+        control: Option<ControlType>,
+    ) -> LogEntry {
+        LogEntry {
+            offset,
+            record: Record {
+                key: None,
+                value: None,
+                timestamp: 0,
+                headers: Vec::new(),
+            },
+            producer: pid.map(|p| (p, 0)),
+            sequence: None,
+            transactional: txn,
+            control,
+        }
+    }
+
+    #[test]
+    fn a_marker_settles_the_open_records_of_its_producer_only() {
+        let log = [
+            entry(0, None, false, None),
+            entry(1, Some(1), true, None),
+            entry(2, Some(2), true, None),
+            entry(3, Some(1), false, Some(ControlType::Commit)),
+            entry(4, Some(1), true, None),
+            entry(5, Some(2), false, Some(ControlType::Abort)),
+            entry(6, Some(3), false, None), // idempotent, not transactional
+        ];
+        assert_eq!(
+            settle(&log),
+            vec![
+                (0, Fate::Committed),
+                (1, Fate::Committed),
+                (2, Fate::Aborted),
+                (4, Fate::Open),
+                (6, Fate::Committed),
+            ]
+        );
+    }
+
+    #[test]
+    fn commitment_agrees_with_the_broker_and_survives_compaction() {
+        let mut s = Sim::new();
+        let committed = s.txn(&[(LEDGER_LOG, 0, "p1", "a".into())], true)[0];
+        let aborted = s.txn(&[(LEDGER_LOG, 0, "p1", "b".into())], false)[0];
+        let plain = s.put(LEDGER_LOG, 0, "p1", Some("c".into()));
+        let c = Commitment::of(&s.run());
+        assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
+        let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
+        assert_eq!(
+            (at(committed), at(aborted), at(plain)),
+            (
+                Some(Fate::Committed),
+                Some(Fate::Aborted),
+                Some(Fate::Committed)
+            )
+        );
+        assert_eq!(at(99), None);
+        assert!(c.marker(&tp(LEDGER_LOG, 0), aborted).is_some());
+        // Compaction removes the aborted and the superseded records; the trace still
+        // settles them.
+        let mut events = Vec::new();
+        assert_eq!(s.broker.compact(&tp(LEDGER_LOG, 0), &mut events), 2);
+        let c = Commitment::of(&s.run());
+        assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
+        let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
+        assert_eq!(
+            (at(committed), at(aborted)),
+            (Some(Fate::Committed), Some(Fate::Aborted))
+        );
+    }
+
+    #[test]
+    fn logs_that_contradict_each_other_are_a_kernel_bug_not_a_violation() {
+        let mut s = Sim::new();
+        let o = s.txn(&[("orders", 0, "k", "not an event".into())], true)[0];
+        // A forged record of the log as written: an ABORT marker the final log lacks.
+        let pid = s.broker.log(&tp("orders", 0))[0]
+            .producer
+            .expect("transactional")
+            .0;
+        let mut run = s.run();
+        run.trace
+            .records
+            .retain(|r| !matches!(r.event, Event::Marker { .. }));
+        run.trace.push(
+            0,
+            0,
+            Event::Marker {
+                tp: tp("orders", 0),
+                offset: o + 1,
+                producer_id: pid,
+                control: ControlType::Abort,
+            },
+        );
+        let verdict = check(&naive(), &run, 1000);
+        assert_eq!(verdict.kernel_bugs.len(), 1, "{verdict}");
+        assert_eq!(
+            verdict.kernel_bugs[0].explanation,
+            "the record at orders-0@0: its log's markers say committed, the markers written say aborted"
+        );
+        assert_eq!(verdict.status(), crate::checker::Status::KernelBug);
+        assert!(!verdict.holds());
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+        assert!(verdict
+            .to_string()
+            .starts_with("KERNEL BUG: the record at orders-0@0"));
+    }
 }

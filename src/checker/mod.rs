@@ -205,4 +205,51 @@ mod tests {
             .to_string()
             .starts_with("[monotonic-offsets] t=1ms: ps-0/app processed orders-0@9"));
     }
+
+    #[test]
+    fn a_run_cut_short_by_a_bound_is_unsettled_not_holding_nor_violating() {
+        let mut s = Sim::new();
+        s.msg("stock", stock("p1", 5));
+        s.at(10).msg("orders", placed("o1", "p1", 1));
+        s.at(20).msg("orders", placed("o2", "p1", 1));
+        s.at(30).msg("orders", reserved("o2", "p1", 1));
+        s.at(122);
+        s.outcome = Outcome::TimeBound;
+        let verdict = check(&naive(), &s.run(), 10_000);
+        assert!(verdict.holds(), "{verdict}");
+        assert!(!verdict.settled());
+        assert_eq!(verdict.status(), Status::Unsettled);
+        assert_eq!(
+            verdict.unjudged().into_iter().collect::<Vec<_>>(),
+            vec![
+                Invariant::Conservation,
+                Invariant::EventualDecision,
+                Invariant::ViewMatchesLog
+            ]
+        );
+        let ev = verdict
+            .not_judged
+            .iter()
+            .find(|n| n.invariant == Invariant::EventualDecision)
+            .unwrap();
+        assert_eq!(ev.orders, 1);
+        assert_eq!(
+            ev.reason,
+            "1 order still open when the run ended at its time bound at t=122ms, before its deadline"
+        );
+        assert!(verdict
+            .to_string()
+            .starts_with("unsettled — liveness not judged: "));
+        // Past the deadline, the same open order is a violation.
+        s.at(20_000);
+        let verdict = check(&naive(), &s.run(), 10_000);
+        assert_eq!(verdict.status(), Status::Violated);
+        assert!(verdict.of(Invariant::EventualDecision).count() == 1);
+        // A quiet run is judged on everything.
+        s.outcome = Outcome::Quiescent;
+        s.msg("orders", rejected("o1", "p1"));
+        s.put(STOCK_LOG, 0, "p1", Some("4".into()));
+        let verdict = check(&naive(), &s.run(), 100_000);
+        assert_eq!(verdict.status(), Status::Holds, "{verdict}");
+    }
 }

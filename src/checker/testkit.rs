@@ -1,7 +1,7 @@
 //! Hand-built runs for the checker's unit tests: a real broker, and a trace mirroring what
 //! it did, as the world would record it.
 
-pub use super::{check, check_one, Invariant, Violation, MAX_REPORTED};
+pub use super::{check, check_one, Invariant, Status, Violation, MAX_REPORTED};
 pub use crate::designs::{Ledger, Schema};
 pub use crate::domain::{Msg, Validation};
 pub use oversell_sim::protocol::Isolation;

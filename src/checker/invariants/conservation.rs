@@ -40,7 +40,7 @@ fn judge_product(cx: &Cx<'_>, product: &str, p: &Product<'_>, view: &View<'_>) -
     let held = p.held_units() as i64;
     let mut problems = balance(view, stock, held);
     if let Some(book) = &view.book {
-        problems.extend(book_problems(book, p, stock, view.available + held));
+        problems.extend(book_problems(book, p, stock, view.available, held));
     }
     if problems.is_empty() {
         return None;
@@ -106,15 +106,21 @@ fn balance(view: &View<'_>, stock: i64, held: i64) -> Vec<String> {
     problems
 }
 
-/// A book's own balance, and its holds order by order against the events'.
-fn book_problems(l: &Book, p: &Product<'_>, stock: i64, sum: i64) -> Vec<String> {
+/// The stores' own balance (available per the stores + held per the book), and the
+/// book's holds order by order against the events'.
+fn book_problems(
+    l: &Book,
+    p: &Product<'_>,
+    stock: i64,
+    available: i64,
+    held: i64,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let ledger_held = l.held();
-    let own = l.available + ledger_held as i64;
-    if own != stock && own != sum {
+    let own = available + ledger_held as i64;
+    if own != stock && own != available + held {
         problems.push(format!(
-            "the ledger's own books give {} available + {ledger_held} reserved or confirmed = {own}, not {stock}",
-            l.available
+            "the ledger's own books give {available} available + {ledger_held} reserved or confirmed = {own}, not {stock}"
         ));
     }
     let orders: BTreeSet<&str> = l

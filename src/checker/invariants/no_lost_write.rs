@@ -172,4 +172,27 @@ mod tests {
         s.outcome = Outcome::TimeBound; // not judged before quiescence
         assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
     }
+
+    #[test]
+    fn no_lost_write_judges_every_acknowledged_producer_by_its_acks_not_its_name() {
+        let mut s = Sim::new();
+        // A transactional producer of an application: its committed write was acknowledged.
+        let o = s.txn(&[("orders", 0, "o1", placed("o1", "p1", 1).encode())], true)[0];
+        // Its aborted write was acknowledged too, but never promised.
+        let a = s.txn(&[("orders", 0, "o2", placed("o2", "p1", 1).encode())], false)[0];
+        let later = s.msg("orders", placed("o3", "p1", 1));
+        s.process("svc-0/reader", "orders", 0, later);
+        let v = violations(Invariant::NoLostWrite, &naive(), &s, 1000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].explanation,
+            format!(
+                "the write to orders-0@{o} (OrderPlaced o1), acknowledged to ps-0/app at t=0ms, was never processed \
+                 by reader, which processed other records of orders-0 (up to @{later})"
+            )
+        );
+        assert!(a > o);
+        s.process("svc-1/reader", "orders", 0, o);
+        assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
+    }
 }
