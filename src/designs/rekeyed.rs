@@ -22,8 +22,9 @@
 
 use super::{
     create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
-    Mutation, Schema, StockView,
+    Mutation, Schema,
 };
+use super::{Count, Decoder, Store};
 use crate::domain::{Msg, Validation};
 use crate::scenario::Scenario;
 use oversell_sim::{
@@ -140,10 +141,21 @@ impl Design for Rekeyed {
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::TotalMinusReserved {
-                total_changelog: changelog_topic(APP, INVENTORY_STORE),
-                reserved_changelog: changelog_topic(APP, RESERVED_STORE),
-            },
+            stores: vec![
+                Store {
+                    application: APP.into(),
+                    name: INVENTORY_STORE.into(),
+                    changelog: changelog_topic(APP, INVENTORY_STORE),
+                    decoder: Decoder::InStock(Count::of_product_key),
+                },
+                Store {
+                    application: APP.into(),
+                    name: RESERVED_STORE.into(),
+                    changelog: changelog_topic(APP, RESERVED_STORE),
+                    decoder: Decoder::Reserved(Count::of_product_key),
+                },
+            ],
+            copies: vec![REPARTITION.into()],
             decisions: &["OrderValidation"],
             reservations_settle: false,
         }
