@@ -44,7 +44,7 @@ pub fn interrupted() -> bool {
 }
 
 /// How often the plain progress line is printed when stderr is not a terminal.
-const EVERY: Duration = Duration::from_secs(10);
+const EVERY: Duration = Duration::from_secs(5);
 
 /// Progress of one design's sweep.
 pub struct Progress {

@@ -259,7 +259,7 @@ pub fn check(registry: &Registry, given: &[PathBuf], jobs: usize) -> Result<Exit
             Err(e @ Error::Panicked { .. }) => return Err(e),
             Err(e) => {
                 broken += 1;
-                say!("{}\n  ✗ cannot be checked: {}", out::path(file), Shown(&e.to_string()));
+                say!("{}\n  ✗ cannot be checked: {e}", out::path(file));
             }
         }
     }
