@@ -1,6 +1,6 @@
 //! The `oversell` command: run, explore, replay, shrink, check, matrix (see `oversell::cli`).
 
-use oversell::cli::Registry;
+use oversell::designs::Registry;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -2,7 +2,7 @@
 //! design builds its own `oversell` binary with
 //!
 //! ```no_run
-//! use oversell::cli::Registry;
+//! use oversell::designs::Registry;
 //! fn main() -> std::process::ExitCode {
 //!     oversell::cli::main(Registry::builtin())
 //! }
@@ -14,12 +14,11 @@ mod args;
 mod error;
 mod out;
 mod progress;
-mod registry;
 mod single;
 mod sweeps;
 
 pub use error::{Error, Exit};
-pub use registry::Registry;
+pub use crate::designs::Registry;
 
 use crate::designs::Design;
 use crate::expect::FaultClass;
@@ -54,7 +53,12 @@ pub fn main(registry: Registry) -> ExitCode {
         }
         Err(payload) => {
             match payload.downcast_ref::<RunPanic>() {
-                Some(p) => note!("bug in oversell: a run of design {} panicked (seed {:?}): {}", p.design, p.seed, p.message),
+                Some(p) => note!(
+                    "bug in oversell: a run of design {} panicked ({}): {}",
+                    p.design,
+                    p.seed.map_or("replayed log".to_string(), |s| format!("seed {s}")),
+                    p.message
+                ),
                 None => note!("bug in oversell: the command panicked (see the message above)"),
             }
             Exit::Bug.into()
@@ -93,7 +97,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             scenarios,
             seeds,
             jobs,
-        } => sweeps::matrix(&scenarios, seeds, jobs.get()),
+        } => sweeps::matrix(registry, &scenarios, seeds, jobs.get()),
     }
 }
 

@@ -6,7 +6,7 @@ use super::progress::{self, Progress, Sweeping};
 use super::{designs, load_scenario, load_with, replay_command, Error, Exit, OutFile, Registry};
 use crate::checker::Invariant;
 use crate::designs::Design;
-use crate::expect::{self, ExpectationCheck, RegressionSeed};
+use crate::expect::{self, RegressionSeed};
 use crate::run::{self, RunPanic, Sweep, SweepEnd, SweepOptions};
 use crate::scenario::{Scenario, SeedRange};
 use std::path::{Path, PathBuf};
@@ -176,26 +176,6 @@ fn scenario_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Sweep every design the scenario's `[expect]` names (looked up in `registry`).
-fn expectations(
-    registry: &Registry,
-    scenario: &Scenario,
-    jobs: usize,
-) -> Result<Vec<ExpectationCheck>, Error> {
-    let mut out = Vec::new();
-    for (name, expectation) in &scenario.expect {
-        let d = super::design(registry, name)?;
-        let sweep = run::sweep(d, scenario, &[], scenario.run.seeds, jobs, &|_, _| true);
-        out.push(ExpectationCheck {
-            design: name.clone(),
-            expected: expectation.violates.iter().cloned().collect(),
-            found: sweep.violations.keys().map(|i| i.name().to_string()).collect(),
-            sweep,
-        });
-    }
-    Ok(out)
-}
-
 /// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not met.
 fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Error> {
     let scenario = load_scenario(file)?;
@@ -205,14 +185,14 @@ fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Err
         return Ok(true);
     }
     let mut all_met = true;
-    for c in expectations(registry, &scenario, jobs)? {
+    for c in expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)? {
         let mark = if c.matches() { "✓" } else { "✗" };
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
     }
     // Regression seeds kept beside the scenario: each must still show what the scenario
     // expects of its design.
-    for r in expect::replay_regressions(file, &scenario).map_err(Error::Expectations)? {
+    for r in expect::replay_regressions_in(registry, file, &scenario).map_err(Error::Expectations)? {
         let mark = if r.ok() { "✓" } else { "✗" };
         say!(
             "  {mark} regression {} seed {}: was {}, now {}",
@@ -282,7 +262,12 @@ fn join_or(set: &std::collections::BTreeSet<String>, empty: &str) -> String {
     }
 }
 
-pub fn matrix(given: &[PathBuf], seeds: SeedRange, jobs: usize) -> Result<Exit, Error> {
+pub fn matrix(
+    registry: &Registry,
+    given: &[PathBuf],
+    seeds: SeedRange,
+    jobs: usize,
+) -> Result<Exit, Error> {
     let files = scenario_files(given)?;
     let scenarios = files
         .iter()
@@ -290,11 +275,11 @@ pub fn matrix(given: &[PathBuf], seeds: SeedRange, jobs: usize) -> Result<Exit, 
         .collect::<Result<Vec<_>, _>>()?;
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
     note!("matrix over {} × seeds {seeds}", Shown(&names.join(", ")));
-    let cells = expect::matrix(&scenarios, seeds, jobs, |msg| note!("  {msg}"));
+    let cells = expect::matrix_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
     say!(
         "<!-- produced by `oversell matrix` over {} with seeds {seeds} per scenario and cell -->",
         Shown(&names.join(", "))
     );
-    out::write_stdout(out::escape_lines(&expect::matrix_markdown(&cells)).as_bytes());
+    out::write_stdout(out::escape_lines(&expect::matrix_markdown_in(registry, &cells)).as_bytes());
     Ok(Exit::Holds)
 }
