@@ -167,12 +167,13 @@ pub fn try_run_log(
     mutations: &[Mutation],
     log: &ChoiceLog,
 ) -> Result<Judged, RunPanic> {
-    catch_unwind(AssertUnwindSafe(|| run_log(design, scenario, mutations, log))).map_err(|p| {
-        RunPanic {
-            design: design.name().to_string(),
-            seed: None,
-            message: panic_message(p.as_ref()),
-        }
+    catch_unwind(AssertUnwindSafe(|| {
+        run_log(design, scenario, mutations, log)
+    }))
+    .map_err(|p| RunPanic {
+        design: design.name().to_string(),
+        seed: None,
+        message: panic_message(p.as_ref()),
     })
 }
 
@@ -438,7 +439,9 @@ pub fn set_program(words: Vec<String>) {
 
 /// A command line, shell-quoted: the program, then `args`.
 pub fn command_line(args: &[&str]) -> String {
-    let default = ["cargo", "run", "--release", "--"].map(String::from).to_vec();
+    let default = ["cargo", "run", "--release", "--"]
+        .map(String::from)
+        .to_vec();
     let program = PROGRAM.get().unwrap_or(&default);
     let words: Vec<&str> = program
         .iter()
@@ -451,12 +454,5 @@ pub fn command_line(args: &[&str]) -> String {
 /// The command that replays one run, shell-quoted.
 pub fn replay_command(scenario_path: &str, design: &str, seed: u64) -> String {
     let seed = seed.to_string();
-    command_line(&[
-        "replay",
-        scenario_path,
-        "--design",
-        design,
-        "--seed",
-        &seed,
-    ])
+    command_line(&["replay", scenario_path, "--design", design, "--seed", &seed])
 }

@@ -64,9 +64,20 @@ fn a_closed_pipe_ends_the_command_quietly() {
 
 #[test]
 fn jobs_must_be_at_least_one_and_are_capped() {
-    let zero = oversell(&["explore", &scenario("last-unit"), "--seeds", "0..3", "--jobs", "0"]);
+    let zero = oversell(&[
+        "explore",
+        &scenario("last-unit"),
+        "--seeds",
+        "0..3",
+        "--jobs",
+        "0",
+    ]);
     assert_eq!(zero.status.code(), Some(2));
-    assert!(text(&zero.stderr).contains("at least 1"), "{}", text(&zero.stderr));
+    assert!(
+        text(&zero.stderr).contains("at least 1"),
+        "{}",
+        text(&zero.stderr)
+    );
     let huge = oversell(&[
         "explore",
         &scenario("last-unit"),
@@ -129,7 +140,11 @@ fn a_diverged_replay_is_an_error_that_says_where() {
     let dir = scratch("diverged");
     let log = dir.join("last-unit.json").display().to_string();
     let rec = oversell(&["replay", &scenario("last-unit"), "--design", "naive"]);
-    assert_eq!(rec.status.code(), Some(2), "--seed or --choices is required");
+    assert_eq!(
+        rec.status.code(),
+        Some(2),
+        "--seed or --choices is required"
+    );
     let rec = oversell(&[
         "replay",
         &scenario("last-unit"),
@@ -220,7 +235,10 @@ fn ids_are_escaped_and_commands_quoted_with_the_program_as_invoked() {
     let out = oversell(&["run", &path, "--design", "naive"]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "{stdout:?}");
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\r'),
+        "{stdout:?}"
+    );
     assert!(stdout.contains("p\\u{1b}[2J\\rX"), "{stdout}");
     assert!(stdout.contains("o2\\nfake"), "{stdout}");
     let quoted = format!("  replay: {BIN} replay '{path}' --design naive --seed 0\n");
@@ -240,13 +258,21 @@ fn check_reports_every_file_loadable_or_not() {
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "name = \n").expect("write");
     let bad = bad.display().to_string();
-    let out = oversell(&["check", &scenario("last-unit"), &bad, &scenario("restock-race")]);
+    let out = oversell(&[
+        "check",
+        &scenario("last-unit"),
+        &bad,
+        &scenario("restock-race"),
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(stdout.contains("last-unit.toml (seeds"), "{stdout}");
     assert!(stdout.contains("restock-race.toml (seeds"), "{stdout}");
     assert!(stdout.contains("cannot be checked"), "{stdout}");
-    assert!(stdout.contains("1 of 3 file(s) could not be checked"), "{stdout}");
+    assert!(
+        stdout.contains("1 of 3 file(s) could not be checked"),
+        "{stdout}"
+    );
 }
 
 #[test]

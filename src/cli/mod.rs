@@ -17,8 +17,8 @@ mod progress;
 mod single;
 mod sweeps;
 
-pub use error::{Error, Exit};
 pub use crate::designs::Registry;
+pub use error::{Error, Exit};
 
 use crate::designs::Design;
 use crate::expect::FaultClass;
@@ -42,9 +42,7 @@ pub fn main(registry: Registry) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        dispatch(cli, &registry)
-    }));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli, &registry)));
     match ran {
         Ok(Ok(exit)) => exit.into(),
         Ok(Err(error)) => {
@@ -56,7 +54,8 @@ pub fn main(registry: Registry) -> ExitCode {
                 Some(p) => note!(
                     "bug in oversell: a run of design {} panicked ({}): {}",
                     p.design,
-                    p.seed.map_or("replayed log".to_string(), |s| format!("seed {s}")),
+                    p.seed
+                        .map_or("replayed log".to_string(), |s| format!("seed {s}")),
                     p.message
                 ),
                 None => note!("bug in oversell: the command panicked (see the message above)"),

@@ -206,12 +206,13 @@ fn replay_run(
                 Shown(&scenario.name)
             );
             let command = choices_command(a, file);
-            let judged = run::try_run_log(d, scenario, &a.mutations.mutations, &log).map_err(
-                |panic| Error::Panicked {
-                    panic,
-                    replay: out::escape(&command).into_owned(),
-                },
-            )?;
+            let judged =
+                run::try_run_log(d, scenario, &a.mutations.mutations, &log).map_err(|panic| {
+                    Error::Panicked {
+                        panic,
+                        replay: out::escape(&command).into_owned(),
+                    }
+                })?;
             Ok((judged, command))
         }
         (None, None) => Err(Error::ChoiceLog {
@@ -225,7 +226,14 @@ fn choices_command(a: &ReplayArgs, file: &Path) -> String {
     let scenario = a.scenario.display().to_string();
     let file = file.display().to_string();
     let flags = a.mutations.flags();
-    let mut args = vec!["replay", &scenario, "--design", &a.design, "--choices", &file];
+    let mut args = vec![
+        "replay",
+        &scenario,
+        "--design",
+        &a.design,
+        "--choices",
+        &file,
+    ];
     args.extend(flags.iter().map(String::as_str));
     run::command_line(&args)
 }

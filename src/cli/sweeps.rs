@@ -185,14 +185,18 @@ fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Err
         return Ok(true);
     }
     let mut all_met = true;
-    for c in expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)? {
+    for c in
+        expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)?
+    {
         let mark = if c.matches() { "✓" } else { "✗" };
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
     }
     // Regression seeds kept beside the scenario: each must still show what the scenario
     // expects of its design.
-    for r in expect::replay_regressions_in(registry, file, &scenario).map_err(Error::Expectations)? {
+    for r in
+        expect::replay_regressions_in(registry, file, &scenario).map_err(Error::Expectations)?
+    {
         let mark = if r.ok() { "✓" } else { "✗" };
         say!(
             "  {mark} regression {} seed {}: was {}, now {}",
@@ -251,7 +255,11 @@ pub fn check(registry: &Registry, given: &[PathBuf], jobs: usize) -> Result<Exit
         "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met",
         files.len()
     );
-    Ok(if broken > 0 { Exit::BadInput } else { Exit::Violated })
+    Ok(if broken > 0 {
+        Exit::BadInput
+    } else {
+        Exit::Violated
+    })
 }
 
 fn join_or(set: &std::collections::BTreeSet<String>, empty: &str) -> String {

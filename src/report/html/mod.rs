@@ -27,7 +27,6 @@
 //! [`text::esc`], and the page is put together by small functions, one per part); the run's JSON is embedded with `<`, `>`
 //! and `&` written as JSON escapes, so no record value can close a tag.
 
-
 mod layout;
 mod model;
 mod place;
@@ -99,8 +98,7 @@ fn verdict_text(judged: &Judged, violations: &[Cited]) -> String {
         Status::Holds => "holds".to_string(),
         Status::Unsettled => "unsettled — liveness not judged".to_string(),
         Status::Violated => {
-            let names: BTreeSet<&str> =
-                violations.iter().map(|v| v.invariant.as_str()).collect();
+            let names: BTreeSet<&str> = violations.iter().map(|v| v.invariant.as_str()).collect();
             format!(
                 "violates {}",
                 names.into_iter().collect::<Vec<_>>().join(", ")

@@ -144,7 +144,9 @@ impl<'r> Actors<'r> {
             } => {
                 self.clients.insert(client.clone());
                 if let Some(pid) = self.appended_by.get(&(tp, *base_offset)) {
-                    self.pid_client.entry(*pid).or_insert_with(|| client.clone());
+                    self.pid_client
+                        .entry(*pid)
+                        .or_insert_with(|| client.clone());
                 }
             }
             Event::Fetch { client, .. }

@@ -139,7 +139,13 @@ impl Model {
                 offset,
                 producer_id,
                 control,
-            } => self.place_marker(tp, *offset, *producer_id, *control == ControlType::Commit, open),
+            } => self.place_marker(
+                tp,
+                *offset,
+                *producer_id,
+                *control == ControlType::Commit,
+                open,
+            ),
             Event::Compacted { tp, removed, below } => placed(
                 self.lane(&format!("p:{tp}")),
                 "cp",
@@ -166,8 +172,11 @@ impl Model {
         {
             let it = &mut self.lanes[lane].items[item];
             it.class.push_str(if commit { " cm" } else { " ab" });
-            it.top
-                .push_str(if commit { " · committed" } else { " · aborted" });
+            it.top.push_str(if commit {
+                " · committed"
+            } else {
+                " · aborted"
+            });
         }
         placed(
             self.lane(&format!("p:{tp}")),
@@ -267,7 +276,12 @@ impl Model {
                 ..
             } => {
                 close(self, transactional_id, "txs ab");
-                placed(self.txn_lane(transactional_id), "ta", "txn abort", reason.clone())
+                placed(
+                    self.txn_lane(transactional_id),
+                    "ta",
+                    "txn abort",
+                    reason.clone(),
+                )
             }
             _ => unreachable!("dispatched by place"),
         }
@@ -347,18 +361,24 @@ impl Model {
             Event::Drop { what, .. } => {
                 placed(self.lane("b:network"), "nf", "message lost", what.clone())
             }
-            Event::Duplicate { what, .. } => {
-                placed(self.lane("b:network"), "nf", "message duplicated", what.clone())
-            }
+            Event::Duplicate { what, .. } => placed(
+                self.lane("b:network"),
+                "nf",
+                "message duplicated",
+                what.clone(),
+            ),
             Event::Delay { until, what, .. } => placed(
                 self.lane("b:network"),
                 "nf",
                 format!("delayed until {until} ms"),
                 what.clone(),
             ),
-            Event::Timeout { client, what } => {
-                placed(self.lane(&format!("n:{client}")), "tm", "timer", what.clone())
-            }
+            Event::Timeout { client, what } => placed(
+                self.lane(&format!("n:{client}")),
+                "tm",
+                "timer",
+                what.clone(),
+            ),
             Event::Punctuate {
                 client,
                 task,
@@ -391,7 +411,12 @@ impl Model {
             Event::Pause { instance, until } => {
                 self.instance_span(instance, r.time, *until, "paused", r.seq);
                 let lane = self.lane(&format!("i:{instance}"));
-                placed(lane, "pa", format!("fault · until {until} ms"), "PAUSE".into())
+                placed(
+                    lane,
+                    "pa",
+                    format!("fault · until {until} ms"),
+                    "PAUSE".into(),
+                )
             }
             Event::Resume { instance } => {
                 let lane = self.lane(&format!("i:{instance}"));

@@ -203,7 +203,9 @@ fn place_in_row(row: &[(u64, u64)], want: u64) -> Option<u64> {
 
 /// Whether a lane is drawn: empty background and broker lanes are not.
 fn shown(lane: &Lane) -> bool {
-    !(lane.items.is_empty() && lane.spans.is_empty() && matches!(lane.kind, Kind::Net | Kind::Broker))
+    !(lane.items.is_empty()
+        && lane.spans.is_empty()
+        && matches!(lane.kind, Kind::Net | Kind::Broker))
 }
 
 /// One event: a box with its badge and two lines, or a bare tick on a background lane.

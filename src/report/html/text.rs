@@ -130,4 +130,3 @@ pub(super) fn domain_type(value: Option<&str>) -> Option<String> {
         _ => None,
     }
 }
-
