@@ -336,7 +336,11 @@ fn worker(
             Err(p) => {
                 shared.stop.store(true, Ordering::Relaxed);
                 let mut slot = shared.panic.lock().unwrap_or_else(|e| e.into_inner());
-                if slot.as_ref().map_or(true, |q| q.seed > p.seed) {
+                let lower = match slot.as_ref() {
+                    None => true,
+                    Some(q) => q.seed > p.seed,
+                };
+                if lower {
                     *slot = Some(p);
                 }
                 break;
