@@ -323,3 +323,37 @@ fn a_panicking_run_is_reported_with_its_seed() {
     assert!(matches!(err.seed, Some(7 | 8)));
     assert_eq!(err.message, "a broken invariant");
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_during_a_sweep_prints_and_writes_what_it_found() {
+    let dir = scratch("interrupt");
+    let json = dir.join("partial.json");
+    let child = Command::new(BIN)
+        .args(["explore", &scenario("last-unit"), "--design", "naive"])
+        .args(["--seeds", "0..100000000", "--jobs", "1", "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("it ends");
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("INTERRUPTED: partial results"), "{stdout}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("written")).expect("json");
+    assert_eq!(doc["naive"]["end"], "interrupted");
+    assert!(doc["naive"]["runs"].as_u64().expect("runs") > 0);
+}
