@@ -9,6 +9,7 @@ pub mod checker;
 pub mod designs;
 pub mod domain;
 pub mod expect;
+pub mod kit;
 pub mod load;
 pub mod report;
 pub mod run;
