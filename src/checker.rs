@@ -24,7 +24,7 @@
 //!   writes each domain event once, to one topic.
 
 use crate::designs::{Ledger, Schema, StockView};
-use crate::domain::{Msg, Validation};
+use crate::domain::{InventoryRow, Msg, Validation};
 use oversell_sim::protocol::{ControlType, Isolation, Offset, ProducerId};
 use oversell_sim::{Event, Millis, Outcome, RunResult, TopicPartition};
 use serde::{Deserialize, Serialize};
@@ -767,7 +767,11 @@ impl<'h> Books<'h> {
         match r {
             Role::Stock => {
                 let p = self.products.entry(product).or_default();
-                p.stock += units;
+                // A warehouse row states the absolute count (a repeated row changes nothing).
+                match rec.value.as_deref().and_then(InventoryRow::decode) {
+                    Some(row) => p.stock = row.count,
+                    None => p.stock += units,
+                }
                 p.stock_recs.push(rec);
             }
             Role::Hold => {

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod designs;
 pub mod domain;
 pub mod expect;
+pub mod kit;
 pub mod load;
 pub mod report;
 pub mod run;

@@ -13,6 +13,7 @@
 //! ```
 
 use super::{Design, Naive, Rekeyed, Saga};
+use crate::kit::StockRecords;
 use oversell_sim::Guarantee;
 
 /// An ordered set of designs with distinct names; tables show them in this order.
@@ -28,17 +29,25 @@ impl Registry {
         }
     }
 
-    /// The designs that ship with oversell, in the order tables show them.
+    /// The designs that ship with oversell, in the order tables show them: the four of the
+    /// README (`naive`, `rekeyed-alo`, `rekeyed-eos`, `saga`), then named variants that
+    /// teach one thing each (`rekeyed-alo-delta`).
     pub fn builtin() -> Registry {
         Registry::empty()
             .with(Box::new(Naive))
             .with(Box::new(Rekeyed {
                 guarantee: Guarantee::AtLeastOnce,
+                inventory: StockRecords::AbsoluteCounts,
             }))
             .with(Box::new(Rekeyed {
                 guarantee: Guarantee::ExactlyOnceV2,
+                inventory: StockRecords::AbsoluteCounts,
             }))
             .with(Box::new(Saga))
+            .with(Box::new(Rekeyed {
+                guarantee: Guarantee::AtLeastOnce,
+                inventory: StockRecords::Deltas,
+            }))
     }
 
     /// This registry and `design`, appended at the end. A design whose name is already
@@ -108,13 +117,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_has_the_four_shipped_designs_in_order() {
+    fn builtin_has_the_shipped_designs_in_order() {
         let r = Registry::builtin();
         assert_eq!(
             r.names(),
-            ["naive", "rekeyed-alo", "rekeyed-eos", "saga"].to_vec()
+            [
+                "naive",
+                "rekeyed-alo",
+                "rekeyed-eos",
+                "saga",
+                "rekeyed-alo-delta"
+            ]
+            .to_vec()
         );
-        assert_eq!(r.iter().count(), 4);
+        assert_eq!(r.iter().count(), 5);
         assert!(r.get("saga").is_some());
         assert!(r.get("unknown").is_none());
     }
@@ -122,7 +138,7 @@ mod tests {
     #[test]
     fn with_appends_and_replaces_by_name() {
         let r = Registry::builtin().with(Box::new(Saga));
-        assert_eq!(r.names().len(), 4, "same name replaces");
+        assert_eq!(r.names().len(), 5, "same name replaces");
         let r = Registry::empty().with(Box::new(Saga)).with(Box::new(Naive));
         assert_eq!(r.names(), ["saga", "naive"].to_vec());
     }
