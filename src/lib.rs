@@ -6,9 +6,11 @@
 //! [`run`] entry points used by the `oversell` command and the tests.
 
 pub mod checker;
+pub mod cli;
 pub mod designs;
 pub mod domain;
 pub mod expect;
+pub mod kit;
 pub mod load;
 pub mod report;
 pub mod run;

@@ -12,7 +12,7 @@
 //!   they were first written). A design writes each domain event once, to one topic.
 
 use super::history::{History, Rec};
-use crate::domain::{Msg, Validation};
+use crate::domain::{InventoryRow, Msg, Validation};
 
 use std::collections::BTreeMap;
 
@@ -165,7 +165,11 @@ impl<'h> Books<'h> {
         match r {
             Role::Stock => {
                 let p = self.products.entry(product).or_default();
-                p.stock += units;
+                // A warehouse row states the absolute count (a repeated row changes nothing).
+                match rec.value.as_deref().and_then(InventoryRow::decode) {
+                    Some(row) => p.stock = row.count,
+                    None => p.stock += units,
+                }
                 p.stock_recs.push(rec);
             }
             Role::Hold => {

@@ -9,6 +9,7 @@
 //! [`all`].
 
 mod naive;
+mod registry;
 mod rekeyed;
 mod saga;
 mod schema;
@@ -22,6 +23,7 @@ use oversell_sim::{
 use std::sync::Arc;
 
 pub use naive::Naive;
+pub use registry::Registry;
 pub use rekeyed::Rekeyed;
 pub use saga::Saga;
 pub use schema::{Book, Count, Decode, Decoder, Ledger, Schema, StockFact, Store};
@@ -86,28 +88,19 @@ pub trait Design: Send + Sync {
     fn build(&self, scenario: &Scenario, mutations: &[Mutation]) -> World;
 }
 
-/// Every design, in the order tables show them.
+/// Every design, in the order tables show them ([`Registry::builtin`]).
 pub fn all() -> Vec<Box<dyn Design>> {
-    vec![
-        Box::new(Naive),
-        Box::new(Rekeyed {
-            guarantee: Guarantee::AtLeastOnce,
-        }),
-        Box::new(Rekeyed {
-            guarantee: Guarantee::ExactlyOnceV2,
-        }),
-        Box::new(Saga),
-    ]
+    Registry::builtin().into_designs()
 }
 
-/// The design called `name`.
+/// The design called `name` ([`Registry::builtin`]).
 pub fn by_name(name: &str) -> Option<Box<dyn Design>> {
     all().into_iter().find(|d| d.name() == name)
 }
 
-/// Names of every design.
+/// Names of every design ([`Registry::builtin`]).
 pub fn names() -> Vec<&'static str> {
-    all().iter().map(|d| d.name()).collect()
+    Registry::builtin().names()
 }
 
 // ----- shared building blocks -----
