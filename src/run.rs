@@ -441,18 +441,27 @@ pub fn set_program(words: Vec<String>) {
     let _ = PROGRAM.set(words);
 }
 
-/// A command line, shell-quoted: the program, then `args`.
+/// A command line, shell-quoted: the program, then `args`. A `<placeholder>` for the
+/// reader to fill in (such as `<this file>`) is left as written.
 pub fn command_line(args: &[&str]) -> String {
     let default = ["cargo", "run", "--release", "--"]
         .map(String::from)
         .to_vec();
     let program = PROGRAM.get().unwrap_or(&default);
-    let words: Vec<&str> = program
+    let words: Vec<String> = program
         .iter()
         .map(String::as_str)
         .chain(args.iter().copied())
+        .map(|w| {
+            let placeholder = w.len() > 2 && w.starts_with('<') && w.ends_with('>');
+            if placeholder {
+                w.to_string()
+            } else {
+                shell_words::quote(w).into_owned()
+            }
+        })
         .collect();
-    shell_words::join(words)
+    words.join(" ")
 }
 
 /// The command that replays one run, shell-quoted.
