@@ -28,7 +28,7 @@
 //! warehouse writes stock additions and the table sums them, so a replayed addition
 //! counts twice (at least once, a crash between the store write and the offset commit).
 
-use super::{Design, Mutation, Schema, StockView};
+use super::{Count, Decoder, Design, Mutation, Schema, Store};
 use crate::domain::{InventoryRow, Msg, Validation};
 use crate::kit::{create_topics, service, streams_config, world_config, Frontend, StockRecords};
 use crate::scenario::Scenario;
@@ -176,10 +176,21 @@ impl Design for Rekeyed {
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::TotalMinusReserved {
-                total_changelog: changelog_topic(APP, INVENTORY_STORE),
-                reserved_changelog: changelog_topic(APP, RESERVED_STORE),
-            },
+            stores: vec![
+                Store {
+                    application: APP.into(),
+                    name: INVENTORY_STORE.into(),
+                    changelog: changelog_topic(APP, INVENTORY_STORE),
+                    decoder: Decoder::InStock(Count::of_product_key),
+                },
+                Store {
+                    application: APP.into(),
+                    name: RESERVED_STORE.into(),
+                    changelog: changelog_topic(APP, RESERVED_STORE),
+                    decoder: Decoder::Reserved(Count::of_product_key),
+                },
+            ],
+            copies: vec![REPARTITION.into()],
             decisions: &["OrderValidation"],
             reservations_settle: false,
         }

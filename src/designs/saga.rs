@@ -14,8 +14,9 @@
 
 use super::{
     create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Ledger,
-    Mutation, Schema, StockView,
+    Mutation, Schema,
 };
+use super::{Decoder, Store};
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
@@ -389,9 +390,21 @@ impl Design for Saga {
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::Ledger {
-                changelog: changelog_topic(PRODUCT_APP, LEDGER_STORE),
-            },
+            stores: vec![
+                Store {
+                    application: ORDER_APP.into(),
+                    name: ORDER_STORE.into(),
+                    changelog: changelog_topic(ORDER_APP, ORDER_STORE),
+                    decoder: Decoder::NoStock,
+                },
+                Store {
+                    application: PRODUCT_APP.into(),
+                    name: LEDGER_STORE.into(),
+                    changelog: changelog_topic(PRODUCT_APP, LEDGER_STORE),
+                    decoder: Decoder::Book(Ledger::decode),
+                },
+            ],
+            copies: vec![],
             decisions: &["OrderConfirmed", "OrderCancelled"],
             reservations_settle: true,
         }
