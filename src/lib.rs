@@ -15,5 +15,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod testing;
 
 pub use oversell_sim as sim;
