@@ -6,6 +6,7 @@
 //! [`run`] entry points used by the `oversell` command and the tests.
 
 pub mod checker;
+pub mod cli;
 pub mod designs;
 pub mod domain;
 pub mod expect;
