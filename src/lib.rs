@@ -16,5 +16,6 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod testing;
 
 pub use oversell_sim as sim;
