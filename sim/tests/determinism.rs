@@ -433,3 +433,29 @@ fn a_kernel_panic_names_the_seed_and_the_point_of_the_run() {
     });
     assert!(text.contains("a replayed choice log, at 20ms"), "{text}");
 }
+
+/// The kernel's clippy.toml is stricter than the workspace's: clippy reads the crate's
+/// own file and not the workspace's, so every path the workspace forbids must be
+/// forbidden here too, besides threads and the environment.
+#[test]
+fn the_kernel_lints_include_every_workspace_lint() {
+    let paths = |text: &'static str| -> Vec<&'static str> {
+        text.lines()
+            .filter_map(|l| l.split("path = \"").nth(1))
+            .filter_map(|l| l.split('"').next())
+            .collect()
+    };
+    let kernel = paths(include_str!("../clippy.toml"));
+    for path in paths(include_str!("../../clippy.toml")) {
+        assert!(kernel.contains(&path), "sim/clippy.toml lacks {path}");
+    }
+    for path in [
+        "std::thread::spawn",
+        "std::thread::scope",
+        "std::thread::Builder::spawn",
+        "std::env::var",
+        "std::env::var_os",
+    ] {
+        assert!(kernel.contains(&path), "sim/clippy.toml lacks {path}");
+    }
+}
