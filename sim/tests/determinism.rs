@@ -178,6 +178,7 @@ const CHILD_ENV: &str = "OVERSELL_DETERMINISM_CHILD";
 /// space layout, a per-process hash key): the same seeds are run in a second process of
 /// this test binary and must hash the same.
 #[test]
+#[allow(clippy::disallowed_methods)] // the test's own process control, outside any run
 fn same_seed_same_trace_in_another_process() {
     const N: u64 = 40;
     if std::env::var_os(CHILD_ENV).is_some() {
