@@ -178,6 +178,7 @@ const CHILD_ENV: &str = "OVERSELL_DETERMINISM_CHILD";
 /// space layout, a per-process hash key): the same seeds are run in a second process of
 /// this test binary and must hash the same.
 #[test]
+#[allow(clippy::disallowed_methods)] // the test's own process control, outside any run
 fn same_seed_same_trace_in_another_process() {
     const N: u64 = 40;
     if std::env::var_os(CHILD_ENV).is_some() {
@@ -432,4 +433,30 @@ fn a_kernel_panic_names_the_seed_and_the_point_of_the_run() {
         breaking_world().run(Chooser::replay(&log));
     });
     assert!(text.contains("a replayed choice log, at 20ms"), "{text}");
+}
+
+/// The kernel's clippy.toml is stricter than the workspace's: clippy reads the crate's
+/// own file and not the workspace's, so every path the workspace forbids must be
+/// forbidden here too, besides threads and the environment.
+#[test]
+fn the_kernel_lints_include_every_workspace_lint() {
+    let paths = |text: &'static str| -> Vec<&'static str> {
+        text.lines()
+            .filter_map(|l| l.split("path = \"").nth(1))
+            .filter_map(|l| l.split('"').next())
+            .collect()
+    };
+    let kernel = paths(include_str!("../clippy.toml"));
+    for path in paths(include_str!("../../clippy.toml")) {
+        assert!(kernel.contains(&path), "sim/clippy.toml lacks {path}");
+    }
+    for path in [
+        "std::thread::spawn",
+        "std::thread::scope",
+        "std::thread::Builder::spawn",
+        "std::env::var",
+        "std::env::var_os",
+    ] {
+        assert!(kernel.contains(&path), "sim/clippy.toml lacks {path}");
+    }
 }
