@@ -373,3 +373,21 @@ pub fn last_unit(both_reserved: bool) -> Sim {
     s.at(2000);
     s
 }
+
+/// A real run of a shipped scenario (path from the crate root), optionally under a fault
+/// class, and its verdict.
+pub fn real_run(
+    scenario: &str,
+    design: &str,
+    mutations: &[crate::designs::Mutation],
+    seed: u64,
+    class: Option<crate::expect::FaultClass>,
+) -> super::Verdict {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(scenario);
+    let mut s = crate::load::load_file(&path).expect("a shipped scenario loads");
+    if let Some(class) = class {
+        s = class.apply(&s);
+    }
+    let design = crate::designs::by_name(design).expect("a shipped design");
+    crate::run::run_seed(design.as_ref(), &s, mutations, seed).verdict
+}

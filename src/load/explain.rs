@@ -129,12 +129,13 @@ fn probe_fault(kind: &str) -> Option<Fault> {
     ScheduledFault::deserialize(d).err().map(|e| e.fault)
 }
 
-/// The keys of `[faults]`: its own and the flattened rates, from the serialised default.
+/// The keys of `[faults]`, its own and the flattened rates, in declared order: from
+/// the serialised default (the derive flattens, so no field list is passed to serde).
 fn faults_keys() -> Vec<String> {
-    match toml::Value::try_from(FaultSpec::default()) {
-        Ok(toml::Value::Table(t)) => t.keys().cloned().collect(),
-        _ => Vec::new(),
-    }
+    let text = toml::to_string(&FaultSpec::default()).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_once(" = ").map(|(k, _)| k.trim().to_string()))
+        .collect()
 }
 
 /// The keys a table takes, by where it is.

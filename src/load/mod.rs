@@ -305,7 +305,10 @@ fn syntax_help(message: &str) -> Option<String> {
         )
     } else if message.contains("string") {
         Some("strings are written in double quotes on one line, e.g. id = \"product1\" (is a quote missing?)".into())
-    } else if message.contains("key with no value") || message.contains("expected `=`") {
+    } else if message.contains("key with no value")
+        || message.contains("expected `=`")
+        || message.contains("extra `=`")
+    {
         Some("write each setting as key = value".into())
     } else {
         None

@@ -146,4 +146,13 @@ mod tests {
              0, but the group was at generation 2"
         );
     }
+
+    #[test]
+    fn a_pre_kip_447_transactional_commit_fails_it_on_a_real_run() {
+        use crate::designs::Mutation;
+        let v = real_run("scenarios/zombie-after-rebalance.toml", "rekeyed-eos", &[Mutation::Unfenced], 0, None);
+        assert!(v.violated().contains(&Invariant::CommitGeneration), "{v}");
+        let v = real_run("scenarios/zombie-after-rebalance.toml", "rekeyed-eos", &[], 0, None);
+        assert!(!v.violated().contains(&Invariant::CommitGeneration), "{v}");
+    }
 }

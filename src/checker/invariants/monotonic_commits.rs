@@ -85,4 +85,14 @@ mod tests {
         );
         assert_eq!(v[0].evidence, vec![p, q]);
     }
+
+    #[test]
+    fn committing_before_processing_fails_it_on_a_real_run() {
+        use crate::designs::Mutation;
+        let m = [Mutation::CommitBeforeProcess];
+        let v = real_run("scenarios/zombie-after-rebalance.toml", "rekeyed-eos", &m, 0, None);
+        assert!(v.violated().contains(&Invariant::MonotonicCommits), "{v}");
+        let v = real_run("scenarios/zombie-after-rebalance.toml", "rekeyed-eos", &[], 0, None);
+        assert!(!v.violated().contains(&Invariant::MonotonicCommits), "{v}");
+    }
 }

@@ -152,4 +152,16 @@ mod tests {
              open write explains: key p1 is \"1\""
         );
     }
+
+    /// The seed-116 store divergence (issue 15): order-service's store keeps `Cancelled`
+    /// for order2 and order5 while the committed changelog says `Reserving`.
+    #[test]
+    fn a_store_that_kept_uncommitted_writes_fails_it_on_a_real_run() {
+        use crate::expect::FaultClass;
+        let path = "scenarios/saga-payment-failure.toml";
+        let v = real_run(path, "saga", &[], 116, Some(FaultClass::Network));
+        let found: Vec<_> = v.of(Invariant::StoreExplained).collect();
+        assert_eq!(found.len(), 1, "{v}");
+        assert!(found[0].explanation.contains("key order2 is"), "{v}");
+    }
 }
