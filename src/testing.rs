@@ -199,21 +199,27 @@ impl Suite {
         let mut report = Report::default();
         for dir in &self.dirs {
             for (path, scenario) in self.load(dir, &mut report) {
-                if selection.scenario.as_ref().is_some_and(|s| *s != scenario.name) {
+                if selection
+                    .scenario
+                    .as_ref()
+                    .is_some_and(|s| *s != scenario.name)
+                {
                     continue;
                 }
                 self.regressions(&path, &scenario, &mut report);
                 self.sweep_file(&path, &scenario, selection, &mut report);
             }
         }
-        if selection.scenario.as_ref().map_or(true, |s| s == "generated") {
+        if matches!(selection.scenario.as_deref(), None | Some("generated")) {
             self.sweep_generated(selection, &mut report);
         }
         report
     }
 
     fn design(&self) -> &dyn Design {
-        self.registry.get(&self.design).expect("checked by Suite::new")
+        self.registry
+            .get(&self.design)
+            .expect("checked by Suite::new")
     }
 
     /// What the design is expected to violate on `scenario`.
@@ -243,7 +249,8 @@ impl Suite {
         let Ok(text) = std::fs::read_to_string(&file) else {
             return;
         };
-        let seeds = match expect::parse_seeds_in(&self.registry, &text, &file.display().to_string()) {
+        let seeds = match expect::parse_seeds_in(&self.registry, &text, &file.display().to_string())
+        {
             Ok(seeds) => seeds,
             Err(e) => return report.failures.push(e),
         };
@@ -291,7 +298,10 @@ impl Suite {
         // Over the whole range the set must match; over a selection, no surprise.
         let whole = sel.seeds.is_none();
         if (whole && found != expected) || !failing.is_empty() {
-            let seed = failing.first().map(|f| f.0).or_else(|| first.values().min().copied());
+            let seed = failing
+                .first()
+                .map(|f| f.0)
+                .or_else(|| first.values().min().copied());
             let mut line = format!(
                 "{} (seeds {seeds}): expected {}, found {}",
                 path.display(),
@@ -412,7 +422,8 @@ fn trace_text(judged: &Judged) -> String {
 pub fn generate(seed: u64) -> String {
     let mut c = Chooser::seeded(seed ^ 0x6f76_6572_7365_6c6c);
     let mut pick = |lo: u32, hi: u32| lo + c.choose(hi - lo + 1).expect("a seeded chooser");
-    let mut t = format!("name = \"generated-{seed}\"\ndescription = \"generated from seed {seed}\"\n");
+    let mut t =
+        format!("name = \"generated-{seed}\"\ndescription = \"generated from seed {seed}\"\n");
     let products = pick(1, 3);
     for p in 0..products {
         let stock = pick(0, 4);
@@ -427,10 +438,16 @@ pub fn generate(seed: u64) -> String {
     }
     for _ in 0..pick(0, 2) {
         let (p, q, at) = (pick(0, products - 1), pick(1, 3), pick(0, 399));
-        let _ = write!(t, "\n[[restocks]]\nproduct = \"product{p}\"\nquantity = {q}\nat = {at}\n");
+        let _ = write!(
+            t,
+            "\n[[restocks]]\nproduct = \"product{p}\"\nquantity = {q}\nat = {at}\n"
+        );
     }
     let (partitions, instances) = (pick(1, 3), pick(1, 2));
-    let _ = write!(t, "\n[topology]\npartitions = {partitions}\ninstances = {instances}\n");
+    let _ = write!(
+        t,
+        "\n[topology]\npartitions = {partitions}\ninstances = {instances}\n"
+    );
     let (crash, pause, drop) = (pick(0, 4), pick(0, 3), pick(0, 30));
     let _ = write!(
         t,
@@ -449,7 +466,8 @@ mod tests {
         for seed in 0..50 {
             let text = generate(seed);
             assert_eq!(text, generate(seed));
-            crate::load::load_str(&text, "generated.toml").unwrap_or_else(|e| panic!("{e}\n{text}"));
+            crate::load::load_str(&text, "generated.toml")
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
         assert_ne!(generate(1), generate(2));
     }
