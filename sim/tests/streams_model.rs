@@ -454,6 +454,9 @@ impl Model {
                 transactional_id, ..
             } => {
                 prop_assert_eq!(transactional_id.is_some(), self.eos);
+                if self.tasks.is_some() {
+                    self.seen.insert("producer re-initialised");
+                }
                 self.lose_tasks();
             }
             Request::JoinGroup { .. } => self.lose_tasks(),
@@ -489,8 +492,9 @@ impl Model {
                     );
                     prop_assert!(self.tasks.is_some(), "EndTxn(commit) without tasks");
                 }
-                self.seen
-                    .insert(if *commit { "commit txn" } else { "abort txn" });
+                if *commit {
+                    self.seen.insert("commit txn");
+                }
             }
             Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {}
         }
@@ -653,6 +657,10 @@ impl Run {
             if !resent {
                 self.model.request(&request, &self.client, &self.cluster)?;
             }
+            if lane == MAIN {
+                // The lost request is resent now or never.
+                self.lost = None;
+            }
             let slot = if matches!(request, Request::Heartbeat { .. }) {
                 &mut self.heartbeat
             } else {
@@ -799,7 +807,7 @@ fn every_interesting_path_is_exercised() {
     for path in [
         "commit",
         "commit txn",
-        "abort txn",
+        "producer re-initialised",
         "restored",
         "restored data",
         "expelled",

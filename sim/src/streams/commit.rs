@@ -228,27 +228,15 @@ impl StreamsClient {
                 self.task_migrated(env, "producer fenced", false);
             }
             Err(e) => {
-                // CommitFailed: abort the transaction, then rejoin.
-                self.error(
-                    env,
-                    format!("offset commit to transaction rejected: {e:?}; aborting"),
-                );
+                // CommitFailedException: `StreamsProducer.commitTransaction` rethrows it as a
+                // TaskMigratedException, and `StreamThread.handleTaskMigrated` calls
+                // `TaskManager.handleLostAll`: tasks closed dirty, the thread producer
+                // re-initialised, whose `InitProducerId` aborts the open transaction. No
+                // `EndTxn(abort)` is sent (one that timed out and arrived late would end the
+                // next transaction of the same epoch).
                 let reset = e == KafkaError::UnknownMemberId;
-                if reset {
-                    self.member_id = None;
-                }
-                self.phase = Phase::EndTxn {
-                    commit: false,
-                    then: AfterCommit::Rejoin,
-                };
-                let producer = self.identity().expect("transactional producer");
-                self.send_main(
-                    Request::EndTxn {
-                        producer,
-                        commit: false,
-                    },
-                    env,
-                );
+                let why = format!("offset commit to transaction rejected: {e:?}");
+                self.task_migrated(env, &why, reset);
             }
         }
     }

@@ -26,6 +26,14 @@ impl StreamsClient {
     }
 
     /// The task was migrated away or the producer fenced: drop everything, rejoin.
+    ///
+    /// As `StreamThread.handleTaskMigrated` → `TaskManager.handleLostAll`: every active
+    /// task is closed dirty (its stores are rebuilt from the committed changelog when it is
+    /// assigned again), and under `exactly_once_v2` the thread producer is re-initialised
+    /// (`reInitializeThreadProducer` → `StreamsProducer.resetProducer`, then
+    /// `initTransactions`): the new `InitProducerId` aborts whatever transaction is still
+    /// open and bumps the epoch, so no request of the old epoch still in flight (a delayed
+    /// `EndTxn`) can end a transaction of the new one.
     pub(super) fn task_migrated(&mut self, env: &mut Env<'_>, why: &str, reset_member: bool) {
         self.error(
             env,
@@ -37,12 +45,9 @@ impl StreamsClient {
         if reset_member {
             self.member_id = None;
         }
-        if self.config.eos() && self.txn.is_some() {
-            // The open transaction is aborted by the re-initialisation of the producer.
+        if self.config.eos() {
             self.txn = None;
             self.producer = None;
-        }
-        if self.config.eos() && self.producer.is_none() {
             self.sequences.clear();
             self.phase = Phase::InitProducer;
         } else {
