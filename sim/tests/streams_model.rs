@@ -699,7 +699,11 @@ impl Run {
                     return Ok(());
                 };
                 let result = self.cluster.heartbeat(*choice);
-                if result == Err(KafkaError::UnknownMemberId) && self.model.tasks.is_some() {
+                if matches!(
+                    result,
+                    Err(KafkaError::IllegalGeneration) | Err(KafkaError::UnknownMemberId)
+                ) && self.model.tasks.is_some()
+                {
                     self.model.expelled = true;
                     self.model.seen.insert("expelled");
                 }

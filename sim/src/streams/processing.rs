@@ -31,10 +31,7 @@ impl StreamsClient {
 
     pub(super) fn step_run(&mut self, env: &mut Env<'_>) {
         let now = env.now;
-        if self.rejoin_needed && self.member_lost {
-            // onPartitionsLost: nothing may be committed; close dirty, rejoin as new.
-            self.member_lost = false;
-            self.task_migrated(env, "member expired from the group", true);
+        if self.rejoin_if_lost(env) {
             return;
         }
         if self.rejoin_needed {
