@@ -39,6 +39,14 @@ impl StreamsClient {
         self.send_main(request, env);
     }
 
+    /// Whether a commit now would move a committed offset (a punctuation alone makes a
+    /// task commit-needed, but with nothing consumed or written its commit sends nothing).
+    pub(super) fn offsets_changed(&self) -> bool {
+        self.consumed
+            .iter()
+            .any(|tp| self.processed.get(tp) != self.committed.get(tp))
+    }
+
     pub(super) fn send_offsets(&mut self, then: AfterCommit, env: &mut Env<'_>) {
         // As Kafka Streams' committable offsets: every partition a record was consumed from
         // since the assignment, changed or not. Under exactly-once this is what carries the

@@ -463,7 +463,7 @@ impl Client for StreamsClient {
             && !self.rejoin_needed
             && !self.buffered()
             && self.outputs.is_empty()
-            && !self.dirty
+            && !(self.dirty && self.offsets_changed())
             && self.txn.is_none()
             && self.caught_up.len() == self.assignment.len()
             && self.caught_up.values().all(|c| *c)

@@ -28,11 +28,12 @@ impl StreamsClient {
         if self.rejoin_at_poll(env) {
             return;
         }
-        // `ConsumerCoordinator.sendOffsetFetchRequest` always sets `requireStable`.
+        // `ConsumerCoordinator.sendOffsetFetchRequest` always sets `requireStable` (since
+        // KIP-447), whatever the isolation level or processing guarantee.
         let request = Request::OffsetFetch {
             group: self.config.application_id.clone(),
             partitions: self.assignment.clone(),
-            require_stable: self.config.eos(),
+            require_stable: true,
         };
         self.send_main(request, env);
     }
