@@ -237,6 +237,13 @@ impl Cluster {
                 max_records,
                 isolation,
             } => self.fetch(tp, *offset, *max_records, *isolation),
+            _ => self.answer_commit(request, fail),
+        }
+    }
+
+    /// Produce, offsets to a transaction, end of a transaction, offset commit.
+    fn answer_commit(&mut self, request: &Request, fail: bool) -> Response {
+        match request {
             Request::Produce { batches, .. } => {
                 let results = batches
                     .iter()
@@ -275,9 +282,7 @@ impl Cluster {
                 }
                 Response::OffsetCommit(result)
             }
-            Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {
-                unreachable!("answered elsewhere")
-            }
+            _ => unreachable!("answered elsewhere"),
         }
     }
 
