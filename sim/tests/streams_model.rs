@@ -237,6 +237,13 @@ impl Cluster {
                 max_records,
                 isolation,
             } => self.fetch(tp, *offset, *max_records, *isolation),
+            _ => self.answer_commit(request, fail),
+        }
+    }
+
+    /// Produce, offsets to a transaction, end of a transaction, offset commit.
+    fn answer_commit(&mut self, request: &Request, fail: bool) -> Response {
+        match request {
             Request::Produce { batches, .. } => {
                 let results = batches
                     .iter()
@@ -275,9 +282,7 @@ impl Cluster {
                 }
                 Response::OffsetCommit(result)
             }
-            Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {
-                unreachable!("answered elsewhere")
-            }
+            _ => unreachable!("answered elsewhere"),
         }
     }
 
@@ -454,6 +459,9 @@ impl Model {
                 transactional_id, ..
             } => {
                 prop_assert_eq!(transactional_id.is_some(), self.eos);
+                if self.tasks.is_some() {
+                    self.seen.insert("producer re-initialised");
+                }
                 self.lose_tasks();
             }
             Request::JoinGroup { .. } => self.lose_tasks(),
@@ -463,7 +471,8 @@ impl Model {
                 ..
             } => {
                 prop_assert_eq!(partitions, &self.assigned());
-                prop_assert_eq!(*require_stable, self.eos, "require_stable");
+                // The Java consumer always asks for stable offsets.
+                prop_assert!(*require_stable, "OffsetFetch without require_stable");
             }
             Request::Fetch { tp, isolation, .. } => self.fetch(tp, *isolation, c, k)?,
             Request::Produce { producer, .. } => {
@@ -489,8 +498,9 @@ impl Model {
                     );
                     prop_assert!(self.tasks.is_some(), "EndTxn(commit) without tasks");
                 }
-                self.seen
-                    .insert(if *commit { "commit txn" } else { "abort txn" });
+                if *commit {
+                    self.seen.insert("commit txn");
+                }
             }
             Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {}
         }
@@ -653,6 +663,10 @@ impl Run {
             if !resent {
                 self.model.request(&request, &self.client, &self.cluster)?;
             }
+            if lane == MAIN {
+                // The lost request is resent now or never.
+                self.lost = None;
+            }
             let slot = if matches!(request, Request::Heartbeat { .. }) {
                 &mut self.heartbeat
             } else {
@@ -691,7 +705,11 @@ impl Run {
                     return Ok(());
                 };
                 let result = self.cluster.heartbeat(*choice);
-                if result == Err(KafkaError::UnknownMemberId) && self.model.tasks.is_some() {
+                if matches!(
+                    result,
+                    Err(KafkaError::IllegalGeneration) | Err(KafkaError::UnknownMemberId)
+                ) && self.model.tasks.is_some()
+                {
                     self.model.expelled = true;
                     self.model.seen.insert("expelled");
                 }
@@ -799,7 +817,7 @@ fn every_interesting_path_is_exercised() {
     for path in [
         "commit",
         "commit txn",
-        "abort txn",
+        "producer re-initialised",
         "restored",
         "restored data",
         "expelled",

@@ -39,6 +39,14 @@ impl StreamsClient {
         self.send_main(request, env);
     }
 
+    /// Whether a commit now would move a committed offset (a punctuation alone makes a
+    /// task commit-needed, but with nothing consumed or written its commit sends nothing).
+    pub(super) fn offsets_changed(&self) -> bool {
+        self.consumed
+            .iter()
+            .any(|tp| self.processed.get(tp) != self.committed.get(tp))
+    }
+
     pub(super) fn send_offsets(&mut self, then: AfterCommit, env: &mut Env<'_>) {
         // As Kafka Streams' committable offsets: every partition a record was consumed from
         // since the assignment, changed or not. Under exactly-once this is what carries the
@@ -228,27 +236,15 @@ impl StreamsClient {
                 self.task_migrated(env, "producer fenced", false);
             }
             Err(e) => {
-                // CommitFailed: abort the transaction, then rejoin.
-                self.error(
-                    env,
-                    format!("offset commit to transaction rejected: {e:?}; aborting"),
-                );
+                // CommitFailedException: `StreamsProducer.commitTransaction` rethrows it as a
+                // TaskMigratedException, and `StreamThread.handleTaskMigrated` calls
+                // `TaskManager.handleLostAll`: tasks closed dirty, the thread producer
+                // re-initialised, whose `InitProducerId` aborts the open transaction. No
+                // `EndTxn(abort)` is sent (one that timed out and arrived late would end the
+                // next transaction of the same epoch).
                 let reset = e == KafkaError::UnknownMemberId;
-                if reset {
-                    self.member_id = None;
-                }
-                self.phase = Phase::EndTxn {
-                    commit: false,
-                    then: AfterCommit::Rejoin,
-                };
-                let producer = self.identity().expect("transactional producer");
-                self.send_main(
-                    Request::EndTxn {
-                        producer,
-                        commit: false,
-                    },
-                    env,
-                );
+                let why = format!("offset commit to transaction rejected: {e:?}");
+                self.task_migrated(env, &why, reset);
             }
         }
     }

@@ -26,6 +26,14 @@ impl StreamsClient {
     }
 
     /// The task was migrated away or the producer fenced: drop everything, rejoin.
+    ///
+    /// As `StreamThread.handleTaskMigrated` → `TaskManager.handleLostAll`: every active
+    /// task is closed dirty (its stores are rebuilt from the committed changelog when it is
+    /// assigned again), and under `exactly_once_v2` the thread producer is re-initialised
+    /// (`reInitializeThreadProducer` → `StreamsProducer.resetProducer`, then
+    /// `initTransactions`): the new `InitProducerId` aborts whatever transaction is still
+    /// open and bumps the epoch, so no request of the old epoch still in flight (a delayed
+    /// `EndTxn`) can end a transaction of the new one.
     pub(super) fn task_migrated(&mut self, env: &mut Env<'_>, why: &str, reset_member: bool) {
         self.error(
             env,
@@ -37,17 +45,44 @@ impl StreamsClient {
         if reset_member {
             self.member_id = None;
         }
-        if self.config.eos() && self.txn.is_some() {
-            // The open transaction is aborted by the re-initialisation of the producer.
+        if self.config.eos() {
             self.txn = None;
             self.producer = None;
-        }
-        if self.config.eos() && self.producer.is_none() {
             self.sequences.clear();
             self.phase = Phase::InitProducer;
         } else {
             self.phase = Phase::Join { backoff_until: 0 };
         }
+    }
+
+    /// At a poll, after the heartbeat reset the generation: the partitions are lost
+    /// (`ConsumerCoordinator.onJoinPrepare` → `onPartitionsLost`), closed without a commit.
+    pub(super) fn rejoin_if_lost(&mut self, env: &mut Env<'_>) -> bool {
+        if !(self.rejoin_needed && self.member_lost) {
+            return false;
+        }
+        self.member_lost = false;
+        let why = if self.forget_member {
+            "member expired from the group"
+        } else {
+            "generation reset by the group"
+        };
+        self.task_migrated(env, why, self.forget_member);
+        true
+    }
+
+    /// At a poll while tasks are not running yet (offsets, restoration): a rebalance the
+    /// heartbeat asked for is joined now; those tasks have nothing to commit.
+    pub(super) fn rejoin_at_poll(&mut self, env: &mut Env<'_>) -> bool {
+        if self.rejoin_if_lost(env) {
+            return true;
+        }
+        if !self.rejoin_needed {
+            return false;
+        }
+        self.rejoin_needed = false;
+        self.revoke_and_rejoin();
+        true
     }
 
     pub(super) fn revoke_and_rejoin(&mut self) {
@@ -123,22 +158,29 @@ impl StreamsClient {
     pub(super) fn on_heartbeat(&mut self, result: Result<(), KafkaError>, env: &mut Env<'_>) {
         match result {
             Ok(()) => {}
-            Err(KafkaError::RebalanceInProgress) | Err(KafkaError::IllegalGeneration) => {
+            Err(KafkaError::RebalanceInProgress) => {
                 if self.in_group && !self.rejoin_needed {
                     self.rejoin_needed = true;
                 }
             }
-            Err(KafkaError::UnknownMemberId) => {
+            Err(e @ (KafkaError::IllegalGeneration | KafkaError::UnknownMemberId)) => {
+                // `AbstractCoordinator.resetGenerationOnResponseError`: the generation is
+                // reset (and the member id too for UNKNOWN_MEMBER_ID), so that
+                // `ConsumerCoordinator.onJoinPrepare` at the next poll finds no generation
+                // and declares the partitions lost (`onPartitionsLost` →
+                // `TaskManager.handleLostAll`): nothing is committed. Until that poll the
+                // processing loop keeps its stale member id and generation, which the
+                // broker rejects.
                 if self.in_group && !self.member_lost {
-                    // The group moved on without this member: its tasks are lost. The
-                    // processing loop learns of it at its next poll; until then it keeps
-                    // its stale member id and generation, which the broker rejects.
                     self.rejoin_needed = true;
                     self.member_lost = true;
-                    self.error(
-                        env,
-                        "heartbeat: unknown member; tasks lost, will rejoin as a new member".into(),
-                    );
+                    self.forget_member = e == KafkaError::UnknownMemberId;
+                    let what = if self.forget_member {
+                        "heartbeat: unknown member; tasks lost, will rejoin as a new member"
+                    } else {
+                        "heartbeat: illegal generation; tasks lost, will rejoin"
+                    };
+                    self.error(env, what.into());
                 }
             }
             Err(e) => self.error(env, format!("heartbeat: {e:?}")),
@@ -186,5 +228,90 @@ mod tests {
             ),
             "expected a rejoin as a new member, got {next:?}"
         );
+    }
+
+    /// A heartbeat after one processed record of `in-0`.
+    fn heartbeat_after_processing(
+        guarantee: Guarantee,
+        error: KafkaError,
+    ) -> (StreamsClient, harness::Driver) {
+        let (mut c, mut d) = running(guarantee, &[0], &[]);
+        let (corr, _) = step(&mut c, &mut d);
+        answer(
+            &mut c,
+            &mut d,
+            corr,
+            fetched(tp("in", 0), 0, vec![record("k", "v", 0)], 1),
+        );
+        let _ = d.step(&mut c, MAIN);
+        assert!(c.dirty);
+        d.now += c.config.heartbeat_interval_ms;
+        let (hb, _) = d.step(&mut c, HEARTBEAT).remove(0);
+        answer(&mut c, &mut d, hb, Response::Heartbeat(Err(error)));
+        (c, d)
+    }
+
+    #[test]
+    fn an_illegal_generation_heartbeat_loses_the_tasks_without_a_commit() {
+        // The old model committed, then rejoined: an unfenced-commit path.
+        let (mut c, mut d) =
+            heartbeat_after_processing(Guarantee::AtLeastOnce, KafkaError::IllegalGeneration);
+        assert!(
+            d.step(&mut c, MAIN).is_empty(),
+            "the poll closes the tasks, sends nothing"
+        );
+        assert!(c.tasks.is_empty() && !c.dirty);
+        let (_, next) = step(&mut c, &mut d);
+        assert!(
+            matches!(&next, Request::JoinGroup { member_id: Some(m), .. } if m == "m"),
+            "expected a rejoin keeping the member id, got {next:?}"
+        );
+    }
+
+    #[test]
+    fn under_exactly_once_lost_tasks_re_initialise_the_producer() {
+        let (mut c, mut d) =
+            heartbeat_after_processing(Guarantee::ExactlyOnceV2, KafkaError::IllegalGeneration);
+        assert!(d.step(&mut c, MAIN).is_empty());
+        assert_eq!((c.txn, c.producer), (None, None));
+        let (_, next) = step(&mut c, &mut d);
+        assert!(
+            matches!(next, Request::InitProducerId { .. }),
+            "got {next:?}"
+        );
+    }
+
+    #[test]
+    fn a_rebalance_during_restoration_is_joined_at_the_next_poll() {
+        let (mut c, mut d) = (client(Guarantee::AtLeastOnce), driver());
+        let (corr, _) = step(&mut c, &mut d);
+        answer(&mut c, &mut d, corr, Response::InitProducerId(Ok((1, 0))));
+        let (corr, _) = step(&mut c, &mut d);
+        let joined = JoinOutcome::Joined {
+            member_id: "m".into(),
+            generation: 1,
+            assignment: vec![tp("in", 0)],
+        };
+        answer(&mut c, &mut d, corr, Response::JoinGroup(Ok(joined)));
+        let (corr, _) = step(&mut c, &mut d);
+        answer(
+            &mut c,
+            &mut d,
+            corr,
+            Response::OffsetFetch(Ok(vec![(tp("in", 0), None)])),
+        );
+        assert_eq!(c.phase, Phase::Restore);
+        d.now += c.config.heartbeat_interval_ms;
+        let (hb, _) = d.step(&mut c, HEARTBEAT).remove(0);
+        answer(
+            &mut c,
+            &mut d,
+            hb,
+            Response::Heartbeat(Err(KafkaError::RebalanceInProgress)),
+        );
+        assert!(c.ready(MAIN, d.now));
+        assert!(d.step(&mut c, MAIN).is_empty());
+        let (_, next) = step(&mut c, &mut d);
+        assert!(matches!(next, Request::JoinGroup { .. }), "got {next:?}");
     }
 }

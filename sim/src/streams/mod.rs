@@ -111,8 +111,10 @@ pub struct StreamsClient {
     generation: Generation,
     in_group: bool,
     rejoin_needed: bool,
-    /// The heartbeat learnt that the group expired this member.
+    /// The heartbeat learnt that the group reset this member's generation (or expired it).
     member_lost: bool,
+    /// ... and forgot its member id (`UNKNOWN_MEMBER_ID`): rejoin as a new member.
+    forget_member: bool,
     assignment: Vec<TopicPartition>,
     next_heartbeat: Millis,
     // Producer.
@@ -168,6 +170,7 @@ impl StreamsClient {
             in_group: false,
             rejoin_needed: false,
             member_lost: false,
+            forget_member: false,
             assignment: Vec::new(),
             next_heartbeat: 0,
             producer: None,
@@ -236,12 +239,13 @@ impl StreamsClient {
         }
         match &self.phase {
             Phase::InitProducer | Phase::CommitOffsets { .. } | Phase::EndTxn { .. } => true,
+            // A rebalance the heartbeat asked for is handled at the next poll, restoring or not.
             Phase::Restore => {
-                !matches!(self.restoring.front(), Some(item) if now < item.backoff_until)
+                self.rejoin_needed
+                    || !matches!(self.restoring.front(), Some(item) if now < item.backoff_until)
             }
-            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
-                now >= *backoff_until
-            }
+            Phase::FetchOffsets { backoff_until } => self.rejoin_needed || now >= *backoff_until,
+            Phase::Join { backoff_until } => now >= *backoff_until,
             Phase::Run => {
                 self.rejoin_needed
                     || (self.next_input().is_some() && now >= self.retry_until)
@@ -315,26 +319,8 @@ impl StreamsClient {
                 };
                 self.send_main(request, env);
             }
-            Phase::FetchOffsets { .. } => {
-                let request = Request::OffsetFetch {
-                    group: self.config.application_id.clone(),
-                    partitions: self.assignment.clone(),
-                    require_stable: self.config.eos(),
-                };
-                self.send_main(request, env);
-            }
-            Phase::Restore => match self.restoring.front() {
-                None => self.start_running(env),
-                Some(item) => {
-                    let request = Request::Fetch {
-                        tp: item.tp.clone(),
-                        offset: item.position,
-                        max_records: 500,
-                        isolation: self.config.isolation(),
-                    };
-                    self.send_main(request, env);
-                }
-            },
+            Phase::FetchOffsets { .. } => self.step_fetch_offsets(env),
+            Phase::Restore => self.step_restore(env),
             Phase::Run => self.step_run(env),
             Phase::CommitOffsets { then } => self.send_offsets(then, env),
             Phase::EndTxn { commit, .. } => {
@@ -477,7 +463,7 @@ impl Client for StreamsClient {
             && !self.rejoin_needed
             && !self.buffered()
             && self.outputs.is_empty()
-            && !self.dirty
+            && !(self.dirty && self.offsets_changed())
             && self.txn.is_none()
             && self.caught_up.len() == self.assignment.len()
             && self.caught_up.values().all(|c| *c)

@@ -31,10 +31,7 @@ impl StreamsClient {
 
     pub(super) fn step_run(&mut self, env: &mut Env<'_>) {
         let now = env.now;
-        if self.rejoin_needed && self.member_lost {
-            // onPartitionsLost: nothing may be committed; close dirty, rejoin as new.
-            self.member_lost = false;
-            self.task_migrated(env, "member expired from the group", true);
+        if self.rejoin_if_lost(env) {
             return;
         }
         if self.rejoin_needed {
@@ -126,12 +123,11 @@ impl StreamsClient {
             env,
             timestamp,
         };
-        let before = ctx.outputs.len();
         task.processor.punctuate(&mut ctx);
-        // A punctuation that wrote nothing leaves nothing to commit.
-        if self.outputs.len() > before {
-            self.dirty = true;
-        }
+        // `StreamTask.maybePunctuateSystemTime` / `maybePunctuateStreamTime`: a punctuation
+        // sets `commitNeeded`, whether it wrote anything or not. (With nothing consumed and
+        // no transaction open, the commit it leads to sends nothing.)
+        self.dirty = true;
     }
 
     pub(super) fn process_one(&mut self, tp: TopicPartition, env: &mut Env<'_>) {
@@ -215,5 +211,20 @@ mod tests {
         assert_eq!(c.processed[&tp("in", 0)], 1);
         assert!(!c.commit_due(d.now));
         assert!(c.commit_due(d.now + c.config.commit_interval_ms));
+    }
+
+    #[test]
+    fn a_punctuation_that_writes_nothing_still_needs_a_commit() {
+        // StreamTask.maybePunctuateSystemTime sets commitNeeded after any punctuation.
+        let config = StreamsConfig::new("app", Guarantee::AtLeastOnce);
+        let c = StreamsClient::new("i0", config, topology(Some(Punctuation::WallClock(50))));
+        let (mut c, mut d) = running_client(c, &[0], &[]);
+        d.now += 50;
+        let sent = d.step(&mut c, MAIN);
+        assert!(
+            sent.is_empty() && c.outputs.is_empty(),
+            "Count's punctuation writes nothing"
+        );
+        assert!(c.dirty, "the punctuated task needs a commit");
     }
 }

@@ -23,6 +23,41 @@ pub(super) struct RestoreItem {
 }
 
 impl StreamsClient {
+    /// Fetch the committed offsets of the assignment, unless a rebalance came first.
+    pub(super) fn step_fetch_offsets(&mut self, env: &mut Env<'_>) {
+        if self.rejoin_at_poll(env) {
+            return;
+        }
+        // `ConsumerCoordinator.sendOffsetFetchRequest` always sets `requireStable` (since
+        // KIP-447), whatever the isolation level or processing guarantee.
+        let request = Request::OffsetFetch {
+            group: self.config.application_id.clone(),
+            partitions: self.assignment.clone(),
+            require_stable: true,
+        };
+        self.send_main(request, env);
+    }
+
+    /// Fetch the next changelog records of the first store still restoring, unless a
+    /// rebalance came first; with every store restored, start running.
+    pub(super) fn step_restore(&mut self, env: &mut Env<'_>) {
+        if self.rejoin_at_poll(env) {
+            return;
+        }
+        match self.restoring.front() {
+            None => self.start_running(env),
+            Some(item) => {
+                let request = Request::Fetch {
+                    tp: item.tp.clone(),
+                    offset: item.position,
+                    max_records: 500,
+                    isolation: self.config.isolation(),
+                };
+                self.send_main(request, env);
+            }
+        }
+    }
+
     pub(super) fn create_tasks(&mut self) {
         let mut restoring = VecDeque::new();
         for tp in &self.assignment {

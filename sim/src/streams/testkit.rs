@@ -96,7 +96,16 @@ pub fn running(
     partitions: &[u32],
     changelog: &[(u32, Vec<Record>)],
 ) -> (StreamsClient, Driver) {
-    let (mut c, mut d) = (client(guarantee), driver());
+    running_client(client(guarantee), partitions, changelog)
+}
+
+/// As [`running`], for a client built by the test.
+pub fn running_client(
+    mut c: StreamsClient,
+    partitions: &[u32],
+    changelog: &[(u32, Vec<Record>)],
+) -> (StreamsClient, Driver) {
+    let mut d = driver();
     let (corr, _) = step(&mut c, &mut d);
     answer(&mut c, &mut d, corr, Response::InitProducerId(Ok((1, 0))));
     let (corr, _) = step(&mut c, &mut d);
