@@ -2280,7 +2280,7 @@ mod tests {
                 }
             }
             let r = self.request("ps-0/app", Request::EndTxn { producer, commit });
-            assert!(matches!(r, Response::EndTxn(Ok(()))), "{r:?}");
+            assert!(matches!(r, Response::EndTxn(Ok(_))), "{r:?}");
             offsets
         }
 

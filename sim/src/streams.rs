@@ -1117,7 +1117,13 @@ impl StreamsClient {
                     return;
                 };
                 match result {
-                    Ok(()) => {
+                    Ok(bumped) => {
+                        // Transaction protocol v2: the epoch the coordinator bumped, and fresh
+                        // sequences (TransactionManager.EndTxnHandler.handleResponse).
+                        if let Some(producer) = bumped {
+                            self.producer = Some(producer);
+                            self.sequences.clear();
+                        }
                         self.txn_open = false;
                         if commit {
                             self.finish_commit(then, env);
