@@ -727,6 +727,7 @@ struct Coverage {
     late_end_txn_fenced: u64,
     late_end_txn_ended_the_next: u64,
     empty_aborts: u64,
+    unknown_producer_any_sequence: u64,
 }
 
 impl Coverage {
@@ -759,7 +760,8 @@ impl Coverage {
             rebalance_in_progress,
             late_end_txn_fenced,
             late_end_txn_ended_the_next,
-            empty_aborts
+            empty_aborts,
+            unknown_producer_any_sequence
         );
     }
 }
@@ -973,6 +975,13 @@ impl Harness {
     }
 
     fn idem_gap(&mut self, p: usize) -> Check {
+        if self.m.idem_batches[p].is_empty() {
+            // No state for the producer on this partition: any first sequence is accepted
+            // (Kafka's ProducerAppendInfo.checkSequence).
+            self.m.idem_next[p] += 1;
+            self.cov.unknown_producer_any_sequence += 1;
+            return self.idem(p, 1);
+        }
         let records = self.m.records(p, 1);
         let got = self.produce(
             "idem",
@@ -1964,6 +1973,10 @@ fn every_interesting_path_is_exercised() {
             c.late_end_txn_ended_the_next,
         ),
         ("empty aborts bumping the epoch (v2)", c.empty_aborts),
+        (
+            "first batches of an unknown producer at a sequence above 0",
+            c.unknown_producer_any_sequence,
+        ),
     ];
     let never: Vec<&str> = probes
         .iter()

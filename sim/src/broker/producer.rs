@@ -110,12 +110,16 @@ fn check_sequence(
                 ))
             }
         }
-        // First batch of this producer epoch on this partition.
-        _ if base == 0 => Ok(None),
-        _ => Err((
+        // A new epoch of a producer this partition knows starts at sequence 0.
+        Some(_) if base == 0 => Ok(None),
+        Some(_) => Err((
             KafkaError::OutOfOrderSequenceNumber,
             format!("the first batch of epoch {epoch} starts at sequence {base}, not 0"),
         )),
+        // A producer this partition has no state for: any sequence is accepted
+        // (ProducerAppendInfo.checkSequence: "If there is no current producer epoch ...
+        // accept writes with any sequence number").
+        None => Ok(None),
     }
 }
 

@@ -379,3 +379,22 @@ fn transactional_offsets_are_fenced_by_generation_and_committed_with_the_transac
         }
     )));
 }
+
+/// Kafka's `GroupCoordinator.validateOffsetCommit`: a commit with a generation but no
+/// member id is `UNKNOWN_MEMBER_ID` (here it used to pass the member checks unchecked).
+#[test]
+fn an_offset_commit_with_an_empty_member_id_is_rejected() {
+    let mut r = Run::new(1, false);
+    assert_eq!(
+        r.commit_offsets("", 0, 1),
+        Err(KafkaError::UnknownMemberId),
+        "no group yet"
+    );
+    let (member, generation, _) = joined(r.join("c", None));
+    assert_eq!(
+        r.commit_offsets("", generation, 1),
+        Err(KafkaError::UnknownMemberId)
+    );
+    assert!(r.b.committed_offsets("g").is_empty());
+    assert_eq!(r.commit_offsets(&member, generation, 1), Ok(()));
+}

@@ -519,3 +519,41 @@ fn same_inputs_give_the_same_events() {
     };
     assert_eq!(run(), run());
 }
+
+/// Kafka's `ProducerAppendInfo.checkSequence`: a partition with no state for a producer
+/// accepts its first batch at any sequence; a known producer's new epoch starts at 0.
+#[test]
+fn an_unknown_producers_first_sequence_need_not_be_zero() {
+    let mut r = Run::new(2, false);
+    let p = r.init(None, 0);
+    let res = r.produce(Some(&p), vec![(0, Some(7), vec![rec("k", "a")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Appended {
+            base_offset: 0,
+            duplicate: false
+        }]
+    );
+    // From there on the sequence continues from 7.
+    let res = r.produce(Some(&p), vec![(0, Some(9), vec![rec("k", "gap")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Error(
+            KafkaError::OutOfOrderSequenceNumber
+        )]
+    );
+    let res = r.produce(Some(&p), vec![(0, Some(8), vec![rec("k", "b")])]);
+    assert!(matches!(res[0], PartitionProduceResult::Appended { .. }));
+    // A transactional producer's next epoch on a partition that knows it starts at 0.
+    let t = r.init(Some("tx"), 10_000);
+    r.produce(Some(&t), vec![(1, Some(0), vec![rec("k", "t")])]);
+    r.end(&t, false).unwrap();
+    let t2 = r.init(Some("tx"), 10_000);
+    let res = r.produce(Some(&t2), vec![(1, Some(3), vec![rec("k", "t2")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Error(
+            KafkaError::OutOfOrderSequenceNumber
+        )]
+    );
+}
