@@ -103,6 +103,51 @@ pub enum Msg {
     },
 }
 
+/// A record of Confluent's `warehouse-inventory` topic: the product's *absolute* count
+/// (`AddInventory` writes `(product, count)` with `Serdes.Integer()`, and
+/// `InventoryService` reads the topic as a `KTable`), so that replaying it is harmless.
+///
+/// It travels as a [`Msg::StockAdded`] event (the units that arrived, which the checker
+/// counts as stock) with the warehouse's count after the arrival beside it:
+/// `{"type":"StockAdded","product_id":"p1","quantity":2,"count":5}`. [`Msg::decode`]
+/// reads it as the `StockAdded` event; [`InventoryRow::decode`] reads the count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryRow {
+    pub product_id: String,
+    /// Units that arrived with this record.
+    pub quantity: u64,
+    /// Units the warehouse holds for the product after this record: the table's value.
+    pub count: u64,
+}
+
+impl InventoryRow {
+    pub fn encode(&self) -> String {
+        #[derive(Serialize)]
+        struct Tagged<'a> {
+            r#type: &'static str,
+            #[serde(flatten)]
+            row: &'a InventoryRow,
+        }
+        let text = serde_json::to_string(&Tagged {
+            r#type: "StockAdded",
+            row: self,
+        })
+        .expect("inventory rows serialise");
+        debug_assert!(
+            matches!(Msg::decode(&text), Some(Msg::StockAdded { quantity, .. }) if quantity == self.quantity)
+        );
+        text
+    }
+
+    /// The row, if `text` is a `StockAdded` event that carries a count.
+    pub fn decode(text: &str) -> Option<InventoryRow> {
+        match Msg::decode(text)? {
+            Msg::StockAdded { .. } => serde_json::from_str(text).ok(),
+            _ => None,
+        }
+    }
+}
+
 impl Msg {
     pub fn encode(&self) -> String {
         serde_json::to_string(self).expect("domain messages serialise")

@@ -2,7 +2,7 @@
 //! answer comes from runs.
 
 use crate::checker::Invariant;
-use crate::designs::{self, Design};
+use crate::designs::{Design, Registry};
 use crate::run::{sweep, Sweep};
 use crate::scenario::{Scenario, SeedRange};
 use oversell_sim::{FaultRates, Millis};
@@ -54,22 +54,28 @@ impl ExpectationCheck {
     }
 }
 
-/// Sweep every design named in the scenario's `[expect]` over its seed range.
+/// Sweep every design named in the scenario's `[expect]` over its seed range
+/// (the shipped designs; [`check_expectations_in`] for a registry of one's own).
 pub fn check_expectations(
+    scenario: &Scenario,
+    jobs: usize,
+) -> Result<Vec<ExpectationCheck>, String> {
+    check_expectations_in(&Registry::builtin(), scenario, jobs)
+}
+
+/// Sweep every design named in the scenario's `[expect]` over its seed range, looking the
+/// names up in `registry`.
+pub fn check_expectations_in(
+    registry: &Registry,
     scenario: &Scenario,
     jobs: usize,
 ) -> Result<Vec<ExpectationCheck>, String> {
     let mut out = Vec::new();
     for (name, expectation) in &scenario.expect {
-        let design = designs::by_name(name).ok_or_else(|| format!("unknown design {name:?}"))?;
-        let sweep = sweep(
-            design.as_ref(),
-            scenario,
-            &[],
-            scenario.run.seeds,
-            jobs,
-            &|_, _| true,
-        );
+        let design = design_in(registry, name)?;
+        let sweep = sweep(design, scenario, &[], scenario.run.seeds, jobs, &|_, _| {
+            true
+        });
         let found = sweep
             .violations
             .keys()
@@ -122,14 +128,24 @@ pub fn replay_regressions(
     scenario_path: &Path,
     scenario: &Scenario,
 ) -> Result<Vec<Replayed>, String> {
+    replay_regressions_in(&Registry::builtin(), scenario_path, scenario)
+}
+
+/// Replay the regression seeds kept beside `scenario_path`, looking designs up in
+/// `registry`.
+pub fn replay_regressions_in(
+    registry: &Registry,
+    scenario_path: &Path,
+    scenario: &Scenario,
+) -> Result<Vec<Replayed>, String> {
     let file = seeds_path(scenario_path);
     let Ok(text) = std::fs::read_to_string(&file) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for seed in parse_seeds(&text, &file.display().to_string())? {
-        let design = design_named(&seed.design)?;
-        let judged = crate::run::run_seed(design.as_ref(), scenario, &[], seed.seed);
+    for seed in parse_seeds_in(registry, &text, &file.display().to_string())? {
+        let design = design_in(registry, &seed.design)?;
+        let judged = crate::run::run_seed(design, scenario, &[], seed.seed);
         let now = judged
             .verdict
             .violated()
@@ -155,7 +171,17 @@ pub fn seeds_path(scenario_path: &Path) -> PathBuf {
     scenario_path.with_extension("seeds")
 }
 
+/// Parse a regression file whose designs are shipped ones.
 pub fn parse_seeds(text: &str, file: &str) -> Result<Vec<RegressionSeed>, String> {
+    parse_seeds_in(&Registry::builtin(), text, file)
+}
+
+/// Parse a regression file, checking design names against `registry`.
+pub fn parse_seeds_in(
+    registry: &Registry,
+    text: &str,
+    file: &str,
+) -> Result<Vec<RegressionSeed>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let (data, note) = match line.split_once('#') {
@@ -175,11 +201,11 @@ pub fn parse_seeds(text: &str, file: &str) -> Result<Vec<RegressionSeed>, String
         if fields.len() != 3 {
             return Err(bad(&format!("expected 3 fields, found {}", fields.len())));
         }
-        if designs::by_name(fields[0]).is_none() {
+        if registry.get(fields[0]).is_none() {
             return Err(bad(&format!(
                 "unknown design {:?}; known: {}",
                 fields[0],
-                designs::names().join(", ")
+                registry.names().join(", ")
             )));
         }
         let seed: u64 = fields[1]
@@ -355,21 +381,32 @@ impl Cell {
     }
 }
 
-/// Run every design under every fault class over the scenarios' workloads.
+/// Run every shipped design under every fault class over the scenarios' workloads.
 pub fn matrix(
+    scenarios: &[Scenario],
+    seeds: SeedRange,
+    jobs: usize,
+    progress: impl FnMut(&str),
+) -> Vec<Cell> {
+    matrix_in(&Registry::builtin(), scenarios, seeds, jobs, progress)
+}
+
+/// Run every design of `registry` under every fault class over the scenarios' workloads.
+pub fn matrix_in(
+    registry: &Registry,
     scenarios: &[Scenario],
     seeds: SeedRange,
     jobs: usize,
     mut progress: impl FnMut(&str),
 ) -> Vec<Cell> {
     let mut cells = Vec::new();
-    for design in designs::all() {
+    for design in registry.iter() {
         for class in FaultClass::ALL {
             let mut total = Sweep::default();
             let mut first = std::collections::BTreeMap::new();
             for scenario in scenarios {
                 let s = class.apply(scenario);
-                let sw = sweep(design.as_ref(), &s, &[], seeds, jobs, &|_, _| true);
+                let sw = sweep(design, &s, &[], seeds, jobs, &|_, _| true);
                 for (inv, (_, seed)) in &sw.violations {
                     first
                         .entry(*inv)
@@ -389,8 +426,14 @@ pub fn matrix(
     cells
 }
 
-/// The matrix as a markdown table: a row per design, a column per fault class.
+/// The matrix of the shipped designs as a markdown table.
 pub fn matrix_markdown(cells: &[Cell]) -> String {
+    matrix_markdown_in(&Registry::builtin(), cells)
+}
+
+/// The matrix as a markdown table: a row per design of `registry`, a column per fault
+/// class.
+pub fn matrix_markdown_in(registry: &Registry, cells: &[Cell]) -> String {
     let mut out = String::from("| design |");
     for class in FaultClass::ALL {
         out.push_str(&format!(" {} |", class.name()));
@@ -400,7 +443,7 @@ pub fn matrix_markdown(cells: &[Cell]) -> String {
         out.push_str("---|");
     }
     out.push('\n');
-    for design in designs::all() {
+    for design in registry.iter() {
         out.push_str(&format!("| `{}` |", design.name()));
         for class in FaultClass::ALL {
             let cell = cells
@@ -415,12 +458,21 @@ pub fn matrix_markdown(cells: &[Cell]) -> String {
     out
 }
 
-/// The design a name refers to, or a clear error listing the known ones.
+/// The shipped design a name refers to, or a clear error listing the known ones.
 pub fn design_named(name: &str) -> Result<Box<dyn Design>, String> {
-    designs::by_name(name).ok_or_else(|| {
-        format!(
-            "unknown design {name:?}; known designs: {}",
-            designs::names().join(", ")
-        )
-    })
+    crate::designs::by_name(name).ok_or_else(|| unknown_design(&Registry::builtin(), name))
+}
+
+/// The design of `registry` a name refers to, or a clear error listing the known ones.
+pub fn design_in<'r>(registry: &'r Registry, name: &str) -> Result<&'r dyn Design, String> {
+    registry
+        .get(name)
+        .ok_or_else(|| unknown_design(registry, name))
+}
+
+fn unknown_design(registry: &Registry, name: &str) -> String {
+    format!(
+        "unknown design {name:?}; known designs: {}",
+        registry.names().join(", ")
+    )
 }

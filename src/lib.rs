@@ -6,13 +6,16 @@
 //! [`run`] entry points used by the `oversell` command and the tests.
 
 pub mod checker;
+pub mod cli;
 pub mod designs;
 pub mod domain;
 pub mod expect;
+pub mod kit;
 pub mod load;
 pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod shrink;
+pub mod testing;
 
 pub use oversell_sim as sim;

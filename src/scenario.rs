@@ -1,4 +1,8 @@
 //! A scenario: the story of a race, as a plain value (loaded from TOML by [`crate::load`]).
+//!
+//! These types *are* the file format: their serde derives say which keys exist, which
+//! are required and what the defaults are. [`crate::load`] reads a file through them and
+//! then checks what the types cannot say (references, duplicates, limits, timing rules).
 
 use oversell_sim::{FaultRates, Millis, ScheduledFault};
 use serde::{Deserialize, Serialize};
@@ -8,7 +12,8 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
-    /// Short name, e.g. `last-unit`.
+    /// Short name, e.g. `last-unit`. The loader defaults it to the file name.
+    #[serde(default)]
     pub name: String,
     /// One or two sentences: the story.
     #[serde(default)]
@@ -30,6 +35,8 @@ pub struct Scenario {
     pub faults: FaultSpec,
     #[serde(default)]
     pub run: RunSpec,
+    #[serde(default)]
+    pub kafka: KafkaSpec,
     /// Per design name: what it is expected to do over the seed range.
     #[serde(default)]
     pub expect: BTreeMap<String, Expectation>,
@@ -163,6 +170,24 @@ pub struct FaultSpec {
     pub schedule: Vec<ScheduledFault>,
 }
 
+/// The Kafka being modelled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KafkaSpec {
+    /// Transaction protocol of the coordinator: 1 (before KIP-890 part 2: a late `EndTxn`
+    /// can complete the producer's next transaction) or 2 (KIP-890 part 2, the default
+    /// since Kafka 4.0: the epoch is bumped at every commit or abort). Default 2.
+    pub transaction_version: u8,
+}
+
+impl Default for KafkaSpec {
+    fn default() -> Self {
+        KafkaSpec {
+            transaction_version: 2,
+        }
+    }
+}
+
 /// Seeds and bounds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -194,22 +219,47 @@ pub struct SeedRange {
 }
 
 impl SeedRange {
+    /// Parses `A..B` (B excluded); on error, what is wrong and what would be right.
     pub fn parse(text: &str) -> Result<SeedRange, String> {
+        SeedRange::parse_named(text, "the seed range").map_err(|e| format!("{}; {}", e.0, e.1))
+    }
+
+    /// Parses `A..B`; `setting` names it in errors (e.g. `run.seeds`). The error is
+    /// (what is wrong, what would be right).
+    pub fn parse_named(text: &str, setting: &str) -> Result<SeedRange, (String, String)> {
+        let form = "write it as \"A..B\" with B excluded, e.g. \"0..100\"";
         let Some((a, b)) = text.split_once("..") else {
-            return Err(format!(
-                "{text:?} is not a seed range; write it as A..B, e.g. \"0..100\""
-            ));
+            return Err((format!("{text:?} is not a seed range"), form.into()));
         };
-        let start: u64 = a.trim().parse().map_err(|_| {
-            format!("{a:?} is not a seed number; write the range as A..B, e.g. \"0..100\"")
-        })?;
-        let end: u64 = b.trim().parse().map_err(|_| {
-            format!("{b:?} is not a seed number; write the range as A..B, e.g. \"0..100\"")
-        })?;
+        let inclusive = b.starts_with('=');
+        let b = b.trim_start_matches('=');
+        let number = |s: &str| -> Result<u64, (String, String)> {
+            s.trim().replace('_', "").parse::<u64>().map_err(|_| {
+                (
+                    format!("{s:?} in {setting} is not a seed number"),
+                    "seeds are whole numbers 0 or more: write \"A..B\", e.g. \"0..100\"".into(),
+                )
+            })
+        };
+        let (start, end) = (number(a)?, number(b)?);
+        if inclusive {
+            let help = match end.checked_add(1) {
+                Some(e) if e > start => format!("the end is excluded: write \"{start}..{e}\""),
+                _ => form.into(),
+            };
+            return Err((format!("{setting} {text:?} uses ..="), help));
+        }
         if end <= start {
-            return Err(format!(
-                "the seed range {start}..{end} is empty; the end must be greater than the start"
-            ));
+            let help = match start.checked_add(1) {
+                Some(e) if end == start => {
+                    format!("the end is excluded: write \"{start}..{e}\" to run seed {start} alone")
+                }
+                None if end == start => {
+                    "the end is excluded and must be greater than the start".into()
+                }
+                _ => format!("the end must be greater than the start: write \"{end}..{start}\""),
+            };
+            return Err((format!("the seed range {start}..{end} is empty"), help));
         }
         Ok(SeedRange { start, end })
     }
@@ -242,17 +292,56 @@ impl Serialize for SeedRange {
 impl<'de> Deserialize<'de> for SeedRange {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        SeedRange::parse(&text).map_err(serde::de::Error::custom)
+        SeedRange::parse_named(&text, "run.seeds").map_err(|e| serde::de::Error::custom(e.0))
     }
 }
 
 /// What a design is expected to do over a scenario's seed range: the exact set of
-/// invariants that some run violates (empty: the design holds).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// invariants that some run violates (empty: the design holds). Written `"holds"` or
+/// `{ violates = ["invariant", ...] }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Expectation {
-    #[serde(default)]
     pub violates: Vec<String>,
+}
+
+/// The table form of an [`Expectation`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectationTable {
+    #[serde(default)]
+    violates: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for Expectation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ExpectationVisitor)
+    }
+}
+
+struct ExpectationVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ExpectationVisitor {
+    type Value = Expectation;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"holds\" or { violates = [...] }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Expectation, E> {
+        if s == "holds" {
+            return Ok(Expectation {
+                violates: Vec::new(),
+            });
+        }
+        Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Expectation, A::Error> {
+        let t = ExpectationTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(Expectation {
+            violates: t.violates,
+        })
+    }
 }
 
 impl Expectation {

@@ -838,6 +838,7 @@ pub fn scenario_toml(scenario: &Scenario) -> String {
         saga: Default::default(),
         faults: Default::default(),
         run: Default::default(),
+        kafka: Default::default(),
         expect: BTreeMap::new(),
     })
     .expect("the default scenario serialises to TOML");

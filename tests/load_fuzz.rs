@@ -10,7 +10,12 @@
 //!   nearly right values — this reaches the semantic checks. Whatever loads must also
 //!   survive a round trip through serde.
 //!
-//! `PROPTEST_CASES=N` sets the number of inputs per test (default 300, a few seconds).
+//! `OVERSELL_FUZZ=N` sets the number of inputs over the four fuzz tests together
+//! (default 1,200: a few seconds). The full run, at least a million inputs:
+//!
+//! ```sh
+//! OVERSELL_FUZZ=1000000 cargo test --release --test load_fuzz -- --nocapture
+//! ```
 
 use oversell::load::{load_str, LoadError};
 use proptest::prelude::*;
@@ -18,11 +23,13 @@ use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRu
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Inputs per fuzz test: a quarter of `OVERSELL_FUZZ` (default 1,200 in all).
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
+    let total: u64 = std::env::var("OVERSELL_FUZZ")
         .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300)
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(1_200);
+    u32::try_from(total.div_ceil(4).max(1)).unwrap_or(u32::MAX)
 }
 
 fn runner(seed: u8) -> TestRunner {
@@ -202,6 +209,9 @@ seeds = "0..10"
 max_time_ms = 20000
 decision_bound_ms = 5000
 
+[kafka]
+transaction_version = 1
+
 [expect]
 naive = { violates = ["no-oversell", "conservation"] }
 rekeyed-eos = "holds"
@@ -285,6 +295,8 @@ const KEYS: &[&str] = &[
     "max_time_ms",
     "decision_bound_ms",
     "violates",
+    "kafka",
+    "transaction_version",
     "naive",
     "rekeyed-alo",
     "rekeyed-eos",
@@ -351,6 +363,7 @@ const HEADERS: &[&str] = &[
     "[run]",
     "[expect]",
     "[expect.naive]",
+    "[kafka]",
     "[products]",
     "[[topology]]",
     "[a.b.c]",
@@ -486,9 +499,10 @@ fn valid_scenario() -> impl Strategy<Value = Table> {
         prop::collection::vec((any::<usize>(), 1u64..4, 0u64..3000), 0..3), // restocks
         (1u64..5, 1u64..4, any::<bool>()),    // topology
         (
-            prop::option::of(0u64..2000),
+            prop::option::of((0u64..2000, 0u64..2000)),
             prop::option::of((200u64..1000, 1u64..200)),
-        ), // streams
+            1u64..3,
+        ), // streams (commit interval and transaction timeout), kafka
         (
             prop::collection::vec(any::<bool>(), 6),
             0u64..500,
@@ -589,14 +603,19 @@ fn valid_scenario() -> impl Strategy<Value = Table> {
                 );
                 t.insert("topology".into(), Value::Table(topology));
                 let mut st = Table::new();
-                if let Some(c) = streams.0 {
-                    st.insert("commit_interval_ms".into(), int(c));
+                if let Some((a, b)) = streams.0 {
+                    // Kafka Streams refuses a transaction timeout below the commit interval.
+                    st.insert("commit_interval_ms".into(), int(a.min(b)));
+                    st.insert("transaction_timeout_ms".into(), int(a.max(b).max(1)));
                 }
                 if let Some((session, heartbeat)) = streams.1 {
                     st.insert("session_timeout_ms".into(), int(session));
                     st.insert("heartbeat_interval_ms".into(), int(heartbeat));
                 }
                 t.insert("streams".into(), Value::Table(st));
+                let mut kafka = Table::new();
+                kafka.insert("transaction_version".into(), int(streams.2));
+                t.insert("kafka".into(), Value::Table(kafka));
                 let (fail, delay, delays) = pay;
                 let mut payments = Table::new();
                 let failing: Vec<Value> = order_ids

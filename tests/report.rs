@@ -33,6 +33,7 @@ fn last_unit() -> Scenario {
         saga: SagaSpec::default(),
         faults: FaultSpec::default(),
         run: RunSpec::default(),
+        kafka: Default::default(),
         expect: BTreeMap::new(),
     }
 }

@@ -67,6 +67,8 @@ pub struct Chooser {
     source: Source,
     log: ChoiceLog,
     record: bool,
+    /// The seed of a seeded chooser (`None` when replaying a log).
+    seed: Option<u64>,
 }
 
 /// Raised when a replayed log does not fit the run (it ran out, or a value is out of range).
@@ -82,6 +84,7 @@ impl Chooser {
             source: Source::Seeded(Pcg64Mcg::seed_from_u64(seed)),
             log: ChoiceLog::default(),
             record: true,
+            seed: Some(seed),
         }
     }
 
@@ -93,7 +96,13 @@ impl Chooser {
             },
             log: ChoiceLog::default(),
             record: true,
+            seed: None,
         }
+    }
+
+    /// The seed this chooser draws from; `None` for a replayed log.
+    pub fn seed(&self) -> Option<u64> {
+        self.seed
     }
 
     /// Stop appending to the log (for benchmarks of very long runs).

@@ -72,6 +72,15 @@ pub trait Client {
     fn wakeup(&self) -> Option<Millis>;
     /// Nothing left to do until new input arrives: caught up, committed, nothing in flight.
     fn idle(&self) -> bool;
+    /// The earliest deadline of a timer this client holds that will act without any new
+    /// input (a punctuation with work scheduled, e.g. a payment due or a reservation to
+    /// expire); `None` when no such timer is pending. The world is not quiescent while a
+    /// running client has one pending before the run's time bound. Unlike
+    /// [`Client::wakeup`], which names the next time a lane becomes ready (a periodic
+    /// punctuation is always ready again), this names only work still to do.
+    fn next_timer(&self) -> Option<Millis> {
+        None
+    }
     /// Read a store key if this client hosts it, active and restored.
     fn query(&self, _store: &str, _key: &str, _meta: &dyn Metadata) -> Option<Option<String>> {
         None

@@ -66,37 +66,26 @@ impl Processor for Count {
     }
 }
 
+/// The broker with the counting topics: `input`, `counts` and the store's changelog.
+fn broker(partitions: u32) -> Broker {
+    let mut broker = Broker::new();
+    for (topic, compacted) in [
+        ("input".to_string(), false),
+        ("counts".to_string(), false),
+        (changelog_topic(APP, STORE), true),
+    ] {
+        let config = TopicConfig {
+            partitions,
+            compacted,
+        };
+        broker.create_topic(&topic, config).expect("fresh broker");
+    }
+    broker
+}
+
 /// Build the world.
 pub fn world(setup: &CountingSetup) -> World {
-    let mut broker = Broker::new();
-    let p = setup.partitions;
-    broker
-        .create_topic(
-            "input",
-            TopicConfig {
-                partitions: p,
-                compacted: false,
-            },
-        )
-        .expect("fresh broker");
-    broker
-        .create_topic(
-            "counts",
-            TopicConfig {
-                partitions: p,
-                compacted: false,
-            },
-        )
-        .expect("fresh broker");
-    broker
-        .create_topic(
-            &changelog_topic(APP, STORE),
-            TopicConfig {
-                partitions: p,
-                compacted: true,
-            },
-        )
-        .expect("fresh broker");
+    let broker = broker(setup.partitions);
     let schedule: Vec<Scheduled> = (0..setup.records)
         .map(|i| Scheduled {
             at: (i as Millis * setup.spread_ms) / setup.records.max(1) as Millis,

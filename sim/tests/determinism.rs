@@ -361,3 +361,75 @@ fn different_seeds_give_different_traces() {
         "fault-free runs of different seeds gave identical traces"
     );
 }
+
+/// A client that breaks at a given simulated time: a stand-in for a broken invariant.
+struct Breaks {
+    at: u64,
+}
+
+impl oversell_sim::Client for Breaks {
+    fn name(&self) -> &str {
+        "breaker/app"
+    }
+    fn ready(&self, _lane: usize, _now: u64) -> bool {
+        true
+    }
+    fn step(&mut self, _lane: usize, env: &mut oversell_sim::Env<'_>) {
+        assert!(env.now < self.at, "invariant broken at {}ms", env.now);
+    }
+    fn on_response(
+        &mut self,
+        _corr: u64,
+        _response: oversell_sim::protocol::Response,
+        _env: &mut oversell_sim::Env<'_>,
+    ) {
+    }
+    fn wakeup(&self) -> Option<u64> {
+        None
+    }
+    fn idle(&self) -> bool {
+        false
+    }
+}
+
+fn breaking_world() -> oversell_sim::World {
+    let spec = oversell_sim::InstanceSpec {
+        name: "breaker".into(),
+        build: std::sync::Arc::new(|_: &str| {
+            vec![Box::new(Breaks { at: 20 }) as Box<dyn oversell_sim::Client>]
+        }),
+        faulty: false,
+        start_at: 0,
+    };
+    oversell_sim::World::new(
+        oversell_sim::Broker::new(),
+        vec![spec],
+        oversell_sim::WorldConfig::default(),
+    )
+}
+
+fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+    let payload = std::panic::catch_unwind(f).expect_err("the run must panic");
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_kernel_panic_names_the_seed_and_the_point_of_the_run() {
+    let text = panic_message(|| {
+        breaking_world().run_seed(4242);
+    });
+    assert!(text.contains("seed 4242"), "{text}");
+    assert!(text.contains("invariant broken at 2"), "{text}");
+    assert!(text.contains(", step "), "{text}");
+    // Twenty ticks, then a step of the client (the actions are: step, tick).
+    let mut choices = vec![1; 20];
+    choices.push(0);
+    let log = ChoiceLog { choices };
+    let text = panic_message(|| {
+        breaking_world().run(Chooser::replay(&log));
+    });
+    assert!(text.contains("a replayed choice log, at 20ms"), "{text}");
+}

@@ -9,8 +9,10 @@
 //! [`all`].
 
 mod naive;
+mod registry;
 mod rekeyed;
 mod saga;
+mod schema;
 
 use crate::domain::Msg;
 use crate::scenario::Scenario;
@@ -21,8 +23,10 @@ use oversell_sim::{
 use std::sync::Arc;
 
 pub use naive::Naive;
+pub use registry::Registry;
 pub use rekeyed::Rekeyed;
 pub use saga::Saga;
+pub use schema::{Book, Count, Decode, Decoder, Ledger, Schema, StockFact, Store};
 
 /// The services every design has; instances are named `<service>-<index>`.
 pub const SERVICES: [&str; 2] = ["order-service", "product-service"];
@@ -30,45 +34,6 @@ pub const SERVICES: [&str; 2] = ["order-service", "product-service"];
 /// The non-faulty instance that stands for the outside world: customers placing orders
 /// and the warehouse adding stock.
 pub const FRONTEND: &str = "frontend";
-
-/// How the checker reads a design's stores.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StockView {
-    /// The store maps product → units available (the question's `ProductStock`).
-    Available { changelog: String },
-    /// available = total − reserved, from two stores (Confluent's inventory table and
-    /// `reserved stock` store); reserved units are held, never released.
-    TotalMinusReserved {
-        total_changelog: String,
-        reserved_changelog: String,
-    },
-    /// The store maps product → a [`Ledger`] (available, reserved and confirmed units).
-    Ledger { changelog: String },
-}
-
-/// A product's ledger in the saga's store.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Ledger {
-    pub available: i64,
-    /// order → (units, expiry time)
-    pub reserved: std::collections::BTreeMap<String, (u64, Millis)>,
-    /// order → units
-    pub confirmed: std::collections::BTreeMap<String, u64>,
-    /// order → units released (so a repeated compensation is a no-op)
-    pub released: std::collections::BTreeMap<String, u64>,
-    /// orders rejected for want of stock (so a repeated command gets the same answer)
-    pub rejected: std::collections::BTreeSet<String>,
-}
-
-/// What the checker needs to know about a design's data, declared up front.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Schema {
-    pub stock: StockView,
-    /// Event types that decide an order (its first such committed event is the decision).
-    pub decisions: &'static [&'static str],
-    /// Every reservation must end confirmed or released (the saga's promise).
-    pub reservations_settle: bool,
-}
 
 /// Deliberate defects, so that tests can show the checker bites.
 #[derive(
@@ -123,28 +88,19 @@ pub trait Design: Send + Sync {
     fn build(&self, scenario: &Scenario, mutations: &[Mutation]) -> World;
 }
 
-/// Every design, in the order tables show them.
+/// Every design, in the order tables show them ([`Registry::builtin`]).
 pub fn all() -> Vec<Box<dyn Design>> {
-    vec![
-        Box::new(Naive),
-        Box::new(Rekeyed {
-            guarantee: Guarantee::AtLeastOnce,
-        }),
-        Box::new(Rekeyed {
-            guarantee: Guarantee::ExactlyOnceV2,
-        }),
-        Box::new(Saga),
-    ]
+    Registry::builtin().into_designs()
 }
 
-/// The design called `name`.
+/// The design called `name` ([`Registry::builtin`]).
 pub fn by_name(name: &str) -> Option<Box<dyn Design>> {
     all().into_iter().find(|d| d.name() == name)
 }
 
-/// Names of every design.
+/// Names of every design ([`Registry::builtin`]).
 pub fn names() -> Vec<&'static str> {
-    all().iter().map(|d| d.name()).collect()
+    Registry::builtin().names()
 }
 
 // ----- shared building blocks -----

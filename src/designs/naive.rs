@@ -15,8 +15,9 @@
 
 use super::{
     create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
-    Mutation, Schema, StockView,
+    Mutation, Schema,
 };
+use super::{Count, Decoder, Store};
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
@@ -105,9 +106,13 @@ impl Design for Naive {
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::Available {
+            stores: vec![Store {
+                application: STOCK_APP.into(),
+                name: STORE.into(),
                 changelog: changelog_topic(STOCK_APP, STORE),
-            },
+                decoder: Decoder::Available(Count::of_product_key),
+            }],
+            copies: vec![],
             decisions: &["ProductReserved", "OrderRejected"],
             reservations_settle: false,
         }

@@ -14,17 +14,23 @@
 //! never released. An order whose product has no inventory row yet is dropped by the
 //! inner join, as in the original.
 //!
-//! The warehouse topic carries stock *additions*; the inventory table holds their
-//! running total (the original's table holds absolute counts written by the warehouse).
+//! The warehouse writes each product's *absolute* count to `warehouse-inventory`, and the
+//! inventory table holds the latest one, as Confluent's code does: `AddInventory` sends
+//! `(product, count)` records with `Serdes.Integer()` values, `InventoryService` reads the
+//! topic with `builder.table(Topics.WAREHOUSE_INVENTORY...)` and joins each order with
+//! the product's row (confluentinc/kafka-streams-examples,
+//! `src/main/java/io/confluent/examples/streams/microservices/{AddInventory,InventoryService}.java`).
+//! Replaying an inventory record writes the same row again, so only the `reserved-stock`
+//! store can be doubled by a replay.
 //!
 //! `rekeyed-alo` runs with `at_least_once`, as the example ships; `rekeyed-eos` with
-//! `exactly_once_v2`.
+//! `exactly_once_v2`. `rekeyed-alo-delta` is a variant that is *not* Confluent's: the
+//! warehouse writes stock additions and the table sums them, so a replayed addition
+//! counts twice (at least once, a crash between the store write and the offset commit).
 
-use super::{
-    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
-    Mutation, Schema, StockView,
-};
-use crate::domain::{Msg, Validation};
+use super::{Count, Decoder, Design, Mutation, Schema, Store};
+use crate::domain::{InventoryRow, Msg, Validation};
+use crate::kit::{create_topics, service, streams_config, world_config, Frontend, StockRecords};
 use crate::scenario::Scenario;
 use oversell_sim::{
     changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor,
@@ -34,6 +40,8 @@ use std::sync::Arc;
 
 pub struct Rekeyed {
     pub guarantee: Guarantee,
+    /// What the warehouse writes: absolute counts (Confluent) or additions (a variant).
+    pub inventory: StockRecords,
 }
 
 const APP: &str = "inventory-service";
@@ -58,26 +66,49 @@ impl Processor for SelectKey {
 }
 
 /// The join with the inventory table and `InventoryValidator`.
-struct Validate;
+struct Validate {
+    inventory: StockRecords,
+}
+
+impl Validate {
+    /// The KTable side: keep the product's inventory row.
+    fn inventory_row(
+        &self,
+        ctx: &mut Context<'_, '_>,
+        value: &str,
+        product_id: &str,
+        quantity: u64,
+    ) {
+        let row = match self.inventory {
+            // Confluent: the row is the warehouse's latest absolute count.
+            StockRecords::AbsoluteCounts => {
+                InventoryRow::decode(value)
+                    .expect("the warehouse writes counted rows")
+                    .count
+            }
+            // The variant: the row is the running sum of additions.
+            StockRecords::Deltas => {
+                let total: u64 = ctx
+                    .get(INVENTORY_STORE, product_id)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                total + quantity
+            }
+        };
+        ctx.put(INVENTORY_STORE, product_id, Some(row.to_string()));
+    }
+}
 
 impl Processor for Validate {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
-        match input.value.as_deref().and_then(Msg::decode) {
+        let Some(value) = input.value.as_deref() else {
+            return Processed::Done;
+        };
+        match Msg::decode(value) {
             Some(Msg::StockAdded {
                 product_id,
                 quantity,
-            }) => {
-                // The KTable side: keep the product's inventory row.
-                let total: u64 = ctx
-                    .get(INVENTORY_STORE, &product_id)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                ctx.put(
-                    INVENTORY_STORE,
-                    &product_id,
-                    Some((total + quantity).to_string()),
-                );
-            }
+            }) => self.inventory_row(ctx, value, &product_id, quantity),
             Some(Msg::OrderPlaced {
                 order_id,
                 product_id,
@@ -121,29 +152,45 @@ impl Processor for Validate {
 
 impl Design for Rekeyed {
     fn name(&self) -> &'static str {
-        match self.guarantee {
-            Guarantee::AtLeastOnce => "rekeyed-alo",
-            Guarantee::ExactlyOnceV2 => "rekeyed-eos",
+        match (self.guarantee, self.inventory) {
+            (Guarantee::AtLeastOnce, StockRecords::AbsoluteCounts) => "rekeyed-alo",
+            (Guarantee::ExactlyOnceV2, StockRecords::AbsoluteCounts) => "rekeyed-eos",
+            (Guarantee::AtLeastOnce, StockRecords::Deltas) => "rekeyed-alo-delta",
+            (Guarantee::ExactlyOnceV2, StockRecords::Deltas) => "rekeyed-eos-delta",
         }
     }
 
     fn summary(&self) -> &'static str {
-        match self.guarantee {
-            Guarantee::AtLeastOnce => {
+        match (self.guarantee, self.inventory) {
+            (Guarantee::AtLeastOnce, StockRecords::AbsoluteCounts) => {
                 "Confluent's InventoryService as it ships: re-keyed by product, at_least_once"
             }
-            Guarantee::ExactlyOnceV2 => {
+            (Guarantee::ExactlyOnceV2, StockRecords::AbsoluteCounts) => {
                 "the same under exactly_once_v2: output, changelog and offsets in one transaction"
+            }
+            (_, StockRecords::Deltas) => {
+                "not Confluent's: the inventory table sums stock additions, so a replay inflates it"
             }
         }
     }
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::TotalMinusReserved {
-                total_changelog: changelog_topic(APP, INVENTORY_STORE),
-                reserved_changelog: changelog_topic(APP, RESERVED_STORE),
-            },
+            stores: vec![
+                Store {
+                    application: APP.into(),
+                    name: INVENTORY_STORE.into(),
+                    changelog: changelog_topic(APP, INVENTORY_STORE),
+                    decoder: Decoder::InStock(Count::of_product_key),
+                },
+                Store {
+                    application: APP.into(),
+                    name: RESERVED_STORE.into(),
+                    changelog: changelog_topic(APP, RESERVED_STORE),
+                    decoder: Decoder::Reserved(Count::of_product_key),
+                },
+            ],
+            copies: vec![REPARTITION.into()],
             decisions: &["OrderValidation"],
             reservations_settle: false,
         }
@@ -160,16 +207,13 @@ impl Design for Rekeyed {
                 changelog_topic(APP, RESERVED_STORE),
             ],
         );
-        let mut instances = vec![frontend(
-            scenario,
-            FrontendTopics {
-                orders: "orders",
-                orders_by_product: false,
-                stock: INVENTORY,
-            },
-            mutations,
-        )];
+        let frontend = Frontend {
+            stock_records: self.inventory,
+            ..Frontend::new("orders", INVENTORY)
+        };
+        let mut instances = vec![frontend.instance(scenario, mutations)];
         let config = streams_config(APP, self.guarantee, scenario, mutations);
+        let inventory = self.inventory;
         let topology = Topology {
             subtopologies: vec![
                 SubTopology {
@@ -183,7 +227,7 @@ impl Design for Rekeyed {
                     name: "validate".into(),
                     sources: vec![REPARTITION.into(), INVENTORY.into()],
                     stores: vec![INVENTORY_STORE.into(), RESERVED_STORE.into()],
-                    processor: Arc::new(|_| Box::new(Validate)),
+                    processor: Arc::new(move |_| Box::new(Validate { inventory })),
                     punctuate: None,
                 },
             ],

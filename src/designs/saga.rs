@@ -14,8 +14,9 @@
 
 use super::{
     create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Ledger,
-    Mutation, Schema, StockView,
+    Mutation, Schema,
 };
+use super::{Decoder, Store};
 use crate::domain::Msg;
 use crate::scenario::Scenario;
 use oversell_sim::{
@@ -176,6 +177,20 @@ impl Processor for ProcessManager {
             _ => {} // repeated or late: already handled
         }
         Processed::Done
+    }
+
+    /// The earliest payment still due: its punctuation confirms or cancels the order.
+    fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        stores
+            .get(ORDER_STORE)?
+            .values()
+            .filter_map(
+                |v| match serde_json::from_str::<OrderState>(v).ok()?.status {
+                    Status::Paying { due } => Some(due),
+                    _ => None,
+                },
+            )
+            .min()
     }
 
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
@@ -344,6 +359,16 @@ impl Processor for ProductLedger {
         Processed::Done
     }
 
+    /// The earliest reservation still to expire: its punctuation releases it.
+    fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        stores
+            .get(LEDGER_STORE)?
+            .values()
+            .filter_map(|v| serde_json::from_str::<Ledger>(v).ok())
+            .flat_map(|l| l.reserved.into_values().map(|(_, expiry)| expiry))
+            .min()
+    }
+
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
         let now = ctx.now();
         for (product, value) in ctx.entries(LEDGER_STORE) {
@@ -389,9 +414,21 @@ impl Design for Saga {
 
     fn schema(&self) -> Schema {
         Schema {
-            stock: StockView::Ledger {
-                changelog: changelog_topic(PRODUCT_APP, LEDGER_STORE),
-            },
+            stores: vec![
+                Store {
+                    application: ORDER_APP.into(),
+                    name: ORDER_STORE.into(),
+                    changelog: changelog_topic(ORDER_APP, ORDER_STORE),
+                    decoder: Decoder::NoStock,
+                },
+                Store {
+                    application: PRODUCT_APP.into(),
+                    name: LEDGER_STORE.into(),
+                    changelog: changelog_topic(PRODUCT_APP, LEDGER_STORE),
+                    decoder: Decoder::Book(Ledger::decode),
+                },
+            ],
+            copies: vec![],
             decisions: &["OrderConfirmed", "OrderCancelled"],
             reservations_settle: true,
         }

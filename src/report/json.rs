@@ -1,7 +1,7 @@
 //! The machine-readable report: schema `oversell-run/1` (see `docs/run-json.md`).
 
 use super::{cited, trace_hash_hex};
-use crate::run::Judged;
+use crate::run::{Judged, Status};
 use crate::scenario::Scenario;
 use oversell_sim::{Millis, Outcome, TraceRecord};
 use serde::Serialize;
@@ -41,8 +41,12 @@ struct Doc<'a> {
 
 #[derive(Serialize)]
 struct VerdictDoc {
+    /// `holds`, `violated`, or `unsettled` (ended at a bound: liveness not judged).
+    status: Status,
     holds: bool,
     violations: Vec<ViolationDoc>,
+    /// Invariants the run could not be judged on (it did not settle).
+    not_judged: Vec<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -77,8 +81,10 @@ impl<'a> Doc<'a> {
             trace_hash: trace_hash_hex(r.trace.hash()),
             choices: r.choices.encode(),
             verdict: VerdictDoc {
+                status: judged.status(),
                 holds: violations.is_empty(),
                 violations,
+                not_judged: judged.not_judged().iter().map(|i| i.name()).collect(),
             },
             trace: &r.trace.records,
         }

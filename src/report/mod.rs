@@ -27,9 +27,7 @@ struct Cited {
 
 fn cited(judged: &Judged) -> Vec<Cited> {
     judged
-        .verdict
-        .violations
-        .iter()
+        .counted()
         .map(|v| Cited {
             invariant: v.invariant.name().to_string(),
             time: v.time,

@@ -27,6 +27,7 @@ pub fn last_unit() -> Scenario {
         saga: SagaSpec::default(),
         faults: FaultSpec::default(),
         run: RunSpec::default(),
+        kafka: Default::default(),
         expect: BTreeMap::new(),
     }
 }
@@ -137,6 +138,7 @@ pub fn scenarios(faults: Faults) -> impl Strategy<Value = Scenario> {
                         schedule: vec![],
                     },
                     run: RunSpec::default(),
+                    kafka: Default::default(),
                     expect: BTreeMap::new(),
                 }
             },

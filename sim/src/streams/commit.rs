@@ -1,0 +1,350 @@
+//! Committing: `at_least_once` (produce, then `OffsetCommit`) and `exactly_once_v2` (one
+//! transaction per commit interval: produce, `TxnOffsetCommit` with the group generation,
+//! `EndTxn`), and the producer's state (producer id, epoch, sequences, open transaction).
+
+use super::{AfterCommit, Phase, StreamsClient};
+use crate::client::Env;
+use crate::protocol::*;
+use crate::trace::Event;
+use std::collections::BTreeMap;
+
+impl StreamsClient {
+    pub(super) fn send_outputs(&mut self, env: &mut Env<'_>) {
+        let eos = self.config.eos();
+        let mut batches: Vec<ProduceBatch> = Vec::new();
+        for (tp, record) in self.outputs.drain(..) {
+            match batches.iter_mut().find(|b| b.tp == tp) {
+                Some(b) => b.records.push(record),
+                None => batches.push(ProduceBatch {
+                    tp,
+                    base_sequence: None,
+                    records: vec![record],
+                }),
+            }
+        }
+        if self.producer.is_some() {
+            for b in &mut batches {
+                let seq = self.sequences.entry(b.tp.clone()).or_insert(0);
+                b.base_sequence = Some(*seq);
+                *seq += b.records.len() as i32;
+            }
+        }
+        if eos {
+            self.begin_txn();
+        }
+        let request = Request::Produce {
+            producer: self.identity(),
+            batches,
+        };
+        self.send_main(request, env);
+    }
+
+    pub(super) fn send_offsets(&mut self, then: AfterCommit, env: &mut Env<'_>) {
+        // As Kafka Streams' committable offsets: every partition a record was consumed from
+        // since the assignment, changed or not. Under exactly-once this is what carries the
+        // group generation to the broker (KIP-447); a transaction with no consumed
+        // partition (punctuation only, on a task that consumed nothing) commits unchecked.
+        let offsets: Vec<(TopicPartition, Offset)> = self
+            .processed
+            .iter()
+            .filter(|(tp, _)| self.consumed.contains(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        let unchanged = offsets
+            .iter()
+            .all(|(tp, o)| self.committed.get(tp) == Some(o));
+        if self.config.eos() {
+            self.send_offsets_to_transaction(offsets, unchanged, then, env);
+            return;
+        }
+        if unchanged || offsets.is_empty() {
+            self.finish_commit(then, env);
+            return;
+        }
+        self.assert_may_commit(&offsets);
+        let request = Request::OffsetCommit {
+            group: self.group_metadata(),
+            offsets,
+        };
+        self.send_main(request, env);
+    }
+
+    /// `exactly_once_v2`: the offsets go into the open transaction (`TxnOffsetCommit`,
+    /// with the group metadata), or, with no consumed partition, the transaction is ended
+    /// as it is (`TaskExecutor.commitOffsetsOrTransaction`).
+    fn send_offsets_to_transaction(
+        &mut self,
+        offsets: Vec<(TopicPartition, Offset)>,
+        unchanged: bool,
+        then: AfterCommit,
+        env: &mut Env<'_>,
+    ) {
+        if unchanged && self.txn.is_none() {
+            self.finish_commit(then, env);
+            return;
+        }
+        let Some(producer) = self.identity() else {
+            self.task_migrated(env, "no transactional producer", false);
+            return;
+        };
+        self.assert_may_commit(&offsets);
+        if offsets.is_empty() {
+            self.phase = Phase::EndTxn { commit: true, then };
+            self.send_main(
+                Request::EndTxn {
+                    producer,
+                    commit: true,
+                },
+                env,
+            );
+            return;
+        }
+        let mut group = self.group_metadata();
+        if self.config.unfenced_offsets {
+            // Mutation: a pre-KIP-447 offset commit, without member id or generation.
+            group.member_id.clear();
+            group.generation = 0;
+        }
+        self.begin_txn();
+        self.send_main(
+            Request::TxnOffsetCommit {
+                producer,
+                group,
+                offsets,
+            },
+            env,
+        );
+    }
+
+    pub(super) fn finish_commit(&mut self, then: AfterCommit, env: &mut Env<'_>) {
+        self.dirty = false;
+        self.last_commit = env.now;
+        self.committed = self.processed.clone();
+        match then {
+            AfterCommit::Continue => self.phase = Phase::Run,
+            AfterCommit::Rejoin => self.revoke_and_rejoin(),
+        }
+    }
+
+    pub(super) fn commit_continuation(&self) -> AfterCommit {
+        match self.phase {
+            Phase::CommitOffsets { then } | Phase::EndTxn { then, .. } => then,
+            _ => AfterCommit::Continue,
+        }
+    }
+
+    pub(super) fn on_produce(
+        &mut self,
+        results: Vec<(TopicPartition, PartitionProduceResult)>,
+        counts: &BTreeMap<TopicPartition, usize>,
+        env: &mut Env<'_>,
+    ) {
+        let mut failed = None;
+        for (tp, result) in results {
+            match result {
+                PartitionProduceResult::Appended { base_offset, .. } => {
+                    let count = counts.get(&tp).copied().unwrap_or(0);
+                    env.event(Event::Acked {
+                        client: self.name.clone(),
+                        tp,
+                        base_offset,
+                        count,
+                    });
+                }
+                PartitionProduceResult::Error(e) => failed = Some((tp, e)),
+            }
+        }
+        if let Some((tp, e)) = failed {
+            match e {
+                KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
+                    self.producer = None;
+                    self.txn = None;
+                    self.task_migrated(env, &format!("produce to {tp}: producer fenced"), false);
+                }
+                _ => {
+                    // Sequence trouble or an unknown producer: a fresh producer id, and the
+                    // tasks are closed dirty so that their input is processed again.
+                    self.producer = None;
+                    self.txn = None;
+                    self.sequences.clear();
+                    self.task_migrated(env, &format!("produce to {tp} failed: {e:?}"), false);
+                    self.phase = Phase::InitProducer;
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_init_producer(
+        &mut self,
+        result: Result<(ProducerId, Epoch), KafkaError>,
+        env: &mut Env<'_>,
+    ) {
+        match result {
+            Ok(pid) => {
+                self.producer = Some(pid);
+                self.sequences.clear();
+                self.txn = None;
+                self.phase = Phase::Join { backoff_until: 0 };
+            }
+            Err(e) => {
+                self.error(env, format!("init producer id failed: {e:?}; retrying"));
+            }
+        }
+    }
+
+    pub(super) fn on_offset_commit(&mut self, result: Result<(), KafkaError>, env: &mut Env<'_>) {
+        match result {
+            Ok(()) => {
+                let then = self.commit_continuation();
+                self.finish_commit(then, env);
+            }
+            Err(e) => {
+                let reset = e == KafkaError::UnknownMemberId;
+                self.task_migrated(env, &format!("offset commit rejected: {e:?}"), reset);
+            }
+        }
+    }
+
+    pub(super) fn on_txn_offset_commit(
+        &mut self,
+        result: Result<(), KafkaError>,
+        env: &mut Env<'_>,
+    ) {
+        match result {
+            Ok(()) => {
+                let then = self.commit_continuation();
+                self.phase = Phase::EndTxn { commit: true, then };
+                let producer = self.identity().expect("transactional producer");
+                self.send_main(
+                    Request::EndTxn {
+                        producer,
+                        commit: true,
+                    },
+                    env,
+                );
+            }
+            Err(KafkaError::ProducerFenced) | Err(KafkaError::InvalidProducerEpoch) => {
+                self.producer = None;
+                self.task_migrated(env, "producer fenced", false);
+            }
+            Err(e) => {
+                // CommitFailed: abort the transaction, then rejoin.
+                self.error(
+                    env,
+                    format!("offset commit to transaction rejected: {e:?}; aborting"),
+                );
+                let reset = e == KafkaError::UnknownMemberId;
+                if reset {
+                    self.member_id = None;
+                }
+                self.phase = Phase::EndTxn {
+                    commit: false,
+                    then: AfterCommit::Rejoin,
+                };
+                let producer = self.identity().expect("transactional producer");
+                self.send_main(
+                    Request::EndTxn {
+                        producer,
+                        commit: false,
+                    },
+                    env,
+                );
+            }
+        }
+    }
+
+    pub(super) fn on_end_txn(
+        &mut self,
+        result: Result<Option<(ProducerId, Epoch)>, KafkaError>,
+        env: &mut Env<'_>,
+    ) {
+        let Phase::EndTxn { commit, then } = self.phase.clone() else {
+            return;
+        };
+        match result {
+            Ok(bumped) => {
+                // Transaction protocol v2: the epoch the coordinator bumped, and fresh
+                // sequences (TransactionManager.EndTxnHandler.handleResponse).
+                if let Some(producer) = bumped {
+                    self.producer = Some(producer);
+                    self.sequences.clear();
+                }
+                self.txn = None;
+                if commit {
+                    self.finish_commit(then, env);
+                } else {
+                    self.task_migrated(env, "transaction aborted", false);
+                }
+            }
+            Err(e) => {
+                self.producer = None;
+                self.txn = None;
+                self.task_migrated(env, &format!("end transaction failed: {e:?}"), false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::*;
+
+    /// Process one record of `in-0` and have its outputs acknowledged.
+    fn processed_one(guarantee: Guarantee) -> (StreamsClient, harness::Driver) {
+        let (mut c, mut d) = running(guarantee, &[0], &[]);
+        let (corr, _) = step(&mut c, &mut d);
+        answer(
+            &mut c,
+            &mut d,
+            corr,
+            fetched(tp("in", 0), 0, vec![record("k", "v", 0)], 1),
+        );
+        let _ = d.step(&mut c, MAIN);
+        let (corr, produce) = step(&mut c, &mut d);
+        let Request::Produce { batches, .. } = produce else {
+            panic!("expected a produce")
+        };
+        let acks = batches
+            .iter()
+            .map(|b| {
+                let ok = PartitionProduceResult::Appended {
+                    base_offset: 0,
+                    duplicate: false,
+                };
+                (b.tp.clone(), ok)
+            })
+            .collect();
+        answer(&mut c, &mut d, corr, Response::Produce(acks));
+        d.now += c.config.commit_interval_ms;
+        (c, d)
+    }
+
+    #[test]
+    fn at_least_once_commits_the_processed_position_with_the_generation() {
+        let (mut c, mut d) = processed_one(Guarantee::AtLeastOnce);
+        let (corr, commit) = step(&mut c, &mut d);
+        let Request::OffsetCommit { group, offsets } = commit else {
+            panic!("expected an offset commit, got {commit:?}")
+        };
+        assert_eq!((group.generation, offsets), (1, vec![(tp("in", 0), 1)]));
+        answer(&mut c, &mut d, corr, Response::OffsetCommit(Ok(())));
+        assert!(!c.dirty);
+        assert_eq!(c.committed[&tp("in", 0)], 1);
+    }
+
+    #[test]
+    fn exactly_once_sends_offsets_to_the_transaction_then_commits_it() {
+        let (mut c, mut d) = processed_one(Guarantee::ExactlyOnceV2);
+        assert_eq!(c.txn, Some((1, 0)));
+        let (corr, commit) = step(&mut c, &mut d);
+        assert!(matches!(&commit, Request::TxnOffsetCommit { group, .. } if group.generation == 1));
+        let sent = answer(&mut c, &mut d, corr, Response::TxnOffsetCommit(Ok(())));
+        assert!(matches!(sent[..], [Request::EndTxn { commit: true, .. }]));
+        let corr = c.main.as_ref().expect("EndTxn in flight").corr;
+        answer(&mut c, &mut d, corr, Response::EndTxn(Ok(Some((1, 1)))));
+        assert_eq!((c.txn, c.dirty, c.phase.clone()), (None, false, Phase::Run));
+        // Transaction protocol v2: the next transaction runs at the epoch of the answer.
+        assert_eq!((c.producer, c.sequences.len()), (Some((1, 1)), 0));
+    }
+}

@@ -1,0 +1,112 @@
+//! Configuration of a streams application instance: `processing.guarantee` and the
+//! consumer, producer and Streams settings the runtime models.
+
+use crate::protocol::{Isolation, Millis};
+
+/// `processing.guarantee`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Guarantee {
+    AtLeastOnce,
+    ExactlyOnceV2,
+}
+
+/// Configuration of one streams application instance. Defaults are scaled down from
+/// Kafka's so that runs stay short; each is named after the Kafka setting it models.
+#[derive(Clone, Debug)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group, and the prefix of changelog topics.
+    pub application_id: String,
+    /// `processing.guarantee`.
+    pub guarantee: Guarantee,
+    /// `commit.interval.ms`. Default 100.
+    pub commit_interval_ms: Millis,
+    /// `session.timeout.ms`. Default 300.
+    pub session_timeout_ms: Millis,
+    /// `heartbeat.interval.ms`. Default 100.
+    pub heartbeat_interval_ms: Millis,
+    /// `max.poll.interval.ms`, used as the rebalance timeout. Default 1000.
+    pub rebalance_timeout_ms: Millis,
+    /// `request.timeout.ms`: an unanswered request is retried after this. Default 200.
+    pub request_timeout_ms: Millis,
+    /// `retry.backoff.ms`, also the wait after an empty fetch. Default 10.
+    pub retry_backoff_ms: Millis,
+    /// `transaction.timeout.ms`. Default 1000.
+    pub transaction_timeout_ms: Millis,
+    /// `max.poll.records`. Default 50.
+    pub max_poll_records: usize,
+    /// `enable.idempotence` of the at-least-once producer. Default true (Kafka >= 3.0).
+    pub idempotent_producer: bool,
+    /// Test-only mutation: offsets are committed when records are fetched, before they are
+    /// processed (at most once). Default false.
+    pub commit_before_process: bool,
+    /// Test-only mutation: under exactly-once, skip the generation check of the offset
+    /// commit (a pre-KIP-447 zombie is not fenced). Default false.
+    pub unfenced_offsets: bool,
+    /// Test-only mutation: read with `read_uncommitted` even under exactly-once. Default false.
+    pub read_uncommitted: bool,
+}
+
+impl StreamsConfig {
+    pub fn new(application_id: impl Into<String>, guarantee: Guarantee) -> Self {
+        StreamsConfig {
+            application_id: application_id.into(),
+            guarantee,
+            commit_interval_ms: 100,
+            session_timeout_ms: 300,
+            heartbeat_interval_ms: 100,
+            rebalance_timeout_ms: 1000,
+            request_timeout_ms: 200,
+            retry_backoff_ms: 10,
+            transaction_timeout_ms: 1000,
+            max_poll_records: 50,
+            idempotent_producer: true,
+            commit_before_process: false,
+            unfenced_offsets: false,
+            read_uncommitted: false,
+        }
+    }
+
+    pub(crate) fn eos(&self) -> bool {
+        self.guarantee == Guarantee::ExactlyOnceV2
+    }
+
+    pub(crate) fn isolation(&self) -> Isolation {
+        if self.eos() && !self.read_uncommitted {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+
+    /// The changelog topic of a store.
+    pub fn changelog(&self, store: &str) -> String {
+        changelog_topic(&self.application_id, store)
+    }
+}
+
+/// `<application.id>-<store>-changelog`, as Kafka Streams names it.
+pub fn changelog_topic(application_id: &str, store: &str) -> String {
+    format!("{application_id}-{store}-changelog")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_once_reads_committed_unless_mutated() {
+        let mut c = StreamsConfig::new("app", Guarantee::ExactlyOnceV2);
+        assert!(c.eos());
+        assert_eq!(c.isolation(), Isolation::ReadCommitted);
+        c.read_uncommitted = true;
+        assert_eq!(c.isolation(), Isolation::ReadUncommitted);
+        let alo = StreamsConfig::new("app", Guarantee::AtLeastOnce);
+        assert_eq!(alo.isolation(), Isolation::ReadUncommitted);
+    }
+
+    #[test]
+    fn changelogs_are_named_as_kafka_streams_names_them() {
+        let c = StreamsConfig::new("inventory", Guarantee::AtLeastOnce);
+        assert_eq!(c.changelog("reserved"), "inventory-reserved-changelog");
+    }
+}

@@ -1,0 +1,167 @@
+//! Phase invariants of the streams client, asserted after every step and every response
+//! (and at the points where a phase's precondition matters: processing, committing).
+//!
+//! A broken invariant is a bug in the runtime: it panics with the client's name, its
+//! phase and what broke, so the run's seed reproduces it.
+
+use super::{Phase, StreamsClient};
+use crate::protocol::{Offset, TopicPartition};
+
+impl StreamsClient {
+    fn broken(&self, what: &str) -> ! {
+        panic!(
+            "streams invariant broken in {} (phase {:?}, generation {}, member {:?}): {what}",
+            self.name, self.phase, self.generation, self.member_id
+        )
+    }
+
+    fn require(&self, ok: bool, what: &str) {
+        if !ok {
+            self.broken(what);
+        }
+    }
+
+    /// The client's state is consistent with its phase.
+    pub(super) fn check_invariants(&self) {
+        self.check_membership();
+        self.check_tasks();
+        self.check_transaction();
+    }
+
+    /// Whoever holds tasks, fetches their offsets, restores or commits is a member of
+    /// the group with a generation; without tasks there is nothing to commit.
+    fn check_membership(&self) {
+        let member = self.in_group && self.member_id.is_some() && self.generation > 0;
+        match &self.phase {
+            Phase::FetchOffsets { .. } | Phase::Restore | Phase::Run => {
+                self.require(member, "tasks held outside the group")
+            }
+            Phase::CommitOffsets { .. } | Phase::EndTxn { commit: true, .. } => {
+                self.require(member, "commit without a generation")
+            }
+            Phase::InitProducer | Phase::Join { .. } => {
+                self.require(
+                    self.tasks.is_empty() && self.restoring.is_empty(),
+                    "tasks kept while (re)joining",
+                );
+                self.require(!self.dirty, "uncommitted work kept while (re)joining");
+                self.require(
+                    self.txn.is_none(),
+                    "a transaction left open while (re)joining",
+                );
+            }
+            Phase::EndTxn { commit: false, .. } => {}
+        }
+    }
+
+    /// Tasks, buffers and positions belong to the assignment; nothing is processed
+    /// before every store is restored; committed positions never pass processed ones.
+    fn check_tasks(&self) {
+        if self.phase == Phase::Run {
+            self.require(self.restoring.is_empty(), "running while restoring");
+        }
+        let assigned = |tp: &TopicPartition| self.assignment.contains(tp);
+        self.require(
+            self.buffer.keys().all(assigned),
+            "records buffered for an unassigned partition",
+        );
+        self.require(
+            self.consumed.iter().all(assigned),
+            "consumed from an unassigned partition",
+        );
+        self.require(
+            self.processed.keys().all(assigned),
+            "a position kept for an unassigned partition",
+        );
+        // (The `commit_before_process` mutation breaks this one on purpose.)
+        let honest = !self.config.commit_before_process;
+        for (tp, committed) in self.committed.iter().filter(|_| honest) {
+            let processed = self.processed.get(tp).copied().unwrap_or(0);
+            self.require(processed >= *committed, "committed past what was processed");
+        }
+        for id in self.tasks.keys() {
+            let owned = self.assignment.iter().any(|tp| {
+                tp.partition == id.partition
+                    && self.topology.subtopology_of(&tp.topic) == Some(id.subtopology)
+            });
+            self.require(owned, "a task without an assigned partition");
+        }
+    }
+
+    /// At most one transaction is open, under exactly-once only, by the current producer.
+    fn check_transaction(&self) {
+        let Some(txn) = self.txn else { return };
+        self.require(self.config.eos(), "a transaction under at_least_once");
+        self.require(
+            self.producer == Some(txn),
+            "the open transaction belongs to another producer",
+        );
+    }
+
+    /// Begin (or continue) the transaction of the current producer.
+    pub(super) fn begin_txn(&mut self) {
+        let Some(producer) = self.producer else {
+            self.broken("a transaction without a transactional producer")
+        };
+        if let Some(open) = self.txn {
+            self.require(open == producer, "a second transaction opened");
+        }
+        self.txn = Some(producer);
+    }
+
+    /// Before a record is processed or a task punctuated.
+    pub(super) fn assert_may_process(&self) {
+        self.require(
+            self.phase == Phase::Run && self.restoring.is_empty(),
+            "processing while restoring",
+        );
+    }
+
+    /// Before offsets are sent: a generation, and assigned partitions only.
+    pub(super) fn assert_may_commit(&self, offsets: &[(TopicPartition, Offset)]) {
+        self.require(
+            self.in_group && self.generation > 0,
+            "commit without a generation",
+        );
+        self.require(
+            offsets.iter().all(|(tp, _)| self.assignment.contains(tp)),
+            "offsets committed for an unassigned partition",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::*;
+
+    #[test]
+    #[should_panic(expected = "commit without a generation")]
+    fn a_commit_without_a_generation_panics() {
+        client(Guarantee::AtLeastOnce).assert_may_commit(&[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "processing while restoring")]
+    fn processing_while_restoring_panics() {
+        let (mut c, _) = running(Guarantee::AtLeastOnce, &[0], &[]);
+        c.phase = Phase::Restore;
+        c.assert_may_process();
+    }
+
+    #[test]
+    #[should_panic(expected = "a second transaction opened")]
+    fn a_second_transaction_panics() {
+        let (mut c, _) = running(Guarantee::ExactlyOnceV2, &[0], &[]);
+        c.begin_txn();
+        c.producer = Some((2, 0));
+        c.begin_txn();
+    }
+
+    #[test]
+    #[should_panic(expected = "offsets committed for an unassigned partition")]
+    fn offsets_of_an_unassigned_partition_panic() {
+        let (c, _) = running(Guarantee::AtLeastOnce, &[0], &[]);
+        c.assert_may_commit(&[(tp("in", 1), 3)]);
+    }
+}

@@ -1,0 +1,524 @@
+//! Kafka Streams' processing loop as a sans-IO client.
+//!
+//! A [`StreamsClient`] is one `KafkaStreams` instance with one stream thread: it joins the
+//! application's consumer group, creates a task per assigned input partition (per
+//! sub-topology), fetches its committed offsets, restores the task's state stores from
+//! their changelog topics, then loops poll → process → produce → commit.
+//!
+//! * `at_least_once`: outputs and changelog writes are produced (and acknowledged) before
+//!   the offsets are committed; a crash in between means the records are processed again
+//!   with the store already written.
+//! * `exactly_once_v2`: one transactional producer per thread (`transactional.id` derived
+//!   from the instance, stable across restarts); outputs, changelog writes and offsets go in
+//!   one transaction; the offset commit carries the group generation (KIP-447), so a zombie
+//!   is fenced; a crash leaves the transaction open until the restarted instance's
+//!   `InitProducerId` or the broker's transaction timeout aborts it; stores are restored
+//!   from the committed changelog (`read_committed`).
+//!
+//! Heartbeats run on their own lane, as the consumer's heartbeat thread does; the
+//! processing loop learns of a rebalance only when it next polls.
+//!
+//! The runtime is split as Kafka Streams splits it:
+//! [`config`] (`StreamsConfig`), [`topology`] and [`context`] (what a design writes),
+//! `membership` (join, heartbeat lane, generation, closing tasks), `restore` (task
+//! creation, committed offsets, changelog restoration), `partition_group` (which record
+//! is processed next, KIP-695), `processing` (the poll → process → punctuate loop),
+//! `commit` (at_least_once and exactly_once_v2, the transactional producer) and
+//! `invariants` (the phase invariants asserted after every step and response).
+
+mod commit;
+pub mod config;
+pub mod context;
+pub mod harness;
+mod invariants;
+mod membership;
+mod partition_group;
+mod processing;
+mod restore;
+#[cfg(test)]
+mod testkit;
+pub mod topology;
+
+pub use config::{changelog_topic, Guarantee, StreamsConfig};
+pub use context::Context;
+pub use topology::{
+    Input, Processed, Processor, ProcessorFactory, Punctuation, SubTopology, TaskId, Topology,
+};
+
+use crate::client::{Client, Env, Metadata};
+use crate::partitioner::partition_for_key;
+use crate::protocol::*;
+use crate::trace::Event;
+use restore::RestoreItem;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+pub(super) struct Task {
+    processor: Box<dyn Processor>,
+    stores: BTreeMap<String, BTreeMap<String, String>>,
+    stream_time: Millis,
+    next_stream_punctuation: Millis,
+}
+
+/// Where the processing loop is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Obtain a producer id (transactional under EOS, idempotent under ALO).
+    InitProducer,
+    /// (Re)join the group; `backoff_until` after a pending answer.
+    Join {
+        backoff_until: Millis,
+    },
+    /// Fetch the committed offsets of the assignment.
+    FetchOffsets {
+        backoff_until: Millis,
+    },
+    /// Restore the stores of the tasks, one changelog partition after another.
+    Restore,
+    Run,
+    /// Commit in progress: send the offsets next.
+    CommitOffsets {
+        then: AfterCommit,
+    },
+    /// EOS: offsets sent to the transaction; end it next.
+    EndTxn {
+        commit: bool,
+        then: AfterCommit,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterCommit {
+    Continue,
+    Rejoin,
+}
+
+#[derive(Clone, Debug)]
+struct Waiting {
+    corr: u64,
+    request: Request,
+    deadline: Millis,
+}
+
+/// One Kafka Streams instance (one stream thread) of an application.
+pub struct StreamsClient {
+    name: String,
+    instance: String,
+    config: StreamsConfig,
+    topology: Topology,
+    phase: Phase,
+    // Group membership, shared by the processing loop and the heartbeat lane.
+    member_id: Option<String>,
+    generation: Generation,
+    in_group: bool,
+    rejoin_needed: bool,
+    /// The heartbeat learnt that the group expired this member.
+    member_lost: bool,
+    assignment: Vec<TopicPartition>,
+    next_heartbeat: Millis,
+    // Producer.
+    producer: Option<(ProducerId, Epoch)>,
+    sequences: BTreeMap<TopicPartition, i32>,
+    /// The producer (id, epoch) whose transaction is open: at most one at a time.
+    txn: Option<(ProducerId, Epoch)>,
+    // Tasks and positions.
+    tasks: BTreeMap<TaskId, Task>,
+    restoring: VecDeque<RestoreItem>,
+    fetch_positions: BTreeMap<TopicPartition, Offset>,
+    processed: BTreeMap<TopicPartition, Offset>,
+    committed: BTreeMap<TopicPartition, Offset>,
+    caught_up: BTreeMap<TopicPartition, bool>,
+    /// Fetched, unprocessed records, per input partition.
+    buffer: BTreeMap<TopicPartition, VecDeque<Input>>,
+    /// Partitions a record was consumed from since the assignment.
+    consumed: BTreeSet<TopicPartition>,
+    retry_until: Millis,
+    outputs: Vec<(TopicPartition, Record)>,
+    /// Processed since the last successful commit.
+    dirty: bool,
+    /// Mutation `commit_before_process`: commit before processing what was just fetched.
+    commit_now: bool,
+    last_commit: Millis,
+    next_fetch: usize,
+    idle_until: Millis,
+    next_wall_punctuation: Millis,
+    // Requests in flight, per lane.
+    main: Option<Waiting>,
+    heartbeat: Option<Waiting>,
+}
+
+const MAIN: usize = 0;
+const HEARTBEAT: usize = 1;
+
+impl StreamsClient {
+    pub fn new(instance: &str, config: StreamsConfig, topology: Topology) -> Self {
+        let name = format!("{instance}/{}", config.application_id);
+        let needs_producer = config.eos() || config.idempotent_producer;
+        StreamsClient {
+            name,
+            instance: instance.to_string(),
+            phase: if needs_producer {
+                Phase::InitProducer
+            } else {
+                Phase::Join { backoff_until: 0 }
+            },
+            config,
+            topology,
+            member_id: None,
+            generation: 0,
+            in_group: false,
+            rejoin_needed: false,
+            member_lost: false,
+            assignment: Vec::new(),
+            next_heartbeat: 0,
+            producer: None,
+            sequences: BTreeMap::new(),
+            txn: None,
+            tasks: BTreeMap::new(),
+            restoring: VecDeque::new(),
+            fetch_positions: BTreeMap::new(),
+            processed: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            caught_up: BTreeMap::new(),
+            buffer: BTreeMap::new(),
+            consumed: BTreeSet::new(),
+            retry_until: 0,
+            outputs: Vec::new(),
+            dirty: false,
+            commit_now: false,
+            last_commit: 0,
+            next_fetch: 0,
+            idle_until: 0,
+            next_wall_punctuation: 0,
+            main: None,
+            heartbeat: None,
+        }
+    }
+
+    fn transactional_id(&self) -> String {
+        format!("{}-{}", self.config.application_id, self.instance)
+    }
+
+    fn identity(&self) -> Option<ProducerIdentity> {
+        self.producer.map(|(producer_id, epoch)| ProducerIdentity {
+            producer_id,
+            epoch,
+            transactional_id: self.config.eos().then(|| self.transactional_id()),
+        })
+    }
+
+    fn group_metadata(&self) -> GroupMetadata {
+        GroupMetadata {
+            group: self.config.application_id.clone(),
+            member_id: self.member_id.clone().unwrap_or_default(),
+            generation: self.generation,
+        }
+    }
+
+    fn send_main(&mut self, request: Request, env: &mut Env<'_>) {
+        let corr = env.send(request.clone());
+        self.main = Some(Waiting {
+            corr,
+            request,
+            deadline: env.now + self.config.request_timeout_ms,
+        });
+    }
+
+    fn error(&self, env: &mut Env<'_>, what: String) {
+        env.event(Event::ClientError {
+            client: self.name.clone(),
+            what,
+        });
+    }
+
+    fn main_ready(&self, now: Millis) -> bool {
+        if let Some(w) = &self.main {
+            return now >= w.deadline;
+        }
+        match &self.phase {
+            Phase::InitProducer | Phase::CommitOffsets { .. } | Phase::EndTxn { .. } => true,
+            Phase::Restore => {
+                !matches!(self.restoring.front(), Some(item) if now < item.backoff_until)
+            }
+            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
+                now >= *backoff_until
+            }
+            Phase::Run => {
+                self.rejoin_needed
+                    || (self.next_input().is_some() && now >= self.retry_until)
+                    || !self.outputs.is_empty()
+                    || self.commit_due(now)
+                    || (self.wall_punctuation().is_some()
+                        && !self.tasks.is_empty()
+                        && now >= self.next_wall_punctuation)
+                    || (!self.assignment.is_empty()
+                        && self.next_input().is_none()
+                        && now >= self.idle_until)
+            }
+        }
+    }
+
+    fn main_wakeup(&self) -> Option<Millis> {
+        if let Some(w) = &self.main {
+            return Some(w.deadline);
+        }
+        match &self.phase {
+            Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
+                Some(*backoff_until)
+            }
+            Phase::Restore => self.restoring.front().map(|item| item.backoff_until),
+            Phase::Run => {
+                let mut t: Option<Millis> = None;
+                let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
+                if self.next_input().is_some() {
+                    at(self.retry_until);
+                }
+                if self.dirty {
+                    at(self.last_commit + self.config.commit_interval_ms);
+                }
+                if self.wall_punctuation().is_some() && !self.tasks.is_empty() {
+                    at(self.next_wall_punctuation);
+                }
+                if !self.assignment.is_empty() && self.next_input().is_none() {
+                    at(self.idle_until);
+                }
+                t
+            }
+            _ => None,
+        }
+    }
+
+    fn step_main(&mut self, env: &mut Env<'_>) {
+        if let Some(w) = self.main.take() {
+            env.event(Event::Timeout {
+                client: self.name.clone(),
+                what: format!("request unanswered: retrying {}", request_name(&w.request)),
+            });
+            self.send_main(w.request, env);
+            return;
+        }
+        match self.phase.clone() {
+            Phase::InitProducer => {
+                let transactional_id = self.config.eos().then(|| self.transactional_id());
+                let request = Request::InitProducerId {
+                    transactional_id,
+                    transaction_timeout_ms: self.config.transaction_timeout_ms,
+                };
+                self.send_main(request, env);
+            }
+            Phase::Join { .. } => {
+                let request = Request::JoinGroup {
+                    group: self.config.application_id.clone(),
+                    member_id: self.member_id.clone(),
+                    topics: self.topology.topics(),
+                    session_timeout_ms: self.config.session_timeout_ms,
+                    rebalance_timeout_ms: self.config.rebalance_timeout_ms,
+                };
+                self.send_main(request, env);
+            }
+            Phase::FetchOffsets { .. } => {
+                let request = Request::OffsetFetch {
+                    group: self.config.application_id.clone(),
+                    partitions: self.assignment.clone(),
+                    require_stable: self.config.eos(),
+                };
+                self.send_main(request, env);
+            }
+            Phase::Restore => match self.restoring.front() {
+                None => self.start_running(env),
+                Some(item) => {
+                    let request = Request::Fetch {
+                        tp: item.tp.clone(),
+                        offset: item.position,
+                        max_records: 500,
+                        isolation: self.config.isolation(),
+                    };
+                    self.send_main(request, env);
+                }
+            },
+            Phase::Run => self.step_run(env),
+            Phase::CommitOffsets { then } => self.send_offsets(then, env),
+            Phase::EndTxn { commit, .. } => {
+                let Some(producer) = self.identity() else {
+                    self.task_migrated(env, "no producer to end the transaction", false);
+                    return;
+                };
+                self.send_main(Request::EndTxn { producer, commit }, env);
+            }
+        }
+    }
+
+    fn on_main_response(&mut self, response: Response, env: &mut Env<'_>) {
+        let request = self.main.take().map(|w| w.request);
+        match response {
+            Response::InitProducerId(result) => self.on_init_producer(result, env),
+            Response::JoinGroup(result) => self.on_join(result, env),
+            Response::OffsetFetch(result) => self.on_offset_fetch(result, env),
+            Response::Fetch { tp, result } => match self.phase {
+                Phase::Restore => self.on_restore_fetch(tp, result, env),
+                Phase::Run => self.on_fetch(tp, result, env),
+                _ => {}
+            },
+            Response::Produce(results) => {
+                let counts: BTreeMap<TopicPartition, usize> = match &request {
+                    Some(Request::Produce { batches, .. }) => batches
+                        .iter()
+                        .map(|b| (b.tp.clone(), b.records.len()))
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                self.on_produce(results, &counts, env)
+            }
+            Response::OffsetCommit(result) => self.on_offset_commit(result, env),
+            Response::TxnOffsetCommit(result) => self.on_txn_offset_commit(result, env),
+            Response::EndTxn(result) => self.on_end_txn(result, env),
+            other => {
+                let what = format!(
+                    "unexpected response {other:?} to {:?}",
+                    request.map(|r| request_name(&r))
+                );
+                self.error(env, what);
+            }
+        }
+    }
+}
+
+fn request_name(r: &Request) -> &'static str {
+    match r {
+        Request::InitProducerId { .. } => "InitProducerId",
+        Request::Produce { .. } => "Produce",
+        Request::TxnOffsetCommit { .. } => "TxnOffsetCommit",
+        Request::EndTxn { .. } => "EndTxn",
+        Request::Fetch { .. } => "Fetch",
+        Request::JoinGroup { .. } => "JoinGroup",
+        Request::Heartbeat { .. } => "Heartbeat",
+        Request::LeaveGroup { .. } => "LeaveGroup",
+        Request::OffsetCommit { .. } => "OffsetCommit",
+        Request::OffsetFetch { .. } => "OffsetFetch",
+    }
+}
+
+/// A short description of a request, for traces.
+pub fn describe_request(r: &Request) -> String {
+    match r {
+        Request::Produce { batches, .. } => {
+            let parts: Vec<String> = batches
+                .iter()
+                .map(|b| format!("{}x{}", b.tp, b.records.len()))
+                .collect();
+            format!("Produce[{}]", parts.join(","))
+        }
+        Request::Fetch { tp, offset, .. } => format!("Fetch[{tp}@{offset}]"),
+        Request::EndTxn { commit, .. } => {
+            format!("EndTxn[{}]", if *commit { "commit" } else { "abort" })
+        }
+        other => request_name(other).to_string(),
+    }
+}
+
+impl Client for StreamsClient {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lanes(&self) -> usize {
+        2
+    }
+
+    fn ready(&self, lane: usize, now: Millis) -> bool {
+        match lane {
+            MAIN => self.main_ready(now),
+            _ => {
+                if let Some(w) = &self.heartbeat {
+                    return now >= w.deadline;
+                }
+                self.in_group && self.member_id.is_some() && now >= self.next_heartbeat
+            }
+        }
+    }
+
+    fn step(&mut self, lane: usize, env: &mut Env<'_>) {
+        match lane {
+            MAIN => self.step_main(env),
+            HEARTBEAT => self.step_heartbeat(env),
+            _ => unreachable!("streams clients have two lanes"),
+        }
+        self.check_invariants();
+    }
+
+    fn on_response(&mut self, corr: u64, response: Response, env: &mut Env<'_>) {
+        if self.main.as_ref().map(|w| w.corr) == Some(corr) {
+            self.on_main_response(response, env);
+        } else if self.heartbeat.as_ref().map(|w| w.corr) == Some(corr) {
+            self.heartbeat = None;
+            if let Response::Heartbeat(result) = response {
+                self.on_heartbeat(result, env);
+            }
+        }
+        self.check_invariants();
+    }
+
+    fn wakeup(&self) -> Option<Millis> {
+        let hb = match &self.heartbeat {
+            Some(w) => Some(w.deadline),
+            None if self.in_group && self.member_id.is_some() => Some(self.next_heartbeat),
+            None => None,
+        };
+        match (self.main_wakeup(), hb) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn idle(&self) -> bool {
+        // An empty poll in flight is what an idle consumer does.
+        let polling = matches!(&self.main, Some(w) if matches!(w.request, Request::Fetch { .. }));
+        (self.main.is_none() || polling)
+            && self.phase == Phase::Run
+            && !self.rejoin_needed
+            && !self.buffered()
+            && self.outputs.is_empty()
+            && !self.dirty
+            && self.txn.is_none()
+            && self.caught_up.len() == self.assignment.len()
+            && self.caught_up.values().all(|c| *c)
+    }
+
+    /// Timers of the tasks whose sub-topology punctuates on the wall clock (a stream-time
+    /// punctuation needs new input to fire, so it holds no pending timer).
+    fn next_timer(&self) -> Option<Millis> {
+        self.tasks
+            .iter()
+            .filter(|(id, _)| {
+                matches!(
+                    self.topology.subtopologies[id.subtopology].punctuate,
+                    Some(Punctuation::WallClock(_))
+                )
+            })
+            .filter_map(|(_, task)| task.processor.next_timer(&task.stores))
+            .min()
+    }
+
+    fn query(&self, store: &str, key: &str, meta: &dyn Metadata) -> Option<Option<String>> {
+        if self.phase == Phase::Restore || !self.restoring.is_empty() {
+            return None;
+        }
+        let partitions = meta.partitions(&self.config.changelog(store))?;
+        let partition = partition_for_key(key, partitions);
+        self.tasks.iter().find_map(|(id, task)| {
+            if id.partition != partition {
+                return None;
+            }
+            task.stores.get(store).map(|s| s.get(key).cloned())
+        })
+    }
+
+    fn stores(&self) -> BTreeMap<(String, u32), BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (id, task) in &self.tasks {
+            for (name, contents) in &task.stores {
+                out.insert((name.clone(), id.partition), contents.clone());
+            }
+        }
+        out
+    }
+}

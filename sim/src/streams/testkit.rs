@@ -1,0 +1,131 @@
+//! Shared fixtures of the runtime's unit tests: a counting topology over `in` (two
+//! partitions), a client, and the answers that bring it to `Run`.
+
+use super::harness::Driver;
+use super::*;
+use std::sync::Arc;
+
+pub const STORE: &str = "s";
+
+pub struct Count;
+
+impl Processor for Count {
+    fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
+        let key = input.key.clone().unwrap_or_default();
+        let n: u64 = ctx.get(STORE, &key).map_or(0, |v| v.parse().unwrap_or(0)) + 1;
+        ctx.put(STORE, &key, Some(n.to_string()));
+        ctx.send("out", &key, n.to_string());
+        Processed::Done
+    }
+}
+
+pub fn topology(punctuate: Option<Punctuation>) -> Topology {
+    Topology {
+        subtopologies: vec![SubTopology {
+            name: "count".into(),
+            sources: vec!["in".into()],
+            stores: vec![STORE.into()],
+            processor: Arc::new(|_| Box::new(Count)),
+            punctuate,
+        }],
+    }
+}
+
+pub fn client(guarantee: Guarantee) -> StreamsClient {
+    StreamsClient::new("i0", StreamsConfig::new("app", guarantee), topology(None))
+}
+
+pub fn driver() -> Driver {
+    let meta = [("in", 2), ("out", 2), ("app-s-changelog", 2)]
+        .into_iter()
+        .map(|(t, n)| (t.to_string(), n))
+        .collect();
+    Driver::new(meta)
+}
+
+pub fn tp(topic: &str, p: u32) -> TopicPartition {
+    TopicPartition::new(topic, p)
+}
+
+pub fn record(key: &str, value: &str, timestamp: Millis) -> Record {
+    Record {
+        key: Some(key.into()),
+        value: Some(value.into()),
+        timestamp,
+        headers: Vec::new(),
+    }
+}
+
+pub fn fetched(tp: TopicPartition, from: Offset, records: Vec<Record>, hw: Offset) -> Response {
+    let n = records.len() as Offset;
+    let records = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| FetchedRecord {
+            offset: from + i as Offset,
+            record,
+        })
+        .collect();
+    Response::Fetch {
+        tp,
+        result: Ok(FetchData {
+            records,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            next_offset: from + n,
+        }),
+    }
+}
+
+/// Step the main lane once; the one request it sent.
+pub fn step(c: &mut StreamsClient, d: &mut Driver) -> (u64, Request) {
+    let mut sent = d.step(c, MAIN);
+    assert_eq!(sent.len(), 1, "one request per step: {sent:?}");
+    sent.remove(0)
+}
+
+/// Answer the request in flight; the requests sent in reaction.
+pub fn answer(c: &mut StreamsClient, d: &mut Driver, corr: u64, r: Response) -> Vec<Request> {
+    d.respond(c, corr, r).into_iter().map(|(_, r)| r).collect()
+}
+
+/// Bring a client to `Run` with `partitions` of `in` assigned, generation 1, nothing
+/// committed, and changelogs holding `changelog` (per partition).
+pub fn running(
+    guarantee: Guarantee,
+    partitions: &[u32],
+    changelog: &[(u32, Vec<Record>)],
+) -> (StreamsClient, Driver) {
+    let (mut c, mut d) = (client(guarantee), driver());
+    let (corr, _) = step(&mut c, &mut d);
+    answer(&mut c, &mut d, corr, Response::InitProducerId(Ok((1, 0))));
+    let (corr, _) = step(&mut c, &mut d);
+    let assignment: Vec<TopicPartition> = partitions.iter().map(|p| tp("in", *p)).collect();
+    let joined = JoinOutcome::Joined {
+        member_id: "m".into(),
+        generation: 1,
+        assignment: assignment.clone(),
+    };
+    answer(&mut c, &mut d, corr, Response::JoinGroup(Ok(joined)));
+    let (corr, _) = step(&mut c, &mut d);
+    let none = assignment.iter().map(|t| (t.clone(), None)).collect();
+    answer(&mut c, &mut d, corr, Response::OffsetFetch(Ok(none)));
+    for p in partitions {
+        let (corr, _) = step(&mut c, &mut d);
+        let records = changelog
+            .iter()
+            .find(|(q, _)| q == p)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
+        let hw = records.len() as Offset;
+        answer(
+            &mut c,
+            &mut d,
+            corr,
+            fetched(tp("app-s-changelog", *p), 0, records, hw),
+        );
+    }
+    let _ = d.step(&mut c, MAIN); // leaves Restore
+    assert_eq!(c.phase, Phase::Run);
+    (c, d)
+}

@@ -1,0 +1,122 @@
+//! Settings of a run: random fault rates, the explicit fault schedule, bounds.
+
+use crate::protocol::Millis;
+use serde::{Deserialize, Serialize};
+
+/// Random faults. Rates are per mille; durations are inclusive ranges in ms.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultRates {
+    /// Chance per scheduler step that a running instance crashes. Default 0.
+    pub crash: u32,
+    /// Chance per scheduler step that a running instance pauses. Default 0.
+    pub pause: u32,
+    /// Chance per delivery that the message is lost. Default 0.
+    pub drop: u32,
+    /// Chance per delivery that the message is delivered twice. Default 0.
+    pub duplicate: u32,
+    /// Chance per delivery that the message is held back. Default 0.
+    pub delay: u32,
+    /// Downtime of a crashed instance before it restarts. Default 50..=400.
+    pub restart_after: (Millis, Millis),
+    /// Length of a pause. Default 200..=1500 (past the default session timeout).
+    pub pause_for: (Millis, Millis),
+    /// How long a delayed message is held. Default 10..=300.
+    pub delay_for: (Millis, Millis),
+}
+
+impl Default for FaultRates {
+    fn default() -> Self {
+        FaultRates {
+            crash: 0,
+            pause: 0,
+            drop: 0,
+            duplicate: 0,
+            delay: 0,
+            restart_after: (50, 400),
+            pause_for: (200, 1500),
+            delay_for: (10, 300),
+        }
+    }
+}
+
+impl FaultRates {
+    pub fn any(&self) -> bool {
+        self.crash + self.pause + self.drop + self.duplicate + self.delay > 0
+    }
+
+    /// Whether any network fault (drop, duplicate, delay) may strike a delivery.
+    pub fn network(&self) -> bool {
+        self.drop + self.duplicate + self.delay > 0
+    }
+}
+
+/// A fault at a fixed time, from a scenario's explicit schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScheduledFault {
+    /// Crash an instance at `at`; it restarts `restart_after` ms later.
+    Crash {
+        at: Millis,
+        instance: String,
+        restart_after: Millis,
+    },
+    /// Pause an instance at `at` for `duration` ms (a zombie if longer than its session timeout).
+    Pause {
+        at: Millis,
+        instance: String,
+        duration: Millis,
+    },
+    /// Lose the next `count` produce acknowledgements sent to an instance after `at`.
+    DropProduceAck {
+        at: Millis,
+        instance: String,
+        count: u32,
+    },
+}
+
+impl ScheduledFault {
+    pub fn at(&self) -> Millis {
+        match self {
+            ScheduledFault::Crash { at, .. }
+            | ScheduledFault::Pause { at, .. }
+            | ScheduledFault::DropProduceAck { at, .. } => *at,
+        }
+    }
+}
+
+/// Settings of a run.
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// Random faults happen only before this time (the fault phase); after it, the heal
+    /// phase. Default 0 (no random faults).
+    pub fault_phase_ms: Millis,
+    pub rates: FaultRates,
+    pub scheduled: Vec<ScheduledFault>,
+    /// The run may stop once quiescent, but not before this time. Default 0.
+    pub settle_until: Millis,
+    /// Quiescent means: no append or processing for this long, at least this long after
+    /// the last fault healed, with every client idle and no consumer group rebalancing.
+    /// Keep it above the clients' session timeouts, so that a crashed incarnation's
+    /// group member has expired (and its partitions moved) before the run may end.
+    /// Default 500.
+    pub quiet_ms: Millis,
+    /// Hard bound on simulated time. Default 60 000.
+    pub max_time: Millis,
+    /// Hard bound on scheduler steps. Default 2 000 000.
+    pub max_steps: u64,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            fault_phase_ms: 0,
+            rates: FaultRates::default(),
+            scheduled: Vec::new(),
+            settle_until: 0,
+            quiet_ms: 500,
+            max_time: 60_000,
+            max_steps: 2_000_000,
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! The scheduler: one thread, one seeded chooser, the whole world.
+//!
+//! The world holds the broker, the service instances (each a set of clients), the
+//! messages in flight and the faults. At each step it lists what could happen now —
+//! deliver a message, step a ready lane of a client, let a millisecond pass — and lets
+//! the [`Chooser`] pick one. Faults are choices too: during the fault phase, each
+//! step may crash or pause an instance, and each delivery may drop, duplicate or delay
+//! its message. When nothing can happen, time jumps to the next deadline. A run ends
+//! when the world is quiescent after the fault phase, or at a bound.
+//!
+//! - `mod.rs` — the step loop, the run and what it records;
+//! - `quiescence.rs` — when the world is quiet, and the next deadline;
+//! - `network.rs` — messages in flight, drop / duplicate / delay;
+//! - `faults.rs` — random and scheduled faults, fault phase and heal phase;
+//! - `instances.rs` — instances: start, crash, restart, pause, resume, client steps.
+
+mod config;
+mod faults;
+mod instances;
+mod network;
+mod quiescence;
+
+pub use config::{FaultRates, ScheduledFault, WorldConfig};
+pub use instances::{InstanceFactory, InstanceSpec};
+
+use crate::broker::Broker;
+use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
+use crate::protocol::{Millis, Request};
+use crate::trace::{Event, Trace};
+use instances::Instance;
+use network::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::panic::AssertUnwindSafe;
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Quiescent after the fault phase: every client idle, nothing in flight.
+    Quiescent,
+    /// Simulated time reached its bound first.
+    TimeBound,
+    /// The step bound was reached first.
+    StepBound,
+    /// A replayed choice log did not fit this world.
+    Diverged(String),
+}
+
+/// The stores of one instance: (store, partition) → key → value.
+pub type StoreContents = BTreeMap<(String, u32), BTreeMap<String, String>>;
+
+/// Everything recorded of a run.
+pub struct RunResult {
+    pub trace: Trace,
+    pub choices: ChoiceLog,
+    pub outcome: Outcome,
+    pub end_time: Millis,
+    pub steps: u64,
+    /// The broker at the end of the run: logs, markers, committed offsets.
+    pub broker: Broker,
+    /// Store contents at the end, per instance: (store, partition) → key → value.
+    pub stores: BTreeMap<String, StoreContents>,
+    /// Time at which the last fault healed (last restart or resume, end of fault phase).
+    pub healed_at: Millis,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Action {
+    Deliver(u64),
+    Step {
+        instance: usize,
+        client: usize,
+        lane: usize,
+    },
+    Tick,
+}
+
+pub struct World {
+    broker: Broker,
+    meta: BTreeMap<String, u32>,
+    instances: Vec<Instance>,
+    /// Messages in flight, by id (ids are never reused).
+    net: BTreeMap<u64, Message>,
+    next_msg: u64,
+    next_corr: u64,
+    now: Millis,
+    config: WorldConfig,
+    /// Scheduled faults still to come, the next one last.
+    scheduled: Vec<ScheduledFault>,
+    /// Produce acknowledgements still to lose, per instance name.
+    drop_acks: BTreeMap<String, u32>,
+    trace: Trace,
+    scratch: Vec<Event>,
+    outbox: Vec<(u64, Request)>,
+    actions: Vec<Action>,
+    last_progress: Millis,
+    healed_at: Millis,
+    steps: u64,
+    /// Consumer groups that clients have joined.
+    groups: BTreeSet<String>,
+    /// `broker.next_deadline()`, kept up to date after every `handle` and `tick` (the
+    /// only calls that change the broker) instead of recomputed at every step.
+    broker_deadline: Option<Millis>,
+}
+
+impl World {
+    pub fn new(broker: Broker, instances: Vec<InstanceSpec>, config: WorldConfig) -> World {
+        let meta = broker
+            .topics()
+            .map(|(name, c)| (name.to_string(), c.partitions))
+            .collect();
+        let mut names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            instances.len(),
+            "instance names must be unique"
+        );
+        let broker_deadline = broker.next_deadline();
+        let mut scheduled = config.scheduled.clone();
+        scheduled.sort_by_key(|f| f.at());
+        scheduled.reverse(); // pop from the end
+        World {
+            broker,
+            meta,
+            instances: instances.into_iter().map(Instance::new).collect(),
+            net: BTreeMap::new(),
+            next_msg: 0,
+            next_corr: 0,
+            now: 0,
+            scheduled,
+            drop_acks: BTreeMap::new(),
+            healed_at: config.fault_phase_ms,
+            config,
+            trace: Trace::default(),
+            scratch: Vec::new(),
+            outbox: Vec::new(),
+            actions: Vec::new(),
+            last_progress: 0,
+            steps: 0,
+            groups: BTreeSet::new(),
+            broker_deadline,
+        }
+    }
+
+    fn record(&mut self, choice: u64, event: Event) {
+        if matches!(
+            event,
+            Event::Append { .. } | Event::Process { .. } | Event::Marker { .. }
+        ) {
+            self.last_progress = self.now;
+        }
+        self.trace.push(self.now, choice, event);
+    }
+
+    fn flush_scratch(&mut self, choice: u64) {
+        if self.scratch.is_empty() {
+            return;
+        }
+        // Move the events out (keeping the buffer's capacity for the next step).
+        let mut events = std::mem::take(&mut self.scratch);
+        for e in events.drain(..) {
+            self.record(choice, e);
+        }
+        self.scratch = events;
+    }
+
+    /// Everything that is due now: instance starts, restarts and resumes, scheduled
+    /// faults, the broker's timeouts.
+    fn lifecycle(&mut self, choice: u64) {
+        self.instances_due(choice);
+        self.scheduled_due(choice);
+        // `tick` does nothing before the broker's next deadline: skip the call (it walks
+        // every transactional id and group) on the many steps where nothing is due.
+        if self.broker_deadline.is_some_and(|d| d <= self.now) {
+            self.broker.tick(self.now, &mut self.scratch);
+            self.broker_deadline = self.broker.next_deadline();
+            self.flush_scratch(choice);
+        }
+    }
+
+    /// Run to the end with a fresh seeded chooser.
+    pub fn run_seed(self, seed: u64) -> RunResult {
+        self.run(Chooser::seeded(seed))
+    }
+
+    /// Run to the end, drawing every choice from `chooser`.
+    ///
+    /// A panic inside the kernel (a broken invariant) is raised again with the seed (or
+    /// "a replayed choice log"), the simulated time, the step and the choice index, so
+    /// that the failing run can be replayed.
+    pub fn run(mut self, mut chooser: Chooser) -> RunResult {
+        let outcome = self.run_loop(&mut chooser);
+        if matches!(outcome, Outcome::TimeBound | Outcome::StepBound) {
+            let text = self.why_not_quiescent();
+            let choice = chooser.index();
+            let client = "scheduler".into();
+            self.record(choice, Event::Note { client, text });
+        }
+        RunResult {
+            stores: self.final_stores(),
+            trace: self.trace,
+            choices: chooser.into_log(),
+            outcome,
+            end_time: self.now,
+            steps: self.steps,
+            broker: self.broker,
+            healed_at: self.healed_at,
+        }
+    }
+
+    fn run_loop(&mut self, chooser: &mut Chooser) -> Outcome {
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| loop {
+            match self.step(chooser) {
+                Ok(None) => continue,
+                Ok(Some(outcome)) => break outcome,
+                Err(d) => break Outcome::Diverged(format!("at choice {}: {}", d.index, d.detail)),
+            }
+        }));
+        match caught {
+            Ok(outcome) => outcome,
+            Err(payload) => {
+                let what = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                let origin = match chooser.seed() {
+                    Some(seed) => format!("seed {seed}"),
+                    None => "a replayed choice log".to_string(),
+                };
+                panic!(
+                    "kernel panic in the run of {origin}, at {}ms, step {}, choice {}: {what}",
+                    self.now,
+                    self.steps,
+                    chooser.index()
+                )
+            }
+        }
+    }
+
+    /// One scheduler step. `Ok(Some(_))` when the run is over.
+    fn step(&mut self, chooser: &mut Chooser) -> Result<Option<Outcome>, ReplayDiverged> {
+        let choice = chooser.index();
+        let before = self.now;
+        self.lifecycle(choice);
+        if let Some(end) = self.end_of_run() {
+            return Ok(Some(end));
+        }
+        self.steps += 1;
+        if self.in_fault_phase() {
+            self.maybe_instance_fault(chooser)?;
+        }
+        self.actions.clear();
+        self.collect_deliveries();
+        self.collect_steps();
+        if self.actions.is_empty() {
+            self.now = self.next_deadline().unwrap_or(self.config.max_time);
+        } else {
+            self.actions.push(Action::Tick);
+            let pick = chooser.choose(self.actions.len() as u32)? as usize;
+            let choice = chooser.index();
+            match self.actions[pick] {
+                Action::Tick => self.now += 1,
+                Action::Deliver(id) => self.deliver(id, chooser, choice)?,
+                Action::Step {
+                    instance,
+                    client,
+                    lane,
+                } => self.step_client(instance, client, lane, choice),
+            }
+        }
+        assert!(self.now >= before, "time went back");
+        self.check_invariants();
+        Ok(None)
+    }
+
+    /// Whether the run ends now, and how: a bound, or quiescence after the fault phase.
+    fn end_of_run(&self) -> Option<Outcome> {
+        if self.now >= self.config.max_time {
+            return Some(Outcome::TimeBound);
+        }
+        if self.steps >= self.config.max_steps {
+            return Some(Outcome::StepBound);
+        }
+        if self.now >= self.config.fault_phase_ms && self.quiescent() {
+            self.assert_quiescent_state();
+            return Some(Outcome::Quiescent);
+        }
+        None
+    }
+
+    /// The scheduler's own invariants between two steps: every instance consistent, every
+    /// message well addressed, the schedule in order. The O(instances + messages) walk
+    /// runs in debug and test builds only.
+    fn check_invariants(&self) {
+        assert!(
+            self.last_progress <= self.now,
+            "progress recorded in the future"
+        );
+        assert!(
+            self.steps <= self.config.max_steps,
+            "stepped past the bound"
+        );
+        if cfg!(debug_assertions) {
+            for inst in &self.instances {
+                inst.check_invariants();
+            }
+            self.check_network();
+            self.check_schedule();
+        }
+    }
+}

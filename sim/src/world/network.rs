@@ -1,0 +1,288 @@
+//! The network: messages in flight between clients and the broker, and what the network
+//! may do to them during the fault phase (drop, duplicate, delay).
+//!
+//! Every request goes to the broker, every response to the client that sent the request,
+//! addressed to its incarnation: a response to a dead incarnation is dropped at delivery.
+//! A request may still arrive after its sender crashed, as on a real network.
+
+use super::faults::pick_range;
+use super::instances::Status;
+use super::{Action, World};
+use crate::choice::{Chooser, ReplayDiverged};
+use crate::protocol::{Millis, Request, Response};
+use crate::streams::describe_request;
+use crate::trace::Event;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Broker,
+    Client {
+        instance: usize,
+        client: usize,
+        incarnation: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Payload {
+    Request(Request),
+    Response(Response),
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Message {
+    pub(super) deliver_at: Millis,
+    pub(super) from: Endpoint,
+    pub(super) to: Endpoint,
+    corr: u64,
+    payload: Payload,
+    what: String,
+    /// Name of the client at the other end from the broker.
+    client: Arc<str>,
+}
+
+impl Message {
+    /// A message's own invariant: requests go to the broker, responses to clients.
+    fn well_addressed(&self) -> bool {
+        matches!(
+            (&self.from, &self.to, &self.payload),
+            (
+                Endpoint::Client { .. },
+                Endpoint::Broker,
+                Payload::Request(_)
+            ) | (
+                Endpoint::Broker,
+                Endpoint::Client { .. },
+                Payload::Response(_)
+            )
+        )
+    }
+}
+
+/// What the network did to a message about to be delivered.
+enum Fate {
+    Deliver,
+    Dropped,
+    Delayed,
+}
+
+impl World {
+    /// Push a delivery action for every message due now whose receiver can take it.
+    pub(super) fn collect_deliveries(&mut self) {
+        for (id, m) in &self.net {
+            if m.deliver_at > self.now {
+                continue;
+            }
+            if let Endpoint::Client { instance, .. } = m.to {
+                if matches!(self.instances[instance].status, Status::Paused { .. }) {
+                    continue;
+                }
+            }
+            self.actions.push(Action::Deliver(*id));
+        }
+    }
+
+    /// Deliver message `id` (due now), unless a network fault strikes it first.
+    pub(super) fn deliver(
+        &mut self,
+        id: u64,
+        chooser: &mut Chooser,
+        choice: u64,
+    ) -> Result<(), ReplayDiverged> {
+        assert!(
+            self.net.get(&id).is_some_and(|m| m.deliver_at <= self.now),
+            "delivering message {id} that is not due"
+        );
+        if self.in_fault_phase() && self.config.rates.network() {
+            match self.network_fault(id, chooser, choice)? {
+                Fate::Deliver => {}
+                Fate::Dropped | Fate::Delayed => return Ok(()),
+            }
+        }
+        let m = self.net.remove(&id).expect("message in flight");
+        debug_assert!(m.well_addressed());
+        match m.to {
+            Endpoint::Broker => self.deliver_to_broker(id, m, choice),
+            Endpoint::Client { .. } => self.deliver_to_client(id, m, choice),
+        }
+        Ok(())
+    }
+
+    /// Random network faults, in a fixed order of draws: drop, else delay, else duplicate.
+    fn network_fault(
+        &mut self,
+        id: u64,
+        chooser: &mut Chooser,
+        choice: u64,
+    ) -> Result<Fate, ReplayDiverged> {
+        let rates = self.config.rates.clone();
+        if chooser.chance(rates.drop)? {
+            let m = self.net.remove(&id).expect("message in flight");
+            self.record(choice, Event::Drop { id, what: m.what });
+            return Ok(Fate::Dropped);
+        }
+        if chooser.chance(rates.delay)? {
+            let d = pick_range(chooser, rates.delay_for)?;
+            let until = self.now + d;
+            let m = self.net.get_mut(&id).expect("message in flight");
+            m.deliver_at = until;
+            let what = m.what.clone();
+            self.record(choice, Event::Delay { id, until, what });
+            return Ok(Fate::Delayed);
+        }
+        if chooser.chance(rates.duplicate)? {
+            let copy = self.next_msg;
+            self.next_msg += 1;
+            let m = self.net.get(&id).expect("message in flight").clone();
+            let what = m.what.clone();
+            self.net.insert(copy, m);
+            self.record(choice, Event::Duplicate { id, copy, what });
+        }
+        Ok(Fate::Deliver)
+    }
+
+    fn deliver_to_broker(&mut self, id: u64, m: Message, choice: u64) {
+        let Payload::Request(request) = m.payload else {
+            unreachable!("only requests go to the broker")
+        };
+        if let Request::JoinGroup { group, .. } = &request {
+            if !self.groups.contains(group) {
+                self.groups.insert(group.clone());
+            }
+        }
+        let name = m.client.to_string();
+        self.record(
+            choice,
+            Event::Deliver {
+                id,
+                from: name.clone(),
+                to: "broker".into(),
+                what: m.what.clone(),
+            },
+        );
+        let response = self
+            .broker
+            .handle(self.now, &name, request, &mut self.scratch);
+        self.broker_deadline = self.broker.next_deadline();
+        self.flush_scratch(choice);
+        let what = format!("re:{}", m.what);
+        self.enqueue(
+            Endpoint::Broker,
+            m.from,
+            m.corr,
+            Payload::Response(response),
+            what,
+            m.client,
+        );
+    }
+
+    fn deliver_to_client(&mut self, id: u64, m: Message, choice: u64) {
+        let (
+            Endpoint::Client {
+                instance,
+                client,
+                incarnation,
+            },
+            Payload::Response(response),
+        ) = (m.to, m.payload)
+        else {
+            unreachable!("only responses go to clients")
+        };
+        let inst = &self.instances[instance];
+        if inst.incarnation != incarnation || inst.status != Status::Up {
+            let what = format!("{} (receiver gone)", m.what);
+            self.record(choice, Event::Drop { id, what });
+            return;
+        }
+        if matches!(response, Response::Produce(_)) && self.scheduled_ack_drop(instance) {
+            let what = format!("{} (scheduled)", m.what);
+            self.record(choice, Event::Drop { id, what });
+            return;
+        }
+        let to = m.client.to_string();
+        let what = m.what;
+        let from = "broker".into();
+        self.record(choice, Event::Deliver { id, from, to, what });
+        self.with_client(instance, client, |c, env| {
+            c.on_response(m.corr, response, env)
+        });
+        self.flush_scratch(choice);
+        self.flush_outbox(instance, client);
+    }
+
+    fn enqueue(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        corr: u64,
+        payload: Payload,
+        what: String,
+        client: Arc<str>,
+    ) {
+        let id = self.next_msg;
+        self.next_msg += 1;
+        let message = Message {
+            deliver_at: self.now,
+            from,
+            to,
+            corr,
+            payload,
+            what,
+            client,
+        };
+        debug_assert!(message.well_addressed());
+        let previous = self.net.insert(id, message);
+        assert!(previous.is_none(), "message id {id} reused");
+    }
+
+    /// Put the requests a client just sent on the wire.
+    pub(super) fn flush_outbox(&mut self, instance: usize, client: usize) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let incarnation = self.instances[instance].incarnation;
+        let from = Endpoint::Client {
+            instance,
+            client,
+            incarnation,
+        };
+        let name: Arc<str> = Arc::from(
+            self.instances[instance].clients[client]
+                .as_ref()
+                .expect("client present")
+                .name(),
+        );
+        let out = std::mem::take(&mut self.outbox);
+        for (corr, request) in out {
+            let what = describe_request(&request);
+            self.enqueue(
+                from,
+                Endpoint::Broker,
+                corr,
+                Payload::Request(request),
+                what,
+                name.clone(),
+            );
+        }
+    }
+
+    /// The network's invariants, between two scheduler steps.
+    pub(super) fn check_network(&self) {
+        for (id, m) in &self.net {
+            assert!(*id < self.next_msg, "message {id} beyond the id counter");
+            assert!(m.well_addressed(), "message {id} badly addressed");
+            if let Endpoint::Client {
+                instance,
+                incarnation,
+                ..
+            } = m.to
+            {
+                assert!(
+                    incarnation <= self.instances[instance].incarnation,
+                    "message {id} to an incarnation not yet born"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,809 @@
+//! Model test of the Kafka Streams runtime ([`StreamsClient`]).
+//!
+//! One streams instance (a counting processor over a two-partition input topic, one
+//! changelog-backed store) is driven directly, with no scheduler: proptest chooses the
+//! history — which lane steps, when time passes, which requests are lost, and how each
+//! request is answered (success, or an error Kafka can return for it) — and the test plays
+//! a small broker (`Cluster`: logs, one transaction, committed offsets, one group with
+//! its generation) that answers faithfully: a fenced or expelled member's commit is
+//! rejected, an `InitProducerId` aborts the open transaction, `require_stable` refuses a
+//! pending transactional offset.
+//!
+//! Beside it runs a reference model of what the runtime may do (`Model`), fed by every
+//! request and trace event, which checks:
+//!
+//! - **task lifecycle**: tasks exist only between an assignment and the next
+//!   `JoinGroup` / `InitProducerId`; records are processed only from assigned partitions,
+//!   in offset order, starting at the committed offset;
+//! - **restore before process**: no input is fetched or processed before every store of
+//!   the assignment is restored to the changelog's end, and a restored store equals the
+//!   fold of the committed changelog (what a fresh instance would read);
+//! - **commit under both guarantees**: `at_least_once` commits with `OffsetCommit` only
+//!   after every output of the processed records is acknowledged, `exactly_once_v2` with
+//!   `TxnOffsetCommit` + `EndTxn` only; the committed offsets are exactly the processed
+//!   positions of assigned partitions, with the generation of the current assignment;
+//! - **no commit after the member was expelled** (a heartbeat's `ILLEGAL_GENERATION` or
+//!   `UNKNOWN_MEMBER_ID`): the partitions are lost, the next request is a rejoin or a
+//!   producer re-initialisation (`ConsumerCoordinator.onJoinPrepare`,
+//!   `TaskManager.handleLostAll`);
+//! - at the end, with faults healed, the instance settles: everything assigned is
+//!   processed and committed; under exactly-once every count in the committed changelog
+//!   equals the committed input (no double count, no lost count), and the store equals the
+//!   committed changelog.
+
+use oversell_sim::protocol::{
+    Epoch, FetchData, FetchedRecord, Generation, GroupMetadata, Isolation, JoinOutcome, KafkaError,
+    Offset, PartitionProduceResult, Record, Request, Response, TopicPartition,
+};
+use oversell_sim::streams::harness::Driver;
+use oversell_sim::{
+    changelog_topic, Client, Context, Event, Guarantee, Input, Processed, Processor, StreamsClient,
+    StreamsConfig, SubTopology, Topology,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+const APP: &str = "app";
+const STORE: &str = "s";
+const IN: &str = "in";
+const OUT: &str = "out";
+const PARTS: u32 = 2;
+const RECORDS: u64 = 5;
+const MAIN: usize = 0;
+const HEARTBEAT: usize = 1;
+
+type Store = BTreeMap<String, String>;
+
+/// Counts records per key; each count goes to the store (and its changelog) and `out`.
+struct Count;
+
+impl Processor for Count {
+    fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
+        let key = input.key.as_deref().expect("keyed input");
+        let n: u64 = ctx
+            .get(STORE, key)
+            .map_or(0, |v| v.parse().expect("a count"))
+            + 1;
+        ctx.put(STORE, key, Some(n.to_string()));
+        ctx.send(OUT, key, n.to_string());
+        Processed::Done
+    }
+}
+
+fn client(guarantee: Guarantee) -> StreamsClient {
+    let topology = Topology {
+        subtopologies: vec![SubTopology {
+            name: "count".into(),
+            sources: vec![IN.into()],
+            stores: vec![STORE.into()],
+            processor: Arc::new(|_| Box::new(Count)),
+            punctuate: None,
+        }],
+    };
+    StreamsClient::new("i0", StreamsConfig::new(APP, guarantee), topology)
+}
+
+fn input_key(p: u32, offset: Offset) -> String {
+    format!("p{p}k{}", offset % 2)
+}
+
+// ------------------------------------------------------------------ the history
+
+#[derive(Clone, Debug)]
+enum Op {
+    StepMain,
+    StepHeartbeat,
+    /// Answer the main lane's request; `0` is an error where one applies.
+    Answer(u8),
+    /// Answer the heartbeat: 0 ok, 1 rebalance in progress, 2 illegal generation,
+    /// 3 unknown member.
+    Heartbeat(u8),
+    /// The main lane's request is lost (the client retries after its timeout).
+    Lose,
+    Advance(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => Just(Op::StepMain),
+        6 => (0u8..8).prop_map(Op::Answer),
+        2 => Just(Op::StepHeartbeat),
+        2 => prop_oneof![8 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)]
+            .prop_map(Op::Heartbeat),
+        1 => Just(Op::Lose),
+        2 => (1u64..150).prop_map(Op::Advance),
+    ]
+}
+
+// ------------------------------------------------------------------ the broker side
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Committed,
+    Open,
+    Aborted,
+}
+
+/// What the broker knows, for one group with one member and one transactional id.
+struct Cluster {
+    input: Vec<Vec<Record>>,
+    changelog: Vec<Vec<(Record, Status)>>,
+    committed: BTreeMap<TopicPartition, Offset>,
+    /// `TxnOffsetCommit`s of the open transaction.
+    pending: BTreeMap<TopicPartition, Offset>,
+    epoch: Epoch,
+    generation: Generation,
+    /// The member the group knows (None: expelled or not joined yet).
+    member: Option<String>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let input = (0..PARTS)
+            .map(|p| {
+                (0..RECORDS)
+                    .map(|o| Record {
+                        key: Some(input_key(p, o)),
+                        value: Some(format!("r{o}")),
+                        timestamp: o * 10,
+                        headers: Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Cluster {
+            input,
+            changelog: vec![Vec::new(); PARTS as usize],
+            committed: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            epoch: 0,
+            generation: 0,
+            member: None,
+        }
+    }
+
+    fn end_txn(&mut self, commit: bool) {
+        let to = if commit {
+            Status::Committed
+        } else {
+            Status::Aborted
+        };
+        for log in &mut self.changelog {
+            for (_, s) in log.iter_mut().filter(|(_, s)| *s == Status::Open) {
+                *s = to;
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if commit {
+            self.committed.extend(pending);
+        }
+    }
+
+    /// The committed changelog of partition `p`, folded into a store.
+    fn committed_store(&self, p: u32) -> Store {
+        let mut store = Store::new();
+        for (r, s) in &self.changelog[p as usize] {
+            if *s == Status::Committed {
+                let key = r.key.clone().expect("keyed");
+                match &r.value {
+                    Some(v) => store.insert(key, v.clone()),
+                    None => store.remove(&key),
+                };
+            }
+        }
+        store
+    }
+
+    fn group_ok(&self, group: &GroupMetadata) -> Result<(), KafkaError> {
+        match &self.member {
+            Some(m) if *m == group.member_id && group.generation == self.generation => Ok(()),
+            Some(m) if *m == group.member_id => Err(KafkaError::IllegalGeneration),
+            _ => Err(KafkaError::UnknownMemberId),
+        }
+    }
+
+    fn answer(&mut self, request: &Request, choice: u8) -> Response {
+        let fail = choice == 0;
+        match request {
+            Request::InitProducerId { .. } => {
+                if fail {
+                    return Response::InitProducerId(Err(KafkaError::CoordinatorLoadInProgress));
+                }
+                self.end_txn(false);
+                self.epoch += 1;
+                Response::InitProducerId(Ok((7, self.epoch)))
+            }
+            Request::JoinGroup { .. } => Response::JoinGroup(Ok(self.join(choice))),
+            Request::OffsetFetch {
+                partitions,
+                require_stable,
+                ..
+            } => {
+                let unstable = partitions.iter().any(|tp| self.pending.contains_key(tp));
+                if fail || (*require_stable && unstable) {
+                    return Response::OffsetFetch(Err(KafkaError::UnstableOffsetCommit));
+                }
+                let offsets = partitions
+                    .iter()
+                    .map(|tp| (tp.clone(), self.committed.get(tp).copied()))
+                    .collect();
+                Response::OffsetFetch(Ok(offsets))
+            }
+            Request::Fetch {
+                tp,
+                offset,
+                max_records,
+                isolation,
+            } => self.fetch(tp, *offset, *max_records, *isolation),
+            Request::Produce { batches, .. } => {
+                let results = batches
+                    .iter()
+                    .map(|b| (b.tp.clone(), self.append(&b.tp, &b.records, request, fail)))
+                    .collect();
+                Response::Produce(results)
+            }
+            Request::TxnOffsetCommit { group, offsets, .. } => {
+                let result = if fail {
+                    self.end_txn(false);
+                    Err(KafkaError::ProducerFenced)
+                } else {
+                    self.group_ok(group)
+                };
+                if result.is_ok() {
+                    self.pending.extend(offsets.iter().cloned());
+                }
+                Response::TxnOffsetCommit(result)
+            }
+            Request::EndTxn { commit, .. } => {
+                if fail {
+                    self.end_txn(false);
+                    return Response::EndTxn(Err(KafkaError::ProducerFenced));
+                }
+                self.end_txn(*commit);
+                Response::EndTxn(Ok(None))
+            }
+            Request::OffsetCommit { group, offsets } => {
+                let result = if fail {
+                    Err(KafkaError::RebalanceInProgress)
+                } else {
+                    self.group_ok(group)
+                };
+                if result.is_ok() {
+                    self.committed.extend(offsets.iter().cloned());
+                }
+                Response::OffsetCommit(result)
+            }
+            Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {
+                unreachable!("answered elsewhere")
+            }
+        }
+    }
+
+    fn join(&mut self, choice: u8) -> JoinOutcome {
+        let member_id = "i0/app-m".to_string();
+        self.member = Some(member_id.clone());
+        if choice == 1 {
+            return JoinOutcome::Pending { member_id };
+        }
+        self.generation += 1;
+        let assignment = match choice % 4 {
+            2 => vec![TopicPartition::new(IN, 0)],
+            3 => vec![TopicPartition::new(IN, 1)],
+            _ => (0..PARTS).map(|p| TopicPartition::new(IN, p)).collect(),
+        };
+        JoinOutcome::Joined {
+            member_id,
+            generation: self.generation,
+            assignment,
+        }
+    }
+
+    fn fetch(&self, tp: &TopicPartition, offset: Offset, max: usize, iso: Isolation) -> Response {
+        let p = tp.partition as usize;
+        let entries: Vec<(Record, Status)> = if tp.topic == IN {
+            self.input[p]
+                .iter()
+                .map(|r| (r.clone(), Status::Committed))
+                .collect()
+        } else {
+            self.changelog[p].clone()
+        };
+        let hw = entries.len() as Offset;
+        let lso = entries
+            .iter()
+            .position(|(_, s)| *s == Status::Open)
+            .map_or(hw, |o| o as Offset);
+        let upto = if iso == Isolation::ReadCommitted {
+            lso
+        } else {
+            hw
+        };
+        let end = upto.min(offset + max as Offset).max(offset);
+        let records = (offset..end)
+            .filter(|o| {
+                iso == Isolation::ReadUncommitted || entries[*o as usize].1 != Status::Aborted
+            })
+            .map(|o| FetchedRecord {
+                offset: o,
+                record: entries[o as usize].0.clone(),
+            })
+            .collect();
+        let data = FetchData {
+            records,
+            high_watermark: hw,
+            last_stable_offset: lso,
+            next_offset: end,
+        };
+        Response::Fetch {
+            tp: tp.clone(),
+            result: Ok(data),
+        }
+    }
+
+    fn append(
+        &mut self,
+        tp: &TopicPartition,
+        records: &[Record],
+        request: &Request,
+        fail: bool,
+    ) -> PartitionProduceResult {
+        if fail {
+            return PartitionProduceResult::Error(KafkaError::OutOfOrderSequenceNumber);
+        }
+        let transactional = matches!(request, Request::Produce { producer: Some(p), .. }
+            if p.transactional_id.is_some());
+        let status = if transactional {
+            Status::Open
+        } else {
+            Status::Committed
+        };
+        if tp.topic == OUT {
+            return PartitionProduceResult::Appended {
+                base_offset: 0,
+                duplicate: false,
+            };
+        }
+        let log = &mut self.changelog[tp.partition as usize];
+        let base_offset = log.len() as Offset;
+        log.extend(records.iter().map(|r| (r.clone(), status)));
+        PartitionProduceResult::Appended {
+            base_offset,
+            duplicate: false,
+        }
+    }
+
+    fn heartbeat(&mut self, choice: u8) -> Result<(), KafkaError> {
+        match choice {
+            1 => Err(KafkaError::RebalanceInProgress),
+            2 => {
+                // The group moved to a new generation without this member's join.
+                self.generation += 1;
+                Err(KafkaError::IllegalGeneration)
+            }
+            3 => {
+                self.member = None;
+                self.generation += 1;
+                Err(KafkaError::UnknownMemberId)
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the runtime's model
+
+/// What the runtime may do next, from what it has sent and reported.
+#[derive(Default)]
+struct Model {
+    eos: bool,
+    /// The current assignment and its generation; None while (re)joining.
+    tasks: Option<(Generation, Vec<TopicPartition>)>,
+    /// Changelog partitions restored since the assignment.
+    restored: BTreeSet<u32>,
+    /// Whether the restored stores were compared with the committed changelog.
+    stores_checked: bool,
+    /// Next offset to process, per assigned partition (from the offset fetch).
+    next: BTreeMap<TopicPartition, Offset>,
+    /// Records processed and output records acknowledged since the assignment.
+    processed: u64,
+    acked: u64,
+    /// A heartbeat said the member was expelled; no commit may follow before a rejoin.
+    expelled: bool,
+    /// Paths exercised, for the coverage check.
+    seen: BTreeSet<&'static str>,
+}
+
+fn fail(what: String) -> Result<(), TestCaseError> {
+    Err(TestCaseError::fail(what))
+}
+
+impl Model {
+    fn assigned(&self) -> Vec<TopicPartition> {
+        self.tasks
+            .as_ref()
+            .map(|(_, a)| a.clone())
+            .unwrap_or_default()
+    }
+
+    fn restored_all(&self) -> bool {
+        self.assigned()
+            .iter()
+            .all(|tp| self.restored.contains(&tp.partition))
+    }
+
+    fn lose_tasks(&mut self) {
+        self.tasks = None;
+        self.restored.clear();
+        self.stores_checked = false;
+        self.next.clear();
+        self.processed = 0;
+        self.acked = 0;
+        self.expelled = false;
+    }
+
+    fn request(
+        &mut self,
+        r: &Request,
+        c: &StreamsClient,
+        k: &Cluster,
+    ) -> Result<(), TestCaseError> {
+        match r {
+            Request::InitProducerId {
+                transactional_id, ..
+            } => {
+                prop_assert_eq!(transactional_id.is_some(), self.eos);
+                self.lose_tasks();
+            }
+            Request::JoinGroup { .. } => self.lose_tasks(),
+            Request::OffsetFetch {
+                partitions,
+                require_stable,
+                ..
+            } => {
+                prop_assert_eq!(partitions, &self.assigned());
+                prop_assert_eq!(*require_stable, self.eos, "require_stable");
+            }
+            Request::Fetch { tp, isolation, .. } => self.fetch(tp, *isolation, c, k)?,
+            Request::Produce { producer, .. } => {
+                if self.eos {
+                    let tid = producer.as_ref().and_then(|p| p.transactional_id.clone());
+                    prop_assert!(tid.is_some(), "EOS produce without a transactional id");
+                }
+            }
+            Request::OffsetCommit { group, offsets } => {
+                prop_assert!(!self.eos, "OffsetCommit under exactly_once_v2");
+                self.commit(group, offsets)?;
+            }
+            Request::TxnOffsetCommit { group, offsets, .. } => {
+                prop_assert!(self.eos, "TxnOffsetCommit under at_least_once");
+                self.commit(group, offsets)?;
+            }
+            Request::EndTxn { commit, .. } => {
+                prop_assert!(self.eos, "EndTxn under at_least_once");
+                if *commit {
+                    prop_assert!(
+                        !self.expelled,
+                        "EndTxn(commit) after the member was expelled"
+                    );
+                    prop_assert!(self.tasks.is_some(), "EndTxn(commit) without tasks");
+                }
+                self.seen
+                    .insert(if *commit { "commit txn" } else { "abort txn" });
+            }
+            Request::Heartbeat { .. } | Request::LeaveGroup { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn fetch(
+        &mut self,
+        tp: &TopicPartition,
+        isolation: Isolation,
+        c: &StreamsClient,
+        k: &Cluster,
+    ) -> Result<(), TestCaseError> {
+        let Some((_, assignment)) = &self.tasks else {
+            return fail(format!("fetch of {tp} without tasks"));
+        };
+        prop_assert!(assignment.iter().any(|a| a.partition == tp.partition));
+        let committed_read = if self.eos {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        };
+        prop_assert_eq!(isolation, committed_read);
+        if tp.topic == IN {
+            prop_assert!(
+                self.restored_all(),
+                "input fetched before restoration ended"
+            );
+            if !self.stores_checked {
+                self.stores_checked = true;
+                for a in assignment {
+                    let store = c.stores().get(&(STORE.to_string(), a.partition)).cloned();
+                    prop_assert_eq!(
+                        store.unwrap_or_default(),
+                        k.committed_store(a.partition),
+                        "restored store of partition {} differs from the committed changelog",
+                        a.partition
+                    );
+                }
+                self.seen.insert("restored");
+            }
+        } else {
+            prop_assert!(!self.restored.contains(&tp.partition), "restored twice");
+        }
+        Ok(())
+    }
+
+    fn commit(
+        &mut self,
+        group: &GroupMetadata,
+        offsets: &[(TopicPartition, Offset)],
+    ) -> Result<(), TestCaseError> {
+        prop_assert!(
+            !self.expelled,
+            "offsets committed after the member was expelled"
+        );
+        let Some((generation, assignment)) = &self.tasks else {
+            return fail("offsets committed without tasks".into());
+        };
+        prop_assert_eq!(group.generation, *generation);
+        prop_assert!(self.restored_all(), "commit before restoration ended");
+        for (tp, o) in offsets {
+            prop_assert!(assignment.contains(tp), "offset of unassigned {}", tp);
+            prop_assert_eq!(Some(o), self.next.get(tp), "committed offset of {}", tp);
+        }
+        prop_assert_eq!(
+            self.acked,
+            2 * self.processed,
+            "outputs unacknowledged at commit"
+        );
+        self.seen.insert("commit");
+        Ok(())
+    }
+
+    fn event(&mut self, e: &Event, k: &Cluster) -> Result<(), TestCaseError> {
+        match e {
+            Event::Assigned {
+                generation, tasks, ..
+            } => {
+                self.lose_tasks();
+                self.tasks = Some((*generation, tasks.clone()));
+            }
+            Event::Restored { tp, upto, .. } => {
+                let hw = k.changelog[tp.partition as usize].len() as Offset;
+                prop_assert_eq!(*upto, hw, "restoration of {} stopped short", tp);
+                self.restored.insert(tp.partition);
+                if *upto > 0 {
+                    self.seen.insert("restored data");
+                }
+            }
+            Event::Process { tp, offset, .. } => {
+                prop_assert!(self.restored_all(), "processing while restoring");
+                prop_assert!(self.assigned().contains(tp), "processed unassigned {}", tp);
+                let next = self.next.get(tp).copied();
+                prop_assert_eq!(next, Some(*offset), "processing order of {}", tp);
+                self.next.insert(tp.clone(), offset + 1);
+                self.processed += 1;
+            }
+            Event::Acked { count, .. } => self.acked += *count as u64,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn offsets_fetched(&mut self, response: &Response) {
+        if let Response::OffsetFetch(Ok(offsets)) = response {
+            for (tp, o) in offsets {
+                self.next.insert(tp.clone(), o.unwrap_or(0));
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ the run
+
+struct Run {
+    client: StreamsClient,
+    driver: Driver,
+    cluster: Cluster,
+    model: Model,
+    main: Option<(u64, Request)>,
+    heartbeat: Option<(u64, Request)>,
+    /// The last main request lost in the network.
+    lost: Option<Request>,
+}
+
+impl Run {
+    fn new(guarantee: Guarantee) -> Self {
+        let meta = [
+            (IN.to_string(), PARTS),
+            (OUT.to_string(), PARTS),
+            (changelog_topic(APP, STORE), PARTS),
+        ]
+        .into_iter()
+        .collect();
+        let model = Model {
+            eos: guarantee == Guarantee::ExactlyOnceV2,
+            ..Model::default()
+        };
+        Run {
+            client: client(guarantee),
+            driver: Driver::new(meta),
+            cluster: Cluster::new(),
+            model,
+            main: None,
+            heartbeat: None,
+            lost: None,
+        }
+    }
+
+    /// Record what the client sent and reported.
+    fn absorb(&mut self, sent: Vec<(u64, Request)>, lane: usize) -> Result<(), TestCaseError> {
+        for e in self.driver.take_events() {
+            self.model.event(&e, &self.cluster)?;
+        }
+        for (corr, request) in sent {
+            // A request resent after its timeout was decided before: not a new step.
+            let resent = self.main.as_ref().map(|(_, r)| r) == Some(&request)
+                || self.lost.as_ref() == Some(&request);
+            if !resent {
+                self.model.request(&request, &self.client, &self.cluster)?;
+            }
+            let slot = if matches!(request, Request::Heartbeat { .. }) {
+                &mut self.heartbeat
+            } else {
+                &mut self.main
+            };
+            assert!(lane == MAIN || matches!(request, Request::Heartbeat { .. }));
+            *slot = Some((corr, request));
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
+        match op {
+            Op::StepMain | Op::StepHeartbeat => {
+                let lane = if matches!(op, Op::StepMain) {
+                    MAIN
+                } else {
+                    HEARTBEAT
+                };
+                if self.client.ready(lane, self.driver.now) {
+                    let sent = self.driver.step(&mut self.client, lane);
+                    self.absorb(sent, lane)?;
+                }
+            }
+            Op::Answer(choice) => {
+                let Some((corr, request)) = self.main.take() else {
+                    return Ok(());
+                };
+                let response = self.cluster.answer(&request, *choice);
+                self.model.offsets_fetched(&response);
+                let sent = self.driver.respond(&mut self.client, corr, response);
+                self.absorb(sent, MAIN)?;
+            }
+            Op::Heartbeat(choice) => {
+                let Some((corr, _)) = self.heartbeat.take() else {
+                    return Ok(());
+                };
+                let result = self.cluster.heartbeat(*choice);
+                if result == Err(KafkaError::UnknownMemberId) && self.model.tasks.is_some() {
+                    self.model.expelled = true;
+                    self.model.seen.insert("expelled");
+                }
+                let response = Response::Heartbeat(result);
+                let sent = self.driver.respond(&mut self.client, corr, response);
+                self.absorb(sent, HEARTBEAT)?;
+            }
+            Op::Lose => {
+                if let Some((_, request)) = self.main.take() {
+                    self.lost = Some(request);
+                }
+            }
+            Op::Advance(ms) => self.driver.now += ms,
+        }
+        Ok(())
+    }
+
+    /// Faults healed: answer everything successfully until the client is idle.
+    fn settle(&mut self) -> Result<(), TestCaseError> {
+        for _ in 0..5_000 {
+            if self.client.idle() {
+                return Ok(());
+            }
+            if self.main.is_some() {
+                self.apply(&Op::Answer(4))?;
+            } else if self.heartbeat.is_some() {
+                self.apply(&Op::Heartbeat(0))?;
+            } else if self.client.ready(MAIN, self.driver.now) {
+                self.apply(&Op::StepMain)?;
+            } else {
+                let next = self.client.wakeup().unwrap_or(self.driver.now + 1);
+                self.driver.now = next.max(self.driver.now + 1);
+            }
+        }
+        fail("the client did not settle".into())
+    }
+
+    /// After settling: all assigned input processed and committed; under exactly-once
+    /// each committed count equals the committed input with its key.
+    fn check_settled(&self) -> Result<(), TestCaseError> {
+        for tp in self.model.assigned() {
+            let committed = self.cluster.committed.get(&tp).copied();
+            prop_assert_eq!(committed, Some(RECORDS), "{} not fully committed", tp);
+            let store = self.client.stores()[&(STORE.to_string(), tp.partition)].clone();
+            prop_assert_eq!(&store, &self.cluster.committed_store(tp.partition));
+            let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+            for o in 0..RECORDS {
+                *expected.entry(input_key(tp.partition, o)).or_default() += 1;
+            }
+            for (key, n) in expected {
+                let counted: u64 = store.get(&key).map_or(0, |v| v.parse().expect("count"));
+                if self.model.eos {
+                    prop_assert_eq!(counted, n, "exactly-once count of {}", key);
+                } else {
+                    prop_assert!(counted >= n, "at-least-once lost a count of {}", key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(guarantee: Guarantee, ops: &[Op]) -> Result<BTreeSet<&'static str>, TestCaseError> {
+    let mut r = Run::new(guarantee);
+    for op in ops {
+        r.apply(op)?;
+    }
+    r.model.expelled = false;
+    r.settle()?;
+    r.check_settled()?;
+    Ok(std::mem::take(&mut r.model.seen))
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 256, failure_persistence: None, ..Config::default() })]
+
+    #[test]
+    fn at_least_once_runtime_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..250)) {
+        run(Guarantee::AtLeastOnce, &ops)?;
+    }
+
+    #[test]
+    fn exactly_once_v2_runtime_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..250)) {
+        run(Guarantee::ExactlyOnceV2, &ops)?;
+    }
+}
+
+/// The generators reach the paths the properties are about.
+#[test]
+fn every_interesting_path_is_exercised() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let mut seen = BTreeSet::new();
+    let strategy = proptest::collection::vec(op(), 50..250);
+    for i in 0..200 {
+        let ops = strategy.new_tree(&mut runner).expect("a history").current();
+        let guarantee = if i % 2 == 0 {
+            Guarantee::AtLeastOnce
+        } else {
+            Guarantee::ExactlyOnceV2
+        };
+        seen.extend(run(guarantee, &ops).expect("the model agrees"));
+    }
+    for path in [
+        "commit",
+        "commit txn",
+        "abort txn",
+        "restored",
+        "restored data",
+        "expelled",
+    ] {
+        assert!(seen.contains(path), "no history reached {path:?}: {seen:?}");
+    }
+}

@@ -1,0 +1,347 @@
+//! Which records committed, read from the partition logs' transaction markers.
+//!
+//! A data record written outside a transaction is committed once appended. A
+//! transactional record belongs to its producer id's open transaction in that partition,
+//! and is settled by the next control record (marker) of the same producer id in the same
+//! partition: COMMIT or ABORT. This is Kafka's own rule: the broker indexes aborted
+//! transactions by producer id from the ABORT markers (`LocalLog.collectAbortedTransactions`
+//! in `core/src/main/scala/kafka/log/LocalLog.scala`), and a `read_committed` consumer
+//! skips a producer id's batches until that producer's ABORT marker
+//! (`CompletedFetch.nextFetchedRecord`: `containsAbortMarker` removes the producer id from
+//! `abortedProducerIds`, `isBatchAborted` skips).
+//!
+//! The final broker's logs are read first. A record no longer there (removed by
+//! compaction) is settled from the log as it was written: the trace's `Append` and
+//! `Marker` events, in order. The broker's private transaction table
+//! (`Broker::is_committed`, `Broker::is_aborted`) is only a cross-check: where it, the
+//! final logs and the written logs disagree, the kernel has a bug, reported as such.
+
+use super::verdict::KernelBug;
+use oversell_sim::protocol::{ControlType, LogEntry, Offset, ProducerId};
+use oversell_sim::{Event, RunResult, TopicPartition};
+use std::collections::BTreeMap;
+
+/// How a data record's transaction ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Written outside a transaction, or in one that committed.
+    Committed,
+    Aborted,
+    /// Its transaction had no marker when the run ended.
+    Open,
+}
+
+impl Fate {
+    fn of(control: ControlType) -> Fate {
+        match control {
+            ControlType::Commit => Fate::Committed,
+            ControlType::Abort => Fate::Aborted,
+        }
+    }
+
+    fn word(self) -> &'static str {
+        match self {
+            Fate::Committed => "committed",
+            Fate::Aborted => "aborted",
+            Fate::Open => "open",
+        }
+    }
+}
+
+type At = (TopicPartition, Offset);
+
+/// Every data record's fate, and the marker that settled it.
+#[derive(Clone, Debug, Default)]
+pub struct Commitment {
+    /// (partition, offset) → fate, and the trace seq of its marker (if the trace shows it).
+    fates: BTreeMap<At, (Fate, Option<u64>)>,
+    bugs: Vec<KernelBug>,
+}
+
+impl Commitment {
+    /// Read the run's logs: the final ones first, the written ones for what compaction
+    /// removed; then cross-check with the broker's own table.
+    pub fn of(run: &RunResult) -> Commitment {
+        let written = written_log(run);
+        let mut c = Commitment::default();
+        for (tp, entries) in final_logs(run) {
+            for (offset, fate) in settle(entries) {
+                let at = (tp.clone(), offset);
+                let (as_written, marker) = written.get(&at).copied().unwrap_or((fate, None));
+                if as_written != fate {
+                    c.bug(
+                        &at,
+                        format!(
+                            "its log's markers say {}, the markers written say {}",
+                            fate.word(),
+                            as_written.word()
+                        ),
+                        marker,
+                    );
+                }
+                c.fates.insert(at, (fate, marker));
+            }
+        }
+        for (at, fate) in written {
+            c.fates.entry(at).or_insert(fate);
+        }
+        c.cross_check(run);
+        c
+    }
+
+    /// The fate of the data record at `offset`, if one was ever appended there.
+    pub fn fate(&self, tp: &TopicPartition, offset: Offset) -> Option<Fate> {
+        self.fates.get(&(tp.clone(), offset)).map(|(f, _)| *f)
+    }
+
+    /// The trace seq of the marker that settled a transactional record, if any.
+    pub fn marker(&self, tp: &TopicPartition, offset: Offset) -> Option<u64> {
+        self.fates.get(&(tp.clone(), offset)).and_then(|(_, m)| *m)
+    }
+
+    pub fn is_committed(&self, tp: &TopicPartition, offset: Offset) -> bool {
+        self.fate(tp, offset) == Some(Fate::Committed)
+    }
+
+    /// Contradictions found in the record: kernel bugs.
+    pub fn kernel_bugs(&self) -> &[KernelBug] {
+        &self.bugs
+    }
+
+    /// The broker's own transaction table must agree with the markers in its logs.
+    fn cross_check(&mut self, run: &RunResult) {
+        let mut bugs = Vec::new();
+        for ((tp, offset), (fate, marker)) in &self.fates {
+            if run
+                .broker
+                .log(tp)
+                .binary_search_by_key(offset, |e| e.offset)
+                .is_err()
+            {
+                continue; // compacted away: the broker keeps no outcome for it
+            }
+            let table = match (
+                run.broker.is_committed(tp, *offset),
+                run.broker.is_aborted(tp, *offset),
+            ) {
+                (true, false) => Fate::Committed,
+                (false, true) => Fate::Aborted,
+                (false, false) => Fate::Open,
+                (true, true) => panic!("broker bug: {tp}@{offset} both committed and aborted"),
+            };
+            if table != *fate {
+                let why = format!(
+                    "the broker's transaction table says {}, but its log's markers say {}",
+                    table.word(),
+                    fate.word()
+                );
+                bugs.push(((tp.clone(), *offset), why, *marker));
+            }
+        }
+        for (at, why, marker) in bugs {
+            self.bug(&at, why, marker);
+        }
+    }
+
+    fn bug(&mut self, (tp, offset): &At, why: String, marker: Option<u64>) {
+        self.bugs.push(KernelBug {
+            explanation: format!("the record at {tp}@{offset}: {why}"),
+            evidence: marker.into_iter().collect(),
+        });
+    }
+}
+
+/// The final broker's logs, every partition of every topic.
+fn final_logs(run: &RunResult) -> Vec<(TopicPartition, &[LogEntry])> {
+    let mut out = Vec::new();
+    for (topic, config) in run.broker.topics() {
+        for p in 0..config.partitions {
+            let tp = TopicPartition::new(topic, p);
+            let entries = run.broker.log(&tp);
+            out.push((tp, entries));
+        }
+    }
+    out
+}
+
+/// Settle one log's data records by its markers, in offset order.
+fn settle(entries: &[LogEntry]) -> Vec<(Offset, Fate)> {
+    let mut out: Vec<(Offset, Fate)> = Vec::new();
+    let mut open: BTreeMap<Option<ProducerId>, Vec<usize>> = BTreeMap::new();
+    for e in entries {
+        let pid = e.producer.map(|(pid, _)| pid);
+        match e.control {
+            Some(control) => {
+                for i in open.remove(&pid).unwrap_or_default() {
+                    out[i] = (out[i].0, Fate::of(control));
+                }
+            }
+            None if e.transactional => {
+                open.entry(pid).or_default().push(out.len());
+                out.push((e.offset, Fate::Open));
+            }
+            None => out.push((e.offset, Fate::Committed)),
+        }
+    }
+    out
+}
+
+/// The logs as written, from the trace's `Append` and `Marker` events in order.
+fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>)> {
+    let mut fates = BTreeMap::new();
+    let mut open: BTreeMap<(TopicPartition, ProducerId), Vec<Offset>> = BTreeMap::new();
+    for r in &run.trace.records {
+        match &r.event {
+            Event::Append {
+                tp,
+                offset,
+                producer_id,
+                transactional,
+                ..
+            } => {
+                let at = (tp.clone(), *offset);
+                match (transactional, producer_id) {
+                    (true, Some(pid)) => {
+                        open.entry((tp.clone(), *pid)).or_default().push(*offset);
+                        fates.insert(at, (Fate::Open, None));
+                    }
+                    _ => {
+                        fates.insert(at, (Fate::Committed, None));
+                    }
+                }
+            }
+            Event::Marker {
+                tp,
+                producer_id,
+                control,
+                ..
+            } => {
+                for o in open.remove(&(tp.clone(), *producer_id)).unwrap_or_default() {
+                    fates.insert((tp.clone(), o), (Fate::of(*control), Some(r.seq)));
+                }
+            }
+            _ => {}
+        }
+    }
+    fates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checker::testkit::*;
+    use oversell_sim::protocol::Record;
+
+    fn entry(
+        offset: Offset,
+        pid: Option<ProducerId>,
+        txn: bool,
+        control: Option<ControlType>,
+    ) -> LogEntry {
+        LogEntry {
+            offset,
+            record: Record {
+                key: None,
+                value: None,
+                timestamp: 0,
+                headers: Vec::new(),
+            },
+            producer: pid.map(|p| (p, 0)),
+            sequence: None,
+            transactional: txn,
+            control,
+        }
+    }
+
+    #[test]
+    fn a_marker_settles_the_open_records_of_its_producer_only() {
+        let log = [
+            entry(0, None, false, None),
+            entry(1, Some(1), true, None),
+            entry(2, Some(2), true, None),
+            entry(3, Some(1), false, Some(ControlType::Commit)),
+            entry(4, Some(1), true, None),
+            entry(5, Some(2), false, Some(ControlType::Abort)),
+            entry(6, Some(3), false, None), // idempotent, not transactional
+        ];
+        assert_eq!(
+            settle(&log),
+            vec![
+                (0, Fate::Committed),
+                (1, Fate::Committed),
+                (2, Fate::Aborted),
+                (4, Fate::Open),
+                (6, Fate::Committed),
+            ]
+        );
+    }
+
+    #[test]
+    fn commitment_agrees_with_the_broker_and_survives_compaction() {
+        let mut s = Sim::new();
+        let committed = s.txn(&[(LEDGER_LOG, 0, "p1", "a".into())], true)[0];
+        let aborted = s.txn(&[(LEDGER_LOG, 0, "p1", "b".into())], false)[0];
+        let plain = s.put(LEDGER_LOG, 0, "p1", Some("c".into()));
+        let c = Commitment::of(&s.run());
+        assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
+        let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
+        assert_eq!(
+            (at(committed), at(aborted), at(plain)),
+            (
+                Some(Fate::Committed),
+                Some(Fate::Aborted),
+                Some(Fate::Committed)
+            )
+        );
+        assert_eq!(at(99), None);
+        assert!(c.marker(&tp(LEDGER_LOG, 0), aborted).is_some());
+        // Compaction removes the aborted and the superseded records; the trace still
+        // settles them.
+        let mut events = Vec::new();
+        assert_eq!(s.broker.compact(&tp(LEDGER_LOG, 0), &mut events), 2);
+        let c = Commitment::of(&s.run());
+        assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
+        let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
+        assert_eq!(
+            (at(committed), at(aborted)),
+            (Some(Fate::Committed), Some(Fate::Aborted))
+        );
+    }
+
+    #[test]
+    fn logs_that_contradict_each_other_are_a_kernel_bug_not_a_violation() {
+        let mut s = Sim::new();
+        let o = s.txn(&[("orders", 0, "k", "not an event".into())], true)[0];
+        // A forged record of the log as written: an ABORT marker the final log lacks.
+        let pid = s.broker.log(&tp("orders", 0))[0]
+            .producer
+            .expect("transactional")
+            .0;
+        let mut run = s.run();
+        run.trace
+            .records
+            .retain(|r| !matches!(r.event, Event::Marker { .. }));
+        run.trace.push(
+            0,
+            0,
+            Event::Marker {
+                tp: tp("orders", 0),
+                offset: o + 1,
+                producer_id: pid,
+                control: ControlType::Abort,
+            },
+        );
+        let verdict = check(&naive(), &run, 1000);
+        assert_eq!(verdict.kernel_bugs.len(), 1, "{verdict}");
+        assert_eq!(
+            verdict.kernel_bugs[0].explanation,
+            "the record at orders-0@0: its log's markers say committed, the markers written say aborted"
+        );
+        assert_eq!(verdict.status(), crate::checker::Status::KernelBug);
+        assert!(!verdict.holds());
+        assert!(verdict.violations.is_empty(), "{:?}", verdict.violations);
+        assert!(verdict
+            .to_string()
+            .starts_with("KERNEL BUG: the record at orders-0@0"));
+    }
+}

@@ -1,0 +1,198 @@
+//! `no-lost-write` (always / at quiescence): every acknowledged write is in the log,
+//! committed, and consumed.
+
+use crate::checker::commitment::Fate;
+use crate::checker::history::app_of;
+use crate::checker::words::label;
+use crate::checker::{Cx, Invariant, Violation};
+use crate::domain::Msg;
+use oversell_sim::protocol::Offset;
+use oversell_sim::{Event, TopicPartition, TraceRecord};
+use std::collections::BTreeMap;
+
+/// (partition, application) → offsets processed, with the first `Process` seq.
+type Processed<'r> = BTreeMap<(&'r TopicPartition, &'r str), BTreeMap<Offset, u64>>;
+
+/// Every write acknowledged to any producer (every `Acked` event of the trace) is in the
+/// log; and, unless its transaction aborted (an aborted transaction's writes were never
+/// promised), at quiescence every application (the part of a client name after `/`)
+/// that processed any record of that partition processed this one too.
+pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
+    let mut out = Vec::new();
+    let mut processed: Processed<'_> = BTreeMap::new();
+    for r in &cx.run.trace.records {
+        if let Event::Process {
+            client, tp, offset, ..
+        } = &r.event
+        {
+            processed
+                .entry((tp, app_of(client)))
+                .or_default()
+                .entry(*offset)
+                .or_insert(r.seq);
+        }
+    }
+    for r in &cx.run.trace.records {
+        let Event::Acked {
+            tp,
+            base_offset,
+            count,
+            ..
+        } = &r.event
+        else {
+            continue;
+        };
+        for offset in *base_offset..*base_offset + *count as u64 {
+            out.extend(judge_write(cx, r, tp, offset, &processed));
+        }
+    }
+    out
+}
+
+/// One acknowledged write.
+fn judge_write(
+    cx: &Cx<'_>,
+    ack: &TraceRecord,
+    tp: &TopicPartition,
+    offset: Offset,
+    processed: &Processed<'_>,
+) -> Vec<Violation> {
+    let Event::Acked { client, .. } = &ack.event else {
+        unreachable!("an Acked event")
+    };
+    let acked = format!(
+        "the write to {tp}@{offset}, acknowledged to {client} at t={}ms,",
+        ack.time
+    );
+    match cx.h.fate(tp, offset) {
+        None => {
+            let explanation = format!("{acked} is not in the log");
+            return vec![cx.violation(Invariant::NoLostWrite, ack.time, explanation, vec![ack.seq])];
+        }
+        Some(Fate::Aborted | Fate::Open) => return Vec::new(),
+        Some(Fate::Committed) => {}
+    }
+    if !cx.quiescent() {
+        return Vec::new();
+    }
+    let append = cx.h.was_appended(tp, offset);
+    let what = append
+        .and_then(|seq| cx.run.trace.records.get(seq as usize))
+        .and_then(|a| match &a.event {
+            Event::Append { value, .. } => value.as_deref().and_then(Msg::decode),
+            _ => None,
+        })
+        .map(|m| match m.order_id() {
+            Some(o) => format!(" ({} {o})", m.kind()),
+            None => format!(" ({})", label(&m)),
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for ((ptp, app), offsets) in processed.range((tp, "")..) {
+        if *ptp != tp {
+            break;
+        }
+        if offsets.contains_key(&offset) {
+            continue;
+        }
+        let last = offsets.keys().next_back().copied().unwrap_or_default();
+        let explanation = format!(
+            "the write to {tp}@{offset}{what}, acknowledged to {client} at t={}ms, was never processed by \
+             {app}, which processed other records of {tp} (up to @{last})",
+            ack.time
+        );
+        let mut evidence = vec![ack.seq];
+        evidence.extend(append);
+        out.push(cx.violation(Invariant::NoLostWrite, cx.run.end_time, explanation, evidence));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::checker::testkit::*;
+
+    #[test]
+    fn no_lost_write_flags_acknowledged_writes_missing_or_unprocessed() {
+        let mut s = Sim::new();
+        let o1 = s.msg("orders", placed("o1", "p1", 1));
+        let o2 = s.msg("orders", placed("o2", "p1", 1));
+        for o in [o1, o2] {
+            s.event(Event::Acked {
+                client: "frontend/producer".into(),
+                tp: tp("orders", 0),
+                base_offset: o,
+                count: 1,
+            });
+        }
+        // Streams acks (count 0) are not judged.
+        s.event(Event::Acked {
+            client: "ps-0/app".into(),
+            tp: tp("orders", 1),
+            base_offset: 9,
+            count: 0,
+        });
+        s.process("ps-0/app", "orders", 0, o1);
+        s.process("ps-1/app", "orders", 0, o2);
+        s.process("ps-0/checker", "orders", 0, o1);
+        s.process("ps-0/checker", "orders", 0, o2);
+        assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
+        // An acknowledged write that is not in the log.
+        s.at(40).event(Event::Acked {
+            client: "frontend/producer".into(),
+            tp: tp("orders", 0),
+            base_offset: 7,
+            count: 1,
+        });
+        let v = violations(Invariant::NoLostWrite, &naive(), &s, 1000);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0].explanation,
+            "the write to orders-0@7, acknowledged to frontend/producer at t=40ms, is not in the log"
+        );
+        // One that an application skipped.
+        let mut s = Sim::new();
+        let o1 = s.msg("orders", placed("o1", "p1", 1));
+        let o2 = s.msg("orders", placed("o2", "p1", 1));
+        s.event(Event::Acked {
+            client: "frontend/producer".into(),
+            tp: tp("orders", 0),
+            base_offset: o1,
+            count: 1,
+        });
+        s.process("ps-0/app", "orders", 0, o2);
+        s.at(100);
+        let v = violations(Invariant::NoLostWrite, &naive(), &s, 1000);
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0].explanation,
+            "the write to orders-0@0 (OrderPlaced o1), acknowledged to frontend/producer at t=0ms, was never \
+             processed by app, which processed other records of orders-0 (up to @1)"
+        );
+        s.outcome = Outcome::TimeBound; // not judged before quiescence
+        assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
+    }
+
+    #[test]
+    fn no_lost_write_judges_every_acknowledged_producer_by_its_acks_not_its_name() {
+        let mut s = Sim::new();
+        // A transactional producer of an application: its committed write was acknowledged.
+        let o = s.txn(&[("orders", 0, "o1", placed("o1", "p1", 1).encode())], true)[0];
+        // Its aborted write was acknowledged too, but never promised.
+        let a = s.txn(&[("orders", 0, "o2", placed("o2", "p1", 1).encode())], false)[0];
+        let later = s.msg("orders", placed("o3", "p1", 1));
+        s.process("svc-0/reader", "orders", 0, later);
+        let v = violations(Invariant::NoLostWrite, &naive(), &s, 1000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].explanation,
+            format!(
+                "the write to orders-0@{o} (OrderPlaced o1), acknowledged to ps-0/app at t=0ms, was never processed \
+                 by reader, which processed other records of orders-0 (up to @{later})"
+            )
+        );
+        assert!(a > o);
+        s.process("svc-1/reader", "orders", 0, o);
+        assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
+    }
+}

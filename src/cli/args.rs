@@ -1,0 +1,200 @@
+//! The command line's grammar (clap).
+
+use crate::designs::Mutation;
+use crate::expect::FaultClass;
+use crate::scenario::SeedRange;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "oversell",
+    version,
+    about = "Deterministic simulation of event-sourced inventory services on Kafka",
+    after_help = "Exit status: 0 holds, 1 violation (check: an expectation not met), 2 bad input, \
+                  3 unsettled (a run ended at a bound: liveness not judged), 70 a bug in oversell \
+                  (a run panicked), 130 interrupted, 141 output pipe closed."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// One run per design: verdict and a short summary.
+    Run {
+        scenario: PathBuf,
+        #[command(flatten)]
+        design: DesignArg,
+        /// Seed of the run.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        mutations: MutationArg,
+    },
+    /// Sweep seeds; a table per design of violations per invariant.
+    Explore(ExploreArgs),
+    /// Reproduce one run exactly; print its trace and its violations in plain words.
+    Replay(ReplayArgs),
+    /// Cut a failing run down to a minimal scenario and seed that still fail.
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long)]
+        design: String,
+        #[arg(long)]
+        seed: u64,
+        /// The invariant that must keep failing (default: the first one violated).
+        #[arg(long)]
+        invariant: Option<String>,
+        /// Where to write the minimal scenario (default: print it).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        mutations: MutationArg,
+    },
+    /// Check every scenario's declared expectations (default: scenarios/*.toml).
+    Check {
+        scenarios: Vec<PathBuf>,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// The design × fault-class table, produced by runs, as markdown.
+    Matrix {
+        scenarios: Vec<PathBuf>,
+        /// Seeds per scenario and cell.
+        #[arg(long, value_parser = parse_seeds, default_value = "0..20")]
+        seeds: SeedRange,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+}
+
+#[derive(Args)]
+pub struct ExploreArgs {
+    pub scenario: PathBuf,
+    #[command(flatten)]
+    pub design: DesignArg,
+    /// Seeds to sweep, `A..B` (default: the scenario's `run.seeds`).
+    #[arg(long, value_parser = parse_seeds)]
+    pub seeds: Option<SeedRange>,
+    #[command(flatten)]
+    pub jobs: JobsArg,
+    /// Write the per-design results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Stop each design's sweep at its first violating seed.
+    #[arg(long)]
+    pub stop_on_first: bool,
+    /// Keep the first failing seed of each design in the scenario's regression file.
+    #[arg(long)]
+    pub save: bool,
+    #[command(flatten)]
+    pub mutations: MutationArg,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    pub scenario: PathBuf,
+    /// The design (required).
+    #[arg(long)]
+    pub design: String,
+    #[arg(long, required_unless_present = "choices")]
+    pub seed: Option<u64>,
+    /// Replay a recorded choice log (from --json output) instead of a seed.
+    #[arg(long, conflicts_with = "seed")]
+    pub choices: Option<PathBuf>,
+    /// Print every trace event (RUST_LOG filters it further).
+    #[arg(long)]
+    pub trace: bool,
+    /// Include message deliveries and fetches in the printed trace.
+    #[arg(long)]
+    pub all: bool,
+    /// Write a self-contained HTML timeline.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Write the whole trace and verdict as JSON (schema: docs/run-json.md).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub mutations: MutationArg,
+}
+
+#[derive(Args)]
+pub struct DesignArg {
+    /// A design name, or `all`.
+    #[arg(long, default_value = "all")]
+    pub design: String,
+}
+
+#[derive(Args)]
+pub struct JobsArg {
+    /// Worker threads, at least 1 (default: available cores); capped at the number of
+    /// seeds and at 256.
+    #[arg(long, value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
+}
+
+impl JobsArg {
+    pub fn get(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[derive(Args)]
+pub struct MutationArg {
+    /// Deliberate defect to inject (repeatable): commit-before-process, unfenced,
+    /// read-uncommitted, non-idempotent-retry, no-timeout, non-idempotent-compensation.
+    #[arg(long = "mutation", value_parser = parse_mutation)]
+    pub mutations: Vec<Mutation>,
+    /// Replace the scenario's faults with a fault class of the matrix: none, crash,
+    /// pause, network, all.
+    #[arg(long = "fault-class", value_parser = parse_fault_class)]
+    pub fault_class: Option<FaultClass>,
+}
+
+impl MutationArg {
+    /// The flags that repeat these options in a printed command.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for m in &self.mutations {
+            flags.extend(["--mutation".to_string(), m.name().to_string()]);
+        }
+        if let Some(class) = self.fault_class {
+            flags.extend(["--fault-class".to_string(), class.flag().to_string()]);
+        }
+        flags
+    }
+}
+
+fn parse_jobs(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of threads (1 or more)")),
+    }
+}
+
+fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
+    FaultClass::ALL
+        .into_iter()
+        .find(|c| c.flag() == text)
+        .ok_or_else(|| {
+            format!("unknown fault class {text:?}; known: none, crash, pause, network, all")
+        })
+}
+
+fn parse_seeds(text: &str) -> Result<SeedRange, String> {
+    SeedRange::parse(text)
+}
+
+fn parse_mutation(text: &str) -> Result<Mutation, String> {
+    Mutation::ALL
+        .into_iter()
+        .find(|m| m.name() == text)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
+            format!("unknown mutation {text:?}; known: {}", names.join(", "))
+        })
+}

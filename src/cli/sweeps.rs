@@ -1,0 +1,293 @@
+//! Many runs at a time: `explore`, `check`, `matrix`.
+
+use super::args::ExploreArgs;
+use super::out::{self, note, say, Shown};
+use super::progress::{self, Progress, Sweeping};
+use super::{designs, load_scenario, load_with, replay_command, Error, Exit, OutFile, Registry};
+use crate::checker::Invariant;
+use crate::designs::Design;
+use crate::expect::{self, RegressionSeed};
+use crate::run::{self, RunPanic, Sweep, SweepEnd, SweepOptions};
+use crate::scenario::{Scenario, SeedRange};
+use std::path::{Path, PathBuf};
+
+/// One design's sweep, with progress, ending early on Ctrl-C.
+fn sweep_design(
+    d: &dyn Design,
+    scenario: &Scenario,
+    a: &ExploreArgs,
+    seeds: SeedRange,
+    jobs: usize,
+) -> Result<(Sweep, SweepEnd, f64), Error> {
+    let progress = Progress::new(d.name(), seeds.len());
+    let opts = SweepOptions {
+        seeds,
+        jobs,
+        stop_on_first: a.stop_on_first,
+        interrupt: Some(&progress::INTERRUPTED),
+    };
+    let on_run = |_: u64, judged: &run::Judged| progress.tick(judged.counted().next().is_some());
+    let swept = run::sweep_seeds(d, scenario, &a.mutations.mutations, opts, &on_run);
+    progress.finish();
+    let (sweep, end) = swept.map_err(|panic| panicked(panic, &a.scenario, &a.mutations))?;
+    Ok((sweep, end, progress.elapsed_secs()))
+}
+
+fn panicked(panic: RunPanic, path: &Path, opts: &super::args::MutationArg) -> Error {
+    let replay = replay_command(path, &panic.design, panic.seed.unwrap_or(0), opts);
+    Error::Panicked {
+        panic,
+        replay: out::escape(&replay).into_owned(),
+    }
+}
+
+fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: f64) {
+    let ended = match end {
+        SweepEnd::Complete => "",
+        SweepEnd::StoppedAtFailure => " (stopped at the first violating seed)",
+        SweepEnd::Interrupted => " (INTERRUPTED: partial results)",
+    };
+    say!(
+        "\n{} — {} runs, {} violating, {} unsettled, {:.0} runs/s, {:.0} steps/s{ended}",
+        Shown(name),
+        sweep.runs,
+        sweep.failing_runs,
+        sweep.unsettled,
+        sweep.runs as f64 / secs,
+        sweep.steps as f64 / secs
+    );
+    if let Some(seed) = sweep.first_unsettled {
+        say!("  first unsettled seed (ended at a bound, liveness not judged): {seed}");
+    }
+    say!("  {:<22} {:>8}  first failing seed", "invariant", "runs");
+    for inv in Invariant::ALL {
+        match sweep.violations.get(&inv) {
+            Some((n, first)) => say!("  {:<22} {:>8}  {first}", inv.name(), n),
+            None => say!("  {:<22} {:>8}  -", inv.name(), 0),
+        }
+    }
+}
+
+/// The exit status a sweep's findings give.
+fn exit_of(sweep: &Sweep) -> Exit {
+    if sweep.first_failing_seed().is_some() {
+        Exit::Violated
+    } else if sweep.unsettled > 0 {
+        Exit::Unsettled
+    } else {
+        Exit::Holds
+    }
+}
+
+pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
+    let scenario = load_with(&a.scenario, &a.mutations)?;
+    let seeds = a.seeds.unwrap_or(scenario.run.seeds);
+    let designs = designs(registry, &a.design.design)?;
+    let json = OutFile::open_opt(a.json.as_deref())?;
+    let jobs = run::jobs_for(seeds, a.jobs.get());
+    say!(
+        "seeds {seeds} · scenario {} ({}) · {jobs} jobs",
+        Shown(&scenario.name),
+        out::path(&a.scenario)
+    );
+    let sweeping = Sweeping::start();
+    let mut exit = Exit::Holds;
+    let mut report = serde_json::Map::new();
+    let mut saved = Vec::new();
+    for d in designs {
+        let (sweep, end, secs) = sweep_design(d, &scenario, a, seeds, jobs)?;
+        print_sweep(d.name(), &sweep, end, secs);
+        exit = exit.and(exit_of(&sweep));
+        if let Some(seed) = sweep.first_failing_seed() {
+            let command = replay_command(&a.scenario, d.name(), seed, &a.mutations);
+            say!("  replay: {}", Shown(&command));
+            if a.save && a.mutations.mutations.is_empty() && a.mutations.fault_class.is_none() {
+                saved.push(regression_seed(d, &scenario, seed, a)?);
+            }
+        }
+        let mut value = serde_json::to_value(&sweep)?;
+        value["end"] = serde_json::to_value(end)?;
+        report.insert(d.name().to_string(), value);
+        if end == SweepEnd::Interrupted {
+            break;
+        }
+    }
+    drop(sweeping);
+    save_seeds(a, &saved)?;
+    if let Some(file) = json {
+        file.write(&serde_json::to_string_pretty(&report)?)?;
+    }
+    if progress::interrupted() {
+        say!("interrupted: the summary above and the --json file cover the seeds that finished");
+        return Ok(Exit::Interrupted);
+    }
+    Ok(exit)
+}
+
+fn regression_seed(
+    d: &dyn Design,
+    scenario: &Scenario,
+    seed: u64,
+    a: &ExploreArgs,
+) -> Result<RegressionSeed, Error> {
+    let judged = run::try_run_seed(d, scenario, &[], seed)
+        .map_err(|p| panicked(p, &a.scenario, &a.mutations))?;
+    Ok(RegressionSeed {
+        design: d.name().to_string(),
+        seed,
+        violated: judged
+            .violated()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect(),
+        note: "found by explore --save".into(),
+    })
+}
+
+fn save_seeds(a: &ExploreArgs, saved: &[RegressionSeed]) -> Result<(), Error> {
+    if !a.save {
+        return Ok(());
+    }
+    if !a.mutations.mutations.is_empty() || a.mutations.fault_class.is_some() {
+        note!("--save ignored: regression seeds are kept for the scenario as written, without mutations or fault classes");
+        return Ok(());
+    }
+    let n = expect::save_seeds(&a.scenario, saved).map_err(Error::Expectations)?;
+    say!(
+        "saved {n} new regression seed(s) to {}",
+        out::path(&expect::seeds_path(&a.scenario))
+    );
+    Ok(())
+}
+
+fn scenario_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    if !given.is_empty() {
+        return Ok(given.to_vec());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir("scenarios")
+        .map_err(|e| Error::io(Path::new("scenarios/"), e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::NoScenarios("no scenarios/*.toml found".into()));
+    }
+    Ok(files)
+}
+
+/// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not met.
+fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Error> {
+    let scenario = load_scenario(file)?;
+    say!("{} (seeds {})", out::path(file), scenario.run.seeds);
+    if scenario.expect.is_empty() {
+        say!("  no expectations declared");
+        return Ok(true);
+    }
+    let mut all_met = true;
+    for c in
+        expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)?
+    {
+        let mark = if c.matches() { "✓" } else { "✗" };
+        say!("  {mark} {}", c.describe(&file.display().to_string()));
+        all_met &= c.matches();
+    }
+    // Regression seeds kept beside the scenario: each must still show what the scenario
+    // expects of its design.
+    for r in
+        expect::replay_regressions_in(registry, file, &scenario).map_err(Error::Expectations)?
+    {
+        let mark = if r.ok() { "✓" } else { "✗" };
+        say!(
+            "  {mark} regression {} seed {}: was {}, now {}",
+            Shown(&r.seed.design),
+            r.seed.seed,
+            join_or(&r.seed.violated, "holds"),
+            join_or(&r.now, "holds")
+        );
+        all_met &= r.ok();
+    }
+    Ok(all_met)
+}
+
+/// A file's check, with a panic inside one of its runs turned into an error naming it.
+fn check_file_caught(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Error> {
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_file(registry, file, jobs)
+    }));
+    match caught {
+        Ok(result) => result,
+        Err(payload) => match payload.downcast::<RunPanic>() {
+            Ok(p) => Err(panicked(*p, file, &no_options())),
+            Err(payload) => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
+fn no_options() -> super::args::MutationArg {
+    super::args::MutationArg {
+        mutations: Vec::new(),
+        fault_class: None,
+    }
+}
+
+/// Every file is checked and reported, loadable or not; then the status: 2 if some file
+/// could not be checked, 1 if some expectation was not met.
+pub fn check(registry: &Registry, given: &[PathBuf], jobs: usize) -> Result<Exit, Error> {
+    let files = scenario_files(given)?;
+    let (mut unmet, mut broken) = (0, 0);
+    for file in &files {
+        match check_file_caught(registry, file, jobs) {
+            Ok(true) => {}
+            Ok(false) => unmet += 1,
+            Err(e @ Error::Panicked { .. }) => return Err(e),
+            Err(e) => {
+                broken += 1;
+                say!("{}\n  ✗ cannot be checked: {e}", out::path(file));
+            }
+        }
+    }
+    if broken == 0 && unmet == 0 {
+        say!("every expectation met");
+        return Ok(Exit::Holds);
+    }
+    say!(
+        "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met",
+        files.len()
+    );
+    Ok(if broken > 0 {
+        Exit::BadInput
+    } else {
+        Exit::Violated
+    })
+}
+
+fn join_or(set: &std::collections::BTreeSet<String>, empty: &str) -> String {
+    if set.is_empty() {
+        empty.to_string()
+    } else {
+        set.iter().cloned().collect::<Vec<_>>().join(",")
+    }
+}
+
+pub fn matrix(
+    registry: &Registry,
+    given: &[PathBuf],
+    seeds: SeedRange,
+    jobs: usize,
+) -> Result<Exit, Error> {
+    let files = scenario_files(given)?;
+    let scenarios = files
+        .iter()
+        .map(|f| load_scenario(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
+    note!("matrix over {} × seeds {seeds}", Shown(&names.join(", ")));
+    let cells = expect::matrix_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
+    say!(
+        "<!-- produced by `oversell matrix` over {} with seeds {seeds} per scenario and cell -->",
+        Shown(&names.join(", "))
+    );
+    out::write_stdout(out::escape_lines(&expect::matrix_markdown_in(registry, &cells)).as_bytes());
+    Ok(Exit::Holds)
+}
