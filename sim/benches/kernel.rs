@@ -275,7 +275,7 @@ fn broker_ops(iterations: u64) {
         ) else {
             panic!("init")
         };
-        let identity = ProducerIdentity {
+        let mut identity = ProducerIdentity {
             producer_id,
             epoch,
             transactional_id: Some("tx".into()),
@@ -322,6 +322,16 @@ fn broker_ops(iterations: u64) {
                 if i == 0 {
                     // Checked once (formatting every response would dominate the timing).
                     assert!(!format!("{r:?}").contains("Err"), "{r:?}");
+                }
+                if let Response::EndTxn(ended) = &r {
+                    // Transaction protocol v2: the next transaction runs at the new epoch,
+                    // its sequences from 0.
+                    let next = ended.as_ref().expect("EndTxn(commit) succeeds");
+                    if let Some((producer_id, epoch)) = *next {
+                        identity.producer_id = producer_id;
+                        identity.epoch = epoch;
+                        seq = [0; 2];
+                    }
                 }
                 black_box(r);
                 ops += 1;

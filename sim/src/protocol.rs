@@ -130,7 +130,9 @@ pub enum Request {
         group: GroupMetadata,
         offsets: Vec<(TopicPartition, Offset)>,
     },
-    /// Commit or abort the open transaction of `producer`.
+    /// Commit or abort the open transaction of `producer`. Under transaction protocol v2
+    /// the coordinator bumps the epoch and answers with the new one; a retry carries the
+    /// epoch before the bump.
     EndTxn {
         producer: ProducerIdentity,
         commit: bool,
@@ -205,7 +207,10 @@ pub enum Response {
     InitProducerId(Result<(ProducerId, Epoch), KafkaError>),
     Produce(Vec<(TopicPartition, PartitionProduceResult)>),
     TxnOffsetCommit(Result<(), KafkaError>),
-    EndTxn(Result<(), KafkaError>),
+    /// `Ok(Some((producer_id, epoch)))` under transaction protocol v2 (KIP-890 part 2,
+    /// `EndTxnResponse` v5+): the producer id and epoch the producer must use from now on;
+    /// `Ok(None)` under v1, where the epoch does not change (Kafka sends -1 there).
+    EndTxn(Result<Option<(ProducerId, Epoch)>, KafkaError>),
     Fetch {
         tp: TopicPartition,
         result: Result<FetchData, KafkaError>,

@@ -26,7 +26,7 @@
 
 use std::collections::BTreeMap;
 
-use oversell_sim::broker::{Broker, GroupState, TopicConfig};
+use oversell_sim::broker::{Broker, BrokerConfig, GroupState, TopicConfig, TransactionVersion};
 use oversell_sim::protocol::{
     ControlType, Epoch, FetchData, FetchedRecord, Generation, GroupMetadata, Isolation,
     JoinOutcome, KafkaError, Millis, Offset, PartitionProduceResult, ProduceBatch, ProducerId,
@@ -99,6 +99,12 @@ enum Op {
         stale: bool,
     },
     End {
+        h: u8,
+        commit: bool,
+    },
+    /// Handle `h` sends its last `EndTxn` again, with the identity it carried then: a
+    /// retry after a lost answer, or a late duplicate once a new transaction began.
+    EndAgain {
         h: u8,
         commit: bool,
     },
@@ -213,8 +219,10 @@ fn op_strategy(mix: Mix) -> impl Strategy<Value = Op> {
             .prop_map(|(h, parts, n)| Op::TxnSend { h, parts, n }),
         mix.txn => (handle.clone(), consumer.clone(), any::<bool>())
             .prop_map(|(h, c, stale)| Op::TxnOffsets { h, c, stale }),
-        mix.txn * 2 => (handle, prop::bool::weighted(0.6))
+        mix.txn * 2 => (handle.clone(), prop::bool::weighted(0.6))
             .prop_map(|(h, commit)| Op::End { h, commit }),
+        mix.txn => (handle, prop::bool::weighted(0.6))
+            .prop_map(|(h, commit)| Op::EndAgain { h, commit }),
         mix.fetch => (part, any::<u8>(), any::<bool>(), 1..=8u8)
             .prop_map(|(p, from, committed, max)| Op::Fetch { p, from, committed, max }),
         mix.group * 2 => consumer.clone().prop_map(|c| Op::Join { c }),
@@ -253,8 +261,12 @@ enum Status {
 
 #[derive(Clone, Debug)]
 enum MEntry {
-    Data { record: Record, txn: Option<usize> },
-    Marker(ControlType),
+    Data {
+        record: Record,
+        txn: Option<usize>,
+    },
+    /// A marker and the producer epoch it carries.
+    Marker(ControlType, Epoch),
 }
 
 /// How a transaction ended, from the clients' point of view.
@@ -292,6 +304,8 @@ struct MHandle {
     tid: usize,
     ident: Option<ProducerIdentity>,
     seq: [i32; P],
+    /// The identity its last `EndTxn` carried, and whether that one ended a transaction.
+    last_end: Option<(ProducerIdentity, bool)>,
 }
 
 #[derive(Clone, Debug)]
@@ -325,6 +339,7 @@ struct MGroup {
 
 #[derive(Clone, Debug)]
 struct Model {
+    version: TransactionVersion,
     now: Millis,
     logs: Vec<Vec<MEntry>>,
     txns: Vec<MTxn>,
@@ -344,8 +359,9 @@ struct Model {
 }
 
 impl Model {
-    fn new(idem: ProducerIdentity) -> Self {
+    fn new(idem: ProducerIdentity, version: TransactionVersion) -> Self {
         Model {
+            version,
             now: 0,
             logs: vec![Vec::new(); P],
             txns: Vec::new(),
@@ -356,6 +372,7 @@ impl Model {
                     tid,
                     ident: None,
                     seq: [0; P],
+                    last_end: None,
                 })
                 .collect(),
             idem,
@@ -407,7 +424,7 @@ impl Model {
         match &self.logs[p][offset as usize] {
             MEntry::Data { txn: Some(t), .. } => Some(self.txns[*t].status),
             MEntry::Data { txn: None, .. } => Some(Status::Committed),
-            MEntry::Marker(_) => None,
+            MEntry::Marker(..) => None,
         }
     }
 
@@ -438,7 +455,7 @@ impl Model {
                 KafkaError::UnknownProducerId,
             )),
             Some(ident) if ident.epoch != self.tids[handle.tid].epoch => {
-                Err((ident.clone(), KafkaError::ProducerFenced))
+                Err((ident.clone(), self.fenced_data_error()))
             }
             Some(ident) => Ok(ident.clone()),
         }
@@ -461,7 +478,24 @@ impl Model {
         t
     }
 
-    fn end_txn(&mut self, tid: usize, ending: Ending) {
+    fn v2(&self) -> bool {
+        self.version == TransactionVersion::V2
+    }
+
+    /// What `Produce` and `TxnOffsetCommit` of a fenced epoch get: `PRODUCER_FENCED` under
+    /// v1; under v2 the partition leader's verification turns it into
+    /// `INVALID_PRODUCER_EPOCH` (Kafka's `AddPartitionsToTxnManager`).
+    fn fenced_data_error(&self) -> KafkaError {
+        if self.v2() {
+            KafkaError::InvalidProducerEpoch
+        } else {
+            KafkaError::ProducerFenced
+        }
+    }
+
+    /// Settle the open transaction of `tid`: markers carrying `marker_epoch` in every
+    /// partition it wrote to, offsets committed with it.
+    fn end_txn(&mut self, tid: usize, ending: Ending, marker_epoch: Epoch) {
         let t = self.tids[tid].open.take().expect("open transaction");
         let commit = ending == Ending::Committed;
         let control = if commit {
@@ -471,7 +505,7 @@ impl Model {
         };
         let parts: Vec<usize> = self.txns[t].first.keys().copied().collect();
         for p in parts {
-            self.logs[p].push(MEntry::Marker(control));
+            self.logs[p].push(MEntry::Marker(control, marker_epoch));
         }
         let txn = &mut self.txns[t];
         txn.status = if commit {
@@ -489,9 +523,47 @@ impl Model {
         state.last_completed = Some((state.epoch, commit));
     }
 
-    fn fence(&mut self, tid: usize, ending: Ending) {
+    /// v2: the producer ends its transaction (or, with none open, aborts an empty one) at
+    /// the current epoch E: markers at E + 1, and E + 1 is the epoch from now on.
+    fn end_bumped(&mut self, tid: usize, ending: Ending) -> (ProducerId, Epoch) {
+        let next = self.tids[tid].epoch + 1;
         if self.tids[tid].open.is_some() {
-            self.end_txn(tid, ending);
+            self.end_txn(tid, ending, next);
+        }
+        let state = &mut self.tids[tid];
+        state.epoch = next;
+        state.last_completed = Some((next, ending == Ending::Committed));
+        (state.pid.expect("initialised"), next)
+    }
+
+    /// The coordinator aborts the open transaction itself (timeout, or a new producer of
+    /// the same transactional id) and fences its epoch E. v1: marker at E, then E + 1. v2:
+    /// the fence bump and the abort's own bump: marker at E + 2, then E + 2.
+    fn abort_and_fence(&mut self, tid: usize, ending: Ending) {
+        let v2 = self.v2();
+        let epoch = self.tids[tid].epoch;
+        let (marker, next) = if v2 {
+            (epoch + 2, epoch + 2)
+        } else {
+            (epoch, epoch + 1)
+        };
+        self.end_txn(tid, ending, marker);
+        let state = &mut self.tids[tid];
+        state.epoch = next;
+        // v1: a new epoch has completed nothing; v2: the abort completed at E + 2.
+        state.last_completed = v2.then_some((next, false));
+    }
+
+    /// A second `InitProducerId` of `tid`: abort and fence what is open, then one bump for
+    /// the new producer (v2 counts Kafka's CONCURRENT_TRANSACTIONS round as done).
+    fn init_again(&mut self, tid: usize) {
+        if self.tids[tid].open.is_some() {
+            if self.v2() {
+                self.abort_and_fence(tid, Ending::Fenced);
+            } else {
+                let epoch = self.tids[tid].epoch;
+                self.end_txn(tid, Ending::Fenced, epoch);
+            }
         }
         let state = &mut self.tids[tid];
         state.epoch += 1;
@@ -606,7 +678,7 @@ impl Model {
             }
             next_offset = offset + 1;
             match &self.logs[p][offset as usize] {
-                MEntry::Marker(_) => {}
+                MEntry::Marker(..) => {}
                 MEntry::Data { txn: Some(t), .. }
                     if isolation == Isolation::ReadCommitted
                         && self.txns[*t].status == Status::Aborted => {}
@@ -652,6 +724,10 @@ struct Coverage {
     session_expiries: u64,
     rebalance_timeouts: u64,
     rebalance_in_progress: u64,
+    late_end_txn_fenced: u64,
+    late_end_txn_ended_the_next: u64,
+    empty_aborts: u64,
+    unknown_producer_any_sequence: u64,
 }
 
 impl Coverage {
@@ -681,7 +757,11 @@ impl Coverage {
             pending_joins,
             session_expiries,
             rebalance_timeouts,
-            rebalance_in_progress
+            rebalance_in_progress,
+            late_end_txn_fenced,
+            late_end_txn_ended_the_next,
+            empty_aborts,
+            unknown_producer_any_sequence
         );
     }
 }
@@ -701,8 +781,10 @@ struct Harness {
 }
 
 impl Harness {
-    fn new() -> Self {
-        let mut b = Broker::new();
+    fn new(version: TransactionVersion) -> Self {
+        let mut b = Broker::with_config(BrokerConfig {
+            transaction_version: version,
+        });
         b.create_topic(
             TOPIC,
             TopicConfig {
@@ -731,7 +813,7 @@ impl Harness {
         };
         Harness {
             b,
-            m: Model::new(idem),
+            m: Model::new(idem, version),
             events,
             events_checked: 0,
             event_offsets: vec![None; P],
@@ -769,6 +851,7 @@ impl Harness {
             Op::TxnSend { h, parts, n } => self.txn_send(h as usize, parts, n),
             Op::TxnOffsets { h, c, stale } => self.txn_offsets(h as usize, c as usize, stale),
             Op::End { h, commit } => self.end(h as usize, commit),
+            Op::EndAgain { h, commit } => self.end_again(h as usize, commit),
             Op::Fetch {
                 p,
                 from,
@@ -892,6 +975,13 @@ impl Harness {
     }
 
     fn idem_gap(&mut self, p: usize) -> Check {
+        if self.m.idem_batches[p].is_empty() {
+            // No state for the producer on this partition: any first sequence is accepted
+            // (Kafka's ProducerAppendInfo.checkSequence).
+            self.m.idem_next[p] += 1;
+            self.cov.unknown_producer_any_sequence += 1;
+            return self.idem(p, 1);
+        }
         let records = self.m.records(p, 1);
         let got = self.produce(
             "idem",
@@ -917,7 +1007,7 @@ impl Harness {
         let tid = self.m.handles[h].tid;
         let aborted = self.m.tids[tid].open.is_some();
         if self.m.tids[tid].pid.is_some() {
-            self.m.fence(tid, Ending::Fenced);
+            self.m.init_again(tid);
             self.cov.fenced_aborts += u64::from(aborted);
         }
         let got = self.send(
@@ -1006,7 +1096,9 @@ impl Harness {
 
     fn count_producer_error(&mut self, error: KafkaError) {
         match error {
-            KafkaError::ProducerFenced => self.cov.fenced_rejections += 1,
+            KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
+                self.cov.fenced_rejections += 1
+            }
             KafkaError::UnknownProducerId => self.cov.unknown_producer += 1,
             _ => {}
         }
@@ -1072,51 +1164,157 @@ impl Harness {
     }
 
     fn end(&mut self, h: usize, commit: bool) -> Check {
-        let tid = self.m.handles[h].tid;
-        let (ident, expected) = match self.m.producer_check(h) {
-            Err((ident, error)) => {
-                self.count_producer_error(error);
-                (ident, Err(error))
-            }
-            Ok(ident) => {
-                let state = &self.m.tids[tid];
-                if let Some(t) = state.open {
-                    if commit {
-                        self.cov.commits += 1;
-                        self.cov.txn_offsets_committed +=
-                            u64::from(self.m.txns[t].offsets.is_some());
-                        self.m.end_txn(tid, Ending::Committed);
-                    } else {
-                        self.cov.client_aborts += 1;
-                        self.m.end_txn(tid, Ending::AbortedByClient);
-                    }
-                    (ident, Ok(()))
-                } else if state.last_completed == Some((state.epoch, commit)) {
-                    self.cov.end_txn_retries += 1;
-                    (ident, Ok(()))
-                } else {
-                    self.cov.invalid_txn_state += 1;
-                    (ident, Err(KafkaError::InvalidTxnState))
-                }
-            }
+        let ident = match self.m.producer_check(h) {
+            Ok(ident) | Err((ident, _)) => ident,
         };
-        let fenced = expected == Err(KafkaError::ProducerFenced);
+        self.end_with(h, ident, commit, false)
+    }
+
+    fn end_again(&mut self, h: usize, commit: bool) -> Check {
+        match self.m.handles[h].last_end.clone() {
+            Some((ident, ended)) => self.end_with(h, ident, commit, ended),
+            None => self.end(h, commit),
+        }
+    }
+
+    /// `EndTxn` of handle `h` carrying `ident`: its current identity, or the one its last
+    /// `EndTxn` carried; `late`: that one ended a transaction already.
+    fn end_with(&mut self, h: usize, ident: ProducerIdentity, commit: bool, late: bool) -> Check {
+        let tid = self.m.handles[h].tid;
+        let open_before = self.m.tids[tid].open;
+        let ended_before = self.m.txns.iter().filter(|t| t.ending.is_some()).count();
+        let expected = if ident.producer_id == GHOST_PID {
+            self.count_producer_error(KafkaError::UnknownProducerId);
+            Err(KafkaError::UnknownProducerId)
+        } else if self.m.v2() {
+            self.expect_end_v2(tid, ident.epoch, commit)
+        } else {
+            self.expect_end_v1(tid, ident.epoch, commit)
+        };
+        if late && open_before.is_some() {
+            // A late EndTxn while a newer transaction is open: v1 ends that transaction
+            // (the hazard KIP-890 part 2 removes), v2 fences it.
+            match expected {
+                Ok(_) => self.cov.late_end_txn_ended_the_next += 1,
+                Err(KafkaError::ProducerFenced) => self.cov.late_end_txn_fenced += 1,
+                Err(_) => {}
+            }
+        }
         let got = self.send(
             &format!("tx{h}"),
             Request::EndTxn {
-                producer: ident,
+                producer: ident.clone(),
                 commit,
             },
         );
         prop_assert_eq!(&got, &Response::EndTxn(expected), "EndTxn");
-        if fenced {
-            // Property: a fenced producer cannot commit.
-            prop_assert!(matches!(
-                got,
-                Response::EndTxn(Err(KafkaError::ProducerFenced))
-            ));
+        if self.m.v2() && late && open_before.is_some() {
+            // Property (v2): a late EndTxn never ends the transaction open now.
+            prop_assert_eq!(
+                self.m.tids[tid].open,
+                open_before,
+                "a late EndTxn ended a transaction"
+            );
         }
+        if let Response::EndTxn(Ok(Some((producer_id, epoch)))) = got {
+            // The client adopts the epoch of the answer and restarts its sequences.
+            let handle = &mut self.m.handles[h];
+            handle.ident = Some(ProducerIdentity {
+                producer_id,
+                epoch,
+                transactional_id: Some(TIDS[tid].into()),
+            });
+            handle.seq = [0; P];
+        }
+        let ended = self.m.txns.iter().filter(|t| t.ending.is_some()).count() > ended_before;
+        self.m.handles[h].last_end = Some((ident, ended));
         Ok(())
+    }
+
+    /// The model of a transaction ending, after its outcome is known.
+    fn settle(&mut self, tid: usize, commit: bool) -> Ending {
+        let t = self.m.tids[tid].open.expect("open transaction");
+        if commit {
+            self.cov.commits += 1;
+            self.cov.txn_offsets_committed += u64::from(self.m.txns[t].offsets.is_some());
+            Ending::Committed
+        } else {
+            self.cov.client_aborts += 1;
+            Ending::AbortedByClient
+        }
+    }
+
+    /// v1: the epoch must be current; an open transaction ends; with none open, only a
+    /// retry of how the last one ended (at this epoch) succeeds.
+    fn expect_end_v1(
+        &mut self,
+        tid: usize,
+        epoch: Epoch,
+        commit: bool,
+    ) -> Result<Option<(ProducerId, Epoch)>, KafkaError> {
+        let state = &self.m.tids[tid];
+        if epoch != state.epoch {
+            self.count_producer_error(KafkaError::ProducerFenced);
+            return Err(KafkaError::ProducerFenced);
+        }
+        if state.open.is_some() {
+            let ending = self.settle(tid, commit);
+            self.m.end_txn(tid, ending, epoch);
+            Ok(None)
+        } else if state.last_completed == Some((epoch, commit)) {
+            self.cov.end_txn_retries += 1;
+            Ok(None)
+        } else {
+            self.cov.invalid_txn_state += 1;
+            Err(KafkaError::InvalidTxnState)
+        }
+    }
+
+    /// v2, Kafka's table in `TransactionCoordinator.endTransaction`, with E the current
+    /// epoch. Ongoing: E ends it (bump), anything else is fenced. Empty: E aborts (bump), E
+    /// commits nothing (INVALID_TXN_STATE), anything else is fenced. Complete(outcome): E − 1
+    /// is a retry, `Ok` with E for the same outcome and INVALID_TXN_STATE for the other; E
+    /// aborts again (bump) and cannot commit; anything else is fenced.
+    fn expect_end_v2(
+        &mut self,
+        tid: usize,
+        epoch: Epoch,
+        commit: bool,
+    ) -> Result<Option<(ProducerId, Epoch)>, KafkaError> {
+        let state = &self.m.tids[tid];
+        let current = state.epoch;
+        let pid = state.pid.expect("an initialised handle");
+        let fenced = Err(KafkaError::ProducerFenced);
+        let invalid = Err(KafkaError::InvalidTxnState);
+        let outcome = match (state.open.is_some(), state.last_completed) {
+            (true, _) if epoch == current => {
+                let ending = self.settle(tid, commit);
+                return Ok(Some(self.m.end_bumped(tid, ending)));
+            }
+            (true, _) => fenced,
+            (false, Some((_, done))) if epoch + 1 == current => {
+                if done == commit {
+                    self.cov.end_txn_retries += 1;
+                    Ok(Some((pid, current)))
+                } else {
+                    invalid
+                }
+            }
+            (false, _) if epoch != current => fenced,
+            (false, _) if commit => invalid,
+            (false, _) => {
+                self.cov.empty_aborts += 1;
+                return Ok(Some(self.m.end_bumped(tid, Ending::AbortedByClient)));
+            }
+        };
+        match outcome {
+            Err(KafkaError::ProducerFenced) => {
+                self.count_producer_error(KafkaError::ProducerFenced)
+            }
+            Err(KafkaError::InvalidTxnState) => self.cov.invalid_txn_state += 1,
+            _ => {}
+        }
+        outcome
     }
 
     // --- fetch
@@ -1417,7 +1615,7 @@ impl Harness {
         for tid in 0..TIDS.len() {
             if let Some(t) = m.tids[tid].open {
                 if now >= m.txns[t].start + TXN_TIMEOUT {
-                    m.fence(tid, Ending::Timeout);
+                    m.abort_and_fence(tid, Ending::Timeout);
                     self.cov.timeout_aborts += 1;
                 }
             }
@@ -1468,8 +1666,16 @@ impl Harness {
                 // Property: offsets are dense.
                 prop_assert_eq!(e.offset, i as Offset, "offsets of {} not dense", t);
                 match me {
-                    MEntry::Marker(control) => {
-                        prop_assert_eq!(e.control, Some(*control), "marker at {} of {}", i, t)
+                    MEntry::Marker(control, epoch) => {
+                        prop_assert_eq!(e.control, Some(*control), "marker at {} of {}", i, t);
+                        let marker_epoch = e.producer.map(|(_, epoch)| epoch);
+                        prop_assert_eq!(
+                            marker_epoch,
+                            Some(*epoch),
+                            "epoch of the marker at {} of {}",
+                            i,
+                            t
+                        )
                     }
                     MEntry::Data { record, txn } => {
                         prop_assert_eq!(e.control, None, "control at {} of {}", i, t);
@@ -1640,14 +1846,23 @@ impl Harness {
     }
 }
 
-fn run(ops: &[Op]) -> Result<Coverage, TestCaseError> {
-    let mut h = Harness::new();
+/// Apply a history to a broker of `version` and to the model of that version.
+fn run_on(ops: &[Op], version: TransactionVersion) -> Result<Coverage, TestCaseError> {
+    let mut h = Harness::new(version);
     h.check_state()?;
     for op in ops {
-        h.apply(op)?;
+        h.apply(op)
+            .map_err(|e| TestCaseError::fail(format!("transaction version {version}: {e}")))?;
     }
     h.finish()?;
     Ok(h.cov)
+}
+
+/// The same history under transaction protocol v1 and v2.
+fn run(ops: &[Op]) -> Result<Coverage, TestCaseError> {
+    let mut cov = run_on(ops, TransactionVersion::V1)?;
+    cov.add(&run_on(ops, TransactionVersion::V2)?);
+    Ok(cov)
 }
 
 // ------------------------------------------------------------------ properties
@@ -1752,6 +1967,16 @@ fn every_interesting_path_is_exercised() {
         ("session expiries", c.session_expiries),
         ("rebalance timeouts", c.rebalance_timeouts),
         ("heartbeats during a rebalance", c.rebalance_in_progress),
+        ("late EndTxn fenced (v2)", c.late_end_txn_fenced),
+        (
+            "late EndTxn ending the next transaction (v1)",
+            c.late_end_txn_ended_the_next,
+        ),
+        ("empty aborts bumping the epoch (v2)", c.empty_aborts),
+        (
+            "first batches of an unknown producer at a sequence above 0",
+            c.unknown_producer_any_sequence,
+        ),
     ];
     let never: Vec<&str> = probes
         .iter()
@@ -1796,8 +2021,10 @@ fn zombie_fenced_by_its_replacement() {
             max: 8,
         },
     ];
-    let cov = run(&ops).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(cov.fenced_rejections, 2);
-    assert_eq!(cov.fenced_aborts, 1);
-    assert_eq!(cov.commits, 1);
+    for version in [TransactionVersion::V1, TransactionVersion::V2] {
+        let cov = run_on(&ops, version).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cov.fenced_rejections, 2, "{version}");
+        assert_eq!(cov.fenced_aborts, 1, "{version}");
+        assert_eq!(cov.commits, 1, "{version}");
+    }
 }

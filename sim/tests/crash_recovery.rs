@@ -307,22 +307,30 @@ fn exactly_once_v2_never_double_counts_seeds_1000_to_1999() {
     exactly_once_sweep(EOS_SEEDS / 2..EOS_SEEDS);
 }
 
-/// Known broker bug, found by the swarm of seeds (counting world, exactly_once_v2, one
-/// partition, one instance, network faults; e.g. determinism.rs's `setup(12841)` and
-/// `setup(19611)`), kept here as its smallest story: a delayed `EndTxn(commit)` of a
-/// transaction that its retry already committed arrives after the producer began its next
-/// transaction, carries the same producer id and epoch, and commits that next
-/// transaction — before its offsets were sent to it. The changelog records then count as
-/// committed while the offsets are not: after a rebalance the input is processed again
-/// and counted twice. Kafka closes this hole with KIP-890 part 2 (transaction version 2:
-/// the epoch is bumped at every transaction end, so a late `EndTxn` is fenced).
-#[test]
-#[ignore = "known broker bug: a late EndTxn of a finished transaction commits the next one"]
-fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
-    use oversell_sim::protocol::{ProduceBatch, ProducerIdentity, Record, Request, Response};
-    use oversell_sim::TopicConfig;
+use oversell_sim::broker::{BrokerConfig, TransactionVersion};
+use oversell_sim::protocol::{
+    KafkaError, PartitionProduceResult, ProduceBatch, ProducerIdentity, Record, Request, Response,
+};
+use oversell_sim::TopicConfig;
 
-    let mut b = Broker::new();
+/// Found by the swarm of seeds (counting world, exactly_once_v2, one partition, one
+/// instance, network faults; e.g. determinism.rs's `setup(12841)` and `setup(19611)`), kept
+/// here as its smallest story: a delayed `EndTxn(commit)` of a transaction that its retry
+/// already committed arrives after the producer began its next transaction. Under
+/// transaction protocol v1 it carries the current producer id and epoch and commits that
+/// next transaction — before its offsets were sent to it; the changelog records then count
+/// as committed while the offsets are not, and after a rebalance the input is processed
+/// again and counted twice. Transaction protocol v2 (KIP-890 part 2) bumps the epoch at
+/// every transaction end, so the late request carries an old epoch and is fenced.
+///
+/// Returns the answer to the late request, whether the second transaction's record was
+/// committed right after it, and the producer identity the client holds by then.
+fn late_end_txn_story(
+    version: TransactionVersion,
+) -> (Response, bool, ProducerIdentity, Broker, Vec<Event>) {
+    let mut b = Broker::with_config(BrokerConfig {
+        transaction_version: version,
+    });
     let mut events = Vec::new();
     let tp = TopicPartition::new("out", 0);
     b.create_topic(
@@ -337,59 +345,92 @@ fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
         transactional_id: Some("tx".into()),
         transaction_timeout_ms: 60_000,
     };
-    let Response::InitProducerId(Ok(_)) = b.handle(0, "c", init, &mut events) else {
+    let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(0, "c", init, &mut events)
+    else {
         panic!("init")
     };
-    let identity = |b: &Broker| {
-        let (producer_id, epoch) = b.producer_epoch("tx").expect("initialised");
-        ProducerIdentity {
-            producer_id,
-            epoch,
-            transactional_id: Some("tx".into()),
-        }
+    let mut identity = ProducerIdentity {
+        producer_id,
+        epoch,
+        transactional_id: Some("tx".into()),
     };
-    let produce = |b: &mut Broker, events: &mut Vec<Event>, seq: i32, value: &str| {
+    let produce = |b: &mut Broker, events: &mut Vec<Event>, id: &ProducerIdentity, seq: i32| {
         let request = Request::Produce {
-            producer: Some(identity(b)),
+            producer: Some(id.clone()),
             batches: vec![ProduceBatch {
                 tp: tp.clone(),
                 base_sequence: Some(seq),
                 records: vec![Record {
                     key: Some("k".into()),
-                    value: Some(value.into()),
+                    value: Some(format!("record {seq}")),
                     timestamp: 0,
                     headers: Vec::new(),
                 }],
             }],
         };
-        b.handle(1, "c", request, events)
+        match b.handle(1, "c", request, events) {
+            Response::Produce(r) => match &r[0].1 {
+                PartitionProduceResult::Appended { base_offset, .. } => *base_offset,
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
     };
 
     // Transaction 1: one record; its EndTxn(commit) is delayed, the retry commits it.
-    produce(&mut b, &mut events, 0, "first");
+    produce(&mut b, &mut events, &identity, 0);
     let end_1 = Request::EndTxn {
-        producer: identity(&b),
+        producer: identity.clone(),
         commit: true,
     };
-    let Response::EndTxn(Ok(())) = b.handle(2, "c", end_1.clone(), &mut events) else {
+    let Response::EndTxn(Ok(bumped)) = b.handle(2, "c", end_1.clone(), &mut events) else {
         panic!("the retried EndTxn commits transaction 1")
     };
     assert!(b.is_committed(&tp, 0));
+    // The producer adopts the new epoch (v2) and restarts its sequences with it.
+    let mut seq = 1;
+    if let Some((producer_id, epoch)) = bumped {
+        identity.producer_id = producer_id;
+        identity.epoch = epoch;
+        seq = 0;
+    }
 
     // Transaction 2 begins; then the delayed original EndTxn of transaction 1 arrives.
-    let r = produce(&mut b, &mut events, 1, "second");
-    let Response::Produce(results) = &r else {
-        panic!("{r:?}")
-    };
-    let second = match &results[0].1 {
-        oversell_sim::protocol::PartitionProduceResult::Appended { base_offset, .. } => {
-            *base_offset
-        }
-        other => panic!("{other:?}"),
-    };
+    let second = produce(&mut b, &mut events, &identity, seq);
     let late = b.handle(3, "c", end_1, &mut events);
-    assert!(
-        !b.is_committed(&tp, second),
-        "a late EndTxn of transaction 1 committed transaction 2 (answer {late:?}); events: {events:#?}"
+    let committed = b.is_committed(&tp, second);
+    (late, committed, identity, b, events)
+}
+
+#[test]
+fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
+    let (late, committed, identity, mut b, mut events) = late_end_txn_story(TransactionVersion::V2);
+    assert_eq!(
+        late,
+        Response::EndTxn(Err(KafkaError::ProducerFenced)),
+        "under v2 the late EndTxn carries the epoch before the bump"
     );
+    assert!(
+        !committed,
+        "a late EndTxn of transaction 1 committed transaction 2; events: {events:#?}"
+    );
+    // Transaction 2 is still the producer's to finish, at its current epoch.
+    let end_2 = Request::EndTxn {
+        producer: identity.clone(),
+        commit: true,
+    };
+    let r = b.handle(4, "c", end_2, &mut events);
+    let bumped = (identity.producer_id, identity.epoch + 1);
+    assert_eq!(r, Response::EndTxn(Ok(Some(bumped))));
+    // Offset 0: transaction 1's record, 1: its marker, 2: transaction 2's record.
+    assert!(b.is_committed(&TopicPartition::new("out", 0), 2));
+}
+
+/// The hazard of transaction protocol v1, asserted so that it cannot vanish unnoticed: the
+/// late `EndTxn` of transaction 1 commits transaction 2.
+#[test]
+fn late_end_txn_commits_the_next_transaction_under_transaction_version_1() {
+    let (late, committed, _, _, _) = late_end_txn_story(TransactionVersion::V1);
+    assert_eq!(late, Response::EndTxn(Ok(None)));
+    assert!(committed, "under v1 the late EndTxn commits transaction 2");
 }

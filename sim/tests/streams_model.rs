@@ -269,7 +269,7 @@ impl Cluster {
                     return Response::EndTxn(Err(KafkaError::ProducerFenced));
                 }
                 self.end_txn(*commit);
-                Response::EndTxn(Ok(()))
+                Response::EndTxn(Ok(None))
             }
             Request::OffsetCommit { group, offsets } => {
                 let result = if fail {

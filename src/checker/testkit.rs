@@ -303,7 +303,7 @@ impl Sim {
             });
         }
         let r = self.request("ps-0/app", Request::EndTxn { producer, commit });
-        assert!(matches!(r, Response::EndTxn(Ok(()))), "{r:?}");
+        assert!(matches!(r, Response::EndTxn(Ok(_))), "{r:?}");
         offsets
     }
 

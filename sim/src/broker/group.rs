@@ -458,13 +458,13 @@ impl Broker {
         events: &mut Vec<Event>,
     ) -> Result<(), KafkaError> {
         const REQ: &str = "OffsetCommit";
-        // TxnOffsetCommit before v3 (pre KIP-447) carried no member id or generation, so
-        // the coordinator could not fence a zombie on it: an empty member id stands for
-        // such a request.
-        if !meta.member_id.is_empty() {
-            self.check_group_member(&meta)
-                .map_err(|(e, d)| reject(events, REQ, e, d))?;
-        }
+        // An OffsetCommit always carries a generation (>= 0) here, so an empty or unknown
+        // member id is UNKNOWN_MEMBER_ID (Kafka's GroupCoordinator.validateOffsetCommit:
+        // `generationId >= 0 || memberId != UNKNOWN_MEMBER_ID` → validateCurrentMember);
+        // only a generation of -1 on an empty group, which this protocol cannot express,
+        // stores offsets without a member.
+        self.check_group_member(&meta)
+            .map_err(|(e, d)| reject(events, REQ, e, d))?;
         self.check_offset_partitions(REQ, &offsets, events)?;
         let group = self.groups.get_mut(&meta.group).expect("checked member");
         // Kafka treats an accepted commit as a heartbeat.

@@ -14,7 +14,8 @@ impl Broker {
     /// logs)): offsets strictly increasing and below the log end, dense on non-compacted
     /// logs, no open transaction's record below the LSO, LSO <= HW; every open transaction
     /// known to the partitions it touched and to nothing else, every transactional id's
-    /// producer id owned by it; groups `Empty` exactly when they have no member. Panics on
+    /// producer ids (current and previous) owned by it, a remembered transaction outcome at
+    /// the current epoch; groups `Empty` exactly when they have no member. Panics on
     /// a violation.
     pub fn check_invariants(&self) {
         for (name, topic) in &self.topics {
@@ -92,6 +93,22 @@ impl Broker {
                 "{tid}: producer id {} is not its own",
                 st.producer_id
             );
+            if let Some((epoch, _)) = st.last_completed {
+                assert_eq!(
+                    epoch, st.epoch,
+                    "{tid}: a completed transaction remembered at epoch {epoch}, current {}",
+                    st.epoch
+                );
+            }
+            if let Some(previous) = st.previous_producer_id {
+                let entry = self.producers.get(&previous);
+                assert!(
+                    previous != st.producer_id
+                        && entry
+                            .is_some_and(|e| e.transactional_id.as_deref() == Some(tid.as_str())),
+                    "{tid}: previous producer id {previous} is not an earlier one of its own"
+                );
+            }
             let Some(open) = &st.open else { continue };
             assert_eq!(
                 self.txn_outcomes[open.serial],

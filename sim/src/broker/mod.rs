@@ -45,6 +45,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
@@ -65,6 +67,81 @@ use log::Topic;
 use producer::ProducerEntry;
 use txn::{TxnIdState, TxnOutcome};
 
+/// The transaction protocol the coordinator speaks (Kafka's `transaction.version` feature,
+/// `TransactionVersion` in `server-common`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(try_from = "u8", into = "u8")]
+pub enum TransactionVersion {
+    /// Before KIP-890 part 2: the epoch stays the same across transactions, so a late
+    /// `EndTxn` of transaction N completes transaction N+1.
+    V1,
+    /// KIP-890 part 2, the default of Kafka 4.x: the coordinator bumps the producer epoch
+    /// at every commit or abort and returns it in the `EndTxn` response; a retry is
+    /// recognised by its epoch − 1, any other request with an old epoch is fenced.
+    #[default]
+    V2,
+}
+
+impl TransactionVersion {
+    /// The feature level: 1 or 2.
+    pub fn level(self) -> u8 {
+        match self {
+            TransactionVersion::V1 => 1,
+            TransactionVersion::V2 => 2,
+        }
+    }
+
+    fn bumps_epoch_at_every_end(self) -> bool {
+        self == TransactionVersion::V2
+    }
+}
+
+impl TryFrom<u8> for TransactionVersion {
+    type Error = String;
+
+    fn try_from(level: u8) -> Result<Self, String> {
+        match level {
+            1 => Ok(TransactionVersion::V1),
+            2 => Ok(TransactionVersion::V2),
+            other => Err(format!("transaction version {other}: expected 1 or 2")),
+        }
+    }
+}
+
+impl From<TransactionVersion> for u8 {
+    fn from(v: TransactionVersion) -> u8 {
+        v.level()
+    }
+}
+
+impl std::str::FromStr for TransactionVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let level: u8 = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("transaction version {s:?}: expected 1 or 2"))?;
+        TransactionVersion::try_from(level)
+    }
+}
+
+impl std::fmt::Display for TransactionVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.level())
+    }
+}
+
+/// Settings of the broker (defaults: Kafka 4.x).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    /// `transaction.version`: 1 or 2 (default 2).
+    #[serde(default)]
+    pub transaction_version: TransactionVersion,
+}
+
 /// Record a rejected request as an event; returns its error.
 fn reject(events: &mut Vec<Event>, request: &str, error: KafkaError, detail: String) -> KafkaError {
     events.push(Event::Rejected {
@@ -78,6 +155,7 @@ fn reject(events: &mut Vec<Event>, request: &str, error: KafkaError, detail: Str
 /// A simulated single Kafka broker. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct Broker {
+    config: BrokerConfig,
     topics: BTreeMap<String, Topic>,
     producers: BTreeMap<ProducerId, ProducerEntry>,
     next_producer_id: ProducerId,
@@ -94,8 +172,14 @@ impl Default for Broker {
 }
 
 impl Broker {
+    /// A broker with the default settings (transaction protocol v2).
     pub fn new() -> Self {
+        Self::with_config(BrokerConfig::default())
+    }
+
+    pub fn with_config(config: BrokerConfig) -> Self {
         Broker {
+            config,
             topics: BTreeMap::new(),
             producers: BTreeMap::new(),
             next_producer_id: 1,
@@ -104,6 +188,25 @@ impl Broker {
             groups: BTreeMap::new(),
             members_created: 0,
         }
+    }
+
+    pub fn config(&self) -> BrokerConfig {
+        self.config
+    }
+
+    /// The transaction protocol in use.
+    pub fn transaction_version(&self) -> TransactionVersion {
+        self.config.transaction_version
+    }
+
+    /// Change the transaction protocol (before the first request; a builder-style setter
+    /// for the worlds the designs build with [`Broker::new`]).
+    pub fn set_transaction_version(&mut self, version: TransactionVersion) {
+        assert!(
+            self.txn_ids.is_empty(),
+            "the transaction version is set before any producer exists"
+        );
+        self.config.transaction_version = version;
     }
 
     /// Handle one request from `client` (a stable client name, used for member ids)

@@ -110,12 +110,16 @@ fn check_sequence(
                 ))
             }
         }
-        // First batch of this producer epoch on this partition.
-        _ if base == 0 => Ok(None),
-        _ => Err((
+        // A new epoch of a producer this partition knows starts at sequence 0.
+        Some(_) if base == 0 => Ok(None),
+        Some(_) => Err((
             KafkaError::OutOfOrderSequenceNumber,
             format!("the first batch of epoch {epoch} starts at sequence {base}, not 0"),
         )),
+        // A producer this partition has no state for: any sequence is accepted
+        // (ProducerAppendInfo.checkSequence: "If there is no current producer epoch ...
+        // accept writes with any sequence number").
+        None => Ok(None),
     }
 }
 
@@ -150,6 +154,20 @@ impl Broker {
         &self,
         p: &ProducerIdentity,
     ) -> Result<Option<String>, (KafkaError, String)> {
+        match self.producer_owner(p)? {
+            None => check_idempotent_epoch(&self.producers[&p.producer_id], p).map(|()| None),
+            Some(owner) => self
+                .check_transactional_epoch(&owner, p)
+                .map(|()| Some(owner)),
+        }
+    }
+
+    /// Whose producer id a request carries, epochs aside: `Ok(Some(tid))` for a producer id
+    /// of the transactional id the request claims, `Ok(None)` for an idempotent producer.
+    pub(super) fn producer_owner(
+        &self,
+        p: &ProducerIdentity,
+    ) -> Result<Option<String>, (KafkaError, String)> {
         let pid = p.producer_id;
         let Some(entry) = self.producers.get(&pid) else {
             return Err((
@@ -158,10 +176,8 @@ impl Broker {
             ));
         };
         match (&entry.transactional_id, &p.transactional_id) {
-            (None, None) => check_idempotent_epoch(entry, p).map(|()| None),
-            (Some(owner), Some(claimed)) if owner == claimed => self
-                .check_transactional_epoch(owner, p)
-                .map(|()| Some(owner.clone())),
+            (None, None) => Ok(None),
+            (Some(owner), Some(claimed)) if owner == claimed => Ok(Some(owner.clone())),
             (Some(owner), None) => Err((
                 KafkaError::InvalidTxnState,
                 format!(
@@ -172,6 +188,22 @@ impl Broker {
                 KafkaError::UnknownProducerId,
                 format!("producer id {pid} is not a producer id of transactional id {claimed}"),
             )),
+        }
+    }
+
+    /// The error a data request (`Produce`, `TxnOffsetCommit`) of a fenced epoch gets.
+    /// Under transaction protocol v2 the partition leader verifies the transaction with the
+    /// coordinator and answers `INVALID_PRODUCER_EPOCH` where the coordinator said
+    /// `PRODUCER_FENCED` (Kafka's `AddPartitionsToTxnManager`, "Producers expect to handle
+    /// INVALID_PRODUCER_EPOCH in this scenario"; `ProducerAppendInfo.checkProducerEpoch`).
+    pub(super) fn data_request_error(&self, error: KafkaError) -> KafkaError {
+        match error {
+            KafkaError::ProducerFenced
+                if self.config.transaction_version.bumps_epoch_at_every_end() =>
+            {
+                KafkaError::InvalidProducerEpoch
+            }
+            other => other,
         }
     }
 
@@ -187,6 +219,7 @@ impl Broker {
             Some(p) => match self.check_producer(p) {
                 Ok(tid) => tid,
                 Err((error, detail)) => {
+                    let error = self.data_request_error(error);
                     reject(events, "Produce", error, detail);
                     return batches
                         .into_iter()

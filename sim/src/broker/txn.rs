@@ -50,8 +50,11 @@ pub(super) struct TxnIdState {
     pub(super) timeout_ms: Millis,
     pub(super) open: Option<OpenTxn>,
     /// How the last transaction of the current epoch ended (`true` = committed), so a
-    /// retried `EndTxn` is answered `Ok`.
+    /// retried `EndTxn` is answered `Ok` (Kafka's `CompleteCommit` / `CompleteAbort`).
     pub(super) last_completed: Option<(Epoch, bool)>,
+    /// The producer id before the last rotation on epoch exhaustion, so that a retried v2
+    /// `EndTxn` from it is recognised (`TransactionMetadata.prevProducerId`).
+    pub(super) previous_producer_id: Option<ProducerId>,
 }
 
 impl TxnIdState {
@@ -81,12 +84,15 @@ impl Broker {
             return (pid, 0);
         };
         let (pid, epoch) = if self.txn_ids.contains_key(&tid) {
-            self.abort_open_txn(
-                &tid,
-                now,
-                "fenced by a new producer (InitProducerId)",
-                events,
-            );
+            const REASON: &str = "fenced by a new producer (InitProducerId)";
+            if self.config.transaction_version.bumps_epoch_at_every_end() {
+                // v2: Kafka fences the epoch, aborts with a second bump and answers
+                // CONCURRENT_TRANSACTIONS; the client's retry bumps a third time
+                // (TransactionCoordinator.handleInitProducerId, prepareInitProducerIdTransit).
+                self.abort_and_fence(&tid, now, REASON, events);
+            } else {
+                self.abort_open_txn(&tid, now, REASON, events);
+            }
             self.bump_epoch(&tid, events);
             let st = self.txn_ids.get_mut(&tid).expect("checked above");
             st.timeout_ms = transaction_timeout_ms;
@@ -102,6 +108,7 @@ impl Broker {
                     timeout_ms: transaction_timeout_ms,
                     open: None,
                     last_completed: None,
+                    previous_producer_id: None,
                 },
             );
             (pid, 0)
@@ -138,6 +145,9 @@ impl Broker {
             (old_pid, old_epoch + 1)
         };
         let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+        if pid != old_pid {
+            st.previous_producer_id = Some(old_pid);
+        }
         st.producer_id = pid;
         st.epoch = epoch;
         st.last_completed = None;
@@ -180,23 +190,18 @@ impl Broker {
         }
     }
 
-    /// A transactional producer's request: the transactional id of its current epoch.
-    fn transactional(
+    fn not_transactional(
         &self,
         request: &str,
         producer: &ProducerIdentity,
         events: &mut Vec<Event>,
-    ) -> Result<String, KafkaError> {
-        match self.check_producer(producer) {
-            Ok(Some(tid)) => Ok(tid),
-            Ok(None) => Err(reject(
-                events,
-                request,
-                KafkaError::InvalidTxnState,
-                format!("producer {} is not transactional", producer.producer_id),
-            )),
-            Err((e, detail)) => Err(reject(events, request, e, detail)),
-        }
+    ) -> KafkaError {
+        reject(
+            events,
+            request,
+            KafkaError::InvalidTxnState,
+            format!("producer {} is not transactional", producer.producer_id),
+        )
     }
 
     /// Begin a transaction for `tid` if none is open; returns its serial.
@@ -259,7 +264,13 @@ impl Broker {
         events: &mut Vec<Event>,
     ) -> Result<(), KafkaError> {
         const REQ: &str = "TxnOffsetCommit";
-        let tid = self.transactional(REQ, producer, events)?;
+        let tid = match self.check_producer(producer) {
+            Ok(Some(tid)) => tid,
+            Ok(None) => return Err(self.not_transactional(REQ, producer, events)),
+            Err((e, detail)) => {
+                return Err(reject(events, REQ, self.data_request_error(e), detail))
+            }
+        };
         // TxnOffsetCommit before v3 (pre KIP-447) carried no member id or generation, so
         // the coordinator could not fence a zombie on it: an empty member id stands for
         // such a request.
@@ -292,25 +303,139 @@ impl Broker {
         producer: &ProducerIdentity,
         commit: bool,
         events: &mut Vec<Event>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<Option<(ProducerId, Epoch)>, KafkaError> {
+        if self.config.transaction_version.bumps_epoch_at_every_end() {
+            return self.end_txn_v2(now, producer, commit, events).map(Some);
+        }
         const REQ: &str = "EndTxn";
-        let tid = self.transactional(REQ, producer, events)?;
+        let tid = match self.check_producer(producer) {
+            Ok(Some(tid)) => tid,
+            Ok(None) => return Err(self.not_transactional(REQ, producer, events)),
+            Err((e, detail)) => return Err(reject(events, REQ, e, detail)),
+        };
         let st = self.txn_ids.get(&tid).expect("validated transactional id");
         if st.open.is_none() {
             return if st.last_completed == Some((st.epoch, commit)) {
-                Ok(()) // a retry of the EndTxn that completed the last transaction
+                Ok(None) // a retry of the EndTxn that completed the last transaction
             } else {
-                let what = if commit { "commit" } else { "abort" };
-                Err(reject(
-                    events,
-                    REQ,
-                    KafkaError::InvalidTxnState,
-                    format!("{tid} has no open transaction to {what}"),
-                ))
+                Err(no_transaction(events, &tid, commit))
             };
         }
-        self.complete_txn(&tid, now, commit, "requested by the producer", events);
-        Ok(())
+        let epoch = st.epoch;
+        self.complete_txn(
+            &tid,
+            now,
+            commit,
+            "requested by the producer",
+            epoch,
+            events,
+        );
+        Ok(None)
+    }
+
+    /// `EndTxn` under transaction protocol v2, after Kafka's
+    /// `TransactionCoordinator.endTransaction` (the branch where
+    /// `clientTransactionVersion.supportsEpochBump()`): the epoch of an open transaction
+    /// must be the current one, and ending it bumps the epoch; in `CompleteCommit` /
+    /// `CompleteAbort` a request with epoch − 1 (`retryOnEpochBump`, or the old producer id
+    /// at the last epoch after a rotation, `retryOnOverflow`) is a retry, answered `Ok`
+    /// with the current producer id and epoch when it asks for the same outcome; an abort
+    /// at the current epoch with no transaction open bumps the epoch again. Everything else
+    /// with an old epoch is `PRODUCER_FENCED`. Answers the producer id and epoch to use.
+    fn end_txn_v2(
+        &mut self,
+        now: Millis,
+        producer: &ProducerIdentity,
+        commit: bool,
+        events: &mut Vec<Event>,
+    ) -> Result<(ProducerId, Epoch), KafkaError> {
+        const REQ: &str = "EndTxn";
+        let tid = match self.producer_owner(producer) {
+            Ok(Some(tid)) => tid,
+            Ok(None) => return Err(self.not_transactional(REQ, producer, events)),
+            Err((e, detail)) => return Err(reject(events, REQ, e, detail)),
+        };
+        let st = &self.txn_ids[&tid];
+        let current = (st.producer_id, st.epoch);
+        let retry = is_retry_v2(st, producer);
+        let valid_epoch = match (&st.open, st.last_completed) {
+            (None, Some(_)) => retry || producer.epoch == st.epoch,
+            _ => producer.epoch == st.epoch,
+        };
+        if (producer.producer_id != st.producer_id && !retry) || !valid_epoch {
+            let detail = format!(
+                "{tid} producer {} epoch {} is fenced by {} epoch {}",
+                producer.producer_id, producer.epoch, current.0, current.1
+            );
+            return Err(reject(events, REQ, KafkaError::ProducerFenced, detail));
+        }
+        match (st.open.is_some(), st.last_completed) {
+            (true, _) => self.end_with_bump(&tid, now, commit, "requested by the producer", events),
+            (false, Some((_, done))) if retry => {
+                if done != commit {
+                    return Err(no_transaction(events, &tid, commit));
+                }
+                return Ok(current); // a retry of the EndTxn that completed the last one
+            }
+            (false, _) if !commit => self.end_with_bump(&tid, now, false, "", events),
+            (false, _) => return Err(no_transaction(events, &tid, commit)),
+        }
+        let st = &self.txn_ids[&tid];
+        assert!(
+            (st.producer_id, st.epoch) > current || st.producer_id != current.0,
+            "broker bug: {tid} ended a transaction without a new epoch"
+        );
+        Ok((st.producer_id, st.epoch))
+    }
+
+    /// Under v2: end the open transaction of `tid` (or, with none open, an empty abort),
+    /// writing its markers with the next epoch, and bump the epoch
+    /// (`TransactionMetadata.prepareAbortOrCommit`, then `prepareComplete`, which moves to
+    /// `nextProducerId` at epoch 0 when the epoch was exhausted).
+    fn end_with_bump(
+        &mut self,
+        tid: &str,
+        now: Millis,
+        commit: bool,
+        reason: &str,
+        events: &mut Vec<Event>,
+    ) {
+        if self.txn_ids[tid].open.is_some() {
+            let marker_epoch = self.epoch_after(tid, 1);
+            self.complete_txn(tid, now, commit, reason, marker_epoch, events);
+        }
+        self.bump_epoch(tid, events);
+        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+        st.last_completed = Some((st.epoch, commit));
+    }
+
+    /// The epoch `bumps` bumps after the current one, as the markers of an ending
+    /// transaction carry it (at most `Short.MAX_VALUE`).
+    fn epoch_after(&self, tid: &str, bumps: Epoch) -> Epoch {
+        let epoch = self.txn_ids[tid].epoch.saturating_add(bumps);
+        epoch.min(i16::MAX as Epoch)
+    }
+
+    /// Abort the open transaction of `tid`, if any, on the coordinator's own initiative (a
+    /// timeout, a new producer) and fence its epoch: Kafka's `prepareFenceProducerEpoch`,
+    /// then `endTransaction(isFromClient = false)`. Under v1 the epoch moves by one; under
+    /// v2 by two, since the abort itself bumps it again (`prepareAbortOrCommit`).
+    fn abort_and_fence(&mut self, tid: &str, now: Millis, reason: &str, events: &mut Vec<Event>) {
+        if self.txn_ids[tid].open.is_none() {
+            return;
+        }
+        if self.config.transaction_version.bumps_epoch_at_every_end() {
+            let marker_epoch = self.epoch_after(tid, 2);
+            self.complete_txn(tid, now, false, reason, marker_epoch, events);
+            self.bump_epoch(tid, events);
+            self.bump_epoch(tid, events);
+            let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+            st.last_completed = Some((st.epoch, false));
+        } else {
+            let epoch = self.txn_ids[tid].epoch;
+            self.complete_txn(tid, now, false, reason, epoch, events);
+            self.bump_epoch(tid, events);
+        }
     }
 
     pub(super) fn abort_open_txn(
@@ -320,24 +445,30 @@ impl Broker {
         reason: &str,
         events: &mut Vec<Event>,
     ) {
-        let open = self.txn_ids.get(tid).is_some_and(|st| st.open.is_some());
-        if open {
-            self.complete_txn(tid, now, false, reason, events);
+        let st = self.txn_ids.get(tid);
+        if let Some(epoch) = st.filter(|st| st.open.is_some()).map(|st| st.epoch) {
+            self.complete_txn(tid, now, false, reason, epoch, events);
         }
     }
 
-    /// Write the markers of the open transaction of `tid` and settle it.
+    /// Write the markers of the open transaction of `tid`, with `marker_epoch`, and settle
+    /// it.
     fn complete_txn(
         &mut self,
         tid: &str,
         now: Millis,
         commit: bool,
         reason: &str,
+        marker_epoch: Epoch,
         events: &mut Vec<Event>,
     ) {
         let st = self.txn_ids.get_mut(tid).expect("known transactional id");
         let open = st.open.take().expect("an open transaction");
         let (pid, epoch) = (st.producer_id, st.epoch);
+        assert!(
+            marker_epoch >= epoch,
+            "broker bug: a marker older than its transaction"
+        );
         st.last_completed = Some((epoch, commit));
         assert_eq!(
             self.txn_outcomes[open.serial],
@@ -355,7 +486,7 @@ impl Broker {
             ControlType::Abort
         };
         for tp in open.partitions.keys() {
-            self.write_marker(tp, open.serial, (pid, epoch), control, now, events);
+            self.write_marker(tp, open.serial, (pid, marker_epoch), control, now, events);
         }
         if commit {
             self.commit_pending_offsets(open.offsets, events);
@@ -427,8 +558,7 @@ impl Broker {
             .map(|(tid, _)| tid.clone())
             .collect();
         for tid in timed_out {
-            self.complete_txn(&tid, now, false, "timeout", events);
-            self.bump_epoch(&tid, events);
+            self.abort_and_fence(&tid, now, "timeout", events);
         }
     }
 
@@ -447,4 +577,26 @@ impl Broker {
             .get(transactional_id)
             .map(|st| (st.producer_id, st.epoch))
     }
+}
+
+/// Kafka's v2 retry conditions (`TransactionCoordinator.endTransaction`): the request
+/// carries the epoch just before the current one (`retryOnEpochBump`), or the previous
+/// producer id at the last epoch while the current one starts again at 0
+/// (`retryOnOverflow`).
+fn is_retry_v2(st: &TxnIdState, p: &ProducerIdentity) -> bool {
+    let on_bump = p.producer_id == st.producer_id && p.epoch.checked_add(1) == Some(st.epoch);
+    let on_overflow =
+        st.previous_producer_id == Some(p.producer_id) && p.epoch == MAX_EPOCH && st.epoch == 0;
+    on_bump || on_overflow
+}
+
+/// `INVALID_TXN_STATE`: nothing to commit or abort, and not a retry.
+fn no_transaction(events: &mut Vec<Event>, tid: &str, commit: bool) -> KafkaError {
+    let what = if commit { "commit" } else { "abort" };
+    reject(
+        events,
+        "EndTxn",
+        KafkaError::InvalidTxnState,
+        format!("{tid} has no open transaction to {what}"),
+    )
 }

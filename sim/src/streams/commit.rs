@@ -249,12 +249,22 @@ impl StreamsClient {
         }
     }
 
-    pub(super) fn on_end_txn(&mut self, result: Result<(), KafkaError>, env: &mut Env<'_>) {
+    pub(super) fn on_end_txn(
+        &mut self,
+        result: Result<Option<(ProducerId, Epoch)>, KafkaError>,
+        env: &mut Env<'_>,
+    ) {
         let Phase::EndTxn { commit, then } = self.phase.clone() else {
             return;
         };
         match result {
-            Ok(()) => {
+            Ok(bumped) => {
+                // Transaction protocol v2: the epoch the coordinator bumped, and fresh
+                // sequences (TransactionManager.EndTxnHandler.handleResponse).
+                if let Some(producer) = bumped {
+                    self.producer = Some(producer);
+                    self.sequences.clear();
+                }
                 self.txn = None;
                 if commit {
                     self.finish_commit(then, env);
@@ -328,7 +338,9 @@ mod tests {
         let sent = answer(&mut c, &mut d, corr, Response::TxnOffsetCommit(Ok(())));
         assert!(matches!(sent[..], [Request::EndTxn { commit: true, .. }]));
         let corr = c.main.as_ref().expect("EndTxn in flight").corr;
-        answer(&mut c, &mut d, corr, Response::EndTxn(Ok(())));
+        answer(&mut c, &mut d, corr, Response::EndTxn(Ok(Some((1, 1)))));
         assert_eq!((c.txn, c.dirty, c.phase.clone()), (None, false, Phase::Run));
+        // Transaction protocol v2: the next transaction runs at the epoch of the answer.
+        assert_eq!((c.producer, c.sequences.len()), (Some((1, 1)), 0));
     }
 }

@@ -48,9 +48,10 @@ fn committed_transaction_becomes_visible_with_markers_skipped() {
     assert_eq!(r.end(&p, false), Err(KafkaError::InvalidTxnState));
 }
 
+/// Transaction protocol v1 (its v2 counterpart is in `txn_v2.rs`).
 #[test]
 fn aborted_transaction_is_skipped_by_read_committed_only() {
-    let mut r = Run::new(1, false);
+    let mut r = Run::v1(1, false);
     let p = r.init(Some("tx"), 10_000);
     r.produce(
         Some(&p),
@@ -74,9 +75,10 @@ fn aborted_transaction_is_skipped_by_read_committed_only() {
     ));
 }
 
+/// Transaction protocol v1 (its v2 counterpart is in `txn_v2.rs`).
 #[test]
 fn a_new_producer_fences_the_old_one_and_aborts_its_transaction() {
-    let mut r = Run::new(2, false);
+    let mut r = Run::v1(2, false);
     let old = r.init(Some("tx"), 10_000);
     r.produce(Some(&old), vec![(0, Some(0), vec![rec("k", "zombie")])]);
     let new = r.init(Some("tx"), 10_000);
@@ -134,9 +136,10 @@ fn a_new_producer_fences_the_old_one_and_aborts_its_transaction() {
     assert_eq!(r.end(&newer, true), Err(KafkaError::InvalidTxnState));
 }
 
+/// Transaction protocol v1 (its v2 counterpart is in `txn_v2.rs`).
 #[test]
 fn a_transaction_open_past_its_timeout_is_aborted_and_its_epoch_fenced() {
-    let mut r = Run::new(1, false);
+    let mut r = Run::v1(1, false);
     let p = r.init(Some("tx"), 1_000);
     r.now = 100;
     r.produce(Some(&p), vec![(0, Some(0), vec![rec("k", "slow")])]);
@@ -308,9 +311,10 @@ fn a_member_not_rejoining_within_the_rebalance_timeout_is_removed() {
     assert_eq!(r.b.group_generation("g"), Some(3));
 }
 
+/// Transaction protocol v1 (its v2 counterpart is in `txn_v2.rs`).
 #[test]
 fn transactional_offsets_are_fenced_by_generation_and_committed_with_the_transaction() {
-    let mut r = Run::new(1, false);
+    let mut r = Run::v1(1, false);
     let (m, gen, _) = joined(r.join("a", None));
     let p = r.init(Some("tx"), 10_000);
     let send = |r: &mut Run, generation: Generation, offset: Offset| {
@@ -374,4 +378,23 @@ fn transactional_offsets_are_fenced_by_generation_and_committed_with_the_transac
             ..
         }
     )));
+}
+
+/// Kafka's `GroupCoordinator.validateOffsetCommit`: a commit with a generation but no
+/// member id is `UNKNOWN_MEMBER_ID` (here it used to pass the member checks unchecked).
+#[test]
+fn an_offset_commit_with_an_empty_member_id_is_rejected() {
+    let mut r = Run::new(1, false);
+    assert_eq!(
+        r.commit_offsets("", 0, 1),
+        Err(KafkaError::UnknownMemberId),
+        "no group yet"
+    );
+    let (member, generation, _) = joined(r.join("c", None));
+    assert_eq!(
+        r.commit_offsets("", generation, 1),
+        Err(KafkaError::UnknownMemberId)
+    );
+    assert!(r.b.committed_offsets("g").is_empty());
+    assert_eq!(r.commit_offsets(&member, generation, 1), Ok(()));
 }

@@ -4,11 +4,12 @@ use super::producer::increment_sequence;
 use super::txn::MAX_EPOCH;
 use super::*;
 use crate::protocol::{
-    ControlType, FetchData, Generation, GroupMetadata, Isolation, JoinOutcome, Offset,
-    PartitionProduceResult, ProduceBatch, ProducerIdentity, Record, TopicPartition,
+    ControlType, Epoch, FetchData, Generation, GroupMetadata, Isolation, JoinOutcome, Offset,
+    PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record, TopicPartition,
 };
 
 mod coordinators;
+mod txn_v2;
 
 const T: &str = "orders";
 
@@ -103,7 +104,23 @@ impl Run {
         results.into_iter().map(|(_, r)| r).collect()
     }
 
+    /// A broker on transaction protocol v1.
+    fn v1(partitions: u32, compacted: bool) -> Self {
+        let mut r = Run::new(partitions, compacted);
+        r.b.set_transaction_version(TransactionVersion::V1);
+        r
+    }
+
+    /// `EndTxn`; its success without the producer id and epoch it may carry.
     fn end(&mut self, producer: &ProducerIdentity, commit: bool) -> Result<(), KafkaError> {
+        self.end_txn(producer, commit).map(|_| ())
+    }
+
+    fn end_txn(
+        &mut self,
+        producer: &ProducerIdentity,
+        commit: bool,
+    ) -> Result<Option<(ProducerId, Epoch)>, KafkaError> {
         let r = self.req(
             "p",
             Request::EndTxn {
@@ -420,9 +437,10 @@ fn sequences_wrap_like_kafka() {
     assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
 }
 
+/// One producer identity over several transactions: transaction protocol v1.
 #[test]
 fn compaction_keeps_the_last_committed_value_per_key() {
-    let mut r = Run::new(1, true);
+    let mut r = Run::v1(1, true);
     let p = r.init(Some("tx"), 10_000);
     r.produce(
         None,
@@ -500,4 +518,42 @@ fn same_inputs_give_the_same_events() {
         r.events
     };
     assert_eq!(run(), run());
+}
+
+/// Kafka's `ProducerAppendInfo.checkSequence`: a partition with no state for a producer
+/// accepts its first batch at any sequence; a known producer's new epoch starts at 0.
+#[test]
+fn an_unknown_producers_first_sequence_need_not_be_zero() {
+    let mut r = Run::new(2, false);
+    let p = r.init(None, 0);
+    let res = r.produce(Some(&p), vec![(0, Some(7), vec![rec("k", "a")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Appended {
+            base_offset: 0,
+            duplicate: false
+        }]
+    );
+    // From there on the sequence continues from 7.
+    let res = r.produce(Some(&p), vec![(0, Some(9), vec![rec("k", "gap")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Error(
+            KafkaError::OutOfOrderSequenceNumber
+        )]
+    );
+    let res = r.produce(Some(&p), vec![(0, Some(8), vec![rec("k", "b")])]);
+    assert!(matches!(res[0], PartitionProduceResult::Appended { .. }));
+    // A transactional producer's next epoch on a partition that knows it starts at 0.
+    let t = r.init(Some("tx"), 10_000);
+    r.produce(Some(&t), vec![(1, Some(0), vec![rec("k", "t")])]);
+    r.end(&t, false).unwrap();
+    let t2 = r.init(Some("tx"), 10_000);
+    let res = r.produce(Some(&t2), vec![(1, Some(3), vec![rec("k", "t2")])]);
+    assert_eq!(
+        res,
+        [PartitionProduceResult::Error(
+            KafkaError::OutOfOrderSequenceNumber
+        )]
+    );
 }
