@@ -3,7 +3,8 @@
 use crate::checker::{check, Invariant, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
 use crate::scenario::{Scenario, SeedRange};
-use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult};
+use oversell_sim::broker::TransactionVersion;
+use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,6 +112,19 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The design's world for `scenario`, on the Kafka the scenario models (`[kafka]`):
+/// every design, built in or a user's, runs on the same coordinator settings.
+pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutation]) -> World {
+    let mut world = design.build(scenario, mutations);
+    let version = match scenario.kafka.transaction_version {
+        1 => TransactionVersion::V1,
+        2 => TransactionVersion::V2,
+        other => panic!("transaction_version {other} passed the loader (1 or 2)"),
+    };
+    world.broker_mut().set_transaction_version(version);
+    world
+}
+
 /// Run `design` on `scenario` with `seed`, then judge the recorded run.
 pub fn run_seed(
     design: &dyn Design,
@@ -118,7 +132,7 @@ pub fn run_seed(
     mutations: &[Mutation],
     seed: u64,
 ) -> Judged {
-    let result = design.build(scenario, mutations).run(Chooser::seeded(seed));
+    let result = build_world(design, scenario, mutations).run(Chooser::seeded(seed));
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
         seed: Some(seed),
@@ -151,7 +165,7 @@ pub fn run_log(
     mutations: &[Mutation],
     log: &ChoiceLog,
 ) -> Judged {
-    let result = design.build(scenario, mutations).run(Chooser::replay(log));
+    let result = build_world(design, scenario, mutations).run(Chooser::replay(log));
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
         seed: None,

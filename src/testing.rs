@@ -259,12 +259,13 @@ impl Suite {
             let judged = run_seed(self.design(), scenario, &[], kept.seed);
             report.runs += 1;
             let now = violated(&judged);
-            if !expect::regression_ok(&now, &expected) {
+            if !expect::regression_ok(&now, &kept.violated, &expected) {
                 report.failures.push(format!(
-                    "{}: kept seed {} ({}) now violates {}; expected {}\n  replay: {}",
+                    "{}: kept seed {} ({}) was recorded violating {}; now violates {}; the scenario allows {}\n  replay: {}",
                     file.display(),
                     kept.seed,
                     kept.note,
+                    show(&kept.violated),
                     show(&now),
                     show(&expected),
                     replay_env(&scenario.name, kept.seed)

@@ -61,13 +61,11 @@ const ZOMBIE: u32 = 3_000;
 /// measured by running them (`--nocapture` prints what each found). Read the kinds in
 /// `tests/common/mod.rs`.
 ///
-/// The broker models a transaction coordinator *without* KIP-890 part 2: a late or
-/// duplicated `EndTxn` can complete the producer's *next* transaction. Under heavy
-/// duplication and delay (the `network` kind) this shows as `rekeyed-eos` deciding an
-/// order twice (the next transaction committed before its input offsets were sent) and
-/// as the saga's ledger releasing units twice. With transaction protocol v2 (an epoch
-/// bump at every transaction end) those two rows should become `Holds`: update them from
-/// a run (`OVERSELL_SWEEP=1500 cargo test --test generated -- --nocapture network`).
+/// The broker runs transaction protocol v2 (KIP-890 part 2, Kafka 4.x's default): a late
+/// or duplicated `EndTxn` is fenced by the epoch bump at every transaction end, so the
+/// `network` kind (heavy duplication and delay) no longer breaks `rekeyed-eos` or the
+/// saga over 1,500 runs each. Under protocol v1 it did (an order decided twice, a
+/// release committed twice): `tests/regression.rs` keeps one such run under each version.
 /// Every `non-idempotent-producer` break is the producer writing an order twice: two
 /// records are two orders to Kafka Streams, exactly once or not.
 #[rustfmt::skip]
@@ -79,7 +77,10 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("naive", FaultKind::Drop, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Duplicate, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Delay, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Network, breaks(NoOversell, FOUR), 0),
+    // A delayed `OffsetCommit` can land after a newer one of the same generation: the
+    // group coordinator keeps whichever arrives last (Kafka checks the generation, not
+    // that offsets grow), and the checker's `monotonic-commits` sees it.
+    ("naive", FaultKind::Network, breaks(NoOversell, FOUR_AND_COMMITS), 0),
     ("naive", FaultKind::Scheduled, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
@@ -104,7 +105,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-eos", FaultKind::Drop, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Duplicate, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Delay, Expect::Holds, 0),
-    ("rekeyed-eos", FaultKind::Network, breaks(OneDecision, TWICE), RARE),
+    ("rekeyed-eos", FaultKind::Network, Expect::Holds, RARE),
     ("rekeyed-eos", FaultKind::Scheduled, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-eos", FaultKind::Instances, Expect::Holds, 0),
@@ -116,12 +117,17 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("saga", FaultKind::Drop, Expect::Holds, 0),
     ("saga", FaultKind::Duplicate, Expect::Holds, 0),
     ("saga", FaultKind::Delay, Expect::Holds, 0),
-    ("saga", FaultKind::Network, breaks(NoDuplicateEffect, &[Conservation]), RARE),
+    ("saga", FaultKind::Network, Expect::Holds, RARE),
     ("saga", FaultKind::Scheduled, Expect::Holds, 0),
     ("saga", FaultKind::NonIdempotentProducer, Expect::Holds, 0),
     ("saga", FaultKind::Instances, Expect::Holds, 0),
     ("saga", FaultKind::Mixed, Expect::Holds, 0),
 ];
+
+/// Registered designs the generated sweeps leave to the scenario files: `rekeyed-alo-delta`
+/// is `rekeyed-alo` with a summing inventory table, kept to show what a replayed
+/// addition does (`scenarios/crash-before-offset-commit.toml`), not a design to sweep.
+const NOT_SWEPT: &[&str] = &["rekeyed-alo-delta"];
 
 /// Invariants a design that reserves twice breaks along with the one it must break.
 const FOUR: &[Invariant] = &[NoOversell, Conservation, OneDecision, NoDuplicateEffect];
@@ -131,6 +137,13 @@ const FOUR_AND_VIEW: &[Invariant] = &[
     OneDecision,
     NoDuplicateEffect,
     ViewMatchesLog,
+];
+const FOUR_AND_COMMITS: &[Invariant] = &[
+    NoOversell,
+    Conservation,
+    OneDecision,
+    NoDuplicateEffect,
+    MonotonicCommits,
 ];
 /// An order decided twice is also an outcome published twice.
 const TWICE: &[Invariant] = &[NoDuplicateEffect];
@@ -551,6 +564,9 @@ sweeps! {
 #[test]
 fn every_design_and_fault_kind_has_one_expectation() {
     for design in designs::names() {
+        if NOT_SWEPT.contains(&design) {
+            continue;
+        }
         for kind in FaultKind::ALL {
             let n = EXPECTED
                 .iter()
@@ -561,7 +577,7 @@ fn every_design_and_fault_kind_has_one_expectation() {
     }
     assert_eq!(
         EXPECTED.len(),
-        designs::names().len() * FaultKind::ALL.len()
+        (designs::names().len() - NOT_SWEPT.len()) * FaultKind::ALL.len()
     );
 }
 

@@ -106,3 +106,46 @@ fn saga_payment_failure_seed_116_stores_hold_only_committed_writes() {
         "{what}: the lost tasks did not re-initialise the producer"
     );
 }
+
+/// `lost-produce-ack-retry`, `rekeyed-eos`, seed 4, network faults: the first
+/// `EndTxn(commit)` is delayed, its retry commits the transaction, and the producer begins
+/// the next one. Under transaction protocol v1 the delayed original arrives and commits
+/// that next transaction before its offsets were sent, so its orders are decided again
+/// (one-decision). Under v2 (KIP-890 part 2, the default) the epoch was bumped at the
+/// first commit and the late request is fenced: the run holds.
+#[test]
+fn late_end_txn_commits_the_next_transaction_under_v1_only() {
+    let run = |version: u8| {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/lost-produce-ack-retry.toml");
+        let mut scenario =
+            FaultClass::Network.apply(&load_file(&path).expect("a shipped scenario loads"));
+        scenario.kafka.transaction_version = version;
+        let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+        run_seed(design.as_ref(), &scenario, &[], 4)
+    };
+    let v1 = run(1);
+    assert!(
+        v1.verdict
+            .violated()
+            .contains(&oversell::checker::Invariant::OneDecision),
+        "under v1 the late EndTxn decides orders twice: {}",
+        v1.verdict
+    );
+    let v2 = run(2);
+    assert!(
+        v2.verdict.holds(),
+        "under v2 the late EndTxn is fenced: {}",
+        v2.verdict
+    );
+    let fenced = v2.result.trace.records.iter().any(|r| {
+        matches!(
+            &r.event,
+            Event::Rejected { request, error: KafkaError::ProducerFenced, .. } if request.starts_with("EndTxn")
+        )
+    });
+    assert!(
+        fenced,
+        "under v2 the run still sends a late EndTxn, and it is fenced"
+    );
+}

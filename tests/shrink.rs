@@ -115,7 +115,7 @@ fn a_failing_naive_run_shrinks_to_two_orders_and_replays_from_the_file() {
     eprintln!("{text}");
     assert!(text.starts_with("# Shrunk by `oversell shrink` from scenarios/busy.toml"));
     assert!(text.contains(&format!(
-        "replay '<this file>' --design naive --seed {}",
+        "replay <this file> --design naive --seed {}",
         shrunk.seed
     )));
     let reloaded: Scenario = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -152,6 +152,11 @@ pub struct MutationArg {
     /// pause, network, all.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
+    /// Model the transaction coordinator of this protocol version instead of the
+    /// scenario's `[kafka] transaction_version`: 2 (KIP-890 part 2, Kafka 4.x's default)
+    /// or 1 (before it: a late `EndTxn` can complete the next transaction).
+    #[arg(long = "transaction-version", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub transaction_version: Option<u8>,
 }
 
 impl MutationArg {
@@ -163,6 +168,9 @@ impl MutationArg {
         }
         if let Some(class) = self.fault_class {
             flags.extend(["--fault-class".to_string(), class.flag().to_string()]);
+        }
+        if let Some(version) = self.transaction_version {
+            flags.extend(["--transaction-version".to_string(), version.to_string()]);
         }
         flags
     }

@@ -107,10 +107,14 @@ fn load_scenario(path: &Path) -> Result<Scenario, Error> {
 /// The scenario, with its faults replaced by `--fault-class` if given.
 fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     let scenario = load_scenario(path)?;
-    Ok(match opts.fault_class {
+    let mut scenario = match opts.fault_class {
         Some(class) => FaultClass::apply(class, &scenario),
         None => scenario,
-    })
+    };
+    if let Some(version) = opts.transaction_version {
+        scenario.kafka.transaction_version = version;
+    }
+    Ok(scenario)
 }
 
 fn design<'r>(registry: &'r Registry, name: &str) -> Result<&'r dyn Design, Error> {

@@ -228,6 +228,7 @@ fn no_options() -> super::args::MutationArg {
     super::args::MutationArg {
         mutations: Vec::new(),
         fault_class: None,
+        transaction_version: None,
     }
 }
 

@@ -182,6 +182,12 @@ impl World {
     }
 
     /// Run to the end with a fresh seeded chooser.
+    /// The broker before the run starts: for settings the harness applies to every
+    /// design's world alike (e.g. the transaction protocol version).
+    pub fn broker_mut(&mut self) -> &mut Broker {
+        &mut self.broker
+    }
+
     pub fn run_seed(self, seed: u64) -> RunResult {
         self.run(Chooser::seeded(seed))
     }

@@ -153,15 +153,20 @@ mod tests {
         );
     }
 
-    /// The seed-116 store divergence (issue 15): order-service's store keeps `Cancelled`
-    /// for order2 and order5 while the committed changelog says `Reserving`.
+    /// A store that restored records of aborted transactions (`--mutation
+    /// read-uncommitted`: restore reads the changelog read_uncommitted): order-service's
+    /// store says `Cancelled` where no committed changelog record does. (The same symptom
+    /// on the unchanged kernel, seed 116 of this scenario, was a streams runtime defect,
+    /// now fixed and kept in `tests/regression.rs`.)
     #[test]
     fn a_store_that_kept_uncommitted_writes_fails_it_on_a_real_run() {
+        use crate::designs::Mutation;
         use crate::expect::FaultClass;
         let path = "scenarios/saga-payment-failure.toml";
-        let v = real_run(path, "saga", &[], 116, Some(FaultClass::Network));
+        let mutations = [Mutation::ReadUncommitted];
+        let v = real_run(path, "saga", &mutations, 1, Some(FaultClass::Network));
         let found: Vec<_> = v.of(Invariant::StoreExplained).collect();
         assert_eq!(found.len(), 1, "{v}");
-        assert!(found[0].explanation.contains("key order2 is"), "{v}");
+        assert!(found[0].explanation.contains("key order1 is"), "{v}");
     }
 }
