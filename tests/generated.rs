@@ -74,30 +74,27 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("naive", FaultKind::None, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Crash, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Pause, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Drop, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Duplicate, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Delay, breaks(NoOversell, FOUR), 0),
-    // A delayed `OffsetCommit` can land after a newer one of the same generation: the
-    // group coordinator keeps whichever arrives last (Kafka checks the generation, not
-    // that offsets grow), and the checker's `monotonic-commits` sees it.
+    ("naive", FaultKind::Drop, breaks(NoOversell, FOUR_AND_COMMITS), 0),
+    ("naive", FaultKind::Duplicate, breaks(NoOversell, FOUR_AND_COMMITS), 0),
+    ("naive", FaultKind::Delay, breaks(NoOversell, FOUR_AND_COMMITS), 0),
     ("naive", FaultKind::Network, breaks(NoOversell, FOUR_AND_COMMITS), 0),
     ("naive", FaultKind::Scheduled, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
-    ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_AND_VIEW), 0),
+    ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-alo: Confluent's InventoryService at least once: a replay after a crash,
     // a zombie or a lost message reserves and decides again.
     ("rekeyed-alo", FaultKind::None, Expect::Holds, 0),
     ("rekeyed-alo", FaultKind::Crash, breaks(OneDecision, FOUR), 0),
     ("rekeyed-alo", FaultKind::Pause, breaks(OneDecision, FOUR), 0),
-    ("rekeyed-alo", FaultKind::Drop, breaks(OneDecision, FOUR), RARE),
+    ("rekeyed-alo", FaultKind::Drop, breaks(OneDecision, FOUR_AND_COMMITS), RARE),
     ("rekeyed-alo", FaultKind::Duplicate, Expect::Holds, 0),
-    ("rekeyed-alo", FaultKind::Delay, breaks(OneDecision, FOUR), RARE),
-    ("rekeyed-alo", FaultKind::Network, breaks(OneDecision, FOUR), 0),
+    ("rekeyed-alo", FaultKind::Delay, breaks(OneDecision, FOUR_AND_COMMITS), RARE),
+    ("rekeyed-alo", FaultKind::Network, breaks(OneDecision, FOUR_AND_COMMITS), 0),
     ("rekeyed-alo", FaultKind::Scheduled, breaks(OneDecision, FOUR), 0),
     ("rekeyed-alo", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Instances, Expect::Holds, 0),
-    ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR), 0),
+    ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_AND_COMMITS), 0),
     // rekeyed-eos: the same under exactly_once_v2.
     ("rekeyed-eos", FaultKind::None, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Crash, Expect::Holds, 0),
@@ -131,18 +128,25 @@ const NOT_SWEPT: &[&str] = &["rekeyed-alo-delta"];
 
 /// Invariants a design that reserves twice breaks along with the one it must break.
 const FOUR: &[Invariant] = &[NoOversell, Conservation, OneDecision, NoDuplicateEffect];
-const FOUR_AND_VIEW: &[Invariant] = &[
-    NoOversell,
-    Conservation,
-    OneDecision,
-    NoDuplicateEffect,
-    ViewMatchesLog,
-];
+/// At least once, a plain `OffsetCommit` that is delayed, duplicated or retried can land
+/// after a newer one of the same generation: the group coordinator keeps whichever
+/// arrives last (it checks the generation, not that offsets grow), and
+/// `monotonic-commits` sees it (measured: naive under network 2 of 200 runs, under delay
+/// 2 of 2,000; rekeyed-alo under delay and network 1 of 2,000 each). Exactly-once commits
+/// ride in transactions and did not show it.
 const FOUR_AND_COMMITS: &[Invariant] = &[
     NoOversell,
     Conservation,
     OneDecision,
     NoDuplicateEffect,
+    MonotonicCommits,
+];
+const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
+    NoOversell,
+    Conservation,
+    OneDecision,
+    NoDuplicateEffect,
+    ViewMatchesLog,
     MonotonicCommits,
 ];
 /// An order decided twice is also an outcome published twice.
