@@ -480,6 +480,7 @@ impl Broker {
         group.committed.extend(offsets.iter().cloned());
         events.push(Event::OffsetCommit {
             group: meta.group,
+            member_id: meta.member_id,
             generation: meta.generation,
             offsets,
             transactional: false,
@@ -499,6 +500,7 @@ impl Broker {
                 .extend(pending.offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
             events.push(Event::OffsetCommit {
                 group,
+                member_id: pending.member_id,
                 generation: pending.generation,
                 offsets: pending.offsets.into_iter().collect(),
                 transactional: true,

@@ -28,6 +28,7 @@ pub(super) enum TxnOutcome {
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct PendingOffsets {
+    pub(super) member_id: String,
     pub(super) generation: Generation,
     pub(super) offsets: BTreeMap<TopicPartition, Offset>,
 }
@@ -289,10 +290,14 @@ impl Broker {
             .expect("transaction just ensured");
         let pending = open.offsets.entry(meta.group.clone()).or_default();
         pending.generation = meta.generation;
+        pending.member_id.clone_from(&meta.member_id);
         pending.offsets.extend(offsets.iter().cloned());
         events.push(Event::TxnOffsets {
             transactional_id: tid,
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
             group: meta.group,
+            member_id: meta.member_id,
             generation: meta.generation,
             offsets,
         });
