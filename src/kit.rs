@@ -228,6 +228,8 @@ pub fn streams_config(
     c.commit_before_process = mutations.contains(&Mutation::CommitBeforeProcess);
     c.unfenced_offsets = mutations.contains(&Mutation::Unfenced);
     c.read_uncommitted = mutations.contains(&Mutation::ReadUncommitted);
+    c.position_by_count = mutations.contains(&Mutation::PositionByCount);
+    c.resume_after_committed = mutations.contains(&Mutation::ResumeAfterCommitted);
     if mutations.contains(&Mutation::NonIdempotentRetry) {
         c.idempotent_producer = false;
     }

@@ -170,7 +170,9 @@ impl Broker {
             .txn_ids
             .get(owner)
             .expect("transactional producer has a state");
-        if st.producer_id != pid || epoch < st.epoch {
+        // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch passes.
+        let stale = epoch < st.epoch && !self.defects.stale_epoch_accepted;
+        if st.producer_id != pid || stale {
             Err((
                 KafkaError::ProducerFenced,
                 format!(
@@ -365,6 +367,9 @@ impl Broker {
         let retry = is_retry_v2(st, producer);
         let valid_epoch = match (&st.open, st.last_completed) {
             (None, Some(_)) => retry || producer.epoch == st.epoch,
+            // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch ends the
+            // open transaction.
+            (Some(_), _) if self.defects.stale_epoch_accepted => producer.epoch <= st.epoch,
             _ => producer.epoch == st.epoch,
         };
         if (producer.producer_id != st.producer_id && !retry) || !valid_epoch {
