@@ -66,7 +66,7 @@ pub enum Command {
     Matrix {
         scenarios: Vec<PathBuf>,
         /// Seeds per scenario and cell.
-        #[arg(long, value_parser = parse_seeds, default_value = "0..20")]
+        #[arg(long, value_parser = parse_seeds, default_value = "0..350")]
         seeds: SeedRange,
         #[command(flatten)]
         jobs: JobsArg,
