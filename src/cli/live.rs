@@ -48,25 +48,34 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
         cluster_start.as_secs_f64()
     );
     let mut tally = Tally::new();
-    let mut failure = None;
+    let mut failed = 0;
     for index in 0..a.runs {
-        if super::progress::interrupted() {
-            break;
-        }
         match live::run::run_once(&tc, &mut cluster, &plan, index, &a.out) {
             Ok(done) => tally.add(d, &done.history, &done.file, done.wall)?,
             Err(e) => {
-                failure = Some(e);
-                break;
+                // A run that could not finish is no verdict: said, counted, and the
+                // series goes on while the cluster lives.
+                failed += 1;
+                say!(
+                    "run {index}: FAILED, no verdict: {}",
+                    out::escape_lines(&e.to_string())
+                );
+                if !cluster.alive() {
+                    say!("the cluster is down: the series stops");
+                    break;
+                }
             }
         }
     }
     cluster.stop();
     let _ = std::fs::remove_dir_all(&work);
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
     tally.summary(d, &scenario);
+    if failed > 0 {
+        return Err(Error::Live(format!(
+            "{failed} of {} live run(s) failed before their history was recorded (see above)",
+            a.runs
+        )));
+    }
     Ok(tally.exit)
 }
 

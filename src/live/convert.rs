@@ -288,6 +288,13 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
                 }
             }
         }
+        "state" => Event::Note {
+            client,
+            text: format!(
+                "Kafka Streams state {}",
+                e.value.as_deref().ok_or_else(|| missing("value"))?
+            ),
+        },
         "assigned" => Event::Assigned {
             client,
             generation: 0,

@@ -76,7 +76,7 @@ pub struct LiveAck {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveEvent {
     pub t: u64,
-    /// `process`, `get`, `put` or `assigned`.
+    /// `process`, `get`, `put`, `assigned` or `state` (`value`: `BEFORE -> NOW`).
     pub kind: String,
     /// `<instance>/<application>`, as the simulator names its clients.
     pub client: String,

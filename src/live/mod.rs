@@ -57,3 +57,6 @@ impl LiveError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -75,6 +75,20 @@ fn workload(scenario: &Scenario) -> serde_json::Value {
     )
 }
 
+/// Kafka Streams' session timeout and heartbeat interval of a live instance: the
+/// scenario's own `[streams]` values if it sets them, otherwise Kafka's defaults (45 s,
+/// 3 s). The simulator's scaled-down defaults (300 ms, 100 ms) are not used live: on a
+/// shared machine a real 300 ms session expires in a GC or scheduling stall, a rebalance
+/// the scenario did not ask for.
+fn membership(s: &Scenario) -> (u64, u64) {
+    let session = s.streams.session_timeout_ms.unwrap_or(45_000);
+    let heartbeat = s
+        .streams
+        .heartbeat_interval_ms
+        .unwrap_or(3_000.min(session / 3));
+    (session, heartbeat)
+}
+
 /// Run the plan once on `cluster`; `index` numbers the run (its topic prefix).
 pub fn run_once(
     tc: &Toolchain,
@@ -111,6 +125,7 @@ pub fn run_once(
             format!("replication={}", cluster.size.min(3)),
             format!("partitions={}", s.topology.partitions),
             "topics=orders,stock".into(),
+            format!("warmup=warmup-r{index}"),
             format!("workload={}", workload_file.display()),
             format!("history={}", dir.join("driver.json").display()),
             format!("idempotent={}", s.topology.order_producer_idempotent),
@@ -123,6 +138,7 @@ pub fn run_once(
     )?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
     let instance = "product-service-0";
+    let (session_ms, heartbeat_ms) = membership(s);
     let mut service = JavaProc::spawn(
         tc,
         instance,
@@ -137,8 +153,8 @@ pub fn run_once(
             format!("state={}", dir.join("state").display()),
             format!("partitions={}", s.topology.partitions),
             format!("commit-interval-ms={}", config.commit_interval_ms),
-            format!("session-timeout-ms={}", config.session_timeout_ms),
-            format!("heartbeat-interval-ms={}", config.heartbeat_interval_ms),
+            format!("session-timeout-ms={session_ms}"),
+            format!("heartbeat-interval-ms={heartbeat_ms}"),
         ],
         &dir,
     )?;

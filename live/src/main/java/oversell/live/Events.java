@@ -15,7 +15,8 @@ import org.apache.kafka.common.TopicPartition;
 /**
  * What a service instance saw, one JSON object a line, each with its wall-clock time
  * {@code t} (ms since the epoch): records handed to a processor ({@code process}), store
- * reads ({@code get}) and writes ({@code put}), and the tasks a client owns once it is
+ * reads ({@code get}) and writes ({@code put}), Kafka Streams state changes
+ * ({@code state}), and the tasks a client owns once it is
  * running ({@code assigned}). Topic names are written without the run's prefix.
  */
 final class Events {
@@ -56,6 +57,12 @@ final class Events {
         e.put("store", store);
         e.put("key", key);
         e.put("value", value);
+        write(e);
+    }
+
+    void state(String client, String before, String now) {
+        ObjectNode e = event("state", client);
+        e.put("value", before + " -> " + now);
         write(e);
     }
 

@@ -17,14 +17,18 @@ public final class Main {
         }
         Args args = new Args(java.util.Arrays.copyOfRange(argv, 1, argv.length));
         Commands.start();
-        switch (argv[0]) {
-            case "broker" -> BrokerMain.run(args);
-            case "naive" -> NaiveService.run(args);
-            case "driver" -> Driver.run(args);
-            default -> {
-                System.err.println("unknown command " + argv[0] + "; known: broker, naive, driver");
-                System.exit(2);
+        try {
+            switch (argv[0]) {
+                case "broker" -> BrokerMain.run(args);
+                case "naive" -> NaiveService.run(args);
+                case "driver" -> Driver.run(args);
+                default -> Args.fail("unknown command " + argv[0] + "; known: broker, naive, driver");
             }
+        } catch (Throwable e) {
+            // Kafka's own threads are not daemons: a failed main thread must end the JVM.
+            System.err.println("oversell live: " + argv[0] + " failed:");
+            e.printStackTrace();
+            Runtime.getRuntime().halt(1);
         }
     }
 }

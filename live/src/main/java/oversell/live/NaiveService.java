@@ -116,6 +116,7 @@ final class NaiveService {
         KafkaStreams s = new KafkaStreams(topology, p);
         String client = instance + "/" + app;
         s.setStateListener((now, before) -> {
+            events.state(client, before.name(), now.name());
             if (now == KafkaStreams.State.RUNNING) {
                 events.assigned(client, tasks(s));
                 running.countDown();
@@ -139,8 +140,27 @@ final class NaiveService {
         return out;
     }
 
-    /** Every partition of {@code ProductStock} held here, by interactive query. */
+    /**
+     * Every partition of {@code ProductStock} held here, by interactive query; while the
+     * application rebalances (a partition is not queryable), it is asked again, for up to
+     * 30 s.
+     */
     private static void dumpStores(KafkaStreams s, String instance, int partitions, Path file) throws Exception {
+        long deadline = System.currentTimeMillis() + 30_000;
+        while (true) {
+            try {
+                tryDumpStores(s, instance, partitions, file);
+                return;
+            } catch (InvalidStateStoreException e) {
+                if (System.currentTimeMillis() > deadline) {
+                    throw e;
+                }
+                Thread.sleep(50);
+            }
+        }
+    }
+
+    private static void tryDumpStores(KafkaStreams s, String instance, int partitions, Path file) throws Exception {
         ObjectNode root = Events.JSON.createObjectNode();
         root.put("instance", instance);
         ArrayNode stores = root.putArray("stores");
