@@ -47,6 +47,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::ClientId;
 use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
@@ -216,7 +217,7 @@ impl Broker {
     pub fn handle(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
@@ -228,7 +229,7 @@ impl Broker {
     fn dispatch(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
@@ -272,7 +273,7 @@ impl Broker {
     fn dispatch_group(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
