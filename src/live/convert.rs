@@ -21,8 +21,9 @@
 use super::history::{LiveEvent, LiveHistory, LiveRecord};
 use crate::checker::{Invariant, NotJudged, Verdict};
 use oversell_sim::protocol::{PartitionProduceResult, ProduceBatch, Record, Request, Response};
+use oversell_sim::trace::Peer;
 use oversell_sim::{Broker, ChoiceLog, Event, Millis, Outcome, RunResult, TopicConfig};
-use oversell_sim::{TopicPartition, Trace};
+use oversell_sim::{ClientId, TopicPartition, Trace};
 use std::collections::BTreeMap;
 
 /// Invariants a live history cannot be judged on, and why.
@@ -110,7 +111,7 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
                 *time,
                 choice,
                 Event::Acked {
-                    client: "frontend/producer".into(),
+                    client: ClientId::new(crate::designs::FRONTEND, "producer"),
                     tp: tp.clone(),
                     base_offset: *offset,
                     count: 1,
@@ -232,7 +233,7 @@ fn replay_append(
         }],
     };
     let mut events = Vec::new();
-    let response = broker.handle(time, "live", req, &mut events);
+    let response = broker.handle(time, &ClientId::new("live", "replay"), req, &mut events);
     let landed = match &response {
         Response::Produce(results) => match results.first().map(|(_, r)| r) {
             Some(PartitionProduceResult::Appended { base_offset, .. }) => Some(*base_offset),
@@ -256,7 +257,17 @@ fn replay_append(
 fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
     let missing =
         |what: &str| Unconvertible(format!("a {} event of {} without {what}", e.kind, e.client));
-    let client = e.client.clone();
+    let client = match e.client.split_once('/') {
+        Some((instance, app)) if !instance.is_empty() && !app.is_empty() => {
+            ClientId::new(instance, app)
+        }
+        _ => {
+            return Err(Unconvertible(format!(
+                "a {} event's client {:?} is not instance/application",
+                e.kind, e.client
+            )))
+        }
+    };
     Ok(match e.kind.as_str() {
         "process" => Event::Process {
             client,
@@ -289,7 +300,7 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
             }
         }
         "state" => Event::Note {
-            client,
+            client: Peer::Client(client),
             text: format!(
                 "Kafka Streams state {}",
                 e.value.as_deref().ok_or_else(|| missing("value"))?

@@ -272,6 +272,11 @@ fn histories_the_converter_cannot_rebuild_are_refused_in_words() {
     let e = refused(&create_time);
     assert!(e.0.contains("CreateTime"), "{e}");
 
+    let mut nameless = last_unit(true);
+    nameless.events[2].client = "product-checker".into();
+    let e = refused(&nameless);
+    assert!(e.0.contains("is not instance/application"), "{e}");
+
     let mut short = last_unit(true);
     short.end_offsets.get_mut("orders").unwrap().insert(0, 5);
     let e = refused(&short);
