@@ -34,8 +34,26 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
     let tc = live::java::toolchain()?;
     let work = tempdir()?;
+    // The first Ctrl-C ends the series after the current run (the JVMs, in the same
+    // process group, are stopped by it too), so the cluster's files are removed; a
+    // second one ends the command at once (the JVMs halt when their input closes).
+    let _interruptible = super::progress::Sweeping::start();
+    let ran = series(&tc, d, &plan, a, &work);
+    let _ = std::fs::remove_dir_all(&work);
+    ran
+}
+
+/// Start the cluster, run the series, stop the cluster; the summary.
+fn series(
+    tc: &live::java::Toolchain,
+    d: &dyn Design,
+    plan: &Plan<'_>,
+    a: &LiveArgs,
+    work: &Path,
+) -> Result<Exit, Error> {
+    let scenario = plan.scenario;
     let t = Instant::now();
-    let mut cluster = Cluster::start(&tc, a.brokers, &work, a.base_port)?;
+    let mut cluster = Cluster::start(tc, a.brokers, work, a.base_port)?;
     let cluster_start = t.elapsed();
     say!(
         "live: {} on {} ({}), {} run(s) on {} real broker(s) at {} (started in {:.1} s)",
@@ -50,7 +68,10 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
     let mut tally = Tally::new();
     let mut failed = 0;
     for index in 0..a.runs {
-        match live::run::run_once(&tc, &mut cluster, &plan, index, &a.out) {
+        if super::progress::interrupted() {
+            break;
+        }
+        match live::run::run_once(tc, &mut cluster, plan, index, &a.out) {
             Ok(done) => tally.add(d, &done.history, &done.file, done.wall)?,
             Err(e) => {
                 // A run that could not finish is no verdict: said, counted, and the
@@ -60,7 +81,7 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
                     "run {index}: FAILED, no verdict: {}",
                     out::escape_lines(&e.to_string())
                 );
-                if !cluster.alive() {
+                if !cluster.alive() && !super::progress::interrupted() {
                     say!("the cluster is down: the series stops");
                     break;
                 }
@@ -68,8 +89,11 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
         }
     }
     cluster.stop();
-    let _ = std::fs::remove_dir_all(&work);
-    tally.summary(d, &scenario);
+    tally.summary(d, scenario);
+    if super::progress::interrupted() {
+        say!("interrupted after {} finished run(s)", tally.runs);
+        return Ok(Exit::Interrupted);
+    }
     if failed > 0 {
         return Err(Error::Live(format!(
             "{failed} of {} live run(s) failed before their history was recorded (see above)",
