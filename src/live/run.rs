@@ -102,9 +102,8 @@ pub fn run_once(
     let s = plan.scenario;
     let dir = cluster.dir.join(format!("run-{index}"));
     std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
-    let prefix = format!("r{index}.");
-    let workload_file = dir.join("workload.json");
-    write(&workload_file, &workload(s).to_string())?;
+    let prefix = prefix(index);
+    write(&dir.join("workload.json"), &workload(s).to_string())?;
     let config = streams_config("naive", Guarantee::AtLeastOnce, s, &[]);
     let last_at = s
         .orders
@@ -113,51 +112,12 @@ pub fn run_once(
         .chain(s.restocks.iter().map(|r| r.at))
         .max();
     let bound_ms = (last_at.unwrap_or(0) + s.run.decision_bound_ms).clamp(10_000, 120_000);
-    let mut driver = JavaProc::spawn(
-        tc,
-        &format!("driver-{index}"),
-        256,
-        "driver",
-        &[
-            format!("bootstrap={}", cluster.bootstrap),
-            format!("prefix={prefix}"),
-            format!("brokers={}", cluster.size),
-            format!("replication={}", cluster.size.min(3)),
-            format!("partitions={}", s.topology.partitions),
-            "topics=orders,stock".into(),
-            format!("warmup=warmup-r{index}"),
-            format!("workload={}", workload_file.display()),
-            format!("history={}", dir.join("driver.json").display()),
-            format!("idempotent={}", s.topology.order_producer_idempotent),
-            "groups=product-checker:orders;product-stock:orders,stock".into(),
-            format!("quiet-ms={}", (3 * config.commit_interval_ms).max(500)),
-            format!("time-bound-ms={bound_ms}"),
-            "start-timeout-ms=60000".into(),
-        ],
-        &dir,
-    )?;
+    let args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
+    let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
     let instance = "product-service-0";
-    let (session_ms, heartbeat_ms) = membership(s);
-    let mut service = JavaProc::spawn(
-        tc,
-        instance,
-        384,
-        "naive",
-        &[
-            format!("bootstrap={}", cluster.bootstrap),
-            format!("prefix={prefix}"),
-            format!("instance={instance}"),
-            format!("events={}", dir.join("events.jsonl").display()),
-            format!("stores={}", dir.join("stores.json").display()),
-            format!("state={}", dir.join("state").display()),
-            format!("partitions={}", s.topology.partitions),
-            format!("commit-interval-ms={}", config.commit_interval_ms),
-            format!("session-timeout-ms={session_ms}"),
-            format!("heartbeat-interval-ms={heartbeat_ms}"),
-        ],
-        &dir,
-    )?;
+    let args = service_args(cluster, s, index, instance, &dir, config.commit_interval_ms);
+    let mut service = JavaProc::spawn(tc, instance, 384, "naive", &args, &dir)?;
     service.expect("RUNNING", Duration::from_secs(90))?;
     driver.send("play")?;
     driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
@@ -174,6 +134,62 @@ pub fn run_once(
         file,
         wall: started.elapsed(),
     })
+}
+
+/// A run's topic prefix on the shared cluster.
+fn prefix(index: u32) -> String {
+    format!("r{index}.")
+}
+
+/// The driver's arguments: topics, workload, quiescence, where to write.
+fn driver_args(
+    cluster: &Cluster,
+    s: &Scenario,
+    index: u32,
+    dir: &Path,
+    bound_ms: u64,
+    commit_ms: u64,
+) -> Vec<String> {
+    vec![
+        format!("bootstrap={}", cluster.bootstrap),
+        format!("prefix={}", prefix(index)),
+        format!("brokers={}", cluster.size),
+        format!("replication={}", cluster.size.min(3)),
+        format!("partitions={}", s.topology.partitions),
+        "topics=orders,stock".into(),
+        format!("warmup=warmup-r{index}"),
+        format!("workload={}", dir.join("workload.json").display()),
+        format!("history={}", dir.join("driver.json").display()),
+        format!("idempotent={}", s.topology.order_producer_idempotent),
+        "groups=product-checker:orders;product-stock:orders,stock".into(),
+        format!("quiet-ms={}", (3 * commit_ms).max(500)),
+        format!("time-bound-ms={bound_ms}"),
+        "start-timeout-ms=60000".into(),
+    ]
+}
+
+/// The naive twin's arguments, with the scenario's Kafka Streams settings.
+fn service_args(
+    cluster: &Cluster,
+    s: &Scenario,
+    index: u32,
+    instance: &str,
+    dir: &Path,
+    commit_ms: u64,
+) -> Vec<String> {
+    let (session_ms, heartbeat_ms) = membership(s);
+    vec![
+        format!("bootstrap={}", cluster.bootstrap),
+        format!("prefix={}", prefix(index)),
+        format!("instance={instance}"),
+        format!("events={}", dir.join("events.jsonl").display()),
+        format!("stores={}", dir.join("stores.json").display()),
+        format!("state={}", dir.join("state").display()),
+        format!("partitions={}", s.topology.partitions),
+        format!("commit-interval-ms={}", commit_ms),
+        format!("session-timeout-ms={session_ms}"),
+        format!("heartbeat-interval-ms={heartbeat_ms}"),
+    ]
 }
 
 /// The driver's record, the instances' event logs and stores, as one history.
