@@ -58,6 +58,9 @@ pub enum Command {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         jobs: JobsArg,
+        /// Write every file's result as JSON (schema `oversell-check/1`, docs/check-json.md).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Play a scenario on a real Kafka 4.x cluster with real Kafka Streams applications
     /// (the design's live twin in live/), N times; judge each recorded history with the
