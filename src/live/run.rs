@@ -7,8 +7,8 @@ use super::cluster::Cluster;
 use super::history::{DriverOut, LiveEvent, LiveHistory, LiveStores, FORMAT};
 use super::java::{JavaProc, Toolchain};
 use super::{LiveError, TWINS};
-use crate::designs::streams_config;
-use crate::kit::{Frontend, StockRecords};
+
+use crate::kit::{streams_config, Frontend, StockRecords};
 use crate::scenario::Scenario;
 use oversell_sim::Guarantee;
 use std::path::{Path, PathBuf};
