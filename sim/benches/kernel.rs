@@ -17,7 +17,7 @@ use oversell_sim::counting::{world, CountingSetup};
 use oversell_sim::protocol::{
     GroupMetadata, Isolation, ProduceBatch, ProducerIdentity, Record, Request, Response,
 };
-use oversell_sim::protocol::{JoinOutcome, PartitionProduceResult};
+use oversell_sim::protocol::{JoinOutcome, PartitionProduceResult, RebalanceProtocol};
 use oversell_sim::{Broker, Chooser, FaultRates, Guarantee, TopicConfig, TopicPartition};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -258,6 +258,8 @@ fn broker_ops(iterations: u64) {
                 topics: vec!["in".into()],
                 session_timeout_ms: u64::MAX / 4,
                 rebalance_timeout_ms: 1000,
+                protocol: RebalanceProtocol::Eager,
+                owned: Vec::new(),
             },
             &mut events,
         )

@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
+pub mod assignor;
 pub mod group;
 mod invariants;
 pub mod log;
@@ -283,16 +284,18 @@ impl Broker {
                 topics,
                 session_timeout_ms,
                 rebalance_timeout_ms,
-            } => Response::JoinGroup(self.join_group(
-                now,
-                client,
-                &group,
-                member_id,
-                topics,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                events,
-            )),
+                protocol,
+                owned,
+            } => {
+                let sub = group::Subscription {
+                    topics,
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocol,
+                    owned,
+                };
+                Response::JoinGroup(self.join_group(now, client, &group, member_id, sub, events))
+            }
             Request::Heartbeat {
                 group,
                 member_id,
