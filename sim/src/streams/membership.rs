@@ -163,9 +163,12 @@ impl StreamsClient {
         }
     }
 
-    /// The heartbeat lane runs while the member is in the group and has not left it.
+    /// The heartbeat lane runs while the member is in the group and has not left it, and
+    /// not while its own `JoinGroup` is under way (`AbstractCoordinator.HeartbeatThread`
+    /// is disabled while `state.hasNotJoinedGroup()`, which includes
+    /// `PREPARING_REBALANCE`; the coordinator sees the member alive through its joins).
     pub(super) fn heartbeating(&self) -> bool {
-        self.in_group && self.member_id.is_some() && !self.left_group
+        self.in_group && self.member_id.is_some() && !self.left_group && !self.rebalancing
     }
 
     /// `AbstractCoordinator.HeartbeatThread`: `heartbeat.pollTimeoutExpired(now)` — the
@@ -237,6 +240,13 @@ impl StreamsClient {
                 if self.in_group && !self.rejoin_needed && !self.rebalancing {
                     self.rejoin_needed = true;
                 }
+            }
+            Err(KafkaError::IllegalGeneration | KafkaError::UnknownMemberId)
+                if self.rebalancing =>
+            {
+                // The answer to a heartbeat sent before this member's cooperative join:
+                // the join's own answer decides (an unknown member's join is refused,
+                // and its partitions are then lost).
             }
             Err(e @ (KafkaError::IllegalGeneration | KafkaError::UnknownMemberId)) => {
                 // `AbstractCoordinator.resetGenerationOnResponseError`: the generation is
