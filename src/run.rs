@@ -123,6 +123,9 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
     };
     world.broker_mut().set_transaction_version(version);
     world
+        .broker_mut()
+        .set_defects(Mutation::broker_defects(mutations));
+    world
 }
 
 /// Run `design` on `scenario` with `seed`, then judge the recorded run.

@@ -53,16 +53,31 @@ pub enum Mutation {
     NoTimeout,
     /// The saga's product service applies a repeated command again.
     NonIdempotentCompensation,
+    /// Kernel: a consumer's position after a fetch is counted from the records returned,
+    /// not taken from the next offset (control markers are skipped in the count).
+    PositionByCount,
+    /// Kernel: a task resumes one past its committed offset.
+    ResumeAfterCommitted,
+    /// Kernel: the transaction coordinator and the partition leader accept an older
+    /// epoch of a transactional id after a new `InitProducerId`.
+    StaleEpochAccepted,
+    /// Kernel: the group coordinator accepts a plain `OffsetCommit` from a stale
+    /// generation.
+    StaleGenerationAccepted,
 }
 
 impl Mutation {
-    pub const ALL: [Mutation; 6] = [
+    pub const ALL: [Mutation; 10] = [
         Mutation::CommitBeforeProcess,
         Mutation::Unfenced,
         Mutation::ReadUncommitted,
         Mutation::NonIdempotentRetry,
         Mutation::NoTimeout,
         Mutation::NonIdempotentCompensation,
+        Mutation::PositionByCount,
+        Mutation::ResumeAfterCommitted,
+        Mutation::StaleEpochAccepted,
+        Mutation::StaleGenerationAccepted,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -73,6 +88,18 @@ impl Mutation {
             Mutation::NonIdempotentRetry => "non-idempotent-retry",
             Mutation::NoTimeout => "no-timeout",
             Mutation::NonIdempotentCompensation => "non-idempotent-compensation",
+            Mutation::PositionByCount => "position-by-count",
+            Mutation::ResumeAfterCommitted => "resume-after-committed",
+            Mutation::StaleEpochAccepted => "stale-epoch-accepted",
+            Mutation::StaleGenerationAccepted => "stale-generation-accepted",
+        }
+    }
+
+    /// The broker's deliberate defects among `mutations`.
+    pub fn broker_defects(mutations: &[Mutation]) -> oversell_sim::broker::Defects {
+        oversell_sim::broker::Defects {
+            stale_generation_accepted: mutations.contains(&Mutation::StaleGenerationAccepted),
+            stale_epoch_accepted: mutations.contains(&Mutation::StaleEpochAccepted),
         }
     }
 }
@@ -204,7 +231,7 @@ pub(crate) fn frontend(
         name: FRONTEND.into(),
         build: Arc::new(move |name| {
             vec![Box::new(SourceClient::new(
-                format!("{name}/producer"),
+                oversell_sim::ClientId::new(name, "producer"),
                 config.clone(),
                 schedule.clone(),
             )) as Box<dyn oversell_sim::Client>]
@@ -245,6 +272,8 @@ pub(crate) fn streams_config(
     c.commit_before_process = mutations.contains(&Mutation::CommitBeforeProcess);
     c.unfenced_offsets = mutations.contains(&Mutation::Unfenced);
     c.read_uncommitted = mutations.contains(&Mutation::ReadUncommitted);
+    c.position_by_count = mutations.contains(&Mutation::PositionByCount);
+    c.resume_after_committed = mutations.contains(&Mutation::ResumeAfterCommitted);
     if mutations.contains(&Mutation::NonIdempotentRetry) {
         c.idempotent_producer = false;
     }

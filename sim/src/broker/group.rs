@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::assignor::{cooperative_assignment, same_subscription, Claim};
 use super::txn::PendingOffsets;
 use super::{reject, Broker};
+use crate::client::ClientId;
 use crate::protocol::{
     Generation, GroupMetadata, JoinOutcome, KafkaError, Millis, Offset, RebalanceProtocol,
     TopicPartition,
@@ -335,7 +336,7 @@ impl Broker {
     pub(super) fn join_group(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         name: &str,
         member_id: Option<String>,
         sub: Subscription,
@@ -359,7 +360,7 @@ impl Broker {
     fn add_member(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         name: &str,
         sub: Subscription,
         events: &mut Vec<Event>,
@@ -521,8 +522,11 @@ impl Broker {
         // `generationId >= 0 || memberId != UNKNOWN_MEMBER_ID` → validateCurrentMember);
         // only a generation of -1 on an empty group, which this protocol cannot express,
         // stores offsets without a member.
-        self.check_group_member(&meta)
-            .map_err(|(e, d)| reject(events, REQ, e, d))?;
+        match self.check_group_member(&meta) {
+            // MUTATION HOOK (`Defects::stale_generation_accepted`): a stale generation passes.
+            Err((KafkaError::IllegalGeneration, _)) if self.defects.stale_generation_accepted => {}
+            checked => checked.map_err(|(e, d)| reject(events, REQ, e, d))?,
+        }
         self.check_offset_partitions(REQ, &offsets, events)?;
         let group = self.groups.get_mut(&meta.group).expect("checked member");
         // Kafka treats an accepted commit as a heartbeat.
@@ -534,6 +538,7 @@ impl Broker {
         group.committed.extend(offsets.iter().cloned());
         events.push(Event::OffsetCommit {
             group: meta.group,
+            member_id: meta.member_id,
             generation: meta.generation,
             offsets,
             transactional: false,
@@ -553,6 +558,7 @@ impl Broker {
                 .extend(pending.offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
             events.push(Event::OffsetCommit {
                 group,
+                member_id: pending.member_id,
                 generation: pending.generation,
                 offsets: pending.offsets.into_iter().collect(),
                 transactional: true,

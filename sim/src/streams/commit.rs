@@ -154,7 +154,7 @@ impl StreamsClient {
                 PartitionProduceResult::Appended { base_offset, .. } => {
                     let count = counts.get(&tp).copied().unwrap_or(0);
                     env.event(Event::Acked {
-                        client: self.name.clone(),
+                        client: self.id.clone(),
                         tp,
                         base_offset,
                         count,

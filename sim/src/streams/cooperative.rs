@@ -114,7 +114,7 @@ impl StreamsClient {
         self.close_revoked(&revoked);
         self.create_tasks();
         env.event(Event::Assigned {
-            client: self.name.clone(),
+            client: self.id.clone(),
             generation: self.generation,
             tasks: self.assignment.clone(),
         });

@@ -46,7 +46,7 @@ pub use topology::{
     Input, Processed, Processor, ProcessorFactory, Punctuation, SubTopology, TaskId, Topology,
 };
 
-use crate::client::{Client, Env, Metadata};
+use crate::client::{Client, ClientId, Env, Metadata};
 use crate::partitioner::partition_for_key;
 use crate::protocol::*;
 use crate::trace::Event;
@@ -105,8 +105,7 @@ struct Waiting {
 
 /// One Kafka Streams instance (one stream thread) of an application.
 pub struct StreamsClient {
-    name: String,
-    instance: String,
+    id: ClientId,
     config: StreamsConfig,
     topology: Topology,
     phase: Phase,
@@ -171,11 +170,10 @@ const HEARTBEAT: usize = 1;
 
 impl StreamsClient {
     pub fn new(instance: &str, config: StreamsConfig, topology: Topology) -> Self {
-        let name = format!("{instance}/{}", config.application_id);
+        let id = ClientId::new(instance, config.application_id.clone());
         let needs_producer = config.eos() || config.idempotent_producer;
         StreamsClient {
-            name,
-            instance: instance.to_string(),
+            id,
             phase: if needs_producer {
                 Phase::InitProducer
             } else {
@@ -221,7 +219,7 @@ impl StreamsClient {
     }
 
     fn transactional_id(&self) -> String {
-        format!("{}-{}", self.config.application_id, self.instance)
+        format!("{}-{}", self.config.application_id, self.id.instance)
     }
 
     fn identity(&self) -> Option<ProducerIdentity> {
@@ -252,7 +250,7 @@ impl StreamsClient {
 
     fn error(&self, env: &mut Env<'_>, what: String) {
         env.event(Event::ClientError {
-            client: self.name.clone(),
+            client: self.id.clone(),
             what,
         });
     }
@@ -328,7 +326,7 @@ impl StreamsClient {
     fn step_main(&mut self, env: &mut Env<'_>) {
         if let Some(w) = self.main.take() {
             env.event(Event::Timeout {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: format!("request unanswered: retrying {}", request_name(&w.request)),
             });
             self.send_main(w.request, env);
@@ -449,8 +447,8 @@ pub fn describe_request(r: &Request) -> String {
 }
 
 impl Client for StreamsClient {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &ClientId {
+        &self.id
     }
 
     fn lanes(&self) -> usize {
