@@ -430,18 +430,18 @@ impl Shrinker<'_> {
         if self.attempt("no random faults", c) {
             return;
         }
-        type Rate = fn(&mut FaultRates) -> &mut u32;
-        let rates: [(&str, Rate); 5] = [
-            ("crash", |r| &mut r.crash),
-            ("pause", |r| &mut r.pause),
-            ("drop", |r| &mut r.drop),
-            ("duplicate", |r| &mut r.duplicate),
-            ("delay", |r| &mut r.delay),
-        ];
-        for (name, rate) in rates {
+        let kinds = self.current.faults.rates.named().len();
+        for kind in 0..kinds {
             let mut c = self.current.clone();
-            if *rate(&mut c.faults.rates) != 0 {
-                *rate(&mut c.faults.rates) = 0;
+            let (name, rate) = c
+                .faults
+                .rates
+                .named_mut()
+                .into_iter()
+                .nth(kind)
+                .expect("a kind");
+            if *rate != 0 {
+                *rate = 0;
                 self.attempt(&format!("{name} rate 0"), c);
             }
         }

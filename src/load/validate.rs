@@ -50,11 +50,9 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["payments", "delays", "*"], 0, MAX_MS),
     (&["saga", "*"], 1, MAX_MS),
     (&["faults", "phase_ms"], 0, MAX_MS),
-    (&["faults", "crash"], 0, RATE),
-    (&["faults", "pause"], 0, RATE),
-    (&["faults", "drop"], 0, RATE),
-    (&["faults", "duplicate"], 0, RATE),
-    (&["faults", "delay"], 0, RATE),
+    // Every other whole number directly under [faults] is a random fault's rate
+    // (`FaultRates::named`).
+    (&["faults", "*"], 0, RATE),
     (&["faults", "*", "*"], 0, MAX_MS),
     (&["faults", "schedule", "*", "duration"], 1, MAX_MS),
     (&["faults", "schedule", "*", "count"], 1, MAX_DROP_COUNT),
@@ -362,14 +360,7 @@ impl Check<'_, '_> {
     fn faults(&mut self, s: &Scenario) {
         let f = &s.faults;
         let r = &f.rates;
-        let rates = [
-            ("crash", r.crash),
-            ("pause", r.pause),
-            ("drop", r.drop),
-            ("duplicate", r.duplicate),
-            ("delay", r.delay),
-        ];
-        for (k, v) in rates {
+        for (k, v) in r.named() {
             if v > 0 && f.phase_ms == 0 {
                 self.err(
                     self.key_span(&[key("faults"), key(k)]),
