@@ -582,6 +582,8 @@ impl Run {
                     result,
                     Err(KafkaError::IllegalGeneration) | Err(KafkaError::UnknownMemberId)
                 ) && self.model.tasks.is_some()
+                    // During the member's own cooperative join, the join's answer decides.
+                    && !self.model.rebalancing
                 {
                     self.model.expelled = true;
                     self.model.seen.insert("expelled");
