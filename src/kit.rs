@@ -225,6 +225,9 @@ pub fn streams_config(
     if let Some(v) = s.request_timeout_ms {
         c.request_timeout_ms = v;
     }
+    if let Some(v) = s.rebalance_protocol {
+        c.rebalance_protocol = v;
+    }
     c.commit_before_process = mutations.contains(&Mutation::CommitBeforeProcess);
     c.unfenced_offsets = mutations.contains(&Mutation::Unfenced);
     c.read_uncommitted = mutations.contains(&Mutation::ReadUncommitted);

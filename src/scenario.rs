@@ -4,6 +4,7 @@
 //! are required and what the defaults are. [`crate::load`] reads a file through them and
 //! then checks what the types cannot say (references, duplicates, limits, timing rules).
 
+use oversell_sim::protocol::RebalanceProtocol;
 use oversell_sim::{FaultRates, Millis, ScheduledFault};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -121,6 +122,9 @@ pub struct StreamsSpec {
     pub heartbeat_interval_ms: Option<Millis>,
     pub transaction_timeout_ms: Option<Millis>,
     pub request_timeout_ms: Option<Millis>,
+    /// `"cooperative"` (Kafka Streams' default since 2.4) or `"eager"` (every task closed
+    /// and recreated at each rebalance). Default cooperative.
+    pub rebalance_protocol: Option<RebalanceProtocol>,
 }
 
 /// The saga's payment step.

@@ -52,11 +52,13 @@ const DEFAULT_RUNS: u32 = 200;
 const RARE: u32 = 1_500;
 
 /// The saga's zombie punctuation (scenarios/saga-zombie-punctuation.toml, design
-/// `saga-direct-timers`) first showed at case 2,977 of the pause sweep: a paused instance
-/// wakes, and its wall-clock punctuation commits a stale ledger in a transaction that
-/// carries no offsets, so no group generation fences it (a `ReservationReleased`
-/// committed twice). The saga's timers now act through a record to the service's own
-/// input; its pause sweep runs at least this many to show the finding is gone.
+/// `saga-direct-timers`) first showed at case 2,977 of the pause sweep under the eager
+/// protocol: a paused instance wakes, and its wall-clock punctuation commits a stale
+/// ledger in a transaction that carries no offsets, so no group generation fences it (a
+/// `ReservationReleased` committed twice). Under the cooperative protocol a retained task
+/// keeps its consumed offsets, which carry the generation; and the saga's timers now act
+/// through a record to the service's own input. Its pause sweep runs at least this many
+/// to show the finding is gone.
 const ZOMBIE: u32 = 3_000;
 
 /// The expected outcome of every sweep (design, fault kind, outcome, minimum runs),
@@ -75,12 +77,12 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     // naive: the stale read is the design; it oversells with no fault at all.
     ("naive", FaultKind::None, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Crash, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Pause, breaks(NoOversell, FOUR), 0),
-    ("naive", FaultKind::Drop, breaks(NoOversell, FOUR_AND_COMMITS), 0),
+    ("naive", FaultKind::Pause, breaks(NoOversell, FOUR_AND_VIEW), 0),
+    ("naive", FaultKind::Drop, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
     ("naive", FaultKind::Duplicate, breaks(NoOversell, FOUR_AND_COMMITS), 0),
-    ("naive", FaultKind::Delay, breaks(NoOversell, FOUR_AND_COMMITS), 0),
-    ("naive", FaultKind::Network, breaks(NoOversell, FOUR_AND_COMMITS), 0),
-    ("naive", FaultKind::Scheduled, breaks(NoOversell, FOUR), 0),
+    ("naive", FaultKind::Delay, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
+    ("naive", FaultKind::Network, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
+    ("naive", FaultKind::Scheduled, breaks(NoOversell, FOUR_AND_VIEW), 0),
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
@@ -88,15 +90,15 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     // a zombie or a lost message reserves and decides again.
     ("rekeyed-alo", FaultKind::None, Expect::Holds, 0),
     ("rekeyed-alo", FaultKind::Crash, breaks(OneDecision, FOUR), 0),
-    ("rekeyed-alo", FaultKind::Pause, breaks(OneDecision, FOUR), 0),
-    ("rekeyed-alo", FaultKind::Drop, breaks(OneDecision, FOUR_AND_COMMITS), RARE),
+    ("rekeyed-alo", FaultKind::Pause, breaks(OneDecision, FOUR_AND_VIEW), 0),
+    ("rekeyed-alo", FaultKind::Drop, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), RARE),
     ("rekeyed-alo", FaultKind::Duplicate, Expect::Holds, 0),
-    ("rekeyed-alo", FaultKind::Delay, breaks(OneDecision, FOUR_AND_COMMITS), RARE),
-    ("rekeyed-alo", FaultKind::Network, breaks(OneDecision, FOUR_AND_COMMITS), 0),
-    ("rekeyed-alo", FaultKind::Scheduled, breaks(OneDecision, FOUR), 0),
+    ("rekeyed-alo", FaultKind::Delay, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), RARE),
+    ("rekeyed-alo", FaultKind::Network, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
+    ("rekeyed-alo", FaultKind::Scheduled, breaks(OneDecision, FOUR_AND_VIEW), 0),
     ("rekeyed-alo", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Instances, Expect::Holds, 0),
-    ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_AND_COMMITS), 0),
+    ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-eos: the same under exactly_once_v2.
     ("rekeyed-eos", FaultKind::None, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Crash, Expect::Holds, 0),
@@ -144,6 +146,20 @@ const FOUR_AND_COMMITS: &[Invariant] = &[
     OneDecision,
     NoDuplicateEffect,
     MonotonicCommits,
+];
+/// At least once under the cooperative protocol, a zombie's changelog write is never
+/// fenced, and the task's new owner keeps its store through later rebalances instead of
+/// restoring it: the store and its committed changelog then differ (`view-matches-log`;
+/// measured at 200 runs: naive under pause 3, delay 1, scheduled 1; rekeyed-alo under
+/// pause 1, mixed 1), allowed wherever a member can be expelled while it writes (pause,
+/// drop, delay, network, scheduled, mixed). Under the eager protocol the next rebalance
+/// restored the store from the changelog, zombie write included, and hid it.
+const FOUR_AND_VIEW: &[Invariant] = &[
+    NoOversell,
+    Conservation,
+    OneDecision,
+    NoDuplicateEffect,
+    ViewMatchesLog,
 ];
 const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
     NoOversell,

@@ -471,6 +471,25 @@ fn a_commit_interval_above_the_transaction_timeout_is_refused_as_kafka_streams_d
 }
 
 #[test]
+fn the_rebalance_protocol_is_cooperative_or_eager_and_defaults_to_cooperative() {
+    use oversell_sim::protocol::RebalanceProtocol;
+    assert_eq!(ok(BASE).streams.rebalance_protocol, None);
+    let s = ok(&format!(
+        "{BASE}[streams]\nrebalance_protocol = \"eager\"\n"
+    ));
+    assert_eq!(s.streams.rebalance_protocol, Some(RebalanceProtocol::Eager));
+    let text = format!("{BASE}[streams]\nrebalance_protocol = \"cooperativ\"\n");
+    assert_err_at(
+        &text,
+        "\"cooperativ\"",
+        &["unknown rebalance protocol \"cooperativ\""],
+        &["did you mean \"cooperative\"", "protocols: "],
+    );
+    let text = format!("{BASE}[streams]\nrebalance_protocol = 2\n");
+    assert_err_at(&text, "2\n", &["rebalance_protocol"], &[]);
+}
+
+#[test]
 fn the_transaction_version_is_1_or_2_and_defaults_to_2() {
     assert_eq!(ok(BASE).kafka.transaction_version, 2);
     let s = ok(&format!("{BASE}[kafka]\ntransaction_version = 1\n"));

@@ -17,7 +17,7 @@ use oversell_sim::counting::{world, CountingSetup};
 use oversell_sim::protocol::{
     GroupMetadata, Isolation, ProduceBatch, ProducerIdentity, Record, Request, Response,
 };
-use oversell_sim::protocol::{JoinOutcome, PartitionProduceResult};
+use oversell_sim::protocol::{JoinOutcome, PartitionProduceResult, RebalanceProtocol};
 use oversell_sim::{Broker, Chooser, ClientId, FaultRates, Guarantee, TopicConfig, TopicPartition};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -235,6 +235,8 @@ fn transactional_member(b: &mut Broker, client: &ClientId) -> (GroupMetadata, Pr
         topics: vec!["in".into()],
         session_timeout_ms: u64::MAX / 4,
         rebalance_timeout_ms: 1000,
+        protocol: RebalanceProtocol::Eager,
+        owned: Vec::new(),
     };
     let Response::JoinGroup(Ok(JoinOutcome::Joined {
         member_id,

@@ -102,6 +102,20 @@ pub struct ProduceBatch {
     pub records: Vec<Record>,
 }
 
+/// A consumer's rebalance protocol (`ConsumerPartitionAssignor.RebalanceProtocol`): under
+/// `Eager` a member revokes every partition before it rejoins; under `Cooperative`
+/// (KIP-429, Kafka Streams' default since 2.4, `AssignorConfiguration.rebalanceProtocol`)
+/// it keeps them, reports them as owned, and gives up only those the new assignment
+/// takes away. A group rebalances cooperatively only when every member supports it
+/// (`ConsumerCoordinator` picks the protocol common to all members).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RebalanceProtocol {
+    Eager,
+    #[default]
+    Cooperative,
+}
+
 /// Group membership that accompanies an offset commit (KIP-447: consumer group metadata).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupMetadata {
@@ -143,13 +157,17 @@ pub enum Request {
         max_records: usize,
         isolation: Isolation,
     },
-    /// Join (or rejoin) a group. `member_id == None` for a new member.
+    /// Join (or rejoin) a group. `member_id == None` for a new member. The subscription
+    /// carries the member's rebalance protocol and, under the cooperative one, the
+    /// partitions it still owns (`ConsumerProtocolSubscription.ownedPartitions`, KIP-429).
     JoinGroup {
         group: String,
         member_id: Option<String>,
         topics: Vec<String>,
         session_timeout_ms: Millis,
         rebalance_timeout_ms: Millis,
+        protocol: RebalanceProtocol,
+        owned: Vec<TopicPartition>,
     },
     Heartbeat {
         group: String,

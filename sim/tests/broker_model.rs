@@ -30,7 +30,7 @@ use oversell_sim::broker::{Broker, BrokerConfig, GroupState, TopicConfig, Transa
 use oversell_sim::protocol::{
     ControlType, Epoch, FetchData, FetchedRecord, Generation, GroupMetadata, Isolation,
     JoinOutcome, KafkaError, Millis, Offset, PartitionProduceResult, ProduceBatch, ProducerId,
-    ProducerIdentity, Record, Request, Response, TopicPartition,
+    ProducerIdentity, RebalanceProtocol, Record, Request, Response, TopicPartition,
 };
 use oversell_sim::trace::Event;
 use oversell_sim::ClientId;
@@ -1466,6 +1466,8 @@ impl Harness {
                 topics: vec![TOPIC.into()],
                 session_timeout_ms: SESSION,
                 rebalance_timeout_ms: REBALANCE,
+                protocol: RebalanceProtocol::Eager,
+                owned: Vec::new(),
             },
         );
         prop_assert_eq!(

@@ -199,9 +199,18 @@ pub(super) fn explain(e: DeError, root: &Value<'_>) -> Problem {
                 Some(s) => format!("did you mean \"{s}\"? kinds: {kinds}"),
                 None => format!("kinds: {kinds}"),
             };
+            let noun = match path.last() {
+                Some(Seg::Key(k)) if k == "rebalance_protocol" => "rebalance protocol",
+                _ => "fault kind",
+            };
+            let help = if noun == "fault kind" {
+                help
+            } else {
+                help.replace("kinds:", "protocols:")
+            };
             problem(
                 span,
-                format!("unknown fault kind {}", quote_str(&variant)),
+                format!("unknown {noun} {}", quote_str(&variant)),
                 Some(help),
             )
         }

@@ -1,17 +1,20 @@
-//! The group coordinator (classic eager protocol): membership, rebalances with Kafka's
-//! `RangeAssignor` computed by the coordinator, heartbeats, session and rebalance
-//! timeouts, generations, and committed offsets fenced by member id and generation
-//! (KIP-447 for transactional ones).
+//! The group coordinator (classic protocol): membership, rebalances computed by the
+//! coordinator — Kafka's `RangeAssignor` when a member rebalances eagerly, Kafka Streams'
+//! sticky task assignment with the two-step handover when every member is cooperative
+//! ([`super::assignor`]) — heartbeats, session and rebalance timeouts, generations, and
+//! committed offsets fenced by member id and generation (KIP-447 for transactional ones).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::assignor::{cooperative_assignment, same_subscription, Claim};
 use super::txn::PendingOffsets;
 use super::{reject, Broker};
 use crate::client::ClientId;
 use crate::protocol::{
-    Generation, GroupMetadata, JoinOutcome, KafkaError, Millis, Offset, TopicPartition,
+    Generation, GroupMetadata, JoinOutcome, KafkaError, Millis, Offset, RebalanceProtocol,
+    TopicPartition,
 };
 use crate::trace::Event;
 
@@ -36,6 +39,9 @@ pub(super) struct Member {
     last_seen: Millis,
     /// Has sent `JoinGroup` during the current rebalance.
     rejoined: bool,
+    protocol: RebalanceProtocol,
+    /// The partitions its last `JoinGroup` reported as owned (cooperative only).
+    owned: Vec<TopicPartition>,
 }
 
 impl Member {
@@ -55,10 +61,12 @@ pub(super) struct Group {
 }
 
 /// What a `JoinGroup` carries besides the group and member id.
-struct Subscription {
-    topics: Vec<String>,
-    session_timeout_ms: Millis,
-    rebalance_timeout_ms: Millis,
+pub(super) struct Subscription {
+    pub(super) topics: Vec<String>,
+    pub(super) session_timeout_ms: Millis,
+    pub(super) rebalance_timeout_ms: Millis,
+    pub(super) protocol: RebalanceProtocol,
+    pub(super) owned: Vec<TopicPartition>,
 }
 
 impl Group {
@@ -108,6 +116,57 @@ impl Group {
             .map(Member::session_deadline)
             .chain(self.rebalance_deadline())
             .min()
+    }
+
+    /// The next generation's assignment: sticky and cooperative when every member
+    /// rebalances cooperatively with one subscription (`ConsumerCoordinator` selects the
+    /// protocol all members support), else Kafka's range assignment.
+    fn assign(
+        &self,
+        partitions_of: impl Fn(&str) -> Option<u32>,
+    ) -> (BTreeMap<String, Vec<TopicPartition>>, bool) {
+        let cooperative = !self.members.is_empty()
+            && self
+                .members
+                .values()
+                .all(|m| m.protocol == RebalanceProtocol::Cooperative);
+        let claims: BTreeMap<String, Claim<'_>> = self
+            .members
+            .iter()
+            .map(|(id, m)| {
+                let claim = Claim {
+                    topics: &m.topics,
+                    owned: &m.owned,
+                };
+                (id.clone(), claim)
+            })
+            .collect();
+        if cooperative && same_subscription(&claims) {
+            return (cooperative_assignment(&claims, partitions_of), true);
+        }
+        let subscriptions: BTreeMap<String, Vec<String>> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.topics.clone()))
+            .collect();
+        (range_assignment(&subscriptions, partitions_of), false)
+    }
+
+    /// Coordinator invariant of the cooperative protocol: no partition is given to a
+    /// member while another member reports it as owned. (In a group with an eager member
+    /// the range assignment applies and every member revokes before it joins.)
+    fn check_handover(&self, name: &str) {
+        for (member, tps) in &self.assignment {
+            for tp in tps {
+                let other = self
+                    .members
+                    .iter()
+                    .find(|(id, m)| *id != member && m.owned.contains(tp));
+                if let Some((other, _)) = other {
+                    panic!("broker bug: group {name} gave {tp} to {member} while {other} owns it");
+                }
+            }
+        }
     }
 
     fn joined(&self, member_id: String) -> JoinOutcome {
@@ -223,14 +282,12 @@ impl Broker {
             return false;
         }
         group.generation += 1;
-        let subscriptions: BTreeMap<String, Vec<String>> = group
-            .members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.topics.clone()))
-            .collect();
-        group.assignment = range_assignment(&subscriptions, |t| {
-            topics.get(t).map(|t| t.config.partitions)
-        });
+        let partitions_of = |t: &str| topics.get(t).map(|t| t.config.partitions);
+        let (assignment, cooperative) = group.assign(partitions_of);
+        group.assignment = assignment;
+        if cooperative {
+            group.check_handover(name);
+        }
         group.state = if group.members.is_empty() {
             GroupState::Empty
         } else {
@@ -276,23 +333,15 @@ impl Broker {
         self.maybe_complete_rebalance(name, events);
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn join_group(
         &mut self,
         now: Millis,
         client: &ClientId,
         name: &str,
         member_id: Option<String>,
-        topics: Vec<String>,
-        session_timeout_ms: Millis,
-        rebalance_timeout_ms: Millis,
+        sub: Subscription,
         events: &mut Vec<Event>,
     ) -> Result<JoinOutcome, KafkaError> {
-        let sub = Subscription {
-            topics,
-            session_timeout_ms,
-            rebalance_timeout_ms,
-        };
         let member_id = match member_id {
             None => self.add_member(now, client, name, sub, events),
             Some(id) => match self.rejoin(now, name, id, sub, events)? {
@@ -331,6 +380,8 @@ impl Broker {
                 rebalance_timeout_ms: sub.rebalance_timeout_ms,
                 last_seen: now,
                 rejoined: true,
+                protocol: sub.protocol,
+                owned: sub.owned,
             },
         );
         assert!(previous.is_none(), "broker bug: member id {id} reused");
@@ -367,13 +418,20 @@ impl Broker {
         member.last_seen = now;
         member.session_timeout_ms = sub.session_timeout_ms;
         member.rebalance_timeout_ms = sub.rebalance_timeout_ms;
-        let changed = member.topics != sub.topics;
+        // A changed subscription rebalances, as in Kafka (`GroupCoordinator`'s
+        // `doCurrentMemberJoinGroup`: `!member.matches(protocols)`); under the cooperative
+        // protocol the owned partitions are part of it, so the rejoin of a member that
+        // revoked partitions starts the follow-up rebalance that hands them over.
+        let changed = member.topics != sub.topics
+            || member.protocol != sub.protocol
+            || member.owned != sub.owned;
         member.topics = sub.topics;
+        member.protocol = sub.protocol;
+        member.owned = sub.owned;
         match group.state {
             GroupState::Stable if !changed => Ok(Err(group.joined(id))),
             GroupState::Empty => unreachable!("broker bug: an Empty group with a member"),
             _ => {
-                // A changed subscription rebalances, as in Kafka.
                 group.prepare_rebalance(now);
                 group.members.get_mut(&id).expect("checked").rejoined = true;
                 Ok(Ok(id))

@@ -51,6 +51,7 @@ use crate::client::ClientId;
 use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
+pub mod assignor;
 pub mod group;
 mod invariants;
 pub mod log;
@@ -310,16 +311,18 @@ impl Broker {
                 topics,
                 session_timeout_ms,
                 rebalance_timeout_ms,
-            } => Response::JoinGroup(self.join_group(
-                now,
-                client,
-                &group,
-                member_id,
-                topics,
-                session_timeout_ms,
-                rebalance_timeout_ms,
-                events,
-            )),
+                protocol,
+                owned,
+            } => {
+                let sub = group::Subscription {
+                    topics,
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocol,
+                    owned,
+                };
+                Response::JoinGroup(self.join_group(now, client, &group, member_id, sub, events))
+            }
             Request::Heartbeat {
                 group,
                 member_id,

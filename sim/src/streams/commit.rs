@@ -131,6 +131,7 @@ impl StreamsClient {
         match then {
             AfterCommit::Continue => self.phase = Phase::Run,
             AfterCommit::Rejoin => self.revoke_and_rejoin(),
+            AfterCommit::Handover => self.apply_handover(env),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Configuration of a streams application instance: `processing.guarantee` and the
 //! consumer, producer and Streams settings the runtime models.
 
-use crate::protocol::{Isolation, Millis};
+use crate::protocol::{Isolation, Millis, RebalanceProtocol};
 
 /// `processing.guarantee`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -24,8 +24,14 @@ pub struct StreamsConfig {
     pub session_timeout_ms: Millis,
     /// `heartbeat.interval.ms`. Default 100.
     pub heartbeat_interval_ms: Millis,
-    /// `max.poll.interval.ms`, used as the rebalance timeout. Default 1000.
+    /// `max.poll.interval.ms`: sent as the rebalance timeout of `JoinGroup`, and the
+    /// longest the processing loop may go without polling before the heartbeat lane
+    /// leaves the group. Default 1000.
     pub rebalance_timeout_ms: Millis,
+    /// The rebalance protocol (`upgrade.from` selects eager in Kafka Streams; cooperative
+    /// is the default since 2.4, `AssignorConfiguration.rebalanceProtocol`). Default
+    /// cooperative.
+    pub rebalance_protocol: RebalanceProtocol,
     /// `request.timeout.ms`: an unanswered request is retried after this. Default 200.
     pub request_timeout_ms: Millis,
     /// `retry.backoff.ms`, also the wait after an empty fetch. Default 10.
@@ -63,6 +69,7 @@ impl StreamsConfig {
             session_timeout_ms: 300,
             heartbeat_interval_ms: 100,
             rebalance_timeout_ms: 1000,
+            rebalance_protocol: RebalanceProtocol::Cooperative,
             request_timeout_ms: 200,
             retry_backoff_ms: 10,
             transaction_timeout_ms: 1000,
@@ -78,6 +85,10 @@ impl StreamsConfig {
 
     pub(crate) fn eos(&self) -> bool {
         self.guarantee == Guarantee::ExactlyOnceV2
+    }
+
+    pub(crate) fn cooperative(&self) -> bool {
+        self.rebalance_protocol == RebalanceProtocol::Cooperative
     }
 
     pub(crate) fn isolation(&self) -> Isolation {

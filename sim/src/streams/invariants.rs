@@ -24,6 +24,7 @@ impl StreamsClient {
     /// The client's state is consistent with its phase.
     pub(super) fn check_invariants(&self) {
         self.check_membership();
+        self.check_rebalance();
         self.check_tasks();
         self.check_transaction();
     }
@@ -51,6 +52,36 @@ impl StreamsClient {
                 );
             }
             Phase::EndTxn { commit: false, .. } => {}
+        }
+    }
+
+    /// A cooperative rebalance keeps tasks running or restoring; a handover (the commit of
+    /// revoked tasks) happens after the assignment arrived; tasks that fetch offsets or
+    /// restore leave nothing uncommitted behind them.
+    fn check_rebalance(&self) {
+        let holding = matches!(
+            self.phase,
+            Phase::Run | Phase::FetchOffsets { .. } | Phase::Restore
+        );
+        if self.rebalancing {
+            self.require(
+                self.config.cooperative() && holding,
+                "a rebalance in progress outside the cooperative protocol's running phases",
+            );
+            self.require(self.handover.is_none(), "a handover during a rebalance");
+        }
+        if self.handover.is_some() {
+            let committing = matches!(
+                self.phase,
+                Phase::Run | Phase::CommitOffsets { .. } | Phase::EndTxn { .. }
+            );
+            self.require(committing, "a handover outside the running loop");
+        }
+        if matches!(self.phase, Phase::FetchOffsets { .. } | Phase::Restore) {
+            self.require(
+                !self.dirty && self.outputs.is_empty() && self.txn.is_none(),
+                "uncommitted work kept while tasks restore",
+            );
         }
     }
 
@@ -118,12 +149,14 @@ impl StreamsClient {
         );
     }
 
-    /// Before offsets are sent: a generation, and assigned partitions only.
+    /// Before offsets are sent: a generation, no rebalance in progress (`TaskManager.commit`
+    /// returns -1 then), and assigned partitions only.
     pub(super) fn assert_may_commit(&self, offsets: &[(TopicPartition, Offset)]) {
         self.require(
             self.in_group && self.generation > 0,
             "commit without a generation",
         );
+        self.require(!self.rebalancing, "commit during a rebalance");
         self.require(
             offsets.iter().all(|(tp, _)| self.assignment.contains(tp)),
             "offsets committed for an unassigned partition",
@@ -140,6 +173,14 @@ mod tests {
     #[should_panic(expected = "commit without a generation")]
     fn a_commit_without_a_generation_panics() {
         client(Guarantee::AtLeastOnce).assert_may_commit(&[]);
+    }
+
+    #[test]
+    #[should_panic(expected = "commit during a rebalance")]
+    fn a_commit_during_a_rebalance_panics() {
+        let (mut c, _) = running(Guarantee::AtLeastOnce, &[0], &[]);
+        c.rebalancing = true;
+        c.assert_may_commit(&[(tp("in", 0), 1)]);
     }
 
     #[test]

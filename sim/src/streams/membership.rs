@@ -1,6 +1,6 @@
 //! Group membership: joining (eager protocol: every task is closed and recreated at each
-//! assignment), the heartbeat lane, the generation, and closing tasks when the member
-//! loses them.
+//! assignment; the cooperative protocol is in `cooperative`), the heartbeat lane, the
+//! generation, and closing tasks when the member loses them.
 
 use super::{Phase, StreamsClient, Waiting};
 use crate::client::Env;
@@ -23,6 +23,9 @@ impl StreamsClient {
         self.assignment.clear();
         self.dirty = false;
         self.commit_now = false;
+        self.rebalancing = false;
+        self.join_retry = None;
+        self.handover = None;
     }
 
     /// The task was migrated away or the producer fenced: drop everything, rejoin.
@@ -42,6 +45,7 @@ impl StreamsClient {
         self.close_tasks_dirty();
         self.in_group = false;
         self.rejoin_needed = false;
+        self.left_group = false;
         if reset_member {
             self.member_id = None;
         }
@@ -77,6 +81,9 @@ impl StreamsClient {
         if self.rejoin_if_lost(env) {
             return true;
         }
+        if self.config.cooperative() {
+            return self.cooperative_join(env);
+        }
         if !self.rejoin_needed {
             return false;
         }
@@ -93,11 +100,34 @@ impl StreamsClient {
 
     pub(super) fn on_join(&mut self, result: Result<JoinOutcome, KafkaError>, env: &mut Env<'_>) {
         match result {
+            Ok(JoinOutcome::Pending { member_id }) if self.rebalancing => {
+                self.member_id = Some(member_id);
+                self.join_retry = Some(env.now + self.config.retry_backoff_ms);
+            }
             Ok(JoinOutcome::Pending { member_id }) => {
                 self.member_id = Some(member_id);
                 self.phase = Phase::Join {
                     backoff_until: env.now + self.config.retry_backoff_ms,
                 };
+            }
+            Ok(JoinOutcome::Joined {
+                member_id,
+                generation,
+                assignment,
+            }) if self.config.cooperative() => {
+                self.member_id = Some(member_id);
+                self.generation = generation;
+                self.in_group = true;
+                self.rejoin_needed = false;
+                self.member_lost = false;
+                self.next_heartbeat = env.now + self.config.heartbeat_interval_ms;
+                self.on_cooperative_assignment(assignment, env);
+            }
+            Err(e) if self.rebalancing => {
+                // `AbstractCoordinator.resetGenerationOnResponseError`: the next poll's
+                // `onJoinPrepare` finds no generation and declares the partitions lost.
+                let why = format!("join failed: {e:?}");
+                self.task_migrated(env, &why, true);
             }
             Ok(JoinOutcome::Joined {
                 member_id,
@@ -133,6 +163,44 @@ impl StreamsClient {
         }
     }
 
+    /// The heartbeat lane runs while the member is in the group and has not left it, and
+    /// not while its own `JoinGroup` is under way (`AbstractCoordinator.HeartbeatThread`
+    /// is disabled while `state.hasNotJoinedGroup()`, which includes
+    /// `PREPARING_REBALANCE`; the coordinator sees the member alive through its joins).
+    pub(super) fn heartbeating(&self) -> bool {
+        self.in_group && self.member_id.is_some() && !self.left_group && !self.rebalancing
+    }
+
+    /// `AbstractCoordinator.HeartbeatThread`: `heartbeat.pollTimeoutExpired(now)` — the
+    /// processing loop has not polled for `max.poll.interval.ms` — so `maybeLeaveGroup`
+    /// sends `LeaveGroup` and resets the generation: the next poll declares the
+    /// partitions lost (`ConsumerCoordinator.onJoinPrepare`) and joins as a new member.
+    fn poll_timeout_expired(&self, now: Millis) -> bool {
+        self.blocked_since
+            .is_some_and(|t| now >= t.saturating_add(self.config.rebalance_timeout_ms))
+    }
+
+    fn leave_group(&mut self, member_id: String, env: &mut Env<'_>) {
+        let request = Request::LeaveGroup {
+            group: self.config.application_id.clone(),
+            member_id,
+        };
+        let corr = env.send(request.clone());
+        self.heartbeat = Some(Waiting {
+            corr,
+            request,
+            deadline: env.now + self.config.request_timeout_ms,
+        });
+        self.left_group = true;
+        self.rejoin_needed = true;
+        self.member_lost = true;
+        self.forget_member = true;
+        self.error(
+            env,
+            "poll timeout: max.poll.interval.ms passed without a poll; left the group".into(),
+        );
+    }
+
     pub(super) fn step_heartbeat(&mut self, env: &mut Env<'_>) {
         if let Some(w) = self.heartbeat.take() {
             // Unanswered heartbeat: send the next one.
@@ -141,6 +209,14 @@ impl StreamsClient {
         let Some(member_id) = self.member_id.clone() else {
             return;
         };
+        if self.left_group {
+            // The LeaveGroup went unanswered: Kafka does not send it again.
+            return;
+        }
+        if self.poll_timeout_expired(env.now) {
+            self.leave_group(member_id, env);
+            return;
+        }
         let request = Request::Heartbeat {
             group: self.config.application_id.clone(),
             member_id,
@@ -159,9 +235,18 @@ impl StreamsClient {
         match result {
             Ok(()) => {}
             Err(KafkaError::RebalanceInProgress) => {
-                if self.in_group && !self.rejoin_needed {
+                // `AbstractCoordinator.HeartbeatResponseHandler`: a rejoin is requested
+                // only while the member is stable, not while its own join is under way.
+                if self.in_group && !self.rejoin_needed && !self.rebalancing {
                     self.rejoin_needed = true;
                 }
+            }
+            Err(KafkaError::IllegalGeneration | KafkaError::UnknownMemberId)
+                if self.rebalancing =>
+            {
+                // The answer to a heartbeat sent before this member's cooperative join:
+                // the join's own answer decides (an unknown member's join is refused,
+                // and its partitions are then lost).
             }
             Err(e @ (KafkaError::IllegalGeneration | KafkaError::UnknownMemberId)) => {
                 // `AbstractCoordinator.resetGenerationOnResponseError`: the generation is
@@ -283,7 +368,19 @@ mod tests {
 
     #[test]
     fn a_rebalance_during_restoration_is_joined_at_the_next_poll() {
-        let (mut c, mut d) = (client(Guarantee::AtLeastOnce), driver());
+        for eager in [true, false] {
+            rebalance_during_restoration(eager);
+        }
+    }
+
+    fn rebalance_during_restoration(eager: bool) {
+        let c = if eager {
+            eager_client(Guarantee::AtLeastOnce)
+        } else {
+            client(Guarantee::AtLeastOnce)
+        };
+        let mut d = driver();
+        let mut c = c;
         let (corr, _) = step(&mut c, &mut d);
         answer(&mut c, &mut d, corr, Response::InitProducerId(Ok((1, 0))));
         let (corr, _) = step(&mut c, &mut d);
@@ -310,8 +407,13 @@ mod tests {
             Response::Heartbeat(Err(KafkaError::RebalanceInProgress)),
         );
         assert!(c.ready(MAIN, d.now));
-        assert!(d.step(&mut c, MAIN).is_empty());
+        if eager {
+            // The restoring task is closed first.
+            assert!(d.step(&mut c, MAIN).is_empty());
+            assert!(c.tasks.is_empty());
+        }
         let (_, next) = step(&mut c, &mut d);
         assert!(matches!(next, Request::JoinGroup { .. }), "got {next:?}");
+        assert_eq!(c.tasks.len(), usize::from(!eager), "cooperative keeps it");
     }
 }

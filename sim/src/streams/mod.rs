@@ -29,6 +29,7 @@
 mod commit;
 pub mod config;
 pub mod context;
+mod cooperative;
 pub mod harness;
 mod invariants;
 mod membership;
@@ -89,7 +90,10 @@ enum Phase {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AfterCommit {
     Continue,
+    /// Eager: revoke every task and rejoin.
     Rejoin,
+    /// Cooperative: the assignment that arrived (`handover`) is applied.
+    Handover,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +120,20 @@ pub struct StreamsClient {
     forget_member: bool,
     assignment: Vec<TopicPartition>,
     next_heartbeat: Millis,
+    /// Cooperative: a `JoinGroup` was sent with tasks kept, and its assignment has not
+    /// arrived (`TaskManager.rebalanceInProgress`): tasks keep processing, commits wait.
+    rebalancing: bool,
+    /// Cooperative: a pending `JoinGroup` is sent again at this time.
+    join_retry: Option<Millis>,
+    /// Cooperative: the assignment that arrived, applied once the uncommitted work is
+    /// committed (`TaskManager.handleRevocation`).
+    handover: Option<Vec<TopicPartition>>,
+    /// Since when the processing loop has been blocked on its request in flight (first
+    /// sent, retries included): it does not poll meanwhile (`max.poll.interval.ms`).
+    blocked_since: Option<Millis>,
+    /// The heartbeat lane left the group after the poll timeout; the next poll finds the
+    /// partitions lost.
+    left_group: bool,
     // Producer.
     producer: Option<(ProducerId, Epoch)>,
     sequences: BTreeMap<TopicPartition, i32>,
@@ -171,6 +189,11 @@ impl StreamsClient {
             forget_member: false,
             assignment: Vec::new(),
             next_heartbeat: 0,
+            rebalancing: false,
+            join_retry: None,
+            handover: None,
+            blocked_since: None,
+            left_group: false,
             producer: None,
             sequences: BTreeMap::new(),
             txn: None,
@@ -216,6 +239,7 @@ impl StreamsClient {
     }
 
     fn send_main(&mut self, request: Request, env: &mut Env<'_>) {
+        self.blocked_since.get_or_insert(env.now);
         let corr = env.send(request.clone());
         self.main = Some(Waiting {
             corr,
@@ -238,6 +262,7 @@ impl StreamsClient {
         match &self.phase {
             Phase::InitProducer | Phase::CommitOffsets { .. } | Phase::EndTxn { .. } => true,
             // A rebalance the heartbeat asked for is handled at the next poll, restoring or not.
+            _ if self.join_due(now) => true,
             Phase::Restore => {
                 self.rejoin_needed
                     || !matches!(self.restoring.front(), Some(item) if now < item.backoff_until)
@@ -246,6 +271,7 @@ impl StreamsClient {
             Phase::Join { backoff_until } => now >= *backoff_until,
             Phase::Run => {
                 self.rejoin_needed
+                    || self.handover.is_some()
                     || (self.next_input().is_some() && now >= self.retry_until)
                     || !self.outputs.is_empty()
                     || self.commit_due(now)
@@ -263,6 +289,14 @@ impl StreamsClient {
         if let Some(w) = &self.main {
             return Some(w.deadline);
         }
+        let t = self.main_phase_wakeup();
+        match (t, self.join_retry.filter(|_| self.rebalancing)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn main_phase_wakeup(&self) -> Option<Millis> {
         match &self.phase {
             Phase::Join { backoff_until } | Phase::FetchOffsets { backoff_until } => {
                 Some(*backoff_until)
@@ -274,7 +308,7 @@ impl StreamsClient {
                 if self.next_input().is_some() {
                     at(self.retry_until);
                 }
-                if self.dirty {
+                if self.dirty && !self.rebalancing {
                     at(self.last_commit + self.config.commit_interval_ms);
                 }
                 if self.wall_punctuation().is_some() && !self.tasks.is_empty() {
@@ -307,16 +341,7 @@ impl StreamsClient {
                 };
                 self.send_main(request, env);
             }
-            Phase::Join { .. } => {
-                let request = Request::JoinGroup {
-                    group: self.config.application_id.clone(),
-                    member_id: self.member_id.clone(),
-                    topics: self.topology.topics(),
-                    session_timeout_ms: self.config.session_timeout_ms,
-                    rebalance_timeout_ms: self.config.rebalance_timeout_ms,
-                };
-                self.send_main(request, env);
-            }
+            Phase::Join { .. } => self.send_join(env),
             Phase::FetchOffsets { .. } => self.step_fetch_offsets(env),
             Phase::Restore => self.step_restore(env),
             Phase::Run => self.step_run(env),
@@ -333,6 +358,7 @@ impl StreamsClient {
 
     fn on_main_response(&mut self, response: Response, env: &mut Env<'_>) {
         let request = self.main.take().map(|w| w.request);
+        self.blocked_since = None;
         match response {
             Response::InitProducerId(result) => self.on_init_producer(result, env),
             Response::JoinGroup(result) => self.on_join(result, env),
@@ -363,6 +389,27 @@ impl StreamsClient {
                 self.error(env, what);
             }
         }
+    }
+}
+
+impl StreamsClient {
+    /// `JoinGroup`, with the protocol and, under the cooperative one, the partitions
+    /// still owned (none after an eager revocation or a loss: the assignment is empty).
+    fn send_join(&mut self, env: &mut Env<'_>) {
+        let request = Request::JoinGroup {
+            group: self.config.application_id.clone(),
+            member_id: self.member_id.clone(),
+            topics: self.topology.topics(),
+            session_timeout_ms: self.config.session_timeout_ms,
+            rebalance_timeout_ms: self.config.rebalance_timeout_ms,
+            protocol: self.config.rebalance_protocol,
+            owned: if self.config.cooperative() {
+                self.assignment.clone()
+            } else {
+                Vec::new()
+            },
+        };
+        self.send_main(request, env);
     }
 }
 
@@ -415,7 +462,7 @@ impl Client for StreamsClient {
                 if let Some(w) = &self.heartbeat {
                     return now >= w.deadline;
                 }
-                self.in_group && self.member_id.is_some() && now >= self.next_heartbeat
+                self.heartbeating() && now >= self.next_heartbeat
             }
         }
     }
@@ -444,7 +491,7 @@ impl Client for StreamsClient {
     fn wakeup(&self) -> Option<Millis> {
         let hb = match &self.heartbeat {
             Some(w) => Some(w.deadline),
-            None if self.in_group && self.member_id.is_some() => Some(self.next_heartbeat),
+            None if self.heartbeating() => Some(self.next_heartbeat),
             None => None,
         };
         match (self.main_wakeup(), hb) {
@@ -459,6 +506,8 @@ impl Client for StreamsClient {
         (self.main.is_none() || polling)
             && self.phase == Phase::Run
             && !self.rejoin_needed
+            && !self.rebalancing
+            && self.handover.is_none()
             && !self.buffered()
             && self.outputs.is_empty()
             && !(self.dirty && self.offsets_changed())

@@ -7,7 +7,8 @@ use crate::trace::Event;
 
 impl StreamsClient {
     pub(super) fn commit_due(&self, now: Millis) -> bool {
-        self.dirty && now >= self.last_commit + self.config.commit_interval_ms
+        // `TaskManager.commit` commits nothing while a rebalance is in progress.
+        self.dirty && !self.rebalancing && now >= self.last_commit + self.config.commit_interval_ms
     }
 
     pub(super) fn wall_punctuation(&self) -> Option<Millis> {
@@ -34,7 +35,11 @@ impl StreamsClient {
         if self.rejoin_if_lost(env) {
             return;
         }
-        if self.rejoin_needed {
+        if self.config.cooperative() {
+            if self.step_cooperative(env) {
+                return;
+            }
+        } else if self.rejoin_needed {
             // Eager rebalance: commit what was processed, then revoke everything and rejoin.
             self.rejoin_needed = false;
             if self.dirty || !self.outputs.is_empty() || self.txn.is_some() {
@@ -52,7 +57,7 @@ impl StreamsClient {
             }
             return;
         }
-        if self.commit_now && self.outputs.is_empty() {
+        if self.commit_now && self.outputs.is_empty() && !self.rebalancing {
             self.commit_now = false;
             self.phase = Phase::CommitOffsets {
                 then: AfterCommit::Continue,

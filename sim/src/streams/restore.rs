@@ -30,9 +30,17 @@ impl StreamsClient {
         }
         // `ConsumerCoordinator.sendOffsetFetchRequest` always sets `requireStable` (since
         // KIP-447), whatever the isolation level or processing guarantee.
+        // Only the partitions without a position: under the cooperative protocol a
+        // retained task keeps its own (`TaskManager.handleAssignment`).
+        let partitions = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.fetch_positions.contains_key(*tp))
+            .cloned()
+            .collect();
         let request = Request::OffsetFetch {
             group: self.config.application_id.clone(),
-            partitions: self.assignment.clone(),
+            partitions,
             require_stable: true,
         };
         self.send_main(request, env);
@@ -58,6 +66,8 @@ impl StreamsClient {
         }
     }
 
+    /// Tasks for the assigned partitions that have none yet; their stores are queued for
+    /// restoration.
     pub(super) fn create_tasks(&mut self) {
         let mut restoring = VecDeque::new();
         for tp in &self.assignment {
@@ -95,7 +105,7 @@ impl StreamsClient {
                 },
             );
         }
-        self.restoring = restoring;
+        self.restoring.extend(restoring);
     }
 
     pub(super) fn on_restore_fetch(
@@ -162,9 +172,9 @@ impl StreamsClient {
             Ok(offsets) => {
                 // An empty request asks for every partition of the group (the broker's
                 // reading of OffsetFetch); only the assignment's offsets are kept.
-                let assigned = offsets
-                    .into_iter()
-                    .filter(|(tp, _)| self.assignment.contains(tp));
+                let assigned = offsets.into_iter().filter(|(tp, _)| {
+                    self.assignment.contains(tp) && !self.fetch_positions.contains_key(tp)
+                });
                 for (tp, offset) in assigned.collect::<Vec<_>>() {
                     // auto.offset.reset = earliest
                     let o = offset.unwrap_or(0);

@@ -35,6 +35,13 @@ pub fn client(guarantee: Guarantee) -> StreamsClient {
     StreamsClient::new("i0", StreamsConfig::new("app", guarantee), topology(None))
 }
 
+/// A client of the eager protocol (every task closed and recreated at a rebalance).
+pub fn eager_client(guarantee: Guarantee) -> StreamsClient {
+    let mut config = StreamsConfig::new("app", guarantee);
+    config.rebalance_protocol = RebalanceProtocol::Eager;
+    StreamsClient::new("i0", config, topology(None))
+}
+
 pub fn driver() -> Driver {
     let meta = [("in", 2), ("out", 2), ("app-s-changelog", 2)]
         .into_iter()

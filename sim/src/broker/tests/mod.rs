@@ -5,9 +5,11 @@ use super::txn::MAX_EPOCH;
 use super::*;
 use crate::protocol::{
     ControlType, Epoch, FetchData, Generation, GroupMetadata, Isolation, JoinOutcome, Offset,
-    PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record, TopicPartition,
+    PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, RebalanceProtocol, Record,
+    TopicPartition,
 };
 
+mod cooperative;
 mod coordinators;
 mod txn_v2;
 
@@ -173,6 +175,8 @@ impl Run {
                 topics: vec![T.into()],
                 session_timeout_ms: 1_000,
                 rebalance_timeout_ms: 500,
+                protocol: RebalanceProtocol::Eager,
+                owned: Vec::new(),
             },
         );
         let Response::JoinGroup(r) = r else {
