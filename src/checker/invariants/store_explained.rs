@@ -157,14 +157,15 @@ mod tests {
     /// read-uncommitted`: restore reads the changelog read_uncommitted): order-service's
     /// store says `Cancelled` where no committed changelog record does. (The same symptom
     /// on the unchanged kernel, seed 116 of this scenario, was a streams runtime defect,
-    /// now fixed and kept in `tests/regression.rs`.)
+    /// now fixed and kept in `tests/regression.rs`.) The run is the saga's before its
+    /// timers' fix (`saga-direct-timers`), where the defect first showed.
     #[test]
     fn a_store_that_kept_uncommitted_writes_fails_it_on_a_real_run() {
         use crate::designs::Mutation;
         use crate::expect::FaultClass;
         let path = "scenarios/saga-payment-failure.toml";
         let mutations = [Mutation::ReadUncommitted];
-        let v = real_run(path, "saga", &mutations, 1, Some(FaultClass::Network));
+        let v = real_run(path, "saga-direct-timers", &mutations, 1, Some(FaultClass::Network));
         let found: Vec<_> = v.of(Invariant::StoreExplained).collect();
         assert_eq!(found.len(), 1, "{v}");
         assert!(found[0].explanation.contains("key order1 is"), "{v}");
