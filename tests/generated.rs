@@ -52,13 +52,13 @@ const DEFAULT_RUNS: u32 = 200;
 const RARE: u32 = 1_500;
 
 /// The saga's zombie punctuation (scenarios/saga-zombie-punctuation.toml, design
-/// `saga-direct-timers`) first showed at case 2,977 of the pause sweep: a paused instance
-/// wakes, and its wall-clock punctuation commits a stale ledger in a transaction that
-/// carries no offsets, so no group generation fences it (a `ReservationReleased`
-/// committed twice). The saga's timers now act through a record to the service's own
-/// input; its pause sweep runs at least this many to show the finding is gone.
-/// Under the cooperative protocol (these sweeps) the window is narrower still: a retained
-/// task keeps its consumed offsets, which carry the generation.
+/// `saga-direct-timers`) first showed at case 2,977 of the pause sweep under the eager
+/// protocol: a paused instance wakes, and its wall-clock punctuation commits a stale
+/// ledger in a transaction that carries no offsets, so no group generation fences it (a
+/// `ReservationReleased` committed twice). Under the cooperative protocol a retained task
+/// keeps its consumed offsets, which carry the generation; and the saga's timers now act
+/// through a record to the service's own input. Its pause sweep runs at least this many
+/// to show the finding is gone.
 const ZOMBIE: u32 = 3_000;
 
 /// The expected outcome of every sweep (design, fault kind, outcome, minimum runs),
