@@ -2,7 +2,7 @@
 
 use crate::checker::{check, Invariant, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
-use crate::scenario::{Scenario, SeedRange};
+use crate::scenario::{Scenario, SeedRange, StateDir};
 use oversell_sim::broker::TransactionVersion;
 use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult, World};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,6 +122,10 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
         other => panic!("transaction_version {other} passed the loader (1 or 2)"),
     };
     world.broker_mut().set_transaction_version(version);
+    world
+        .broker_mut()
+        .set_abort_scan_interval(scenario.kafka.abort_scan_interval_ms);
+    world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
     world
 }
 

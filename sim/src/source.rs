@@ -3,7 +3,10 @@
 //! One record per produce request, each waiting for the previous acknowledgement
 //! (`max.in.flight.requests.per.connection = 1`). A request whose response does not come
 //! back within the request timeout is retried as it was. With idempotence the broker
-//! recognises the retry; without it the record is written twice.
+//! recognises the retry; without it the record is written twice. A batch answered with a
+//! retriable error is sent again as it was (same producer id, epoch and sequence) after
+//! `retry.backoff.ms` (Kafka's `Sender.canRetry`, `TransactionManager.canRetry`); any other
+//! error resets the producer.
 
 use crate::client::{Client, Env};
 use crate::partitioner::partition_for_key;
@@ -29,6 +32,9 @@ pub struct SourceConfig {
     pub idempotent: bool,
     /// `request.timeout.ms`: a request unanswered this long is retried.
     pub request_timeout_ms: Millis,
+    /// `retry.backoff.ms`: the wait before a batch answered with a retriable error is
+    /// sent again. Default 10 (the streams clients' default here).
+    pub retry_backoff_ms: Millis,
 }
 
 impl Default for SourceConfig {
@@ -36,6 +42,7 @@ impl Default for SourceConfig {
         SourceConfig {
             idempotent: true,
             request_timeout_ms: 200,
+            retry_backoff_ms: 10,
         }
     }
 }
@@ -46,6 +53,12 @@ struct Waiting {
     deadline: Millis,
 }
 
+/// A request answered with a retriable error, to send again as it was.
+struct Backoff {
+    request: Request,
+    at: Millis,
+}
+
 pub struct SourceClient {
     name: String,
     config: SourceConfig,
@@ -54,6 +67,7 @@ pub struct SourceClient {
     producer: Option<(ProducerId, Epoch)>,
     sequences: BTreeMap<TopicPartition, i32>,
     waiting: Option<Waiting>,
+    backoff: Option<Backoff>,
 }
 
 impl SourceClient {
@@ -71,6 +85,7 @@ impl SourceClient {
             producer: None,
             sequences: BTreeMap::new(),
             waiting: None,
+            backoff: None,
         }
     }
 
@@ -90,9 +105,10 @@ impl Client for SourceClient {
     }
 
     fn ready(&self, _lane: usize, now: Millis) -> bool {
-        match &self.waiting {
-            Some(w) => now >= w.deadline,
-            None => self.next < self.schedule.len() && now >= self.schedule[self.next].at,
+        match (&self.waiting, &self.backoff) {
+            (Some(w), _) => now >= w.deadline,
+            (None, Some(b)) => now >= b.at,
+            (None, None) => self.next < self.schedule.len() && now >= self.schedule[self.next].at,
         }
     }
 
@@ -103,6 +119,10 @@ impl Client for SourceClient {
                 what: "produce request unanswered: retrying".into(),
             });
             self.send(w.request, env);
+            return;
+        }
+        if let Some(b) = self.backoff.take() {
+            self.send(b.request, env);
             return;
         }
         if self.config.idempotent && self.producer.is_none() {
@@ -152,7 +172,7 @@ impl Client for SourceClient {
         if self.waiting.as_ref().map(|w| w.corr) != Some(corr) {
             return; // a stale or duplicated response
         }
-        self.waiting = None;
+        let request = self.waiting.take().map(|w| w.request);
         match response {
             Response::InitProducerId(Ok(pid)) => self.producer = Some(pid),
             Response::InitProducerId(Err(e)) => env.event(Event::ClientError {
@@ -173,6 +193,15 @@ impl Client for SourceClient {
                                 *seq += 1;
                             }
                             self.next += 1;
+                        }
+                        PartitionProduceResult::Error(e) if e.is_retriable() => {
+                            // Sender.canRetry: the batch again, same producer id, epoch
+                            // and sequence, after retry.backoff.ms.
+                            let request = request.clone().expect("a produce was waiting");
+                            self.backoff = Some(Backoff {
+                                request,
+                                at: env.now + self.config.retry_backoff_ms,
+                            });
                         }
                         PartitionProduceResult::Error(e) => {
                             // A fresh producer id resets sequences; the record is sent again.
@@ -196,13 +225,14 @@ impl Client for SourceClient {
     }
 
     fn wakeup(&self) -> Option<Millis> {
-        match &self.waiting {
-            Some(w) => Some(w.deadline),
-            None => self.schedule.get(self.next).map(|s| s.at),
+        match (&self.waiting, &self.backoff) {
+            (Some(w), _) => Some(w.deadline),
+            (None, Some(b)) => Some(b.at),
+            (None, None) => self.schedule.get(self.next).map(|s| s.at),
         }
     }
 
     fn idle(&self) -> bool {
-        self.waiting.is_none() && self.next >= self.schedule.len()
+        self.waiting.is_none() && self.backoff.is_none() && self.next >= self.schedule.len()
     }
 }

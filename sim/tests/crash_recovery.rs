@@ -330,6 +330,7 @@ fn late_end_txn_story(
 ) -> (Response, bool, ProducerIdentity, Broker, Vec<Event>) {
     let mut b = Broker::with_config(BrokerConfig {
         transaction_version: version,
+        ..BrokerConfig::default()
     });
     let mut events = Vec::new();
     let tp = TopicPartition::new("out", 0);
@@ -386,6 +387,7 @@ fn late_end_txn_story(
     let Response::EndTxn(Ok(bumped)) = b.handle(2, "c", end_1.clone(), &mut events) else {
         panic!("the retried EndTxn commits transaction 1")
     };
+    b.write_all_pending_markers(2, &mut events);
     assert!(b.is_committed(&tp, 0));
     // The producer adopts the new epoch (v2) and restarts its sequences with it.
     let mut seq = 1;
@@ -398,6 +400,7 @@ fn late_end_txn_story(
     // Transaction 2 begins; then the delayed original EndTxn of transaction 1 arrives.
     let second = produce(&mut b, &mut events, &identity, seq);
     let late = b.handle(3, "c", end_1, &mut events);
+    b.write_all_pending_markers(3, &mut events);
     let committed = b.is_committed(&tp, second);
     (late, committed, identity, b, events)
 }
@@ -422,6 +425,7 @@ fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
     let r = b.handle(4, "c", end_2, &mut events);
     let bumped = (identity.producer_id, identity.epoch + 1);
     assert_eq!(r, Response::EndTxn(Ok(Some(bumped))));
+    b.write_all_pending_markers(4, &mut events);
     // Offset 0: transaction 1's record, 1: its marker, 2: transaction 2's record.
     assert!(b.is_committed(&TopicPartition::new("out", 0), 2));
 }

@@ -195,13 +195,20 @@ pub(super) fn explain(e: DeError, root: &Value<'_>) -> Problem {
         Fault::MissingField(field) => missing(root, &path, span, field),
         Fault::UnknownVariant { variant, expected } => {
             let kinds = list(expected.iter().copied());
+            // Unit variants: `[streams] state_dir`; every other one is a fault's `kind`.
+            let state_dir = matches!(path.last(), Some(Seg::Key(k)) if k == "state_dir");
+            let (what, noun) = if state_dir {
+                ("state directory", "values")
+            } else {
+                ("fault kind", "kinds")
+            };
             let help = match nearest(&variant, expected.iter().copied()) {
-                Some(s) => format!("did you mean \"{s}\"? kinds: {kinds}"),
-                None => format!("kinds: {kinds}"),
+                Some(s) => format!("did you mean \"{s}\"? {noun}: {kinds}"),
+                None => format!("{noun}: {kinds}"),
             };
             problem(
                 span,
-                format!("unknown fault kind {}", quote_str(&variant)),
+                format!("unknown {what} {}", quote_str(&variant)),
                 Some(help),
             )
         }

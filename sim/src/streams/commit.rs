@@ -6,7 +6,6 @@ use super::{AfterCommit, Phase, StreamsClient};
 use crate::client::Env;
 use crate::protocol::*;
 use crate::trace::Event;
-use std::collections::BTreeMap;
 
 impl StreamsClient {
     pub(super) fn send_outputs(&mut self, env: &mut Env<'_>) {
@@ -141,17 +140,26 @@ impl StreamsClient {
         }
     }
 
+    /// A `Produce` answer. Batches answered with a retriable error
+    /// (`NOT_ENOUGH_REPLICAS` while the last transaction's markers are written) are sent
+    /// again as they were, same sequences, after `retry.backoff.ms`, as Kafka's `Sender`
+    /// does (`canRetry`); any other error fences or resets the producer.
     pub(super) fn on_produce(
         &mut self,
         results: Vec<(TopicPartition, PartitionProduceResult)>,
-        counts: &BTreeMap<TopicPartition, usize>,
+        request: Option<Request>,
         env: &mut Env<'_>,
     ) {
+        let Some(Request::Produce { producer, batches }) = request else {
+            return;
+        };
         let mut failed = None;
+        let mut retry: Vec<TopicPartition> = Vec::new();
         for (tp, result) in results {
             match result {
                 PartitionProduceResult::Appended { base_offset, .. } => {
-                    let count = counts.get(&tp).copied().unwrap_or(0);
+                    let batch = batches.iter().find(|b| b.tp == tp);
+                    let count = batch.map_or(0, |b| b.records.len());
                     env.event(Event::Acked {
                         client: self.name.clone(),
                         tp,
@@ -159,27 +167,55 @@ impl StreamsClient {
                         count,
                     });
                 }
+                PartitionProduceResult::Error(e) if e.is_retriable() => retry.push(tp),
                 PartitionProduceResult::Error(e) => failed = Some((tp, e)),
             }
         }
         if let Some((tp, e)) = failed {
-            match e {
-                KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
-                    self.producer = None;
-                    self.txn = None;
-                    self.task_migrated(env, &format!("produce to {tp}: producer fenced"), false);
-                }
-                _ => {
-                    // Sequence trouble or an unknown producer: a fresh producer id, and the
-                    // tasks are closed dirty so that their input is processed again.
-                    self.producer = None;
-                    self.txn = None;
-                    self.sequences.clear();
-                    self.task_migrated(env, &format!("produce to {tp} failed: {e:?}"), false);
-                    self.phase = Phase::InitProducer;
-                }
+            self.on_produce_error(tp, e, env);
+            return;
+        }
+        if !retry.is_empty() {
+            let batches = batches.into_iter().filter(|b| retry.contains(&b.tp));
+            let request = Request::Produce {
+                producer,
+                batches: batches.collect(),
+            };
+            self.resend_after_backoff(request, env);
+        }
+    }
+
+    fn on_produce_error(&mut self, tp: TopicPartition, e: KafkaError, env: &mut Env<'_>) {
+        match e {
+            KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
+                self.producer = None;
+                self.txn = None;
+                self.task_migrated(env, &format!("produce to {tp}: producer fenced"), false);
+            }
+            _ => {
+                // Sequence trouble or an unknown producer: a fresh producer id, and the
+                // tasks are closed dirty so that their input is processed again.
+                self.producer = None;
+                self.txn = None;
+                self.sequences.clear();
+                self.task_migrated(env, &format!("produce to {tp} failed: {e:?}"), false);
+                self.phase = Phase::InitProducer;
             }
         }
+    }
+
+    /// A retriable error (`CONCURRENT_TRANSACTIONS` to `InitProducerId`,
+    /// `TxnOffsetCommit` or `EndTxn` while markers are written): the same request again
+    /// after `retry.backoff.ms` (`TransactionManager`'s handlers re-enqueue it).
+    pub(super) fn retry_after(
+        &mut self,
+        error: KafkaError,
+        request: Option<Request>,
+        env: &mut Env<'_>,
+    ) {
+        let Some(request) = request else { return };
+        debug_assert!(error.is_retriable(), "{error:?} is not retriable");
+        self.resend_after_backoff(request, env);
     }
 
     pub(super) fn on_init_producer(
