@@ -152,7 +152,7 @@ impl Frontend {
             name: FRONTEND.into(),
             build: Arc::new(move |name| {
                 vec![Box::new(SourceClient::new(
-                    format!("{name}/producer"),
+                    oversell_sim::ClientId::new(name, "producer"),
                     config.clone(),
                     schedule.clone(),
                 )) as Box<dyn Client>]

@@ -72,7 +72,7 @@ fn the_questions_case_oversells_under_naive_with_no_faults() {
                 store,
                 value: Some(v),
                 ..
-            } if client.ends_with("/product-checker") && store == "ProductStock" && v == "1" => {
+            } if client.app == "product-checker" && store == "ProductStock" && v == "1" => {
                 Some(r.seq)
             }
             _ => None,
@@ -82,7 +82,7 @@ fn the_questions_case_oversells_under_naive_with_no_faults() {
         .iter()
         .find(|r| {
             matches!(&r.event, Event::StorePut { client, store, value: Some(v), .. }
-                if client.ends_with("/product-stock") && store == "ProductStock" && v == "0")
+                if client.app == "product-stock" && store == "ProductStock" && v == "0")
         })
         .map(|r| r.seq)
         .expect("the stock processor applies the first reservation");

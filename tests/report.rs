@@ -6,7 +6,7 @@ use oversell::designs;
 use oversell::report;
 use oversell::run::{run_seed, Judged};
 use oversell::scenario::*;
-use oversell::sim::{Event, Trace, TraceRecord};
+use oversell::sim::{ClientId, Event, Peer, Trace, TraceRecord};
 use std::collections::BTreeMap;
 
 /// The question's exact case: one unit of product1, two orders for it back to back.
@@ -137,7 +137,7 @@ fn html_escapes_what_the_trace_holds() {
         time: 2000,
         choice: 0,
         event: Event::Note {
-            client: format!("product-service-0/{evil}"),
+            client: Peer::Client(ClientId::new("product-service-0", evil)),
             text: evil.into(),
         },
     });

@@ -169,7 +169,7 @@ fn broker_ops(iterations: u64) {
         .expect("fresh");
         let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(
             0,
-            "p",
+            &oversell_sim::ClientId::new("p", "app"),
             Request::InitProducerId {
                 transactional_id: None,
                 transaction_timeout_ms: 0,
@@ -184,7 +184,7 @@ fn broker_ops(iterations: u64) {
             let p = (i % 4) as u32;
             let r = b.handle(
                 i,
-                "p",
+                &oversell_sim::ClientId::new("p", "app"),
                 Request::Produce {
                     producer: Some(ProducerIdentity {
                         producer_id,
@@ -208,7 +208,7 @@ fn broker_ops(iterations: u64) {
             seq[p as usize] += 1;
             let f = b.handle(
                 i,
-                "c",
+                &oversell_sim::ClientId::new("c", "app"),
                 Request::Fetch {
                     tp: tp("t", p),
                     offset: base_offset,
@@ -251,7 +251,7 @@ fn broker_ops(iterations: u64) {
             ..
         })) = b.handle(
             0,
-            "c",
+            &oversell_sim::ClientId::new("c", "app"),
             Request::JoinGroup {
                 group: "g".into(),
                 member_id: None,
@@ -266,7 +266,7 @@ fn broker_ops(iterations: u64) {
         };
         let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(
             0,
-            "c",
+            &oversell_sim::ClientId::new("c", "app"),
             Request::InitProducerId {
                 transactional_id: Some("tx".into()),
                 transaction_timeout_ms: u64::MAX / 4,
@@ -318,7 +318,12 @@ fn broker_ops(iterations: u64) {
                 },
             ];
             for req in requests {
-                let r = b.handle(i, "c", req, &mut events);
+                let r = b.handle(
+                    i,
+                    &oversell_sim::ClientId::new("c", "app"),
+                    req,
+                    &mut events,
+                );
                 if i == 0 {
                     // Checked once (formatting every response would dominate the timing).
                     assert!(!format!("{r:?}").contains("Err"), "{r:?}");

@@ -8,7 +8,64 @@
 
 use crate::protocol::{Millis, Request, Response};
 use crate::trace::Event;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
+use std::fmt;
+
+/// Who a client is: the instance (process) it runs in and its application (a Kafka
+/// Streams `application.id`, or the role of a plain producer). Unique in a world.
+///
+/// Written as `instance/app` (in the trace, its JSON and its hash); an instance name
+/// holds no `/`, so the written form reads back unambiguously.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId {
+    pub instance: String,
+    pub app: String,
+}
+
+impl ClientId {
+    /// # Panics
+    /// If `instance` contains a `/` (instance names are chosen by designs, never by input).
+    pub fn new(instance: impl Into<String>, app: impl Into<String>) -> ClientId {
+        let id = ClientId {
+            instance: instance.into(),
+            app: app.into(),
+        };
+        assert!(
+            !id.instance.contains('/'),
+            "instance name {:?} contains '/'",
+            id.instance
+        );
+        id
+    }
+}
+
+impl fmt::Display for ClientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.instance, self.app)
+    }
+}
+
+impl Serialize for ClientId {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ClientId, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.split_once('/') {
+            Some((instance, app)) => Ok(ClientId {
+                instance: instance.to_string(),
+                app: app.to_string(),
+            }),
+            None => Err(serde::de::Error::custom(format!(
+                "a client id is instance/app, not {text:?}"
+            ))),
+        }
+    }
+}
 
 /// The number of partitions of each topic, as a client's metadata request would learn it.
 pub trait Metadata {
@@ -56,8 +113,8 @@ impl<'a> Env<'a> {
 
 /// A client state machine.
 pub trait Client {
-    /// A stable name, unique in the world ("instance/app").
-    fn name(&self) -> &str;
+    /// Who this client is: its instance and application, unique in the world.
+    fn id(&self) -> &ClientId;
     /// Number of lanes (independent request loops).
     fn lanes(&self) -> usize {
         1

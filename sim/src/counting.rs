@@ -98,7 +98,7 @@ pub fn world(setup: &CountingSetup) -> World {
         name: "feeder".into(),
         build: Arc::new(move |name| {
             vec![Box::new(SourceClient::new(
-                format!("{name}/producer"),
+                crate::client::ClientId::new(name, "producer"),
                 SourceConfig::default(),
                 schedule.clone(),
             )) as Box<dyn crate::client::Client>]

@@ -20,12 +20,12 @@ pub mod world;
 
 pub use broker::{Broker, TopicConfig};
 pub use choice::{ChoiceLog, Chooser};
-pub use client::{Client, Env, Metadata, StoreQuery, StoreUnavailable};
+pub use client::{Client, ClientId, Env, Metadata, StoreQuery, StoreUnavailable};
 pub use protocol::{Millis, Offset, TopicPartition};
 pub use source::{Scheduled, SourceClient, SourceConfig};
 pub use streams::{
     changelog_topic, Context, Guarantee, Input, Processed, Processor, ProcessorFactory,
     Punctuation, StreamsClient, StreamsConfig, SubTopology, Topology,
 };
-pub use trace::{Event, Trace, TraceRecord};
+pub use trace::{Event, Peer, Trace, TraceRecord};
 pub use world::{FaultRates, InstanceSpec, Outcome, RunResult, ScheduledFault, World, WorldConfig};

@@ -8,7 +8,7 @@
 //! `retry.backoff.ms` (Kafka's `Sender.canRetry`, `TransactionManager.canRetry`); any other
 //! error resets the producer.
 
-use crate::client::{Client, Env};
+use crate::client::{Client, ClientId, Env};
 use crate::partitioner::partition_for_key;
 use crate::protocol::{
     Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record,
@@ -60,7 +60,7 @@ struct Backoff {
 }
 
 pub struct SourceClient {
-    name: String,
+    id: ClientId,
     config: SourceConfig,
     schedule: Vec<Scheduled>,
     next: usize,
@@ -71,14 +71,10 @@ pub struct SourceClient {
 }
 
 impl SourceClient {
-    pub fn new(
-        name: impl Into<String>,
-        config: SourceConfig,
-        mut schedule: Vec<Scheduled>,
-    ) -> Self {
+    pub fn new(id: ClientId, config: SourceConfig, mut schedule: Vec<Scheduled>) -> Self {
         schedule.sort_by_key(|s| s.at);
         SourceClient {
-            name: name.into(),
+            id,
             config,
             schedule,
             next: 0,
@@ -100,8 +96,8 @@ impl SourceClient {
 }
 
 impl Client for SourceClient {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &ClientId {
+        &self.id
     }
 
     fn ready(&self, _lane: usize, now: Millis) -> bool {
@@ -115,7 +111,7 @@ impl Client for SourceClient {
     fn step(&mut self, _lane: usize, env: &mut Env<'_>) {
         if let Some(w) = self.waiting.take() {
             env.event(Event::Timeout {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: "produce request unanswered: retrying".into(),
             });
             self.send(w.request, env);
@@ -136,7 +132,7 @@ impl Client for SourceClient {
         let s = &self.schedule[self.next];
         let Some(n) = env.meta.partitions(&s.topic) else {
             env.event(Event::ClientError {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: format!("topic {} does not exist; record dropped", s.topic),
             });
             self.next += 1;
@@ -176,7 +172,7 @@ impl Client for SourceClient {
         match response {
             Response::InitProducerId(Ok(pid)) => self.producer = Some(pid),
             Response::InitProducerId(Err(e)) => env.event(Event::ClientError {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: format!("init producer id failed: {e:?}"),
             }),
             Response::Produce(results) => {
@@ -184,7 +180,7 @@ impl Client for SourceClient {
                     match result {
                         PartitionProduceResult::Appended { base_offset, .. } => {
                             env.event(Event::Acked {
-                                client: self.name.clone(),
+                                client: self.id.clone(),
                                 tp: tp.clone(),
                                 base_offset,
                                 count: 1,
@@ -206,7 +202,7 @@ impl Client for SourceClient {
                         PartitionProduceResult::Error(e) => {
                             // A fresh producer id resets sequences; the record is sent again.
                             env.event(Event::ClientError {
-                                client: self.name.clone(),
+                                client: self.id.clone(),
                                 what: format!(
                                     "produce to {tp} failed: {e:?}; resetting the producer"
                                 ),
@@ -218,7 +214,7 @@ impl Client for SourceClient {
                 }
             }
             other => env.event(Event::ClientError {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: format!("unexpected response {other:?}"),
             }),
         }

@@ -5,11 +5,66 @@
 //! (deliveries, faults). Each is stamped with simulated time and the index of the
 //! scheduler choice that caused it, and emitted through `tracing` as it is recorded.
 
+use crate::client::ClientId;
 use crate::protocol::{
     ControlType, Generation, Isolation, Millis, Offset, ProducerId, TopicPartition,
 };
 use crate::protocol::{Epoch, KafkaError};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Who did something that is not a broker event: a client, the broker (one end of a
+/// message) or the scheduler (a note on how a run ended). Written `broker`, `scheduler`
+/// or `instance/app`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Peer {
+    Broker,
+    Scheduler,
+    Client(ClientId),
+}
+
+impl Peer {
+    /// The client at this end, if it is not the broker.
+    pub fn client(&self) -> Option<&ClientId> {
+        match self {
+            Peer::Broker | Peer::Scheduler => None,
+            Peer::Client(c) => Some(c),
+        }
+    }
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Broker => f.write_str("broker"),
+            Peer::Scheduler => f.write_str("scheduler"),
+            Peer::Client(c) => c.fmt(f),
+        }
+    }
+}
+
+impl Serialize for Peer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Peer::Broker => s.serialize_str("broker"),
+            Peer::Scheduler => s.serialize_str("scheduler"),
+            Peer::Client(c) => c.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Peer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Peer, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "broker" => return Ok(Peer::Broker),
+            "scheduler" => return Ok(Peer::Scheduler),
+            _ => {}
+        }
+        let id = ClientId::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text))?;
+        Ok(Peer::Client(id))
+    }
+}
 
 /// One traced event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +138,7 @@ pub enum Event {
         reason: String,
     },
     Fetch {
-        client: String,
+        client: ClientId,
         tp: TopicPartition,
         from: Offset,
         count: usize,
@@ -121,8 +176,8 @@ pub enum Event {
     // ----- network and faults (scheduler) -----
     Deliver {
         id: u64,
-        from: String,
-        to: String,
+        from: Peer,
+        to: Peer,
         what: String,
     },
     Drop {
@@ -154,19 +209,19 @@ pub enum Event {
     },
     /// A timer of a client fired (request timeout, commit interval, punctuation...).
     Timeout {
-        client: String,
+        client: ClientId,
         what: String,
     },
     // ----- clients and applications -----
     /// A client finished (re)joining: the tasks it now owns.
     Assigned {
-        client: String,
+        client: ClientId,
         generation: Generation,
         tasks: Vec<TopicPartition>,
     },
     /// A store restored from its changelog.
     Restored {
-        client: String,
+        client: ClientId,
         store: String,
         tp: TopicPartition,
         records: usize,
@@ -174,7 +229,7 @@ pub enum Event {
     },
     /// A record handed to a processor.
     Process {
-        client: String,
+        client: ClientId,
         tp: TopicPartition,
         offset: Offset,
         key: Option<String>,
@@ -182,38 +237,39 @@ pub enum Event {
     },
     /// A state store write (becomes a changelog record).
     StorePut {
-        client: String,
+        client: ClientId,
         store: String,
         key: String,
         value: Option<String>,
     },
     /// A read of a state store, with the value seen.
     StoreGet {
-        client: String,
+        client: ClientId,
         store: String,
         key: String,
         value: Option<String>,
     },
     Punctuate {
-        client: String,
+        client: ClientId,
         task: TopicPartition,
         at: Millis,
     },
     /// A client's produce request acknowledged.
     Acked {
-        client: String,
+        client: ClientId,
         tp: TopicPartition,
         base_offset: Offset,
         count: usize,
     },
     /// A client's own view of an error it handles (fenced, commit failed, ...).
     ClientError {
-        client: String,
+        client: ClientId,
         what: String,
     },
-    /// Free-form application note (a design explaining a decision).
+    /// Free-form note: a design explaining a decision, or the scheduler saying why a run
+    /// ended at a bound.
     Note {
-        client: String,
+        client: Peer,
         text: String,
     },
 }
@@ -299,5 +355,36 @@ impl Trace {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_and_peers_are_written_as_before() {
+        let id = ClientId::new("product-service-0", "product-checker");
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, "\"product-service-0/product-checker\"");
+        assert_eq!(serde_json::from_str::<ClientId>(&json).unwrap(), id);
+        let peers = [Peer::Broker, Peer::Scheduler, Peer::Client(id)];
+        let json = serde_json::to_string(&peers).unwrap();
+        assert_eq!(
+            json,
+            "[\"broker\",\"scheduler\",\"product-service-0/product-checker\"]"
+        );
+        assert_eq!(serde_json::from_str::<Vec<Peer>>(&json).unwrap(), peers);
+        assert!(serde_json::from_str::<ClientId>("\"no-slash\"").is_err());
+    }
+
+    #[test]
+    fn an_event_with_a_client_serialises_as_with_a_name() {
+        let event = Event::Note {
+            client: Peer::Client(ClientId::new("i0", "app")),
+            text: "t".into(),
+        };
+        let json = serde_json::to_string(&event).unwrap();
+        assert_eq!(json, r#"{"event":"note","client":"i0/app","text":"t"}"#);
     }
 }

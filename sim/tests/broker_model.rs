@@ -40,6 +40,7 @@ use oversell_sim::protocol::{
     ProducerIdentity, Record, Request, Response, TopicPartition,
 };
 use oversell_sim::trace::Event;
+use oversell_sim::ClientId;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
@@ -907,7 +908,7 @@ impl Harness {
         let mut events = Vec::new();
         let resp = b.handle(
             0,
-            "idem",
+            &ClientId::new("idem", "app"),
             Request::InitProducerId {
                 transactional_id: None,
                 transaction_timeout_ms: TXN_TIMEOUT,
@@ -933,7 +934,8 @@ impl Harness {
     }
 
     fn send(&mut self, client: &str, req: Request) -> Response {
-        self.b.handle(self.m.now, client, req, &mut self.events)
+        let client = ClientId::new(client, "app");
+        self.b.handle(self.m.now, &client, req, &mut self.events)
     }
 
     fn produce(
@@ -1578,7 +1580,7 @@ impl Harness {
         let expected = match &member {
             None => {
                 self.m.members_created += 1;
-                let id = format!("{client}-{}", self.m.members_created);
+                let id = format!("{client}/app-{}", self.m.members_created);
                 self.m.group.exists = true;
                 self.m.prepare();
                 self.m.group.members.insert(

@@ -216,7 +216,7 @@ fn crash_between_changelog_write_and_offset_commit(r: &RunResult) -> Option<Stri
         let Event::Process { client, key, .. } = &records[first].event else {
             unreachable!()
         };
-        let instance = client.split('/').next().expect("instance/app");
+        let instance = &client.instance;
         let crashed = |rec: &&TraceRecord| matches!(&rec.event, Event::Crash { instance: i } if i == instance);
         let Some(crash) = records[first..].iter().position(|rec| crashed(&rec)) else {
             continue; // reprocessed for another reason (a rebalance, a zombie)
@@ -346,7 +346,8 @@ fn late_end_txn_story(
         transactional_id: Some("tx".into()),
         transaction_timeout_ms: 60_000,
     };
-    let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(0, "c", init, &mut events)
+    let Response::InitProducerId(Ok((producer_id, epoch))) =
+        b.handle(0, &client(), init, &mut events)
     else {
         panic!("init")
     };
@@ -369,7 +370,7 @@ fn late_end_txn_story(
                 }],
             }],
         };
-        match b.handle(1, "c", request, events) {
+        match b.handle(1, &client(), request, events) {
             Response::Produce(r) => match &r[0].1 {
                 PartitionProduceResult::Appended { base_offset, .. } => *base_offset,
                 other => panic!("{other:?}"),
@@ -384,7 +385,7 @@ fn late_end_txn_story(
         producer: identity.clone(),
         commit: true,
     };
-    let Response::EndTxn(Ok(bumped)) = b.handle(2, "c", end_1.clone(), &mut events) else {
+    let Response::EndTxn(Ok(bumped)) = b.handle(2, &client(), end_1.clone(), &mut events) else {
         panic!("the retried EndTxn commits transaction 1")
     };
     b.write_all_pending_markers(2, &mut events);
@@ -399,7 +400,7 @@ fn late_end_txn_story(
 
     // Transaction 2 begins; then the delayed original EndTxn of transaction 1 arrives.
     let second = produce(&mut b, &mut events, &identity, seq);
-    let late = b.handle(3, "c", end_1, &mut events);
+    let late = b.handle(3, &client(), end_1, &mut events);
     b.write_all_pending_markers(3, &mut events);
     let committed = b.is_committed(&tp, second);
     (late, committed, identity, b, events)
@@ -422,7 +423,7 @@ fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
         producer: identity.clone(),
         commit: true,
     };
-    let r = b.handle(4, "c", end_2, &mut events);
+    let r = b.handle(4, &client(), end_2, &mut events);
     let bumped = (identity.producer_id, identity.epoch + 1);
     assert_eq!(r, Response::EndTxn(Ok(Some(bumped))));
     b.write_all_pending_markers(4, &mut events);
@@ -437,4 +438,8 @@ fn late_end_txn_commits_the_next_transaction_under_transaction_version_1() {
     let (late, committed, _, _, _) = late_end_txn_story(TransactionVersion::V1);
     assert_eq!(late, Response::EndTxn(Ok(None)));
     assert!(committed, "under v1 the late EndTxn commits transaction 2");
+}
+
+fn client() -> oversell_sim::ClientId {
+    oversell_sim::ClientId::new("c", "app")
 }

@@ -365,12 +365,13 @@ fn different_seeds_give_different_traces() {
 
 /// A client that breaks at a given simulated time: a stand-in for a broken invariant.
 struct Breaks {
+    id: oversell_sim::ClientId,
     at: u64,
 }
 
 impl oversell_sim::Client for Breaks {
-    fn name(&self) -> &str {
-        "breaker/app"
+    fn id(&self) -> &oversell_sim::ClientId {
+        &self.id
     }
     fn ready(&self, _lane: usize, _now: u64) -> bool {
         true
@@ -397,7 +398,10 @@ fn breaking_world() -> oversell_sim::World {
     let spec = oversell_sim::InstanceSpec {
         name: "breaker".into(),
         build: std::sync::Arc::new(|_: &str| {
-            vec![Box::new(Breaks { at: 20 }) as Box<dyn oversell_sim::Client>]
+            vec![Box::new(Breaks {
+                id: oversell_sim::ClientId::new("breaker", "app"),
+                at: 20,
+            }) as Box<dyn oversell_sim::Client>]
         }),
         faulty: false,
         start_at: 0,

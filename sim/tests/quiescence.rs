@@ -3,13 +3,15 @@
 
 use oversell_sim::protocol::Response;
 use oversell_sim::{
-    Broker, Client, Env, Event, InstanceSpec, Millis, Outcome, RunResult, World, WorldConfig,
+    Broker, Client, ClientId, Env, Event, InstanceSpec, Millis, Outcome, Peer, RunResult, World,
+    WorldConfig,
 };
 use std::sync::Arc;
 
 /// A client with a periodic punctuation (every 10 ms) and one timer: at `due` its
 /// punctuation does its one piece of work. Idle throughout: nothing in flight.
 struct Timer {
+    id: ClientId,
     due: Millis,
     next: Millis,
     fired: bool,
@@ -19,8 +21,8 @@ struct Timer {
 }
 
 impl Client for Timer {
-    fn name(&self) -> &str {
-        "timer/app"
+    fn id(&self) -> &ClientId {
+        &self.id
     }
     fn ready(&self, _lane: usize, now: Millis) -> bool {
         now >= self.next
@@ -30,7 +32,7 @@ impl Client for Timer {
         if !self.stuck && !self.fired && env.now >= self.due {
             self.fired = true;
             env.event(Event::Note {
-                client: "timer/app".into(),
+                client: Peer::Client(self.id.clone()),
                 text: "timer fired".into(),
             });
         }
@@ -56,6 +58,7 @@ fn run_timer(due: Millis, declares: bool, stuck: bool, max_time: Millis) -> RunR
         name: "timer".into(),
         build: Arc::new(move |_: &str| {
             vec![Box::new(Timer {
+                id: ClientId::new("timer", "app"),
                 due,
                 next: 0,
                 fired: false,

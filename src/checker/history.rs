@@ -5,7 +5,7 @@ use super::verdict::KernelBug;
 use crate::designs::Schema;
 use crate::domain::Msg;
 use oversell_sim::protocol::{Offset, ProducerId};
-use oversell_sim::{Event, Millis, RunResult, TopicPartition};
+use oversell_sim::{ClientId, Event, Millis, RunResult, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A committed record, in its place in the run.
@@ -46,11 +46,6 @@ impl Rec {
     }
 }
 
-/// The application of a client named `<instance>/<application>`.
-pub(crate) fn app_of(client: &str) -> &str {
-    client.split_once('/').map_or(client, |(_, app)| app)
-}
-
 /// The committed history of a run, rebuilt from its trace and final broker.
 #[derive(Clone, Debug, Default)]
 pub struct History {
@@ -71,7 +66,7 @@ pub struct History {
     /// Producer id of each appended record (idempotent or transactional producers).
     pids: BTreeMap<(TopicPartition, Offset), ProducerId>,
     /// Clients acknowledged a write by a transactional producer id (`Acked` → `Append`).
-    transactional_clients: BTreeSet<String>,
+    transactional_clients: BTreeSet<ClientId>,
 }
 
 impl History {
@@ -98,7 +93,7 @@ impl History {
                     client, tp, offset, ..
                 } => {
                     h.processed
-                        .insert((app_of(client).to_string(), tp.clone(), *offset));
+                        .insert((client.app.clone(), tp.clone(), *offset));
                 }
                 Event::ProducerInit {
                     transactional_id: Some(_),
@@ -228,7 +223,7 @@ impl History {
     /// Whether a client got a write acknowledged under a transactional id's producer id:
     /// a client of an exactly-once application (from `ProducerInit`, `Append` and
     /// `Acked` events, not from its name).
-    pub fn is_transactional_client(&self, client: &str) -> bool {
+    pub fn is_transactional_client(&self, client: &ClientId) -> bool {
         self.transactional_clients.contains(client)
     }
 

@@ -5,7 +5,7 @@ pub use super::{check, check_one, Invariant, Status, Violation, MAX_REPORTED};
 pub use crate::designs::{Ledger, Schema};
 pub use crate::domain::{Msg, Validation};
 pub use oversell_sim::protocol::Isolation;
-pub use oversell_sim::{Event, Millis, Outcome};
+pub use oversell_sim::{ClientId, Event, Millis, Outcome};
 
 use crate::checker::books::product_of;
 use crate::designs::{Count, Decoder, Store};
@@ -14,6 +14,12 @@ use oversell_sim::protocol::{
 };
 use oversell_sim::{Broker, ChoiceLog, RunResult, TopicConfig, TopicPartition, Trace};
 use std::collections::BTreeMap;
+
+/// A client id from its written form `instance/app` (test input only).
+pub fn cid(written: &str) -> ClientId {
+    let (instance, app) = written.split_once('/').expect("instance/app");
+    ClientId::new(instance, app)
+}
 
 pub const STOCK_LOG: &str = "ps-ProductStock-changelog";
 pub const TOTAL_LOG: &str = "inv-total-changelog";
@@ -206,7 +212,7 @@ impl Sim {
 
     pub fn request(&mut self, client: &str, req: Request) -> Response {
         let mut events = Vec::new();
-        let resp = self.broker.handle(self.now, client, req, &mut events);
+        let resp = self.broker.handle(self.now, &cid(client), req, &mut events);
         for e in events {
             self.trace.push(self.now, 0, e);
         }
@@ -296,7 +302,7 @@ impl Sim {
             }
             // The client learns of the append, as a producer does.
             self.event(Event::Acked {
-                client: "ps-0/app".into(),
+                client: cid("ps-0/app"),
                 tp: tp(topic, *p),
                 base_offset: *offsets.last().expect("appended"),
                 count: 1,
@@ -309,7 +315,7 @@ impl Sim {
 
     pub fn process(&mut self, client: &str, topic: &str, partition: u32, offset: Offset) -> u64 {
         self.event(Event::Process {
-            client: client.into(),
+            client: cid(client),
             tp: tp(topic, partition),
             offset,
             key: None,

@@ -204,7 +204,7 @@ pub(crate) fn frontend(
         name: FRONTEND.into(),
         build: Arc::new(move |name| {
             vec![Box::new(SourceClient::new(
-                format!("{name}/producer"),
+                oversell_sim::ClientId::new(name, "producer"),
                 config.clone(),
                 schedule.clone(),
             )) as Box<dyn oversell_sim::Client>]

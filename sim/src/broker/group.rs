@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::txn::PendingOffsets;
 use super::{reject, Broker};
+use crate::client::ClientId;
 use crate::protocol::{
     Generation, GroupMetadata, JoinOutcome, KafkaError, Millis, Offset, TopicPartition,
 };
@@ -279,7 +280,7 @@ impl Broker {
     pub(super) fn join_group(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         name: &str,
         member_id: Option<String>,
         topics: Vec<String>,
@@ -310,7 +311,7 @@ impl Broker {
     fn add_member(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         name: &str,
         sub: Subscription,
         events: &mut Vec<Event>,

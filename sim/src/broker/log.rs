@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::txn::{TxnOutcome, TxnSerial};
 use super::{reject, Broker};
+use crate::client::ClientId;
 use crate::protocol::{
     FetchData, FetchedRecord, Isolation, KafkaError, LogEntry, Offset, ProducerId, TopicPartition,
 };
@@ -145,7 +146,7 @@ impl Broker {
 
     pub(super) fn fetch(
         &self,
-        client: &str,
+        client: &ClientId,
         tp: &TopicPartition,
         offset: Offset,
         max_records: usize,
@@ -172,7 +173,7 @@ impl Broker {
         }
         let (records, next_offset) = self.read(log, tp, offset, max_records, isolation);
         events.push(Event::Fetch {
-            client: client.to_string(),
+            client: client.clone(),
             tp: tp.clone(),
             from: offset,
             count: records.len(),

@@ -51,6 +51,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::client::ClientId;
 use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
@@ -258,7 +259,7 @@ impl Broker {
     pub fn handle(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
@@ -270,7 +271,7 @@ impl Broker {
     fn dispatch(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
@@ -313,7 +314,7 @@ impl Broker {
     fn dispatch_group(
         &mut self,
         now: Millis,
-        client: &str,
+        client: &ClientId,
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {

@@ -161,7 +161,7 @@ impl StreamsClient {
                     let batch = batches.iter().find(|b| b.tp == tp);
                     let count = batch.map_or(0, |b| b.records.len());
                     env.event(Event::Acked {
-                        client: self.name.clone(),
+                        client: self.id.clone(),
                         tp,
                         base_offset,
                         count,

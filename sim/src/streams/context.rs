@@ -2,15 +2,15 @@
 //! task's stores (every write goes to the store's changelog), sends, interactive queries.
 
 use super::config::changelog_topic;
-use crate::client::{Env, StoreUnavailable};
+use crate::client::{ClientId, Env, StoreUnavailable};
 use crate::partitioner::partition_for_key;
 use crate::protocol::{Millis, Record, TopicPartition};
-use crate::trace::Event;
+use crate::trace::{Event, Peer};
 use std::collections::BTreeMap;
 
 /// What a processor sees while it processes a record or punctuates.
 pub struct Context<'c, 'e> {
-    pub(super) client: &'c str,
+    pub(super) client: &'c ClientId,
     pub(super) partition: u32,
     pub(super) stores: &'c mut BTreeMap<String, BTreeMap<String, String>>,
     pub(super) application_id: &'c str,
@@ -30,7 +30,7 @@ impl<'c, 'e> Context<'c, 'e> {
         self.partition
     }
 
-    pub fn client(&self) -> &str {
+    pub fn client(&self) -> &ClientId {
         self.client
     }
 
@@ -48,7 +48,7 @@ impl<'c, 'e> Context<'c, 'e> {
     pub fn get(&mut self, store: &str, key: &str) -> Option<String> {
         let value = self.store(store).get(key).cloned();
         let event = Event::StoreGet {
-            client: self.client.to_string(),
+            client: self.client.clone(),
             store: store.to_string(),
             key: key.to_string(),
             value: value.clone(),
@@ -87,7 +87,7 @@ impl<'c, 'e> Context<'c, 'e> {
             },
         ));
         let event = Event::StorePut {
-            client: self.client.to_string(),
+            client: self.client.clone(),
             store: store.to_string(),
             key: key.to_string(),
             value,
@@ -99,7 +99,7 @@ impl<'c, 'e> Context<'c, 'e> {
     pub fn send(&mut self, topic: &str, key: &str, value: String) {
         let Some(n) = self.env.meta.partitions(topic) else {
             let event = Event::ClientError {
-                client: self.client.to_string(),
+                client: self.client.clone(),
                 what: format!("topic {topic} does not exist; record dropped"),
             };
             self.env.event(event);
@@ -123,7 +123,7 @@ impl<'c, 'e> Context<'c, 'e> {
         let value = self.env.iq.query(store, key);
         if let Ok(v) = &value {
             let event = Event::StoreGet {
-                client: self.client.to_string(),
+                client: self.client.clone(),
                 store: store.to_string(),
                 key: key.to_string(),
                 value: v.clone(),
@@ -136,7 +136,7 @@ impl<'c, 'e> Context<'c, 'e> {
     /// Record a note in the trace (a design explaining a decision).
     pub fn note(&mut self, text: impl Into<String>) {
         let event = Event::Note {
-            client: self.client.to_string(),
+            client: Peer::Client(self.client.clone()),
             text: text.into(),
         };
         self.env.event(event);

@@ -11,7 +11,7 @@ impl StreamsClient {
     fn broken(&self, what: &str) -> ! {
         panic!(
             "streams invariant broken in {} (phase {:?}, generation {}, member {:?}): {what}",
-            self.name, self.phase, self.generation, self.member_id
+            self.id, self.phase, self.generation, self.member_id
         )
     }
 

@@ -114,7 +114,7 @@ impl StreamsClient {
                 self.assignment = assignment;
                 self.create_tasks();
                 env.event(Event::Assigned {
-                    client: self.name.clone(),
+                    client: self.id.clone(),
                     generation,
                     tasks: self.assignment.clone(),
                 });

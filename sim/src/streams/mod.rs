@@ -45,7 +45,7 @@ pub use topology::{
     Input, Processed, Processor, ProcessorFactory, Punctuation, SubTopology, TaskId, Topology,
 };
 
-use crate::client::{Client, Env, Metadata};
+use crate::client::{Client, ClientId, Env, Metadata};
 use crate::partitioner::partition_for_key;
 use crate::protocol::*;
 use crate::trace::Event;
@@ -101,8 +101,7 @@ struct Waiting {
 
 /// One Kafka Streams instance (one stream thread) of an application.
 pub struct StreamsClient {
-    name: String,
-    instance: String,
+    id: ClientId,
     config: StreamsConfig,
     topology: Topology,
     phase: Phase,
@@ -159,11 +158,10 @@ const HEARTBEAT: usize = 1;
 
 impl StreamsClient {
     pub fn new(instance: &str, config: StreamsConfig, topology: Topology) -> Self {
-        let name = format!("{instance}/{}", config.application_id);
+        let id = ClientId::new(instance, config.application_id.clone());
         let needs_producer = config.eos() || config.idempotent_producer;
         StreamsClient {
-            name,
-            instance: instance.to_string(),
+            id,
             phase: if needs_producer {
                 Phase::InitProducer
             } else {
@@ -212,9 +210,10 @@ impl StreamsClient {
     /// (`StateDirectory.initializeProcessId`), so a restarted instance is a new
     /// transactional id that fences nothing of its previous incarnation.
     fn transactional_id(&self) -> String {
+        let (app, instance) = (&self.config.application_id, &self.id.instance);
         match self.process_id {
-            None => format!("{}-{}", self.config.application_id, self.instance),
-            Some(pid) => format!("{}-{}-{pid:08x}", self.config.application_id, self.instance),
+            None => format!("{app}-{instance}"),
+            Some(pid) => format!("{app}-{instance}-{pid:08x}"),
         }
     }
 
@@ -251,7 +250,7 @@ impl StreamsClient {
 
     fn error(&self, env: &mut Env<'_>, what: String) {
         env.event(Event::ClientError {
-            client: self.name.clone(),
+            client: self.id.clone(),
             what,
         });
     }
@@ -323,7 +322,7 @@ impl StreamsClient {
     fn step_main(&mut self, env: &mut Env<'_>) {
         if let Some(w) = self.main.take() {
             env.event(Event::Timeout {
-                client: self.name.clone(),
+                client: self.id.clone(),
                 what: format!("request unanswered: retrying {}", request_name(&w.request)),
             });
             self.send_main(w.request, env);
@@ -433,8 +432,8 @@ pub fn describe_request(r: &Request) -> String {
 }
 
 impl Client for StreamsClient {
-    fn name(&self) -> &str {
-        &self.name
+    fn id(&self) -> &ClientId {
+        &self.id
     }
 
     fn lanes(&self) -> usize {

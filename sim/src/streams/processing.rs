@@ -108,14 +108,14 @@ impl StreamsClient {
         self.assert_may_process();
         let sub_name = self.topology.subtopologies[id.subtopology].name.clone();
         env.event(Event::Punctuate {
-            client: self.name.clone(),
+            client: self.id.clone(),
             task: TopicPartition::new(sub_name, id.partition),
             at: env.now,
         });
         let task = self.tasks.get_mut(&id).expect("task exists");
         let timestamp = env.now;
         let mut ctx = Context {
-            client: &self.name,
+            client: &self.id,
             partition: id.partition,
             stores: &mut task.stores,
             application_id: &self.config.application_id,
@@ -147,14 +147,14 @@ impl StreamsClient {
             unreachable!("record of a partition without a task");
         };
         env.event(Event::Process {
-            client: self.name.clone(),
+            client: self.id.clone(),
             tp: input.tp.clone(),
             offset: input.offset,
             key: input.key.clone(),
             value: input.value.clone(),
         });
         let mut ctx = Context {
-            client: &self.name,
+            client: &self.id,
             partition: id.partition,
             stores: &mut task.stores,
             application_id: &self.config.application_id,

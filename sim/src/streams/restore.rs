@@ -138,7 +138,7 @@ impl StreamsClient {
                 }
                 if item.position >= end {
                     env.event(Event::Restored {
-                        client: self.name.clone(),
+                        client: self.id.clone(),
                         store: item.store.clone(),
                         tp: item.tp.clone(),
                         records: item.records,

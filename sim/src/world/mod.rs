@@ -26,7 +26,7 @@ pub use instances::{InstanceFactory, InstanceSpec};
 use crate::broker::{Broker, PendingMarker};
 use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
 use crate::protocol::{Millis, Request};
-use crate::trace::{Event, Trace};
+use crate::trace::{Event, Peer, Trace};
 use instances::Instance;
 use network::Message;
 use serde::{Deserialize, Serialize};
@@ -216,7 +216,7 @@ impl World {
         if matches!(outcome, Outcome::TimeBound | Outcome::StepBound) {
             let text = self.why_not_quiescent();
             let choice = chooser.index();
-            let client = "scheduler".into();
+            let client = Peer::Scheduler;
             self.record(choice, Event::Note { client, text });
         }
         RunResult {

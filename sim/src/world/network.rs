@@ -9,9 +9,10 @@ use super::faults::pick_range;
 use super::instances::Status;
 use super::{Action, World};
 use crate::choice::{Chooser, ReplayDiverged};
+use crate::client::ClientId;
 use crate::protocol::{Millis, Request, Response};
 use crate::streams::describe_request;
-use crate::trace::Event;
+use crate::trace::{Event, Peer};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,8 +39,8 @@ pub(super) struct Message {
     corr: u64,
     payload: Payload,
     what: String,
-    /// Name of the client at the other end from the broker.
-    client: Arc<str>,
+    /// The client at the other end from the broker.
+    client: Arc<ClientId>,
 }
 
 impl Message {
@@ -151,19 +152,18 @@ impl World {
                 self.groups.insert(group.clone());
             }
         }
-        let name = m.client.to_string();
         self.record(
             choice,
             Event::Deliver {
                 id,
-                from: name.clone(),
-                to: "broker".into(),
+                from: Peer::Client(ClientId::clone(&m.client)),
+                to: Peer::Broker,
                 what: m.what.clone(),
             },
         );
         let response = self
             .broker
-            .handle(self.now, &name, request, &mut self.scratch);
+            .handle(self.now, &m.client, request, &mut self.scratch);
         self.broker_deadline = self.broker.next_deadline();
         self.flush_scratch(choice);
         let what = format!("re:{}", m.what);
@@ -200,9 +200,9 @@ impl World {
             self.record(choice, Event::Drop { id, what });
             return;
         }
-        let to = m.client.to_string();
+        let to = Peer::Client(ClientId::clone(&m.client));
         let what = m.what;
-        let from = "broker".into();
+        let from = Peer::Broker;
         self.record(choice, Event::Deliver { id, from, to, what });
         self.with_client(instance, client, |c, env| {
             c.on_response(m.corr, response, env)
@@ -218,7 +218,7 @@ impl World {
         corr: u64,
         payload: Payload,
         what: String,
-        client: Arc<str>,
+        client: Arc<ClientId>,
     ) {
         let id = self.next_msg;
         self.next_msg += 1;
@@ -247,11 +247,12 @@ impl World {
             client,
             incarnation,
         };
-        let name: Arc<str> = Arc::from(
+        let name = Arc::new(
             self.instances[instance].clients[client]
                 .as_ref()
                 .expect("client present")
-                .name(),
+                .id()
+                .clone(),
         );
         let out = std::mem::take(&mut self.outbox);
         for (corr, request) in out {

@@ -3,6 +3,7 @@
 use super::instances::Status;
 use super::World;
 use crate::broker::GroupState;
+use crate::client::ClientId;
 use crate::protocol::Millis;
 
 impl World {
@@ -65,12 +66,12 @@ impl World {
 
     /// The earliest timer a running client holds that falls before the time bound (a
     /// timer at or past the bound cannot act within the run).
-    fn pending_timer(&self) -> Option<(Millis, &str)> {
+    fn pending_timer(&self) -> Option<(Millis, &ClientId)> {
         self.instances
             .iter()
             .filter(|i| i.status == Status::Up)
             .flat_map(|i| i.clients.iter().flatten())
-            .filter_map(|c| Some((c.next_timer()?, c.name())))
+            .filter_map(|c| Some((c.next_timer()?, c.id())))
             .filter(|(t, _)| *t < self.config.max_time)
             .min()
     }
@@ -92,7 +93,7 @@ impl World {
             }
             for c in inst.clients.iter().flatten() {
                 if !c.idle() {
-                    reasons.push(format!("{} is busy", c.name()));
+                    reasons.push(format!("{} is busy", c.id()));
                 }
             }
         }

@@ -3,15 +3,8 @@
 
 use crate::checker::{Cx, Invariant, Violation};
 use oversell_sim::protocol::Offset;
-use oversell_sim::{Event, Millis, TopicPartition};
+use oversell_sim::{ClientId, Event, Millis, TopicPartition};
 use std::collections::BTreeMap;
-
-/// The instance of a client named `<instance>/<application>`.
-fn instance_of(client: &str) -> &str {
-    client
-        .split_once('/')
-        .map_or(client, |(instance, _)| instance)
-}
 
 
 /// Per client and partition, `Process` offsets never decrease between the client's
@@ -19,17 +12,17 @@ fn instance_of(client: &str) -> &str {
 /// allowed: a processor may ask for a record to be retried.
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut last: BTreeMap<(&str, &TopicPartition), (Offset, u64, Millis)> = BTreeMap::new();
+    let mut last: BTreeMap<(&ClientId, &TopicPartition), (Offset, u64, Millis)> = BTreeMap::new();
     for r in &cx.run.trace.records {
         match &r.event {
-            Event::Assigned { client, .. } => last.retain(|(c, _), _| *c != client.as_str()),
+            Event::Assigned { client, .. } => last.retain(|(c, _), _| *c != client),
             Event::Crash { instance } | Event::Restart { instance } => {
-                last.retain(|(c, _), _| instance_of(c) != instance.as_str())
+                last.retain(|(c, _), _| c.instance != *instance)
             }
             Event::Process {
                 client, tp, offset, ..
             } => {
-                if let Some((prev, prev_seq, prev_time)) = last.get(&(client.as_str(), tp)).copied()
+                if let Some((prev, prev_seq, prev_time)) = last.get(&(client, tp)).copied()
                 {
                     if *offset < prev {
                         let explanation = format!(
@@ -45,7 +38,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
                         ));
                     }
                 }
-                last.insert((client.as_str(), tp), (*offset, r.seq, r.time));
+                last.insert((client, tp), (*offset, r.seq, r.time));
             }
             _ => {}
         }
@@ -66,7 +59,7 @@ mod tests {
         s.process(c, "orders", 0, 1); // a retry
         s.process(c, "orders", 1, 0); // another partition
         s.event(Event::Assigned {
-            client: c.into(),
+            client: cid(c),
             generation: 2,
             tasks: vec![tp("orders", 0)],
         });

@@ -6,7 +6,7 @@ use crate::checker::words::label;
 use crate::checker::{Cx, Invariant, Violation};
 use crate::domain::Msg;
 use oversell_sim::protocol::Isolation;
-use oversell_sim::Event;
+use oversell_sim::{ClientId, Event};
 use std::collections::BTreeSet;
 
 /// No client of an exactly-once application — one that fetches with `read_committed`, or
@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 /// record of an aborted transaction (Jepsen G1a).
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut read_committed: BTreeSet<&str> = BTreeSet::new();
-    let mut read_uncommitted: BTreeSet<&str> = BTreeSet::new();
+    let mut read_committed: BTreeSet<&ClientId> = BTreeSet::new();
+    let mut read_uncommitted: BTreeSet<&ClientId> = BTreeSet::new();
     for r in &cx.run.trace.records {
         if let Event::Fetch {
             client, isolation, ..
@@ -34,7 +34,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
         else {
             continue;
         };
-        let committed_reader = read_committed.contains(client.as_str());
+        let committed_reader = read_committed.contains(client);
         if !committed_reader && !cx.h.is_transactional_client(client) {
             continue;
         }
@@ -53,7 +53,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
                 None => format!(" ({})", label(&m)),
             })
             .unwrap_or_default();
-        let how = if committed_reader && !read_uncommitted.contains(client.as_str()) {
+        let how = if committed_reader && !read_uncommitted.contains(client) {
             "a read_committed consumer"
         } else {
             "a consumer of an exactly-once application, fetching with read_uncommitted"
@@ -88,7 +88,7 @@ mod tests {
             false,
         )[0];
         s.event(Event::Fetch {
-            client: "order-service-0/orders-app".into(),
+            client: cid("order-service-0/orders-app"),
             tp: tp("orders", 0),
             from: 0,
             count: 2,
@@ -99,7 +99,7 @@ mod tests {
             .process("order-service-0/orders-app", "orders", 0, committed);
         // A read_uncommitted consumer of an at-least-once application may see it.
         s.event(Event::Fetch {
-            client: "x-0/alo".into(),
+            client: cid("x-0/alo"),
             tp: tp("orders", 0),
             from: 0,
             count: 2,

@@ -2,7 +2,6 @@
 //! committed, and consumed.
 
 use crate::checker::commitment::Fate;
-use crate::checker::history::app_of;
 use crate::checker::words::label;
 use crate::checker::{Cx, Invariant, Violation};
 use crate::domain::Msg;
@@ -15,7 +14,7 @@ type Processed<'r> = BTreeMap<(&'r TopicPartition, &'r str), BTreeMap<Offset, u6
 
 /// Every write acknowledged to any producer (every `Acked` event of the trace) is in the
 /// log; and, unless its transaction aborted (an aborted transaction's writes were never
-/// promised), at quiescence every application (the part of a client name after `/`)
+/// promised), at quiescence every application (its client id's `app`)
 /// that processed any record of that partition processed this one too.
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
@@ -26,7 +25,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
         } = &r.event
         {
             processed
-                .entry((tp, app_of(client)))
+                .entry((tp, client.app.as_str()))
                 .or_default()
                 .entry(*offset)
                 .or_insert(r.seq);
@@ -119,7 +118,7 @@ mod tests {
         let o2 = s.msg("orders", placed("o2", "p1", 1));
         for o in [o1, o2] {
             s.event(Event::Acked {
-                client: "frontend/producer".into(),
+                client: cid("frontend/producer"),
                 tp: tp("orders", 0),
                 base_offset: o,
                 count: 1,
@@ -127,7 +126,7 @@ mod tests {
         }
         // Streams acks (count 0) are not judged.
         s.event(Event::Acked {
-            client: "ps-0/app".into(),
+            client: cid("ps-0/app"),
             tp: tp("orders", 1),
             base_offset: 9,
             count: 0,
@@ -139,7 +138,7 @@ mod tests {
         assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
         // An acknowledged write that is not in the log.
         s.at(40).event(Event::Acked {
-            client: "frontend/producer".into(),
+            client: cid("frontend/producer"),
             tp: tp("orders", 0),
             base_offset: 7,
             count: 1,
@@ -155,7 +154,7 @@ mod tests {
         let o1 = s.msg("orders", placed("o1", "p1", 1));
         let o2 = s.msg("orders", placed("o2", "p1", 1));
         s.event(Event::Acked {
-            client: "frontend/producer".into(),
+            client: cid("frontend/producer"),
             tp: tp("orders", 0),
             base_offset: o1,
             count: 1,

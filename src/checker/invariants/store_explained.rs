@@ -120,7 +120,7 @@ mod tests {
 
     fn put(s: &mut Sim, key: &str, value: &str) -> u64 {
         s.event(Event::StorePut {
-            client: "product-service-0/ps".into(),
+            client: cid("product-service-0/ps"),
             store: "ProductStock".into(),
             key: key.into(),
             value: Some(value.into()),

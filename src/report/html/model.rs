@@ -1,9 +1,9 @@
 //! What the timeline draws: lanes (per instance, client, partition, group, broker) and
 //! their items and spans, built from the trace.
 
-use super::text::{instance_of, natural};
+use super::text::natural;
 use super::Cited;
-use oversell_sim::{Event, Millis, TopicPartition, TraceRecord};
+use oversell_sim::{ClientId, Event, Millis, Peer, TopicPartition, TraceRecord};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,8 +60,8 @@ pub(super) struct Model {
     pub key: BTreeMap<String, usize>,
     /// Instance → its client and network lanes (for downtime shading).
     pub instance_lanes: BTreeMap<String, Vec<usize>>,
-    pub txn_client: BTreeMap<String, String>,
-    pub pid_client: BTreeMap<u64, String>,
+    pub txn_client: BTreeMap<String, ClientId>,
+    pub pid_client: BTreeMap<u64, ClientId>,
     pub cites: BTreeMap<u64, Vec<usize>>,
     pub cols: Vec<Col>,
     pub end: Millis,
@@ -72,12 +72,17 @@ pub(super) struct Model {
 /// Who and what a run involved.
 #[derive(Default)]
 struct Actors<'r> {
-    clients: BTreeSet<String>,
+    clients: BTreeSet<ClientId>,
     instances: BTreeSet<String>,
     partitions: BTreeSet<TopicPartition>,
     groups: BTreeSet<String>,
     appended_by: BTreeMap<(&'r TopicPartition, u64), u64>,
-    pid_client: BTreeMap<u64, String>,
+    pid_client: BTreeMap<u64, ClientId>,
+    /// Transactional id → the client whose `InitProducerId` the broker was handling.
+    txn_client: BTreeMap<String, ClientId>,
+    /// The client whose request the broker is handling: the broker's events that follow
+    /// a request's delivery are its effects.
+    requester: Option<ClientId>,
 }
 
 impl<'r> Actors<'r> {
@@ -87,7 +92,7 @@ impl<'r> Actors<'r> {
             actors.note(&r.event);
         }
         for c in &actors.clients {
-            actors.instances.insert(instance_of(c).to_string());
+            actors.instances.insert(c.instance.clone());
         }
         actors
     }
@@ -103,6 +108,14 @@ impl<'r> Actors<'r> {
                 self.partitions.insert(tp.clone());
                 if let Some(pid) = producer_id {
                     self.appended_by.insert((tp, *offset), *pid);
+                }
+            }
+            Event::ProducerInit {
+                transactional_id: Some(t),
+                ..
+            } => {
+                if let Some(c) = &self.requester {
+                    self.txn_client.insert(t.clone(), c.clone());
                 }
             }
             Event::DuplicateBatch { tp, .. }
@@ -131,10 +144,11 @@ impl<'r> Actors<'r> {
         match event {
             Event::Deliver { from, to, .. } => {
                 for end in [from, to] {
-                    if end != "broker" {
-                        self.clients.insert(end.clone());
+                    if let Some(c) = end.client() {
+                        self.clients.insert(c.clone());
                     }
                 }
+                self.requester = from.client().cloned();
             }
             Event::Acked {
                 client,
@@ -157,8 +171,13 @@ impl<'r> Actors<'r> {
             | Event::StorePut { client, .. }
             | Event::StoreGet { client, .. }
             | Event::Punctuate { client, .. }
-            | Event::ClientError { client, .. }
-            | Event::Note { client, .. } => {
+            | Event::ClientError { client, .. } => {
+                self.clients.insert(client.clone());
+            }
+            Event::Note {
+                client: Peer::Client(client),
+                ..
+            } => {
                 self.clients.insert(client.clone());
             }
             _ => {}
@@ -169,22 +188,12 @@ impl<'r> Actors<'r> {
 impl Model {
     pub fn build(records: &[TraceRecord], violations: &[Cited], end_time: Millis) -> Model {
         let actors = Actors::collect(records);
-        // Kafka Streams names a client `<instance>/<application>` and its transactional
-        // id `<application>-<instance>`.
-        let txn_client = actors
-            .clients
-            .iter()
-            .filter_map(|c| {
-                c.split_once('/')
-                    .map(|(i, a)| (format!("{a}-{i}"), c.clone()))
-            })
-            .collect();
         let mut model = Model {
             lanes: Vec::new(),
             headings: Vec::new(),
             key: BTreeMap::new(),
             instance_lanes: BTreeMap::new(),
-            txn_client,
+            txn_client: actors.txn_client.clone(),
             pid_client: actors.pid_client.clone(),
             cites: BTreeMap::new(),
             cols: Vec::new(),
@@ -217,14 +226,14 @@ impl Model {
                 inst.clone(),
                 "instance".into(),
             );
-            let mut mine: Vec<&String> = actors
+            let mut mine: Vec<&ClientId> = actors
                 .clients
                 .iter()
-                .filter(|c| instance_of(c) == inst)
+                .filter(|c| c.instance == *inst)
                 .collect();
-            mine.sort_by_key(|c| natural(c));
+            mine.sort_by_key(|c| natural(&c.to_string()));
             for c in mine {
-                let short = c.split_once('/').map_or(c.as_str(), |(_, a)| a).to_string();
+                let short = c.app.clone();
                 let lane = self.add_lane(format!("c:{c}"), Kind::Client, short, inst.clone());
                 let net = self.add_lane(
                     format!("n:{c}"),
@@ -301,7 +310,7 @@ impl Model {
         }
     }
 
-    pub fn client_lane(&self, client: &str) -> usize {
+    pub fn client_lane(&self, client: &dyn std::fmt::Display) -> usize {
         self.lane(&format!("c:{client}"))
     }
 

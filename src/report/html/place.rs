@@ -1,9 +1,9 @@
 //! Where each trace record goes on the timeline, and how it is labelled.
 
 use super::model::{Item, Kind, Model};
-use super::text::{clip, describe, domain_type, instance_of, offsets};
+use super::text::{clip, describe, domain_type, offsets};
 use oversell_sim::protocol::ControlType;
-use oversell_sim::{Event, Millis, TopicPartition, TraceRecord};
+use oversell_sim::{Event, Millis, Peer, TopicPartition, TraceRecord};
 use std::collections::BTreeMap;
 
 /// One record's place: its lane, CSS classes, first line and main text.
@@ -304,7 +304,7 @@ impl Model {
                 self.lane(&format!("g:{group}")),
                 "mj",
                 "member joined",
-                instance_of(member_id).to_string(),
+                member_id.clone(),
             ),
             Event::MemberLeft {
                 group,
@@ -314,7 +314,7 @@ impl Model {
                 self.lane(&format!("g:{group}")),
                 "ml",
                 format!("member left: {reason}"),
-                instance_of(member_id).to_string(),
+                member_id.clone(),
             ),
             Event::OffsetCommit {
                 group,
@@ -351,7 +351,7 @@ impl Model {
                 format!("{from}→{next} ({count})"),
             ),
             Event::Deliver { from, to, what, .. } => {
-                let (client, top) = if from == "broker" {
+                let (client, top) = if *from == Peer::Broker {
                     (to, "response from broker")
                 } else {
                     (from, "request to broker")
@@ -532,7 +532,7 @@ impl Model {
                     .find(|(_, n)| **n == lane)
                     .and_then(|(k, _)| k.strip_prefix("n:").map(str::to_string));
                 if let Some(c) = client {
-                    lane = self.client_lane(&c);
+                    lane = self.lane(&format!("c:{c}"));
                 }
             }
         }

@@ -67,10 +67,6 @@ pub(super) fn natural(s: &str) -> Vec<(String, u64)> {
     out
 }
 
-pub(super) fn instance_of(client: &str) -> &str {
-    client.split_once('/').map_or(client, |(i, _)| i)
-}
-
 pub(super) fn offsets(list: &[(TopicPartition, u64)]) -> String {
     if list.is_empty() {
         return "(none)".into();

@@ -189,7 +189,7 @@ fn rebalance_on_join_uses_range_assignment() {
     let (a, gen, parts) = joined(r.join("a", None));
     assert_eq!(
         (a.as_str(), gen, parts),
-        ("a-1", 1, vec![tp(0), tp(1), tp(2)])
+        ("a/app-1", 1, vec![tp(0), tp(1), tp(2)])
     );
     assert_eq!(r.b.group_state("g"), Some(GroupState::Stable));
     // A second member: the group waits for the first one to rejoin.

@@ -60,7 +60,8 @@ impl Run {
     }
 
     fn req(&mut self, client: &str, req: Request) -> Response {
-        let r = self.b.handle(self.now, client, req, &mut self.events);
+        let client = crate::client::ClientId::new(client, "app");
+        let r = self.b.handle(self.now, &client, req, &mut self.events);
         self.b.check_invariants();
         self.settle();
         r
