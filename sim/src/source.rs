@@ -232,3 +232,36 @@ impl Client for SourceClient {
         self.waiting.is_none() && self.backoff.is_none() && self.next >= self.schedule.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientId;
+    use crate::protocol::KafkaError;
+    use crate::streams::harness::Driver;
+
+    #[test]
+    fn a_retriable_error_resends_the_batch_with_its_producer_id_epoch_and_sequence() {
+        let schedule = vec![Scheduled {
+            at: 0,
+            topic: "orders".into(),
+            key: "k".into(),
+            value: "v".into(),
+        }];
+        let id = ClientId::new("frontend", "producer");
+        let mut c = SourceClient::new(id, SourceConfig::default(), schedule);
+        let mut d = Driver::new([("orders".to_string(), 1)].into_iter().collect());
+        let sent = d.step(&mut c, 0);
+        d.respond(&mut c, sent[0].0, Response::InitProducerId(Ok((7, 3))));
+        let sent = d.step(&mut c, 0);
+        let (corr, produce) = sent[0].clone();
+        let tp = TopicPartition::new("orders", 0);
+        let refused = PartitionProduceResult::Error(KafkaError::NotEnoughReplicas);
+        d.respond(&mut c, corr, Response::Produce(vec![(tp, refused)]));
+        assert!(!c.ready(0, d.now), "waits retry.backoff.ms");
+        d.now += c.config.retry_backoff_ms;
+        let sent = d.step(&mut c, 0);
+        assert_eq!(sent[0].1, produce, "same producer id, epoch and sequence");
+        assert_eq!(c.producer, Some((7, 3)));
+    }
+}

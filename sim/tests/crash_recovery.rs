@@ -443,3 +443,72 @@ fn late_end_txn_commits_the_next_transaction_under_transaction_version_1() {
 fn client() -> oversell_sim::ClientId {
     oversell_sim::ClientId::new("c", "app")
 }
+
+/// How the coordinator aborted the transactions of a run: (by a new producer's
+/// `InitProducerId`, by the timeout scan).
+fn abort_reasons(r: &RunResult) -> (usize, usize) {
+    let reason = |want: &str| {
+        r.trace
+            .records
+            .iter()
+            .filter(|rec| matches!(&rec.event, Event::TxnAbort { reason, .. } if reason.starts_with(want)))
+            .count()
+    };
+    (reason("fenced by a new producer"), reason("timeout"))
+}
+
+/// Ephemeral state directories (`StateDirectory.initializeProcessId` draws a process id at
+/// every start): a restarted instance is a new `transactional.id`, so its
+/// `InitProducerId` fences nothing of the crashed incarnation, whose open transaction
+/// waits for the coordinator's timeout scan. Counting stays exactly once: the crashed
+/// incarnation's output is aborted, its input offsets were never committed. With
+/// persistent directories the restart itself aborts it.
+#[test]
+fn ephemeral_state_dirs_leave_a_crashed_transaction_to_the_timeout_scan() {
+    let setup = crashes_only(Guarantee::ExactlyOnceV2);
+    let (mut ephemeral, mut persistent) = ((0, 0), (0, 0));
+    let mut tids_per_instance: BTreeMap<String, std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    for seed in 0..200 {
+        let mut w = world(&setup);
+        w.set_ephemeral_state_dirs(true);
+        let r = w.run_seed(seed);
+        assert_eq!(r.outcome, Outcome::Quiescent, "seed {seed}");
+        assert_exactly_once(seed, &setup, &r);
+        let (fenced, timeout) = abort_reasons(&r);
+        ephemeral = (ephemeral.0 + fenced, ephemeral.1 + timeout);
+        for rec in &r.trace.records {
+            if let Event::ProducerInit {
+                transactional_id: Some(tid),
+                ..
+            } = &rec.event
+            {
+                // application-instance-processid: a restart keeps the first two only.
+                let (instance, _) = tid.rsplit_once('-').expect("a process id suffix");
+                let instance = instance.to_string();
+                tids_per_instance
+                    .entry(instance)
+                    .or_default()
+                    .insert(tid.clone());
+            }
+        }
+        let (fenced, timeout) = abort_reasons(&world(&setup).run_seed(seed));
+        persistent = (persistent.0 + fenced, persistent.1 + timeout);
+    }
+    assert_eq!(
+        ephemeral.0, 0,
+        "an ephemeral restart fenced its predecessor"
+    );
+    assert!(
+        ephemeral.1 > 0,
+        "no crashed transaction waited for the scan"
+    );
+    assert!(
+        persistent.0 > 0,
+        "persistent restarts never fenced their predecessor"
+    );
+    assert!(
+        tids_per_instance.values().any(|tids| tids.len() > 1),
+        "a restart kept its transactional id: {tids_per_instance:?}"
+    );
+}

@@ -379,4 +379,47 @@ mod tests {
         // Transaction protocol v2: the next transaction runs at the epoch of the answer.
         assert_eq!((c.producer, c.sequences.len()), (Some((1, 1)), 0));
     }
+
+    #[test]
+    fn concurrent_transactions_resends_the_same_request_after_the_backoff() {
+        let (mut c, mut d) = processed_one(Guarantee::ExactlyOnceV2);
+        let (corr, commit) = step(&mut c, &mut d);
+        assert!(matches!(commit, Request::TxnOffsetCommit { .. }));
+        let err = Response::TxnOffsetCommit(Err(KafkaError::ConcurrentTransactions));
+        assert!(answer(&mut c, &mut d, corr, err).is_empty());
+        // Nothing until retry.backoff.ms has passed, then the same request again; the
+        // transaction and the producer are kept.
+        assert!(!c.ready(MAIN, d.now) && c.txn.is_some() && c.producer.is_some());
+        assert_eq!(c.main_wakeup(), Some(d.now + c.config.retry_backoff_ms));
+        d.now += c.config.retry_backoff_ms;
+        let (_, again) = step(&mut c, &mut d);
+        assert_eq!(again, commit);
+    }
+
+    #[test]
+    fn a_produce_answered_not_enough_replicas_is_resent_with_its_sequences() {
+        let (mut c, mut d) = running(Guarantee::ExactlyOnceV2, &[0], &[]);
+        let (corr, _) = step(&mut c, &mut d);
+        let input = fetched(tp("in", 0), 0, vec![record("k", "v", 0)], 1);
+        answer(&mut c, &mut d, corr, input);
+        let _ = d.step(&mut c, MAIN);
+        let (corr, produce) = step(&mut c, &mut d);
+        let Request::Produce { batches, .. } = &produce else {
+            panic!("expected a produce, got {produce:?}")
+        };
+        let refused = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.tp.clone(),
+                    PartitionProduceResult::Error(KafkaError::NotEnoughReplicas),
+                )
+            })
+            .collect();
+        answer(&mut c, &mut d, corr, Response::Produce(refused));
+        assert!(c.producer.is_some(), "a retriable error keeps the producer");
+        d.now += c.config.retry_backoff_ms;
+        let (_, again) = step(&mut c, &mut d);
+        assert_eq!(again, produce, "the same batches, sequences and epoch");
+    }
 }
