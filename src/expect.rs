@@ -1,13 +1,15 @@
 //! Expectations, regression seeds and the design × fault-class matrix: everything whose
 //! answer comes from runs.
 
+use crate::checker::outcomes::{judge as judge_outcomes, Judgement};
 use crate::checker::Invariant;
-use crate::designs::{Design, Registry};
-use crate::run::{sweep, Sweep};
+use crate::designs::{Design, Mutation, Registry};
+use crate::run::{sweep, Judged, Sweep};
 use crate::scenario::{Scenario, SeedRange};
 use oversell_sim::{FaultRates, Millis};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// How a design's sweep compared with what its scenario expects.
 #[derive(Clone, Debug)]
@@ -16,11 +18,62 @@ pub struct ExpectationCheck {
     pub expected: BTreeSet<String>,
     pub found: BTreeSet<String>,
     pub sweep: Sweep,
+    /// The seed, when the range holds one seed only: the expectation then pins a
+    /// regression, it is not a verdict on the design.
+    pub pin: Option<u64>,
+    /// The platform hazards the expectation relies on being closed.
+    pub hazards: Vec<String>,
+    /// The promised outcomes over the same runs.
+    pub outcomes: OutcomeCheck,
+}
+
+/// How the runs of a sweep met the outcomes their scenario promises.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct OutcomeCheck {
+    /// Whether the scenario promises any outcome for the design.
+    pub promised: bool,
+    /// Settled runs judged.
+    pub judged: u64,
+    /// Runs that missed some promise.
+    pub missed: u64,
+    /// The lowest seed that missed, with what it missed.
+    pub first_miss: Option<(u64, Vec<String>)>,
+}
+
+impl OutcomeCheck {
+    pub fn met(&self) -> bool {
+        self.missed == 0
+    }
+
+    fn add(&mut self, seed: u64, judgement: &Judgement) {
+        match judgement {
+            Judgement::NotJudged => {}
+            Judgement::Met => self.judged += 1,
+            Judgement::Missed(m) => {
+                self.judged += 1;
+                self.missed += 1;
+                if self.first_miss.as_ref().is_none_or(|(s, _)| seed < *s) {
+                    self.first_miss = Some((seed, m.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl ExpectationCheck {
+    /// Whether the runs violated exactly the expected invariants and met every promised
+    /// outcome.
     pub fn matches(&self) -> bool {
-        self.expected == self.found
+        self.expected == self.found && self.outcomes.met()
+    }
+
+    /// `verdict`, or `regression-pin` for an expectation over one seed.
+    pub fn kind(&self) -> &'static str {
+        if self.pin.is_some() {
+            "regression-pin"
+        } else {
+            "verdict"
+        }
     }
 
     /// One line for people: what was expected, what the runs showed, which seed to replay.
@@ -42,7 +95,31 @@ impl ExpectationCheck {
             show(&self.found),
             self.sweep.runs
         );
-        if !self.matches() {
+        if let Some(seed) = self.pin {
+            line.push_str(&format!(" — regression pin of seed {seed}, not a verdict"));
+        }
+        if !self.hazards.is_empty() {
+            line.push_str(&format!(
+                " — relies on the closed hazard {}",
+                self.hazards.join(", ")
+            ));
+        }
+        let o = &self.outcomes;
+        if o.promised {
+            line.push_str(&format!(
+                "\n             outcomes: met in {} of {} settled runs",
+                o.judged - o.missed,
+                o.judged
+            ));
+            if let Some((seed, missed)) = &o.first_miss {
+                line.push_str(&format!(
+                    "; seed {seed}: {}\n             replay: {}",
+                    missed.join("; "),
+                    crate::run::replay_command(scenario_path, &self.design, *seed)
+                ));
+            }
+        }
+        if self.expected != self.found {
             if let Some(seed) = self.sweep.first_failing_seed() {
                 line.push_str(&format!(
                     "\n             replay: {}",
@@ -70,22 +147,56 @@ pub fn check_expectations_in(
     scenario: &Scenario,
     jobs: usize,
 ) -> Result<Vec<ExpectationCheck>, String> {
+    check_expectations_with(registry, scenario, &[], jobs)
+}
+
+/// [`check_expectations_in`] with deliberate defects switched on: the scenario's
+/// expectations and promised outcomes judged against a mutant.
+pub fn check_expectations_with(
+    registry: &Registry,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    jobs: usize,
+) -> Result<Vec<ExpectationCheck>, String> {
     let mut out = Vec::new();
     for (name, expectation) in &scenario.expect {
         let design = design_in(registry, name)?;
-        let sweep = sweep(design, scenario, &[], scenario.run.seeds, jobs, &|_, _| {
-            true
+        let promised = scenario.outcomes.get(name).cloned().unwrap_or_default();
+        let schema = design.schema();
+        let outcomes = Mutex::new(OutcomeCheck {
+            promised: !promised.is_empty(),
+            ..OutcomeCheck::default()
         });
+        let on_run = |seed: u64, judged: &Judged| {
+            let j = judge_outcomes(&schema, &judged.result, &promised);
+            outcomes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add(seed, &j);
+            true
+        };
+        let sweep = sweep(
+            design,
+            scenario,
+            mutations,
+            scenario.run.seeds,
+            jobs,
+            &on_run,
+        );
         let found = sweep
             .violations
             .keys()
             .map(|i| i.name().to_string())
             .collect();
+        let seeds = scenario.run.seeds;
         out.push(ExpectationCheck {
             design: name.clone(),
             expected: expectation.violates.iter().cloned().collect(),
             found,
             sweep,
+            pin: (seeds.len() == 1).then_some(seeds.start),
+            hazards: expectation.hazards.clone(),
+            outcomes: outcomes.into_inner().unwrap_or_else(|e| e.into_inner()),
         });
     }
     Ok(out)

@@ -20,12 +20,12 @@
 //! # let _ = build(&scenario);
 //! ```
 
-use crate::designs::{self, Mutation};
+use crate::designs::Mutation;
 use crate::domain::{InventoryRow, Msg};
 use crate::scenario::Scenario;
 use oversell_sim::{
-    Broker, Client, Guarantee, InstanceSpec, Millis, Scheduled, SourceClient, SourceConfig,
-    StreamsConfig, WorldConfig,
+    Broker, Client, FaultRates, Guarantee, InstanceSpec, Millis, Scheduled, SourceClient,
+    SourceConfig, StreamsConfig, TopicConfig, WorldConfig,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -174,7 +174,29 @@ pub fn create_topics(
     plain: &[&str],
     compacted: &[String],
 ) {
-    designs::create_topics(broker, scenario, plain, compacted)
+    let partitions = scenario.topology.partitions;
+    for t in plain {
+        broker
+            .create_topic(
+                t,
+                TopicConfig {
+                    partitions,
+                    compacted: false,
+                },
+            )
+            .expect("design topics are distinct");
+    }
+    for t in compacted {
+        broker
+            .create_topic(
+                t,
+                TopicConfig {
+                    partitions,
+                    compacted: true,
+                },
+            )
+            .expect("design topics are distinct");
+    }
 }
 
 /// Kafka Streams settings of an application: the kernel's defaults, the scenario's
@@ -186,7 +208,32 @@ pub fn streams_config(
     scenario: &Scenario,
     mutations: &[Mutation],
 ) -> StreamsConfig {
-    designs::streams_config(application_id, guarantee, scenario, mutations)
+    let mut c = StreamsConfig::new(application_id, guarantee);
+    let s = &scenario.streams;
+    if let Some(v) = s.commit_interval_ms {
+        c.commit_interval_ms = v;
+    }
+    if let Some(v) = s.session_timeout_ms {
+        c.session_timeout_ms = v;
+    }
+    if let Some(v) = s.heartbeat_interval_ms {
+        c.heartbeat_interval_ms = v;
+    }
+    if let Some(v) = s.transaction_timeout_ms {
+        c.transaction_timeout_ms = v;
+    }
+    if let Some(v) = s.request_timeout_ms {
+        c.request_timeout_ms = v;
+    }
+    c.commit_before_process = mutations.contains(&Mutation::CommitBeforeProcess);
+    c.unfenced_offsets = mutations.contains(&Mutation::Unfenced);
+    c.read_uncommitted = mutations.contains(&Mutation::ReadUncommitted);
+    c.position_by_count = mutations.contains(&Mutation::PositionByCount);
+    c.resume_after_committed = mutations.contains(&Mutation::ResumeAfterCommitted);
+    if mutations.contains(&Mutation::NonIdempotentRetry) {
+        c.idempotent_producer = false;
+    }
+    c
 }
 
 /// The instances of one service, `<service>-<index>` for the scenario's
@@ -196,13 +243,39 @@ pub fn service(
     service: &str,
     build: impl Fn(&str) -> Vec<Box<dyn Client>> + Send + Sync + 'static,
 ) -> Vec<InstanceSpec> {
-    designs::service(scenario, service, build)
+    let build: oversell_sim::world::InstanceFactory = Arc::new(build);
+    (0..scenario.topology.instances)
+        .map(|i| InstanceSpec {
+            name: format!("{service}-{i}"),
+            build: build.clone(),
+            faulty: true,
+            start_at: 0,
+        })
+        .collect()
 }
 
 /// World settings from the scenario: faults, time bounds, and `settle_extra` ms after the
 /// last arrival or scheduled fault before the run may end quiescent.
 pub fn world_config(scenario: &Scenario, settle_extra: Millis) -> WorldConfig {
-    designs::world_config(scenario, settle_extra)
+    let scheduled_end = scenario
+        .faults
+        .schedule
+        .iter()
+        .map(|f| f.at())
+        .max()
+        .unwrap_or(0);
+    WorldConfig {
+        fault_phase_ms: scenario.faults.phase_ms,
+        rates: if scenario.faults.phase_ms > 0 {
+            scenario.faults.rates.clone()
+        } else {
+            FaultRates::default()
+        },
+        scheduled: scenario.faults.schedule.clone(),
+        settle_until: scenario.last_arrival().max(scheduled_end) + settle_extra,
+        max_time: scenario.run.max_time_ms,
+        ..WorldConfig::default()
+    }
 }
 
 #[cfg(test)]

@@ -125,6 +125,9 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
     world
         .broker_mut()
         .set_abort_scan_interval(scenario.kafka.abort_scan_interval_ms);
+    world
+        .broker_mut()
+        .set_defects(Mutation::broker_defects(mutations));
     world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
     world
 }

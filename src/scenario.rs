@@ -40,6 +40,10 @@ pub struct Scenario {
     /// Per design name: what it is expected to do over the seed range.
     #[serde(default)]
     pub expect: BTreeMap<String, Expectation>,
+    /// Per design name: how each named order and product must end, in every settled run
+    /// of the seed range (judged by [`crate::checker::outcomes`]).
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, Outcomes>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -328,10 +332,15 @@ impl<'de> Deserialize<'de> for SeedRange {
 
 /// What a design is expected to do over a scenario's seed range: the exact set of
 /// invariants that some run violates (empty: the design holds). Written `"holds"` or
-/// `{ violates = ["invariant", ...] }`.
+/// `{ violates = ["invariant", ...], hazards = ["late-end-txn"] }`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Expectation {
     pub violates: Vec<String>,
+    /// Known platform hazards the expectation relies on being closed ([`Hazard`] names):
+    /// the loader refuses the expectation unless the scenario runs under the setting that
+    /// closes each one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hazards: Vec<String>,
 }
 
 /// The table form of an [`Expectation`].
@@ -340,6 +349,129 @@ pub struct Expectation {
 struct ExpectationTable {
     #[serde(default)]
     violates: Vec<String>,
+    #[serde(default)]
+    hazards: Vec<String>,
+}
+
+/// A known platform hazard an expectation can depend on, and the setting that closes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hazard {
+    /// A late `EndTxn` completes the producer's *next* transaction (transaction protocol
+    /// v1); closed by KIP-890 part 2 (`[kafka] transaction_version = 2`).
+    LateEndTxn,
+}
+
+impl Hazard {
+    pub const ALL: [Hazard; 1] = [Hazard::LateEndTxn];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hazard::LateEndTxn => "late-end-txn",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Hazard> {
+        Hazard::ALL.into_iter().find(|h| h.name() == name)
+    }
+
+    /// Whether the scenario runs under the setting that closes the hazard.
+    pub fn closed_in(self, scenario: &Scenario) -> bool {
+        match self {
+            Hazard::LateEndTxn => scenario.kafka.transaction_version >= 2,
+        }
+    }
+
+    /// The setting that closes it, as written in a scenario file.
+    pub fn closing_setting(self) -> &'static str {
+        match self {
+            Hazard::LateEndTxn => "[kafka] transaction_version = 2",
+        }
+    }
+}
+
+/// How a design's runs must end, order by order and product by product.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outcomes {
+    pub orders: BTreeMap<String, OrderOutcome>,
+    pub products: BTreeMap<String, ProductOutcome>,
+}
+
+impl Outcomes {
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.products.is_empty()
+    }
+}
+
+/// How one order must end: its decision (one of a list), and whether its units were
+/// released (a committed release of everything it held).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrderOutcome {
+    pub decision: Option<Decisions>,
+    pub released: Option<bool>,
+}
+
+/// How one product must end: units available per its stores' committed changelogs, and
+/// units held per the committed events.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProductOutcome {
+    pub available: Option<i64>,
+    pub held: Option<u64>,
+}
+
+/// An order's committed decision, in words common to every design: `accepted` (a
+/// `ProductReserved`, an `OrderValidation` PASS, an `OrderConfirmed`), `rejected` (an
+/// `OrderRejected`, an `OrderValidation` FAIL, an `OrderCancelled`), or `undecided`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Decision {
+    Accepted,
+    Rejected,
+    Undecided,
+}
+
+impl Decision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::Rejected => "rejected",
+            Decision::Undecided => "undecided",
+        }
+    }
+}
+
+/// One acceptable decision, or a list of them: `"rejected"` or `["accepted", "rejected"]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Decisions(pub Vec<Decision>);
+
+impl<'de> Deserialize<'de> for Decisions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(DecisionsVisitor)
+    }
+}
+
+struct DecisionsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for DecisionsVisitor {
+    type Value = Decisions;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"accepted\", \"rejected\", \"undecided\" or a list of them")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Decisions, E> {
+        use serde::de::IntoDeserializer;
+        let one = Decision::deserialize(s.into_deserializer())?;
+        Ok(Decisions(vec![one]))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Decisions, A::Error> {
+        let all = Vec::<Decision>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?;
+        Ok(Decisions(all))
+    }
 }
 
 impl<'de> Deserialize<'de> for Expectation {
@@ -361,6 +493,7 @@ impl<'de> serde::de::Visitor<'de> for ExpectationVisitor {
         if s == "holds" {
             return Ok(Expectation {
                 violates: Vec::new(),
+                hazards: Vec::new(),
             });
         }
         Err(E::invalid_value(serde::de::Unexpected::Str(s), &self))
@@ -370,6 +503,7 @@ impl<'de> serde::de::Visitor<'de> for ExpectationVisitor {
         let t = ExpectationTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
         Ok(Expectation {
             violates: t.violates,
+            hazards: t.hazards,
         })
     }
 }

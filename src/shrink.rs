@@ -262,11 +262,19 @@ pub fn shrink_with(
             design.name().to_string(),
             Expectation {
                 violates: s.violated.iter().map(|i| i.name().to_string()).collect(),
+                hazards: scenario
+                    .expect
+                    .get(design.name())
+                    .map(|e| e.hazards.clone())
+                    .unwrap_or_default(),
             },
         )])
     } else {
         BTreeMap::new()
     };
+    // The outcomes were promised for the original story; the shrunk one is another story
+    // (orders and products gone, times moved), so it promises none.
+    out.outcomes = BTreeMap::new();
     Ok(Shrunk {
         seed: s.seed,
         original_seed: seed,
@@ -422,18 +430,18 @@ impl Shrinker<'_> {
         if self.attempt("no random faults", c) {
             return;
         }
-        type Rate = fn(&mut FaultRates) -> &mut u32;
-        let rates: [(&str, Rate); 5] = [
-            ("crash", |r| &mut r.crash),
-            ("pause", |r| &mut r.pause),
-            ("drop", |r| &mut r.drop),
-            ("duplicate", |r| &mut r.duplicate),
-            ("delay", |r| &mut r.delay),
-        ];
-        for (name, rate) in rates {
+        let kinds = self.current.faults.rates.named().len();
+        for kind in 0..kinds {
             let mut c = self.current.clone();
-            if *rate(&mut c.faults.rates) != 0 {
-                *rate(&mut c.faults.rates) = 0;
+            let (name, rate) = c
+                .faults
+                .rates
+                .named_mut()
+                .into_iter()
+                .nth(kind)
+                .expect("a kind");
+            if *rate != 0 {
+                *rate = 0;
                 self.attempt(&format!("{name} rate 0"), c);
             }
         }
@@ -840,6 +848,7 @@ pub fn scenario_toml(scenario: &Scenario) -> String {
         run: Default::default(),
         kafka: Default::default(),
         expect: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
     })
     .expect("the default scenario serialises to TOML");
     let toml::Value::Table(mut table) = value else {
@@ -859,7 +868,7 @@ pub fn scenario_toml(scenario: &Scenario) -> String {
             _ => {}
         }
     }
-    const ORDER: [&str; 12] = [
+    const ORDER: [&str; 13] = [
         "name",
         "description",
         "products",
@@ -872,6 +881,7 @@ pub fn scenario_toml(scenario: &Scenario) -> String {
         "faults",
         "run",
         "expect",
+        "outcomes",
     ];
     let mut keys: Vec<String> = ORDER.iter().map(|k| k.to_string()).collect();
     keys.extend(

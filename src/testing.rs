@@ -1,6 +1,6 @@
-//! Check a design of your own in your own `cargo test`: over scenario files, their
-//! regression seeds and generated scenarios, with seed replay through environment
-//! variables.
+//! Check a design of your own in your own `cargo test`: over scenario files (their
+//! expectations and promised `[outcomes]`), their regression seeds and generated
+//! scenarios, with seed replay through environment variables.
 //!
 //! ```no_run
 //! use oversell::designs::Registry;
@@ -45,6 +45,7 @@
 //! | `OVERSELL_GENERATED=N` | how many generated scenarios (default: the suite's) |
 //! | `OVERSELL_SAVE=1` | keep failing seeds of scenario files in their `NAME.seeds`, and failing generated scenarios as `generated-N.toml` in the scenario directory |
 
+use crate::checker::outcomes::{self, Judgement};
 use crate::designs::{Design, Registry};
 use crate::expect::{self, RegressionSeed};
 use crate::run::{run_seed, Judged};
@@ -280,9 +281,19 @@ impl Suite {
         let mut found = BTreeSet::new();
         let mut first: BTreeMap<String, u64> = BTreeMap::new();
         let mut failing = Vec::new();
+        let promised = scenario
+            .outcomes
+            .get(&self.design)
+            .cloned()
+            .unwrap_or_default();
+        let schema = self.design().schema();
+        let mut missed: Option<(u64, Vec<String>)> = None;
         for seed in seeds.start..seeds.end {
             let judged = run_seed(self.design(), scenario, &[], seed);
             report.runs += 1;
+            if let Judgement::Missed(m) = outcomes::judge(&schema, &judged.result, &promised) {
+                missed.get_or_insert((seed, m));
+            }
             let now = violated(&judged);
             if !now.is_subset(&expected) {
                 failing.push((seed, now.clone()));
@@ -296,6 +307,14 @@ impl Suite {
             found.extend(now);
         }
         report.found.insert(scenario.name.clone(), found.clone());
+        if let Some((seed, m)) = missed {
+            report.failures.push(format!(
+                "{} (seeds {seeds}): seed {seed} misses the promised outcomes: {}\n  replay: {}",
+                path.display(),
+                m.join("; "),
+                replay_env(&scenario.name, seed)
+            ));
+        }
         // Over the whole range the set must match; over a selection, no surprise.
         let whole = sel.seeds.is_none();
         if (whole && found != expected) || !failing.is_empty() {

@@ -276,6 +276,51 @@ fn check_reports_every_file_loadable_or_not() {
 }
 
 #[test]
+fn check_labels_a_one_seed_expectation_a_regression_pin_in_text_and_json() {
+    let dir = scratch("check-json");
+    let json = dir.join("check.json");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \n").expect("write");
+    let out = oversell(&[
+        "check",
+        &scenario("saga-zombie-punctuation"),
+        &scenario("saga-reservation-timeout"),
+        &bad.display().to_string(),
+        "--json",
+        &json.display().to_string(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("regression pin of seed 2074, not a verdict"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("outcomes: met in 30 of 30 settled runs"),
+        "{stdout}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("JSON");
+    assert_eq!(doc["schema"], "oversell-check/1");
+    assert_eq!(doc["met"], false);
+    let files = doc["files"].as_array().expect("files");
+    assert_eq!(files.len(), 3);
+    assert_eq!(files[0]["expectations"][0]["kind"], "regression-pin");
+    assert_eq!(files[0]["status"], "met");
+    let saga = &files[1]["expectations"].as_array().expect("expectations")[3];
+    assert_eq!(saga["design"], "saga");
+    assert_eq!(saga["kind"], "verdict");
+    assert_eq!(saga["outcomes"]["promised"], true);
+    assert_eq!(saga["outcomes"]["judged"], 30);
+    assert_eq!(saga["outcomes"]["missed"], 0);
+    assert_eq!(files[2]["status"], "cannot-be-checked");
+    assert!(files[2]["error"]
+        .as_str()
+        .expect("error")
+        .contains("bad.toml:1"));
+}
+
+#[test]
 fn an_unwritable_json_path_is_refused_before_the_sweep() {
     let out = oversell(&[
         "explore",

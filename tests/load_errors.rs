@@ -1081,3 +1081,147 @@ fn the_state_dir_is_persistent_or_ephemeral() {
         &["persistent, ephemeral"],
     );
 }
+
+// ----- outcomes and hazards -----
+
+/// Two orders of p1 and an expectation for the saga, to promise outcomes over.
+fn promising(outcomes: &str) -> String {
+    format!(
+        "{BASE}\n[[orders]]\nid = \"order1\"\nproduct = \"p1\"\n\n[[orders]]\nid = \"order2\"\nproduct = \"p1\"\n\n[expect]\nsaga = \"holds\"\n\n{outcomes}"
+    )
+}
+
+#[test]
+fn outcomes_in_every_form_load() {
+    let s = ok(&promising(
+        "[outcomes.saga.orders]\norder1 = { decision = \"rejected\", released = true }\norder2 = { decision = [\"accepted\", \"undecided\"] }\n\n[outcomes.saga.products]\np1 = { available = 0, held = 1 }\n",
+    ));
+    use oversell::scenario::Decision;
+    let o = &s.outcomes["saga"];
+    assert_eq!(
+        o.orders["order1"].decision.as_ref().unwrap().0,
+        [Decision::Rejected]
+    );
+    assert_eq!(o.orders["order1"].released, Some(true));
+    assert_eq!(
+        o.orders["order2"].decision.as_ref().unwrap().0,
+        [Decision::Accepted, Decision::Undecided]
+    );
+    assert_eq!(o.products["p1"].available, Some(0));
+    assert_eq!(o.products["p1"].held, Some(1));
+}
+
+#[test]
+fn an_outcome_for_an_unknown_order_suggests_the_nearest() {
+    let text = promising("[outcomes.saga.orders]\norder3 = { decision = \"rejected\" }\n");
+    assert_err_at(
+        &text,
+        "order3 =",
+        &["outcome for unknown order `order3`"],
+        &["did you mean `order1`?", "known orders: order1, order2"],
+    );
+}
+
+#[test]
+fn an_outcome_for_an_unknown_product_suggests_the_nearest() {
+    let text = promising("[outcomes.saga.products]\np2 = { held = 1 }\n");
+    assert_err_at(
+        &text,
+        "p2 =",
+        &["outcome for unknown product `p2`"],
+        &["did you mean `p1`?"],
+    );
+}
+
+#[test]
+fn outcomes_for_an_unknown_design_suggest_the_nearest() {
+    let text = promising("[outcomes.sagaa.orders]\norder1 = { decision = \"rejected\" }\n");
+    assert_err_at(
+        &text,
+        "sagaa",
+        &["unknown design `sagaa` in [outcomes]"],
+        &["did you mean `saga`?"],
+    );
+}
+
+#[test]
+fn outcomes_need_an_expectation_of_their_design() {
+    let text = promising("[outcomes.naive.orders]\norder1 = { decision = \"rejected\" }\n");
+    assert_err_at(
+        &text,
+        "naive.orders",
+        &["outcomes for `naive` but no [expect] entry for it"],
+        &["add naive = \"holds\""],
+    );
+}
+
+#[test]
+fn an_unknown_decision_names_the_known_ones() {
+    let text = promising("[outcomes.saga.orders]\norder1 = { decision = \"cancelled\" }\n");
+    let e = assert_err_at(&text, "\"cancelled\"", &["cancelled"], &[]);
+    let all = e.to_string();
+    for word in ["accepted", "rejected", "undecided"] {
+        assert!(all.contains(word), "{all}");
+    }
+}
+
+#[test]
+fn a_decision_listed_twice_or_none_at_all() {
+    let text =
+        promising("[outcomes.saga.orders]\norder1 = { decision = [\"accepted\", \"accepted\"] }\n");
+    assert_err_at(
+        &text,
+        "\"accepted\"]",
+        &["decision `accepted` is listed twice"],
+        &["list each decision once"],
+    );
+    let text = promising("[outcomes.saga.orders]\norder1 = { decision = [] }\n");
+    assert_err_at(&text, "[] }", &["an empty list of decisions"], &[]);
+    let text = promising("[outcomes.saga.orders]\norder1 = {}\n");
+    assert_err_at(
+        &text,
+        "order1 = {}",
+        &["promises nothing"],
+        &["decision = "],
+    );
+}
+
+#[test]
+fn an_unknown_outcome_key_suggests_the_nearest() {
+    let text = promising("[outcomes.saga.orders]\norder1 = { decison = \"rejected\" }\n");
+    assert_err_at(&text, "decison", &["decison"], &["decision"]);
+    let text = promising("[outcomes.saga.products]\np1 = { avail = 1 }\n");
+    assert_err_at(&text, "avail", &["avail"], &["available"]);
+}
+
+#[test]
+fn an_outcome_count_out_of_range() {
+    let text = promising("[outcomes.saga.products]\np1 = { held = -1 }\n");
+    assert_err_at(&text, "-1", &["-1"], &[]);
+    let text = promising("[outcomes.saga.products]\np1 = { available = 2000000000 }\n");
+    assert_err_at(&text, "2000000000", &["2000000000"], &[]);
+}
+
+#[test]
+fn a_hazard_must_be_known_and_closed() {
+    let text = format!("{BASE}[expect]\nsaga = {{ violates = [], hazards = [\"late-endtxn\"] }}\n");
+    assert_err_at(
+        &text,
+        "\"late-endtxn\"",
+        &["unknown hazard `late-endtxn`"],
+        &["did you mean `late-end-txn`?"],
+    );
+    let text = format!(
+        "{BASE}[kafka]\ntransaction_version = 1\n\n[expect]\nsaga = {{ violates = [], hazards = [\"late-end-txn\"] }}\n"
+    );
+    assert_err_at(
+        &text,
+        "\"late-end-txn\"",
+        &["relies on the hazard `late-end-txn` being closed"],
+        &["[kafka] transaction_version = 2"],
+    );
+    let s = ok(&format!(
+        "{BASE}[kafka]\ntransaction_version = 2\n\n[expect]\nsaga = {{ violates = [], hazards = [\"late-end-txn\"] }}\n"
+    ));
+    assert_eq!(s.expect["saga"].hazards, ["late-end-txn"]);
+}

@@ -35,6 +35,7 @@ fn last_unit() -> Scenario {
         run: RunSpec::default(),
         kafka: Default::default(),
         expect: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
     }
 }
 

@@ -72,3 +72,36 @@ fn every_scenario_meets_its_declared_expectations() {
         failures.join("\n")
     );
 }
+
+/// The outcome expectations bite: with the saga's reservation timeout switched off,
+/// `saga-reservation-timeout.toml`'s promise that the timeout released order1's units
+/// fails on every seed, although no invariant is violated (order1's slow payment
+/// confirms and order2 is rejected: a correct-looking run that broke the story).
+#[test]
+fn saga_without_its_timeout_breaks_the_promised_release_of_order1() {
+    use oversell::designs::{Mutation, Registry};
+    use oversell::expect::check_expectations_with;
+    let file =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/saga-reservation-timeout.toml");
+    let mut scenario = load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+    scenario.expect.retain(|design, _| design == "saga");
+    let registry = Registry::builtin();
+    let correct = check_expectations_with(&registry, &scenario, &[], jobs()).unwrap();
+    assert!(
+        correct[0].matches(),
+        "{}",
+        correct[0].describe("saga-reservation-timeout")
+    );
+    let mutant =
+        check_expectations_with(&registry, &scenario, &[Mutation::NoTimeout], jobs()).unwrap();
+    let c = &mutant[0];
+    assert!(c.found.is_empty(), "no invariant sees it: {:?}", c.found);
+    assert!(!c.matches(), "the outcomes must catch it");
+    assert_eq!(c.outcomes.missed, c.outcomes.judged);
+    assert_eq!(c.outcomes.judged, scenario.run.seeds.len());
+    let (_, missed) = c.outcomes.first_miss.as_ref().unwrap();
+    assert!(
+        missed.contains(&"order1: its units were not released, expected them to be".to_string()),
+        "{missed:?}"
+    );
+}

@@ -56,3 +56,44 @@ fn the_scenario_files_expectations_are_the_default() {
         ["conservation", "no-oversell"]
     );
 }
+
+#[test]
+fn a_suite_judges_the_promised_outcomes() {
+    let dir = std::env::temp_dir().join(format!("oversell-suite-outcomes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let original =
+        std::fs::read_to_string(format!("{}/saga-reservation-timeout.toml", scenarios())).unwrap();
+    // A false promise: the saga's timeout releases order1's unit, so it is never accepted.
+    let text = original.replace(
+        "[outcomes.saga.orders]\norder1 = { decision = \"rejected\", released = true }",
+        "[outcomes.saga.orders]\norder1 = { decision = \"accepted\", released = true }",
+    );
+    assert_ne!(text, original, "the scenario promises order1's release");
+    std::fs::write(dir.join("saga-reservation-timeout.toml"), text).unwrap();
+    let suite = Suite::new(Registry::builtin(), "saga")
+        .scenarios(&dir)
+        .generated(0);
+    let selection = Selection {
+        seeds: Some(SeedRange { start: 0, end: 2 }),
+        ..Selection::default()
+    };
+    let report = suite.run(&selection);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        report.failures.iter().any(|f| f.contains(
+            "seed 0 misses the promised outcomes: order1: ended rejected, expected accepted"
+        )),
+        "{:?}",
+        report.failures
+    );
+    // The true promise passes.
+    let suite = Suite::new(Registry::builtin(), "saga")
+        .scenarios(scenarios())
+        .generated(0);
+    let selection = Selection {
+        scenario: Some("saga-reservation-timeout".into()),
+        seeds: Some(SeedRange { start: 0, end: 2 }),
+        ..Selection::default()
+    };
+    assert!(suite.run(&selection).ok());
+}

@@ -64,14 +64,18 @@ impl fmt::Display for Event {
             } => write!(f, "begin transaction {transactional_id} epoch {epoch}"),
             Event::TxnOffsets {
                 transactional_id,
+                producer_id,
+                epoch,
                 group,
+                member_id,
                 generation,
                 offsets,
             } => {
                 let o: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
                 write!(
                     f,
-                    "offsets to transaction {transactional_id}: group {group} gen {generation} {}",
+                    "offsets to transaction {transactional_id} (pid {producer_id} epoch {epoch}): group {group} \
+                     member {member_id:?} gen {generation} {}",
                     o.join(" ")
                 )
             }
@@ -115,13 +119,18 @@ impl fmt::Display for Event {
             } => write!(f, "{member_id} leaves {group}: {reason}"),
             Event::OffsetCommit {
                 group,
+                member_id,
                 generation,
                 offsets,
                 transactional,
             } => {
                 let o: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
                 let t = if *transactional { " (with transaction)" } else { "" };
-                write!(f, "offsets committed for {group} gen {generation}{t}: {}", o.join(" "))
+                write!(
+                    f,
+                    "offsets committed for {group} member {member_id:?} gen {generation}{t}: {}",
+                    o.join(" ")
+                )
             }
             Event::Compacted { tp, removed, below } => {
                 write!(f, "compact {tp}: {removed} superseded records removed below @{below}")

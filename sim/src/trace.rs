@@ -113,9 +113,15 @@ pub enum Event {
         producer_id: ProducerId,
         epoch: Epoch,
     },
+    /// A `TxnOffsetCommit` accepted: offsets added to the open transaction, with who sent
+    /// them (the producer's id and epoch, the group member and its generation; an empty
+    /// member id is a request without group metadata, before KIP-447).
     TxnOffsets {
         transactional_id: String,
+        producer_id: ProducerId,
+        epoch: Epoch,
         group: String,
+        member_id: String,
         generation: Generation,
         offsets: Vec<(TopicPartition, Offset)>,
     },
@@ -160,8 +166,11 @@ pub enum Event {
         member_id: String,
         reason: String,
     },
+    /// Offsets became a group's committed offsets: an `OffsetCommit` accepted from
+    /// `member_id`, or a committed transaction's `TxnOffsetCommit` (`transactional`).
     OffsetCommit {
         group: String,
+        member_id: String,
         generation: Generation,
         offsets: Vec<(TopicPartition, Offset)>,
         transactional: bool,

@@ -16,12 +16,15 @@
 //!   from the logs' markers, cross-checked against the broker's own table;
 //! * [`books`] — the stock accounting of the committed domain events;
 //! * [`stores`] — what the declared stock stores say, through their decoders;
+//! * [`outcomes`] — the endings a scenario promises (orders' decisions and releases,
+//!   products' units), judged apart from the invariants;
 //! * [`words`] — the prose helpers of explanations.
 
 pub mod books;
 pub mod commitment;
 pub mod history;
 pub mod invariants;
+pub mod outcomes;
 pub mod stores;
 mod verdict;
 pub mod words;

@@ -58,6 +58,9 @@ pub enum Command {
         scenarios: Vec<PathBuf>,
         #[command(flatten)]
         jobs: JobsArg,
+        /// Write every file's result as JSON (schema `oversell-check/1`, docs/check-json.md).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// The design × fault-class table, produced by runs, as markdown.
     Matrix {

@@ -91,7 +91,11 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             out.as_deref(),
             &mutations,
         ),
-        Command::Check { scenarios, jobs } => sweeps::check(registry, &scenarios, jobs.get()),
+        Command::Check {
+            scenarios,
+            jobs,
+            json,
+        } => sweeps::check(registry, &scenarios, jobs.get(), json.as_deref()),
         Command::Matrix {
             scenarios,
             seeds,

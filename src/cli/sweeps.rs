@@ -176,24 +176,49 @@ fn scenario_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     Ok(files)
 }
 
-/// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not met.
-fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Error> {
+/// The schema name of `check --json` (docs/check-json.md).
+pub const CHECK_JSON_SCHEMA: &str = "oversell-check/1";
+
+/// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not
+/// met. `json` receives the file's result.
+fn check_file(
+    registry: &Registry,
+    file: &Path,
+    jobs: usize,
+    json: &mut serde_json::Value,
+) -> Result<bool, Error> {
     let scenario = load_scenario(file)?;
     say!("{} (seeds {})", out::path(file), scenario.run.seeds);
+    json["seeds"] = scenario.run.seeds.to_string().into();
     if scenario.expect.is_empty() {
         say!("  no expectations declared");
         return Ok(true);
     }
     let mut all_met = true;
+    let mut expectations = Vec::new();
     for c in
         expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)?
     {
         let mark = if c.matches() { "✓" } else { "✗" };
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
+        expectations.push(serde_json::json!({
+            "design": c.design,
+            "kind": c.kind(),
+            "expected": c.expected,
+            "found": c.found,
+            "met": c.matches(),
+            "runs": c.sweep.runs,
+            "unsettled": c.sweep.unsettled,
+            "first_failing_seed": c.sweep.first_failing_seed(),
+            "hazards": c.hazards,
+            "outcomes": c.outcomes,
+        }));
     }
+    json["expectations"] = expectations.into();
     // Regression seeds kept beside the scenario: each must still show what the scenario
     // expects of its design.
+    let mut regressions = Vec::new();
     for r in
         expect::replay_regressions_in(registry, file, &scenario).map_err(Error::Expectations)?
     {
@@ -206,14 +231,27 @@ fn check_file(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Err
             join_or(&r.now, "holds")
         );
         all_met &= r.ok();
+        regressions.push(serde_json::json!({
+            "design": r.seed.design,
+            "seed": r.seed.seed,
+            "recorded": r.seed.violated,
+            "now": r.now,
+            "met": r.ok(),
+        }));
     }
+    json["regressions"] = regressions.into();
     Ok(all_met)
 }
 
 /// A file's check, with a panic inside one of its runs turned into an error naming it.
-fn check_file_caught(registry: &Registry, file: &Path, jobs: usize) -> Result<bool, Error> {
+fn check_file_caught(
+    registry: &Registry,
+    file: &Path,
+    jobs: usize,
+    json: &mut serde_json::Value,
+) -> Result<bool, Error> {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        check_file(registry, file, jobs)
+        check_file(registry, file, jobs, json)
     }));
     match caught {
         Ok(result) => result,
@@ -234,19 +272,42 @@ fn no_options() -> super::args::MutationArg {
 
 /// Every file is checked and reported, loadable or not; then the status: 2 if some file
 /// could not be checked, 1 if some expectation was not met.
-pub fn check(registry: &Registry, given: &[PathBuf], jobs: usize) -> Result<Exit, Error> {
+pub fn check(
+    registry: &Registry,
+    given: &[PathBuf],
+    jobs: usize,
+    json: Option<&Path>,
+) -> Result<Exit, Error> {
+    let out_file = OutFile::open_opt(json)?;
     let files = scenario_files(given)?;
     let (mut unmet, mut broken) = (0, 0);
+    let mut reports = Vec::new();
     for file in &files {
-        match check_file_caught(registry, file, jobs) {
-            Ok(true) => {}
-            Ok(false) => unmet += 1,
+        let mut report = serde_json::json!({ "file": file.display().to_string() });
+        let status = match check_file_caught(registry, file, jobs, &mut report) {
+            Ok(true) => "met",
+            Ok(false) => {
+                unmet += 1;
+                "not-met"
+            }
             Err(e @ Error::Panicked { .. }) => return Err(e),
             Err(e) => {
                 broken += 1;
                 say!("{}\n  ✗ cannot be checked: {e}", out::path(file));
+                report["error"] = e.to_string().into();
+                "cannot-be-checked"
             }
-        }
+        };
+        report["status"] = status.into();
+        reports.push(report);
+    }
+    if let Some(f) = out_file {
+        let doc = serde_json::json!({
+            "schema": CHECK_JSON_SCHEMA,
+            "met": broken == 0 && unmet == 0,
+            "files": reports,
+        });
+        f.write(&serde_json::to_string_pretty(&doc)?)?;
     }
     if broken == 0 && unmet == 0 {
         say!("every expectation met");

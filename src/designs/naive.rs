@@ -13,12 +13,10 @@
 //! The store only changes when the processor gets to the `ProductReserved` event, so a
 //! second order checked before that sees the old stock.
 
-use super::{
-    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics,
-    Mutation, Schema,
-};
 use super::{Count, Decoder, Store};
+use super::{Design, Mutation, Schema};
 use crate::domain::Msg;
+use crate::kit::{create_topics, service, streams_config, world_config, Frontend};
 use crate::scenario::Scenario;
 use oversell_sim::{
     changelog_topic, Broker, Client, Context, Guarantee, Input, Processed, Processor,
@@ -126,15 +124,11 @@ impl Design for Naive {
             &["orders", "stock"],
             &[changelog_topic(STOCK_APP, STORE)],
         );
-        let mut instances = vec![frontend(
-            scenario,
-            FrontendTopics {
-                orders: "orders",
-                orders_by_product: true,
-                stock: "stock",
-            },
-            mutations,
-        )];
+        let frontend = Frontend {
+            orders_by_product: true,
+            ..Frontend::new("orders", "stock")
+        };
+        let mut instances = vec![frontend.instance(scenario, mutations)];
         let checker_config =
             streams_config(CHECKER_APP, Guarantee::AtLeastOnce, scenario, mutations);
         let stock_config = streams_config(STOCK_APP, Guarantee::AtLeastOnce, scenario, mutations);

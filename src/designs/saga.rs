@@ -12,12 +12,10 @@
 //!   Every command is idempotent: a repeated one gets the same answer and no second
 //!   effect.
 
-use super::{
-    create_topics, frontend, service, streams_config, world_config, Design, FrontendTopics, Ledger,
-    Mutation, Schema,
-};
 use super::{Decoder, Store};
+use super::{Design, Ledger, Mutation, Schema};
 use crate::domain::Msg;
+use crate::kit::{create_topics, service, streams_config, world_config, Frontend};
 use crate::scenario::Scenario;
 use oversell_sim::{
     changelog_topic, Broker, Client, Context, Guarantee, Input, Millis, Processed, Processor,
@@ -445,15 +443,7 @@ impl Design for Saga {
                 changelog_topic(PRODUCT_APP, LEDGER_STORE),
             ],
         );
-        let mut instances = vec![frontend(
-            scenario,
-            FrontendTopics {
-                orders: "orders",
-                orders_by_product: false,
-                stock: COMMANDS,
-            },
-            mutations,
-        )];
+        let mut instances = vec![Frontend::new("orders", COMMANDS).instance(scenario, mutations)];
         let payments = Arc::new(PaymentPlan {
             fail: scenario.payments.fail.iter().cloned().collect(),
             delay_ms: scenario.payments.delay_ms,

@@ -12,8 +12,9 @@
 //!    and what their defaults are. A serde error (unknown key, missing key, wrong type)
 //!    carries the span and key path where it happened and is worded by `explain`.
 //! 3. `validate` checks what the types cannot say: limits, references to products,
-//!    orders, instances, designs and invariants, duplicate ids, reversed ranges, timing
-//!    rules, and configurations Kafka refuses. The first problem by position is returned.
+//!    orders, instances, designs, invariants and hazards (each closed by the scenario),
+//!    `[outcomes]` (declared orders and products, a design with an expectation),
+//!    duplicate ids, reversed ranges, timing rules, and configurations Kafka refuses. The first problem by position is returned.
 //!
 //! Limits that the types alone do not say: times and durations are at most [`MAX_MS`]
 //! ms, stock and quantities at most [`MAX_UNITS`], `topology.partitions` at most

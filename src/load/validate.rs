@@ -7,7 +7,7 @@ use super::explain::{key_span, lookup, out_of_range, what};
 use super::words::{list, list_capped, quote, suggest};
 use super::{invariant_names, problem, Problem};
 use crate::designs;
-use crate::scenario::Scenario;
+use crate::scenario::{Hazard, Scenario};
 use oversell_sim::ScheduledFault;
 use std::collections::BTreeMap;
 use toml::de::DeValue;
@@ -50,11 +50,9 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["payments", "delays", "*"], 0, MAX_MS),
     (&["saga", "*"], 1, MAX_MS),
     (&["faults", "phase_ms"], 0, MAX_MS),
-    (&["faults", "crash"], 0, RATE),
-    (&["faults", "pause"], 0, RATE),
-    (&["faults", "drop"], 0, RATE),
-    (&["faults", "duplicate"], 0, RATE),
-    (&["faults", "delay"], 0, RATE),
+    // Every other whole number directly under [faults] is a random fault's rate
+    // (`FaultRates::named`).
+    (&["faults", "*"], 0, RATE),
     (&["faults", "*", "*"], 0, MAX_MS),
     (&["faults", "schedule", "*", "duration"], 1, MAX_MS),
     (&["faults", "schedule", "*", "count"], 1, MAX_DROP_COUNT),
@@ -63,6 +61,12 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "decision_bound_ms"], 0, MAX_MS),
     (&["kafka", "transaction_version"], 1, 2),
     (&["kafka", "abort_scan_interval_ms"], 1, MAX_MS),
+    (
+        &["outcomes", "*", "products", "*", "available"],
+        0,
+        MAX_UNITS,
+    ),
+    (&["outcomes", "*", "products", "*", "held"], 0, MAX_UNITS),
 ];
 
 /// The range of the setting at `path`, if it is a whole number with limits.
@@ -113,6 +117,7 @@ pub(super) fn validate(s: &Scenario, root: &Value<'_>, text: &str) -> Result<(),
     c.faults(s);
     c.late(s);
     c.expect(s);
+    c.outcomes(s);
     c.problems.sort_by_key(|p| (p.span.start, p.span.end));
     match c.problems.into_iter().next() {
         Some(p) => Err(p),
@@ -356,14 +361,7 @@ impl Check<'_, '_> {
     fn faults(&mut self, s: &Scenario) {
         let f = &s.faults;
         let r = &f.rates;
-        let rates = [
-            ("crash", r.crash),
-            ("pause", r.pause),
-            ("drop", r.drop),
-            ("duplicate", r.duplicate),
-            ("delay", r.delay),
-        ];
-        for (k, v) in rates {
+        for (k, v) in r.named() {
             if v > 0 && f.phase_ms == 0 {
                 self.err(
                     self.key_span(&[key("faults"), key(k)]),
@@ -483,6 +481,125 @@ impl Check<'_, '_> {
                         help,
                     );
                 }
+            }
+            self.hazards(s, &path, &e.hazards);
+        }
+    }
+
+    /// Each hazard an expectation relies on is known, and closed by the scenario's settings.
+    fn hazards(&mut self, s: &Scenario, path: &[Seg], hazards: &[String]) {
+        let names: Vec<&str> = Hazard::ALL.iter().map(|h| h.name()).collect();
+        for (i, name) in hazards.iter().enumerate() {
+            let mut p = path.to_vec();
+            p.extend([key("hazards"), Seg::Index(i)]);
+            let span = self.span(&p);
+            let Some(hazard) = Hazard::parse(name) else {
+                let known = format!("known hazards: {}", list(names.iter().copied()));
+                let help = suggest(name, names.iter().copied(), known);
+                self.err(span, format!("unknown hazard {}", quote(name)), Some(help));
+                continue;
+            };
+            if !hazard.closed_in(s) {
+                self.err(
+                    span,
+                    format!(
+                        "this expectation relies on the hazard {} being closed, but the scenario leaves it open",
+                        quote(name)
+                    ),
+                    Some(format!(
+                        "run the scenario under the setting that closes it: {}",
+                        hazard.closing_setting()
+                    )),
+                );
+            }
+        }
+    }
+
+    /// `[outcomes.DESIGN]`: a design with an `[expect]` entry; declared orders and
+    /// products; decisions listed once; something promised for each.
+    fn outcomes(&mut self, s: &Scenario) {
+        let designs = designs::names();
+        let orders: Vec<&str> = s.orders.iter().map(|o| o.id.as_str()).collect();
+        let products: Vec<&str> = s.products.iter().map(|p| p.id.as_str()).collect();
+        for (design, o) in &s.outcomes {
+            let path = vec![key("outcomes"), key(design)];
+            if !designs.contains(&design.as_str()) {
+                let known = format!("designs: {}", list(designs.iter().copied()));
+                let help = suggest(design, designs.iter().copied(), known);
+                let message = format!("unknown design {} in [outcomes]", quote(design));
+                self.err(self.key_span(&path), message, Some(help));
+                continue;
+            }
+            if !s.expect.contains_key(design) {
+                self.err(
+                    self.key_span(&path),
+                    format!("outcomes for {} but no [expect] entry for it", quote(design)),
+                    Some(format!(
+                        "`oversell check` judges outcomes on the runs of an expectation: add {design} = \"holds\" (or what it violates) under [expect]"
+                    )),
+                );
+            }
+            for (order, want) in &o.orders {
+                let mut p = path.clone();
+                p.extend([key("orders"), key(order)]);
+                if !orders.contains(&order.as_str()) {
+                    let message = format!("outcome for unknown order {}", quote(order));
+                    self.err(
+                        self.key_span(&p),
+                        message,
+                        Some(Self::order_help(&orders, order)),
+                    );
+                } else if want.decision.is_none() && want.released.is_none() {
+                    let help = "e.g. { decision = \"rejected\", released = true }".to_string();
+                    let message = format!("the outcome of order {} promises nothing", quote(order));
+                    self.err(self.key_span(&p), message, Some(help));
+                }
+                self.decisions(&p, want);
+            }
+            for (product, want) in &o.products {
+                let mut p = path.clone();
+                p.extend([key("products"), key(product)]);
+                if !products.contains(&product.as_str()) {
+                    let known =
+                        format!("known products: {}", list_capped(products.iter().copied()));
+                    let help = suggest(product, products.iter().copied(), known);
+                    let message = format!("outcome for unknown product {}", quote(product));
+                    self.err(self.key_span(&p), message, Some(help));
+                } else if want.available.is_none() && want.held.is_none() {
+                    let help = "e.g. { available = 0, held = 1 }".to_string();
+                    let message =
+                        format!("the outcome of product {} promises nothing", quote(product));
+                    self.err(self.key_span(&p), message, Some(help));
+                }
+            }
+        }
+    }
+
+    fn decisions(&mut self, order: &[Seg], want: &crate::scenario::OrderOutcome) {
+        let Some(list) = &want.decision else {
+            return;
+        };
+        let mut p = order.to_vec();
+        p.push(key("decision"));
+        if list.0.is_empty() {
+            let help =
+                "name one (\"accepted\", \"rejected\", \"undecided\") or several".to_string();
+            self.err(
+                self.span(&p),
+                "an empty list of decisions".into(),
+                Some(help),
+            );
+        }
+        for (i, d) in list.0.iter().enumerate() {
+            if list.0[..i].contains(d) {
+                let mut at = p.clone();
+                at.push(Seg::Index(i));
+                let message = format!("decision {} is listed twice", quote(d.name()));
+                self.err(
+                    self.span(&at),
+                    message,
+                    Some("list each decision once".into()),
+                );
             }
         }
     }

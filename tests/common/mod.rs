@@ -29,6 +29,7 @@ pub fn last_unit() -> Scenario {
         faults: FaultSpec::default(),
         run: RunSpec::default(),
         expect: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
     }
 }
 
@@ -312,6 +313,7 @@ pub fn scenarios_of(
             },
             run: RunSpec::default(),
             expect: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
         },
     )
 }

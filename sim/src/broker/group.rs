@@ -464,8 +464,11 @@ impl Broker {
         // `generationId >= 0 || memberId != UNKNOWN_MEMBER_ID` → validateCurrentMember);
         // only a generation of -1 on an empty group, which this protocol cannot express,
         // stores offsets without a member.
-        self.check_group_member(&meta)
-            .map_err(|(e, d)| reject(events, REQ, e, d))?;
+        match self.check_group_member(&meta) {
+            // MUTATION HOOK (`Defects::stale_generation_accepted`): a stale generation passes.
+            Err((KafkaError::IllegalGeneration, _)) if self.defects.stale_generation_accepted => {}
+            checked => checked.map_err(|(e, d)| reject(events, REQ, e, d))?,
+        }
         self.check_offset_partitions(REQ, &offsets, events)?;
         let group = self.groups.get_mut(&meta.group).expect("checked member");
         // Kafka treats an accepted commit as a heartbeat.
@@ -477,6 +480,7 @@ impl Broker {
         group.committed.extend(offsets.iter().cloned());
         events.push(Event::OffsetCommit {
             group: meta.group,
+            member_id: meta.member_id,
             generation: meta.generation,
             offsets,
             transactional: false,
@@ -496,6 +500,7 @@ impl Broker {
                 .extend(pending.offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
             events.push(Event::OffsetCommit {
                 group,
+                member_id: pending.member_id,
                 generation: pending.generation,
                 offsets: pending.offsets.into_iter().collect(),
                 transactional: true,

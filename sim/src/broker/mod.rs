@@ -171,6 +171,20 @@ impl Default for BrokerConfig {
     }
 }
 
+/// Deliberate defects of the coordinators, each one check left out as a careless change
+/// would leave it out. Never on in a real run: the harness switches them on through its
+/// `Mutation`s to show that the checker sees what they break. Default: none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Defects {
+    /// The group coordinator accepts a plain `OffsetCommit` of a member at a stale
+    /// generation (the check of Kafka's `GroupCoordinator.validateOffsetCommit` left out).
+    pub stale_generation_accepted: bool,
+    /// The transaction coordinator and the partition leader accept an older epoch of the
+    /// current producer id (the fencing of `TransactionMetadata` / `checkProducerEpoch`
+    /// left out): an epoch bumped by `InitProducerId` does not fence the old one.
+    pub stale_epoch_accepted: bool,
+}
+
 /// Record a rejected request as an event; returns its error.
 fn reject(events: &mut Vec<Event>, request: &str, error: KafkaError, detail: String) -> KafkaError {
     events.push(Event::Rejected {
@@ -192,6 +206,8 @@ pub struct Broker {
     txn_outcomes: Vec<TxnOutcome>,
     groups: BTreeMap<String, Group>,
     members_created: u64,
+    /// MUTATION HOOK: deliberate defects, none by default ([`Defects`]).
+    defects: Defects,
 }
 
 impl Default for Broker {
@@ -220,6 +236,7 @@ impl Broker {
             txn_outcomes: Vec::new(),
             groups: BTreeMap::new(),
             members_created: 0,
+            defects: Defects::default(),
         }
     }
 
@@ -234,6 +251,15 @@ impl Broker {
 
     /// Change the transaction protocol (before the first request; a builder-style setter
     /// for the worlds the designs build with [`Broker::new`]).
+    /// MUTATION HOOK: switch deliberate defects on ([`Defects`]); before any request.
+    pub fn set_defects(&mut self, defects: Defects) {
+        assert!(
+            self.txn_ids.is_empty() && self.groups.is_empty(),
+            "defects are set before any producer or group exists"
+        );
+        self.defects = defects;
+    }
+
     pub fn set_transaction_version(&mut self, version: TransactionVersion) {
         assert!(
             self.txn_ids.is_empty(),

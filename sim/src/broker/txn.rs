@@ -30,6 +30,7 @@ pub(super) enum TxnOutcome {
 
 #[derive(Clone, Debug, Default)]
 pub(super) struct PendingOffsets {
+    pub(super) member_id: String,
     pub(super) generation: Generation,
     pub(super) offsets: BTreeMap<TopicPartition, Offset>,
 }
@@ -211,7 +212,9 @@ impl Broker {
             .txn_ids
             .get(owner)
             .expect("transactional producer has a state");
-        if st.producer_id != pid || epoch < st.epoch {
+        // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch passes.
+        let stale = epoch < st.epoch && !self.defects.stale_epoch_accepted;
+        if st.producer_id != pid || stale {
             Err((
                 KafkaError::ProducerFenced,
                 format!(
@@ -334,10 +337,14 @@ impl Broker {
             .expect("transaction just ensured");
         let pending = open.offsets.entry(meta.group.clone()).or_default();
         pending.generation = meta.generation;
+        pending.member_id.clone_from(&meta.member_id);
         pending.offsets.extend(offsets.iter().cloned());
         events.push(Event::TxnOffsets {
             transactional_id: tid,
+            producer_id: producer.producer_id,
+            epoch: producer.epoch,
             group: meta.group,
+            member_id: meta.member_id,
             generation: meta.generation,
             offsets,
         });
@@ -432,6 +439,9 @@ impl Broker {
             // PrepareCommit / PrepareAbort: only a retry (`retryOnEpochBump`) is valid.
             (None, Some(_), _) => retry,
             (None, None, Some(_)) => retry || producer.epoch == st.epoch,
+            // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch ends the
+            // open transaction.
+            (Some(_), _, _) if self.defects.stale_epoch_accepted => producer.epoch <= st.epoch,
             _ => producer.epoch == st.epoch,
         };
         if (producer.producer_id != st.producer_id && !retry) || !valid_epoch {

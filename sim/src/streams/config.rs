@@ -44,6 +44,14 @@ pub struct StreamsConfig {
     pub unfenced_offsets: bool,
     /// Test-only mutation: read with `read_uncommitted` even under exactly-once. Default false.
     pub read_uncommitted: bool,
+    /// Test-only mutation: after a fetch, the position is the fetched offset plus the
+    /// number of records returned, not the next offset (control markers are not counted,
+    /// so the consumer fetches records again). Default false.
+    pub position_by_count: bool,
+    /// Test-only mutation: a task resumes one past its committed offset, as if the
+    /// committed offset were the last record processed rather than the next to read.
+    /// Default false.
+    pub resume_after_committed: bool,
 }
 
 impl StreamsConfig {
@@ -63,6 +71,8 @@ impl StreamsConfig {
             commit_before_process: false,
             unfenced_offsets: false,
             read_uncommitted: false,
+            position_by_count: false,
+            resume_after_committed: false,
         }
     }
 

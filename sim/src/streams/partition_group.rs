@@ -62,6 +62,8 @@ impl StreamsClient {
         match result {
             Ok(data) => {
                 let empty = data.records.is_empty();
+                let fetched_at = *self.fetch_positions.get(&tp).unwrap_or(&0);
+                let count = data.records.len() as Offset;
                 self.caught_up.insert(tp.clone(), empty);
                 let queue = self.buffer.entry(tp.clone()).or_default();
                 for r in data.records {
@@ -73,7 +75,12 @@ impl StreamsClient {
                         timestamp: r.record.timestamp,
                     });
                 }
-                self.fetch_positions.insert(tp.clone(), data.next_offset);
+                let next = if self.config.position_by_count && !empty {
+                    fetched_at + count // MUTATION HOOK: markers are not counted
+                } else {
+                    data.next_offset
+                };
+                self.fetch_positions.insert(tp.clone(), next);
                 if self.config.commit_before_process && !empty {
                     // Mutation: the fetched position is committed at once, before the
                     // records are processed (at most once).

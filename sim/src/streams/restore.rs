@@ -168,7 +168,9 @@ impl StreamsClient {
                 for (tp, offset) in assigned.collect::<Vec<_>>() {
                     // auto.offset.reset = earliest
                     let o = offset.unwrap_or(0);
-                    self.fetch_positions.insert(tp.clone(), o);
+                    // MUTATION HOOK: resume one past the committed offset.
+                    let skip = Offset::from(self.config.resume_after_committed && offset.is_some());
+                    self.fetch_positions.insert(tp.clone(), o + skip);
                     self.processed.insert(tp.clone(), o);
                     self.committed.insert(tp, o);
                 }

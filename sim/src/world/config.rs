@@ -41,8 +41,32 @@ impl Default for FaultRates {
 }
 
 impl FaultRates {
+    /// The random fault kinds, by their scenario key (`[faults]`), with their rate: the
+    /// one list that the loader and the shrinker iterate. A new kind is a field and a
+    /// line here.
+    pub fn named(&self) -> [(&'static str, u32); 5] {
+        [
+            ("crash", self.crash),
+            ("pause", self.pause),
+            ("drop", self.drop),
+            ("duplicate", self.duplicate),
+            ("delay", self.delay),
+        ]
+    }
+
+    /// [`FaultRates::named`], each rate mutable.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 5] {
+        [
+            ("crash", &mut self.crash),
+            ("pause", &mut self.pause),
+            ("drop", &mut self.drop),
+            ("duplicate", &mut self.duplicate),
+            ("delay", &mut self.delay),
+        ]
+    }
+
     pub fn any(&self) -> bool {
-        self.crash + self.pause + self.drop + self.duplicate + self.delay > 0
+        self.named().iter().any(|(_, rate)| *rate > 0)
     }
 
     /// Whether any network fault (drop, duplicate, delay) may strike a delivery.

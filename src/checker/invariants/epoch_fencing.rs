@@ -1,5 +1,5 @@
-//! `epoch-fencing` (always): no write or `EndTxn` from a fenced producer epoch is
-//! accepted.
+//! `epoch-fencing` (always): no write, `TxnOffsetCommit` or `EndTxn` from a fenced
+//! producer epoch is accepted.
 //!
 //! `InitProducerId` bumps the epoch of a transactional id and fences every older one
 //! (`TransactionCoordinator.handleInitProducerId`; the partition leader then rejects an
@@ -39,9 +39,10 @@ impl Ids<'_> {
     }
 }
 
-/// Walking the trace: every accepted transactional `Append`, `TxnCommit` and `TxnAbort`
-/// carries its transactional id's current producer id and epoch. (`TxnOffsetCommit`
-/// events do not record the epoch they carried, so they are not judged here.)
+/// Walking the trace: every accepted transactional `Append`, `TxnOffsets` (a
+/// `TxnOffsetCommit`: `TransactionCoordinator`/`GroupCoordinator.handleTxnCommitOffsets`
+/// check the producer's epoch), `TxnCommit` and `TxnAbort` carries its transactional id's
+/// current producer id and epoch.
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut ids = Ids::default();
@@ -76,6 +77,16 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
                     continue;
                 };
                 (tid, *pid, *epoch, format!("a write to {tp}@{offset}"))
+            }
+            Event::TxnOffsets {
+                transactional_id,
+                producer_id,
+                epoch,
+                group,
+                ..
+            } => {
+                let what = format!("offsets of group {group}");
+                (transactional_id.as_str(), *producer_id, *epoch, what)
             }
             Event::TxnCommit {
                 transactional_id,
@@ -153,7 +164,16 @@ mod tests {
             sequence: Some(1),
             transactional: true,
         });
-        s.at(6).event(Event::TxnCommit {
+        let offsets = s.at(6).event(Event::TxnOffsets {
+            transactional_id: "t".into(),
+            producer_id: 7,
+            epoch: 0,
+            group: "app".into(),
+            member_id: "m1".into(),
+            generation: 1,
+            offsets: vec![(tp("orders", 0), 2)],
+        });
+        s.event(Event::TxnCommit {
             transactional_id: "t".into(),
             producer_id: 7,
             epoch: 0,
@@ -171,18 +191,24 @@ mod tests {
             reason: "requested by the producer".into(),
         });
         let v = violations(Invariant::EpochFencing, &naive(), &s, 1000);
-        assert_eq!(v.len(), 3);
+        assert_eq!(v.len(), 4);
         assert_eq!(
             v[0].explanation,
             "the broker accepted a write to orders-0@2 from t pid 7 epoch 0 at t=5ms, but the latest \
              InitProducerId of t gave pid 7 epoch 1"
         );
         assert_eq!(v[0].evidence, vec![bump, zombie]);
-        assert!(v[1].explanation.starts_with("the broker accepted a commit from t pid 7 epoch 0"));
+        assert_eq!(
+            v[1].explanation,
+            "the broker accepted offsets of group app from t pid 7 epoch 0 at t=6ms, but the latest \
+             InitProducerId of t gave pid 7 epoch 1"
+        );
+        assert_eq!(v[1].evidence, vec![bump, offsets]);
+        assert!(v[2].explanation.starts_with("the broker accepted a commit from t pid 7 epoch 0"));
         assert!(
-            v[2].explanation.ends_with("but epoch 1 of t (pid 7) was fenced"),
+            v[3].explanation.ends_with("but epoch 1 of t (pid 7) was fenced"),
             "{}",
-            v[2].explanation
+            v[3].explanation
         );
     }
 }

@@ -96,11 +96,11 @@ registry! {
     MonotonicOffsets = "monotonic-offsets", monotonic_offsets, Always,
         "each consumer processes a partition's offsets in increasing order between rebalances and restarts";
     CommitGeneration = "commit-generation", commit_generation, Always,
-        "every offset commit the group coordinator accepts carries the group's current generation";
+        "every offset commit the group coordinator accepts carries the group's current generation, from a member of it";
     MonotonicCommits = "monotonic-commits", monotonic_commits, Always,
         "a group's committed offsets never move backwards";
     EpochFencing = "epoch-fencing", epoch_fencing, Always,
-        "no write or EndTxn from a producer epoch older than its transactional id's latest is accepted";
+        "no write, TxnOffsetCommit or EndTxn from a producer epoch older than its transactional id's latest is accepted";
     StoreExplained = "store-explained", store_explained, Always,
         "a store never holds a value that no committed changelog record or open write of its own explains";
 }

@@ -54,6 +54,7 @@ mod tests {
 
     fn commit(s: &mut Sim, group: &str, partition: u32, offset: u64) -> u64 {
         s.event(Event::OffsetCommit {
+            member_id: "m".into(),
             group: group.into(),
             generation: 1,
             offsets: vec![(tp("orders", partition), offset)],
@@ -71,6 +72,7 @@ mod tests {
         let p = commit(&mut s, "a", 0, 5);
         assert!(violations(Invariant::MonotonicCommits, &naive(), &s, 1000).is_empty());
         let q = s.at(9).event(Event::OffsetCommit {
+            member_id: "m".into(),
             group: "a".into(),
             generation: 1,
             offsets: vec![(tp("orders", 0), 4)],

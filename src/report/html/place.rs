@@ -255,6 +255,7 @@ impl Model {
                 group,
                 generation,
                 offsets: o,
+                ..
             } => placed(
                 self.txn_lane(transactional_id),
                 "to",
@@ -321,6 +322,7 @@ impl Model {
                 generation,
                 offsets: o,
                 transactional,
+                ..
             } => placed(
                 self.lane(&format!("g:{group}")),
                 if *transactional { "oc tx" } else { "oc" },
