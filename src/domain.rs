@@ -66,6 +66,12 @@ pub enum Msg {
         product_id: String,
         reason: String,
     },
+    /// The order service's own payment timer, sent to its own input (`order-replies`) so
+    /// that the payment's effects are processed from an input record.
+    PaymentSettled {
+        order_id: String,
+        succeeded: bool,
+    },
     // ----- saga: replies of the product service -----
     StockReserved {
         order_id: String,
@@ -173,6 +179,7 @@ impl Msg {
             Msg::ReservationConfirmed { .. } => "ReservationConfirmed",
             Msg::ReservationReleased { .. } => "ReservationReleased",
             Msg::ConfirmRejected { .. } => "ConfirmRejected",
+            Msg::PaymentSettled { .. } => "PaymentSettled",
             Msg::OrderConfirmed { .. } => "OrderConfirmed",
             Msg::OrderCancelled { .. } => "OrderCancelled",
         }
@@ -194,6 +201,7 @@ impl Msg {
             | Msg::ReservationConfirmed { order_id, .. }
             | Msg::ReservationReleased { order_id, .. }
             | Msg::ConfirmRejected { order_id, .. }
+            | Msg::PaymentSettled { order_id, .. }
             | Msg::OrderConfirmed { order_id }
             | Msg::OrderCancelled { order_id, .. } => Some(order_id),
         }

@@ -113,6 +113,7 @@ pub mod designs;
 pub mod domain;
 pub mod expect;
 pub mod kit;
+pub mod live;
 pub mod load;
 pub mod report;
 pub mod run;

@@ -18,7 +18,7 @@ use oversell_sim::protocol::{
     GroupMetadata, Isolation, ProduceBatch, ProducerIdentity, Record, Request, Response,
 };
 use oversell_sim::protocol::{JoinOutcome, PartitionProduceResult};
-use oversell_sim::{Broker, Chooser, FaultRates, Guarantee, TopicConfig, TopicPartition};
+use oversell_sim::{Broker, Chooser, ClientId, FaultRates, Guarantee, TopicConfig, TopicPartition};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -154,203 +154,191 @@ fn record(i: u64) -> Record {
 /// events it emits, in three loops — idempotent produce + fetch, transactions (produce to
 /// two partitions, offsets to the transaction, commit), and read_committed fetches.
 fn broker_ops(iterations: u64) {
-    let mut events = Vec::new();
-
-    // Idempotent produce of one record, then a read_uncommitted fetch of it.
-    let measured = best(|| {
-        let mut b = Broker::new();
-        b.create_topic(
-            "t",
-            TopicConfig {
-                partitions: 4,
-                compacted: false,
-            },
-        )
-        .expect("fresh");
-        let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(
-            0,
-            &oversell_sim::ClientId::new("p", "app"),
-            Request::InitProducerId {
-                transactional_id: None,
-                transaction_timeout_ms: 0,
-            },
-            &mut events,
-        ) else {
-            panic!("init")
-        };
-        let mut seq = [0i32; 4];
-        let mut ops = 0;
-        for i in 0..iterations {
-            let p = (i % 4) as u32;
-            let r = b.handle(
-                i,
-                &oversell_sim::ClientId::new("p", "app"),
-                Request::Produce {
-                    producer: Some(ProducerIdentity {
-                        producer_id,
-                        epoch,
-                        transactional_id: None,
-                    }),
-                    batches: vec![ProduceBatch {
-                        tp: tp("t", p),
-                        base_sequence: Some(seq[p as usize]),
-                        records: vec![record(i)],
-                    }],
-                },
-                &mut events,
-            );
-            let Response::Produce(res) = &r else {
-                panic!("{r:?}")
-            };
-            let PartitionProduceResult::Appended { base_offset, .. } = res[0].1 else {
-                panic!("{r:?}")
-            };
-            seq[p as usize] += 1;
-            let f = b.handle(
-                i,
-                &oversell_sim::ClientId::new("c", "app"),
-                Request::Fetch {
-                    tp: tp("t", p),
-                    offset: base_offset,
-                    max_records: 50,
-                    isolation: Isolation::ReadUncommitted,
-                },
-                &mut events,
-            );
-            black_box(f);
-            events.clear();
-            ops += 2;
-        }
-        ops
-    });
+    let measured = best(|| idempotent_produce_and_fetch(iterations));
     row("broker: idempotent produce + fetch", "ops", measured, "");
-
-    // Transactions: produce to two partitions, TxnOffsetCommit, EndTxn(commit), then a
-    // read_committed fetch.
-    let measured = best(|| {
-        let mut b = Broker::new();
-        b.create_topic(
-            "in",
-            TopicConfig {
-                partitions: 1,
-                compacted: false,
-            },
-        )
-        .expect("fresh");
-        b.create_topic(
-            "out",
-            TopicConfig {
-                partitions: 2,
-                compacted: false,
-            },
-        )
-        .expect("fresh");
-        let Response::JoinGroup(Ok(JoinOutcome::Joined {
-            member_id,
-            generation,
-            ..
-        })) = b.handle(
-            0,
-            &oversell_sim::ClientId::new("c", "app"),
-            Request::JoinGroup {
-                group: "g".into(),
-                member_id: None,
-                topics: vec!["in".into()],
-                session_timeout_ms: u64::MAX / 4,
-                rebalance_timeout_ms: 1000,
-            },
-            &mut events,
-        )
-        else {
-            panic!("join")
-        };
-        let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(
-            0,
-            &oversell_sim::ClientId::new("c", "app"),
-            Request::InitProducerId {
-                transactional_id: Some("tx".into()),
-                transaction_timeout_ms: u64::MAX / 4,
-            },
-            &mut events,
-        ) else {
-            panic!("init")
-        };
-        let mut identity = ProducerIdentity {
-            producer_id,
-            epoch,
-            transactional_id: Some("tx".into()),
-        };
-        let mut seq = [0i32; 2];
-        let mut ops = 0;
-        for i in 0..iterations / 4 {
-            let batches = (0..2)
-                .map(|p| ProduceBatch {
-                    tp: tp("out", p),
-                    base_sequence: Some(seq[p as usize]),
-                    records: vec![record(i)],
-                })
-                .collect();
-            seq[0] += 1;
-            seq[1] += 1;
-            let requests = [
-                Request::Produce {
-                    producer: Some(identity.clone()),
-                    batches,
-                },
-                Request::TxnOffsetCommit {
-                    producer: identity.clone(),
-                    group: GroupMetadata {
-                        group: "g".into(),
-                        member_id: member_id.clone(),
-                        generation,
-                    },
-                    offsets: vec![(tp("in", 0), i + 1)],
-                },
-                Request::EndTxn {
-                    producer: identity.clone(),
-                    commit: true,
-                },
-                Request::Fetch {
-                    tp: tp("out", (i % 2) as u32),
-                    offset: (i * 2).saturating_sub(4),
-                    max_records: 50,
-                    isolation: Isolation::ReadCommitted,
-                },
-            ];
-            for req in requests {
-                let r = b.handle(
-                    i,
-                    &oversell_sim::ClientId::new("c", "app"),
-                    req,
-                    &mut events,
-                );
-                if i == 0 {
-                    // Checked once (formatting every response would dominate the timing).
-                    assert!(!format!("{r:?}").contains("Err"), "{r:?}");
-                }
-                if let Response::EndTxn(ended) = &r {
-                    // Transaction protocol v2: the next transaction runs at the new epoch,
-                    // its sequences from 0.
-                    let next = ended.as_ref().expect("EndTxn(commit) succeeds");
-                    if let Some((producer_id, epoch)) = *next {
-                        identity.producer_id = producer_id;
-                        identity.epoch = epoch;
-                        seq = [0; 2];
-                    }
-                }
-                black_box(r);
-                ops += 1;
-            }
-            events.clear();
-        }
-        ops
-    });
+    let measured = best(|| transactions(iterations));
     row(
         "broker: txn produce + offsets + commit + fetch",
         "ops",
         measured,
         "",
     );
+}
+
+fn topic(b: &mut Broker, name: &str, partitions: u32) {
+    let config = TopicConfig {
+        partitions,
+        compacted: false,
+    };
+    b.create_topic(name, config).expect("fresh");
+}
+
+/// Idempotent produce of one record, then a read_uncommitted fetch of it.
+fn idempotent_produce_and_fetch(iterations: u64) -> u64 {
+    let mut events = Vec::new();
+    let (producer, consumer) = (ClientId::new("p", "app"), ClientId::new("c", "app"));
+    let mut b = Broker::new();
+    topic(&mut b, "t", 4);
+    let init = Request::InitProducerId {
+        transactional_id: None,
+        transaction_timeout_ms: 0,
+    };
+    let Response::InitProducerId(Ok((producer_id, epoch))) =
+        b.handle(0, &producer, init, &mut events)
+    else {
+        panic!("init")
+    };
+    let identity = ProducerIdentity {
+        producer_id,
+        epoch,
+        transactional_id: None,
+    };
+    let mut seq = [0i32; 4];
+    let mut ops = 0;
+    for i in 0..iterations {
+        let p = (i % 4) as u32;
+        let produce = Request::Produce {
+            producer: Some(identity.clone()),
+            batches: vec![ProduceBatch {
+                tp: tp("t", p),
+                base_sequence: Some(seq[p as usize]),
+                records: vec![record(i)],
+            }],
+        };
+        let r = b.handle(i, &producer, produce, &mut events);
+        let Response::Produce(res) = &r else {
+            panic!("{r:?}")
+        };
+        let PartitionProduceResult::Appended { base_offset, .. } = res[0].1 else {
+            panic!("{r:?}")
+        };
+        seq[p as usize] += 1;
+        let fetch = Request::Fetch {
+            tp: tp("t", p),
+            offset: base_offset,
+            max_records: 50,
+            isolation: Isolation::ReadUncommitted,
+        };
+        black_box(b.handle(i, &consumer, fetch, &mut events));
+        events.clear();
+        ops += 2;
+    }
+    ops
+}
+
+/// A group member with a transactional producer: its group metadata and producer.
+fn transactional_member(b: &mut Broker, client: &ClientId) -> (GroupMetadata, ProducerIdentity) {
+    let mut events = Vec::new();
+    let join = Request::JoinGroup {
+        group: "g".into(),
+        member_id: None,
+        topics: vec!["in".into()],
+        session_timeout_ms: u64::MAX / 4,
+        rebalance_timeout_ms: 1000,
+    };
+    let Response::JoinGroup(Ok(JoinOutcome::Joined {
+        member_id,
+        generation,
+        ..
+    })) = b.handle(0, client, join, &mut events)
+    else {
+        panic!("join")
+    };
+    let init = Request::InitProducerId {
+        transactional_id: Some("tx".into()),
+        transaction_timeout_ms: u64::MAX / 4,
+    };
+    let Response::InitProducerId(Ok((producer_id, epoch))) = b.handle(0, client, init, &mut events)
+    else {
+        panic!("init")
+    };
+    let group = GroupMetadata {
+        group: "g".into(),
+        member_id,
+        generation,
+    };
+    let identity = ProducerIdentity {
+        producer_id,
+        epoch,
+        transactional_id: Some("tx".into()),
+    };
+    (group, identity)
+}
+
+/// One transaction's requests: produce to both output partitions, offsets, commit, and a
+/// read_committed fetch.
+fn transaction(
+    i: u64,
+    identity: &ProducerIdentity,
+    group: &GroupMetadata,
+    seq: &mut [i32; 2],
+) -> [Request; 4] {
+    let batches = (0..2)
+        .map(|p| ProduceBatch {
+            tp: tp("out", p),
+            base_sequence: Some(seq[p as usize]),
+            records: vec![record(i)],
+        })
+        .collect();
+    seq[0] += 1;
+    seq[1] += 1;
+    [
+        Request::Produce {
+            producer: Some(identity.clone()),
+            batches,
+        },
+        Request::TxnOffsetCommit {
+            producer: identity.clone(),
+            group: group.clone(),
+            offsets: vec![(tp("in", 0), i + 1)],
+        },
+        Request::EndTxn {
+            producer: identity.clone(),
+            commit: true,
+        },
+        Request::Fetch {
+            tp: tp("out", (i % 2) as u32),
+            offset: (i * 2).saturating_sub(4),
+            max_records: 50,
+            isolation: Isolation::ReadCommitted,
+        },
+    ]
+}
+
+/// Transactions: produce to two partitions, TxnOffsetCommit, EndTxn(commit), then a
+/// read_committed fetch.
+fn transactions(iterations: u64) -> u64 {
+    let mut events = Vec::new();
+    let client = ClientId::new("c", "app");
+    let mut b = Broker::new();
+    topic(&mut b, "in", 1);
+    topic(&mut b, "out", 2);
+    let (group, mut identity) = transactional_member(&mut b, &client);
+    let mut seq = [0i32; 2];
+    let mut ops = 0;
+    for i in 0..iterations / 4 {
+        for req in transaction(i, &identity, &group, &mut seq) {
+            let r = b.handle(i, &client, req, &mut events);
+            if i == 0 {
+                // Checked once (formatting every response would dominate the timing).
+                assert!(!format!("{r:?}").contains("Err"), "{r:?}");
+            }
+            if let Response::EndTxn(ended) = &r {
+                // Transaction protocol v2: the next transaction runs at the new epoch,
+                // its sequences from 0.
+                let next = ended.as_ref().expect("EndTxn(commit) succeeds");
+                if let Some((producer_id, epoch)) = *next {
+                    identity.producer_id = producer_id;
+                    identity.epoch = epoch;
+                    seq = [0; 2];
+                }
+            }
+            black_box(r);
+            ops += 1;
+        }
+        events.clear();
+    }
+    ops
 }
 
 fn main() {

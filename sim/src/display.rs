@@ -23,6 +23,48 @@ fn tps(list: &[TopicPartition]) -> String {
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Event::Append { .. }
+            | Event::DuplicateBatch { .. }
+            | Event::Rejected { .. }
+            | Event::Marker { .. }
+            | Event::Fetch { .. }
+            | Event::Compacted { .. } => self.fmt_log(f),
+            Event::ProducerInit { .. }
+            | Event::Fenced { .. }
+            | Event::TxnBegin { .. }
+            | Event::TxnOffsets { .. }
+            | Event::TxnCommit { .. }
+            | Event::TxnAbort { .. } => self.fmt_txn(f),
+            Event::Rebalance { .. }
+            | Event::MemberJoined { .. }
+            | Event::MemberLeft { .. }
+            | Event::OffsetCommit { .. } => self.fmt_group(f),
+            Event::Deliver { .. }
+            | Event::Drop { .. }
+            | Event::Duplicate { .. }
+            | Event::Delay { .. }
+            | Event::Crash { .. }
+            | Event::Restart { .. }
+            | Event::Pause { .. }
+            | Event::Resume { .. }
+            | Event::Timeout { .. } => self.fmt_world(f),
+            Event::Assigned { .. }
+            | Event::Restored { .. }
+            | Event::Process { .. }
+            | Event::StorePut { .. }
+            | Event::StoreGet { .. }
+            | Event::Punctuate { .. }
+            | Event::Acked { .. }
+            | Event::ClientError { .. }
+            | Event::Note { .. } => self.fmt_client(f),
+        }
+    }
+}
+
+impl Event {
+    /// The partition log: appends, markers, fetches, compaction, rejections.
+    fn fmt_log(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::Append {
                 tp,
                 offset,
@@ -46,21 +88,59 @@ impl fmt::Display for Event {
                 "duplicate batch from pid {producer_id} seq {base_sequence} to {tp}: already at @{base_offset}, not appended"
             ),
             Event::Rejected { request, error, detail } => write!(f, "broker rejects {request}: {error:?} ({detail})"),
+            Event::Marker {
+                tp,
+                offset,
+                producer_id,
+                control,
+            } => write!(f, "marker {control:?} {tp}@{offset} pid {producer_id}"),
+            Event::Fetch {
+                client,
+                tp,
+                from,
+                count,
+                next,
+                isolation,
+            } => {
+                let iso = match isolation {
+                    Isolation::ReadCommitted => "committed",
+                    Isolation::ReadUncommitted => "uncommitted",
+                };
+                write!(f, "{client} fetch {tp}@{from} ({iso}): {count} records, next {next}")
+            }
+            Event::Compacted { tp, removed, below } => {
+                write!(f, "compact {tp}: {removed} superseded records removed below @{below}")
+            }
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// The transaction coordinator: producer ids, fencing, transactions.
+    fn fmt_txn(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::ProducerInit {
                 transactional_id,
                 producer_id,
                 epoch,
             } => match transactional_id {
-                Some(t) => write!(f, "init transactional producer {t}: pid {producer_id} epoch {epoch}"),
+                Some(t) => write!(
+                    f,
+                    "init transactional producer {t}: pid {producer_id} epoch {epoch}"
+                ),
                 None => write!(f, "init idempotent producer: pid {producer_id}"),
             },
             Event::Fenced {
                 transactional_id,
                 producer_id,
                 fenced_epoch,
-            } => write!(f, "fence {transactional_id} (pid {producer_id}) epoch {fenced_epoch}"),
+            } => write!(
+                f,
+                "fence {transactional_id} (pid {producer_id}) epoch {fenced_epoch}"
+            ),
             Event::TxnBegin {
-                transactional_id, epoch, ..
+                transactional_id,
+                epoch,
+                ..
             } => write!(f, "begin transaction {transactional_id} epoch {epoch}"),
             Event::TxnOffsets {
                 transactional_id,
@@ -79,36 +159,30 @@ impl fmt::Display for Event {
                     o.join(" ")
                 )
             }
-            Event::Marker {
-                tp,
-                offset,
-                producer_id,
-                control,
-            } => write!(f, "marker {control:?} {tp}@{offset} pid {producer_id}"),
-            Event::TxnCommit { transactional_id, .. } => write!(f, "commit transaction {transactional_id}"),
+            Event::TxnCommit {
+                transactional_id, ..
+            } => write!(f, "commit transaction {transactional_id}"),
             Event::TxnAbort {
-                transactional_id, reason, ..
+                transactional_id,
+                reason,
+                ..
             } => write!(f, "abort transaction {transactional_id}: {reason}"),
-            Event::Fetch {
-                client,
-                tp,
-                from,
-                count,
-                next,
-                isolation,
-            } => {
-                let iso = match isolation {
-                    Isolation::ReadCommitted => "committed",
-                    Isolation::ReadUncommitted => "uncommitted",
-                };
-                write!(f, "{client} fetch {tp}@{from} ({iso}): {count} records, next {next}")
-            }
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// The group coordinator: membership, rebalances, offset commits.
+    fn fmt_group(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::Rebalance {
                 group,
                 generation,
                 assignment,
             } => {
-                let a: Vec<String> = assignment.iter().map(|(m, t)| format!("{m}→{}", tps(t))).collect();
+                let a: Vec<String> = assignment
+                    .iter()
+                    .map(|(m, t)| format!("{m}→{}", tps(t)))
+                    .collect();
                 write!(f, "rebalance {group} gen {generation}: {}", a.join(", "))
             }
             Event::MemberJoined { group, member_id } => write!(f, "{member_id} joins {group}"),
@@ -125,17 +199,27 @@ impl fmt::Display for Event {
                 transactional,
             } => {
                 let o: Vec<String> = offsets.iter().map(|(tp, o)| format!("{tp}={o}")).collect();
-                let t = if *transactional { " (with transaction)" } else { "" };
+                let t = if *transactional {
+                    " (with transaction)"
+                } else {
+                    ""
+                };
                 write!(
                     f,
                     "offsets committed for {group} member {member_id:?} gen {generation}{t}: {}",
                     o.join(" ")
                 )
             }
-            Event::Compacted { tp, removed, below } => {
-                write!(f, "compact {tp}: {removed} superseded records removed below @{below}")
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// The scheduler: messages, network faults, process faults, timers.
+    fn fmt_world(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Deliver { id, from, to, what } => {
+                write!(f, "deliver #{id} {from} → {to}: {what}")
             }
-            Event::Deliver { id, from, to, what } => write!(f, "deliver #{id} {from} → {to}: {what}"),
             Event::Drop { id, what } => write!(f, "DROP #{id}: {what}"),
             Event::Duplicate { id, copy, what } => write!(f, "DUPLICATE #{id} as #{copy}: {what}"),
             Event::Delay { id, until, what } => write!(f, "DELAY #{id} until {until}ms: {what}"),
@@ -144,6 +228,13 @@ impl fmt::Display for Event {
             Event::Pause { instance, until } => write!(f, "PAUSE {instance} until {until}ms"),
             Event::Resume { instance } => write!(f, "RESUME {instance}"),
             Event::Timeout { client, what } => write!(f, "{client} timeout: {what}"),
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// Clients and applications: assignment, restoration, processing, stores, notes.
+    fn fmt_client(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::Assigned {
                 client,
                 generation,
@@ -155,14 +246,22 @@ impl fmt::Display for Event {
                 tp,
                 records,
                 upto,
-            } => write!(f, "{client} restored {store} from {tp}: {records} records up to @{upto}"),
+            } => write!(
+                f,
+                "{client} restored {store} from {tp}: {records} records up to @{upto}"
+            ),
             Event::Process {
                 client,
                 tp,
                 offset,
                 key,
                 value,
-            } => write!(f, "{client} process {tp}@{offset} key={} {}", short(key), short(value)),
+            } => write!(
+                f,
+                "{client} process {tp}@{offset} key={} {}",
+                short(key),
+                short(value)
+            ),
             Event::StorePut {
                 client,
                 store,
@@ -175,7 +274,9 @@ impl fmt::Display for Event {
                 key,
                 value,
             } => write!(f, "{client} get {store}[{key}] → {}", short(value)),
-            Event::Punctuate { client, task, at } => write!(f, "{client} punctuate {task} at {at}ms"),
+            Event::Punctuate { client, task, at } => {
+                write!(f, "{client} punctuate {task} at {at}ms")
+            }
             Event::Acked {
                 client,
                 tp,
@@ -184,6 +285,7 @@ impl fmt::Display for Event {
             } => write!(f, "{client} acked {tp}@{base_offset} ({count} records)"),
             Event::ClientError { client, what } => write!(f, "{client}: {what}"),
             Event::Note { client, text } => write!(f, "{client}: {text}"),
+            _ => unreachable!("dispatched by fmt"),
         }
     }
 }

@@ -50,7 +50,8 @@ pub fn role(msg: &Msg) -> Role {
         Msg::ReserveStock { .. }
         | Msg::ConfirmReservation { .. }
         | Msg::CancelReservation { .. }
-        | Msg::ConfirmRejected { .. } => Role::Other,
+        | Msg::ConfirmRejected { .. }
+        | Msg::PaymentSettled { .. } => Role::Other,
     }
 }
 
@@ -78,7 +79,9 @@ pub fn product_of(msg: &Msg) -> Option<&str> {
         | Msg::ReservationConfirmed { product_id, .. }
         | Msg::ReservationReleased { product_id, .. }
         | Msg::ConfirmRejected { product_id, .. } => Some(product_id),
-        Msg::OrderConfirmed { .. } | Msg::OrderCancelled { .. } => None,
+        Msg::OrderConfirmed { .. } | Msg::OrderCancelled { .. } | Msg::PaymentSettled { .. } => {
+            None
+        }
     }
 }
 

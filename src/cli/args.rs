@@ -62,11 +62,15 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Play a scenario on a real Kafka 4.x cluster with real Kafka Streams applications
+    /// (the design's live twin in live/), N times; judge each recorded history with the
+    /// same checker. Needs Java 17+ (and Maven for the first build: scripts/live-setup).
+    Live(LiveArgs),
     /// The design × fault-class table, produced by runs, as markdown.
     Matrix {
         scenarios: Vec<PathBuf>,
         /// Seeds per scenario and cell.
-        #[arg(long, value_parser = parse_seeds, default_value = "0..20")]
+        #[arg(long, value_parser = parse_seeds, default_value = "0..350")]
         seeds: SeedRange,
         #[command(flatten)]
         jobs: JobsArg,
@@ -97,13 +101,37 @@ pub struct ExploreArgs {
 }
 
 #[derive(Args)]
-pub struct ReplayArgs {
+pub struct LiveArgs {
     pub scenario: PathBuf,
-    /// The design (required).
+    /// The design (one with a live twin: naive).
     #[arg(long)]
     pub design: String,
-    #[arg(long, required_unless_present = "choices")]
+    /// How many live runs (each on fresh topics of the same cluster).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub runs: u32,
+    /// Brokers in the cluster (KRaft, each its own JVM on 127.0.0.1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub brokers: u32,
+    /// First of the ports to use (two per broker); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory of the history files.
+    #[arg(long, default_value = "runs/live")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    #[arg(required_unless_present = "history")]
+    pub scenario: Option<PathBuf>,
+    /// The design (required, except with --history).
+    #[arg(long, required_unless_present = "history", default_value = "")]
+    pub design: String,
+    #[arg(long, required_unless_present_any = ["choices", "history"])]
     pub seed: Option<u64>,
+    /// Re-judge a live run's recorded history file (from `oversell live`) instead.
+    #[arg(long, conflicts_with_all = ["seed", "choices", "scenario", "trace", "html", "json"])]
+    pub history: Option<PathBuf>,
     /// Replay a recorded choice log (from --json output) instead of a seed.
     #[arg(long, conflicts_with = "seed")]
     pub choices: Option<PathBuf>,
@@ -208,4 +236,12 @@ fn parse_mutation(text: &str) -> Result<Mutation, String> {
             let names: Vec<&str> = Mutation::ALL.iter().map(|m| m.name()).collect();
             format!("unknown mutation {text:?}; known: {}", names.join(", "))
         })
+}
+
+impl ReplayArgs {
+    /// The scenario file (clap requires one unless `--history` is given, which is
+    /// handled before this is asked).
+    pub fn scenario_path(&self) -> &std::path::Path {
+        self.scenario.as_deref().unwrap_or(std::path::Path::new(""))
+    }
 }

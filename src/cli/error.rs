@@ -96,6 +96,10 @@ pub enum Error {
     Expectations(String),
     #[error("{0}")]
     Shrink(String),
+    /// The live mode could not run: Java or Maven missing, a port in use, a cluster or an
+    /// application that did not start, a history file that cannot be read.
+    #[error("live: {0}")]
+    Live(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(

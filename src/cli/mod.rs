@@ -12,6 +12,7 @@
 
 mod args;
 mod error;
+mod live;
 mod out;
 mod progress;
 mod single;
@@ -74,7 +75,11 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             mutations,
         } => single::run(registry, &scenario, &design.design, seed, &mutations),
         Command::Explore(a) => sweeps::explore(registry, &a),
-        Command::Replay(a) => single::replay(registry, &a),
+        Command::Replay(a) => match &a.history {
+            Some(history) => live::replay_history(registry, history),
+            None => single::replay(registry, &a),
+        },
+        Command::Live(a) => live::live(registry, &a),
         Command::Shrink {
             scenario,
             design,

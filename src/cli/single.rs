@@ -130,7 +130,7 @@ fn init_trace(all: bool) {
 }
 
 pub fn replay(registry: &Registry, a: &ReplayArgs) -> Result<Exit, Error> {
-    let scenario = load_with(&a.scenario, &a.mutations)?;
+    let scenario = load_with(a.scenario_path(), &a.mutations)?;
     let d = design(registry, &a.design)?;
     let html = OutFile::open_opt(a.html.as_deref())?;
     let json = OutFile::open_opt(a.json.as_deref())?;
@@ -182,7 +182,7 @@ fn replay_run(
     if a.trace {
         init_trace(a.all);
     }
-    let path = out::path(&a.scenario);
+    let path = out::path(a.scenario_path());
     match (a.seed, &a.choices) {
         (Some(seed), _) => {
             say!(
@@ -190,7 +190,7 @@ fn replay_run(
                 Shown(&a.design),
                 Shown(&scenario.name)
             );
-            let command = replay_command(&a.scenario, &a.design, seed, &a.mutations);
+            let command = replay_command(a.scenario_path(), &a.design, seed, &a.mutations);
             Ok((run_one(d, scenario, &a.mutations, seed, &command)?, command))
         }
         (None, Some(file)) => {
@@ -216,14 +216,14 @@ fn replay_run(
             Ok((judged, command))
         }
         (None, None) => Err(Error::ChoiceLog {
-            path: a.scenario.clone(),
+            path: a.scenario_path().to_path_buf(),
             message: "give --seed N or --choices FILE".into(),
         }),
     }
 }
 
 fn choices_command(a: &ReplayArgs, file: &Path) -> String {
-    let scenario = a.scenario.display().to_string();
+    let scenario = a.scenario_path().display().to_string();
     let file = file.display().to_string();
     let flags = a.mutations.flags();
     let mut args = vec![

@@ -346,10 +346,9 @@ pub fn matrix(
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
     note!("matrix over {} × seeds {seeds}", Shown(&names.join(", ")));
     let cells = expect::matrix_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
-    say!(
-        "<!-- produced by `oversell matrix` over {} with seeds {seeds} per scenario and cell -->",
-        Shown(&names.join(", "))
-    );
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let header = expect::matrix_header(&names, seeds);
+    out::write_stdout(out::escape_lines(&header).as_bytes());
     out::write_stdout(out::escape_lines(&expect::matrix_markdown_in(registry, &cells)).as_bytes());
     Ok(Exit::Holds)
 }

@@ -31,7 +31,7 @@ impl Registry {
 
     /// The designs that ship with oversell, in the order tables show them: the four of the
     /// README (`naive`, `rekeyed-alo`, `rekeyed-eos`, `saga`), then named variants that
-    /// teach one thing each (`rekeyed-alo-delta`).
+    /// teach one thing each (`rekeyed-alo-delta`, `saga-direct-timers`).
     pub fn builtin() -> Registry {
         Registry::empty()
             .with(Box::new(Naive))
@@ -43,10 +43,15 @@ impl Registry {
                 guarantee: Guarantee::ExactlyOnceV2,
                 inventory: StockRecords::AbsoluteCounts,
             }))
-            .with(Box::new(Saga))
+            .with(Box::new(Saga {
+                direct_timers: false,
+            }))
             .with(Box::new(Rekeyed {
                 guarantee: Guarantee::AtLeastOnce,
                 inventory: StockRecords::Deltas,
+            }))
+            .with(Box::new(Saga {
+                direct_timers: true,
             }))
     }
 
@@ -126,20 +131,27 @@ mod tests {
                 "rekeyed-alo",
                 "rekeyed-eos",
                 "saga",
-                "rekeyed-alo-delta"
+                "rekeyed-alo-delta",
+                "saga-direct-timers"
             ]
             .to_vec()
         );
-        assert_eq!(r.iter().count(), 5);
+        assert_eq!(r.iter().count(), 6);
         assert!(r.get("saga").is_some());
         assert!(r.get("unknown").is_none());
     }
 
     #[test]
     fn with_appends_and_replaces_by_name() {
-        let r = Registry::builtin().with(Box::new(Saga));
-        assert_eq!(r.names().len(), 5, "same name replaces");
-        let r = Registry::empty().with(Box::new(Saga)).with(Box::new(Naive));
+        let r = Registry::builtin().with(Box::new(Saga {
+            direct_timers: false,
+        }));
+        assert_eq!(r.names().len(), 6, "same name replaces");
+        let r = Registry::empty()
+            .with(Box::new(Saga {
+                direct_timers: false,
+            }))
+            .with(Box::new(Naive));
         assert_eq!(r.names(), ["saga", "naive"].to_vec());
     }
 }

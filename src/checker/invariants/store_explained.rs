@@ -157,7 +157,8 @@ mod tests {
     /// read-uncommitted`: restore reads the changelog read_uncommitted): order-service's
     /// store says `Cancelled` where no committed changelog record does. (The same symptom
     /// on the unchanged kernel, seed 116 of this scenario, was a streams runtime defect,
-    /// now fixed and kept in `tests/regression.rs`.)
+    /// now fixed and kept in `tests/regression.rs`.) The run is the saga's before its
+    /// timers' fix (`saga-direct-timers`), where the defect first showed.
     #[test]
     fn a_store_that_kept_uncommitted_writes_fails_it_on_a_real_run() {
         use crate::designs::Mutation;
@@ -166,7 +167,7 @@ mod tests {
         let mutations = [Mutation::ReadUncommitted];
         // Seed 4 (seed 1 before transaction markers were written asynchronously, which
         // changed every transactional schedule).
-        let v = real_run(path, "saga", &mutations, 4, Some(FaultClass::Network));
+        let v = real_run(path, "saga-direct-timers", &mutations, 4, Some(FaultClass::Network));
         let found: Vec<_> = v.of(Invariant::StoreExplained).collect();
         assert_eq!(found.len(), 1, "{v}");
         let says = &found[0].explanation;

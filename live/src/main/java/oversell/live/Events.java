@@ -1,0 +1,91 @@
+package oversell.live;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Collection;
+import org.apache.kafka.common.TopicPartition;
+
+/**
+ * What a service instance saw, one JSON object a line, each with its wall-clock time
+ * {@code t} (ms since the epoch): records handed to a processor ({@code process}), store
+ * reads ({@code get}) and writes ({@code put}), Kafka Streams state changes
+ * ({@code state}), and the tasks a client owns once it is
+ * running ({@code assigned}). Topic names are written without the run's prefix.
+ */
+final class Events {
+    static final ObjectMapper JSON = new ObjectMapper();
+
+    private final BufferedWriter out;
+    private final String prefix;
+
+    Events(Path file, String prefix) throws IOException {
+        this.out = Files.newBufferedWriter(file, StandardCharsets.UTF_8);
+        this.prefix = prefix;
+    }
+
+    String unprefixed(String topic) {
+        return topic.startsWith(prefix) ? topic.substring(prefix.length()) : topic;
+    }
+
+    private ObjectNode event(String kind, String client) {
+        ObjectNode e = JSON.createObjectNode();
+        e.put("t", System.currentTimeMillis());
+        e.put("kind", kind);
+        e.put("client", client);
+        return e;
+    }
+
+    void process(String client, String topic, int partition, long offset, String key, String value) {
+        ObjectNode e = event("process", client);
+        e.put("topic", unprefixed(topic));
+        e.put("partition", partition);
+        e.put("offset", offset);
+        e.put("key", key);
+        e.put("value", value);
+        write(e);
+    }
+
+    void store(String kind, String client, String store, String key, String value) {
+        ObjectNode e = event(kind, client);
+        e.put("store", store);
+        e.put("key", key);
+        e.put("value", value);
+        write(e);
+    }
+
+    void state(String client, String before, String now) {
+        ObjectNode e = event("state", client);
+        e.put("value", before + " -> " + now);
+        write(e);
+    }
+
+    void assigned(String client, Collection<TopicPartition> tasks) {
+        ObjectNode e = event("assigned", client);
+        ArrayNode a = e.putArray("tasks");
+        for (TopicPartition tp : tasks) {
+            a.addObject().put("topic", unprefixed(tp.topic())).put("partition", tp.partition());
+        }
+        write(e);
+    }
+
+    private synchronized void write(ObjectNode e) {
+        try {
+            out.write(JSON.writeValueAsString(e));
+            out.write('\n');
+            out.flush();
+        } catch (IOException x) {
+            throw new UncheckedIOException(x);
+        }
+    }
+
+    synchronized void close() throws IOException {
+        out.close();
+    }
+}

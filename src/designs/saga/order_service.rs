@@ -1,0 +1,249 @@
+//! OrderService: the process manager. It consumes `orders` and `order-replies`, keeps
+//! each order's state in `order-state`, sends commands to ProductService, runs the
+//! payment step, and ends each order with `OrderConfirmed` or `OrderCancelled`.
+
+use super::timers::{Pending, Timers};
+use super::{COMMANDS, ORDER_STORE, OUTCOMES, REPLIES};
+use crate::domain::Msg;
+use oversell_sim::{Context, Input, Millis, Processed, Processor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+enum Status {
+    Reserving,
+    Paying { due: Millis },
+    Confirming,
+    Confirmed,
+    Cancelled,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct OrderState {
+    product: String,
+    quantity: u64,
+    status: Status,
+}
+
+/// Which payments fail and how long each takes (scenario data).
+#[derive(Clone)]
+pub(super) struct PaymentPlan {
+    pub fail: BTreeSet<String>,
+    pub delay_ms: Millis,
+    pub delays: BTreeMap<String, Millis>,
+}
+
+pub(super) struct ProcessManager {
+    pub payments: Arc<PaymentPlan>,
+    pub timers: Timers,
+    /// `PaymentSettled` records sent to ourselves and not yet processed.
+    pub pending: Pending,
+}
+
+fn load(ctx: &mut Context<'_, '_>, order: &str) -> Option<OrderState> {
+    ctx.get(ORDER_STORE, order)
+        .and_then(|v| serde_json::from_str(&v).ok())
+}
+
+fn save(ctx: &mut Context<'_, '_>, order: &str, state: &OrderState) {
+    let v = serde_json::to_string(state).expect("order state serialises");
+    ctx.put(ORDER_STORE, order, Some(v));
+}
+
+/// Whenever an order is cancelled after a reservation, release whatever is still held
+/// for it; the product service must treat a repeated release as a no-op.
+fn compensate(ctx: &mut Context<'_, '_>, order: &str, state: &OrderState, reason: &str) {
+    let cmd = Msg::CancelReservation {
+        order_id: order.to_string(),
+        product_id: state.product.clone(),
+        reason: reason.into(),
+    };
+    ctx.send(COMMANDS, &state.product, cmd.encode());
+}
+
+fn finish(ctx: &mut Context<'_, '_>, order: &str, mut state: OrderState, outcome: Msg) {
+    state.status = match outcome {
+        Msg::OrderConfirmed { .. } => Status::Confirmed,
+        _ => Status::Cancelled,
+    };
+    save(ctx, order, &state);
+    ctx.send(OUTCOMES, order, outcome.encode());
+}
+
+fn cancel(ctx: &mut Context<'_, '_>, order: &str, state: OrderState, reason: String) {
+    let outcome = Msg::OrderCancelled {
+        order_id: order.to_string(),
+        reason,
+    };
+    finish(ctx, order, state, outcome);
+}
+
+/// An order placed: remember it and ask for its units.
+fn placed(ctx: &mut Context<'_, '_>, order: &str, product: String, quantity: u64) {
+    let state = OrderState {
+        product: product.clone(),
+        quantity,
+        status: Status::Reserving,
+    };
+    save(ctx, order, &state);
+    let cmd = Msg::ReserveStock {
+        order_id: order.to_string(),
+        product_id: product.clone(),
+        quantity,
+    };
+    ctx.send(COMMANDS, &product, cmd.encode());
+}
+
+/// The payment's result: cancel (and release) or confirm the reservation.
+fn settle(ctx: &mut Context<'_, '_>, order: &str, mut state: OrderState, succeeded: bool) {
+    if succeeded {
+        let cmd = Msg::ConfirmReservation {
+            order_id: order.to_string(),
+            product_id: state.product.clone(),
+        };
+        ctx.send(COMMANDS, &state.product, cmd.encode());
+        state.status = Status::Confirming;
+        save(ctx, order, &state);
+    } else {
+        compensate(ctx, order, &state, "payment failed");
+        cancel(ctx, order, state, "payment failed".into());
+    }
+}
+
+impl ProcessManager {
+    fn payment_delay(&self, order: &str) -> Millis {
+        let p = &self.payments;
+        p.delays.get(order).copied().unwrap_or(p.delay_ms)
+    }
+
+    /// One step of an order's saga for one input message.
+    fn step(
+        &mut self,
+        ctx: &mut Context<'_, '_>,
+        order: &str,
+        msg: Msg,
+        state: Option<OrderState>,
+    ) {
+        match (msg, state) {
+            (
+                Msg::OrderPlaced {
+                    product_id,
+                    quantity,
+                    ..
+                },
+                None,
+            ) => placed(ctx, order, product_id, quantity),
+            (Msg::StockReserved { .. }, Some(mut state)) if state.status == Status::Reserving => {
+                let due = ctx.now() + self.payment_delay(order);
+                state.status = Status::Paying { due };
+                save(ctx, order, &state);
+            }
+            (Msg::StockRejected { reason, .. }, Some(state))
+                if state.status == Status::Reserving =>
+            {
+                cancel(ctx, order, state, reason)
+            }
+            (Msg::PaymentSettled { succeeded, .. }, Some(state))
+                if matches!(state.status, Status::Paying { .. }) =>
+            {
+                settle(ctx, order, state, succeeded)
+            }
+            (Msg::ReservationConfirmed { .. }, Some(state))
+                if state.status == Status::Confirming =>
+            {
+                let outcome = Msg::OrderConfirmed {
+                    order_id: order.to_string(),
+                };
+                finish(ctx, order, state, outcome);
+            }
+            (Msg::ConfirmRejected { .. }, Some(state)) if state.status == Status::Confirming => {
+                compensate(ctx, order, &state, "reservation expired");
+                let reason = "reservation expired before confirmation; payment refunded";
+                cancel(ctx, order, state, reason.into());
+            }
+            (Msg::ReservationReleased { reason, .. }, Some(state))
+                if matches!(state.status, Status::Paying { .. } | Status::Confirming) =>
+            {
+                compensate(ctx, order, &state, "order cancelled");
+                cancel(
+                    ctx,
+                    order,
+                    state,
+                    format!("reservation released ({reason})"),
+                );
+            }
+            _ => {} // repeated or late: already handled
+        }
+    }
+
+    /// A payment that is due: settle it here (direct), or send its result to ourselves.
+    fn payment_due(&mut self, ctx: &mut Context<'_, '_>, order: &str, state: OrderState) {
+        let succeeded = !self.payments.fail.contains(order);
+        match self.timers {
+            Timers::Direct => settle(ctx, order, state, succeeded),
+            Timers::SelfAddressed => {
+                if self.pending.due(order, ctx.now()) {
+                    let msg = Msg::PaymentSettled {
+                        order_id: order.to_string(),
+                        succeeded,
+                    };
+                    ctx.send(REPLIES, order, msg.encode());
+                    self.pending.sent(order, ctx.now());
+                }
+            }
+        }
+    }
+}
+
+/// The orders of a store that wait for their payment: order → due time.
+fn paying(stores: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, Millis)> {
+    stores.iter().filter_map(|(order, v)| {
+        match serde_json::from_str::<OrderState>(v).ok()?.status {
+            Status::Paying { due } => Some((order, due)),
+            _ => None,
+        }
+    })
+}
+
+impl Processor for ProcessManager {
+    fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
+        let Some(msg) = input.value.as_deref().and_then(Msg::decode) else {
+            return Processed::Done;
+        };
+        let Some(order) = msg.order_id().map(str::to_string) else {
+            return Processed::Done;
+        };
+        if matches!(msg, Msg::PaymentSettled { .. }) {
+            self.pending.seen(&order);
+        }
+        let state = load(ctx, &order);
+        self.step(ctx, &order, msg, state);
+        Processed::Done
+    }
+
+    /// The earliest payment still due (or due to be sent again): its punctuation settles it.
+    fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
+        let orders = stores.get(ORDER_STORE)?;
+        paying(orders)
+            .map(|(order, due)| match self.timers {
+                Timers::Direct => due,
+                Timers::SelfAddressed => self.pending.next(order, due),
+            })
+            .min()
+    }
+
+    fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
+        let now = ctx.now();
+        let orders: BTreeMap<String, String> = ctx.entries(ORDER_STORE).into_iter().collect();
+        self.pending
+            .retain(|o| paying(&orders).any(|(order, _)| order == o));
+        for (order, due) in paying(&orders) {
+            if due > now {
+                continue;
+            }
+            let state = serde_json::from_str(&orders[order]).expect("a paying order");
+            self.payment_due(ctx, order, state);
+        }
+    }
+}

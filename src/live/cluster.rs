@@ -1,0 +1,147 @@
+//! A cluster of real Kafka brokers: N KRaft brokers in combined mode (each broker and
+//! controller in one JVM, `live/.../BrokerMain.java`), on 127.0.0.1 only, each with its
+//! own log directory under the cluster's directory. Started by [`Cluster::start`],
+//! stopped cleanly by [`Cluster::stop`] (or halted when dropped).
+
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+use super::java::{JavaProc, Toolchain};
+use super::LiveError;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The cluster id every broker is formatted with: 16 bytes ("oversell-live-01"), base64.
+const CLUSTER_ID: &str = "b3ZlcnNlbGwtbGl2ZS0wMQ";
+
+pub struct Cluster {
+    brokers: Vec<JavaProc>,
+    /// `127.0.0.1:port,...`
+    pub bootstrap: String,
+    pub dir: PathBuf,
+    pub size: u32,
+}
+
+impl Cluster {
+    /// Start `size` brokers; ports from `base_port` on (two per broker: client and
+    /// controller), or free ones the system picks. Returns once every broker accepts
+    /// connections on its client port.
+    pub fn start(
+        tc: &Toolchain,
+        size: u32,
+        dir: &Path,
+        base_port: Option<u16>,
+    ) -> Result<Cluster, LiveError> {
+        if !(1..=5).contains(&size) {
+            return Err(LiveError::Setup(format!(
+                "--brokers {size}: a live cluster has 1 to 5 brokers"
+            )));
+        }
+        let ports = ports(2 * size as usize, base_port)?;
+        let voters: Vec<String> = (0..size as usize)
+            .map(|i| format!("{}@127.0.0.1:{}", i + 1, ports[2 * i + 1]))
+            .collect();
+        let replication = size.min(3);
+        let mut brokers = Vec::new();
+        for i in 0..size as usize {
+            let bdir = dir.join(format!("broker-{}", i + 1));
+            std::fs::create_dir_all(&bdir).map_err(|e| LiveError::io(&bdir, e))?;
+            let args = vec![
+                format!("dir={}", bdir.display()),
+                format!("node={}", i + 1),
+                format!("port={}", ports[2 * i]),
+                format!("controller={}", ports[2 * i + 1]),
+                format!("voters={}", voters.join(",")),
+                format!("replication={replication}"),
+                format!("cluster={CLUSTER_ID}"),
+            ];
+            let name = format!("broker-{}", i + 1);
+            brokers.push(JavaProc::spawn(tc, &name, 512, "broker", &args, dir)?);
+        }
+        let mut cluster = Cluster {
+            brokers,
+            bootstrap: (0..size as usize)
+                .map(|i| format!("127.0.0.1:{}", ports[2 * i]))
+                .collect::<Vec<_>>()
+                .join(","),
+            dir: dir.to_path_buf(),
+            size,
+        };
+        cluster.await_listening(&ports, Duration::from_secs(90))?;
+        Ok(cluster)
+    }
+
+    /// Every broker's client port accepts connections (or a broker died: an error).
+    fn await_listening(&mut self, ports: &[u16], timeout: Duration) -> Result<(), LiveError> {
+        let deadline = Instant::now() + timeout;
+        for (i, broker) in self.brokers.iter_mut().enumerate() {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[2 * i]));
+            loop {
+                if !broker.alive() {
+                    return Err(broker.failure("exited while starting"));
+                }
+                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(broker.failure(&format!(
+                        "did not listen on {addr} within {} s",
+                        timeout.as_secs()
+                    )));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether every broker is still running.
+    pub fn alive(&mut self) -> bool {
+        self.brokers.iter_mut().all(JavaProc::alive)
+    }
+
+    /// Stop every broker cleanly (Kafka's controlled shutdown), halting any that takes
+    /// longer than 20 s.
+    pub fn stop(mut self) {
+        for b in &mut self.brokers {
+            let _ = b.send("stop");
+        }
+        for b in self.brokers.drain(..) {
+            b.finish(Duration::from_secs(20));
+        }
+    }
+}
+
+/// `n` ports on 127.0.0.1: `base..base+n`, each checked free, or free ones the system
+/// picks (held together while picking, so they are distinct).
+fn ports(n: usize, base: Option<u16>) -> Result<Vec<u16>, LiveError> {
+    match base {
+        Some(base) => {
+            let ports: Vec<u16> = (0..n)
+                .map(|i| base.checked_add(i as u16))
+                .collect::<Option<_>>()
+                .ok_or_else(|| LiveError::Setup(format!("--base-port {base}: too high")))?;
+            for &p in &ports {
+                if let Err(e) = TcpListener::bind((Ipv4Addr::LOCALHOST, p)) {
+                    return Err(LiveError::PortInUse {
+                        port: p,
+                        why: e.to_string(),
+                    });
+                }
+            }
+            Ok(ports)
+        }
+        None => {
+            let held: Vec<TcpListener> = (0..n)
+                .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| {
+                    LiveError::Setup(format!("cannot find a free port on 127.0.0.1: {e}"))
+                })?;
+            held.iter()
+                .map(|l| l.local_addr().map(|a| a.port()))
+                .collect::<Result<_, _>>()
+                .map_err(|e| LiveError::Setup(format!("cannot find a free port on 127.0.0.1: {e}")))
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The history file of a live run: what the real cluster and the real applications did,
+//! as recorded (`live/`'s driver and services), in one JSON document.
+//!
+//! Times are wall-clock milliseconds since the epoch; `t0` is the wall-clock time of the
+//! workload's time 0 (when the order producer started its clock). Topic names carry no
+//! run prefix. Schema `oversell-live-history/1`:
+//!
+//! * `records`: every record of every topic of the run, read back to the end with a
+//!   `read_uncommitted` consumer; `committed` says whether a `read_committed` consumer
+//!   read it too; `timestamp` is the broker's append time (`LogAppendTime` on every topic);
+//! * `end_offsets`: per topic and partition, the log end offset when it was read back;
+//! * `acks`: the order producer's acknowledged writes;
+//! * `events`: what each application instance did (`process`, `get`, `put`, `assigned`);
+//! * `stores`: every store's final contents per instance and partition (interactive
+//!   queries before the instances closed);
+//! * `group_offsets`: each application's committed offsets at the end.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The format tag of a history file.
+pub const FORMAT: &str = "oversell-live-history/1";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveHistory {
+    pub format: String,
+    /// The scenario's name and the file it was read from.
+    pub scenario: String,
+    pub scenario_path: String,
+    pub design: String,
+    /// The run's number in its series (0-based), and its topic prefix.
+    pub run: u32,
+    pub prefix: String,
+    /// Kafka's version, as the clients report it.
+    pub kafka_version: String,
+    pub brokers: u32,
+    /// How long after an order is placed it must be decided (the scenario's).
+    pub decision_bound_ms: u64,
+    /// Wall-clock ms of workload time 0.
+    pub t0: u64,
+    /// `quiescent`: every application committed the end of its inputs and stayed there;
+    /// `time-bound`: that did not happen within the bound.
+    pub outcome: String,
+    /// Wall-clock ms when the topics were read back.
+    pub recorded_at: u64,
+    pub records: Vec<LiveRecord>,
+    pub end_offsets: BTreeMap<String, BTreeMap<u32, u64>>,
+    pub acks: Vec<LiveAck>,
+    pub events: Vec<LiveEvent>,
+    pub stores: Vec<LiveStores>,
+    pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveRecord {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub key: Option<String>,
+    pub value: Option<String>,
+    pub timestamp: u64,
+    /// `LogAppendTime` or `CreateTime`.
+    pub timestamp_type: String,
+    pub committed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveAck {
+    pub t: u64,
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+/// One line of an instance's event log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveEvent {
+    pub t: u64,
+    /// `process`, `get`, `put`, `assigned` or `state` (`value`: `BEFORE -> NOW`).
+    pub kind: String,
+    /// `<instance>/<application>`, as the simulator names its clients.
+    pub client: String,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub partition: Option<u32>,
+    #[serde(default)]
+    pub offset: Option<u64>,
+    #[serde(default)]
+    pub store: Option<String>,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub tasks: Vec<LiveTask>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveTask {
+    pub topic: String,
+    pub partition: u32,
+}
+
+/// One instance's stores at the end.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveStores {
+    pub instance: String,
+    pub stores: Vec<LiveStore>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LiveStore {
+    pub application: String,
+    pub store: String,
+    pub partition: u32,
+    pub entries: BTreeMap<String, String>,
+}
+
+/// What the driver writes (the part of the history it records).
+#[derive(Clone, Debug, Deserialize)]
+pub struct DriverOut {
+    pub kafka_version: String,
+    pub t0: u64,
+    pub outcome: String,
+    pub recorded_at: u64,
+    pub records: Vec<LiveRecord>,
+    pub end_offsets: BTreeMap<String, BTreeMap<u32, u64>>,
+    pub acks: Vec<LiveAck>,
+    pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+impl LiveHistory {
+    /// Read a history file; a file that is not one is an error in words.
+    pub fn read(path: &std::path::Path) -> Result<LiveHistory, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let h: LiveHistory = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{}:{}:{}: not a live history file ({FORMAT}): {e}",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        if h.format != FORMAT {
+            return Err(format!(
+                "{}: history format {:?}, this oversell reads {FORMAT:?}",
+                path.display(),
+                h.format
+            ));
+        }
+        Ok(h)
+    }
+}

@@ -1,0 +1,215 @@
+//! `oversell live` and `oversell replay --history` as a user meets them, without a Kafka
+//! cluster: bad input is a clear error and exit 2 before any process starts, and a
+//! recorded history is judged by the same checker. (The live runs themselves are
+//! exercised by `scripts/live-smoke`, which needs Java and Maven.)
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_oversell");
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scenario(name: &str) -> String {
+    root()
+        .join("scenarios")
+        .join(format!("{name}.toml"))
+        .display()
+        .to_string()
+}
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oversell-live-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn oversell(args: &[&str], path: Option<&str>) -> Output {
+    let mut c = Command::new(BIN);
+    c.args(args).env_remove("CARGO").env("RUST_BACKTRACE", "0");
+    if let Some(p) = path {
+        c.env("PATH", p);
+    }
+    c.output().expect("the binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn without_java_the_live_mode_says_so_and_exits_2() {
+    let out = scratch("no-java");
+    let empty = scratch("empty-path");
+    let o = oversell(
+        &[
+            "live",
+            &scenario("last-unit"),
+            "--design",
+            "naive",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(empty.to_str().unwrap()),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("java is not installed"), "{}", text(&o));
+}
+
+#[test]
+fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
+    let out = scratch("unsupported");
+    let out = out.to_str().unwrap();
+    let o = oversell(
+        &[
+            "live",
+            &scenario("last-unit"),
+            "--design",
+            "rekeyed-eos",
+            "--out",
+            out,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no live twin yet; live twins: naive"),
+        "{}",
+        text(&o)
+    );
+    let o = oversell(
+        &[
+            "live",
+            &scenario("crash-before-offset-commit"),
+            "--design",
+            "naive",
+            "--out",
+            out,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("fault injection on real processes"),
+        "{}",
+        text(&o)
+    );
+    let o = oversell(
+        &[
+            "live",
+            &scenario("last-unit"),
+            "--design",
+            "nope",
+            "--out",
+            out,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("unknown design"), "{}", text(&o));
+    let o = oversell(
+        &[
+            "live",
+            &scenario("last-unit"),
+            "--design",
+            "naive",
+            "--runs",
+            "0",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// A recorded run of the last unit in which both orders were reserved.
+fn oversold_history() -> serde_json::Value {
+    let t0 = 1_000_000u64;
+    let rec = |topic: &str, offset: u64, t: u64, value: &str| {
+        serde_json::json!({"topic": topic, "partition": 0, "offset": offset, "key": "product1",
+            "value": value, "timestamp": t0 + t, "timestamp_type": "LogAppendTime", "committed": true})
+    };
+    let placed = |o: &str| {
+        format!(
+            r#"{{"type":"OrderPlaced","order_id":"{o}","product_id":"product1","quantity":1,"user_id":"u"}}"#
+        )
+    };
+    let reserved = |o: &str| {
+        format!(
+            r#"{{"type":"ProductReserved","order_id":"{o}","product_id":"product1","quantity":1}}"#
+        )
+    };
+    let changelog = "product-stock-ProductStock-changelog";
+    serde_json::json!({
+        "format": "oversell-live-history/1", "scenario": "last-unit",
+        "scenario_path": "scenarios/last-unit.toml", "design": "naive", "run": 0, "prefix": "r0.",
+        "kafka_version": "4.4.0", "brokers": 1, "decision_bound_ms": 10000, "t0": t0,
+        "outcome": "quiescent", "recorded_at": t0 + 1300,
+        "records": [
+            rec("stock", 0, 110, r#"{"type":"StockAdded","product_id":"product1","quantity":1}"#),
+            rec("orders", 0, 122, &placed("order1")), rec("orders", 1, 122, &placed("order2")),
+            rec("orders", 2, 299, &reserved("order1")), rec("orders", 3, 462, &reserved("order2")),
+            rec(changelog, 0, 297, "1"), rec(changelog, 1, 476, "0"), rec(changelog, 2, 485, "-1"),
+        ],
+        "end_offsets": {"stock": {"0": 1}, "orders": {"0": 4}, changelog: {"0": 3}},
+        "acks": [], "events": [],
+        "stores": [{"instance": "product-service-0", "stores": [{"application": "product-stock",
+            "store": "ProductStock", "partition": 0, "entries": {"product1": "-1"}}]}],
+        "group_offsets": {}
+    })
+}
+
+#[test]
+fn replay_history_judges_a_recorded_live_run_with_the_same_checker() {
+    let dir = scratch("replay");
+    let file = dir.join("history.json");
+    std::fs::write(&file, oversold_history().to_string()).unwrap();
+    let o = oversell(&["replay", "--history", file.to_str().unwrap()], None);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("VIOLATED: no-oversell, conservation"), "{t}");
+    assert!(
+        t.contains("ProductReserved at orders-0@2 (t=299ms) and orders-0@3 (t=462ms)"),
+        "{t}"
+    );
+    assert!(t.contains("(not judged live: epoch-fencing"), "{t}");
+}
+
+#[test]
+fn replay_history_of_a_bad_file_is_an_error_that_says_where() {
+    let dir = scratch("bad-history");
+    let missing = dir.join("missing.json");
+    let o = oversell(&["replay", "--history", missing.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("missing.json"), "{}", text(&o));
+    let bad = dir.join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"format\": \"oversell-live-history/1\",\n \"run\": \"x\"}",
+    )
+    .unwrap();
+    let o = oversell(&["replay", "--history", bad.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("bad.json:2:"), "{}", text(&o));
+    let mut gap = oversold_history();
+    gap["records"].as_array_mut().unwrap().remove(2);
+    std::fs::write(&bad, gap.to_string()).unwrap();
+    let o = oversell(&["replay", "--history", bad.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("orders-0 has no record at offset 1"),
+        "{}",
+        text(&o)
+    );
+    let o = oversell(
+        &["replay", "--history", bad.to_str().unwrap(), "--seed", "3"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
