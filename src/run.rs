@@ -2,7 +2,7 @@
 
 use crate::checker::{check, Invariant, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
-use crate::scenario::{Scenario, SeedRange};
+use crate::scenario::{Scenario, SeedRange, StateDir};
 use oversell_sim::broker::TransactionVersion;
 use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult, World};
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,7 +124,11 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
     world.broker_mut().set_transaction_version(version);
     world
         .broker_mut()
+        .set_abort_scan_interval(scenario.kafka.abort_scan_interval_ms);
+    world
+        .broker_mut()
         .set_defects(Mutation::broker_defects(mutations));
+    world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
     world
 }
 

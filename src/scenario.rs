@@ -125,6 +125,26 @@ pub struct StreamsSpec {
     /// `"cooperative"` (Kafka Streams' default since 2.4) or `"eager"` (every task closed
     /// and recreated at each rebalance). Default cooperative.
     pub rebalance_protocol: Option<RebalanceProtocol>,
+    /// Whether state directories survive a restart: `persistent` (the default: the process
+    /// id, and so the `transactional.id`, is the same at every start) or `ephemeral` (each
+    /// start draws a new process id, `StateDirectory.initializeProcessId`).
+    #[serde(skip_serializing_if = "StateDir::is_persistent")]
+    pub state_dir: StateDir,
+}
+
+/// Kafka Streams' state directory across restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateDir {
+    #[default]
+    Persistent,
+    Ephemeral,
+}
+
+impl StateDir {
+    fn is_persistent(&self) -> bool {
+        *self == StateDir::Persistent
+    }
 }
 
 /// The saga's payment step.
@@ -186,12 +206,22 @@ pub struct KafkaSpec {
     /// can complete the producer's next transaction) or 2 (KIP-890 part 2, the default
     /// since Kafka 4.0: the epoch is bumped at every commit or abort). Default 2.
     pub transaction_version: u8,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: the coordinator's
+    /// scan for timed-out transactions runs this often. Default 1000 (Kafka's 10 s, scaled
+    /// as the transaction timeout is: Kafka Streams' 10 s, 1000 here).
+    #[serde(skip_serializing_if = "is_default_scan")]
+    pub abort_scan_interval_ms: Millis,
+}
+
+fn is_default_scan(ms: &Millis) -> bool {
+    *ms == oversell_sim::broker::DEFAULT_ABORT_SCAN_INTERVAL_MS
 }
 
 impl Default for KafkaSpec {
     fn default() -> Self {
         KafkaSpec {
             transaction_version: 2,
+            abort_scan_interval_ms: oversell_sim::broker::DEFAULT_ABORT_SCAN_INTERVAL_MS,
         }
     }
 }

@@ -292,7 +292,7 @@ fn check_labels_a_one_seed_expectation_a_regression_pin_in_text_and_json() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(2), "{stdout}");
     assert!(
-        stdout.contains("regression pin of seed 2074, not a verdict"),
+        stdout.contains("regression pin of seed 99, not a verdict"),
         "{stdout}"
     );
     assert!(

@@ -1077,6 +1077,30 @@ fn written_back_scenarios_load_to_the_same_value() {
     }
 }
 
+#[test]
+fn the_abort_scan_interval_is_at_least_1_ms_and_defaults_to_kafkas_scaled() {
+    assert_eq!(ok(BASE).kafka.abort_scan_interval_ms, 1_000);
+    let s = ok(&format!("{BASE}[kafka]\nabort_scan_interval_ms = 250\n"));
+    assert_eq!(s.kafka.abort_scan_interval_ms, 250);
+    let text = format!("{BASE}[kafka]\nabort_scan_interval_ms = 0\n");
+    assert_err_at(&text, "0\n", &["abort_scan_interval_ms"], &[]);
+}
+
+#[test]
+fn the_state_dir_is_persistent_or_ephemeral() {
+    use oversell::scenario::StateDir;
+    assert_eq!(ok(BASE).streams.state_dir, StateDir::Persistent);
+    let s = ok(&format!("{BASE}[streams]\nstate_dir = \"ephemeral\"\n"));
+    assert_eq!(s.streams.state_dir, StateDir::Ephemeral);
+    let text = format!("{BASE}[streams]\nstate_dir = \"tmpfs\"\n");
+    assert_err_at(
+        &text,
+        "\"tmpfs\"",
+        &["unknown state directory \"tmpfs\""],
+        &["persistent, ephemeral"],
+    );
+}
+
 // ----- outcomes and hazards -----
 
 /// Two orders of p1 and an expectation for the saga, to promise outcomes over.

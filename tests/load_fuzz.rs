@@ -297,6 +297,8 @@ const KEYS: &[&str] = &[
     "violates",
     "kafka",
     "transaction_version",
+    "abort_scan_interval_ms",
+    "state_dir",
     "naive",
     "rekeyed-alo",
     "rekeyed-eos",

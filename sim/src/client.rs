@@ -146,4 +146,9 @@ pub trait Client {
     fn stores(&self) -> BTreeMap<(String, u32), BTreeMap<String, String>> {
         BTreeMap::new()
     }
+    /// The process id this start of its instance drew, when state directories are
+    /// ephemeral (Kafka Streams' `StateDirectory.initializeProcessId` finds no
+    /// `kafka-streams-process-metadata` file and picks a random one); called right after
+    /// the client is built, before its first step. Default: ignored.
+    fn set_process_id(&mut self, _process_id: u32) {}
 }

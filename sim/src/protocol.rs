@@ -208,6 +208,26 @@ pub enum KafkaError {
     RebalanceInProgress,
     UnstableOffsetCommit,
     CoordinatorLoadInProgress,
+    /// The transaction coordinator is writing the markers of the previous transaction
+    /// (`PrepareCommit` / `PrepareAbort`): retry after `retry.backoff.ms`.
+    ConcurrentTransactions,
+    /// Kafka's answer to a transactional `Produce` whose verification with the coordinator
+    /// failed with a retriable error such as `CONCURRENT_TRANSACTIONS`
+    /// (`ReplicaManager.handleProduceAppend`): the producer retries the batch as it was.
+    NotEnoughReplicas,
+}
+
+impl KafkaError {
+    /// Whether a client retries the request as it was after `retry.backoff.ms` (Kafka's
+    /// `RetriableException` subclasses among these errors).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            KafkaError::ConcurrentTransactions
+                | KafkaError::NotEnoughReplicas
+                | KafkaError::CoordinatorLoadInProgress
+        )
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -222,6 +242,8 @@ pub enum PartitionProduceResult {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
+    /// `ConcurrentTransactions` while the previous transaction's markers are being written,
+    /// or after this request aborted an ongoing transaction (the retry bumps the epoch).
     InitProducerId(Result<(ProducerId, Epoch), KafkaError>),
     Produce(Vec<(TopicPartition, PartitionProduceResult)>),
     TxnOffsetCommit(Result<(), KafkaError>),

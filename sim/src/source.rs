@@ -3,7 +3,10 @@
 //! One record per produce request, each waiting for the previous acknowledgement
 //! (`max.in.flight.requests.per.connection = 1`). A request whose response does not come
 //! back within the request timeout is retried as it was. With idempotence the broker
-//! recognises the retry; without it the record is written twice.
+//! recognises the retry; without it the record is written twice. A batch answered with a
+//! retriable error is sent again as it was (same producer id, epoch and sequence) after
+//! `retry.backoff.ms` (Kafka's `Sender.canRetry`, `TransactionManager.canRetry`); any other
+//! error resets the producer.
 
 use crate::client::{Client, ClientId, Env};
 use crate::partitioner::partition_for_key;
@@ -29,6 +32,9 @@ pub struct SourceConfig {
     pub idempotent: bool,
     /// `request.timeout.ms`: a request unanswered this long is retried.
     pub request_timeout_ms: Millis,
+    /// `retry.backoff.ms`: the wait before a batch answered with a retriable error is
+    /// sent again. Default 10 (the streams clients' default here).
+    pub retry_backoff_ms: Millis,
 }
 
 impl Default for SourceConfig {
@@ -36,6 +42,7 @@ impl Default for SourceConfig {
         SourceConfig {
             idempotent: true,
             request_timeout_ms: 200,
+            retry_backoff_ms: 10,
         }
     }
 }
@@ -46,6 +53,12 @@ struct Waiting {
     deadline: Millis,
 }
 
+/// A request answered with a retriable error, to send again as it was.
+struct Backoff {
+    request: Request,
+    at: Millis,
+}
+
 pub struct SourceClient {
     id: ClientId,
     config: SourceConfig,
@@ -54,6 +67,7 @@ pub struct SourceClient {
     producer: Option<(ProducerId, Epoch)>,
     sequences: BTreeMap<TopicPartition, i32>,
     waiting: Option<Waiting>,
+    backoff: Option<Backoff>,
 }
 
 impl SourceClient {
@@ -67,6 +81,7 @@ impl SourceClient {
             producer: None,
             sequences: BTreeMap::new(),
             waiting: None,
+            backoff: None,
         }
     }
 
@@ -86,9 +101,10 @@ impl Client for SourceClient {
     }
 
     fn ready(&self, _lane: usize, now: Millis) -> bool {
-        match &self.waiting {
-            Some(w) => now >= w.deadline,
-            None => self.next < self.schedule.len() && now >= self.schedule[self.next].at,
+        match (&self.waiting, &self.backoff) {
+            (Some(w), _) => now >= w.deadline,
+            (None, Some(b)) => now >= b.at,
+            (None, None) => self.next < self.schedule.len() && now >= self.schedule[self.next].at,
         }
     }
 
@@ -99,6 +115,10 @@ impl Client for SourceClient {
                 what: "produce request unanswered: retrying".into(),
             });
             self.send(w.request, env);
+            return;
+        }
+        if let Some(b) = self.backoff.take() {
+            self.send(b.request, env);
             return;
         }
         if self.config.idempotent && self.producer.is_none() {
@@ -148,7 +168,7 @@ impl Client for SourceClient {
         if self.waiting.as_ref().map(|w| w.corr) != Some(corr) {
             return; // a stale or duplicated response
         }
-        self.waiting = None;
+        let request = self.waiting.take().map(|w| w.request);
         match response {
             Response::InitProducerId(Ok(pid)) => self.producer = Some(pid),
             Response::InitProducerId(Err(e)) => env.event(Event::ClientError {
@@ -169,6 +189,15 @@ impl Client for SourceClient {
                                 *seq += 1;
                             }
                             self.next += 1;
+                        }
+                        PartitionProduceResult::Error(e) if e.is_retriable() => {
+                            // Sender.canRetry: the batch again, same producer id, epoch
+                            // and sequence, after retry.backoff.ms.
+                            let request = request.clone().expect("a produce was waiting");
+                            self.backoff = Some(Backoff {
+                                request,
+                                at: env.now + self.config.retry_backoff_ms,
+                            });
                         }
                         PartitionProduceResult::Error(e) => {
                             // A fresh producer id resets sequences; the record is sent again.
@@ -192,13 +221,47 @@ impl Client for SourceClient {
     }
 
     fn wakeup(&self) -> Option<Millis> {
-        match &self.waiting {
-            Some(w) => Some(w.deadline),
-            None => self.schedule.get(self.next).map(|s| s.at),
+        match (&self.waiting, &self.backoff) {
+            (Some(w), _) => Some(w.deadline),
+            (None, Some(b)) => Some(b.at),
+            (None, None) => self.schedule.get(self.next).map(|s| s.at),
         }
     }
 
     fn idle(&self) -> bool {
-        self.waiting.is_none() && self.next >= self.schedule.len()
+        self.waiting.is_none() && self.backoff.is_none() && self.next >= self.schedule.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientId;
+    use crate::protocol::KafkaError;
+    use crate::streams::harness::Driver;
+
+    #[test]
+    fn a_retriable_error_resends_the_batch_with_its_producer_id_epoch_and_sequence() {
+        let schedule = vec![Scheduled {
+            at: 0,
+            topic: "orders".into(),
+            key: "k".into(),
+            value: "v".into(),
+        }];
+        let id = ClientId::new("frontend", "producer");
+        let mut c = SourceClient::new(id, SourceConfig::default(), schedule);
+        let mut d = Driver::new([("orders".to_string(), 1)].into_iter().collect());
+        let sent = d.step(&mut c, 0);
+        d.respond(&mut c, sent[0].0, Response::InitProducerId(Ok((7, 3))));
+        let sent = d.step(&mut c, 0);
+        let (corr, produce) = sent[0].clone();
+        let tp = TopicPartition::new("orders", 0);
+        let refused = PartitionProduceResult::Error(KafkaError::NotEnoughReplicas);
+        d.respond(&mut c, corr, Response::Produce(vec![(tp, refused)]));
+        assert!(!c.ready(0, d.now), "waits retry.backoff.ms");
+        d.now += c.config.retry_backoff_ms;
+        let sent = d.step(&mut c, 0);
+        assert_eq!(sent[0].1, produce, "same producer id, epoch and sequence");
+        assert_eq!(c.producer, Some((7, 3)));
     }
 }

@@ -3,8 +3,12 @@
 //! Random histories of client operations — plain, idempotent and transactional produce,
 //! retries, fencing by a second producer with the same `transactional.id`, offsets sent
 //! to transactions, commit, abort, fetches at both isolation levels, consumer group
-//! join/heartbeat/leave/commit (stale generations included) and clock ticks past
-//! transaction, session and rebalance timeouts — are applied both to the [`Broker`] and
+//! join/heartbeat/leave/commit (stale generations included), the coordinator writing one
+//! pending transaction marker (markers are asynchronous: an ending transaction holds its
+//! partitions' LSO and its group's offsets until each marker lands, and the coordinator
+//! answers `CONCURRENT_TRANSACTIONS` meanwhile) and clock ticks past transaction, session
+//! and rebalance timeouts (transactions time out in a periodic scan, not at their
+//! deadline) — are applied both to the [`Broker`] and
 //! to a small reference model written here from Kafka's rules. After every operation the
 //! broker's response must equal the model's prediction and the whole broker state (logs,
 //! HW, LSO, transaction outcomes, group state, committed offsets) must equal the model's.
@@ -24,9 +28,12 @@
 //! checks run in all of them. `every_interesting_path_is_exercised` makes sure the
 //! generators really reach the paths the properties are about.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use oversell_sim::broker::{Broker, BrokerConfig, GroupState, TopicConfig, TransactionVersion};
+use oversell_sim::broker::{
+    Broker, BrokerConfig, GroupState, MarkerTarget, PendingMarker, TopicConfig, TransactionVersion,
+    DEFAULT_ABORT_SCAN_INTERVAL_MS,
+};
 use oversell_sim::protocol::{
     ControlType, Epoch, FetchData, FetchedRecord, Generation, GroupMetadata, Isolation,
     JoinOutcome, KafkaError, Millis, Offset, PartitionProduceResult, ProduceBatch, ProducerId,
@@ -42,6 +49,8 @@ const TOPIC: &str = "in";
 const P: usize = 3;
 const GROUP: &str = "g";
 const TXN_TIMEOUT: Millis = 6_000;
+/// The timeout scan's interval (the broker's default).
+const SCAN: Millis = DEFAULT_ABORT_SCAN_INTERVAL_MS;
 const SESSION: Millis = 10_000;
 const REBALANCE: Millis = 4_000;
 /// Transactional ids; handles 0 and 1 share the first one (the second fences the first).
@@ -130,6 +139,10 @@ enum Op {
     },
     Tick {
         ms: Millis,
+    },
+    /// The coordinator writes the `k`th (modulo their number) pending transaction marker.
+    Marker {
+        k: u8,
     },
 }
 
@@ -232,6 +245,7 @@ fn op_strategy(mix: Mix) -> impl Strategy<Value = Op> {
         mix.group * 2 => (consumer, any::<bool>()).prop_map(|(c, stale)| Op::Commit { c, stale }),
         mix.tick => prop::sample::select(vec![1, 250, 1_500, 4_500, 6_500, 11_000])
             .prop_map(|ms| Op::Tick { ms }),
+        (mix.txn + mix.fence) * 2 => any::<u8>().prop_map(|k| Op::Marker { k }),
     ]
 }
 
@@ -292,11 +306,22 @@ struct MTxn {
     values: Vec<(usize, String)>,
 }
 
+/// A transaction in PrepareCommit / PrepareAbort: the markers still to write.
+#[derive(Clone, Debug)]
+struct MEnding {
+    txn: usize,
+    commit: bool,
+    marker_epoch: Epoch,
+    parts: BTreeSet<usize>,
+    group: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 struct MTid {
     pid: Option<ProducerId>,
     epoch: Epoch,
     open: Option<usize>,
+    ending: Option<MEnding>,
     last_completed: Option<(Epoch, bool)>,
 }
 
@@ -412,17 +437,29 @@ impl Model {
         self.logs[p].len() as Offset
     }
 
+    /// Whether transaction `t` is still undecided in partition `p`: open, or ending with
+    /// its marker there not yet written.
+    fn unsettled_in(&self, t: usize, p: usize) -> bool {
+        self.tids.iter().any(|tid| {
+            tid.open == Some(t)
+                || tid
+                    .ending
+                    .as_ref()
+                    .is_some_and(|e| e.txn == t && e.parts.contains(&p))
+        })
+    }
+
     fn lso(&self, p: usize) -> Offset {
-        self.tids
-            .iter()
-            .filter_map(|t| t.open)
-            .filter_map(|i| self.txns[i].first.get(&p).copied())
+        (0..self.txns.len())
+            .filter(|&t| self.unsettled_in(t, p))
+            .filter_map(|t| self.txns[t].first.get(&p).copied())
             .min()
             .unwrap_or(self.hw(p))
     }
 
     fn status_at(&self, p: usize, offset: Offset) -> Option<Status> {
         match &self.logs[p][offset as usize] {
+            MEntry::Data { txn: Some(t), .. } if self.unsettled_in(*t, p) => Some(Status::Open),
             MEntry::Data { txn: Some(t), .. } => Some(self.txns[*t].status),
             MEntry::Data { txn: None, .. } => Some(Status::Committed),
             MEntry::Marker(..) => None,
@@ -494,20 +531,12 @@ impl Model {
         }
     }
 
-    /// Settle the open transaction of `tid`: markers carrying `marker_epoch` in every
-    /// partition it wrote to, offsets committed with it.
+    /// Decide the open transaction of `tid` (PrepareCommit / PrepareAbort): its markers,
+    /// carrying `marker_epoch`, are now due in every partition it wrote to and in the group
+    /// if it carries offsets; they are written by `write_marker`, one at a time.
     fn end_txn(&mut self, tid: usize, ending: Ending, marker_epoch: Epoch) {
         let t = self.tids[tid].open.take().expect("open transaction");
         let commit = ending == Ending::Committed;
-        let control = if commit {
-            ControlType::Commit
-        } else {
-            ControlType::Abort
-        };
-        let parts: Vec<usize> = self.txns[t].first.keys().copied().collect();
-        for p in parts {
-            self.logs[p].push(MEntry::Marker(control, marker_epoch));
-        }
         let txn = &mut self.txns[t];
         txn.status = if commit {
             Status::Committed
@@ -515,60 +544,131 @@ impl Model {
             Status::Aborted
         };
         txn.ending = Some(ending);
-        if commit {
-            if let Some((_, offsets)) = txn.offsets.clone() {
-                self.group.committed.extend(offsets);
+        let pending = MEnding {
+            txn: t,
+            commit,
+            marker_epoch,
+            parts: txn.first.keys().copied().collect(),
+            group: txn.offsets.is_some(),
+        };
+        let state = &mut self.tids[tid];
+        state.ending = Some(pending);
+        state.last_completed = None;
+    }
+
+    /// CompleteCommit / CompleteAbort once no marker of `tid` is left to write.
+    fn complete_if_written(&mut self, tid: usize) {
+        let state = &mut self.tids[tid];
+        if let Some(e) = &state.ending {
+            if e.parts.is_empty() && !e.group {
+                state.last_completed = Some((state.epoch, e.commit));
+                state.ending = None;
             }
         }
-        let state = &mut self.tids[tid];
-        state.last_completed = Some((state.epoch, commit));
+    }
+
+    /// The markers still to write: by transactional id, partitions then the group.
+    fn pending_markers(&self) -> Vec<(usize, Option<usize>)> {
+        let mut out = Vec::new();
+        for (tid, state) in self.tids.iter().enumerate() {
+            if let Some(e) = &state.ending {
+                out.extend(e.parts.iter().map(|&p| (tid, Some(p))));
+                if e.group {
+                    out.push((tid, None));
+                }
+            }
+        }
+        out
+    }
+
+    /// Write one pending marker: a control record in partition `part`, or (`None`) the
+    /// group's, which commits the transaction's offsets if it committed.
+    fn write_marker(&mut self, tid: usize, part: Option<usize>) {
+        let e = self.tids[tid]
+            .ending
+            .as_mut()
+            .expect("an ending transaction");
+        let control = if e.commit {
+            ControlType::Commit
+        } else {
+            ControlType::Abort
+        };
+        let (t, commit, epoch) = (e.txn, e.commit, e.marker_epoch);
+        match part {
+            Some(p) => {
+                assert!(e.parts.remove(&p), "model: no marker due in {p}");
+                self.logs[p].push(MEntry::Marker(control, epoch));
+            }
+            None => {
+                assert!(std::mem::take(&mut e.group), "model: no group marker due");
+                if let (true, Some((_, offsets))) = (commit, self.txns[t].offsets.clone()) {
+                    self.group.committed.extend(offsets);
+                }
+            }
+        }
+        self.complete_if_written(tid);
+    }
+
+    /// Whether the group has offsets of a transaction not completed for partition `tp`.
+    fn offsets_pending(&self, tp: &TopicPartition) -> bool {
+        self.tids.iter().any(|state| {
+            let open = state.open.map(|t| &self.txns[t].offsets);
+            let ending = state
+                .ending
+                .as_ref()
+                .filter(|e| e.group)
+                .map(|e| &self.txns[e.txn].offsets);
+            [open, ending]
+                .into_iter()
+                .flatten()
+                .any(|o| o.as_ref().is_some_and(|(_, m)| m.contains_key(tp)))
+        })
     }
 
     /// v2: the producer ends its transaction (or, with none open, aborts an empty one) at
     /// the current epoch E: markers at E + 1, and E + 1 is the epoch from now on.
     fn end_bumped(&mut self, tid: usize, ending: Ending) -> (ProducerId, Epoch) {
         let next = self.tids[tid].epoch + 1;
-        if self.tids[tid].open.is_some() {
+        let open = self.tids[tid].open.is_some();
+        if open {
             self.end_txn(tid, ending, next);
         }
         let state = &mut self.tids[tid];
         state.epoch = next;
-        state.last_completed = Some((next, ending == Ending::Committed));
-        (state.pid.expect("initialised"), next)
+        if open {
+            self.complete_if_written(tid);
+        } else {
+            self.tids[tid].last_completed = Some((next, false));
+        }
+        (self.tids[tid].pid.expect("initialised"), next)
     }
 
     /// The coordinator aborts the open transaction itself (timeout, or a new producer of
-    /// the same transactional id) and fences its epoch E. v1: marker at E, then E + 1. v2:
-    /// the fence bump and the abort's own bump: marker at E + 2, then E + 2.
+    /// the same transactional id) and fences its epoch E. v1: the fence bump, marker at E +
+    /// 1. v2: the fence bump and the abort's own bump: marker at E + 2.
     fn abort_and_fence(&mut self, tid: usize, ending: Ending) {
-        let v2 = self.v2();
-        let epoch = self.tids[tid].epoch;
-        let (marker, next) = if v2 {
-            (epoch + 2, epoch + 2)
-        } else {
-            (epoch, epoch + 1)
-        };
-        self.end_txn(tid, ending, marker);
-        let state = &mut self.tids[tid];
-        state.epoch = next;
-        // v1: a new epoch has completed nothing; v2: the abort completed at E + 2.
-        state.last_completed = v2.then_some((next, false));
+        let bumps = if self.v2() { 2 } else { 1 };
+        let next = self.tids[tid].epoch + bumps;
+        self.end_txn(tid, ending, next);
+        self.tids[tid].epoch = next;
+        self.complete_if_written(tid);
     }
 
-    /// A second `InitProducerId` of `tid`: abort and fence what is open, then one bump for
-    /// the new producer (v2 counts Kafka's CONCURRENT_TRANSACTIONS round as done).
-    fn init_again(&mut self, tid: usize) {
+    /// A second `InitProducerId` of `tid`: CONCURRENT_TRANSACTIONS while markers are due;
+    /// with a transaction open, abort and fence it and answer CONCURRENT_TRANSACTIONS (the
+    /// client retries); otherwise one bump for the new producer.
+    fn init_again(&mut self, tid: usize) -> Result<(), KafkaError> {
+        if self.tids[tid].ending.is_some() {
+            return Err(KafkaError::ConcurrentTransactions);
+        }
         if self.tids[tid].open.is_some() {
-            if self.v2() {
-                self.abort_and_fence(tid, Ending::Fenced);
-            } else {
-                let epoch = self.tids[tid].epoch;
-                self.end_txn(tid, Ending::Fenced, epoch);
-            }
+            self.abort_and_fence(tid, Ending::Fenced);
+            return Err(KafkaError::ConcurrentTransactions);
         }
         let state = &mut self.tids[tid];
         state.epoch += 1;
         state.last_completed = None;
+        Ok(())
     }
 
     // --- groups
@@ -729,6 +829,11 @@ struct Coverage {
     late_end_txn_ended_the_next: u64,
     empty_aborts: u64,
     unknown_producer_any_sequence: u64,
+    markers_written: u64,
+    lso_held_by_a_pending_marker: u64,
+    concurrent_transactions: u64,
+    produce_not_enough_replicas: u64,
+    unstable_offsets_while_ending: u64,
 }
 
 impl Coverage {
@@ -762,7 +867,12 @@ impl Coverage {
             late_end_txn_fenced,
             late_end_txn_ended_the_next,
             empty_aborts,
-            unknown_producer_any_sequence
+            unknown_producer_any_sequence,
+            markers_written,
+            lso_held_by_a_pending_marker,
+            concurrent_transactions,
+            produce_not_enough_replicas,
+            unstable_offsets_while_ending
         );
     }
 }
@@ -785,6 +895,7 @@ impl Harness {
     fn new(version: TransactionVersion) -> Self {
         let mut b = Broker::with_config(BrokerConfig {
             transaction_version: version,
+            abort_scan_interval_ms: SCAN,
         });
         b.create_topic(
             TOPIC,
@@ -874,6 +985,7 @@ impl Harness {
             Op::Leave { c } => self.leave(c as usize),
             Op::Commit { c, stale } => self.commit(c as usize, stale),
             Op::Tick { ms } => self.tick(self.m.now + ms),
+            Op::Marker { k } => self.marker(k as usize),
         }?;
         self.check_state()
     }
@@ -1008,10 +1120,11 @@ impl Harness {
     fn init(&mut self, h: usize) -> Check {
         let tid = self.m.handles[h].tid;
         let aborted = self.m.tids[tid].open.is_some();
-        if self.m.tids[tid].pid.is_some() {
-            self.m.init_again(tid);
-            self.cov.fenced_aborts += u64::from(aborted);
-        }
+        let expected = match self.m.tids[tid].pid {
+            Some(_) => self.m.init_again(tid),
+            None => Ok(()),
+        };
+        self.cov.fenced_aborts += u64::from(aborted);
         let got = self.send(
             &format!("tx{h}"),
             Request::InitProducerId {
@@ -1019,6 +1132,15 @@ impl Harness {
                 transaction_timeout_ms: TXN_TIMEOUT,
             },
         );
+        if let Err(error) = expected {
+            self.cov.concurrent_transactions += 1;
+            prop_assert_eq!(
+                &got,
+                &Response::InitProducerId(Err(error)),
+                "InitProducerId"
+            );
+            return Ok(());
+        }
         let Response::InitProducerId(Ok((pid, epoch))) = got else {
             return Err(TestCaseError::fail(format!(
                 "InitProducerId answered {got:?}"
@@ -1070,6 +1192,23 @@ impl Harness {
                 }
                 return Ok(());
             }
+            Ok(ident) if self.m.tids[tid].ending.is_some() => {
+                // The coordinator is writing markers: the verification answers
+                // CONCURRENT_TRANSACTIONS, the leader NOT_ENOUGH_REPLICAS; nothing appended.
+                for &p in &ps {
+                    let records = self.m.records(p, n);
+                    let seq = self.m.handles[h].seq[p];
+                    batches.push(ProduceBatch {
+                        tp: tp(p),
+                        base_sequence: Some(seq),
+                        records,
+                    });
+                    expected.push(PartitionProduceResult::Error(KafkaError::NotEnoughReplicas));
+                }
+                self.cov.produce_not_enough_replicas += 1;
+                let got = self.produce(&format!("tx{h}"), Some(ident), batches);
+                prop_assert_eq!(&got, &expected, "produce while markers are written");
+            }
             Ok(ident) => {
                 for &p in &ps {
                     let records = self.m.records(p, n);
@@ -1115,6 +1254,10 @@ impl Harness {
             Err((ident, error)) => {
                 self.count_producer_error(error);
                 (ident, Err(error))
+            }
+            Ok(ident) if self.m.tids[tid].ending.is_some() => {
+                self.cov.concurrent_transactions += 1;
+                (ident, Err(KafkaError::ConcurrentTransactions))
             }
             Ok(ident) => match self.m.member_check(&meta.member_id, meta.generation) {
                 Some(error) => {
@@ -1259,6 +1402,10 @@ impl Harness {
             self.count_producer_error(KafkaError::ProducerFenced);
             return Err(KafkaError::ProducerFenced);
         }
+        if state.ending.is_some() {
+            self.cov.concurrent_transactions += 1;
+            return Err(KafkaError::ConcurrentTransactions);
+        }
         if state.open.is_some() {
             let ending = self.settle(tid, commit);
             self.m.end_txn(tid, ending, epoch);
@@ -1276,7 +1423,8 @@ impl Harness {
     /// epoch. Ongoing: E ends it (bump), anything else is fenced. Empty: E aborts (bump), E
     /// commits nothing (INVALID_TXN_STATE), anything else is fenced. Complete(outcome): E − 1
     /// is a retry, `Ok` with E for the same outcome and INVALID_TXN_STATE for the other; E
-    /// aborts again (bump) and cannot commit; anything else is fenced.
+    /// aborts again (bump) and cannot commit; anything else is fenced. Prepare (markers
+    /// due): E − 1 gets CONCURRENT_TRANSACTIONS, anything else is fenced.
     fn expect_end_v2(
         &mut self,
         tid: usize,
@@ -1288,6 +1436,15 @@ impl Harness {
         let pid = state.pid.expect("an initialised handle");
         let fenced = Err(KafkaError::ProducerFenced);
         let invalid = Err(KafkaError::InvalidTxnState);
+        if state.ending.is_some() {
+            // PrepareCommit / PrepareAbort: only E − 1 (a retry) is valid, and it waits.
+            if epoch + 1 == current {
+                self.cov.concurrent_transactions += 1;
+                return Err(KafkaError::ConcurrentTransactions);
+            }
+            self.count_producer_error(KafkaError::ProducerFenced);
+            return fenced;
+        }
         let outcome = match (state.open.is_some(), state.last_completed) {
             (true, _) if epoch == current => {
                 let ending = self.settle(tid, commit);
@@ -1618,7 +1775,10 @@ impl Harness {
         m.now = now;
         for tid in 0..TIDS.len() {
             if let Some(t) = m.tids[tid].open {
-                if now >= m.txns[t].start + TXN_TIMEOUT {
+                // The scan runs at every multiple of SCAN and aborts what is strictly past
+                // its deadline: one ran in (deadline, now].
+                let deadline = m.txns[t].start + TXN_TIMEOUT;
+                if now / SCAN > deadline / SCAN {
                     m.abort_and_fence(tid, Ending::Timeout);
                     self.cov.timeout_aborts += 1;
                 }
@@ -1650,6 +1810,33 @@ impl Harness {
         if self.b.group_generation(GROUP) != generation_before {
             self.cov.rebalances += 1;
         }
+        Ok(())
+    }
+
+    // --- markers
+
+    /// The coordinator writes the `k`th pending marker (modulo their number), if any.
+    fn marker(&mut self, k: usize) -> Check {
+        let due = self.m.pending_markers();
+        let expected: Vec<PendingMarker> = due
+            .iter()
+            .map(|&(tid, part)| PendingMarker {
+                transactional_id: TIDS[tid].to_string(),
+                target: match part {
+                    Some(p) => MarkerTarget::Partition(tp(p)),
+                    None => MarkerTarget::Group(GROUP.to_string()),
+                },
+            })
+            .collect();
+        prop_assert_eq!(&self.b.pending_markers(), &expected, "pending markers");
+        if due.is_empty() {
+            return Ok(());
+        }
+        let (tid, part) = due[k % due.len()];
+        self.m.write_marker(tid, part);
+        self.b
+            .write_pending_marker(self.m.now, &expected[k % due.len()], &mut self.events);
+        self.cov.markers_written += 1;
         Ok(())
     }
 
@@ -1699,9 +1886,20 @@ impl Harness {
             }
         }
         let open: Vec<String> = (0..TIDS.len())
-            .filter(|&i| self.m.tids[i].open.is_some())
+            .filter(|&i| self.m.tids[i].open.is_some() || self.m.tids[i].ending.is_some())
             .map(|i| TIDS[i].to_string())
             .collect();
+        for p in 0..P {
+            let held = self
+                .m
+                .tids
+                .iter()
+                .any(|t| t.ending.as_ref().is_some_and(|e| e.parts.contains(&p)));
+            if held && self.m.lso(p) < self.m.hw(p) {
+                self.cov.lso_held_by_a_pending_marker += 1;
+            }
+        }
+        self.check_stable_offsets()?;
         prop_assert_eq!(self.b.open_transactions(), open, "open transactions");
         for (i, state) in self.m.tids.iter().enumerate() {
             if let Some(pid) = state.pid {
@@ -1742,11 +1940,55 @@ impl Harness {
         Ok(())
     }
 
-    /// Settle everything (every open transaction times out), then check the end-state
-    /// properties.
+    /// `OffsetFetch` with `require_stable`: UNSTABLE_OFFSET_COMMIT exactly while a
+    /// transaction not completed carries offsets of one of the partitions.
+    fn check_stable_offsets(&mut self) -> Check {
+        let parts: Vec<TopicPartition> = (0..P).map(tp).collect();
+        let unstable = parts.iter().any(|t| self.m.offsets_pending(t));
+        let got = self.send(
+            "consumer",
+            Request::OffsetFetch {
+                group: GROUP.into(),
+                partitions: parts.clone(),
+                require_stable: true,
+            },
+        );
+        if unstable {
+            prop_assert_eq!(
+                got,
+                Response::OffsetFetch(Err(KafkaError::UnstableOffsetCommit)),
+                "a require_stable fetch with offsets pending"
+            );
+            if self
+                .m
+                .tids
+                .iter()
+                .any(|t| t.ending.as_ref().is_some_and(|e| e.group))
+            {
+                self.cov.unstable_offsets_while_ending += 1;
+            }
+        } else {
+            let committed = &self.m.group.committed;
+            let expected = parts
+                .into_iter()
+                .map(|t| {
+                    let o = committed.get(&t).copied();
+                    (t, o)
+                })
+                .collect();
+            prop_assert_eq!(got, Response::OffsetFetch(Ok(expected)), "a stable fetch");
+        }
+        Ok(())
+    }
+
+    /// Settle everything (every open transaction times out, every marker is written), then
+    /// check the end-state properties.
     fn finish(&mut self) -> Check {
         let later = self.m.now + TXN_TIMEOUT + SESSION + REBALANCE;
         self.tick(later)?;
+        while !self.m.pending_markers().is_empty() {
+            self.marker(0)?;
+        }
         self.check_state()?;
         prop_assert!(self.b.open_transactions().is_empty());
         for p in 0..P {
@@ -1981,6 +2223,20 @@ fn every_interesting_path_is_exercised() {
             "first batches of an unknown producer at a sequence above 0",
             c.unknown_producer_any_sequence,
         ),
+        ("markers written one by one", c.markers_written),
+        (
+            "an LSO held by a pending marker",
+            c.lso_held_by_a_pending_marker,
+        ),
+        ("CONCURRENT_TRANSACTIONS answers", c.concurrent_transactions),
+        (
+            "produce answered NOT_ENOUGH_REPLICAS",
+            c.produce_not_enough_replicas,
+        ),
+        (
+            "offsets unstable while their marker is due",
+            c.unstable_offsets_while_ending,
+        ),
     ];
     let never: Vec<&str> = probes
         .iter()
@@ -2005,6 +2261,11 @@ fn zombie_fenced_by_its_replacement() {
             parts: 0b011,
             n: 2,
         },
+        // The replacement's InitProducerId aborts the zombie's transaction and answers
+        // CONCURRENT_TRANSACTIONS; once both abort markers are written, its retry succeeds.
+        Op::Init { h: 1 },
+        Op::Marker { k: 0 },
+        Op::Marker { k: 0 },
         Op::Init { h: 1 },
         Op::TxnSend {
             h: 0,
@@ -2018,6 +2279,7 @@ fn zombie_fenced_by_its_replacement() {
             n: 1,
         },
         Op::End { h: 1, commit: true },
+        Op::Marker { k: 0 },
         Op::Fetch {
             p: 0,
             from: 0,

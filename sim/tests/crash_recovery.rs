@@ -330,6 +330,7 @@ fn late_end_txn_story(
 ) -> (Response, bool, ProducerIdentity, Broker, Vec<Event>) {
     let mut b = Broker::with_config(BrokerConfig {
         transaction_version: version,
+        ..BrokerConfig::default()
     });
     let mut events = Vec::new();
     let tp = TopicPartition::new("out", 0);
@@ -387,6 +388,7 @@ fn late_end_txn_story(
     let Response::EndTxn(Ok(bumped)) = b.handle(2, &client(), end_1.clone(), &mut events) else {
         panic!("the retried EndTxn commits transaction 1")
     };
+    b.write_all_pending_markers(2, &mut events);
     assert!(b.is_committed(&tp, 0));
     // The producer adopts the new epoch (v2) and restarts its sequences with it.
     let mut seq = 1;
@@ -399,6 +401,7 @@ fn late_end_txn_story(
     // Transaction 2 begins; then the delayed original EndTxn of transaction 1 arrives.
     let second = produce(&mut b, &mut events, &identity, seq);
     let late = b.handle(3, &client(), end_1, &mut events);
+    b.write_all_pending_markers(3, &mut events);
     let committed = b.is_committed(&tp, second);
     (late, committed, identity, b, events)
 }
@@ -423,6 +426,7 @@ fn late_end_txn_of_a_finished_transaction_does_not_commit_the_next() {
     let r = b.handle(4, &client(), end_2, &mut events);
     let bumped = (identity.producer_id, identity.epoch + 1);
     assert_eq!(r, Response::EndTxn(Ok(Some(bumped))));
+    b.write_all_pending_markers(4, &mut events);
     // Offset 0: transaction 1's record, 1: its marker, 2: transaction 2's record.
     assert!(b.is_committed(&TopicPartition::new("out", 0), 2));
 }
@@ -438,4 +442,73 @@ fn late_end_txn_commits_the_next_transaction_under_transaction_version_1() {
 
 fn client() -> oversell_sim::ClientId {
     oversell_sim::ClientId::new("c", "app")
+}
+
+/// How the coordinator aborted the transactions of a run: (by a new producer's
+/// `InitProducerId`, by the timeout scan).
+fn abort_reasons(r: &RunResult) -> (usize, usize) {
+    let reason = |want: &str| {
+        r.trace
+            .records
+            .iter()
+            .filter(|rec| matches!(&rec.event, Event::TxnAbort { reason, .. } if reason.starts_with(want)))
+            .count()
+    };
+    (reason("fenced by a new producer"), reason("timeout"))
+}
+
+/// Ephemeral state directories (`StateDirectory.initializeProcessId` draws a process id at
+/// every start): a restarted instance is a new `transactional.id`, so its
+/// `InitProducerId` fences nothing of the crashed incarnation, whose open transaction
+/// waits for the coordinator's timeout scan. Counting stays exactly once: the crashed
+/// incarnation's output is aborted, its input offsets were never committed. With
+/// persistent directories the restart itself aborts it.
+#[test]
+fn ephemeral_state_dirs_leave_a_crashed_transaction_to_the_timeout_scan() {
+    let setup = crashes_only(Guarantee::ExactlyOnceV2);
+    let (mut ephemeral, mut persistent) = ((0, 0), (0, 0));
+    let mut tids_per_instance: BTreeMap<String, std::collections::BTreeSet<String>> =
+        BTreeMap::new();
+    for seed in 0..200 {
+        let mut w = world(&setup);
+        w.set_ephemeral_state_dirs(true);
+        let r = w.run_seed(seed);
+        assert_eq!(r.outcome, Outcome::Quiescent, "seed {seed}");
+        assert_exactly_once(seed, &setup, &r);
+        let (fenced, timeout) = abort_reasons(&r);
+        ephemeral = (ephemeral.0 + fenced, ephemeral.1 + timeout);
+        for rec in &r.trace.records {
+            if let Event::ProducerInit {
+                transactional_id: Some(tid),
+                ..
+            } = &rec.event
+            {
+                // application-instance-processid: a restart keeps the first two only.
+                let (instance, _) = tid.rsplit_once('-').expect("a process id suffix");
+                let instance = instance.to_string();
+                tids_per_instance
+                    .entry(instance)
+                    .or_default()
+                    .insert(tid.clone());
+            }
+        }
+        let (fenced, timeout) = abort_reasons(&world(&setup).run_seed(seed));
+        persistent = (persistent.0 + fenced, persistent.1 + timeout);
+    }
+    assert_eq!(
+        ephemeral.0, 0,
+        "an ephemeral restart fenced its predecessor"
+    );
+    assert!(
+        ephemeral.1 > 0,
+        "no crashed transaction waited for the scan"
+    );
+    assert!(
+        persistent.0 > 0,
+        "persistent restarts never fenced their predecessor"
+    );
+    assert!(
+        tids_per_instance.values().any(|tids| tids.len() > 1),
+        "a restart kept its transactional id: {tids_per_instance:?}"
+    );
 }

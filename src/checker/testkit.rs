@@ -213,6 +213,8 @@ impl Sim {
     pub fn request(&mut self, client: &str, req: Request) -> Response {
         let mut events = Vec::new();
         let resp = self.broker.handle(self.now, &cid(client), req, &mut events);
+        // No scheduler here: the coordinator writes an ending transaction's markers at once.
+        self.broker.write_all_pending_markers(self.now, &mut events);
         for e in events {
             self.trace.push(self.now, 0, e);
         }

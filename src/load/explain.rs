@@ -195,22 +195,22 @@ pub(super) fn explain(e: DeError, root: &Value<'_>) -> Problem {
         Fault::MissingField(field) => missing(root, &path, span, field),
         Fault::UnknownVariant { variant, expected } => {
             let kinds = list(expected.iter().copied());
+            // Unit variants: `[streams] state_dir` and `rebalance_protocol`; every other one
+            // is a fault's `kind`.
+            let (what, noun) = match path.last() {
+                Some(Seg::Key(k)) if k == "state_dir" => ("state directory", "values"),
+                Some(Seg::Key(k)) if k == "rebalance_protocol" => {
+                    ("rebalance protocol", "protocols")
+                }
+                _ => ("fault kind", "kinds"),
+            };
             let help = match nearest(&variant, expected.iter().copied()) {
-                Some(s) => format!("did you mean \"{s}\"? kinds: {kinds}"),
-                None => format!("kinds: {kinds}"),
-            };
-            let noun = match path.last() {
-                Some(Seg::Key(k)) if k == "rebalance_protocol" => "rebalance protocol",
-                _ => "fault kind",
-            };
-            let help = if noun == "fault kind" {
-                help
-            } else {
-                help.replace("kinds:", "protocols:")
+                Some(s) => format!("did you mean \"{s}\"? {noun}: {kinds}"),
+                None => format!("{noun}: {kinds}"),
             };
             problem(
                 span,
-                format!("unknown {noun} {}", quote_str(&variant)),
+                format!("unknown {what} {}", quote_str(&variant)),
                 Some(help),
             )
         }

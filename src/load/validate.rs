@@ -60,6 +60,7 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "max_time_ms"], 1, MAX_MS),
     (&["run", "decision_bound_ms"], 0, MAX_MS),
     (&["kafka", "transaction_version"], 1, 2),
+    (&["kafka", "abort_scan_interval_ms"], 1, MAX_MS),
     (
         &["outcomes", "*", "products", "*", "available"],
         0,

@@ -582,11 +582,20 @@ impl Broker {
             partitions
         };
         if require_stable {
-            let unstable = self
+            // Offsets of an ongoing transaction, or of an ending one whose marker has not
+            // reached this group yet.
+            let ongoing = self
                 .txn_ids
                 .values()
                 .filter_map(|st| st.open.as_ref())
-                .filter_map(|open| open.offsets.get(name))
+                .filter_map(|open| open.offsets.get(name));
+            let ending = self
+                .txn_ids
+                .values()
+                .filter_map(|st| st.ending.as_ref())
+                .filter_map(|e| e.groups.get(name));
+            let unstable = ongoing
+                .chain(ending)
                 .flat_map(|pending| pending.offsets.keys())
                 .find(|tp| partitions.contains(tp));
             if let Some(tp) = unstable {

@@ -8,6 +8,7 @@ use super::group::GroupState;
 use super::log::{PartitionLog, Topic};
 use super::txn::TxnOutcome;
 use super::Broker;
+use crate::protocol::TopicPartition;
 
 impl Broker {
     /// Check every invariant of every partition, transaction and group (O(size of all
@@ -20,7 +21,8 @@ impl Broker {
     pub fn check_invariants(&self) {
         for (name, topic) in &self.topics {
             for (p, log) in topic.partitions.iter().enumerate() {
-                self.check_log(&format!("{name}-{p}"), topic, log);
+                let tp = TopicPartition::new(name.clone(), p as u32);
+                self.check_log(&tp, topic, log);
             }
         }
         self.check_transactions();
@@ -34,7 +36,7 @@ impl Broker {
         }
     }
 
-    fn check_log(&self, tp: &str, topic: &Topic, log: &PartitionLog) {
+    fn check_log(&self, tp: &TopicPartition, topic: &Topic, log: &PartitionLog) {
         assert_eq!(
             log.entries.len(),
             log.txn.len(),
@@ -73,10 +75,9 @@ impl Broker {
             }
         }
         for (&serial, &first) in &log.ongoing {
-            assert_eq!(
-                self.txn_outcomes[serial],
-                TxnOutcome::Open,
-                "{tp}: settled txn still ongoing"
+            assert!(
+                self.txn_outcomes[serial] == TxnOutcome::Open || self.marker_pending(serial, tp),
+                "{tp}: a settled transaction still holds its LSO with no marker to come"
             );
             assert!(first < log.log_end, "{tp}: ongoing offset past the end");
         }
@@ -108,6 +109,25 @@ impl Broker {
                             .is_some_and(|e| e.transactional_id.as_deref() == Some(tid.as_str())),
                     "{tid}: previous producer id {previous} is not an earlier one of its own"
                 );
+            }
+            assert!(
+                st.open.is_none() || st.ending.is_none(),
+                "{tid}: ongoing and ending at once"
+            );
+            if let Some(ending) = &st.ending {
+                assert_ne!(
+                    self.txn_outcomes[ending.serial],
+                    TxnOutcome::Open,
+                    "{tid}: an ending transaction without an outcome"
+                );
+                assert!(st.last_completed.is_none(), "{tid}: ending and completed");
+                for tp in &ending.partitions {
+                    let log = self.partition(tp).expect("touched partition exists");
+                    assert!(
+                        log.ongoing.contains_key(&ending.serial),
+                        "{tid}: {tp} awaits a marker but does not hold back its LSO"
+                    );
+                }
             }
             let Some(open) = &st.open else { continue };
             assert_eq!(

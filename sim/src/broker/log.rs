@@ -266,10 +266,12 @@ impl Broker {
     ) -> Option<(Option<TxnOutcome>, bool)> {
         let log = self.partition(tp)?;
         let i = log.index_of(offset)?;
-        Some((
-            log.txn[i].map(|s| self.txn_outcomes[s]),
-            log.entries[i].control.is_some(),
-        ))
+        // Until its marker lands here, a transaction is still open in this partition.
+        let outcome = log.txn[i].map(|s| match log.ongoing.contains_key(&s) {
+            true => TxnOutcome::Open,
+            false => self.txn_outcomes[s],
+        });
+        Some((outcome, log.entries[i].control.is_some()))
     }
 
     /// Whether the data record at `offset` was written in a transaction that was aborted

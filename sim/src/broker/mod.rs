@@ -22,7 +22,11 @@
 //!   `TxnOffsetCommit` begin a transaction implicitly; `EndTxn` writes a commit or abort
 //!   marker into every partition the transaction touched, and on commit makes its pending
 //!   group offsets committed. A transaction open longer than its timeout is aborted by
-//!   [`Broker::tick`], which bumps the epoch so the old producer is fenced.
+//!   [`Broker::tick`]'s periodic scan, which bumps the epoch so the old producer is fenced.
+//! - **Markers** are written after the transaction's outcome is decided, one at a time,
+//!   each when the driver chooses ([`Broker::pending_markers`],
+//!   [`Broker::write_pending_marker`]); meanwhile the transactional id answers
+//!   `CONCURRENT_TRANSACTIONS` (and a `Produce`, `NOT_ENOUGH_REPLICAS`).
 //! - **Last stable offset**: the first offset of the earliest open transaction in a
 //!   partition, else the high watermark. `read_committed` fetches stop there and skip
 //!   aborted records; no fetch ever returns a control record.
@@ -55,6 +59,7 @@ pub mod assignor;
 pub mod group;
 mod invariants;
 pub mod log;
+mod markers;
 mod producer;
 #[cfg(test)]
 mod tests;
@@ -62,6 +67,7 @@ mod txn;
 
 pub use group::{range_assignment, GroupState};
 pub use log::TopicConfig;
+pub use markers::{MarkerTarget, PendingMarker};
 pub use producer::PRODUCER_BATCH_CACHE;
 
 use group::Group;
@@ -137,11 +143,33 @@ impl std::fmt::Display for TransactionVersion {
 }
 
 /// Settings of the broker (defaults: Kafka 4.x).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerConfig {
     /// `transaction.version`: 1 or 2 (default 2).
     #[serde(default)]
     pub transaction_version: TransactionVersion,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often the
+    /// coordinator scans for timed-out transactions. Default 1 000: Kafka's 10 s scaled as
+    /// the kernel scales the transaction timeout (Kafka Streams' 10 s under exactly-once,
+    /// `transaction.timeout.ms` 1 000 here).
+    #[serde(default = "default_abort_scan_interval_ms")]
+    pub abort_scan_interval_ms: Millis,
+}
+
+/// The default of [`BrokerConfig::abort_scan_interval_ms`].
+pub const DEFAULT_ABORT_SCAN_INTERVAL_MS: Millis = 1_000;
+
+fn default_abort_scan_interval_ms() -> Millis {
+    DEFAULT_ABORT_SCAN_INTERVAL_MS
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            transaction_version: TransactionVersion::default(),
+            abort_scan_interval_ms: DEFAULT_ABORT_SCAN_INTERVAL_MS,
+        }
+    }
 }
 
 /// Deliberate defects of the coordinators, each one check left out as a careless change
@@ -196,6 +224,10 @@ impl Broker {
     }
 
     pub fn with_config(config: BrokerConfig) -> Self {
+        assert!(
+            config.abort_scan_interval_ms >= 1,
+            "the abort scan interval is at least 1 ms"
+        );
         Broker {
             config,
             topics: BTreeMap::new(),
@@ -237,6 +269,16 @@ impl Broker {
         self.config.transaction_version = version;
     }
 
+    /// Change the interval of the timeout scan (before the first request, like
+    /// [`Broker::set_transaction_version`]).
+    pub fn set_abort_scan_interval(&mut self, interval_ms: Millis) {
+        assert!(
+            self.txn_ids.is_empty() && interval_ms >= 1,
+            "the abort scan interval (at least 1 ms) is set before any producer exists"
+        );
+        self.config.abort_scan_interval_ms = interval_ms;
+    }
+
     /// Handle one request from `client` (a stable client name, used for member ids)
     /// atomically at simulated time `now`; events describing what happened are pushed to
     /// `events`. Bad requests are answered with errors (and a `Rejected` event), never a
@@ -264,12 +306,11 @@ impl Broker {
             Request::InitProducerId {
                 transactional_id,
                 transaction_timeout_ms,
-            } => Response::InitProducerId(Ok(self.init_producer_id(
-                now,
+            } => Response::InitProducerId(self.init_producer_id(
                 transactional_id,
                 transaction_timeout_ms,
                 events,
-            ))),
+            )),
             Request::Produce { producer, batches } => {
                 Response::Produce(self.produce(now, producer, batches, events))
             }
@@ -281,7 +322,7 @@ impl Broker {
                 self.txn_offset_commit(now, &producer, group, offsets, events),
             ),
             Request::EndTxn { producer, commit } => {
-                Response::EndTxn(self.end_txn_request(now, &producer, commit, events))
+                Response::EndTxn(self.end_txn_request(&producer, commit, events))
             }
             Request::Fetch {
                 tp,
@@ -345,8 +386,8 @@ impl Broker {
         }
     }
 
-    /// Time-driven work at `now`: abort transactions open for their timeout or longer
-    /// (and fence their epoch), expire group members whose session timed out, complete
+    /// Time-driven work at `now`: the timeout scan (abort and fence transactions whose
+    /// timeout had passed at a scan due now), expire group members whose session timed out, complete
     /// rebalances whose rebalance timeout passed. A deadline `d` is due when `now >= d`.
     /// In debug and test builds every invariant is checked afterwards.
     pub fn tick(&mut self, now: Millis, events: &mut Vec<Event>) {
@@ -361,7 +402,11 @@ impl Broker {
 
     /// Earliest simulated time at which [`Broker::tick`] would do something, if any.
     pub fn next_deadline(&self) -> Option<Millis> {
-        let txns = self.txn_ids.values().filter_map(TxnIdState::deadline);
+        let txns = self
+            .txn_ids
+            .values()
+            .filter_map(TxnIdState::deadline)
+            .map(|d| self.scan_after(d));
         let groups = self.groups.values().filter_map(Group::deadline);
         txns.chain(groups).min()
     }

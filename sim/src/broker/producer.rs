@@ -221,13 +221,23 @@ impl Broker {
                 Err((error, detail)) => {
                     let error = self.data_request_error(error);
                     reject(events, "Produce", error, detail);
-                    return batches
-                        .into_iter()
-                        .map(|b| (b.tp, PartitionProduceResult::Error(error)))
-                        .collect();
+                    return fail_all(batches, error);
                 }
             },
         };
+        if let Some(tid) = &tid {
+            // The verification of the next transaction with the coordinator answers
+            // CONCURRENT_TRANSACTIONS while the last one's markers are pending
+            // (`TransactionCoordinator.handleAddPartitionsToTransaction`), which the
+            // partition leader answers as NOT_ENOUGH_REPLICAS so that the producer retries
+            // the batch (`ReplicaManager.handleProduceAppend`).
+            if self.check_not_ending("Produce", tid, events).is_err() {
+                let error = KafkaError::NotEnoughReplicas;
+                let detail = format!("{tid}: verification failed: CONCURRENT_TRANSACTIONS");
+                reject(events, "Produce", error, detail);
+                return fail_all(batches, error);
+            }
+        }
         batches
             .into_iter()
             .map(|batch| {
@@ -427,4 +437,15 @@ fn check_idempotent_epoch(
     } else {
         Ok(())
     }
+}
+
+/// Every batch of a request answered with `error`.
+fn fail_all(
+    batches: Vec<ProduceBatch>,
+    error: KafkaError,
+) -> Vec<(TopicPartition, PartitionProduceResult)> {
+    batches
+        .into_iter()
+        .map(|b| (b.tp, PartitionProduceResult::Error(error)))
+        .collect()
 }

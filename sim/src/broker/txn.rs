@@ -1,14 +1,16 @@
 //! The transaction coordinator: `transactional.id` → producer id and epoch,
 //! `InitProducerId` (epoch bump, abort of the previous epoch's transaction, fencing),
-//! implicit begin and partition adds (KIP-890), `TxnOffsetCommit` (KIP-447), `EndTxn`
-//! with its markers, and transaction timeouts.
+//! implicit begin and partition adds (KIP-890), `TxnOffsetCommit` (KIP-447), and `EndTxn`,
+//! which moves a transaction to `PrepareCommit` / `PrepareAbort`; its markers are written
+//! afterwards, one by one (`markers.rs`), as Kafka's `TransactionMarkerChannelManager`
+//! does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{reject, Broker};
 use crate::protocol::{
-    ControlType, Epoch, Generation, GroupMetadata, KafkaError, LogEntry, Millis, Offset,
-    ProducerId, ProducerIdentity, Record, TopicPartition,
+    Epoch, Generation, GroupMetadata, KafkaError, Millis, Offset, ProducerId, ProducerIdentity,
+    TopicPartition,
 };
 use crate::trace::Event;
 
@@ -43,13 +45,31 @@ pub(super) struct OpenTxn {
     pub(super) offsets: BTreeMap<String, PendingOffsets>,
 }
 
+/// A transaction in `PrepareCommit` / `PrepareAbort`: its outcome is decided, its markers
+/// are still to be written (`TransactionMarkerChannelManager.addTxnMarkersToSend`).
+#[derive(Clone, Debug)]
+pub(super) struct EndingTxn {
+    pub(super) serial: TxnSerial,
+    pub(super) commit: bool,
+    /// Producer id and epoch the markers carry.
+    pub(super) marker: (ProducerId, Epoch),
+    /// Partitions whose marker is still to be written: each holds back its LSO.
+    pub(super) partitions: BTreeSet<TopicPartition>,
+    /// Groups whose marker is still to be written: their offsets stay pending.
+    pub(super) groups: BTreeMap<String, PendingOffsets>,
+}
+
 /// The transaction coordinator's state of one `transactional.id`.
 #[derive(Clone, Debug)]
 pub(super) struct TxnIdState {
     pub(super) producer_id: ProducerId,
     pub(super) epoch: Epoch,
     pub(super) timeout_ms: Millis,
+    /// `Ongoing`: a transaction has begun and is not ended.
     pub(super) open: Option<OpenTxn>,
+    /// `PrepareCommit` / `PrepareAbort`: markers still to be written. Never together with
+    /// `open`.
+    pub(super) ending: Option<EndingTxn>,
     /// How the last transaction of the current epoch ended (`true` = committed), so a
     /// retried `EndTxn` is answered `Ok` (Kafka's `CompleteCommit` / `CompleteAbort`).
     pub(super) last_completed: Option<(Epoch, bool)>,
@@ -65,16 +85,29 @@ impl TxnIdState {
             .as_ref()
             .map(|o| o.started.saturating_add(self.timeout_ms))
     }
+
+    /// Not `Empty`, `CompleteCommit` or `CompleteAbort`: ongoing, or its markers pending.
+    pub(super) fn in_transaction(&self) -> bool {
+        self.open.is_some() || self.ending.is_some()
+    }
 }
 
 impl Broker {
+    /// `InitProducerId`, after Kafka's `TransactionCoordinator.handleInitProducerId` and
+    /// `prepareInitProducerIdTransit`: while the markers of the last transaction are being
+    /// written, `CONCURRENT_TRANSACTIONS`; with a transaction ongoing, fence its epoch and
+    /// abort it (`prepareFenceProducerEpoch`, then `endTransaction(isFromClient = false)`),
+    /// answering `CONCURRENT_TRANSACTIONS` so that the client's retry, once the abort's
+    /// markers are written, bumps the epoch once more (v1: +1 at the fence, +1 at the retry;
+    /// v2: +2 at the fence, the abort bumping again, +1 at the retry); otherwise bump the
+    /// epoch (`prepareIncrementProducerEpoch`).
     pub(super) fn init_producer_id(
         &mut self,
-        now: Millis,
         transactional_id: Option<String>,
         transaction_timeout_ms: Millis,
         events: &mut Vec<Event>,
-    ) -> (ProducerId, Epoch) {
+    ) -> Result<(ProducerId, Epoch), KafkaError> {
+        const REQ: &str = "InitProducerId";
         let Some(tid) = transactional_id else {
             let pid = self.allocate_producer_id(None);
             events.push(Event::ProducerInit {
@@ -82,48 +115,57 @@ impl Broker {
                 producer_id: pid,
                 epoch: 0,
             });
-            return (pid, 0);
+            return Ok((pid, 0));
         };
-        let (pid, epoch) = if self.txn_ids.contains_key(&tid) {
-            const REASON: &str = "fenced by a new producer (InitProducerId)";
-            if self.config.transaction_version.bumps_epoch_at_every_end() {
-                // v2: Kafka fences the epoch, aborts with a second bump and answers
-                // CONCURRENT_TRANSACTIONS; the client's retry bumps a third time
-                // (TransactionCoordinator.handleInitProducerId, prepareInitProducerIdTransit).
-                self.abort_and_fence(&tid, now, REASON, events);
-            } else {
-                self.abort_open_txn(&tid, now, REASON, events);
+        let (pid, epoch) = match self.txn_ids.get(&tid) {
+            None => self.first_producer_id(&tid, transaction_timeout_ms),
+            Some(st) if st.ending.is_some() => {
+                let detail = format!("{tid} is writing the markers of its last transaction");
+                let error = KafkaError::ConcurrentTransactions;
+                return Err(reject(events, REQ, error, detail));
             }
-            self.bump_epoch(&tid, events);
-            let st = self.txn_ids.get_mut(&tid).expect("checked above");
-            st.timeout_ms = transaction_timeout_ms;
-            st.last_completed = None;
-            (st.producer_id, st.epoch)
-        } else {
-            let pid = self.allocate_producer_id(Some(tid.clone()));
-            self.txn_ids.insert(
-                tid.clone(),
-                TxnIdState {
-                    producer_id: pid,
-                    epoch: 0,
-                    timeout_ms: transaction_timeout_ms,
-                    open: None,
-                    last_completed: None,
-                    previous_producer_id: None,
-                },
-            );
-            (pid, 0)
+            Some(st) if st.open.is_some() => {
+                self.abort_and_fence(&tid, "fenced by a new producer (InitProducerId)", events);
+                let detail = format!("{tid} had a transaction ongoing: aborting it");
+                let error = KafkaError::ConcurrentTransactions;
+                return Err(reject(events, REQ, error, detail));
+            }
+            Some(_) => {
+                self.bump_epoch(&tid, events);
+                let st = self.txn_ids.get_mut(&tid).expect("checked above");
+                st.timeout_ms = transaction_timeout_ms;
+                st.last_completed = None;
+                (st.producer_id, st.epoch)
+            }
         };
         assert!(
-            self.txn_ids[&tid].open.is_none(),
-            "broker bug: {tid} initialised with an open transaction"
+            !self.txn_ids[&tid].in_transaction(),
+            "broker bug: {tid} initialised in a transaction"
         );
         events.push(Event::ProducerInit {
             transactional_id: Some(tid),
             producer_id: pid,
             epoch,
         });
-        (pid, epoch)
+        Ok((pid, epoch))
+    }
+
+    /// A transactional id's first producer id, at epoch 0.
+    fn first_producer_id(&mut self, tid: &str, timeout_ms: Millis) -> (ProducerId, Epoch) {
+        let pid = self.allocate_producer_id(Some(tid.to_string()));
+        self.txn_ids.insert(
+            tid.to_string(),
+            TxnIdState {
+                producer_id: pid,
+                epoch: 0,
+                timeout_ms,
+                open: None,
+                ending: None,
+                last_completed: None,
+                previous_producer_id: None,
+            },
+        );
+        (pid, 0)
     }
 
     /// Fence the current epoch of `tid`: the next epoch (or a fresh producer id at epoch 0
@@ -132,7 +174,7 @@ impl Broker {
         let st = self.txn_ids.get(tid).expect("known transactional id");
         assert!(
             st.open.is_none(),
-            "broker bug: bumping the epoch of an open transaction"
+            "broker bug: bumping the epoch of an ongoing transaction"
         );
         let (old_pid, old_epoch) = (st.producer_id, st.epoch);
         events.push(Event::Fenced {
@@ -218,6 +260,10 @@ impl Broker {
         if let Some(open) = &st.open {
             return open.serial;
         }
+        assert!(
+            st.ending.is_none(),
+            "broker bug: {tid} begins a transaction while the last one's markers are pending"
+        );
         self.txn_outcomes.push(TxnOutcome::Open);
         let serial = self.txn_outcomes.len() - 1;
         events.push(Event::TxnBegin {
@@ -274,6 +320,7 @@ impl Broker {
                 return Err(reject(events, REQ, self.data_request_error(e), detail))
             }
         };
+        self.check_not_ending(REQ, &tid, events)?;
         // TxnOffsetCommit before v3 (pre KIP-447) carried no member id or generation, so
         // the coordinator could not fence a zombie on it: an empty member id stands for
         // such a request.
@@ -306,13 +353,12 @@ impl Broker {
 
     pub(super) fn end_txn_request(
         &mut self,
-        now: Millis,
         producer: &ProducerIdentity,
         commit: bool,
         events: &mut Vec<Event>,
     ) -> Result<Option<(ProducerId, Epoch)>, KafkaError> {
         if self.config.transaction_version.bumps_epoch_at_every_end() {
-            return self.end_txn_v2(now, producer, commit, events).map(Some);
+            return self.end_txn_v2(producer, commit, events).map(Some);
         }
         const REQ: &str = "EndTxn";
         let tid = match self.check_producer(producer) {
@@ -320,6 +366,7 @@ impl Broker {
             Ok(None) => return Err(self.not_transactional(REQ, producer, events)),
             Err((e, detail)) => return Err(reject(events, REQ, e, detail)),
         };
+        self.check_not_ending(REQ, &tid, events)?;
         let st = self.txn_ids.get(&tid).expect("validated transactional id");
         if st.open.is_none() {
             return if st.last_completed == Some((st.epoch, commit)) {
@@ -329,15 +376,37 @@ impl Broker {
             };
         }
         let epoch = st.epoch;
-        self.complete_txn(
-            &tid,
-            now,
-            commit,
-            "requested by the producer",
-            epoch,
-            events,
-        );
+        self.prepare_end(&tid, commit, "requested by the producer", epoch, events);
+        self.complete_if_written(&tid);
         Ok(None)
+    }
+
+    /// `CONCURRENT_TRANSACTIONS` while the markers of `tid`'s last transaction are being
+    /// written (`TransactionCoordinator.endTransaction`, `handleAddPartitionsToTransaction`:
+    /// a pending transition, or `PrepareCommit` / `PrepareAbort`).
+    pub(super) fn check_not_ending(
+        &self,
+        request: &str,
+        tid: &str,
+        events: &mut Vec<Event>,
+    ) -> Result<(), KafkaError> {
+        match &self.txn_ids[tid].ending {
+            None => Ok(()),
+            Some(e) => {
+                let state = if e.commit {
+                    "PrepareCommit"
+                } else {
+                    "PrepareAbort"
+                };
+                let detail = format!("{tid} is in {state}: its markers are being written");
+                Err(reject(
+                    events,
+                    request,
+                    KafkaError::ConcurrentTransactions,
+                    detail,
+                ))
+            }
+        }
     }
 
     /// `EndTxn` under transaction protocol v2, after Kafka's
@@ -347,11 +416,12 @@ impl Broker {
     /// `CompleteAbort` a request with epoch − 1 (`retryOnEpochBump`, or the old producer id
     /// at the last epoch after a rotation, `retryOnOverflow`) is a retry, answered `Ok`
     /// with the current producer id and epoch when it asks for the same outcome; an abort
-    /// at the current epoch with no transaction open bumps the epoch again. Everything else
-    /// with an old epoch is `PRODUCER_FENCED`. Answers the producer id and epoch to use.
+    /// at the current epoch with no transaction open bumps the epoch again; in
+    /// `PrepareCommit` / `PrepareAbort` (markers pending) a retry is answered
+    /// `CONCURRENT_TRANSACTIONS`. Everything else with an old epoch is `PRODUCER_FENCED`.
+    /// Answers the producer id and epoch to use.
     fn end_txn_v2(
         &mut self,
-        now: Millis,
         producer: &ProducerIdentity,
         commit: bool,
         events: &mut Vec<Event>,
@@ -365,11 +435,13 @@ impl Broker {
         let st = &self.txn_ids[&tid];
         let current = (st.producer_id, st.epoch);
         let retry = is_retry_v2(st, producer);
-        let valid_epoch = match (&st.open, st.last_completed) {
-            (None, Some(_)) => retry || producer.epoch == st.epoch,
+        let valid_epoch = match (&st.open, &st.ending, st.last_completed) {
+            // PrepareCommit / PrepareAbort: only a retry (`retryOnEpochBump`) is valid.
+            (None, Some(_), _) => retry,
+            (None, None, Some(_)) => retry || producer.epoch == st.epoch,
             // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch ends the
             // open transaction.
-            (Some(_), _) if self.defects.stale_epoch_accepted => producer.epoch <= st.epoch,
+            (Some(_), _, _) if self.defects.stale_epoch_accepted => producer.epoch <= st.epoch,
             _ => producer.epoch == st.epoch,
         };
         if (producer.producer_id != st.producer_id && !retry) || !valid_epoch {
@@ -379,15 +451,17 @@ impl Broker {
             );
             return Err(reject(events, REQ, KafkaError::ProducerFenced, detail));
         }
+        self.check_not_ending(REQ, &tid, events)?;
+        let st = &self.txn_ids[&tid];
         match (st.open.is_some(), st.last_completed) {
-            (true, _) => self.end_with_bump(&tid, now, commit, "requested by the producer", events),
+            (true, _) => self.end_with_bump(&tid, commit, "requested by the producer", events),
             (false, Some((_, done))) if retry => {
                 if done != commit {
                     return Err(no_transaction(events, &tid, commit));
                 }
                 return Ok(current); // a retry of the EndTxn that completed the last one
             }
-            (false, _) if !commit => self.end_with_bump(&tid, now, false, "", events),
+            (false, _) if !commit => self.end_with_bump(&tid, false, "", events),
             (false, _) => return Err(no_transaction(events, &tid, commit)),
         }
         let st = &self.txn_ids[&tid];
@@ -399,24 +473,22 @@ impl Broker {
     }
 
     /// Under v2: end the open transaction of `tid` (or, with none open, an empty abort),
-    /// writing its markers with the next epoch, and bump the epoch
-    /// (`TransactionMetadata.prepareAbortOrCommit`, then `prepareComplete`, which moves to
-    /// `nextProducerId` at epoch 0 when the epoch was exhausted).
-    fn end_with_bump(
-        &mut self,
-        tid: &str,
-        now: Millis,
-        commit: bool,
-        reason: &str,
-        events: &mut Vec<Event>,
-    ) {
-        if self.txn_ids[tid].open.is_some() {
+    /// its markers to carry the next epoch, and bump the epoch
+    /// (`TransactionMetadata.prepareAbortOrCommit`, which moves to `nextProducerId` at epoch
+    /// 0 when the epoch was exhausted: here at once).
+    fn end_with_bump(&mut self, tid: &str, commit: bool, reason: &str, events: &mut Vec<Event>) {
+        let ending = self.txn_ids[tid].open.is_some();
+        if ending {
             let marker_epoch = self.epoch_after(tid, 1);
-            self.complete_txn(tid, now, commit, reason, marker_epoch, events);
+            self.prepare_end(tid, commit, reason, marker_epoch, events);
         }
         self.bump_epoch(tid, events);
-        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
-        st.last_completed = Some((st.epoch, commit));
+        if ending {
+            self.complete_if_written(tid);
+        } else {
+            let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+            st.last_completed = Some((st.epoch, commit));
+        }
     }
 
     /// The epoch `bumps` bumps after the current one, as the markers of an ending
@@ -426,157 +498,34 @@ impl Broker {
         epoch.min(i16::MAX as Epoch)
     }
 
-    /// Abort the open transaction of `tid`, if any, on the coordinator's own initiative (a
-    /// timeout, a new producer) and fence its epoch: Kafka's `prepareFenceProducerEpoch`,
-    /// then `endTransaction(isFromClient = false)`. Under v1 the epoch moves by one; under
-    /// v2 by two, since the abort itself bumps it again (`prepareAbortOrCommit`).
-    fn abort_and_fence(&mut self, tid: &str, now: Millis, reason: &str, events: &mut Vec<Event>) {
-        if self.txn_ids[tid].open.is_none() {
-            return;
-        }
-        if self.config.transaction_version.bumps_epoch_at_every_end() {
-            let marker_epoch = self.epoch_after(tid, 2);
-            self.complete_txn(tid, now, false, reason, marker_epoch, events);
-            self.bump_epoch(tid, events);
-            self.bump_epoch(tid, events);
-            let st = self.txn_ids.get_mut(tid).expect("known transactional id");
-            st.last_completed = Some((st.epoch, false));
-        } else {
-            let epoch = self.txn_ids[tid].epoch;
-            self.complete_txn(tid, now, false, reason, epoch, events);
-            self.bump_epoch(tid, events);
-        }
-    }
-
-    pub(super) fn abort_open_txn(
-        &mut self,
-        tid: &str,
-        now: Millis,
-        reason: &str,
-        events: &mut Vec<Event>,
-    ) {
-        let st = self.txn_ids.get(tid);
-        if let Some(epoch) = st.filter(|st| st.open.is_some()).map(|st| st.epoch) {
-            self.complete_txn(tid, now, false, reason, epoch, events);
-        }
-    }
-
-    /// Write the markers of the open transaction of `tid`, with `marker_epoch`, and settle
-    /// it.
-    fn complete_txn(
-        &mut self,
-        tid: &str,
-        now: Millis,
-        commit: bool,
-        reason: &str,
-        marker_epoch: Epoch,
-        events: &mut Vec<Event>,
-    ) {
-        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
-        let open = st.open.take().expect("an open transaction");
-        let (pid, epoch) = (st.producer_id, st.epoch);
+    /// Abort the open transaction of `tid` on the coordinator's own initiative (a timeout,
+    /// a new producer) and fence its epoch: Kafka's `prepareFenceProducerEpoch` (+1), then
+    /// `endTransaction(isFromClient = false)` with the server's transaction version, whose
+    /// `prepareAbortOrCommit` bumps once more under v2. The markers carry the epoch reached.
+    pub(super) fn abort_and_fence(&mut self, tid: &str, reason: &str, events: &mut Vec<Event>) {
         assert!(
-            marker_epoch >= epoch,
-            "broker bug: a marker older than its transaction"
+            self.txn_ids[tid].open.is_some(),
+            "broker bug: fencing {tid} with no transaction ongoing"
         );
-        st.last_completed = Some((epoch, commit));
-        assert_eq!(
-            self.txn_outcomes[open.serial],
-            TxnOutcome::Open,
-            "broker bug: transaction settled twice"
-        );
-        self.txn_outcomes[open.serial] = if commit {
-            TxnOutcome::Committed
+        let bumps = if self.config.transaction_version.bumps_epoch_at_every_end() {
+            2
         } else {
-            TxnOutcome::Aborted
+            1
         };
-        let control = if commit {
-            ControlType::Commit
-        } else {
-            ControlType::Abort
-        };
-        for tp in open.partitions.keys() {
-            self.write_marker(tp, open.serial, (pid, marker_epoch), control, now, events);
+        let marker_epoch = self.epoch_after(tid, bumps);
+        self.prepare_end(tid, false, reason, marker_epoch, events);
+        for _ in 0..bumps {
+            self.bump_epoch(tid, events);
         }
-        if commit {
-            self.commit_pending_offsets(open.offsets, events);
-            events.push(Event::TxnCommit {
-                transactional_id: tid.to_string(),
-                producer_id: pid,
-                epoch,
-            });
-        } else {
-            events.push(Event::TxnAbort {
-                transactional_id: tid.to_string(),
-                producer_id: pid,
-                epoch,
-                reason: reason.to_string(),
-            });
-        }
+        self.complete_if_written(tid);
     }
 
-    /// Write a commit or abort marker of transaction `serial` into `tp`, which stops
-    /// holding back the partition's LSO.
-    fn write_marker(
-        &mut self,
-        tp: &TopicPartition,
-        serial: TxnSerial,
-        (pid, epoch): (ProducerId, Epoch),
-        control: ControlType,
-        now: Millis,
-        events: &mut Vec<Event>,
-    ) {
-        let (log, compacted) = self.partition_mut(tp);
-        let removed = log.ongoing.remove(&serial);
-        assert!(
-            removed.is_some(),
-            "broker bug: {tp} did not know its open transaction"
-        );
-        let offset = log.log_end;
-        log.append(
-            LogEntry {
-                offset,
-                record: Record {
-                    key: None,
-                    value: None,
-                    timestamp: now,
-                    headers: Vec::new(),
-                },
-                producer: Some((pid, epoch)),
-                sequence: None,
-                transactional: true,
-                control: Some(control),
-            },
-            None,
-            compacted,
-        );
-        events.push(Event::Marker {
-            tp: tp.clone(),
-            offset,
-            producer_id: pid,
-            control,
-        });
-    }
-
-    /// Abort every transaction open for its timeout or longer and fence its epoch, by
-    /// transactional id.
-    pub(super) fn abort_timed_out_transactions(&mut self, now: Millis, events: &mut Vec<Event>) {
-        let timed_out: Vec<String> = self
-            .txn_ids
-            .iter()
-            .filter(|(_, st)| st.deadline().is_some_and(|d| now >= d))
-            .map(|(tid, _)| tid.clone())
-            .collect();
-        for tid in timed_out {
-            self.abort_and_fence(&tid, now, "timeout", events);
-        }
-    }
-
-    /// Transactional ids with an open transaction, sorted.
+    /// Transactional ids with a transaction not completed (ongoing, or its markers still
+    /// being written), sorted.
     pub fn open_transactions(&self) -> Vec<String> {
         self.txn_ids
             .iter()
-            .filter(|(_, st)| st.open.is_some())
+            .filter(|(_, st)| st.in_transaction())
             .map(|(tid, _)| tid.clone())
             .collect()
     }

@@ -6,7 +6,6 @@ use super::{AfterCommit, Phase, StreamsClient};
 use crate::client::Env;
 use crate::protocol::*;
 use crate::trace::Event;
-use std::collections::BTreeMap;
 
 impl StreamsClient {
     pub(super) fn send_outputs(&mut self, env: &mut Env<'_>) {
@@ -142,17 +141,26 @@ impl StreamsClient {
         }
     }
 
+    /// A `Produce` answer. Batches answered with a retriable error
+    /// (`NOT_ENOUGH_REPLICAS` while the last transaction's markers are written) are sent
+    /// again as they were, same sequences, after `retry.backoff.ms`, as Kafka's `Sender`
+    /// does (`canRetry`); any other error fences or resets the producer.
     pub(super) fn on_produce(
         &mut self,
         results: Vec<(TopicPartition, PartitionProduceResult)>,
-        counts: &BTreeMap<TopicPartition, usize>,
+        request: Option<Request>,
         env: &mut Env<'_>,
     ) {
+        let Some(Request::Produce { producer, batches }) = request else {
+            return;
+        };
         let mut failed = None;
+        let mut retry: Vec<TopicPartition> = Vec::new();
         for (tp, result) in results {
             match result {
                 PartitionProduceResult::Appended { base_offset, .. } => {
-                    let count = counts.get(&tp).copied().unwrap_or(0);
+                    let batch = batches.iter().find(|b| b.tp == tp);
+                    let count = batch.map_or(0, |b| b.records.len());
                     env.event(Event::Acked {
                         client: self.id.clone(),
                         tp,
@@ -160,27 +168,55 @@ impl StreamsClient {
                         count,
                     });
                 }
+                PartitionProduceResult::Error(e) if e.is_retriable() => retry.push(tp),
                 PartitionProduceResult::Error(e) => failed = Some((tp, e)),
             }
         }
         if let Some((tp, e)) = failed {
-            match e {
-                KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
-                    self.producer = None;
-                    self.txn = None;
-                    self.task_migrated(env, &format!("produce to {tp}: producer fenced"), false);
-                }
-                _ => {
-                    // Sequence trouble or an unknown producer: a fresh producer id, and the
-                    // tasks are closed dirty so that their input is processed again.
-                    self.producer = None;
-                    self.txn = None;
-                    self.sequences.clear();
-                    self.task_migrated(env, &format!("produce to {tp} failed: {e:?}"), false);
-                    self.phase = Phase::InitProducer;
-                }
+            self.on_produce_error(tp, e, env);
+            return;
+        }
+        if !retry.is_empty() {
+            let batches = batches.into_iter().filter(|b| retry.contains(&b.tp));
+            let request = Request::Produce {
+                producer,
+                batches: batches.collect(),
+            };
+            self.resend_after_backoff(request, env);
+        }
+    }
+
+    fn on_produce_error(&mut self, tp: TopicPartition, e: KafkaError, env: &mut Env<'_>) {
+        match e {
+            KafkaError::ProducerFenced | KafkaError::InvalidProducerEpoch => {
+                self.producer = None;
+                self.txn = None;
+                self.task_migrated(env, &format!("produce to {tp}: producer fenced"), false);
+            }
+            _ => {
+                // Sequence trouble or an unknown producer: a fresh producer id, and the
+                // tasks are closed dirty so that their input is processed again.
+                self.producer = None;
+                self.txn = None;
+                self.sequences.clear();
+                self.task_migrated(env, &format!("produce to {tp} failed: {e:?}"), false);
+                self.phase = Phase::InitProducer;
             }
         }
+    }
+
+    /// A retriable error (`CONCURRENT_TRANSACTIONS` to `InitProducerId`,
+    /// `TxnOffsetCommit` or `EndTxn` while markers are written): the same request again
+    /// after `retry.backoff.ms` (`TransactionManager`'s handlers re-enqueue it).
+    pub(super) fn retry_after(
+        &mut self,
+        error: KafkaError,
+        request: Option<Request>,
+        env: &mut Env<'_>,
+    ) {
+        let Some(request) = request else { return };
+        debug_assert!(error.is_retriable(), "{error:?} is not retriable");
+        self.resend_after_backoff(request, env);
     }
 
     pub(super) fn on_init_producer(
@@ -343,5 +379,48 @@ mod tests {
         assert_eq!((c.txn, c.dirty, c.phase.clone()), (None, false, Phase::Run));
         // Transaction protocol v2: the next transaction runs at the epoch of the answer.
         assert_eq!((c.producer, c.sequences.len()), (Some((1, 1)), 0));
+    }
+
+    #[test]
+    fn concurrent_transactions_resends_the_same_request_after_the_backoff() {
+        let (mut c, mut d) = processed_one(Guarantee::ExactlyOnceV2);
+        let (corr, commit) = step(&mut c, &mut d);
+        assert!(matches!(commit, Request::TxnOffsetCommit { .. }));
+        let err = Response::TxnOffsetCommit(Err(KafkaError::ConcurrentTransactions));
+        assert!(answer(&mut c, &mut d, corr, err).is_empty());
+        // Nothing until retry.backoff.ms has passed, then the same request again; the
+        // transaction and the producer are kept.
+        assert!(!c.ready(MAIN, d.now) && c.txn.is_some() && c.producer.is_some());
+        assert_eq!(c.main_wakeup(), Some(d.now + c.config.retry_backoff_ms));
+        d.now += c.config.retry_backoff_ms;
+        let (_, again) = step(&mut c, &mut d);
+        assert_eq!(again, commit);
+    }
+
+    #[test]
+    fn a_produce_answered_not_enough_replicas_is_resent_with_its_sequences() {
+        let (mut c, mut d) = running(Guarantee::ExactlyOnceV2, &[0], &[]);
+        let (corr, _) = step(&mut c, &mut d);
+        let input = fetched(tp("in", 0), 0, vec![record("k", "v", 0)], 1);
+        answer(&mut c, &mut d, corr, input);
+        let _ = d.step(&mut c, MAIN);
+        let (corr, produce) = step(&mut c, &mut d);
+        let Request::Produce { batches, .. } = &produce else {
+            panic!("expected a produce, got {produce:?}")
+        };
+        let refused = batches
+            .iter()
+            .map(|b| {
+                (
+                    b.tp.clone(),
+                    PartitionProduceResult::Error(KafkaError::NotEnoughReplicas),
+                )
+            })
+            .collect();
+        answer(&mut c, &mut d, corr, Response::Produce(refused));
+        assert!(c.producer.is_some(), "a retriable error keeps the producer");
+        d.now += c.config.retry_backoff_ms;
+        let (_, again) = step(&mut c, &mut d);
+        assert_eq!(again, produce, "the same batches, sequences and epoch");
     }
 }

@@ -162,6 +162,12 @@ pub struct StreamsClient {
     next_wall_punctuation: Millis,
     // Requests in flight, per lane.
     main: Option<Waiting>,
+    /// A request of the processing loop answered with a retriable error, to send again as
+    /// it was at the given time (`retry.backoff.ms`).
+    resend: Option<(Millis, Request)>,
+    /// The process id this start drew, with ephemeral state directories: part of the
+    /// `transactional.id`.
+    process_id: Option<u32>,
     heartbeat: Option<Waiting>,
 }
 
@@ -214,12 +220,30 @@ impl StreamsClient {
             idle_until: 0,
             next_wall_punctuation: 0,
             main: None,
+            resend: None,
+            process_id: None,
             heartbeat: None,
         }
     }
 
+    /// `exactly_once_v2`'s `transactional.id`: application id, process id and thread
+    /// (`ActiveTaskCreator` / `StreamsProducer`). With persistent state directories the
+    /// process id is the one stored there, the same at every start: the instance's name
+    /// stands for it. With ephemeral ones it is drawn at every start
+    /// (`StateDirectory.initializeProcessId`), so a restarted instance is a new
+    /// transactional id that fences nothing of its previous incarnation.
     fn transactional_id(&self) -> String {
-        format!("{}-{}", self.config.application_id, self.id.instance)
+        let (app, instance) = (&self.config.application_id, &self.id.instance);
+        match self.process_id {
+            None => format!("{app}-{instance}"),
+            Some(pid) => format!("{app}-{instance}-{pid:08x}"),
+        }
+    }
+
+    /// Send `request` again after `retry.backoff.ms`: the answer was a retriable error.
+    fn resend_after_backoff(&mut self, request: Request, env: &Env<'_>) {
+        assert!(self.main.is_none(), "a resend while a request is in flight");
+        self.resend = Some((env.now + self.config.retry_backoff_ms, request));
     }
 
     fn identity(&self) -> Option<ProducerIdentity> {
@@ -259,6 +283,9 @@ impl StreamsClient {
         if let Some(w) = &self.main {
             return now >= w.deadline;
         }
+        if let Some((at, _)) = &self.resend {
+            return now >= *at;
+        }
         match &self.phase {
             Phase::InitProducer | Phase::CommitOffsets { .. } | Phase::EndTxn { .. } => true,
             // A rebalance the heartbeat asked for is handled at the next poll, restoring or not.
@@ -288,6 +315,9 @@ impl StreamsClient {
     fn main_wakeup(&self) -> Option<Millis> {
         if let Some(w) = &self.main {
             return Some(w.deadline);
+        }
+        if let Some((at, _)) = &self.resend {
+            return Some(*at);
         }
         let t = self.main_phase_wakeup();
         match (t, self.join_retry.filter(|_| self.rebalancing)) {
@@ -332,6 +362,10 @@ impl StreamsClient {
             self.send_main(w.request, env);
             return;
         }
+        if let Some((_, request)) = self.resend.take() {
+            self.send_main(request, env);
+            return;
+        }
         match self.phase.clone() {
             Phase::InitProducer => {
                 let transactional_id = self.config.eos().then(|| self.transactional_id());
@@ -360,6 +394,13 @@ impl StreamsClient {
         let request = self.main.take().map(|w| w.request);
         self.blocked_since = None;
         match response {
+            Response::InitProducerId(Err(e)) if e.is_retriable() => {
+                self.retry_after(e, request, env)
+            }
+            Response::TxnOffsetCommit(Err(e)) if e.is_retriable() => {
+                self.retry_after(e, request, env)
+            }
+            Response::EndTxn(Err(e)) if e.is_retriable() => self.retry_after(e, request, env),
             Response::InitProducerId(result) => self.on_init_producer(result, env),
             Response::JoinGroup(result) => self.on_join(result, env),
             Response::OffsetFetch(result) => self.on_offset_fetch(result, env),
@@ -368,16 +409,7 @@ impl StreamsClient {
                 Phase::Run => self.on_fetch(tp, result, env),
                 _ => {}
             },
-            Response::Produce(results) => {
-                let counts: BTreeMap<TopicPartition, usize> = match &request {
-                    Some(Request::Produce { batches, .. }) => batches
-                        .iter()
-                        .map(|b| (b.tp.clone(), b.records.len()))
-                        .collect(),
-                    _ => BTreeMap::new(),
-                };
-                self.on_produce(results, &counts, env)
-            }
+            Response::Produce(results) => self.on_produce(results, request, env),
             Response::OffsetCommit(result) => self.on_offset_commit(result, env),
             Response::TxnOffsetCommit(result) => self.on_txn_offset_commit(result, env),
             Response::EndTxn(result) => self.on_end_txn(result, env),
@@ -504,6 +536,7 @@ impl Client for StreamsClient {
         // An empty poll in flight is what an idle consumer does.
         let polling = matches!(&self.main, Some(w) if matches!(w.request, Request::Fetch { .. }));
         (self.main.is_none() || polling)
+            && self.resend.is_none()
             && self.phase == Phase::Run
             && !self.rejoin_needed
             && !self.rebalancing
@@ -543,6 +576,14 @@ impl Client for StreamsClient {
             }
             task.stores.get(store).map(|s| s.get(key).cloned())
         })
+    }
+
+    fn set_process_id(&mut self, process_id: u32) {
+        assert!(
+            self.producer.is_none() && self.main.is_none(),
+            "a process id is set before the first step"
+        );
+        self.process_id = Some(process_id);
     }
 
     fn stores(&self) -> BTreeMap<(String, u32), BTreeMap<String, String>> {

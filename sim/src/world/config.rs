@@ -129,6 +129,11 @@ pub struct WorldConfig {
     pub max_time: Millis,
     /// Hard bound on scheduler steps. Default 2 000 000.
     pub max_steps: u64,
+    /// Kafka Streams' state directories do not survive a restart (`[streams] state_dir =
+    /// "ephemeral"`): every start of an instance draws a process id from the run's chooser
+    /// and hands it to its clients ([`crate::client::Client::set_process_id`]). Default
+    /// false (persistent: the process id, and so the `transactional.id`, is the instance's).
+    pub ephemeral_state_dirs: bool,
 }
 
 impl Default for WorldConfig {
@@ -141,6 +146,7 @@ impl Default for WorldConfig {
             quiet_ms: 500,
             max_time: 60_000,
             max_steps: 2_000_000,
+            ephemeral_state_dirs: false,
         }
     }
 }

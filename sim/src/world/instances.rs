@@ -8,6 +8,7 @@
 
 use super::network::Endpoint;
 use super::{Action, StoreContents, World};
+use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::{Client, Env, Metadata, StoreQuery, StoreUnavailable};
 use crate::protocol::Millis;
 use crate::trace::Event;
@@ -123,8 +124,15 @@ impl World {
         self.instances.iter().position(|i| i.spec.name == name)
     }
 
-    /// Start instance `i` (first start or restart): fresh clients, a new incarnation.
-    pub(super) fn start(&mut self, i: usize, choice: u64) {
+    /// Start instance `i` (first start or restart): fresh clients, a new incarnation; with
+    /// ephemeral state directories, a process id drawn for this start.
+    pub(super) fn start(&mut self, i: usize, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
+        let process_id = if self.config.ephemeral_state_dirs {
+            Some(chooser.choose(u32::MAX)?)
+        } else {
+            None
+        };
+        let choice = chooser.index();
         let inst = &mut self.instances[i];
         assert!(
             matches!(inst.status, Status::NotStarted | Status::Down { .. }),
@@ -137,12 +145,18 @@ impl World {
         inst.status = Status::Up;
         inst.clients = (inst.spec.build)(&inst.spec.name)
             .into_iter()
-            .map(Some)
+            .map(|mut c| {
+                if let Some(id) = process_id {
+                    c.set_process_id(id);
+                }
+                Some(c)
+            })
             .collect();
         let name = inst.spec.name.clone();
         if restart {
             self.record(choice, Event::Restart { instance: name });
         }
+        Ok(())
     }
 
     /// Crash instance `i`: its clients are gone; it restarts at `restart_at`.
@@ -189,18 +203,19 @@ impl World {
     }
 
     /// Starts, restarts and resumes that are due now.
-    pub(super) fn instances_due(&mut self, choice: u64) {
+    pub(super) fn instances_due(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
         let now = self.now;
         for i in 0..self.instances.len() {
             match self.instances[i].status {
                 Status::NotStarted if now >= self.instances[i].spec.start_at => {
-                    self.start(i, choice)
+                    self.start(i, chooser)?
                 }
-                Status::Down { restart_at } if now >= restart_at => self.start(i, choice),
-                Status::Paused { until } if now >= until => self.resume(i, choice),
+                Status::Down { restart_at } if now >= restart_at => self.start(i, chooser)?,
+                Status::Paused { until } if now >= until => self.resume(i, chooser.index()),
                 _ => {}
             }
         }
+        Ok(())
     }
 
     /// Indices of the running instances that random faults may strike, in order.

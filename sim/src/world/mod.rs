@@ -23,7 +23,7 @@ mod quiescence;
 pub use config::{FaultRates, ScheduledFault, WorldConfig};
 pub use instances::{InstanceFactory, InstanceSpec};
 
-use crate::broker::Broker;
+use crate::broker::{Broker, PendingMarker};
 use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
 use crate::protocol::{Millis, Request};
 use crate::trace::{Event, Peer, Trace};
@@ -73,6 +73,8 @@ enum Action {
         client: usize,
         lane: usize,
     },
+    /// Write the `n`th of the broker's pending transaction markers.
+    Marker(usize),
     Tick,
 }
 
@@ -99,6 +101,8 @@ pub struct World {
     steps: u64,
     /// Consumer groups that clients have joined.
     groups: BTreeSet<String>,
+    /// The broker's pending transaction markers at this step, in its order.
+    markers: Vec<PendingMarker>,
     /// `broker.next_deadline()`, kept up to date after every `handle` and `tick` (the
     /// only calls that change the broker) instead of recomputed at every step.
     broker_deadline: Option<Millis>,
@@ -141,6 +145,7 @@ impl World {
             last_progress: 0,
             steps: 0,
             groups: BTreeSet::new(),
+            markers: Vec::new(),
             broker_deadline,
         }
     }
@@ -169,8 +174,9 @@ impl World {
 
     /// Everything that is due now: instance starts, restarts and resumes, scheduled
     /// faults, the broker's timeouts.
-    fn lifecycle(&mut self, choice: u64) {
-        self.instances_due(choice);
+    fn lifecycle(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
+        let choice = chooser.index();
+        self.instances_due(chooser)?;
         self.scheduled_due(choice);
         // `tick` does nothing before the broker's next deadline: skip the call (it walks
         // every transactional id and group) on the many steps where nothing is due.
@@ -179,6 +185,7 @@ impl World {
             self.broker_deadline = self.broker.next_deadline();
             self.flush_scratch(choice);
         }
+        Ok(())
     }
 
     /// Run to the end with a fresh seeded chooser.
@@ -186,6 +193,13 @@ impl World {
     /// design's world alike (e.g. the transaction protocol version).
     pub fn broker_mut(&mut self) -> &mut Broker {
         &mut self.broker
+    }
+
+    /// Kafka Streams' state directories do not survive a restart: every start of an
+    /// instance draws a process id (see [`WorldConfig::ephemeral_state_dirs`]).
+    pub fn set_ephemeral_state_dirs(&mut self, ephemeral: bool) {
+        assert_eq!(self.now, 0, "set before the run");
+        self.config.ephemeral_state_dirs = ephemeral;
     }
 
     pub fn run_seed(self, seed: u64) -> RunResult {
@@ -249,9 +263,8 @@ impl World {
 
     /// One scheduler step. `Ok(Some(_))` when the run is over.
     fn step(&mut self, chooser: &mut Chooser) -> Result<Option<Outcome>, ReplayDiverged> {
-        let choice = chooser.index();
         let before = self.now;
-        self.lifecycle(choice);
+        self.lifecycle(chooser)?;
         if let Some(end) = self.end_of_run() {
             return Ok(Some(end));
         }
@@ -262,6 +275,7 @@ impl World {
         self.actions.clear();
         self.collect_deliveries();
         self.collect_steps();
+        self.collect_markers();
         if self.actions.is_empty() {
             self.now = self.next_deadline().unwrap_or(self.config.max_time);
         } else {
@@ -276,11 +290,34 @@ impl World {
                     client,
                     lane,
                 } => self.step_client(instance, client, lane, choice),
+                Action::Marker(n) => self.write_marker(n, choice),
             }
         }
         assert!(self.now >= before, "time went back");
         self.check_invariants();
         Ok(None)
+    }
+
+    /// Push a marker action for every transaction marker the broker has yet to write
+    /// (none, and no allocation, when no transaction is ending).
+    fn collect_markers(&mut self) {
+        self.markers.clear();
+        if !self.broker.has_pending_markers() {
+            return;
+        }
+        self.markers = self.broker.pending_markers();
+        self.actions
+            .extend((0..self.markers.len()).map(Action::Marker));
+    }
+
+    /// Write the `n`th pending marker: one `WriteTxnMarkers` of the coordinator, at a
+    /// moment the seed chose.
+    fn write_marker(&mut self, n: usize, choice: u64) {
+        let marker = self.markers[n].clone();
+        self.broker
+            .write_pending_marker(self.now, &marker, &mut self.scratch);
+        self.broker_deadline = self.broker.next_deadline();
+        self.flush_scratch(choice);
     }
 
     /// Whether the run ends now, and how: a bound, or quiescence after the fault phase.

@@ -41,7 +41,8 @@ impl World {
 
     /// Quiet: past the fault phase and `settle_until`, nothing appended or processed for
     /// `quiet_ms`, the last fault healed `quiet_ms` ago, no scheduled fault left, nothing
-    /// in flight, no open transaction, no group rebalancing, every instance up, every
+    /// in flight, no open transaction (nor one whose markers are still being written), no
+    /// group rebalancing, every instance up, every
     /// client idle and no client holding a timer due before the time bound.
     pub(super) fn quiescent(&self) -> bool {
         self.now >= self.config.settle_until
@@ -81,6 +82,10 @@ impl World {
         let open = self.broker.open_transactions();
         if !open.is_empty() {
             reasons.push(format!("open transactions: {}", open.join(", ")));
+        }
+        let markers = self.broker.pending_markers().len();
+        if markers > 0 {
+            reasons.push(format!("{markers} transaction markers to write"));
         }
         for inst in &self.instances {
             if inst.status != Status::Up {

@@ -165,9 +165,13 @@ mod tests {
         use crate::expect::FaultClass;
         let path = "scenarios/saga-payment-failure.toml";
         let mutations = [Mutation::ReadUncommitted];
-        let v = real_run(path, "saga-direct-timers", &mutations, 1, Some(FaultClass::Network));
+        // Seed 4 (seed 1 before transaction markers were written asynchronously, which
+        // changed every transactional schedule).
+        let v = real_run(path, "saga-direct-timers", &mutations, 4, Some(FaultClass::Network));
         let found: Vec<_> = v.of(Invariant::StoreExplained).collect();
         assert_eq!(found.len(), 1, "{v}");
-        assert!(found[0].explanation.contains("key order1 is"), "{v}");
+        let says = &found[0].explanation;
+        assert!(says.contains("order-state store") && says.contains("key order2 is"), "{v}");
+        assert!(says.contains("Cancelled"), "{v}");
     }
 }

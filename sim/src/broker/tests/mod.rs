@@ -11,6 +11,7 @@ use crate::protocol::{
 
 mod cooperative;
 mod coordinators;
+mod markers;
 mod txn_v2;
 
 const T: &str = "orders";
@@ -45,6 +46,9 @@ struct Run {
     b: Broker,
     now: Millis,
     events: Vec<Event>,
+    /// Leave transaction markers pending after each request and tick (the tests of the
+    /// asynchronous markers); otherwise every marker is written right away.
+    markers_by_hand: bool,
 }
 
 impl Run {
@@ -53,6 +57,7 @@ impl Run {
             b: broker(partitions, compacted),
             now: 0,
             events: Vec::new(),
+            markers_by_hand: false,
         }
     }
 
@@ -60,17 +65,36 @@ impl Run {
         let client = crate::client::ClientId::new(client, "app");
         let r = self.b.handle(self.now, &client, req, &mut self.events);
         self.b.check_invariants();
+        self.settle();
         r
     }
 
-    fn init(&mut self, tid: Option<&str>, timeout: Millis) -> ProducerIdentity {
-        let r = self.req(
+    /// Write every pending marker, unless the test writes them by hand.
+    fn settle(&mut self) {
+        if !self.markers_by_hand {
+            self.b.write_all_pending_markers(self.now, &mut self.events);
+            self.b.check_invariants();
+        }
+    }
+
+    fn init_request(&mut self, tid: Option<&str>, timeout: Millis) -> Response {
+        self.req(
             "p",
             Request::InitProducerId {
                 transactional_id: tid.map(str::to_string),
                 transaction_timeout_ms: timeout,
             },
-        );
+        )
+    }
+
+    /// `InitProducerId`, retried as a client does after `CONCURRENT_TRANSACTIONS` (once
+    /// the markers of the transaction it aborted are written).
+    fn init(&mut self, tid: Option<&str>, timeout: Millis) -> ProducerIdentity {
+        let mut r = self.init_request(tid, timeout);
+        if r == Response::InitProducerId(Err(KafkaError::ConcurrentTransactions)) {
+            self.b.write_all_pending_markers(self.now, &mut self.events);
+            r = self.init_request(tid, timeout);
+        }
         let Response::InitProducerId(Ok((producer_id, epoch))) = r else {
             panic!("{r:?}")
         };
@@ -227,6 +251,7 @@ impl Run {
         self.now = now;
         self.b.tick(now, &mut self.events);
         self.b.check_invariants();
+        self.settle();
     }
 }
 

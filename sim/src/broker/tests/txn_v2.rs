@@ -111,7 +111,11 @@ fn a_timeout_abort_fences_with_two_bumps_and_init_with_an_open_transaction_with_
     let mut r = Run::new(1, false);
     let p0 = r.init(Some("tx"), 1_000);
     r.produce(Some(&p0), vec![(0, Some(0), vec![rec("k", "slow")])]);
+    // At its deadline the transaction is not yet timed out (`start + timeout < now`), and
+    // the next scan runs at 2 000.
     r.tick(1_000);
+    assert_eq!(r.b.open_transactions(), ["tx"]);
+    r.tick(2_000);
     assert!(r.b.is_aborted(&tp(0), 0));
     // prepareFenceProducerEpoch, then the abort's own bump.
     assert_eq!(r.b.producer_epoch("tx"), Some((p0.producer_id, 2)));

@@ -1,0 +1,262 @@
+//! The second phase of a transaction's end, and the timeout scan.
+//!
+//! `EndTxn`, an `InitProducerId` that fences an ongoing transaction and the timeout scan
+//! first move a transaction to `PrepareCommit` / `PrepareAbort` ([`Broker::prepare_end`]):
+//! its outcome is decided and the client is answered. Its markers, one per partition it
+//! wrote to and one per group whose offsets it carries, are then written one at a time,
+//! each a step of its own that the driver chooses ([`Broker::pending_markers`],
+//! [`Broker::write_pending_marker`]), as Kafka's `TransactionMarkerChannelManager`
+//! (`addTxnMarkersToSend`) sends `WriteTxnMarkers` to each partition leader and group
+//! coordinator. Until its own marker lands, a partition's LSO stays put and a group's
+//! offsets stay pending (`UNSTABLE_OFFSET_COMMIT` for a `require_stable` `OffsetFetch`).
+//! The last marker completes the transaction (`CompleteCommit` / `CompleteAbort`).
+//!
+//! Timeouts: Kafka does not abort a transaction at its deadline but in a scan every
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`
+//! (`TransactionCoordinator.abortTimedOutTransactions`, scheduled at a fixed rate from
+//! start-up; `TransactionStateManager.timedOutTransactions`: `Ongoing`, no pending
+//! transition, `txnStartTimestamp + txnTimeoutMs < now`).
+
+use std::collections::BTreeMap;
+
+use super::txn::{EndingTxn, TxnOutcome};
+use super::Broker;
+use crate::protocol::{ControlType, Epoch, LogEntry, Millis, ProducerId, Record, TopicPartition};
+use crate::trace::Event;
+
+use super::txn::TxnSerial;
+
+/// Where a pending transaction marker goes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MarkerTarget {
+    /// A partition the transaction wrote to: the marker is a control record there.
+    Partition(TopicPartition),
+    /// A group whose offsets the transaction carries: the marker makes them committed
+    /// (or drops them, on abort).
+    Group(String),
+}
+
+/// A transaction marker the coordinator has yet to write.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PendingMarker {
+    pub transactional_id: String,
+    pub target: MarkerTarget,
+}
+
+impl Broker {
+    /// Move the ongoing transaction of `tid` to `PrepareCommit` / `PrepareAbort`: its
+    /// outcome is decided (and recorded as `TxnCommit` / `TxnAbort`), its markers, carrying
+    /// `marker_epoch`, are pending. The caller bumps the epoch as the protocol wants, then
+    /// calls [`Broker::complete_if_written`].
+    pub(super) fn prepare_end(
+        &mut self,
+        tid: &str,
+        commit: bool,
+        reason: &str,
+        marker_epoch: Epoch,
+        events: &mut Vec<Event>,
+    ) {
+        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+        let open = st.open.take().expect("an ongoing transaction");
+        assert!(st.ending.is_none(), "broker bug: {tid} ends twice");
+        let (pid, epoch) = (st.producer_id, st.epoch);
+        assert!(
+            marker_epoch >= epoch,
+            "broker bug: a marker older than its transaction"
+        );
+        st.last_completed = None;
+        st.ending = Some(EndingTxn {
+            serial: open.serial,
+            commit,
+            marker: (pid, marker_epoch),
+            partitions: open.partitions.keys().cloned().collect(),
+            groups: open.offsets,
+        });
+        assert_eq!(
+            self.txn_outcomes[open.serial],
+            TxnOutcome::Open,
+            "broker bug: transaction settled twice"
+        );
+        self.txn_outcomes[open.serial] = if commit {
+            TxnOutcome::Committed
+        } else {
+            TxnOutcome::Aborted
+        };
+        events.push(if commit {
+            Event::TxnCommit {
+                transactional_id: tid.to_string(),
+                producer_id: pid,
+                epoch,
+            }
+        } else {
+            Event::TxnAbort {
+                transactional_id: tid.to_string(),
+                producer_id: pid,
+                epoch,
+                reason: reason.to_string(),
+            }
+        });
+    }
+
+    /// Complete the ending transaction of `tid` if every marker is written
+    /// (`TransactionMetadata.prepareComplete`: `CompleteCommit` / `CompleteAbort`).
+    pub(super) fn complete_if_written(&mut self, tid: &str) {
+        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+        let done = st
+            .ending
+            .as_ref()
+            .is_some_and(|e| e.partitions.is_empty() && e.groups.is_empty());
+        if done {
+            let ending = st.ending.take().expect("checked above");
+            st.last_completed = Some((st.epoch, ending.commit));
+        }
+    }
+
+    /// Whether any transaction marker is waiting to be written.
+    pub fn has_pending_markers(&self) -> bool {
+        self.txn_ids.values().any(|st| st.ending.is_some())
+    }
+
+    /// Every marker waiting to be written, sorted (by transactional id, then partitions
+    /// before groups).
+    pub fn pending_markers(&self) -> Vec<PendingMarker> {
+        let mut out = Vec::new();
+        for (tid, st) in &self.txn_ids {
+            let Some(ending) = &st.ending else { continue };
+            let partitions = ending.partitions.iter().cloned();
+            let targets = partitions
+                .map(MarkerTarget::Partition)
+                .chain(ending.groups.keys().cloned().map(MarkerTarget::Group));
+            out.extend(targets.map(|target| PendingMarker {
+                transactional_id: tid.clone(),
+                target,
+            }));
+        }
+        out
+    }
+
+    /// Write one pending marker at `now` (`WriteTxnMarkers` to a partition leader or a
+    /// group coordinator); the last one completes its transaction. Panics if `marker` is
+    /// not pending: the driver offers only what [`Broker::pending_markers`] lists.
+    pub fn write_pending_marker(
+        &mut self,
+        now: Millis,
+        marker: &PendingMarker,
+        events: &mut Vec<Event>,
+    ) {
+        let tid = marker.transactional_id.as_str();
+        let ending = self
+            .txn_ids
+            .get_mut(tid)
+            .and_then(|st| st.ending.as_mut())
+            .expect("a pending marker belongs to an ending transaction");
+        let (serial, commit, ids) = (ending.serial, ending.commit, ending.marker);
+        match &marker.target {
+            MarkerTarget::Partition(tp) => {
+                assert!(
+                    ending.partitions.remove(tp),
+                    "broker bug: no marker for {tp}"
+                );
+                let control = if commit {
+                    ControlType::Commit
+                } else {
+                    ControlType::Abort
+                };
+                self.write_marker(tp, serial, ids, control, now, events);
+            }
+            MarkerTarget::Group(group) => {
+                let pending = ending.groups.remove(group).expect("a pending group marker");
+                if commit {
+                    // GroupMetadata.completePendingTxnOffsetCommit: the offsets commit.
+                    self.commit_pending_offsets(BTreeMap::from([(group.clone(), pending)]), events);
+                }
+            }
+        }
+        self.complete_if_written(tid);
+        self.debug_check();
+    }
+
+    /// Write every pending marker, in [`Broker::pending_markers`] order: for drivers that
+    /// do not interleave markers with other work (unit tests, single-client harnesses).
+    pub fn write_all_pending_markers(&mut self, now: Millis, events: &mut Vec<Event>) {
+        for marker in self.pending_markers() {
+            self.write_pending_marker(now, &marker, events);
+        }
+        assert!(!self.has_pending_markers(), "broker bug: markers left");
+    }
+
+    /// Write a commit or abort marker of transaction `serial` into `tp`, which stops
+    /// holding back the partition's LSO.
+    fn write_marker(
+        &mut self,
+        tp: &TopicPartition,
+        serial: TxnSerial,
+        (pid, epoch): (ProducerId, Epoch),
+        control: ControlType,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) {
+        let (log, compacted) = self.partition_mut(tp);
+        let removed = log.ongoing.remove(&serial);
+        assert!(
+            removed.is_some(),
+            "broker bug: {tp} did not know its open transaction"
+        );
+        let offset = log.log_end;
+        log.append(
+            LogEntry {
+                offset,
+                record: Record {
+                    key: None,
+                    value: None,
+                    timestamp: now,
+                    headers: Vec::new(),
+                },
+                producer: Some((pid, epoch)),
+                sequence: None,
+                transactional: true,
+                control: Some(control),
+            },
+            None,
+            compacted,
+        );
+        events.push(Event::Marker {
+            tp: tp.clone(),
+            offset,
+            producer_id: pid,
+            control,
+        });
+    }
+
+    /// Whether transaction `serial`'s marker is still to be written into `tp`.
+    pub(super) fn marker_pending(&self, serial: TxnSerial, tp: &TopicPartition) -> bool {
+        self.txn_ids.values().any(|st| {
+            st.ending
+                .as_ref()
+                .is_some_and(|e| e.serial == serial && e.partitions.contains(tp))
+        })
+    }
+
+    /// The first run of the timeout scan that finds a transaction with deadline `d` timed
+    /// out: scans run at every multiple of the interval from start-up, and time out what
+    /// is strictly past its deadline.
+    pub(super) fn scan_after(&self, d: Millis) -> Millis {
+        let interval = self.config.abort_scan_interval_ms;
+        (d / interval).saturating_add(1).saturating_mul(interval)
+    }
+
+    /// The timeout scan, at `now`: abort (and fence) every ongoing transaction whose scan is
+    /// due, by transactional id. Transactions whose markers are pending are skipped, as
+    /// Kafka skips a pending transition.
+    pub(super) fn abort_timed_out_transactions(&mut self, now: Millis, events: &mut Vec<Event>) {
+        let timed_out: Vec<String> = self
+            .txn_ids
+            .iter()
+            .filter(|(_, st)| st.deadline().is_some_and(|d| self.scan_after(d) <= now))
+            .map(|(tid, _)| tid.clone())
+            .collect();
+        for tid in timed_out {
+            self.abort_and_fence(&tid, "timeout", events);
+        }
+    }
+}
