@@ -10,7 +10,7 @@
 //! |---|---|---|---|---|
 //! | `position-by-count` | zombie-after-rebalance, saga, crash | monotonic-offsets | 93 of 100 | 0 |
 //! | `resume-after-committed` | zombie-after-rebalance, rekeyed-eos, crash | no-lost-write | 27 of 100 | 0 |
-//! | `stale-epoch-accepted` | many-products, rekeyed-eos, all | epoch-fencing | 10 of 100 | 0 |
+//! | `stale-epoch-accepted` | many-products, rekeyed-eos, all | epoch-fencing | 11 of 100 | 0 |
 //! | `stale-generation-accepted` | many-products, rekeyed-alo, network | commit-generation | 2 of 100 | 0 |
 
 use oversell::checker::Invariant;
@@ -94,10 +94,11 @@ fn an_older_epoch_accepted_after_init_producer_id_breaks_epoch_fencing() {
         FaultClass::All,
         Mutation::StaleEpochAccepted,
         Invariant::EpochFencing,
-        // Seed 11 (seed 1 before transaction markers were written asynchronously, which
-        // changed every transactional schedule).
-        11,
-        10..20,
+        // Seed 0 (seed 1 before transaction markers were written asynchronously and
+        // rebalances became cooperative, which changed every transactional schedule;
+        // 4 of seeds 0..10 now).
+        0,
+        0..10,
     );
     assert!(n >= 1, "{n} of 10");
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::group::GroupState;
 use super::log::{PartitionLog, Topic};
-use super::txn::TxnOutcome;
+use super::txn::{EndingTxn, TxnIdState, TxnOutcome};
 use super::Broker;
 use crate::protocol::TopicPartition;
 
@@ -115,19 +115,7 @@ impl Broker {
                 "{tid}: ongoing and ending at once"
             );
             if let Some(ending) = &st.ending {
-                assert_ne!(
-                    self.txn_outcomes[ending.serial],
-                    TxnOutcome::Open,
-                    "{tid}: an ending transaction without an outcome"
-                );
-                assert!(st.last_completed.is_none(), "{tid}: ending and completed");
-                for tp in &ending.partitions {
-                    let log = self.partition(tp).expect("touched partition exists");
-                    assert!(
-                        log.ongoing.contains_key(&ending.serial),
-                        "{tid}: {tp} awaits a marker but does not hold back its LSO"
-                    );
-                }
+                self.check_ending(tid, ending, st);
             }
             let Some(open) = &st.open else { continue };
             assert_eq!(
@@ -155,6 +143,24 @@ impl Broker {
             open_serials.len(),
             "a transaction is open with no transactional id to end it"
         );
+    }
+
+    /// A transaction between `EndTxn` and its last marker: settled, not yet completed, and
+    /// every partition still waiting for its marker holds back its LSO.
+    fn check_ending(&self, tid: &str, ending: &EndingTxn, st: &TxnIdState) {
+        assert_ne!(
+            self.txn_outcomes[ending.serial],
+            TxnOutcome::Open,
+            "{tid}: an ending transaction without an outcome"
+        );
+        assert!(st.last_completed.is_none(), "{tid}: ending and completed");
+        for tp in &ending.partitions {
+            let log = self.partition(tp).expect("touched partition exists");
+            assert!(
+                log.ongoing.contains_key(&ending.serial),
+                "{tid}: {tp} awaits a marker but does not hold back its LSO"
+            );
+        }
     }
 
     fn check_groups(&self) {
