@@ -72,6 +72,10 @@ pub enum Command {
         /// Seeds per scenario and cell.
         #[arg(long, value_parser = parse_seeds, default_value = "0..350")]
         seeds: SeedRange,
+        /// Run every scenario on this transaction protocol version instead of its own
+        /// `[kafka] transaction_version` (1: before KIP-890 part 2; 2: Kafka 4.x).
+        #[arg(long = "transaction-version", value_parser = clap::value_parser!(u8).range(1..=2))]
+        transaction_version: Option<u8>,
         #[command(flatten)]
         jobs: JobsArg,
     },

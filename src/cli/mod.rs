@@ -104,8 +104,9 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
         Command::Matrix {
             scenarios,
             seeds,
+            transaction_version,
             jobs,
-        } => sweeps::matrix(registry, &scenarios, seeds, jobs.get()),
+        } => sweeps::matrix(registry, &scenarios, seeds, transaction_version, jobs.get()),
     }
 }
 

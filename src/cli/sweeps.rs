@@ -336,18 +336,30 @@ pub fn matrix(
     registry: &Registry,
     given: &[PathBuf],
     seeds: SeedRange,
+    transaction_version: Option<u8>,
     jobs: usize,
 ) -> Result<Exit, Error> {
     let files = scenario_files(given)?;
-    let scenarios = files
+    let mut scenarios = files
         .iter()
         .map(|f| load_scenario(f))
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(version) = transaction_version {
+        for scenario in &mut scenarios {
+            scenario.kafka.transaction_version = version;
+        }
+    }
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
     note!("matrix over {} × seeds {seeds}", Shown(&names.join(", ")));
     let cells = expect::matrix_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let header = expect::matrix_header(&names, seeds);
+    let mut header = expect::matrix_header(&names, seeds);
+    if let Some(version) = transaction_version {
+        header = format!(
+            "{}\nEvery scenario on transaction protocol v{version} (`--transaction-version {version}`).\n\n",
+            header.trim_end()
+        );
+    }
     out::write_stdout(out::escape_lines(&header).as_bytes());
     out::write_stdout(out::escape_lines(&expect::matrix_markdown_in(registry, &cells)).as_bytes());
     Ok(Exit::Holds)
