@@ -338,17 +338,7 @@ mod tests {
         let Request::Produce { batches, .. } = produce else {
             panic!("expected a produce")
         };
-        let acks = batches
-            .iter()
-            .map(|b| {
-                let ok = PartitionProduceResult::Appended {
-                    base_offset: 0,
-                    duplicate: false,
-                };
-                (b.tp.clone(), ok)
-            })
-            .collect();
-        answer(&mut c, &mut d, corr, Response::Produce(acks));
+        answer(&mut c, &mut d, corr, ok_acks(&batches));
         d.now += c.config.commit_interval_ms;
         (c, d)
     }

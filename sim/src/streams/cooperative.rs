@@ -165,20 +165,6 @@ mod tests {
     use super::super::testkit::*;
     use super::super::*;
 
-    fn ok_acks(batches: &[ProduceBatch]) -> Response {
-        let acks = batches
-            .iter()
-            .map(|b| {
-                let ok = PartitionProduceResult::Appended {
-                    base_offset: 0,
-                    duplicate: false,
-                };
-                (b.tp.clone(), ok)
-            })
-            .collect();
-        Response::Produce(acks)
-    }
-
     /// Process one record of each partition in `ps` and have the outputs acknowledged.
     fn process(c: &mut StreamsClient, d: &mut harness::Driver, ps: &[u32]) {
         for p in ps {

@@ -145,3 +145,18 @@ pub fn running_client(
     assert_eq!(c.phase, Phase::Run);
     (c, d)
 }
+
+/// Every batch of a produce request appended: the answer a healthy broker gives.
+pub fn ok_acks(batches: &[ProduceBatch]) -> Response {
+    let acks = batches
+        .iter()
+        .map(|b| {
+            let ok = PartitionProduceResult::Appended {
+                base_offset: 0,
+                duplicate: false,
+            };
+            (b.tp.clone(), ok)
+        })
+        .collect();
+    Response::Produce(acks)
+}
