@@ -115,12 +115,7 @@ impl StreamsClient {
                 generation,
                 assignment,
             }) if self.config.cooperative() => {
-                self.member_id = Some(member_id);
-                self.generation = generation;
-                self.in_group = true;
-                self.rejoin_needed = false;
-                self.member_lost = false;
-                self.next_heartbeat = env.now + self.config.heartbeat_interval_ms;
+                self.joined(member_id, generation, env.now);
                 self.on_cooperative_assignment(assignment, env);
             }
             Err(e) if self.rebalancing => {
@@ -134,12 +129,7 @@ impl StreamsClient {
                 generation,
                 assignment,
             }) => {
-                self.member_id = Some(member_id);
-                self.generation = generation;
-                self.in_group = true;
-                self.rejoin_needed = false;
-                self.member_lost = false;
-                self.next_heartbeat = env.now + self.config.heartbeat_interval_ms;
+                self.joined(member_id, generation, env.now);
                 self.close_tasks_dirty();
                 self.assignment = assignment;
                 self.create_tasks();
@@ -178,6 +168,17 @@ impl StreamsClient {
     fn poll_timeout_expired(&self, now: Millis) -> bool {
         self.blocked_since
             .is_some_and(|t| now >= t.saturating_add(self.config.rebalance_timeout_ms))
+    }
+
+    /// A `JoinGroup` answered with an assignment: the member is in the group at
+    /// `generation`, and its heartbeats start again.
+    fn joined(&mut self, member_id: String, generation: Generation, now: Millis) {
+        self.member_id = Some(member_id);
+        self.generation = generation;
+        self.in_group = true;
+        self.rejoin_needed = false;
+        self.member_lost = false;
+        self.next_heartbeat = now + self.config.heartbeat_interval_ms;
     }
 
     fn leave_group(&mut self, member_id: String, env: &mut Env<'_>) {
