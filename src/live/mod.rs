@@ -7,7 +7,8 @@
 //! workload, the recorded history), [`history`] (the history file), [`convert`] (history →
 //! run record, and what a live history cannot show).
 //!
-//! What exists: the `naive` design's twin, scenarios without faults, one service
+//! What exists: the twins of `naive`, `saga` and `saga-direct-timers` ([`twins`]),
+//! scenarios without faults, one service
 //! instance, non-transactional histories. Fault injection on real processes, the other
 //! designs' twins and transactional histories are not built yet; asking for them is an
 //! error, never a silent run without them.
@@ -17,6 +18,7 @@ pub mod convert;
 pub mod history;
 pub mod java;
 pub mod run;
+pub mod twins;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +26,7 @@ pub use convert::{live_verdict, to_run, Unconvertible, NOT_RECORDED};
 pub use history::LiveHistory;
 
 /// Designs with a live twin in `live/`.
-pub const TWINS: [&str; 1] = ["naive"];
+pub const TWINS: [&str; 3] = ["naive", "saga", "saga-direct-timers"];
 
 /// Why the live mode could not do its job (exit 2).
 #[derive(Debug, thiserror::Error)]

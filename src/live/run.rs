@@ -6,11 +6,10 @@
 use super::cluster::Cluster;
 use super::history::{DriverOut, LiveEvent, LiveHistory, LiveStores, FORMAT};
 use super::java::{JavaProc, Toolchain};
+use super::twins::{self, Twin};
 use super::{LiveError, TWINS};
 
-use crate::kit::{streams_config, Frontend, StockRecords};
 use crate::scenario::Scenario;
-use oversell_sim::Guarantee;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -30,16 +29,20 @@ pub struct Finished {
 }
 
 /// Whether the live mode can play this scenario with this design: a twin exists, one
-/// service instance, no faults (fault injection on real processes is not built yet).
-pub fn supported(plan: &Plan<'_>) -> Result<(), LiveError> {
-    if !TWINS.contains(&plan.design) {
+/// service instance, no faults (fault injection on real processes is not built yet), a
+/// rebalance protocol Kafka 4.x has. The twin.
+pub fn supported(plan: &Plan<'_>) -> Result<&'static Twin, LiveError> {
+    let Some(twin) = twins::twin(plan.design).filter(|_| TWINS.contains(&plan.design)) else {
         return Err(LiveError::Unsupported(format!(
             "design {:?} has no live twin yet; live twins: {}",
             plan.design,
             TWINS.join(", ")
         )));
-    }
+    };
     let s = plan.scenario;
+    if let Some(why) = twin.refuses(s) {
+        return Err(LiveError::Unsupported(why));
+    }
     if s.topology.instances != 1 {
         return Err(LiveError::Unsupported(format!(
             "scenario {} runs {} instances; the live mode runs one service instance so far",
@@ -53,19 +56,13 @@ pub fn supported(plan: &Plan<'_>) -> Result<(), LiveError> {
             s.name
         )));
     }
-    Ok(())
+    Ok(twin)
 }
 
-/// The workload as the driver plays it: the simulator's own frontend schedule (initial
-/// stock at 0, restocks, orders keyed by product), in time order.
-fn workload(scenario: &Scenario) -> serde_json::Value {
-    let frontend = Frontend {
-        orders: "orders".into(),
-        orders_by_product: true,
-        stock: "stock".into(),
-        stock_records: StockRecords::Deltas,
-    };
-    let mut schedule = frontend.schedule(scenario);
+/// The workload as the driver plays it: the simulator's own frontend schedule of the
+/// design (initial stock at 0, restocks, orders), in time order.
+fn workload(twin: &Twin, scenario: &Scenario) -> serde_json::Value {
+    let mut schedule = twin.frontend().schedule(scenario);
     schedule.sort_by_key(|r| r.at); // stable: the producer's order for equal times
     serde_json::Value::Array(
         schedule
@@ -97,14 +94,18 @@ pub fn run_once(
     index: u32,
     out: &Path,
 ) -> Result<Finished, LiveError> {
-    supported(plan)?;
+    let twin = supported(plan)?;
     let started = Instant::now();
     let s = plan.scenario;
     let dir = cluster.dir.join(format!("run-{index}"));
     std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
     let prefix = prefix(index);
-    write(&dir.join("workload.json"), &workload(s).to_string())?;
-    let config = streams_config("naive", Guarantee::AtLeastOnce, s, &[]);
+    write(&dir.join("workload.json"), &workload(twin, s).to_string())?;
+    write(
+        &dir.join("payments.json"),
+        &twins::payments_json(s).to_string(),
+    )?;
+    let commit_ms = twin.commit_interval_ms(s);
     let last_at = s
         .orders
         .iter()
@@ -112,20 +113,40 @@ pub fn run_once(
         .chain(s.restocks.iter().map(|r| r.at))
         .max();
     let bound_ms = (last_at.unwrap_or(0) + s.run.decision_bound_ms).clamp(10_000, 120_000);
-    let args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
+    let args = driver_args(twin, cluster, s, index, &dir, bound_ms, commit_ms);
     let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
-    let instance = "product-service-0";
-    let args = service_args(cluster, s, index, instance, &dir, config.commit_interval_ms);
-    let mut service = JavaProc::spawn(tc, instance, 384, "naive", &args, &dir)?;
-    service.expect("RUNNING", Duration::from_secs(90))?;
+    let mut services = Vec::new();
+    let mut instances = Vec::new();
+    for (service, app) in twin.services {
+        let instance = format!("{service}-0");
+        let mut args = service_args(cluster, s, index, &instance, &dir, commit_ms);
+        let payments = dir.join("payments.json").display().to_string();
+        args.extend(twin.service_args(s, *app, &payments));
+        services.push(JavaProc::spawn(
+            tc,
+            &instance,
+            384,
+            twin.command,
+            &args,
+            &dir,
+        )?);
+        instances.push(instance);
+    }
+    for service in &mut services {
+        service.expect("RUNNING", Duration::from_secs(90))?;
+    }
     driver.send("play")?;
     driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
-    service.send("stop")?;
-    service.expect("STOPPED", Duration::from_secs(60))?;
-    service.finish(Duration::from_secs(10));
+    for service in &mut services {
+        service.send("stop")?;
+    }
+    for mut service in services {
+        service.expect("STOPPED", Duration::from_secs(60))?;
+        service.finish(Duration::from_secs(10));
+    }
     driver.finish(Duration::from_secs(10));
-    let history = assemble(plan, index, &prefix, cluster.size, &dir)?;
+    let history = assemble(plan, index, &prefix, cluster.size, &dir, &instances)?;
     let file = out.join(format!("{}-{}-run{index}.json", s.name, plan.design));
     let text = serde_json::to_string_pretty(&history).expect("a history serialises");
     write(&file, &text)?;
@@ -143,6 +164,7 @@ fn prefix(index: u32) -> String {
 
 /// The driver's arguments: topics, workload, quiescence, where to write.
 fn driver_args(
+    twin: &Twin,
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -156,19 +178,19 @@ fn driver_args(
         format!("brokers={}", cluster.size),
         format!("replication={}", cluster.size.min(3)),
         format!("partitions={}", s.topology.partitions),
-        "topics=orders,stock".into(),
+        format!("topics={}", twin.topics.join(",")),
         format!("warmup=warmup-r{index}"),
         format!("workload={}", dir.join("workload.json").display()),
         format!("history={}", dir.join("driver.json").display()),
         format!("idempotent={}", s.topology.order_producer_idempotent),
-        "groups=product-checker:orders;product-stock:orders,stock".into(),
+        format!("groups={}", twin.groups),
         format!("quiet-ms={}", (3 * commit_ms).max(500)),
         format!("time-bound-ms={bound_ms}"),
         "start-timeout-ms=60000".into(),
     ]
 }
 
-/// The naive twin's arguments, with the scenario's Kafka Streams settings.
+/// A service JVM's common arguments, with the scenario's Kafka Streams settings.
 fn service_args(
     cluster: &Cluster,
     s: &Scenario,
@@ -182,8 +204,14 @@ fn service_args(
         format!("bootstrap={}", cluster.bootstrap),
         format!("prefix={}", prefix(index)),
         format!("instance={instance}"),
-        format!("events={}", dir.join("events.jsonl").display()),
-        format!("stores={}", dir.join("stores.json").display()),
+        format!(
+            "events={}",
+            dir.join(format!("events-{instance}.jsonl")).display()
+        ),
+        format!(
+            "stores={}",
+            dir.join(format!("stores-{instance}.json")).display()
+        ),
         format!("state={}", dir.join("state").display()),
         format!("partitions={}", s.topology.partitions),
         format!("commit-interval-ms={}", commit_ms),
@@ -199,16 +227,26 @@ fn assemble(
     prefix: &str,
     brokers: u32,
     dir: &Path,
+    instances: &[String],
 ) -> Result<LiveHistory, LiveError> {
     let driver: DriverOut = parse(&dir.join("driver.json"))?;
-    let events_file = dir.join("events.jsonl");
-    let text = std::fs::read_to_string(&events_file).map_err(|e| LiveError::io(&events_file, e))?;
-    let events = text
-        .lines()
-        .map(serde_json::from_str::<LiveEvent>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LiveError::Process(format!("{}: {e}", events_file.display())))?;
-    let stores: LiveStores = parse(&dir.join("stores.json"))?;
+    let mut events = Vec::new();
+    let mut stores = Vec::new();
+    for instance in instances {
+        let events_file = dir.join(format!("events-{instance}.jsonl"));
+        let text =
+            std::fs::read_to_string(&events_file).map_err(|e| LiveError::io(&events_file, e))?;
+        for line in text.lines() {
+            events.push(
+                serde_json::from_str::<LiveEvent>(line)
+                    .map_err(|e| LiveError::Process(format!("{}: {e}", events_file.display())))?,
+            );
+        }
+        stores.push(parse::<LiveStores>(
+            &dir.join(format!("stores-{instance}.json")),
+        )?);
+    }
+    events.sort_by_key(|e| e.t); // stable: each instance's own order for equal times
     Ok(LiveHistory {
         format: FORMAT.into(),
         scenario: plan.scenario.name.clone(),
@@ -226,7 +264,7 @@ fn assemble(
         end_offsets: driver.end_offsets,
         acks: driver.acks,
         events,
-        stores: vec![stores],
+        stores,
         group_offsets: driver.group_offsets,
     })
 }
