@@ -3,22 +3,25 @@
 //! record the simulator produces ([`convert`]), and judged by the same checker.
 //!
 //! Layout: [`java`] (Java, Maven, the built module, child processes), [`cluster`] (real
-//! KRaft brokers on loopback ports), [`run`] (one run: topics, the service, the
-//! workload, the recorded history), [`history`] (the history file), [`convert`] (history →
-//! run record, and what a live history cannot show).
+//! KRaft brokers on loopback ports, crashed and restarted on command), [`run`] (one run:
+//! topics, the service instances, the workload, the recorded history), [`faults`] (a
+//! scenario's faults as actions on real processes), [`player`] (playing them at their
+//! wall times), [`history`] (the history file), [`convert`] (history → run record, and
+//! what a live history cannot show).
 //!
-//! What exists: the twins of `naive`, `saga` and `saga-direct-timers` ([`twins`]),
-//! scenarios without faults, one service
-//! instance, non-transactional histories. Fault injection on real processes, the other
-//! designs' twins and transactional histories are not built yet; asking for them is an
-//! error, never a silent run without them.
+//! What exists: twins of `naive`, `rekeyed-alo`, `rekeyed-eos`, `saga` and
+//! `saga-direct-timers`; `topology.instances`
+//! service instances, one JVM each; crashes (SIGKILL, restart), pauses (SIGSTOP,
+//! SIGCONT), broker crashes and a crash point ([`faults`]). Message faults (drop,
+//! duplicate, delay, lost acknowledgements) are refused, never ignored.
 
 pub mod cluster;
 pub mod convert;
+pub mod faults;
 pub mod history;
 pub mod java;
+pub mod player;
 pub mod run;
-pub mod twins;
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +29,13 @@ pub use convert::{live_verdict, to_run, Unconvertible, NOT_RECORDED};
 pub use history::LiveHistory;
 
 /// Designs with a live twin in `live/`.
-pub const TWINS: [&str; 3] = ["naive", "saga", "saga-direct-timers"];
+pub const TWINS: [&str; 5] = [
+    "naive",
+    "rekeyed-alo",
+    "rekeyed-eos",
+    "saga",
+    "saga-direct-timers",
+];
 
 /// Why the live mode could not do its job (exit 2).
 #[derive(Debug, thiserror::Error)]

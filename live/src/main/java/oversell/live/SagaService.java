@@ -4,29 +4,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.Properties;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
-import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
-import org.apache.kafka.streams.KeyValue;
-import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsConfig;
-import org.apache.kafka.streams.TaskMetadata;
-import org.apache.kafka.streams.ThreadMetadata;
 import org.apache.kafka.streams.Topology;
-import org.apache.kafka.streams.errors.InvalidStateStoreException;
-import org.apache.kafka.streams.state.KeyValueIterator;
-import org.apache.kafka.streams.state.QueryableStoreTypes;
-import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
 import org.apache.kafka.streams.state.Stores;
 
 /**
@@ -98,99 +84,12 @@ final class SagaService {
             return;
         }
         CountDownLatch running = new CountDownLatch(1);
-        KafkaStreams streams = streams(a, app, topology, client, events, running);
-        streams.start();
-        if (!running.await(Integer.parseInt(a.get("start-timeout-ms", "60000")), TimeUnit.MILLISECONDS)) {
-            Args.fail("the Kafka Streams application did not reach RUNNING in time");
-        }
-        Commands.say("RUNNING");
-        Commands.await("stop");
-        dumpStore(streams, instance, app, store, Integer.parseInt(a.get("partitions")), Path.of(a.get("stores")));
-        streams.close(Duration.ofSeconds(10));
-        events.close();
-        Commands.say("STOPPED");
-        System.exit(0);
-    }
-
-    /** The application's Kafka Streams: exactly_once_v2, one thread, the scenario's settings. */
-    private static KafkaStreams streams(Args a, String app, Topology topology, String client, Events events,
-            CountDownLatch running) {
-        Properties p = new Properties();
-        p.put(StreamsConfig.APPLICATION_ID_CONFIG, a.get("prefix") + app);
-        p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, a.get("bootstrap"));
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
-        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-        p.put(StreamsConfig.STATE_DIR_CONFIG, Path.of(a.get("state")).resolve(app).toString());
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, a.get("commit-interval-ms"));
-        p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-        p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), a.get("session-timeout-ms"));
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG),
-                a.get("heartbeat-interval-ms"));
-        p.put(StreamsConfig.topicPrefix("message.timestamp.type"), "LogAppendTime");
-        KafkaStreams s = new KafkaStreams(topology, p);
-        s.setStateListener((now, before) -> {
-            events.state(client, before.name(), now.name());
-            if (now == KafkaStreams.State.RUNNING) {
-                events.assigned(client, tasks(s));
-                running.countDown();
-            }
-        });
-        s.setUncaughtExceptionHandler(e -> {
-            System.err.println("oversell live: " + client + " failed: " + e);
-            Runtime.getRuntime().halt(1);
-            return null;
-        });
-        return s;
-    }
-
-    private static List<TopicPartition> tasks(KafkaStreams s) {
-        List<TopicPartition> out = new ArrayList<>();
-        for (ThreadMetadata t : s.metadataForLocalThreads()) {
-            for (TaskMetadata task : t.activeTasks()) {
-                out.addAll(task.topicPartitions());
-            }
-        }
-        return out;
-    }
-
-    /** Every partition of the store held here, by interactive query (retried for 30 s). */
-    private static void dumpStore(KafkaStreams s, String instance, String app, String name, int partitions,
-            Path file) throws Exception {
-        long deadline = System.currentTimeMillis() + 30_000;
-        while (true) {
-            try {
-                ObjectNode root = Events.JSON.createObjectNode();
-                root.put("instance", instance);
-                var stores = root.putArray("stores");
-                for (int p = 0; p < partitions; p++) {
-                    ReadOnlyKeyValueStore<String, String> store = s.store(StoreQueryParameters
-                            .fromNameAndType(name, QueryableStoreTypes.<String, String>keyValueStore())
-                            .withPartition(p));
-                    ObjectNode entry = stores.addObject();
-                    entry.put("application", app);
-                    entry.put("store", name);
-                    entry.put("partition", p);
-                    ObjectNode kv = entry.putObject("entries");
-                    try (KeyValueIterator<String, String> it = store.all()) {
-                        while (it.hasNext()) {
-                            KeyValue<String, String> e = it.next();
-                            kv.put(e.key, e.value);
-                        }
-                    }
-                }
-                Files.writeString(file, Events.JSON.writeValueAsString(root));
-                return;
-            } catch (InvalidStateStoreException e) {
-                if (System.currentTimeMillis() > deadline) {
-                    // Not holding a partition is no store to report (another instance
-                    // holds it); an empty dump says so.
-                    Files.writeString(file, "{\"instance\":\"" + instance + "\",\"stores\":[]}");
-                    return;
-                }
-                Thread.sleep(50);
-            }
-        }
+        // Both services of the simulated saga run exactly_once_v2 (src/designs/saga/mod.rs).
+        KafkaStreams streams = Service.streams(a, app, topology, StreamsConfig.EXACTLY_ONCE_V2, instance, events,
+                running);
+        String server = a.get("application-server", "localhost:1");
+        Service.serve(a, List.of(streams), running, events,
+                stores -> Service.dumpStore(streams, app, store, server, stores));
     }
 
     /** A domain message as the simulator encodes it: {@code {"type": ..., fields...}}. */
