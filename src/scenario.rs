@@ -201,6 +201,57 @@ pub struct FaultSpec {
     #[serde(flatten)]
     pub rates: FaultRates,
     pub schedule: Vec<ScheduledFault>,
+    /// Faults only the live mode plays on real processes (`[faults.live]`); the
+    /// simulator has no broker processes and no crash points, and ignores them.
+    #[serde(skip_serializing_if = "LiveFaults::is_empty")]
+    pub live: LiveFaults,
+}
+
+/// `[faults.live]`: what `oversell live` plays besides the schedule (`src/live/faults.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveFaults {
+    /// Play the first scheduled `crash` of its instance at this point of the service
+    /// twin's own processing instead of at its wall time: the instance halts itself
+    /// there (a BUGGIFY-style crash point), once per run, and is restarted after the
+    /// entry's `restart_after`. The simulator plays the same entry at its `at`.
+    pub crash_point: Option<CrashPoint>,
+    /// Real broker crashes: SIGKILL of a broker's JVM, restarted on the same log
+    /// directory and ports `restart_after` ms later.
+    pub broker_crash: Vec<BrokerCrash>,
+}
+
+impl LiveFaults {
+    pub fn is_empty(&self) -> bool {
+        self.crash_point.is_none() && self.broker_crash.is_empty()
+    }
+}
+
+/// A place in a live twin's processing where it can halt itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    /// Right after a reservation's store write (and its output) reached the broker, and
+    /// before the stream thread's next offset commit.
+    AfterChangelogBeforeCommit,
+}
+
+impl CrashPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterChangelogBeforeCommit => "after-changelog-before-commit",
+        }
+    }
+}
+
+/// One `[[faults.live.broker_crash]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerCrash {
+    pub at: Millis,
+    /// The broker's node id, 1..=`--brokers`.
+    pub broker: u32,
+    pub restart_after: Millis,
 }
 
 /// The Kafka being modelled.

@@ -72,6 +72,23 @@ fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
             "live",
             &scenario("last-unit"),
             "--design",
+            "rekeyed-alo-delta",
+            "--out",
+            out,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no live twin yet; live twins: naive, rekeyed-alo, rekeyed-eos"),
+        "{}",
+        text(&o)
+    );
+    let o = oversell(
+        &[
+            "live",
+            &scenario("lost-produce-ack-retry"),
+            "--design",
             "rekeyed-eos",
             "--out",
             out,
@@ -80,24 +97,7 @@ fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("has no live twin yet; live twins: naive"),
-        "{}",
-        text(&o)
-    );
-    let o = oversell(
-        &[
-            "live",
-            &scenario("crash-before-offset-commit"),
-            "--design",
-            "naive",
-            "--out",
-            out,
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("fault injection on real processes"),
+        text(&o).contains("faults the live mode cannot play on real processes: [faults] drop"),
         "{}",
         text(&o)
     );

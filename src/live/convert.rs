@@ -11,6 +11,9 @@
 //!   `Assigned` from the applications; times are ms after the workload's time 0, and
 //!   events of the same ms keep a fixed order (appends, acknowledgements, assignments,
 //!   then processing);
+//! * the faults played on real processes become the simulator's `Crash`, `Restart`,
+//!   `Pause` and `Resume` events (a broker's crash and restart, notes), and the last
+//!   restart or continuation is when the faults healed;
 //! * the stores are the instances' final contents;
 //! * the outcome is `Quiescent` only when the driver saw every application commit the end
 //!   of its inputs and stay there.
@@ -18,7 +21,7 @@
 //! What the live recorder does not see is declared in [`NOT_RECORDED`]: those invariants
 //! are reported as not judged, never as holding.
 
-use super::history::{LiveEvent, LiveHistory, LiveRecord};
+use super::history::{LiveEvent, LiveFault, LiveHistory, LiveRecord};
 use crate::checker::{Invariant, NotJudged, Verdict};
 use oversell_sim::protocol::{PartitionProduceResult, ProduceBatch, Record, Request, Response};
 use oversell_sim::trace::Peer;
@@ -62,6 +65,7 @@ impl std::fmt::Display for Unconvertible {
 enum Item<'h> {
     Append(&'h LiveRecord),
     Ack(TopicPartition, u64),
+    Fault(&'h LiveFault),
     Event(&'h LiveEvent),
 }
 
@@ -71,8 +75,9 @@ impl Item<'_> {
         match self {
             Item::Append(_) => 0,
             Item::Ack(..) => 1,
-            Item::Event(e) if e.kind == "assigned" => 2,
-            Item::Event(_) => 3,
+            Item::Fault(_) => 2,
+            Item::Event(e) if e.kind == "assigned" => 3,
+            Item::Event(_) => 4,
         }
     }
 }
@@ -99,6 +104,9 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
     for e in &h.events {
         items.push((h.rel(e.t), Item::Event(e)));
     }
+    for f in &h.faults {
+        items.push((h.rel(f.t), Item::Fault(f)));
+    }
     items.sort_by_key(|(t, item)| (*t, item.rank())); // stable: a partition keeps its order
     let mut trace = Trace::default();
     let mut end_time = 0;
@@ -118,6 +126,7 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
                 },
             ),
             Item::Event(e) => trace.push(*time, choice, event(e)?),
+            Item::Fault(f) => trace.push(*time, choice, fault(h, f)?),
         }
     }
     Ok(RunResult {
@@ -131,8 +140,49 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
         steps: items.len() as u64,
         broker,
         stores: stores(h),
-        healed_at: 0,
+        healed_at: healed_at(h),
     })
+}
+
+/// A fault played on a real process as the simulator's trace event: an instance's
+/// `Crash`, `Restart`, `Pause` (until its planned end) and `Resume`; a broker's crash and
+/// restart, and a skipped fault, as notes (the simulator has no broker processes).
+fn fault(h: &LiveHistory, f: &LiveFault) -> Result<Event, Unconvertible> {
+    let instance = f.target.clone();
+    Ok(match f.kind.as_str() {
+        "crash" => Event::Crash { instance },
+        "restart" => Event::Restart { instance },
+        "pause" => Event::Pause {
+            instance,
+            until: h.rel(f.until.unwrap_or(f.t)),
+        },
+        "resume" => Event::Resume { instance },
+        "broker-crash" | "broker-restart" => Event::Note {
+            client: Peer::Broker,
+            text: format!("{} {} ({})", f.target, &f.kind[7..], f.note),
+        },
+        "skipped" => Event::Note {
+            client: Peer::Scheduler,
+            text: format!("fault on {} skipped: {}", f.target, f.note),
+        },
+        other => {
+            return Err(Unconvertible(format!(
+                "unknown fault kind {other:?} on {}",
+                f.target
+            )))
+        }
+    })
+}
+
+/// When the last fault healed (a restart, a continuation), ms after time 0; 0 without
+/// faults.
+fn healed_at(h: &LiveHistory) -> Millis {
+    h.faults
+        .iter()
+        .filter(|f| matches!(f.kind.as_str(), "restart" | "resume" | "broker-restart"))
+        .map(|f| h.rel(f.t))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The checker's verdict, with the invariants a live history cannot show taken out:

@@ -15,6 +15,7 @@
 //!   queries before the instances closed);
 //! * `group_offsets`: each application's committed offsets at the end.
 
+pub use super::faults::LiveFault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -49,6 +50,9 @@ pub struct LiveHistory {
     pub events: Vec<LiveEvent>,
     pub stores: Vec<LiveStores>,
     pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The faults played on real processes, in the order they were played.
+    #[serde(default)]
+    pub faults: Vec<LiveFault>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -156,6 +156,7 @@ fn last_unit(both_reserved: bool) -> LiveHistory {
             }],
         }],
         group_offsets: BTreeMap::new(),
+        faults: vec![],
     }
 }
 

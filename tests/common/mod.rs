@@ -311,6 +311,7 @@ pub fn scenarios_of(
                 phase_ms: plan.phase_ms,
                 rates: plan.rates,
                 schedule: plan.schedule,
+                live: Default::default(),
             },
             run: RunSpec::default(),
             expect: BTreeMap::new(),
