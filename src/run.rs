@@ -1,6 +1,6 @@
 //! Running designs on scenarios: one seed, a replayed choice log, a sweep of seeds.
 
-use crate::checker::{check, Invariant, Property, Verdict, Violation};
+use crate::checker::{check, Invariant, Probe, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
 use crate::scenario::{Scenario, SeedRange, StateDir};
 use oversell_sim::broker::TransactionVersion;
@@ -210,6 +210,27 @@ pub struct Sweep {
     pub unsettled: u64,
     pub first_unsettled: Option<u64>,
     pub steps: u64,
+    /// Per coverage probe that fired: in how many runs, how often in all, first seed.
+    pub probes: BTreeMap<Probe, ProbeCount>,
+}
+
+/// How a coverage probe fired over a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeCount {
+    /// Runs in which it fired.
+    pub runs: u64,
+    /// Times it fired, over every run.
+    pub hits: u64,
+    /// The lowest seed in which it fired.
+    pub first_seed: u64,
+}
+
+impl ProbeCount {
+    fn merge(&mut self, other: &ProbeCount) {
+        self.runs += other.runs;
+        self.hits += other.hits;
+        self.first_seed = self.first_seed.min(other.first_seed);
+    }
 }
 
 /// What a sweep keeps of one run.
@@ -218,6 +239,7 @@ struct RunSummary {
     steps: u64,
     settled: bool,
     violated: BTreeSet<Invariant>,
+    probes: BTreeMap<Probe, u64>,
 }
 
 impl RunSummary {
@@ -226,6 +248,7 @@ impl RunSummary {
             steps: judged.result.steps,
             settled: judged.settled(),
             violated: judged.violated(),
+            probes: judged.verdict.probes.0.clone(),
         }
     }
 }
@@ -250,6 +273,17 @@ impl Sweep {
             e.0 += 1;
             e.1 = e.1.min(seed);
         }
+        for (probe, hits) in &run.probes {
+            let one = ProbeCount {
+                runs: 1,
+                hits: *hits,
+                first_seed: seed,
+            };
+            self.probes
+                .entry(*probe)
+                .and_modify(|c| c.merge(&one))
+                .or_insert(one);
+        }
     }
 
     pub fn merge(&mut self, other: &Sweep) {
@@ -266,6 +300,22 @@ impl Sweep {
             e.0 += n;
             e.1 = e.1.min(*first);
         }
+        for (probe, count) in &other.probes {
+            self.probes
+                .entry(*probe)
+                .and_modify(|c| c.merge(count))
+                .or_insert(*count);
+        }
+    }
+
+    /// The probes among `expected` that never fired in this sweep: a clean result over
+    /// it did not reach what it was written for.
+    pub fn vacuous(&self, expected: &[Probe]) -> Vec<Probe> {
+        expected
+            .iter()
+            .copied()
+            .filter(|p| !self.probes.contains_key(p))
+            .collect()
     }
 
     /// The first seed violating anything.

@@ -45,6 +45,11 @@ pub struct Scenario {
     /// of the seed range (judged by [`crate::checker::outcomes`]).
     #[serde(default)]
     pub outcomes: BTreeMap<String, Outcomes>,
+    /// Per design name: the coverage probes ([`crate::checker::Probe`] names) that must
+    /// fire in some run of the seed range; a sweep where one never fired is vacuous and
+    /// fails `oversell check`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_probes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,8 @@ use std::path::PathBuf;
     version,
     about = "Deterministic simulation of event-sourced inventory services on Kafka",
     after_help = "Exit status: 0 holds, 1 violation (check: an expectation not met), 2 bad input, \
-                  3 unsettled (a run ended at a bound: liveness not judged), 70 a bug in oversell \
+                  3 unsettled (a run ended at a bound: liveness not judged), 4 vacuous (check: an expected \
+                  coverage probe never fired), 70 a bug in oversell \
                   (a run panicked), 130 interrupted, 141 output pipe closed."
 )]
 pub struct Cli {

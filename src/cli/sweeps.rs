@@ -4,7 +4,7 @@ use super::args::ExploreArgs;
 use super::out::{self, note, say, Shown};
 use super::progress::{self, Progress, Sweeping};
 use super::{designs, load_scenario, load_with, replay_command, Error, Exit, OutFile, Registry};
-use crate::checker::Invariant;
+use crate::checker::{Invariant, Probe};
 use crate::designs::Design;
 use crate::expect::{self, RegressionSeed};
 use crate::run::{self, RunPanic, Sweep, SweepEnd, SweepOptions};
@@ -64,6 +64,25 @@ fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: f64) {
         match sweep.violations.get(&inv) {
             Some((n, first)) => say!("  {:<22} {:>8}  {first}", inv.name(), n),
             None => say!("  {:<22} {:>8}  -", inv.name(), 0),
+        }
+    }
+    print_probes(sweep);
+}
+
+/// The coverage probes: in how many runs each fired (every probe, so that one that
+/// never fired shows as 0).
+fn print_probes(sweep: &Sweep) {
+    say!("  {:<26} {:>8} {:>8}  first seed", "probe", "runs", "hits");
+    for probe in Probe::ALL {
+        match sweep.probes.get(probe) {
+            Some(c) => say!(
+                "  {:<26} {:>8} {:>8}  {}",
+                probe.name(),
+                c.runs,
+                c.hits,
+                c.first_seed
+            ),
+            None => say!("  {:<26} {:>8} {:>8}  -", probe.name(), 0, 0),
         }
     }
 }
@@ -179,29 +198,44 @@ fn scenario_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 /// The schema name of `check --json` (docs/check-json.md).
 pub const CHECK_JSON_SCHEMA: &str = "oversell-check/1";
 
-/// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not
-/// met. `json` receives the file's result.
+/// How one file's check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileCheck {
+    Met,
+    /// Every expectation met, but an expected probe never fired.
+    Vacuous,
+    NotMet,
+}
+
+/// Check one file: its expectations, then its regression seeds. `json` receives the
+/// file's result.
 fn check_file(
     registry: &Registry,
     file: &Path,
     jobs: usize,
     json: &mut serde_json::Value,
-) -> Result<bool, Error> {
+) -> Result<FileCheck, Error> {
     let scenario = load_scenario(file)?;
     say!("{} (seeds {})", out::path(file), scenario.run.seeds);
     json["seeds"] = scenario.run.seeds.to_string().into();
     if scenario.expect.is_empty() {
         say!("  no expectations declared");
-        return Ok(true);
+        return Ok(FileCheck::Met);
     }
     let mut all_met = true;
+    let mut vacuous = false;
     let mut expectations = Vec::new();
     for c in
         expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)?
     {
-        let mark = if c.matches() { "✓" } else { "✗" };
+        let mark = if c.matches() && !c.is_vacuous() {
+            "✓"
+        } else {
+            "✗"
+        };
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
+        vacuous |= c.is_vacuous();
         expectations.push(serde_json::json!({
             "design": c.design,
             "kind": c.kind(),
@@ -213,6 +247,9 @@ fn check_file(
             "first_failing_seed": c.sweep.first_failing_seed(),
             "hazards": c.hazards,
             "outcomes": c.outcomes,
+            "expected_probes": c.expected_probes,
+            "vacuous": c.vacuous,
+            "probes": c.sweep.probes,
         }));
     }
     json["expectations"] = expectations.into();
@@ -240,7 +277,13 @@ fn check_file(
         }));
     }
     json["regressions"] = regressions.into();
-    Ok(all_met)
+    Ok(if !all_met {
+        FileCheck::NotMet
+    } else if vacuous {
+        FileCheck::Vacuous
+    } else {
+        FileCheck::Met
+    })
 }
 
 /// A file's check, with a panic inside one of its runs turned into an error naming it.
@@ -249,7 +292,7 @@ fn check_file_caught(
     file: &Path,
     jobs: usize,
     json: &mut serde_json::Value,
-) -> Result<bool, Error> {
+) -> Result<FileCheck, Error> {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_file(registry, file, jobs, json)
     }));
@@ -280,13 +323,17 @@ pub fn check(
 ) -> Result<Exit, Error> {
     let out_file = OutFile::open_opt(json)?;
     let files = scenario_files(given)?;
-    let (mut unmet, mut broken) = (0, 0);
+    let (mut unmet, mut broken, mut vacuous) = (0, 0, 0);
     let mut reports = Vec::new();
     for file in &files {
         let mut report = serde_json::json!({ "file": file.display().to_string() });
         let status = match check_file_caught(registry, file, jobs, &mut report) {
-            Ok(true) => "met",
-            Ok(false) => {
+            Ok(FileCheck::Met) => "met",
+            Ok(FileCheck::Vacuous) => {
+                vacuous += 1;
+                "vacuous"
+            }
+            Ok(FileCheck::NotMet) => {
                 unmet += 1;
                 "not-met"
             }
@@ -304,17 +351,23 @@ pub fn check(
     if let Some(f) = out_file {
         let doc = serde_json::json!({
             "schema": CHECK_JSON_SCHEMA,
-            "met": broken == 0 && unmet == 0,
+            "met": broken == 0 && unmet == 0 && vacuous == 0,
             "files": reports,
         });
         f.write(&serde_json::to_string_pretty(&doc)?)?;
     }
-    if broken == 0 && unmet == 0 {
+    if broken == 0 && unmet == 0 && vacuous == 0 {
         say!("every expectation met");
         return Ok(Exit::Holds);
     }
+    if broken == 0 && unmet == 0 {
+        say!(
+            "every expectation met, but {vacuous} file(s) VACUOUS: an expected coverage probe never fired, so a clean result there proves nothing"
+        );
+        return Ok(Exit::Vacuous);
+    }
     say!(
-        "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met",
+        "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met; {vacuous} vacuous",
         files.len()
     );
     Ok(if broken > 0 {

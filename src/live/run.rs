@@ -223,6 +223,12 @@ pub fn run_once(
     args.push(format!("topics={}", twin.topics));
     args.push(format!("groups={}", twin.groups));
     args.push(format!("not-before-ms={heals}"));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(",")));
     let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
     let mut instances = instances(cluster, s, index, &dir, &config, &twin, &faults);
@@ -453,6 +459,7 @@ pub(super) fn assemble(
         stores,
         group_offsets: driver.group_offsets,
         faults,
+        log: driver.log,
     })
 }
 

@@ -30,6 +30,7 @@ pub fn last_unit() -> Scenario {
         run: RunSpec::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
+        expect_probes: BTreeMap::new(),
     }
 }
 
@@ -315,6 +316,7 @@ pub fn scenarios_of(
             run: RunSpec::default(),
             expect: BTreeMap::new(),
             outcomes: BTreeMap::new(),
+            expect_probes: BTreeMap::new(),
         },
     )
 }

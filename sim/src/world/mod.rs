@@ -106,6 +106,8 @@ pub struct World {
     /// `broker.next_deadline()`, kept up to date after every `handle` and `tick` (the
     /// only calls that change the broker) instead of recomputed at every step.
     broker_deadline: Option<Millis>,
+    /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
+    tracing: bool,
 }
 
 impl World {
@@ -147,7 +149,16 @@ impl World {
             groups: BTreeSet::new(),
             markers: Vec::new(),
             broker_deadline,
+            tracing: true,
         }
+    }
+
+    /// Keep no trace: the same run, its events dropped as they happen (the run's
+    /// [`RunResult::trace`] stays empty). For measuring the state machines alone — a
+    /// benchmark's floor, with [`Chooser::without_log`] — never for a run to be judged.
+    pub fn without_trace(mut self) -> World {
+        self.tracing = false;
+        self
     }
 
     fn record(&mut self, choice: u64, event: Event) {
@@ -157,7 +168,9 @@ impl World {
         ) {
             self.last_progress = self.now;
         }
-        self.trace.push(self.now, choice, event);
+        if self.tracing {
+            self.trace.push(self.now, choice, event);
+        }
     }
 
     fn flush_scratch(&mut self, choice: u64) {
