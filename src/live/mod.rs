@@ -9,7 +9,8 @@
 //! wall times), [`history`] (the history file), [`convert`] (history → run record, and
 //! what a live history cannot show).
 //!
-//! What exists: twins of `naive`, `rekeyed-alo` and `rekeyed-eos`; `topology.instances`
+//! What exists: twins of `naive`, `rekeyed-alo`, `rekeyed-eos`, `saga` and
+//! `saga-direct-timers`; `topology.instances`
 //! service instances, one JVM each; crashes (SIGKILL, restart), pauses (SIGSTOP,
 //! SIGCONT), broker crashes and a crash point ([`faults`]). Message faults (drop,
 //! duplicate, delay, lost acknowledgements) are refused, never ignored.
@@ -28,7 +29,13 @@ pub use convert::{live_verdict, to_run, Unconvertible, NOT_RECORDED};
 pub use history::LiveHistory;
 
 /// Designs with a live twin in `live/`.
-pub const TWINS: [&str; 3] = ["naive", "rekeyed-alo", "rekeyed-eos"];
+pub const TWINS: [&str; 5] = [
+    "naive",
+    "rekeyed-alo",
+    "rekeyed-eos",
+    "saga",
+    "saga-direct-timers",
+];
 
 /// Why the live mode could not do its job (exit 2).
 #[derive(Debug, thiserror::Error)]

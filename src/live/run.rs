@@ -44,7 +44,15 @@ pub struct Twin {
     pub groups: &'static str,
     /// The outside world's records, as the simulated design's frontend writes them.
     pub frontend: Frontend,
+    /// The services, one JVM per instance each: (service, `app=` argument if the command
+    /// runs one application of several).
+    pub services: &'static [(&'static str, Option<&'static str>)],
+    /// `saga-direct-timers`: the punctuations write their effects themselves.
+    pub direct_timers: bool,
 }
+
+/// The product service alone (the naive and re-keyed designs).
+const PRODUCT_SERVICE: &[(&str, Option<&str>)] = &[("product-service", None)];
 
 /// The live twin of `design`, if it has one.
 pub fn twin(design: &str) -> Option<Twin> {
@@ -58,6 +66,22 @@ pub fn twin(design: &str) -> Option<Twin> {
             stock_records: StockRecords::AbsoluteCounts,
             ..Frontend::new("orders", "warehouse-inventory")
         },
+        services: PRODUCT_SERVICE,
+        direct_timers: false,
+    };
+    // src/designs/saga/mod.rs: OrderService and ProductService, each its own instances,
+    // both exactly_once_v2; orders keyed by order id, stock deltas on product-commands.
+    let saga = |direct_timers| Twin {
+        command: "saga",
+        guarantee: Guarantee::ExactlyOnceV2,
+        topics: "orders,product-commands,order-replies,order-outcomes",
+        groups: "order-service:orders,order-replies;product-service:product-commands",
+        frontend: Frontend::new("orders", "product-commands"),
+        services: &[
+            ("order-service", Some("order-service")),
+            ("product-service", Some("product-service")),
+        ],
+        direct_timers,
     };
     match design {
         "naive" => Some(Twin {
@@ -71,19 +95,42 @@ pub fn twin(design: &str) -> Option<Twin> {
                 stock: "stock".into(),
                 stock_records: StockRecords::Deltas,
             },
+            services: PRODUCT_SERVICE,
+            direct_timers: false,
         }),
         "rekeyed-alo" => Some(rekeyed(Guarantee::AtLeastOnce)),
         "rekeyed-eos" => Some(rekeyed(Guarantee::ExactlyOnceV2)),
+        "saga" => Some(saga(false)),
+        "saga-direct-timers" => Some(saga(true)),
         _ => None,
     }
 }
 
-/// The service instances of a run: `product-service-<i>` for the scenario's
-/// `topology.instances`, each its own JVM.
-pub fn instance_names(s: &Scenario) -> Vec<String> {
-    (0..s.topology.instances)
-        .map(|i| format!("product-service-{i}"))
+/// The service instances of a run, each its own JVM: `<service>-<i>` for each of the
+/// twin's services and the scenario's `topology.instances`, as the simulator names them
+/// (`kit::service`); with each one's `app=` argument, if any.
+pub fn instances_of(twin: &Twin, s: &Scenario) -> Vec<(String, Option<&'static str>)> {
+    twin.services
+        .iter()
+        .flat_map(|(service, app)| {
+            (0..s.topology.instances).map(move |i| (format!("{service}-{i}"), *app))
+        })
         .collect()
+}
+
+/// Why a scenario cannot be played on Kafka 4.x whatever the twin, if it cannot.
+fn unplayable(s: &Scenario) -> Option<String> {
+    // StreamsConfig.UPGRADE_FROM_CONFIG (UpgradeFromValues) accepts 2.4 and later only
+    // in Kafka Streams 4.x, all cooperative: no setting rebalances eagerly.
+    (s.streams.rebalance_protocol == Some(oversell_sim::protocol::RebalanceProtocol::Eager)).then(
+        || {
+            format!(
+                "scenario {} rebalances eagerly, which Kafka Streams 4.x cannot: `upgrade.from` \
+             accepts 2.4 and later only, all cooperative",
+                s.name
+            )
+        },
+    )
 }
 
 /// Whether the live mode can play this scenario with this design: a twin exists and
@@ -106,7 +153,12 @@ pub fn fault_plan(plan: &Plan<'_>, brokers: u32, index: u32) -> Result<FaultPlan
         )));
     };
     let s = plan.scenario;
-    faults::plan(s, design, &instance_names(s), brokers, index)
+    if let Some(why) = unplayable(s) {
+        return Err(LiveError::Unsupported(why));
+    }
+    let twin = twin(plan.design).expect("checked above");
+    let names: Vec<String> = instances_of(&twin, s).into_iter().map(|(n, _)| n).collect();
+    faults::plan(s, design, &names, brokers, index)
 }
 
 /// The workload as the driver plays it: the simulator's own frontend schedule (initial
@@ -156,6 +208,7 @@ pub fn run_once(
         &dir.join("workload.json"),
         &workload(s, &twin.frontend).to_string(),
     )?;
+    write(&dir.join("payments.json"), &payments_json(s).to_string())?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let last_at = s
         .orders
@@ -170,6 +223,12 @@ pub fn run_once(
     args.push(format!("topics={}", twin.topics));
     args.push(format!("groups={}", twin.groups));
     args.push(format!("not-before-ms={heals}"));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(",")));
     let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
     let mut instances = instances(cluster, s, index, &dir, &config, &twin, &faults);
@@ -209,10 +268,12 @@ fn instances(
     faults: &FaultPlan,
 ) -> Vec<Instance> {
     let mut out = Vec::new();
-    for (i, name) in instance_names(s).iter().enumerate() {
+    for (i, (name, app)) in instances_of(twin, s).iter().enumerate() {
+        let name = name.as_str();
         let mut args = service_args(cluster, s, index, name, dir, config);
         args.push(format!("application-server=localhost:{}", i + 1));
-        if let Some(a) = faults.crash_point.as_ref().filter(|a| &a.instance == name) {
+        args.extend(saga_args(twin, s, *app, dir));
+        if let Some(a) = faults.crash_point.as_ref().filter(|a| a.instance == name) {
             args.push(format!("crash-point={}", a.point.name()));
             let marker = dir.join("crash-point.fired");
             args.push(format!("crash-marker={}", marker.display()));
@@ -220,6 +281,29 @@ fn instances(
         out.push(Instance::new(name, twin.command, args));
     }
     out
+}
+
+/// A saga instance's own arguments: its application, the timers, the payment plan.
+pub(super) fn saga_args(twin: &Twin, s: &Scenario, app: Option<&str>, dir: &Path) -> Vec<String> {
+    let Some(app) = app else {
+        return Vec::new();
+    };
+    vec![
+        format!("app={app}"),
+        format!("direct-timers={}", twin.direct_timers),
+        format!("timeout-ms={}", s.saga.reservation_timeout_ms),
+        format!("punctuate-ms={}", s.saga.punctuate_every_ms),
+        format!("payments={}", dir.join("payments.json").display()),
+    ]
+}
+
+/// The scenario's payment plan as the saga twin reads it.
+fn payments_json(s: &Scenario) -> serde_json::Value {
+    serde_json::json!({
+        "fail": s.payments.fail,
+        "delay_ms": s.payments.delay_ms,
+        "delays": s.payments.delays,
+    })
 }
 
 /// When a crash point's restart is due at the latest: its scheduled crash's `at` plus
@@ -375,6 +459,7 @@ fn assemble(
         stores,
         group_offsets: driver.group_offsets,
         faults,
+        log: driver.log,
     })
 }
 
