@@ -36,6 +36,7 @@ fn last_unit() -> Scenario {
         kafka: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
+        expect_probes: BTreeMap::new(),
     }
 }
 

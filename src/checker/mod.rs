@@ -25,6 +25,7 @@ pub mod commitment;
 pub mod history;
 pub mod invariants;
 pub mod outcomes;
+pub mod probes;
 pub mod stores;
 mod verdict;
 pub mod words;
@@ -34,6 +35,7 @@ mod testkit;
 
 pub use history::{History, Rec};
 pub use invariants::{Invariant, Property};
+pub use probes::{Probe, Probes};
 pub use verdict::{KernelBug, NotJudged, Status, Verdict, Violation};
 
 use crate::designs::Schema;
@@ -122,6 +124,7 @@ pub fn check(schema: &Schema, run: &RunResult, decision_bound_ms: Millis) -> Ver
         verdict.violations.extend(first_few(judged.violations));
         verdict.not_judged.extend(judged.not_judged);
     }
+    verdict.probes = probes::probe(&cx);
     verdict
 }
 

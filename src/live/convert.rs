@@ -498,6 +498,10 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
                 e.value.as_deref().ok_or_else(|| missing("value"))?
             ),
         },
+        "note" => Event::Note {
+            client: Peer::Client(client),
+            text: e.value.clone().ok_or_else(|| missing("value"))?,
+        },
         "assigned" => Event::Assigned {
             client,
             generation: 0,

@@ -44,7 +44,15 @@ pub struct Twin {
     pub groups: &'static str,
     /// The outside world's records, as the simulated design's frontend writes them.
     pub frontend: Frontend,
+    /// The services, one JVM per instance each: (service, `app=` argument if the command
+    /// runs one application of several).
+    pub services: &'static [(&'static str, Option<&'static str>)],
+    /// `saga-direct-timers`: the punctuations write their effects themselves.
+    pub direct_timers: bool,
 }
+
+/// The product service alone (the naive and re-keyed designs).
+const PRODUCT_SERVICE: &[(&str, Option<&str>)] = &[("product-service", None)];
 
 /// The live twin of `design`, if it has one.
 pub fn twin(design: &str) -> Option<Twin> {
@@ -58,6 +66,22 @@ pub fn twin(design: &str) -> Option<Twin> {
             stock_records: StockRecords::AbsoluteCounts,
             ..Frontend::new("orders", "warehouse-inventory")
         },
+        services: PRODUCT_SERVICE,
+        direct_timers: false,
+    };
+    // src/designs/saga/mod.rs: OrderService and ProductService, each its own instances,
+    // both exactly_once_v2; orders keyed by order id, stock deltas on product-commands.
+    let saga = |direct_timers| Twin {
+        command: "saga",
+        guarantee: Guarantee::ExactlyOnceV2,
+        topics: "orders,product-commands,order-replies,order-outcomes",
+        groups: "order-service:orders,order-replies;product-service:product-commands",
+        frontend: Frontend::new("orders", "product-commands"),
+        services: &[
+            ("order-service", Some("order-service")),
+            ("product-service", Some("product-service")),
+        ],
+        direct_timers,
     };
     match design {
         "naive" => Some(Twin {
@@ -71,19 +95,42 @@ pub fn twin(design: &str) -> Option<Twin> {
                 stock: "stock".into(),
                 stock_records: StockRecords::Deltas,
             },
+            services: PRODUCT_SERVICE,
+            direct_timers: false,
         }),
         "rekeyed-alo" => Some(rekeyed(Guarantee::AtLeastOnce)),
         "rekeyed-eos" => Some(rekeyed(Guarantee::ExactlyOnceV2)),
+        "saga" => Some(saga(false)),
+        "saga-direct-timers" => Some(saga(true)),
         _ => None,
     }
 }
 
-/// The service instances of a run: `product-service-<i>` for the scenario's
-/// `topology.instances`, each its own JVM.
-pub fn instance_names(s: &Scenario) -> Vec<String> {
-    (0..s.topology.instances)
-        .map(|i| format!("product-service-{i}"))
+/// The service instances of a run, each its own JVM: `<service>-<i>` for each of the
+/// twin's services and the scenario's `topology.instances`, as the simulator names them
+/// (`kit::service`); with each one's `app=` argument, if any.
+pub fn instances_of(twin: &Twin, s: &Scenario) -> Vec<(String, Option<&'static str>)> {
+    twin.services
+        .iter()
+        .flat_map(|(service, app)| {
+            (0..s.topology.instances).map(move |i| (format!("{service}-{i}"), *app))
+        })
         .collect()
+}
+
+/// Why a scenario cannot be played on Kafka 4.x whatever the twin, if it cannot.
+fn unplayable(s: &Scenario) -> Option<String> {
+    // StreamsConfig.UPGRADE_FROM_CONFIG (UpgradeFromValues) accepts 2.4 and later only
+    // in Kafka Streams 4.x, all cooperative: no setting rebalances eagerly.
+    (s.streams.rebalance_protocol == Some(oversell_sim::protocol::RebalanceProtocol::Eager)).then(
+        || {
+            format!(
+                "scenario {} rebalances eagerly, which Kafka Streams 4.x cannot: `upgrade.from` \
+             accepts 2.4 and later only, all cooperative",
+                s.name
+            )
+        },
+    )
 }
 
 /// Whether the live mode can play this scenario with this design: a twin exists and
@@ -106,12 +153,17 @@ pub fn fault_plan(plan: &Plan<'_>, brokers: u32, index: u32) -> Result<FaultPlan
         )));
     };
     let s = plan.scenario;
-    faults::plan(s, design, &instance_names(s), brokers, index)
+    if let Some(why) = unplayable(s) {
+        return Err(LiveError::Unsupported(why));
+    }
+    let twin = twin(plan.design).expect("checked above");
+    let names: Vec<String> = instances_of(&twin, s).into_iter().map(|(n, _)| n).collect();
+    faults::plan(s, design, &names, brokers, index)
 }
 
 /// The workload as the driver plays it: the simulator's own frontend schedule (initial
 /// stock at 0, restocks, orders), in time order.
-fn workload(scenario: &Scenario, frontend: &Frontend) -> serde_json::Value {
+pub(super) fn workload(scenario: &Scenario, frontend: &Frontend) -> serde_json::Value {
     let mut schedule = frontend.schedule(scenario);
     schedule.sort_by_key(|r| r.at); // stable: the producer's order for equal times
     serde_json::Value::Array(
@@ -156,6 +208,7 @@ pub fn run_once(
         &dir.join("workload.json"),
         &workload(s, &twin.frontend).to_string(),
     )?;
+    write(&dir.join("payments.json"), &payments_json(s).to_string())?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let last_at = s
         .orders
@@ -215,10 +268,12 @@ fn instances(
     faults: &FaultPlan,
 ) -> Vec<Instance> {
     let mut out = Vec::new();
-    for (i, name) in instance_names(s).iter().enumerate() {
+    for (i, (name, app)) in instances_of(twin, s).iter().enumerate() {
+        let name = name.as_str();
         let mut args = service_args(cluster, s, index, name, dir, config);
         args.push(format!("application-server=localhost:{}", i + 1));
-        if let Some(a) = faults.crash_point.as_ref().filter(|a| &a.instance == name) {
+        args.extend(saga_args(twin, s, *app, dir));
+        if let Some(a) = faults.crash_point.as_ref().filter(|a| a.instance == name) {
             args.push(format!("crash-point={}", a.point.name()));
             let marker = dir.join("crash-point.fired");
             args.push(format!("crash-marker={}", marker.display()));
@@ -226,6 +281,29 @@ fn instances(
         out.push(Instance::new(name, twin.command, args));
     }
     out
+}
+
+/// A saga instance's own arguments: its application, the timers, the payment plan.
+pub(super) fn saga_args(twin: &Twin, s: &Scenario, app: Option<&str>, dir: &Path) -> Vec<String> {
+    let Some(app) = app else {
+        return Vec::new();
+    };
+    vec![
+        format!("app={app}"),
+        format!("direct-timers={}", twin.direct_timers),
+        format!("timeout-ms={}", s.saga.reservation_timeout_ms),
+        format!("punctuate-ms={}", s.saga.punctuate_every_ms),
+        format!("payments={}", dir.join("payments.json").display()),
+    ]
+}
+
+/// The scenario's payment plan as the saga twin reads it.
+pub(super) fn payments_json(s: &Scenario) -> serde_json::Value {
+    serde_json::json!({
+        "fail": s.payments.fail,
+        "delay_ms": s.payments.delay_ms,
+        "delays": s.payments.delays,
+    })
 }
 
 /// When a crash point's restart is due at the latest: its scheduled crash's `at` plus
@@ -249,7 +327,7 @@ fn armed_heal(s: &Scenario, plan: &FaultPlan) -> Millis {
 
 /// Every instance writes its stores, then every one closes: so that no store moves
 /// between the dumps.
-fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
+pub(super) fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
     let mut running: Vec<&mut JavaProc> = instances
         .iter_mut()
         .filter_map(|i| i.proc.as_mut())
@@ -280,7 +358,7 @@ fn prefix(index: u32) -> String {
 }
 
 /// The driver's arguments: topics, workload, quiescence, where to write.
-fn driver_args(
+pub(super) fn driver_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -305,7 +383,7 @@ fn driver_args(
 }
 
 /// A service instance's arguments, with the scenario's Kafka Streams settings.
-fn service_args(
+pub(super) fn service_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -341,7 +419,7 @@ fn service_args(
 
 /// The driver's record, the instances' event logs and stores, the faults played, as one
 /// history.
-fn assemble(
+pub(super) fn assemble(
     plan: &Plan<'_>,
     index: u32,
     brokers: u32,
@@ -410,6 +488,91 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LiveError> {
     serde_json::from_str(&text).map_err(|e| LiveError::Process(format!("{}: {e}", path.display())))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LiveError> {
+pub(super) fn write(path: &Path, text: &str) -> Result<(), LiveError> {
     std::fs::write(path, text).map_err(|e| LiveError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::load_file;
+
+    fn scenario(name: &str) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(format!("{name}.toml"));
+        load_file(&path).expect("a shipped scenario")
+    }
+
+    /// The outside world's records in a simulated run of the design, on the twin's
+    /// frontend topics: (topic, key, value).
+    fn simulated_inputs(
+        t: &Twin,
+        design: &str,
+        s: &Scenario,
+    ) -> Vec<(String, Option<String>, String)> {
+        let d = crate::expect::design_named(design).expect("a design");
+        let judged = crate::run::run_seed(d.as_ref(), s, &[], 0);
+        let topics = [t.frontend.orders.as_str(), t.frontend.stock.as_str()];
+        let mut out: Vec<_> = judged
+            .result
+            .trace
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                oversell_sim::Event::Append {
+                    tp,
+                    key,
+                    value: Some(v),
+                    ..
+                } if topics.contains(&tp.topic.as_str())
+                    && (v.contains("\"OrderPlaced\"") || v.contains("\"StockAdded\"")) =>
+                {
+                    Some((tp.topic.to_string(), key.clone(), v.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn each_twin_plays_the_workload_its_simulated_design_is_given() {
+        let s = scenario("saga-reservation-timeout");
+        for design in TWINS {
+            let t = twin(design).expect("a twin");
+            let mut ours: Vec<_> = t
+                .frontend
+                .schedule(&s)
+                .into_iter()
+                .map(|r| (r.topic.to_string(), Some(r.key), r.value))
+                .collect();
+            ours.sort();
+            assert_eq!(ours, simulated_inputs(&t, design, &s), "{design}");
+        }
+    }
+
+    #[test]
+    fn an_eager_scenario_is_refused_because_kafka_streams_4_cannot_rebalance_eagerly() {
+        let s = scenario("saga-zombie-punctuation");
+        let why = unplayable(&s).expect("refused");
+        assert!(why.contains("upgrade.from"), "{why}");
+        assert_eq!(unplayable(&scenario("last-unit")), None);
+        let saga = twin("saga").expect("a twin");
+        let names: Vec<String> = instances_of(&saga, &scenario("zombie-after-rebalance"))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "order-service-0",
+                "order-service-1",
+                "product-service-0",
+                "product-service-1"
+            ]
+        );
+    }
 }

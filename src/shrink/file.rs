@@ -106,6 +106,7 @@ fn default_toml() -> toml::Value {
         kafka: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
+        expect_probes: BTreeMap::new(),
     })
     .expect("the default scenario serialises to TOML")
 }

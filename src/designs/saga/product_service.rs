@@ -11,7 +11,7 @@ use oversell_sim::{Context, Input, Millis, Processed, Processor};
 use std::collections::BTreeMap;
 
 /// Why a reservation released by its timer is released.
-const TIMEOUT: &str = "timeout";
+const TIMEOUT: &str = crate::domain::TIMEOUT_REASON;
 
 pub(super) struct ProductLedger {
     pub timeout_ms: Millis,
