@@ -205,6 +205,11 @@ pub struct FaultSpec {
     /// simulator has no broker processes and no crash points, and ignores them.
     #[serde(skip_serializing_if = "LiveFaults::is_empty")]
     pub live: LiveFaults,
+    /// Swarm faults: each run draws its own mix of the random fault rates from ranges
+    /// ([`crate::swarm`]), ignoring the rates written here; the schedule still strikes.
+    /// The fault phase defaults to the last arrival + 500 ms. Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub swarm: bool,
 }
 
 /// `[faults.live]`: what `oversell live` plays besides the schedule (`src/live/faults.rs`).

@@ -213,3 +213,21 @@ fn replay_history_of_a_bad_file_is_an_error_that_says_where() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+/// The live experiments' scenarios (`scenarios/live/`, outside the matrix) keep their
+/// simulated expectations.
+#[test]
+fn the_live_experiment_scenarios_meet_their_simulated_expectations() {
+    let dir = root().join("scenarios").join("live");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/live")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in files {
+        let o = oversell(&["check", f.to_str().unwrap()], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+}

@@ -106,6 +106,13 @@ impl Cluster {
         Ok(())
     }
 
+    /// Every broker's log directory (its `log.dirs`), node 1 first.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        (1..=self.size)
+            .map(|n| self.dir.join(format!("broker-{n}")).join("data"))
+            .collect()
+    }
+
     /// Whether every broker is running (a crashed one is not).
     pub fn alive(&mut self) -> bool {
         self.brokers

@@ -61,6 +61,7 @@ mod invariants;
 pub mod log;
 mod markers;
 mod producer;
+mod restore;
 #[cfg(test)]
 mod tests;
 mod txn;

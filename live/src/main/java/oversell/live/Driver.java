@@ -67,7 +67,8 @@ final class Driver {
                     notBefore);
             history.put("outcome", outcome);
             history.put("recorded_at", System.currentTimeMillis());
-            record(admin, bootstrap, prefix, history);
+            List<TopicPartition> all = record(admin, bootstrap, prefix, history);
+            Segments.record(a.get("log-dirs", ""), prefix, all, history.putArray("log"));
             recordGroups(admin, prefix, groups.keySet(), history.putObject("group_offsets"));
             Files.writeString(Path.of(a.get("history")), Events.JSON.writeValueAsString(history));
         }
@@ -249,7 +250,8 @@ final class Driver {
      * consumer saw it too. Offsets no record holds (control records, compaction) are the
      * gaps between them up to {@code end_offsets}.
      */
-    private static void record(Admin admin, String bootstrap, String prefix, ObjectNode history) throws Exception {
+    private static List<TopicPartition> record(Admin admin, String bootstrap, String prefix, ObjectNode history)
+            throws Exception {
         List<TopicPartition> all = new ArrayList<>();
         for (TopicDescription d : admin.describeTopics(runTopics(admin, prefix)).allTopicNames().get().values()) {
             for (TopicPartitionInfo p : d.partitions()) {
@@ -281,6 +283,7 @@ final class Driver {
                 o.put("committed", seen.contains(r.offset()));
             }
         }
+        return all;
     }
 
     private static List<String> runTopics(Admin admin, String prefix) throws Exception {
