@@ -26,6 +26,7 @@ pub mod history;
 pub mod invariants;
 pub mod outcomes;
 pub mod stores;
+pub mod survival;
 mod verdict;
 pub mod words;
 
