@@ -13,6 +13,10 @@ pub enum Validation {
     Fail,
 }
 
+/// The `reason` of a [`Msg::ReservationReleased`] or [`Msg::CancelReservation`] sent
+/// because a reservation was not confirmed in time.
+pub const TIMEOUT_REASON: &str = "timeout";
+
 /// Every record value written by the designs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]

@@ -2,7 +2,7 @@
 //! answer comes from runs.
 
 use crate::checker::outcomes::{judge as judge_outcomes, Judgement};
-use crate::checker::Invariant;
+use crate::checker::{Invariant, Probe};
 use crate::designs::{Design, Mutation, Registry};
 use crate::run::{sweep, Judged, Sweep};
 use crate::scenario::{Scenario, SeedRange};
@@ -25,6 +25,10 @@ pub struct ExpectationCheck {
     pub hazards: Vec<String>,
     /// The promised outcomes over the same runs.
     pub outcomes: OutcomeCheck,
+    /// The probes the scenario expects of this design (`[expect_probes]`).
+    pub expected_probes: Vec<String>,
+    /// Those among them that never fired: the sweep is vacuous if any.
+    pub vacuous: Vec<String>,
 }
 
 /// How the runs of a sweep met the outcomes their scenario promises.
@@ -65,6 +69,12 @@ impl ExpectationCheck {
     /// outcome.
     pub fn matches(&self) -> bool {
         self.expected == self.found && self.outcomes.met()
+    }
+
+    /// Whether some expected probe never fired: a clean result over these runs did not
+    /// reach the situation the scenario was written for.
+    pub fn is_vacuous(&self) -> bool {
+        !self.vacuous.is_empty()
     }
 
     /// `verdict`, or `regression-pin` for an expectation over one seed.
@@ -118,6 +128,13 @@ impl ExpectationCheck {
                     crate::run::replay_command(scenario_path, &self.design, *seed)
                 ));
             }
+        }
+        if self.is_vacuous() {
+            line.push_str(&format!(
+                "\n             VACUOUS: expected probe(s) {} never fired in {} runs: the runs never reached the situation they were written for",
+                self.vacuous.join(", "),
+                self.sweep.runs
+            ));
         }
         if self.expected != self.found {
             if let Some(seed) = self.sweep.first_failing_seed() {
@@ -189,7 +206,23 @@ pub fn check_expectations_with(
             .map(|i| i.name().to_string())
             .collect();
         let seeds = scenario.run.seeds;
+        let expected_probes = scenario
+            .expect_probes
+            .get(name)
+            .cloned()
+            .unwrap_or_default();
+        let probes: Vec<Probe> = expected_probes
+            .iter()
+            .map(|n| Probe::parse(n).ok_or_else(|| format!("unknown probe {n:?}")))
+            .collect::<Result<_, _>>()?;
+        let vacuous = sweep
+            .vacuous(&probes)
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect();
         out.push(ExpectationCheck {
+            expected_probes,
+            vacuous,
             design: name.clone(),
             expected: expectation.violates.iter().cloned().collect(),
             found,

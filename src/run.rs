@@ -1,10 +1,10 @@
 //! Running designs on scenarios: one seed, a replayed choice log, a sweep of seeds.
 
-use crate::checker::{check, Invariant, Property, Verdict, Violation};
+use crate::checker::{check, Invariant, Probe, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
 use crate::scenario::{Scenario, SeedRange, StateDir};
 use oversell_sim::broker::TransactionVersion;
-use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult, World};
+use oversell_sim::{ChoiceLog, Chooser, FaultRates, Outcome, RunResult, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +15,8 @@ pub struct Judged {
     pub seed: Option<u64>,
     pub result: RunResult,
     pub verdict: Verdict,
+    /// The fault mix the run drew, when its scenario runs swarm faults.
+    pub swarm: Option<FaultRates>,
 }
 
 /// What a judged run says, as the command and the reports tell it.
@@ -145,12 +147,36 @@ pub fn run_seed(
     mutations: &[Mutation],
     seed: u64,
 ) -> Judged {
-    let result = build_world(design, scenario, mutations).run(Chooser::seeded(seed));
+    let mut judged = run_chooser(design, scenario, mutations, Chooser::seeded(seed));
+    judged.seed = Some(seed);
+    judged
+}
+
+/// Run `design` on `scenario` drawing every choice from `chooser` (a swarm scenario
+/// first draws its fault mix from it), then judge the recorded run.
+pub fn run_chooser(
+    design: &dyn Design,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    mut chooser: Chooser,
+) -> Judged {
+    // A log that does not even fit the mix's draws diverges at the world's first choice.
+    let swarm = if scenario.faults.swarm {
+        crate::swarm::draw(&mut chooser).ok()
+    } else {
+        None
+    };
+    let swarmed = swarm
+        .as_ref()
+        .map(|rates| crate::swarm::apply(scenario, rates));
+    let scenario = swarmed.as_ref().unwrap_or(scenario);
+    let result = build_world(design, scenario, mutations).run(chooser);
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
-        seed: Some(seed),
+        seed: None,
         result,
         verdict,
+        swarm,
     }
 }
 
@@ -178,13 +204,7 @@ pub fn run_log(
     mutations: &[Mutation],
     log: &ChoiceLog,
 ) -> Judged {
-    let result = build_world(design, scenario, mutations).run(Chooser::replay(log));
-    let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
-    Judged {
-        seed: None,
-        result,
-        verdict,
-    }
+    run_chooser(design, scenario, mutations, Chooser::replay(log))
 }
 
 /// [`run_log`], with a panic inside the run caught.
@@ -205,7 +225,7 @@ pub fn try_run_log(
 }
 
 /// What a sweep over seeds found, for one design.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sweep {
     pub runs: u64,
     /// Runs that violated at least one invariant.
@@ -216,6 +236,27 @@ pub struct Sweep {
     pub unsettled: u64,
     pub first_unsettled: Option<u64>,
     pub steps: u64,
+    /// Per coverage probe that fired: in how many runs, how often in all, first seed.
+    pub probes: BTreeMap<Probe, ProbeCount>,
+}
+
+/// How a coverage probe fired over a sweep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProbeCount {
+    /// Runs in which it fired.
+    pub runs: u64,
+    /// Times it fired, over every run.
+    pub hits: u64,
+    /// The lowest seed in which it fired.
+    pub first_seed: u64,
+}
+
+impl ProbeCount {
+    fn merge(&mut self, other: &ProbeCount) {
+        self.runs += other.runs;
+        self.hits += other.hits;
+        self.first_seed = self.first_seed.min(other.first_seed);
+    }
 }
 
 /// What a sweep keeps of one run.
@@ -224,6 +265,7 @@ struct RunSummary {
     steps: u64,
     settled: bool,
     violated: BTreeSet<Invariant>,
+    probes: BTreeMap<Probe, u64>,
 }
 
 impl RunSummary {
@@ -232,6 +274,7 @@ impl RunSummary {
             steps: judged.result.steps,
             settled: judged.settled(),
             violated: judged.violated(),
+            probes: judged.verdict.probes.0.clone(),
         }
     }
 }
@@ -256,6 +299,17 @@ impl Sweep {
             e.0 += 1;
             e.1 = e.1.min(seed);
         }
+        for (probe, hits) in &run.probes {
+            let one = ProbeCount {
+                runs: 1,
+                hits: *hits,
+                first_seed: seed,
+            };
+            self.probes
+                .entry(*probe)
+                .and_modify(|c| c.merge(&one))
+                .or_insert(one);
+        }
     }
 
     pub fn merge(&mut self, other: &Sweep) {
@@ -272,6 +326,22 @@ impl Sweep {
             e.0 += n;
             e.1 = e.1.min(*first);
         }
+        for (probe, count) in &other.probes {
+            self.probes
+                .entry(*probe)
+                .and_modify(|c| c.merge(count))
+                .or_insert(*count);
+        }
+    }
+
+    /// The probes among `expected` that never fired in this sweep: a clean result over
+    /// it did not reach what it was written for.
+    pub fn vacuous(&self, expected: &[Probe]) -> Vec<Probe> {
+        expected
+            .iter()
+            .copied()
+            .filter(|p| !self.probes.contains_key(p))
+            .collect()
     }
 
     /// The first seed violating anything.
@@ -297,7 +367,7 @@ pub struct SweepOptions<'a> {
 }
 
 /// How a sweep ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SweepEnd {
     /// Every seed ran.

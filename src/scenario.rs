@@ -51,6 +51,11 @@ pub struct Scenario {
     /// of the seed range (judged by [`crate::checker::outcomes`]).
     #[serde(default)]
     pub outcomes: BTreeMap<String, Outcomes>,
+    /// Per design name: the coverage probes ([`crate::checker::Probe`] names) that must
+    /// fire in some run of the seed range; a sweep where one never fired is vacuous and
+    /// fails `oversell check`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub expect_probes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +207,62 @@ pub struct FaultSpec {
     #[serde(flatten)]
     pub rates: FaultRates,
     pub schedule: Vec<ScheduledFault>,
+    /// Faults only the live mode plays on real processes (`[faults.live]`); the
+    /// simulator has no broker processes and no crash points, and ignores them.
+    #[serde(skip_serializing_if = "LiveFaults::is_empty")]
+    pub live: LiveFaults,
+    /// Swarm faults: each run draws its own mix of the random fault rates from ranges
+    /// ([`crate::swarm`]), ignoring the rates written here; the schedule still strikes.
+    /// The fault phase defaults to the last arrival + 500 ms. Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub swarm: bool,
+}
+
+/// `[faults.live]`: what `oversell live` plays besides the schedule (`src/live/faults.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveFaults {
+    /// Play the first scheduled `crash` of its instance at this point of the service
+    /// twin's own processing instead of at its wall time: the instance halts itself
+    /// there (a BUGGIFY-style crash point), once per run, and is restarted after the
+    /// entry's `restart_after`. The simulator plays the same entry at its `at`.
+    pub crash_point: Option<CrashPoint>,
+    /// Real broker crashes: SIGKILL of a broker's JVM, restarted on the same log
+    /// directory and ports `restart_after` ms later.
+    pub broker_crash: Vec<BrokerCrash>,
+}
+
+impl LiveFaults {
+    pub fn is_empty(&self) -> bool {
+        self.crash_point.is_none() && self.broker_crash.is_empty()
+    }
+}
+
+/// A place in a live twin's processing where it can halt itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CrashPoint {
+    /// Right after a reservation's store write (and its output) reached the broker, and
+    /// before the stream thread's next offset commit.
+    AfterChangelogBeforeCommit,
+}
+
+impl CrashPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashPoint::AfterChangelogBeforeCommit => "after-changelog-before-commit",
+        }
+    }
+}
+
+/// One `[[faults.live.broker_crash]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerCrash {
+    pub at: Millis,
+    /// The broker's node id, 1..=`--brokers`.
+    pub broker: u32,
+    pub restart_after: Millis,
 }
 
 /// The Kafka being modelled.

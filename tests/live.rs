@@ -72,6 +72,23 @@ fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
             "live",
             &scenario("last-unit"),
             "--design",
+            "rekeyed-alo-delta",
+            "--out",
+            out,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("has no live twin yet; live twins: naive, rekeyed-alo, rekeyed-eos"),
+        "{}",
+        text(&o)
+    );
+    let o = oversell(
+        &[
+            "live",
+            &scenario("lost-produce-ack-retry"),
+            "--design",
             "rekeyed-eos",
             "--out",
             out,
@@ -80,24 +97,7 @@ fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
-        text(&o).contains("has no live twin yet; live twins: naive"),
-        "{}",
-        text(&o)
-    );
-    let o = oversell(
-        &[
-            "live",
-            &scenario("crash-before-offset-commit"),
-            "--design",
-            "naive",
-            "--out",
-            out,
-        ],
-        None,
-    );
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("fault injection on real processes"),
+        text(&o).contains("faults the live mode cannot play on real processes: [faults] drop"),
         "{}",
         text(&o)
     );
@@ -212,4 +212,22 @@ fn replay_history_of_a_bad_file_is_an_error_that_says_where() {
         None,
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
+/// The live experiments' scenarios (`scenarios/live/`, outside the matrix) keep their
+/// simulated expectations.
+#[test]
+fn the_live_experiment_scenarios_meet_their_simulated_expectations() {
+    let dir = root().join("scenarios").join("live");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/live")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "{files:?}");
+    for f in files {
+        let o = oversell(&["check", f.to_str().unwrap()], None);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
 }

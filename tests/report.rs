@@ -38,6 +38,7 @@ fn last_unit() -> Scenario {
         producer: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
+        expect_probes: BTreeMap::new(),
     }
 }
 
@@ -326,4 +327,39 @@ fn json_round_trips_every_design() {
             .unwrap_or_else(|e| panic!("{}: the trace reads back: {e}", design.name()));
         assert_eq!(records, judged.result.trace.records, "{}", design.name());
     }
+}
+
+/// A long run's page is bounded: it draws and embeds one page of its records, says so,
+/// and the whole run stays in the JSON report.
+#[test]
+fn html_of_a_long_run_draws_one_page() {
+    let mut scenario = last_unit();
+    scenario.products[0].stock = 1000;
+    scenario.orders = (0..2500)
+        .map(|i| Order {
+            id: format!("o{i}"),
+            product: "product1".into(),
+            quantity: 1,
+            user: None,
+            at: 100 + i,
+        })
+        .collect();
+    let design = designs::by_name("rekeyed-eos").expect("rekeyed-eos design");
+    let judged = run_seed(design.as_ref(), &scenario, &[], 0);
+    let total = judged.result.trace.records.len();
+    assert!(
+        total > report::PAGE_RECORDS,
+        "{total} records: not a long run"
+    );
+    let page = report::html(&scenario, "rekeyed-eos", &judged, &replay(0));
+    let embedded = embedded_json(&page);
+    let shown = embedded["trace"].as_array().expect("a trace").len();
+    assert_eq!(shown, report::PAGE_RECORDS);
+    assert!(
+        page.contains(&format!("of {total} (at most")),
+        "the page says it is one"
+    );
+    assert!(page.len() < 25_000_000, "a page of {} bytes", page.len());
+    let whole = report::json(&scenario, "rekeyed-eos", &judged);
+    assert_eq!(whole["trace"].as_array().expect("a trace").len(), total);
 }

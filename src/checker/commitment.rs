@@ -54,8 +54,9 @@ type At = (TopicPartition, Offset);
 /// Every data record's fate, and the marker that settled it.
 #[derive(Clone, Debug, Default)]
 pub struct Commitment {
-    /// (partition, offset) → fate, and the trace seq of its marker (if the trace shows it).
-    fates: BTreeMap<At, (Fate, Option<u64>)>,
+    /// partition → offset → fate, and the trace seq of its marker (if the trace shows it);
+    /// by partition first, so that a look-up borrows its partition instead of copying it.
+    fates: BTreeMap<TopicPartition, BTreeMap<Offset, (Fate, Option<u64>)>>,
     bugs: Vec<KernelBug>,
 }
 
@@ -85,11 +86,19 @@ impl Commitment {
                         marker,
                     );
                 }
-                c.fates.insert(at, (fate, marker));
+                let (tp, offset) = at;
+                c.fates
+                    .entry(tp)
+                    .or_default()
+                    .insert(offset, (fate, marker));
             }
         }
-        for (at, (fate, marker, _)) in written {
-            c.fates.entry(at).or_insert((fate, marker));
+        for ((tp, offset), (fate, marker, _)) in written {
+            c.fates
+                .entry(tp)
+                .or_default()
+                .entry(offset)
+                .or_insert((fate, marker));
         }
         c.cross_check(run);
         c
@@ -97,12 +106,16 @@ impl Commitment {
 
     /// The fate of the data record at `offset`, if one was ever appended there.
     pub fn fate(&self, tp: &TopicPartition, offset: Offset) -> Option<Fate> {
-        self.fates.get(&(tp.clone(), offset)).map(|(f, _)| *f)
+        self.at(tp, offset).map(|(f, _)| *f)
     }
 
     /// The trace seq of the marker that settled a transactional record, if any.
     pub fn marker(&self, tp: &TopicPartition, offset: Offset) -> Option<u64> {
-        self.fates.get(&(tp.clone(), offset)).and_then(|(_, m)| *m)
+        self.at(tp, offset).and_then(|(_, m)| *m)
+    }
+
+    fn at(&self, tp: &TopicPartition, offset: Offset) -> Option<&(Fate, Option<u64>)> {
+        self.fates.get(tp)?.get(&offset)
     }
 
     pub fn is_committed(&self, tp: &TopicPartition, offset: Offset) -> bool {
@@ -117,7 +130,11 @@ impl Commitment {
     /// The broker's own transaction table must agree with the markers in its logs.
     fn cross_check(&mut self, run: &RunResult) {
         let mut bugs = Vec::new();
-        for ((tp, offset), (fate, marker)) in &self.fates {
+        let fates = self
+            .fates
+            .iter()
+            .flat_map(|(tp, o)| o.iter().map(move |(o, f)| (tp, o, f)));
+        for (tp, offset, (fate, marker)) in fates {
             if run
                 .broker
                 .log(tp)

@@ -52,8 +52,9 @@ impl Rec {
 pub struct History {
     /// Committed data records in global append order.
     pub records: Vec<Rec>,
-    /// Every appended record, committed or not: (partition, offset) → trace seq.
-    appended: BTreeMap<(TopicPartition, Offset), u64>,
+    /// Every appended record, committed or not: partition → offset → (trace seq, producer
+    /// id of an idempotent or transactional producer).
+    appended: BTreeMap<TopicPartition, BTreeMap<Offset, (u64, Option<ProducerId>)>>,
     /// Which records committed, from the logs' markers.
     commitment: Commitment,
     /// Indices into `records`, per partition.
@@ -64,8 +65,6 @@ pub struct History {
     processed: BTreeSet<(String, TopicPartition, Offset)>,
     /// Producer ids handed out for a transactional id (`ProducerInit` events).
     transactional_pids: BTreeSet<ProducerId>,
-    /// Producer id of each appended record (idempotent or transactional producers).
-    pids: BTreeMap<(TopicPartition, Offset), ProducerId>,
     /// Clients acknowledged a write by a transactional producer id (`Acked` → `Append`).
     transactional_clients: BTreeSet<ClientId>,
     /// Which appends are still in the final log.
@@ -113,8 +112,8 @@ impl History {
                     base_offset,
                     ..
                 } => {
-                    let pid = h.pids.get(&(tp.clone(), *base_offset));
-                    if pid.is_some_and(|p| h.transactional_pids.contains(p)) {
+                    let pid = h.appended_at(tp, *base_offset).and_then(|(_, pid)| pid);
+                    if pid.is_some_and(|p| h.transactional_pids.contains(&p)) {
                         h.transactional_clients.insert(client.clone());
                     }
                 }
@@ -126,10 +125,11 @@ impl History {
                     producer_id,
                     ..
                 } => {
-                    h.appended.insert((tp.clone(), *offset), r.seq);
-                    if let Some(pid) = producer_id {
-                        h.pids.insert((tp.clone(), *offset), *pid);
-                    }
+                    let at_tp = match h.appended.get_mut(tp) {
+                        Some(at_tp) => at_tp,
+                        None => h.appended.entry(tp.clone()).or_default(),
+                    };
+                    at_tp.insert(*offset, (r.seq, *producer_id));
                     if !survival.survives(tp, *offset, r.seq) {
                         continue;
                     }
@@ -215,7 +215,15 @@ impl History {
 
     /// Whether a record was appended at all (committed or not): its `Append` seq.
     pub fn was_appended(&self, tp: &TopicPartition, offset: Offset) -> Option<u64> {
-        self.appended.get(&(tp.clone(), offset)).copied()
+        self.appended_at(tp, offset).map(|(seq, _)| seq)
+    }
+
+    fn appended_at(
+        &self,
+        tp: &TopicPartition,
+        offset: Offset,
+    ) -> Option<(u64, Option<ProducerId>)> {
+        self.appended.get(tp)?.get(&offset).copied()
     }
 
     /// How the record at `offset` ended (`None`: nothing was ever appended there).

@@ -25,6 +25,7 @@ pub mod commitment;
 pub mod history;
 pub mod invariants;
 pub mod outcomes;
+pub mod probes;
 pub mod stores;
 pub mod survival;
 mod verdict;
@@ -35,6 +36,7 @@ mod testkit;
 
 pub use history::{History, Rec};
 pub use invariants::{Invariant, Property};
+pub use probes::{Probe, Probes};
 pub use verdict::{KernelBug, NotJudged, Status, Verdict, Violation};
 
 use crate::designs::Schema;
@@ -123,6 +125,7 @@ pub fn check(schema: &Schema, run: &RunResult, decision_bound_ms: Millis) -> Ver
         verdict.violations.extend(first_few(judged.violations));
         verdict.not_judged.extend(judged.not_judged);
     }
+    verdict.probes = probes::probe(&cx);
     verdict
 }
 

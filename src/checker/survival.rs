@@ -18,6 +18,8 @@ type At = (TopicPartition, Offset);
 /// Every append of the run, per offset, and which one survived.
 #[derive(Clone, Debug, Default)]
 pub struct Survival {
+    /// One broker: nothing is ever lost, every append survives (and nothing is walked).
+    single: bool,
     /// (partition, offset) → every `Append` there in trace order: (seq, equal to the
     /// final record there).
     appends: BTreeMap<At, Vec<(u64, bool)>>,
@@ -26,6 +28,12 @@ pub struct Survival {
 
 impl Survival {
     pub fn of(run: &RunResult) -> Survival {
+        if run.broker.broker_count() == 1 {
+            return Survival {
+                single: true,
+                ..Survival::default()
+            };
+        }
         let mut s = Survival::default();
         let mut ends: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
         for r in &run.trace.records {
@@ -67,11 +75,11 @@ impl Survival {
 
     /// Whether the `Append` with trace seq `seq` at `tp`@`offset` survived.
     pub fn survives(&self, tp: &TopicPartition, offset: Offset, seq: u64) -> bool {
-        self.survivors.get(&(tp.clone(), offset)) == Some(&seq)
+        self.single || self.survivors.get(&(tp.clone(), offset)) == Some(&seq)
     }
 
     /// The last append at `tp`@`offset` before trace seq `before`, and whether the final
-    /// log still holds it (or an equal record at that offset).
+    /// log still holds it (or an equal record at that offset); `None` on one broker.
     pub fn kept_before(
         &self,
         tp: &TopicPartition,
@@ -85,10 +93,11 @@ impl Survival {
 
     /// Whether any appended record was lost or replaced (never on one broker).
     pub fn any_lost(&self) -> bool {
-        self.appends.iter().any(|(at, list)| {
-            list.iter()
-                .any(|(seq, _)| self.survivors.get(at) != Some(seq))
-        })
+        !self.single
+            && self.appends.iter().any(|(at, list)| {
+                list.iter()
+                    .any(|(seq, _)| self.survivors.get(at) != Some(seq))
+            })
     }
 }
 

@@ -90,6 +90,8 @@ pub struct Verdict {
     pub not_judged: Vec<NotJudged>,
     /// Contradictions in the record itself; empty unless the kernel has a bug.
     pub kernel_bugs: Vec<KernelBug>,
+    /// How often each coverage probe fired ([`super::probes`]).
+    pub probes: super::Probes,
 }
 
 impl Verdict {

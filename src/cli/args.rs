@@ -12,7 +12,8 @@ use std::path::PathBuf;
     version,
     about = "Deterministic simulation of event-sourced inventory services on Kafka",
     after_help = "Exit status: 0 holds, 1 violation (check: an expectation not met), 2 bad input, \
-                  3 unsettled (a run ended at a bound: liveness not judged), 70 a bug in oversell \
+                  3 unsettled (a run ended at a bound: liveness not judged), 4 vacuous (check: an expected \
+                  coverage probe never fired), 70 a bug in oversell \
                   (a run panicked), 130 interrupted, 141 output pipe closed."
 )]
 pub struct Cli {
@@ -66,6 +67,24 @@ pub enum Command {
     /// (the design's live twin in live/), N times; judge each recorded history with the
     /// same checker. Needs Java 17+ (and Maven for the first build: scripts/live-setup).
     Live(LiveArgs),
+    /// The conformance table: for each shipped scenario and each design with a live twin,
+    /// the simulator's verdict over the scenario's seeds (fresh) beside the live verdict
+    /// (from the summary file; `--runs N --write FILE` runs the live side again).
+    Conformance(ConformanceArgs),
+    /// The saga's zombie punctuation on real Kafka: a product-service instance SIGSTOPped
+    /// right after its ledger task is restored, its task moved, then SIGCONTed; does its
+    /// wall-clock punctuation commit unfenced? (docs/live/zombie-punctuation.toml)
+    LiveZombie(LiveZombieArgs),
+    /// Combine the JSON reports of `explore --shard i/n` (every shard once) into the
+    /// report of the whole sweep, as one machine would have printed and written it.
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write the merged per-design results as JSON (the same file `explore --json`
+        /// writes for the whole range).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The design × fault-class table, produced by runs, as markdown.
     Matrix {
         scenarios: Vec<PathBuf>,
@@ -100,6 +119,10 @@ pub struct ExploreArgs {
     /// Keep the first failing seed of each design in the scenario's regression file.
     #[arg(long)]
     pub save: bool,
+    /// Run only the i-th of n contiguous parts of the seed range (1 <= i <= n); with
+    /// `--json`, write a shard report for `oversell merge`.
+    #[arg(long, value_parser = crate::shard::Shard::parse, conflicts_with = "stop_on_first")]
+    pub shard: Option<crate::shard::Shard>,
     #[command(flatten)]
     pub mutations: MutationArg,
 }
@@ -116,6 +139,56 @@ pub struct LiveArgs {
     /// Brokers in the cluster (KRaft, each its own JVM on 127.0.0.1).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
     pub brokers: u32,
+    /// First of the ports to use (two per broker); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory of the history files.
+    #[arg(long, default_value = "runs/live")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ConformanceArgs {
+    /// The live summary the table is rendered from.
+    #[arg(long, default_value = "docs/live/conformance.json")]
+    pub summary: PathBuf,
+    /// The hand-kept reasons for rows where the two sides differ.
+    #[arg(long, default_value = "docs/live/conformance-reasons.toml")]
+    pub reasons: PathBuf,
+    /// Live runs per playable scenario × design (0: render from the summary only).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub runs: u32,
+    /// Where to write the summary after the live runs (cells not run are kept from
+    /// `--summary`); required with `--runs`.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Only these scenarios' live cells (file names or names; default: all).
+    #[arg(long = "only", value_name = "SCENARIO")]
+    pub only: Vec<String>,
+    /// Only these designs' live cells (default: every design with a twin).
+    #[arg(long = "design", value_name = "DESIGN")]
+    pub designs: Vec<String>,
+    /// Brokers in the cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub brokers: u32,
+    /// First of the ports to use (two per broker); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory of the history files.
+    #[arg(long, default_value = "runs/live")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct LiveZombieArgs {
+    /// The experiment's workload.
+    #[arg(long, default_value = "docs/live/zombie-punctuation.toml")]
+    pub scenario: PathBuf,
+    /// `saga-direct-timers` (the punctuation writes its effects) or `saga`.
+    #[arg(long, default_value = "saga-direct-timers")]
+    pub design: String,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
     /// First of the ports to use (two per broker); default: free ports.
     #[arg(long)]
     pub base_port: Option<u16>,
@@ -187,6 +260,11 @@ pub struct MutationArg {
     /// pause, network, all, broker.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
+    /// `swarm`: every run draws its own fault mix (crash, pause, drop, duplicate, delay
+    /// rates and durations) from ranges, deterministically from its seed, and prints it
+    /// first (the scenario key `[faults] swarm = true`).
+    #[arg(long = "faults", value_parser = ["swarm"])]
+    pub faults: Option<String>,
     /// Model the transaction coordinator of this protocol version instead of the
     /// scenario's `[kafka] transaction_version`: 2 (KIP-890 part 2, Kafka 4.x's default)
     /// or 1 (before it: a late `EndTxn` can complete the next transaction).
@@ -203,6 +281,9 @@ impl MutationArg {
         }
         if let Some(class) = self.fault_class {
             flags.extend(["--fault-class".to_string(), class.flag().to_string()]);
+        }
+        if let Some(faults) = &self.faults {
+            flags.extend(["--faults".to_string(), faults.clone()]);
         }
         if let Some(version) = self.transaction_version {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);

@@ -21,6 +21,9 @@ pub enum Exit {
     Bug,
     /// Interrupted (Ctrl-C) after printing and writing what was found so far.
     Interrupted,
+    /// `check`: every expectation met, but some sweep is vacuous (an expected coverage
+    /// probe never fired).
+    Vacuous,
 }
 
 impl Exit {
@@ -32,6 +35,7 @@ impl Exit {
             Exit::Unsettled => 3,
             Exit::Bug => 70,
             Exit::Interrupted => 130,
+            Exit::Vacuous => 4,
         }
     }
 
@@ -40,10 +44,11 @@ impl Exit {
         match self {
             Exit::Holds => 0,
             Exit::Unsettled => 1,
-            Exit::Violated => 2,
-            Exit::BadInput => 3,
-            Exit::Bug => 4,
-            Exit::Interrupted => 5,
+            Exit::Vacuous => 2,
+            Exit::Violated => 3,
+            Exit::BadInput => 4,
+            Exit::Bug => 5,
+            Exit::Interrupted => 6,
         }
     }
 

@@ -71,7 +71,14 @@ fn series(
         if super::progress::interrupted() {
             break;
         }
-        match live::run::run_once(tc, &mut cluster, plan, index, &a.out) {
+        match live::run::run_once(
+            tc,
+            &mut cluster,
+            plan,
+            index,
+            &a.out,
+            &super::progress::interrupted,
+        ) {
             Ok(done) => tally.add(d, &done.history, &done.file, done.wall)?,
             Err(e) => {
                 // A run that could not finish is no verdict: said, counted, and the

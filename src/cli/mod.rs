@@ -11,10 +11,12 @@
 //! Exit statuses: see [`Exit`].
 
 mod args;
+mod conformance;
 mod error;
 mod live;
 mod out;
 mod progress;
+mod shard;
 mod single;
 mod sweeps;
 
@@ -80,6 +82,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             None => single::replay(registry, &a),
         },
         Command::Live(a) => live::live(registry, &a),
+        Command::Conformance(a) => conformance::conformance(registry, &a),
+        Command::LiveZombie(a) => conformance::zombie(registry, &a),
         Command::Shrink {
             scenario,
             design,
@@ -96,6 +100,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             out.as_deref(),
             &mutations,
         ),
+        Command::Merge { shards, json } => shard::merge(&shards, json.as_deref()),
         Command::Check {
             scenarios,
             jobs,
@@ -123,6 +128,9 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     };
     if let Some(version) = opts.transaction_version {
         scenario.kafka.transaction_version = version;
+    }
+    if opts.faults.as_deref() == Some("swarm") {
+        scenario.faults.swarm = true;
     }
     Ok(scenario)
 }

@@ -4,11 +4,12 @@ use super::args::ExploreArgs;
 use super::out::{self, note, say, Shown};
 use super::progress::{self, Progress, Sweeping};
 use super::{designs, load_scenario, load_with, replay_command, Error, Exit, OutFile, Registry};
-use crate::checker::Invariant;
+use crate::checker::{Invariant, Probe};
 use crate::designs::Design;
 use crate::expect::{self, RegressionSeed};
 use crate::run::{self, RunPanic, Sweep, SweepEnd, SweepOptions};
 use crate::scenario::{Scenario, SeedRange};
+use crate::shard::{DesignSweep, ShardReport};
 use std::path::{Path, PathBuf};
 
 /// One design's sweep, with progress, ending early on Ctrl-C.
@@ -41,20 +42,34 @@ fn panicked(panic: RunPanic, path: &Path, opts: &super::args::MutationArg) -> Er
     }
 }
 
-fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: f64) {
+/// One design's entry of `explore --json`: its sweep and how it ended.
+pub(super) fn sweep_json(sweep: &Sweep, end: SweepEnd) -> Result<serde_json::Value, Error> {
+    let mut value = serde_json::to_value(sweep)?;
+    value["end"] = serde_json::to_value(end)?;
+    Ok(value)
+}
+
+/// A design's summary; `secs` (the sweep's duration) adds its speed.
+pub(super) fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: Option<f64>) {
     let ended = match end {
         SweepEnd::Complete => "",
         SweepEnd::StoppedAtFailure => " (stopped at the first violating seed)",
         SweepEnd::Interrupted => " (INTERRUPTED: partial results)",
     };
+    let speed = match secs {
+        Some(secs) => format!(
+            ", {:.0} runs/s, {:.0} steps/s",
+            sweep.runs as f64 / secs,
+            sweep.steps as f64 / secs
+        ),
+        None => String::new(),
+    };
     say!(
-        "\n{} — {} runs, {} violating, {} unsettled, {:.0} runs/s, {:.0} steps/s{ended}",
+        "\n{} — {} runs, {} violating, {} unsettled{speed}{ended}",
         Shown(name),
         sweep.runs,
         sweep.failing_runs,
         sweep.unsettled,
-        sweep.runs as f64 / secs,
-        sweep.steps as f64 / secs
     );
     if let Some(seed) = sweep.first_unsettled {
         say!("  first unsettled seed (ended at a bound, liveness not judged): {seed}");
@@ -66,10 +81,29 @@ fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: f64) {
             None => say!("  {:<22} {:>8}  -", inv.name(), 0),
         }
     }
+    print_probes(sweep);
+}
+
+/// The coverage probes: in how many runs each fired (every probe, so that one that
+/// never fired shows as 0).
+fn print_probes(sweep: &Sweep) {
+    say!("  {:<26} {:>8} {:>8}  first seed", "probe", "runs", "hits");
+    for probe in Probe::ALL {
+        match sweep.probes.get(probe) {
+            Some(c) => say!(
+                "  {:<26} {:>8} {:>8}  {}",
+                probe.name(),
+                c.runs,
+                c.hits,
+                c.first_seed
+            ),
+            None => say!("  {:<26} {:>8} {:>8}  -", probe.name(), 0, 0),
+        }
+    }
 }
 
 /// The exit status a sweep's findings give.
-fn exit_of(sweep: &Sweep) -> Exit {
+pub(super) fn exit_of(sweep: &Sweep) -> Exit {
     if sweep.first_failing_seed().is_some() {
         Exit::Violated
     } else if sweep.unsettled > 0 {
@@ -81,33 +115,47 @@ fn exit_of(sweep: &Sweep) -> Exit {
 
 pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     let scenario = load_with(&a.scenario, &a.mutations)?;
-    let seeds = a.seeds.unwrap_or(scenario.run.seeds);
+    let all = a.seeds.unwrap_or(scenario.run.seeds);
+    let seeds = match a.shard {
+        Some(shard) => {
+            let (start, end) = shard.seeds(all);
+            SeedRange { start, end }
+        }
+        None => all,
+    };
     let designs = designs(registry, &a.design.design)?;
     let json = OutFile::open_opt(a.json.as_deref())?;
     let jobs = run::jobs_for(seeds, a.jobs.get());
+    let part = match a.shard {
+        Some(shard) => format!("shard {shard} of seeds {all}: "),
+        None => String::new(),
+    };
     say!(
-        "seeds {seeds} · scenario {} ({}) · {jobs} jobs",
+        "{part}seeds {seeds} · scenario {} ({}) · {jobs} jobs",
         Shown(&scenario.name),
         out::path(&a.scenario)
     );
     let sweeping = Sweeping::start();
     let mut exit = Exit::Holds;
     let mut report = serde_json::Map::new();
+    let mut parts = std::collections::BTreeMap::new();
     let mut saved = Vec::new();
     for d in designs {
         let (sweep, end, secs) = sweep_design(d, &scenario, a, seeds, jobs)?;
-        print_sweep(d.name(), &sweep, end, secs);
+        print_sweep(d.name(), &sweep, end, Some(secs));
         exit = exit.and(exit_of(&sweep));
         if let Some(seed) = sweep.first_failing_seed() {
             let command = replay_command(&a.scenario, d.name(), seed, &a.mutations);
             say!("  replay: {}", Shown(&command));
-            if a.save && a.mutations.mutations.is_empty() && a.mutations.fault_class.is_none() {
+            let as_written = a.mutations.mutations.is_empty()
+                && a.mutations.fault_class.is_none()
+                && a.mutations.faults.is_none();
+            if a.save && as_written {
                 saved.push(regression_seed(d, &scenario, seed, a)?);
             }
         }
-        let mut value = serde_json::to_value(&sweep)?;
-        value["end"] = serde_json::to_value(end)?;
-        report.insert(d.name().to_string(), value);
+        report.insert(d.name().to_string(), sweep_json(&sweep, end)?);
+        parts.insert(d.name().to_string(), DesignSweep { sweep, end });
         if end == SweepEnd::Interrupted {
             break;
         }
@@ -115,7 +163,23 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     drop(sweeping);
     save_seeds(a, &saved)?;
     if let Some(file) = json {
-        file.write(&serde_json::to_string_pretty(&report)?)?;
+        let text = match a.shard {
+            Some(shard) => {
+                let doc = ShardReport {
+                    schema: crate::shard::SHARD_SCHEMA.into(),
+                    scenario: scenario.name.clone(),
+                    file: a.scenario.display().to_string(),
+                    seeds: all,
+                    shard,
+                    part: (seeds.start, seeds.end),
+                    options: a.mutations.flags(),
+                    designs: parts,
+                };
+                serde_json::to_string_pretty(&doc)?
+            }
+            None => serde_json::to_string_pretty(&report)?,
+        };
+        file.write(&text)?;
     }
     if progress::interrupted() {
         say!("interrupted: the summary above and the --json file cover the seeds that finished");
@@ -148,7 +212,10 @@ fn save_seeds(a: &ExploreArgs, saved: &[RegressionSeed]) -> Result<(), Error> {
     if !a.save {
         return Ok(());
     }
-    if !a.mutations.mutations.is_empty() || a.mutations.fault_class.is_some() {
+    if !a.mutations.mutations.is_empty()
+        || a.mutations.fault_class.is_some()
+        || a.mutations.faults.is_some()
+    {
         note!("--save ignored: regression seeds are kept for the scenario as written, without mutations or fault classes");
         return Ok(());
     }
@@ -179,29 +246,44 @@ fn scenario_files(given: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 /// The schema name of `check --json` (docs/check-json.md).
 pub const CHECK_JSON_SCHEMA: &str = "oversell-check/1";
 
-/// Check one file: its expectations, then its regression seeds. `Ok(false)`: some not
-/// met. `json` receives the file's result.
+/// How one file's check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FileCheck {
+    Met,
+    /// Every expectation met, but an expected probe never fired.
+    Vacuous,
+    NotMet,
+}
+
+/// Check one file: its expectations, then its regression seeds. `json` receives the
+/// file's result.
 fn check_file(
     registry: &Registry,
     file: &Path,
     jobs: usize,
     json: &mut serde_json::Value,
-) -> Result<bool, Error> {
+) -> Result<FileCheck, Error> {
     let scenario = load_scenario(file)?;
     say!("{} (seeds {})", out::path(file), scenario.run.seeds);
     json["seeds"] = scenario.run.seeds.to_string().into();
     if scenario.expect.is_empty() {
         say!("  no expectations declared");
-        return Ok(true);
+        return Ok(FileCheck::Met);
     }
     let mut all_met = true;
+    let mut vacuous = false;
     let mut expectations = Vec::new();
     for c in
         expect::check_expectations_in(registry, &scenario, jobs).map_err(Error::Expectations)?
     {
-        let mark = if c.matches() { "✓" } else { "✗" };
+        let mark = if c.matches() && !c.is_vacuous() {
+            "✓"
+        } else {
+            "✗"
+        };
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
+        vacuous |= c.is_vacuous();
         expectations.push(serde_json::json!({
             "design": c.design,
             "kind": c.kind(),
@@ -213,6 +295,9 @@ fn check_file(
             "first_failing_seed": c.sweep.first_failing_seed(),
             "hazards": c.hazards,
             "outcomes": c.outcomes,
+            "expected_probes": c.expected_probes,
+            "vacuous": c.vacuous,
+            "probes": c.sweep.probes,
         }));
     }
     json["expectations"] = expectations.into();
@@ -240,7 +325,13 @@ fn check_file(
         }));
     }
     json["regressions"] = regressions.into();
-    Ok(all_met)
+    Ok(if !all_met {
+        FileCheck::NotMet
+    } else if vacuous {
+        FileCheck::Vacuous
+    } else {
+        FileCheck::Met
+    })
 }
 
 /// A file's check, with a panic inside one of its runs turned into an error naming it.
@@ -249,7 +340,7 @@ fn check_file_caught(
     file: &Path,
     jobs: usize,
     json: &mut serde_json::Value,
-) -> Result<bool, Error> {
+) -> Result<FileCheck, Error> {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_file(registry, file, jobs, json)
     }));
@@ -266,6 +357,7 @@ fn no_options() -> super::args::MutationArg {
     super::args::MutationArg {
         mutations: Vec::new(),
         fault_class: None,
+        faults: None,
         transaction_version: None,
     }
 }
@@ -280,13 +372,17 @@ pub fn check(
 ) -> Result<Exit, Error> {
     let out_file = OutFile::open_opt(json)?;
     let files = scenario_files(given)?;
-    let (mut unmet, mut broken) = (0, 0);
+    let (mut unmet, mut broken, mut vacuous) = (0, 0, 0);
     let mut reports = Vec::new();
     for file in &files {
         let mut report = serde_json::json!({ "file": file.display().to_string() });
         let status = match check_file_caught(registry, file, jobs, &mut report) {
-            Ok(true) => "met",
-            Ok(false) => {
+            Ok(FileCheck::Met) => "met",
+            Ok(FileCheck::Vacuous) => {
+                vacuous += 1;
+                "vacuous"
+            }
+            Ok(FileCheck::NotMet) => {
                 unmet += 1;
                 "not-met"
             }
@@ -304,17 +400,23 @@ pub fn check(
     if let Some(f) = out_file {
         let doc = serde_json::json!({
             "schema": CHECK_JSON_SCHEMA,
-            "met": broken == 0 && unmet == 0,
+            "met": broken == 0 && unmet == 0 && vacuous == 0,
             "files": reports,
         });
         f.write(&serde_json::to_string_pretty(&doc)?)?;
     }
-    if broken == 0 && unmet == 0 {
+    if broken == 0 && unmet == 0 && vacuous == 0 {
         say!("every expectation met");
         return Ok(Exit::Holds);
     }
+    if broken == 0 && unmet == 0 {
+        say!(
+            "every expectation met, but {vacuous} file(s) VACUOUS: an expected coverage probe never fired, so a clean result there proves nothing"
+        );
+        return Ok(Exit::Vacuous);
+    }
     say!(
-        "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met",
+        "{broken} of {} file(s) could not be checked; {unmet} file(s) with expectations not met; {vacuous} vacuous",
         files.len()
     );
     Ok(if broken > 0 {

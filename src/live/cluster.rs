@@ -15,7 +15,12 @@ use std::time::{Duration, Instant};
 const CLUSTER_ID: &str = "b3ZlcnNlbGwtbGl2ZS0wMQ";
 
 pub struct Cluster {
-    brokers: Vec<JavaProc>,
+    /// Node `i + 1`'s JVM (`None` while it is crashed) and its arguments.
+    brokers: Vec<Option<JavaProc>>,
+    args: Vec<Vec<String>>,
+    tc: Toolchain,
+    /// How often each broker was started (its stderr file's number).
+    starts: Vec<u32>,
     /// `127.0.0.1:port,...`
     pub bootstrap: String,
     pub dir: PathBuf,
@@ -43,6 +48,7 @@ impl Cluster {
             .collect();
         let replication = size.min(3);
         let mut brokers = Vec::new();
+        let mut all_args = Vec::new();
         for i in 0..size as usize {
             let bdir = dir.join(format!("broker-{}", i + 1));
             std::fs::create_dir_all(&bdir).map_err(|e| LiveError::io(&bdir, e))?;
@@ -56,10 +62,14 @@ impl Cluster {
                 format!("cluster={CLUSTER_ID}"),
             ];
             let name = format!("broker-{}", i + 1);
-            brokers.push(JavaProc::spawn(tc, &name, 512, "broker", &args, dir)?);
+            brokers.push(Some(JavaProc::spawn(tc, &name, 512, "broker", &args, dir)?));
+            all_args.push(args);
         }
         let mut cluster = Cluster {
             brokers,
+            args: all_args,
+            tc: tc.clone(),
+            starts: vec![1; size as usize],
             bootstrap: (0..size as usize)
                 .map(|i| format!("127.0.0.1:{}", ports[2 * i]))
                 .collect::<Vec<_>>()
@@ -75,6 +85,7 @@ impl Cluster {
     fn await_listening(&mut self, ports: &[u16], timeout: Duration) -> Result<(), LiveError> {
         let deadline = Instant::now() + timeout;
         for (i, broker) in self.brokers.iter_mut().enumerate() {
+            let Some(broker) = broker else { continue };
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, ports[2 * i]));
             loop {
                 if !broker.alive() {
@@ -95,18 +106,58 @@ impl Cluster {
         Ok(())
     }
 
-    /// Whether every broker is still running.
+    /// Every broker's log directory (its `log.dirs`), node 1 first.
+    pub fn log_dirs(&self) -> Vec<PathBuf> {
+        (1..=self.size)
+            .map(|n| self.dir.join(format!("broker-{n}")).join("data"))
+            .collect()
+    }
+
+    /// Whether every broker is running (a crashed one is not).
     pub fn alive(&mut self) -> bool {
-        self.brokers.iter_mut().all(JavaProc::alive)
+        self.brokers
+            .iter_mut()
+            .all(|b| b.as_mut().is_some_and(JavaProc::alive))
+    }
+
+    /// SIGKILL broker `node` (1-based): a broker crash.
+    pub fn kill(&mut self, node: u32) -> Result<(), LiveError> {
+        let slot = self.slot(node)?;
+        let Some(mut broker) = slot.take() else {
+            return Err(LiveError::Process(format!("broker-{node} is already down")));
+        };
+        broker.signal("KILL")?;
+        broker.reap();
+        Ok(())
+    }
+
+    /// Start broker `node` again on its log directory and ports (not formatted again).
+    pub fn restart(&mut self, node: u32) -> Result<(), LiveError> {
+        let i = node as usize - 1;
+        if self.slot(node)?.is_some() {
+            return Err(LiveError::Process(format!("broker-{node} is already up")));
+        }
+        self.starts[i] += 1;
+        let name = format!("broker-{node}.{}", self.starts[i]);
+        let proc = JavaProc::spawn(&self.tc, &name, 512, "broker", &self.args[i], &self.dir)?;
+        self.brokers[i] = Some(proc);
+        Ok(())
+    }
+
+    fn slot(&mut self, node: u32) -> Result<&mut Option<JavaProc>, LiveError> {
+        let size = self.size;
+        self.brokers
+            .get_mut((node as usize).wrapping_sub(1))
+            .ok_or_else(|| LiveError::Setup(format!("no broker {node}: brokers 1..={size}")))
     }
 
     /// Stop every broker cleanly (Kafka's controlled shutdown), halting any that takes
     /// longer than 20 s.
     pub fn stop(mut self) {
-        for b in &mut self.brokers {
+        for b in self.brokers.iter_mut().flatten() {
             let _ = b.send("stop");
         }
-        for b in self.brokers.drain(..) {
+        for b in self.brokers.drain(..).flatten() {
             b.finish(Duration::from_secs(20));
         }
     }

@@ -2,15 +2,21 @@
 //!
 //! The record is rebuilt, not invented:
 //!
-//! * the partition logs are replayed, record by record in the order the real brokers
-//!   appended them, into a simulated [`Broker`] as plain appends; each must land at the
-//!   offset it had on the real broker, or the history is refused (a gap is a control
-//!   record or a compacted record, which this converter does not rebuild yet);
+//! * the partition logs are rebuilt, entry by entry in the order the real brokers
+//!   appended them, in a simulated [`Broker`] ([`Broker::restore`]): each data record at
+//!   its real offset with its batch's producer id, epoch, sequence and transactional flag,
+//!   and each control record (COMMIT/ABORT marker) where it was, all as the segment files
+//!   hold them (format 2); what the `read_committed` consumer read must be exactly what
+//!   the markers committed, or the history is refused. A format-1 history (no segment
+//!   files) is replayed as plain appends, and refused at a gap or an uncommitted record;
 //! * trace events come from what was recorded: `Append` from the logs (time: the broker's
 //!   append time), `Acked` from the order producer, `Process`, `StoreGet`, `StorePut` and
 //!   `Assigned` from the applications; times are ms after the workload's time 0, and
 //!   events of the same ms keep a fixed order (appends, acknowledgements, assignments,
 //!   then processing);
+//! * the faults played on real processes become the simulator's `Crash`, `Restart`,
+//!   `Pause` and `Resume` events (a broker's crash and restart, notes), and the last
+//!   restart or continuation is when the faults healed;
 //! * the stores are the instances' final contents;
 //! * the outcome is `Quiescent` only when the driver saw every application commit the end
 //!   of its inputs and stay there.
@@ -18,9 +24,11 @@
 //! What the live recorder does not see is declared in [`NOT_RECORDED`]: those invariants
 //! are reported as not judged, never as holding.
 
-use super::history::{LiveEvent, LiveHistory, LiveRecord};
+use super::history::{LiveEvent, LiveFault, LiveHistory, LiveLogEntry, LiveRecord};
 use crate::checker::{Invariant, NotJudged, Verdict};
-use oversell_sim::protocol::{PartitionProduceResult, ProduceBatch, Record, Request, Response};
+use oversell_sim::protocol::{
+    ControlType, LogEntry, PartitionProduceResult, ProduceBatch, Record, Request, Response,
+};
 use oversell_sim::trace::Peer;
 use oversell_sim::{Broker, ChoiceLog, Event, Millis, Outcome, RunResult, TopicConfig};
 use oversell_sim::{ClientId, TopicPartition, Trace};
@@ -43,8 +51,9 @@ pub const NOT_RECORDED: [(Invariant, &str); 4] = [
     ),
     (
         Invariant::EpochFencing,
-        "the live recorder does not see producer ids, epochs and transaction ends (the consumer \
-         API does not expose them)",
+        "the live history has every batch's producer id and epoch and every marker, but not \
+         the transaction coordinator's InitProducerId and fencing decisions (its \
+         __transaction_state log is not decoded)",
     ),
 ];
 
@@ -61,7 +70,10 @@ impl std::fmt::Display for Unconvertible {
 /// One recorded thing, placed in time.
 enum Item<'h> {
     Append(&'h LiveRecord),
+    /// An entry of a log as on disk, with its record (`None` for a control record).
+    Entry(&'h LiveLogEntry, Option<&'h LiveRecord>),
     Ack(TopicPartition, u64),
+    Fault(&'h LiveFault),
     Event(&'h LiveEvent),
 }
 
@@ -69,10 +81,11 @@ impl Item<'_> {
     /// Order among things of the same ms.
     fn rank(&self) -> u8 {
         match self {
-            Item::Append(_) => 0,
+            Item::Append(_) | Item::Entry(..) => 0,
             Item::Ack(..) => 1,
-            Item::Event(e) if e.kind == "assigned" => 2,
-            Item::Event(_) => 3,
+            Item::Fault(_) => 2,
+            Item::Event(e) if e.kind == "assigned" => 3,
+            Item::Event(_) => 4,
         }
     }
 }
@@ -89,7 +102,11 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
             .create_topic(topic, config)
             .map_err(|e| Unconvertible(format!("topic {topic}: {e:?}")))?;
     }
-    let mut items = appends(h)?;
+    let mut items = if h.log.is_empty() {
+        appends(h)?
+    } else {
+        entries(h)?
+    };
     for a in &h.acks {
         items.push((
             h.rel(a.t),
@@ -99,6 +116,9 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
     for e in &h.events {
         items.push((h.rel(e.t), Item::Event(e)));
     }
+    for f in &h.faults {
+        items.push((h.rel(f.t), Item::Fault(f)));
+    }
     items.sort_by_key(|(t, item)| (*t, item.rank())); // stable: a partition keeps its order
     let mut trace = Trace::default();
     let mut end_time = 0;
@@ -107,6 +127,10 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
         let choice = choice as u64;
         match item {
             Item::Append(r) => replay_append(&mut broker, &mut trace, *time, choice, r)?,
+            Item::Entry(e, r) => {
+                let event = restore(&mut broker, e, *r)?;
+                trace.push(*time, choice, event);
+            }
             Item::Ack(tp, offset) => trace.push(
                 *time,
                 choice,
@@ -118,7 +142,11 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
                 },
             ),
             Item::Event(e) => trace.push(*time, choice, event(e)?),
+            Item::Fault(f) => trace.push(*time, choice, fault(h, f)?),
         }
+    }
+    if !h.log.is_empty() {
+        check_views(h, &broker)?;
     }
     Ok(RunResult {
         trace,
@@ -131,8 +159,49 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
         steps: items.len() as u64,
         broker,
         stores: stores(h),
-        healed_at: 0,
+        healed_at: healed_at(h),
     })
+}
+
+/// A fault played on a real process as the simulator's trace event: an instance's
+/// `Crash`, `Restart`, `Pause` (until its planned end) and `Resume`; a broker's crash and
+/// restart, and a skipped fault, as notes (the simulator has no broker processes).
+fn fault(h: &LiveHistory, f: &LiveFault) -> Result<Event, Unconvertible> {
+    let instance = f.target.clone();
+    Ok(match f.kind.as_str() {
+        "crash" => Event::Crash { instance },
+        "restart" => Event::Restart { instance },
+        "pause" => Event::Pause {
+            instance,
+            until: h.rel(f.until.unwrap_or(f.t)),
+        },
+        "resume" => Event::Resume { instance },
+        "broker-crash" | "broker-restart" => Event::Note {
+            client: Peer::Broker,
+            text: format!("{} {} ({})", f.target, &f.kind[7..], f.note),
+        },
+        "skipped" => Event::Note {
+            client: Peer::Scheduler,
+            text: format!("fault on {} skipped: {}", f.target, f.note),
+        },
+        other => {
+            return Err(Unconvertible(format!(
+                "unknown fault kind {other:?} on {}",
+                f.target
+            )))
+        }
+    })
+}
+
+/// When the last fault healed (a restart, a continuation), ms after time 0; 0 without
+/// faults.
+fn healed_at(h: &LiveHistory) -> Millis {
+    h.faults
+        .iter()
+        .filter(|f| matches!(f.kind.as_str(), "restart" | "resume" | "broker-restart"))
+        .map(|f| h.rel(f.t))
+        .max()
+        .unwrap_or(0)
 }
 
 /// The checker's verdict, with the invariants a live history cannot show taken out:
@@ -208,6 +277,129 @@ fn appends(h: &LiveHistory) -> Result<Vec<(Millis, Item<'_>)>, Unconvertible> {
         }
     }
     Ok(out)
+}
+
+/// Every entry of the logs as on disk (format 2), each with its record: in offset order
+/// per partition, its time never before the previous entry's. Each data entry must have
+/// the record a `read_uncommitted` consumer read at its offset, and each record an entry;
+/// whether `read_committed` read it is checked against the markers in [`to_run`]'s
+/// broker afterwards ([`check_views`]).
+fn entries(h: &LiveHistory) -> Result<Vec<(Millis, Item<'_>)>, Unconvertible> {
+    let mut records: BTreeMap<(&str, u32, u64), &LiveRecord> = BTreeMap::new();
+    for r in &h.records {
+        records.insert((&r.topic, r.partition, r.offset), r);
+    }
+    let mut by_tp: BTreeMap<(&str, u32), Vec<&LiveLogEntry>> = BTreeMap::new();
+    for e in &h.log {
+        by_tp.entry((&e.topic, e.partition)).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for ((topic, partition), mut log) in by_tp {
+        log.sort_by_key(|e| e.offset);
+        let end = h.end_offsets.get(topic).and_then(|p| p.get(&partition));
+        let on_disk = log.last().map(|e| e.offset + 1);
+        if end != on_disk.as_ref() {
+            return Err(Unconvertible(format!(
+                "{topic}-{partition}: its end offset was {end:?}, its segment files end at {on_disk:?}"
+            )));
+        }
+        let mut last = 0;
+        for e in log {
+            let record = records.remove(&(topic, partition, e.offset));
+            if e.control.is_none() && record.is_none() {
+                return Err(Unconvertible(format!(
+                    "{topic}-{partition}@{}: a data record on disk that no consumer read back",
+                    e.offset
+                )));
+            }
+            last = h.rel(e.timestamp).max(last);
+            out.push((last, Item::Entry(e, record)));
+        }
+    }
+    if let Some(((topic, partition, offset), _)) = records.into_iter().next() {
+        return Err(Unconvertible(format!(
+            "{topic}-{partition}@{offset}: read back by a consumer, but not in the segment files"
+        )));
+    }
+    Ok(out)
+}
+
+/// Put one entry of a real log into the simulated broker at its offset
+/// ([`Broker::restore`]); its trace event (`Append` or `Marker`).
+fn restore(
+    broker: &mut Broker,
+    e: &LiveLogEntry,
+    r: Option<&LiveRecord>,
+) -> Result<Event, Unconvertible> {
+    let tp = TopicPartition::new(e.topic.as_str(), e.partition);
+    let control = match e.control.as_deref() {
+        None => None,
+        Some("COMMIT") => Some(ControlType::Commit),
+        Some("ABORT") => Some(ControlType::Abort),
+        Some(other) => {
+            return Err(Unconvertible(format!(
+                "{tp}@{}: unknown control record {other:?}",
+                e.offset
+            )))
+        }
+    };
+    let producer = e.producer_id.zip(e.epoch);
+    let entry = LogEntry {
+        offset: e.offset,
+        record: Record {
+            key: r.and_then(|r| r.key.clone()),
+            value: r.and_then(|r| r.value.clone()),
+            timestamp: e.timestamp,
+            headers: Vec::new(),
+        },
+        producer,
+        sequence: e.sequence,
+        transactional: e.transactional,
+        control,
+    };
+    broker
+        .restore(&tp, entry)
+        .map_err(|why| Unconvertible(format!("rebuilding the log: {why}")))?;
+    Ok(match control {
+        Some(control) => Event::Marker {
+            tp,
+            offset: e.offset,
+            producer_id: e.producer_id.expect("restore refuses a marker without one"),
+            control,
+        },
+        None => Event::Append {
+            tp,
+            offset: e.offset,
+            key: r.and_then(|r| r.key.clone()),
+            value: r.and_then(|r| r.value.clone()),
+            producer_id: e.producer_id,
+            epoch: e.epoch,
+            sequence: e.sequence,
+            transactional: e.transactional,
+        },
+    })
+}
+
+/// What a `read_committed` consumer read must be what the markers say committed: a
+/// record it read is committed, one it skipped aborted or still open.
+fn check_views(h: &LiveHistory, broker: &Broker) -> Result<(), Unconvertible> {
+    for r in &h.records {
+        let tp = TopicPartition::new(r.topic.as_str(), r.partition);
+        let committed = broker.is_committed(&tp, r.offset);
+        if committed != r.committed {
+            return Err(Unconvertible(format!(
+                "{tp}@{}: the read_committed consumer {} it, but the markers on disk say it is {}",
+                r.offset,
+                if r.committed { "read" } else { "skipped" },
+                if committed {
+                    "committed"
+                } else {
+                    "not committed"
+                }
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Append one live record to the simulated broker, where the real one put it.
@@ -306,6 +498,10 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
                 "Kafka Streams state {}",
                 e.value.as_deref().ok_or_else(|| missing("value"))?
             ),
+        },
+        "note" => Event::Note {
+            client: Peer::Client(client),
+            text: e.value.clone().ok_or_else(|| missing("value"))?,
         },
         "assigned" => Event::Assigned {
             client,

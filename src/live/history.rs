@@ -3,7 +3,8 @@
 //!
 //! Times are wall-clock milliseconds since the epoch; `t0` is the wall-clock time of the
 //! workload's time 0 (when the order producer started its clock). Topic names carry no
-//! run prefix. Schema `oversell-live-history/1`:
+//! run prefix. Schema `oversell-live-history/2` (`/1` is read too: it has no `log` and no
+//! `faults`):
 //!
 //! * `records`: every record of every topic of the run, read back to the end with a
 //!   `read_uncommitted` consumer; `committed` says whether a `read_committed` consumer
@@ -13,13 +14,22 @@
 //! * `events`: what each application instance did (`process`, `get`, `put`, `assigned`);
 //! * `stores`: every store's final contents per instance and partition (interactive
 //!   queries before the instances closed);
-//! * `group_offsets`: each application's committed offsets at the end.
+//! * `group_offsets`: each application's committed offsets at the end;
+//! * `log`: every entry of every partition as the brokers' segment files hold it
+//!   (`live/.../Segments.java`, Kafka's `FileRecords`): offset, producer id, epoch and
+//!   sequence, whether transactional, and for a control record its type (`COMMIT`,
+//!   `ABORT`);
+//! * `faults`: the faults played on real processes, with their wall times.
 
+pub use super::faults::LiveFault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The format tag of a history file.
-pub const FORMAT: &str = "oversell-live-history/1";
+pub const FORMAT: &str = "oversell-live-history/2";
+
+/// The earlier format, still read.
+pub const FORMAT_1: &str = "oversell-live-history/1";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LiveHistory {
@@ -49,6 +59,33 @@ pub struct LiveHistory {
     pub events: Vec<LiveEvent>,
     pub stores: Vec<LiveStores>,
     pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The faults played on real processes, in the order they were played.
+    #[serde(default)]
+    pub faults: Vec<LiveFault>,
+    /// Every partition's entries as on disk (empty in format 1).
+    #[serde(default)]
+    pub log: Vec<LiveLogEntry>,
+}
+
+/// One entry of a partition's log on disk: a data record (its key and value are in
+/// `records`) or a control record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLogEntry {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    /// The broker's append time of its batch.
+    pub timestamp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<i32>,
+    pub transactional: bool,
+    /// `COMMIT` or `ABORT` for a control record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -128,6 +165,8 @@ pub struct DriverOut {
     pub end_offsets: BTreeMap<String, BTreeMap<u32, u64>>,
     pub acks: Vec<LiveAck>,
     pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
+    #[serde(default)]
+    pub log: Vec<LiveLogEntry>,
 }
 
 impl LiveHistory {
@@ -142,7 +181,7 @@ impl LiveHistory {
                 e.column()
             )
         })?;
-        if h.format != FORMAT {
+        if h.format != FORMAT && h.format != FORMAT_1 {
             return Err(format!(
                 "{}: history format {:?}, this oversell reads {FORMAT:?}",
                 path.display(),

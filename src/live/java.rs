@@ -206,6 +206,56 @@ impl JavaProc {
         }
     }
 
+    /// The next line it reported within `timeout`, if any; its end is an error.
+    pub fn next_line(&mut self, timeout: Duration) -> Result<Option<String>, LiveError> {
+        match self.lines.recv_timeout(timeout) {
+            Ok(line) => Ok(Some(line)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = self.child.wait();
+                Err(self.failure("exited"))
+            }
+        }
+    }
+
+    /// A line it already reported, if any (never waits; `None` also once it ended).
+    pub fn try_line(&mut self) -> Option<String> {
+        self.lines.try_recv().ok()
+    }
+
+    /// Send a signal (`KILL`, `STOP`, `CONT`) to the process, by its id, with the
+    /// system's `kill` command; a process that has already exited is left alone.
+    pub fn signal(&mut self, name: &str) -> Result<(), LiveError> {
+        if !self.alive() {
+            return Err(self.failure(&format!("was not running when sent SIG{name}")));
+        }
+        if name == "KILL" {
+            return self
+                .child
+                .kill()
+                .map_err(|e| LiveError::Process(format!("SIGKILL {}: {e}", self.name)));
+        }
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .map_err(|e| LiveError::Process(format!("kill -{name} {}: {e}", self.name)))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(LiveError::Process(format!(
+                "kill -{name} {} ({}) failed: {status}",
+                self.name,
+                self.child.id()
+            )))
+        }
+    }
+
+    /// Wait until the process has exited (after a SIGKILL: at once).
+    pub fn reap(mut self) {
+        let _ = self.child.wait();
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -242,7 +292,9 @@ impl JavaProc {
 
 impl Drop for JavaProc {
     fn drop(&mut self) {
-        self.stdin.take(); // the end of its input: it halts
+        // The end of its input: it halts. A stopped JVM cannot read it, but the kill
+        // below ends it all the same (SIGKILL needs no cooperation).
+        self.stdin.take();
         if self.alive() {
             std::thread::sleep(Duration::from_millis(200));
         }

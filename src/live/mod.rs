@@ -3,20 +3,29 @@
 //! record the simulator produces ([`convert`]), and judged by the same checker.
 //!
 //! Layout: [`java`] (Java, Maven, the built module, child processes), [`cluster`] (real
-//! KRaft brokers on loopback ports), [`run`] (one run: topics, the service, the
-//! workload, the recorded history), [`history`] (the history file), [`convert`] (history →
-//! run record, and what a live history cannot show).
+//! KRaft brokers on loopback ports, crashed and restarted on command), [`run`] (one run:
+//! topics, the service instances, the workload, the recorded history), [`faults`] (a
+//! scenario's faults as actions on real processes), [`player`] (playing them at their
+//! wall times), [`history`] (the history file), [`convert`] (history → run record, and
+//! what a live history cannot show), [`conformance`] (the simulator's verdicts beside the
+//! live ones), [`zombie`] (the saga's zombie punctuation, an experiment with its own
+//! triggers).
 //!
-//! What exists: the `naive` design's twin, scenarios without faults, one service
-//! instance, non-transactional histories. Fault injection on real processes, the other
-//! designs' twins and transactional histories are not built yet; asking for them is an
-//! error, never a silent run without them.
+//! What exists: twins of `naive`, `rekeyed-alo`, `rekeyed-eos`, `saga` and
+//! `saga-direct-timers`; `topology.instances`
+//! service instances, one JVM each; crashes (SIGKILL, restart), pauses (SIGSTOP,
+//! SIGCONT), broker crashes and a crash point ([`faults`]). Message faults (drop,
+//! duplicate, delay, lost acknowledgements) are refused, never ignored.
 
 pub mod cluster;
+pub mod conformance;
 pub mod convert;
+pub mod faults;
 pub mod history;
 pub mod java;
+pub mod player;
 pub mod run;
+pub mod zombie;
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +33,13 @@ pub use convert::{live_verdict, to_run, Unconvertible, NOT_RECORDED};
 pub use history::LiveHistory;
 
 /// Designs with a live twin in `live/`.
-pub const TWINS: [&str; 1] = ["naive"];
+pub const TWINS: [&str; 5] = [
+    "naive",
+    "rekeyed-alo",
+    "rekeyed-eos",
+    "saga",
+    "saga-direct-timers",
+];
 
 /// Why the live mode could not do its job (exit 2).
 #[derive(Debug, thiserror::Error)]

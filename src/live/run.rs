@@ -1,16 +1,20 @@
-//! One live run: the run's topics, the design's service instance, the workload played by
-//! the order producer, and the history read back — all on a running [`Cluster`].
+//! One live run: the run's topics, the design's service instances (one JVM each), the
+//! workload played by the order producer, the scenario's faults played on the real
+//! processes ([`super::player`]), and the history read back — all on a running
+//! [`Cluster`].
 
 #![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use super::cluster::Cluster;
+use super::faults::{self, FaultPlan, LiveFault};
 use super::history::{DriverOut, LiveEvent, LiveHistory, LiveStores, FORMAT};
 use super::java::{JavaProc, Toolchain};
+use super::player::{Instance, Player};
 use super::{LiveError, TWINS};
 
 use crate::kit::{streams_config, Frontend, StockRecords};
 use crate::scenario::Scenario;
-use oversell_sim::Guarantee;
+use oversell_sim::{Guarantee, Millis, ScheduledFault, StreamsConfig};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -29,42 +33,137 @@ pub struct Finished {
     pub wall: Duration,
 }
 
-/// Whether the live mode can play this scenario with this design: a twin exists, one
-/// service instance, no faults (fault injection on real processes is not built yet).
+/// A design's live twin: the `live/` command, its topics and applications.
+pub struct Twin {
+    /// `live/`'s command.
+    pub command: &'static str,
+    pub guarantee: Guarantee,
+    /// The topics the driver creates (the twin's others are Kafka Streams' own).
+    pub topics: &'static str,
+    /// `application:input,input;...`: what the driver waits on to call a run quiescent.
+    pub groups: &'static str,
+    /// The outside world's records, as the simulated design's frontend writes them.
+    pub frontend: Frontend,
+    /// The services, one JVM per instance each: (service, `app=` argument if the command
+    /// runs one application of several).
+    pub services: &'static [(&'static str, Option<&'static str>)],
+    /// `saga-direct-timers`: the punctuations write their effects themselves.
+    pub direct_timers: bool,
+}
+
+/// The product service alone (the naive and re-keyed designs).
+const PRODUCT_SERVICE: &[(&str, Option<&str>)] = &[("product-service", None)];
+
+/// The live twin of `design`, if it has one.
+pub fn twin(design: &str) -> Option<Twin> {
+    let rekeyed = |guarantee| Twin {
+        command: "rekeyed",
+        guarantee,
+        topics: "orders,warehouse-inventory,order-validations",
+        groups: "inventory-service:orders,warehouse-inventory,\
+                 inventory-service-orders-by-product-repartition",
+        frontend: Frontend {
+            stock_records: StockRecords::AbsoluteCounts,
+            ..Frontend::new("orders", "warehouse-inventory")
+        },
+        services: PRODUCT_SERVICE,
+        direct_timers: false,
+    };
+    // src/designs/saga/mod.rs: OrderService and ProductService, each its own instances,
+    // both exactly_once_v2; orders keyed by order id, stock deltas on product-commands.
+    let saga = |direct_timers| Twin {
+        command: "saga",
+        guarantee: Guarantee::ExactlyOnceV2,
+        topics: "orders,product-commands,order-replies,order-outcomes",
+        groups: "order-service:orders,order-replies;product-service:product-commands",
+        frontend: Frontend::new("orders", "product-commands"),
+        services: &[
+            ("order-service", Some("order-service")),
+            ("product-service", Some("product-service")),
+        ],
+        direct_timers,
+    };
+    match design {
+        "naive" => Some(Twin {
+            command: "naive",
+            guarantee: Guarantee::AtLeastOnce,
+            topics: "orders,stock",
+            groups: "product-checker:orders;product-stock:orders,stock",
+            frontend: Frontend {
+                orders: "orders".into(),
+                orders_by_product: true,
+                stock: "stock".into(),
+                stock_records: StockRecords::Deltas,
+            },
+            services: PRODUCT_SERVICE,
+            direct_timers: false,
+        }),
+        "rekeyed-alo" => Some(rekeyed(Guarantee::AtLeastOnce)),
+        "rekeyed-eos" => Some(rekeyed(Guarantee::ExactlyOnceV2)),
+        "saga" => Some(saga(false)),
+        "saga-direct-timers" => Some(saga(true)),
+        _ => None,
+    }
+}
+
+/// The service instances of a run, each its own JVM: `<service>-<i>` for each of the
+/// twin's services and the scenario's `topology.instances`, as the simulator names them
+/// (`kit::service`); with each one's `app=` argument, if any.
+pub fn instances_of(twin: &Twin, s: &Scenario) -> Vec<(String, Option<&'static str>)> {
+    twin.services
+        .iter()
+        .flat_map(|(service, app)| {
+            (0..s.topology.instances).map(move |i| (format!("{service}-{i}"), *app))
+        })
+        .collect()
+}
+
+/// Why a scenario cannot be played on Kafka 4.x whatever the twin, if it cannot.
+fn unplayable(s: &Scenario) -> Option<String> {
+    // StreamsConfig.UPGRADE_FROM_CONFIG (UpgradeFromValues) accepts 2.4 and later only
+    // in Kafka Streams 4.x, all cooperative: no setting rebalances eagerly.
+    (s.streams.rebalance_protocol == Some(oversell_sim::protocol::RebalanceProtocol::Eager)).then(
+        || {
+            format!(
+                "scenario {} rebalances eagerly, which Kafka Streams 4.x cannot: `upgrade.from` \
+             accepts 2.4 and later only, all cooperative",
+                s.name
+            )
+        },
+    )
+}
+
+/// Whether the live mode can play this scenario with this design: a twin exists and
+/// every fault can be played on real processes.
 pub fn supported(plan: &Plan<'_>) -> Result<(), LiveError> {
-    if !TWINS.contains(&plan.design) {
+    fault_plan(plan, 5, 0).map(|_| ())
+}
+
+/// The fault plan of run `index` on a cluster of `brokers`.
+pub fn fault_plan(plan: &Plan<'_>, brokers: u32, index: u32) -> Result<FaultPlan, LiveError> {
+    let registry = crate::designs::Registry::builtin();
+    let design = registry
+        .get(plan.design)
+        .filter(|_| twin(plan.design).is_some());
+    let Some(design) = design else {
         return Err(LiveError::Unsupported(format!(
             "design {:?} has no live twin yet; live twins: {}",
             plan.design,
             TWINS.join(", ")
         )));
-    }
+    };
     let s = plan.scenario;
-    if s.topology.instances != 1 {
-        return Err(LiveError::Unsupported(format!(
-            "scenario {} runs {} instances; the live mode runs one service instance so far",
-            s.name, s.topology.instances
-        )));
+    if let Some(why) = unplayable(s) {
+        return Err(LiveError::Unsupported(why));
     }
-    if s.faults.rates.any() || !s.faults.schedule.is_empty() {
-        return Err(LiveError::Unsupported(format!(
-            "scenario {} has faults; fault injection on real processes (SIGKILL, SIGSTOP, broker \
-             restarts) is not built in the live mode yet",
-            s.name
-        )));
-    }
-    Ok(())
+    let twin = twin(plan.design).expect("checked above");
+    let names: Vec<String> = instances_of(&twin, s).into_iter().map(|(n, _)| n).collect();
+    faults::plan(s, design, &names, brokers, index)
 }
 
 /// The workload as the driver plays it: the simulator's own frontend schedule (initial
-/// stock at 0, restocks, orders keyed by product), in time order.
-fn workload(scenario: &Scenario) -> serde_json::Value {
-    let frontend = Frontend {
-        orders: "orders".into(),
-        orders_by_product: true,
-        stock: "stock".into(),
-        stock_records: StockRecords::Deltas,
-    };
+/// stock at 0, restocks, orders), in time order.
+pub(super) fn workload(scenario: &Scenario, frontend: &Frontend) -> serde_json::Value {
     let mut schedule = frontend.schedule(scenario);
     schedule.sort_by_key(|r| r.at); // stable: the producer's order for equal times
     serde_json::Value::Array(
@@ -90,42 +189,64 @@ fn membership(s: &Scenario) -> (u64, u64) {
 }
 
 /// Run the plan once on `cluster`; `index` numbers the run (its topic prefix).
+/// `interrupted` says when to give up (Ctrl-C).
 pub fn run_once(
     tc: &Toolchain,
     cluster: &mut Cluster,
     plan: &Plan<'_>,
     index: u32,
     out: &Path,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<Finished, LiveError> {
-    supported(plan)?;
+    let faults = fault_plan(plan, cluster.size, index)?;
+    let twin = twin(plan.design).expect("checked by fault_plan");
     let started = Instant::now();
     let s = plan.scenario;
     let dir = cluster.dir.join(format!("run-{index}"));
     std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
-    let prefix = prefix(index);
-    write(&dir.join("workload.json"), &workload(s).to_string())?;
-    let config = streams_config("naive", Guarantee::AtLeastOnce, s, &[]);
+    write(
+        &dir.join("workload.json"),
+        &workload(s, &twin.frontend).to_string(),
+    )?;
+    write(&dir.join("payments.json"), &payments_json(s).to_string())?;
+    let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let last_at = s
         .orders
         .iter()
         .map(|o| o.at)
         .chain(s.restocks.iter().map(|r| r.at))
         .max();
-    let bound_ms = (last_at.unwrap_or(0) + s.run.decision_bound_ms).clamp(10_000, 120_000);
-    let args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
+    let heals = faults.heals_at().max(armed_heal(s, &faults));
+    let bound_ms =
+        (last_at.unwrap_or(0).max(heals) + s.run.decision_bound_ms).clamp(10_000, 180_000);
+    let mut args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
+    args.push(format!("topics={}", twin.topics));
+    args.push(format!("groups={}", twin.groups));
+    args.push(format!("not-before-ms={heals}"));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(",")));
     let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
-    let instance = "product-service-0";
-    let args = service_args(cluster, s, index, instance, &dir, config.commit_interval_ms);
-    let mut service = JavaProc::spawn(tc, instance, 384, "naive", &args, &dir)?;
-    service.expect("RUNNING", Duration::from_secs(90))?;
+    let mut instances = instances(cluster, s, index, &dir, &config, &twin, &faults);
+    for inst in &mut instances {
+        inst.start(tc, &dir)?;
+    }
+    for inst in &mut instances {
+        let proc = inst.proc.as_mut().expect("started");
+        proc.expect("RUNNING", Duration::from_secs(90))?;
+    }
     driver.send("play")?;
-    driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
-    service.send("stop")?;
-    service.expect("STOPPED", Duration::from_secs(60))?;
-    service.finish(Duration::from_secs(10));
+    let mut player = Player::new(tc, &dir, &mut instances, cluster, faults, interrupted);
+    player.play(&mut driver, Duration::from_millis(bound_ms + 90_000))?;
+    player.heal()?;
+    let played = std::mem::take(&mut player.played);
+    stop_all(&mut instances)?;
     driver.finish(Duration::from_secs(10));
-    let history = assemble(plan, index, &prefix, cluster.size, &dir)?;
+    let history = assemble(plan, index, cluster.size, &dir, &instances, played)?;
     let file = out.join(format!("{}-{}-run{index}.json", s.name, plan.design));
     let text = serde_json::to_string_pretty(&history).expect("a history serialises");
     write(&file, &text)?;
@@ -136,13 +257,108 @@ pub fn run_once(
     })
 }
 
+/// The run's service instances, not started yet; the armed one gets its crash point.
+fn instances(
+    cluster: &Cluster,
+    s: &Scenario,
+    index: u32,
+    dir: &Path,
+    config: &StreamsConfig,
+    twin: &Twin,
+    faults: &FaultPlan,
+) -> Vec<Instance> {
+    let mut out = Vec::new();
+    for (i, (name, app)) in instances_of(twin, s).iter().enumerate() {
+        let name = name.as_str();
+        let mut args = service_args(cluster, s, index, name, dir, config);
+        args.push(format!("application-server=localhost:{}", i + 1));
+        args.extend(saga_args(twin, s, *app, dir));
+        if let Some(a) = faults.crash_point.as_ref().filter(|a| a.instance == name) {
+            args.push(format!("crash-point={}", a.point.name()));
+            let marker = dir.join("crash-point.fired");
+            args.push(format!("crash-marker={}", marker.display()));
+        }
+        out.push(Instance::new(name, twin.command, args));
+    }
+    out
+}
+
+/// A saga instance's own arguments: its application, the timers, the payment plan.
+pub(super) fn saga_args(twin: &Twin, s: &Scenario, app: Option<&str>, dir: &Path) -> Vec<String> {
+    let Some(app) = app else {
+        return Vec::new();
+    };
+    vec![
+        format!("app={app}"),
+        format!("direct-timers={}", twin.direct_timers),
+        format!("timeout-ms={}", s.saga.reservation_timeout_ms),
+        format!("punctuate-ms={}", s.saga.punctuate_every_ms),
+        format!("payments={}", dir.join("payments.json").display()),
+    ]
+}
+
+/// The scenario's payment plan as the saga twin reads it.
+pub(super) fn payments_json(s: &Scenario) -> serde_json::Value {
+    serde_json::json!({
+        "fail": s.payments.fail,
+        "delay_ms": s.payments.delay_ms,
+        "delays": s.payments.delays,
+    })
+}
+
+/// When a crash point's restart is due at the latest: its scheduled crash's `at` plus
+/// `restart_after` (the crash point fires on an earlier reservation, or not at all).
+fn armed_heal(s: &Scenario, plan: &FaultPlan) -> Millis {
+    if plan.crash_point.is_none() {
+        return 0;
+    }
+    s.faults
+        .schedule
+        .iter()
+        .map(|f| match f {
+            ScheduledFault::Crash {
+                at, restart_after, ..
+            } => at + restart_after,
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Every instance writes its stores, then every one closes: so that no store moves
+/// between the dumps.
+pub(super) fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
+    let mut running: Vec<&mut JavaProc> = instances
+        .iter_mut()
+        .filter_map(|i| i.proc.as_mut())
+        .collect();
+    for p in running.iter_mut() {
+        p.send("dump")?;
+    }
+    for p in running.iter_mut() {
+        p.expect("DUMPED", Duration::from_secs(60))?;
+    }
+    for p in running.iter_mut() {
+        p.send("stop")?;
+    }
+    for p in running.iter_mut() {
+        p.expect("STOPPED", Duration::from_secs(60))?;
+    }
+    for inst in instances.iter_mut() {
+        if let Some(p) = inst.proc.take() {
+            p.finish(Duration::from_secs(10));
+        }
+    }
+    Ok(())
+}
+
 /// A run's topic prefix on the shared cluster.
 fn prefix(index: u32) -> String {
     format!("r{index}.")
 }
 
 /// The driver's arguments: topics, workload, quiescence, where to write.
-fn driver_args(
+pub(super) fn driver_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -156,66 +372,80 @@ fn driver_args(
         format!("brokers={}", cluster.size),
         format!("replication={}", cluster.size.min(3)),
         format!("partitions={}", s.topology.partitions),
-        "topics=orders,stock".into(),
         format!("warmup=warmup-r{index}"),
         format!("workload={}", dir.join("workload.json").display()),
         format!("history={}", dir.join("driver.json").display()),
         format!("idempotent={}", s.topology.order_producer_idempotent),
-        "groups=product-checker:orders;product-stock:orders,stock".into(),
         format!("quiet-ms={}", (3 * commit_ms).max(500)),
         format!("time-bound-ms={bound_ms}"),
         "start-timeout-ms=60000".into(),
     ]
 }
 
-/// The naive twin's arguments, with the scenario's Kafka Streams settings.
-fn service_args(
+/// A service instance's arguments, with the scenario's Kafka Streams settings.
+pub(super) fn service_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
     instance: &str,
     dir: &Path,
-    commit_ms: u64,
+    config: &StreamsConfig,
 ) -> Vec<String> {
     let (session_ms, heartbeat_ms) = membership(s);
-    vec![
+    let guarantee = match config.guarantee {
+        Guarantee::AtLeastOnce => "at_least_once",
+        Guarantee::ExactlyOnceV2 => "exactly_once_v2",
+    };
+    let mut args = vec![
         format!("bootstrap={}", cluster.bootstrap),
         format!("prefix={}", prefix(index)),
         format!("instance={instance}"),
-        format!("events={}", dir.join("events.jsonl").display()),
-        format!("stores={}", dir.join("stores.json").display()),
-        format!("state={}", dir.join("state").display()),
+        format!(
+            "stores={}",
+            dir.join(format!("stores-{instance}.json")).display()
+        ),
+        format!("state={}", dir.join("state").join(instance).display()),
         format!("partitions={}", s.topology.partitions),
-        format!("commit-interval-ms={}", commit_ms),
+        format!("commit-interval-ms={}", config.commit_interval_ms),
         format!("session-timeout-ms={session_ms}"),
         format!("heartbeat-interval-ms={heartbeat_ms}"),
-    ]
+        format!("guarantee={guarantee}"),
+    ];
+    if let Some(t) = s.streams.transaction_timeout_ms {
+        args.push(format!("transaction-timeout-ms={t}"));
+    }
+    args
 }
 
-/// The driver's record, the instances' event logs and stores, as one history.
-fn assemble(
+/// The driver's record, the instances' event logs and stores, the faults played, as one
+/// history.
+pub(super) fn assemble(
     plan: &Plan<'_>,
     index: u32,
-    prefix: &str,
     brokers: u32,
     dir: &Path,
+    instances: &[Instance],
+    faults: Vec<LiveFault>,
 ) -> Result<LiveHistory, LiveError> {
     let driver: DriverOut = parse(&dir.join("driver.json"))?;
-    let events_file = dir.join("events.jsonl");
-    let text = std::fs::read_to_string(&events_file).map_err(|e| LiveError::io(&events_file, e))?;
-    let events = text
-        .lines()
-        .map(serde_json::from_str::<LiveEvent>)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| LiveError::Process(format!("{}: {e}", events_file.display())))?;
-    let stores: LiveStores = parse(&dir.join("stores.json"))?;
+    let mut events = Vec::new();
+    let mut stores = Vec::new();
+    for inst in instances {
+        for n in 1..=inst.starts {
+            events.extend(read_events(&Instance::events_file(dir, &inst.name, n))?);
+        }
+        stores.push(parse::<LiveStores>(
+            &dir.join(format!("stores-{}.json", inst.name)),
+        )?);
+    }
+    events.sort_by_key(|e| e.t); // stable: each instance's own order for equal times
     Ok(LiveHistory {
         format: FORMAT.into(),
         scenario: plan.scenario.name.clone(),
         scenario_path: plan.scenario_path.display().to_string(),
         design: plan.design.into(),
         run: index,
-        prefix: prefix.into(),
+        prefix: prefix(index),
         kafka_version: driver.kafka_version,
         brokers,
         decision_bound_ms: plan.scenario.run.decision_bound_ms,
@@ -226,9 +456,27 @@ fn assemble(
         end_offsets: driver.end_offsets,
         acks: driver.acks,
         events,
-        stores: vec![stores],
+        stores,
         group_offsets: driver.group_offsets,
+        faults,
+        log: driver.log,
     })
+}
+
+/// One event log; a JVM killed while writing leaves at most half a last line, which is
+/// dropped.
+fn read_events(file: &Path) -> Result<Vec<LiveEvent>, LiveError> {
+    let text = std::fs::read_to_string(file).map_err(|e| LiveError::io(file, e))?;
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<LiveEvent>(line) {
+            Ok(e) => out.push(e),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => return Err(LiveError::Process(format!("{}: {e}", file.display()))),
+        }
+    }
+    Ok(out)
 }
 
 fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LiveError> {
@@ -236,6 +484,91 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LiveError> {
     serde_json::from_str(&text).map_err(|e| LiveError::Process(format!("{}: {e}", path.display())))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LiveError> {
+pub(super) fn write(path: &Path, text: &str) -> Result<(), LiveError> {
     std::fs::write(path, text).map_err(|e| LiveError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::load_file;
+
+    fn scenario(name: &str) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(format!("{name}.toml"));
+        load_file(&path).expect("a shipped scenario")
+    }
+
+    /// The outside world's records in a simulated run of the design, on the twin's
+    /// frontend topics: (topic, key, value).
+    fn simulated_inputs(
+        t: &Twin,
+        design: &str,
+        s: &Scenario,
+    ) -> Vec<(String, Option<String>, String)> {
+        let d = crate::expect::design_named(design).expect("a design");
+        let judged = crate::run::run_seed(d.as_ref(), s, &[], 0);
+        let topics = [t.frontend.orders.as_str(), t.frontend.stock.as_str()];
+        let mut out: Vec<_> = judged
+            .result
+            .trace
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                oversell_sim::Event::Append {
+                    tp,
+                    key,
+                    value: Some(v),
+                    ..
+                } if topics.contains(&tp.topic.as_str())
+                    && (v.contains("\"OrderPlaced\"") || v.contains("\"StockAdded\"")) =>
+                {
+                    Some((tp.topic.to_string(), key.clone(), v.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn each_twin_plays_the_workload_its_simulated_design_is_given() {
+        let s = scenario("saga-reservation-timeout");
+        for design in TWINS {
+            let t = twin(design).expect("a twin");
+            let mut ours: Vec<_> = t
+                .frontend
+                .schedule(&s)
+                .into_iter()
+                .map(|r| (r.topic.to_string(), Some(r.key), r.value))
+                .collect();
+            ours.sort();
+            assert_eq!(ours, simulated_inputs(&t, design, &s), "{design}");
+        }
+    }
+
+    #[test]
+    fn an_eager_scenario_is_refused_because_kafka_streams_4_cannot_rebalance_eagerly() {
+        let s = scenario("saga-zombie-punctuation");
+        let why = unplayable(&s).expect("refused");
+        assert!(why.contains("upgrade.from"), "{why}");
+        assert_eq!(unplayable(&scenario("last-unit")), None);
+        let saga = twin("saga").expect("a twin");
+        let names: Vec<String> = instances_of(&saga, &scenario("zombie-after-rebalance"))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "order-service-0",
+                "order-service-1",
+                "product-service-0",
+                "product-service-1"
+            ]
+        );
+    }
 }

@@ -2,7 +2,10 @@
 //! writes them (see `history.rs`).
 
 use super::convert::{live_verdict, to_run, NOT_RECORDED};
-use super::history::{LiveAck, LiveEvent, LiveHistory, LiveRecord, LiveStore, LiveStores, FORMAT};
+use super::history::{
+    LiveAck, LiveEvent, LiveFault, LiveHistory, LiveLogEntry, LiveRecord, LiveStore, LiveStores,
+    FORMAT,
+};
 use crate::checker::{check, Invariant, Status, Verdict};
 use std::collections::BTreeMap;
 
@@ -156,6 +159,8 @@ fn last_unit(both_reserved: bool) -> LiveHistory {
             }],
         }],
         group_offsets: BTreeMap::new(),
+        faults: vec![],
+        log: vec![],
     }
 }
 
@@ -305,4 +310,158 @@ fn a_history_file_reads_back_and_a_bad_one_says_where() {
     let e = LiveHistory::read(&bad).unwrap_err();
     assert!(e.contains("history format"), "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `h` as format 2: every record's entry as the segment files hold it (outside any
+/// transaction), then `extra` entries.
+fn with_log(mut h: LiveHistory, extra: Vec<LiveLogEntry>) -> LiveHistory {
+    let covered = |r: &LiveRecord| {
+        extra
+            .iter()
+            .any(|e| (&e.topic, e.partition, e.offset) == (&r.topic, r.partition, r.offset))
+    };
+    for r in h.records.iter().filter(|r| !covered(r)) {
+        h.log.push(LiveLogEntry {
+            topic: r.topic.clone(),
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            producer_id: Some(1),
+            epoch: Some(0),
+            sequence: Some(r.offset as i32),
+            transactional: false,
+            control: None,
+        });
+    }
+    for e in &extra {
+        let end = h
+            .end_offsets
+            .entry(e.topic.clone())
+            .or_default()
+            .entry(e.partition)
+            .or_default();
+        *end = (*end).max(e.offset + 1);
+    }
+    h.log.extend(extra);
+    h
+}
+
+fn txn_entry(offset: u64, t: u64, control: Option<&str>) -> LiveLogEntry {
+    LiveLogEntry {
+        topic: "orders".into(),
+        partition: 0,
+        offset,
+        timestamp: T0 + t,
+        producer_id: Some(7),
+        epoch: Some(3),
+        sequence: control.is_none().then_some(0),
+        transactional: true,
+        control: control.map(String::from),
+    }
+}
+
+/// The last unit with a third decision: `RESERVED2` again at orders@4, in a transaction
+/// whose marker at orders@5 is `marker`; `read_committed` read it or not.
+fn with_txn(marker: &str, read_committed: bool) -> LiveHistory {
+    let mut h = last_unit(false);
+    h.format = FORMAT.into();
+    h.records.push(LiveRecord {
+        committed: read_committed,
+        ..rec("orders", 4, 600, "product1", RESERVED2)
+    });
+    with_log(
+        h,
+        vec![txn_entry(4, 600, None), txn_entry(5, 650, Some(marker))],
+    )
+}
+
+#[test]
+fn markers_from_the_segment_files_settle_transactional_records_for_the_checker() {
+    // Aborted: the second reservation never counts, and the run holds.
+    let aborted = with_txn("ABORT", false);
+    let run = to_run(&aborted).unwrap();
+    let orders = oversell_sim::TopicPartition::new("orders", 0);
+    assert!(run.broker.is_aborted(&orders, 4));
+    let log = run.broker.log(&orders);
+    assert_eq!(log.len(), 6, "the marker holds its offset");
+    assert_eq!(
+        log[5].control,
+        Some(oversell_sim::protocol::ControlType::Abort)
+    );
+    assert_eq!(log[4].producer, Some((7, 3)));
+    assert!(run.trace.records.iter().any(|r| matches!(
+        &r.event,
+        oversell_sim::Event::Marker {
+            offset: 5,
+            producer_id: 7,
+            ..
+        }
+    )));
+    let v = verdict(&aborted);
+    assert!(v.holds(), "{v}");
+    // Committed: the same record is a second reservation of the last unit.
+    let v = verdict(&with_txn("COMMIT", true));
+    assert!(v.of(Invariant::NoOversell).next().is_some(), "{v}");
+}
+
+#[test]
+fn a_read_committed_view_that_contradicts_the_markers_is_refused() {
+    let e = refused(&with_txn("COMMIT", false));
+    assert!(
+        e.0.contains("skipped it, but the markers on disk say it is committed"),
+        "{e}"
+    );
+    let e = refused(&with_txn("ABORT", true));
+    assert!(e.0.contains("read it, but the markers"), "{e}");
+    let mut missing = with_txn("ABORT", false);
+    missing
+        .records
+        .retain(|r| !(r.topic == "orders" && r.offset == 4));
+    let e = refused(&missing);
+    assert!(e.0.contains("no consumer read back"), "{e}");
+}
+
+#[test]
+fn faults_played_live_are_the_simulators_crash_restart_pause_and_resume() {
+    let mut h = last_unit(false);
+    let fault = |t: u64, kind: &str, until: Option<u64>| LiveFault {
+        t: T0 + t,
+        kind: kind.into(),
+        target: "product-service-0".into(),
+        until: until.map(|u| T0 + u),
+        note: String::new(),
+    };
+    h.faults = vec![
+        fault(500, "crash", None),
+        fault(800, "restart", None),
+        fault(900, "pause", Some(1900)),
+        fault(1905, "resume", None),
+    ];
+    let run = to_run(&h).unwrap();
+    let faults: Vec<(u64, String)> = run
+        .trace
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            oversell_sim::Event::Crash { instance } => Some((r.time, format!("crash {instance}"))),
+            oversell_sim::Event::Restart { instance } => {
+                Some((r.time, format!("restart {instance}")))
+            }
+            oversell_sim::Event::Pause { until, .. } => {
+                Some((r.time, format!("pause until {until}")))
+            }
+            oversell_sim::Event::Resume { .. } => Some((r.time, "resume".into())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        faults,
+        vec![
+            (500, "crash product-service-0".into()),
+            (800, "restart product-service-0".into()),
+            (900, "pause until 1900".into()),
+            (1905, "resume".into()),
+        ]
+    );
+    assert_eq!(run.healed_at, 1905);
 }

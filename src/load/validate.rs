@@ -123,6 +123,7 @@ pub(super) fn validate(s: &Scenario, root: &Value<'_>, text: &str) -> Result<(),
     c.late(s);
     c.expect(s);
     c.outcomes(s);
+    c.expect_probes(s);
     c.problems.sort_by_key(|p| (p.span.start, p.span.end));
     match c.problems.into_iter().next() {
         Some(p) => Err(p),
@@ -571,6 +572,38 @@ impl Check<'_, '_> {
 
     /// `[outcomes.DESIGN]`: a design with an `[expect]` entry; declared orders and
     /// products; decisions listed once; something promised for each.
+    /// Each design of `[expect_probes]` is swept by `[expect]`, and each probe is known
+    /// and listed once.
+    fn expect_probes(&mut self, s: &Scenario) {
+        let probes = crate::checker::Probe::names();
+        for (design, names) in &s.expect_probes {
+            let path = vec![key("expect_probes"), key(design)];
+            if !s.expect.contains_key(design) {
+                self.err(
+                    self.key_span(&path),
+                    format!("expected probes for {} but no [expect] entry for it", quote(design)),
+                    Some(format!(
+                        "probes are counted over the runs of an expectation: add {design} = \"holds\" (or what it violates) under [expect]"
+                    )),
+                );
+                continue;
+            }
+            for (i, name) in names.iter().enumerate() {
+                let mut p = path.clone();
+                p.push(Seg::Index(i));
+                let span = self.span(&p);
+                if !probes.contains(&name.as_str()) {
+                    let known = format!("probes: {}", list(probes.iter().copied()));
+                    let help = suggest(name, probes.iter().copied(), known);
+                    self.err(span, format!("unknown probe {}", quote(name)), Some(help));
+                } else if names[..i].contains(name) {
+                    let help = Some("list each probe once".into());
+                    self.err(span, format!("probe {} is listed twice", quote(name)), help);
+                }
+            }
+        }
+    }
+
     fn outcomes(&mut self, s: &Scenario) {
         let designs = designs::names();
         let orders: Vec<&str> = s.orders.iter().map(|o| o.id.as_str()).collect();

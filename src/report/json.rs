@@ -18,9 +18,17 @@ pub fn json(scenario: &Scenario, design: &str, judged: &Judged) -> Value {
     serde_json::to_value(Doc::new(scenario, design, judged)).expect("a run serialises")
 }
 
-/// The same document as text, with its fields in schema order (a [`Value`] sorts them).
-pub(super) fn json_text(scenario: &Scenario, design: &str, judged: &Judged) -> String {
-    serde_json::to_string(&Doc::new(scenario, design, judged)).expect("a run serialises")
+/// The same document as text, with its fields in schema order (a [`Value`] sorts them),
+/// and only the trace records of `window` (a page of a long run's timeline).
+pub(super) fn json_text(
+    scenario: &Scenario,
+    design: &str,
+    judged: &Judged,
+    window: std::ops::Range<usize>,
+) -> String {
+    let mut doc = Doc::new(scenario, design, judged);
+    doc.trace = &doc.trace[window];
+    serde_json::to_string(&doc).expect("a run serialises")
 }
 
 #[derive(Serialize)]

@@ -12,7 +12,7 @@
 mod html;
 mod json;
 
-pub use html::html;
+pub use html::{html, PAGE_RECORDS};
 pub use json::{json, SCHEMA};
 
 use crate::run::Judged;

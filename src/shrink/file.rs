@@ -108,6 +108,7 @@ fn default_toml() -> toml::Value {
         producer: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
+        expect_probes: BTreeMap::new(),
     })
     .expect("the default scenario serialises to TOML")
 }

@@ -64,6 +64,7 @@ pub mod log;
 mod markers;
 mod producer;
 mod replication;
+mod restore;
 #[cfg(test)]
 mod tests;
 mod txn;

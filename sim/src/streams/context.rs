@@ -57,6 +57,13 @@ impl<'c, 'e> Context<'c, 'e> {
         value
     }
 
+    /// One of the task's own stores, borrowed and in key order, without a trace event
+    /// (like [`Context::entries`], and without copying it): for a processor's timers,
+    /// which read what they may act on, never an input's answer.
+    pub fn view(&mut self, store: &str) -> &BTreeMap<String, String> {
+        self.store(store)
+    }
+
     /// All entries of one of the task's own stores, in key order.
     pub fn entries(&mut self, store: &str) -> Vec<(String, String)> {
         self.store(store)

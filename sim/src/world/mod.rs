@@ -115,6 +115,8 @@ pub struct World {
     held: BTreeMap<u64, brokers::Held>,
     /// Crashed brokers and when they restart.
     brokers_down: BTreeMap<BrokerId, Millis>,
+    /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
+    tracing: bool,
 }
 
 impl World {
@@ -159,7 +161,16 @@ impl World {
             fetches: Vec::new(),
             held: BTreeMap::new(),
             brokers_down: BTreeMap::new(),
+            tracing: true,
         }
+    }
+
+    /// Keep no trace: the same run, its events dropped as they happen (the run's
+    /// [`RunResult::trace`] stays empty). For measuring the state machines alone — a
+    /// benchmark's floor, with [`Chooser::without_log`] — never for a run to be judged.
+    pub fn without_trace(mut self) -> World {
+        self.tracing = false;
+        self
     }
 
     fn record(&mut self, choice: u64, event: Event) {
@@ -169,7 +180,9 @@ impl World {
         ) {
             self.last_progress = self.now;
         }
-        self.trace.push(self.now, choice, event);
+        if self.tracing {
+            self.trace.push(self.now, choice, event);
+        }
     }
 
     fn flush_scratch(&mut self, choice: u64) {

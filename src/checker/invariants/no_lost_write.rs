@@ -59,11 +59,11 @@ fn judge_write(
     let Event::Acked { client, .. } = &ack.event else {
         unreachable!("an Acked event")
     };
-    let acked = format!(
-        "the write to {tp}@{offset}, acknowledged to {client} at t={}ms,",
-        ack.time
-    );
     if let Some((append, false)) = cx.h.survival().kept_before(tp, offset, ack.seq) {
+        let acked = format!(
+            "the write to {tp}@{offset}, acknowledged to {client} at t={}ms,",
+            ack.time
+        );
         let end = cx.run.broker.log_end_offset(tp);
         let how = if offset >= end {
             format!("the log of {tp} now ends at @{end}")
@@ -76,7 +76,10 @@ fn judge_write(
     }
     match cx.h.fate(tp, offset) {
         None => {
-            let explanation = format!("{acked} is not in the log");
+            let explanation = format!(
+                "the write to {tp}@{offset}, acknowledged to {client} at t={}ms, is not in the log",
+                ack.time
+            );
             return vec![cx.violation(Invariant::NoLostWrite, ack.time, explanation, vec![ack.seq])];
         }
         Some(Fate::Aborted | Fate::Open) => return Vec::new(),
@@ -86,7 +89,9 @@ fn judge_write(
         return Vec::new();
     }
     let append = cx.h.was_appended(tp, offset);
-    let what = append
+    // What was written, in words: read (decoded) only for a write that was never processed.
+    let what = || {
+        append
         .and_then(|seq| cx.run.trace.records.get(seq as usize))
         .and_then(|a| match &a.event {
             Event::Append { value, .. } => value.as_deref().and_then(Msg::decode),
@@ -96,7 +101,8 @@ fn judge_write(
             Some(o) => format!(" ({} {o})", m.kind()),
             None => format!(" ({})", label(&m)),
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
     let mut out = Vec::new();
     for ((ptp, app), offsets) in processed.range((tp, "")..) {
         if *ptp != tp {
@@ -106,6 +112,7 @@ fn judge_write(
             continue;
         }
         let last = offsets.keys().next_back().copied().unwrap_or_default();
+        let what = what();
         let explanation = format!(
             "the write to {tp}@{offset}{what}, acknowledged to {client} at t={}ms, was never processed by \
              {app}, which processed other records of {tp} (up to @{last})",

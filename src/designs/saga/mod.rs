@@ -77,6 +77,7 @@ impl Saga {
                         payments: payments.clone(),
                         timers,
                         pending: Pending::default(),
+                        paying: None,
                     })
                 }),
                 punctuate: Some(Punctuation::WallClock(10)),
@@ -109,6 +110,7 @@ impl Saga {
                         idempotent,
                         timers,
                         pending: Pending::default(),
+                        reservations: None,
                     })
                 }),
                 punctuate,

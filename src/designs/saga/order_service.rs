@@ -39,6 +39,11 @@ pub(super) struct ProcessManager {
     pub timers: Timers,
     /// `PaymentSettled` records sent to ourselves and not yet processed.
     pub pending: Pending,
+    /// The orders of `order-state` waiting for their payment (order → due): what a
+    /// punctuation acts on, kept beside the store so that a punctuation reads only them,
+    /// not every order ever placed. Built from the store at the task's first use (after
+    /// its restore), updated after every write.
+    pub paying: Option<BTreeMap<String, Millis>>,
 }
 
 fn load(ctx: &mut Context<'_, '_>, order: &str) -> Option<OrderState> {
@@ -196,14 +201,48 @@ impl ProcessManager {
     }
 }
 
-/// The orders of a store that wait for their payment: order → due time.
-fn paying(stores: &BTreeMap<String, String>) -> impl Iterator<Item = (&String, Millis)> {
-    stores.iter().filter_map(|(order, v)| {
-        match serde_json::from_str::<OrderState>(v).ok()?.status {
-            Status::Paying { due } => Some((order, due)),
-            _ => None,
-        }
-    })
+/// When an order's stored state waits for its payment: its due time.
+fn payment_due_at(value: &str) -> Option<Millis> {
+    match serde_json::from_str::<OrderState>(value).ok()?.status {
+        Status::Paying { due } => Some(due),
+        _ => None,
+    }
+}
+
+/// The orders of a store that wait for their payment, read from every value: order → due.
+fn paying(orders: &BTreeMap<String, String>) -> BTreeMap<String, Millis> {
+    orders
+        .iter()
+        .filter_map(|(order, v)| Some((order.clone(), payment_due_at(v)?)))
+        .collect()
+}
+
+impl ProcessManager {
+    /// The orders waiting for their payment, built from the store on first use. In debug
+    /// and test builds, checked against the whole store at every use.
+    fn paying(&mut self, ctx: &mut Context<'_, '_>) -> &mut BTreeMap<String, Millis> {
+        let store = ctx.view(ORDER_STORE);
+        let index = self.paying.get_or_insert_with(|| paying(store));
+        debug_assert_eq!(
+            *index,
+            paying(store),
+            "paying orders out of step with the store"
+        );
+        index
+    }
+
+    /// After `order`'s state may have been written: its entry among the paying orders.
+    fn reindex(&mut self, ctx: &mut Context<'_, '_>, order: &str) {
+        let due = ctx
+            .view(ORDER_STORE)
+            .get(order)
+            .and_then(|v| payment_due_at(v));
+        let index = self.paying.get_or_insert_with(BTreeMap::new);
+        match due {
+            Some(due) => index.insert(order.to_string(), due),
+            None => index.remove(order),
+        };
+    }
 }
 
 impl Processor for ProcessManager {
@@ -217,16 +256,30 @@ impl Processor for ProcessManager {
         if matches!(msg, Msg::PaymentSettled { .. }) {
             self.pending.seen(&order);
         }
+        self.paying(ctx);
         let state = load(ctx, &order);
         self.step(ctx, &order, msg, state);
+        self.reindex(ctx, &order);
         Processed::Done
     }
 
     /// The earliest payment still due (or due to be sent again): its punctuation settles it.
     fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
         let orders = stores.get(ORDER_STORE)?;
-        paying(orders)
-            .map(|(order, due)| match self.timers {
+        let scanned;
+        let paying = match &self.paying {
+            Some(index) => {
+                debug_assert_eq!(*index, paying(orders), "paying orders out of step");
+                index
+            }
+            None => {
+                scanned = paying(orders);
+                &scanned
+            }
+        };
+        paying
+            .iter()
+            .map(|(order, &due)| match self.timers {
                 Timers::Direct => due,
                 Timers::SelfAddressed => self.pending.next(order, due),
             })
@@ -235,15 +288,17 @@ impl Processor for ProcessManager {
 
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
         let now = ctx.now();
-        let orders: BTreeMap<String, String> = ctx.entries(ORDER_STORE).into_iter().collect();
-        self.pending
-            .retain(|o| paying(&orders).any(|(order, _)| order == o));
-        for (order, due) in paying(&orders) {
-            if due > now {
-                continue;
-            }
-            let state = serde_json::from_str(&orders[order]).expect("a paying order");
-            self.payment_due(ctx, order, state);
+        let due: Vec<String> = (self.paying(ctx).iter())
+            .filter(|(_, &due)| due <= now)
+            .map(|(order, _)| order.clone())
+            .collect();
+        let paying = self.paying.as_ref().expect("built above");
+        self.pending.retain(|o| paying.contains_key(o));
+        for order in due {
+            let value = &ctx.view(ORDER_STORE)[&order];
+            let state = serde_json::from_str(value).expect("a paying order");
+            self.payment_due(ctx, &order, state);
+            self.reindex(ctx, &order);
         }
     }
 }

@@ -11,7 +11,7 @@ use oversell_sim::{Context, Input, Millis, Processed, Processor};
 use std::collections::BTreeMap;
 
 /// Why a reservation released by its timer is released.
-const TIMEOUT: &str = "timeout";
+const TIMEOUT: &str = crate::domain::TIMEOUT_REASON;
 
 pub(super) struct ProductLedger {
     pub timeout_ms: Millis,
@@ -20,17 +20,34 @@ pub(super) struct ProductLedger {
     /// `CancelReservation { reason: "timeout" }` records sent to ourselves, by order, and
     /// not yet processed.
     pub pending: Pending,
+    /// The open reservations of every ledger of `stock-ledger` (product → order → units,
+    /// expiry): what a punctuation acts on, kept beside the store so that a punctuation
+    /// reads only them, not every ledger with every order it ever decided. Built from the
+    /// store at the task's first use (after its restore), updated after every write.
+    pub reservations: Option<Reservations>,
+}
+
+/// A ledger's open reservations: order → (units, expiry).
+type Reserved = BTreeMap<String, (u64, Millis)>;
+
+/// Product → its ledger's open reservations.
+pub(super) type Reservations = BTreeMap<String, Reserved>;
+
+/// The open reservations of every ledger of a store, read from every value.
+fn reservations(ledgers: &BTreeMap<String, String>) -> Reservations {
+    ledgers
+        .iter()
+        .filter_map(|(product, v)| {
+            let l = serde_json::from_str::<Ledger>(v).ok()?;
+            Some((product.clone(), l.reserved)).filter(|(_, r)| !r.is_empty())
+        })
+        .collect()
 }
 
 fn load(ctx: &mut Context<'_, '_>, product: &str) -> Ledger {
     ctx.get(LEDGER_STORE, product)
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default()
-}
-
-fn save(ctx: &mut Context<'_, '_>, product: &str, ledger: &Ledger) {
-    let v = serde_json::to_string(ledger).expect("ledger serialises");
-    ctx.put(LEDGER_STORE, product, Some(v));
 }
 
 fn reply(ctx: &mut Context<'_, '_>, order: &str, msg: Msg) {
@@ -47,21 +64,43 @@ fn released(order: &str, product: &str, quantity: u64, reason: String) -> Msg {
 }
 
 /// Reservations of a ledger whose timeout has passed at `now`: order → (units, expiry).
-fn expired(l: &Ledger, now: Millis) -> impl Iterator<Item = (&String, u64, Millis)> {
-    l.reserved
+fn expired(reserved: &Reserved, now: Millis) -> impl Iterator<Item = (&String, u64, Millis)> {
+    reserved
         .iter()
         .filter(move |(_, (_, expiry))| *expiry <= now)
         .map(|(o, (q, expiry))| (o, *q, *expiry))
 }
 
 impl ProductLedger {
-    fn add_stock(ctx: &mut Context<'_, '_>, product: &str, quantity: u64) {
-        let mut l = load(ctx, product);
-        l.available += quantity as i64;
-        save(ctx, product, &l);
+    /// The open reservations, built from the store on first use. In debug and test
+    /// builds, checked against the whole store at every use.
+    fn reservations(&mut self, ctx: &mut Context<'_, '_>) -> &mut Reservations {
+        let store = ctx.view(LEDGER_STORE);
+        let index = self.reservations.get_or_insert_with(|| reservations(store));
+        debug_assert_eq!(*index, reservations(store), "reservations out of step");
+        index
     }
 
-    fn reserve(&self, ctx: &mut Context<'_, '_>, order: &str, product: String, quantity: u64) {
+    /// Write `product`'s ledger, and its open reservations beside the store.
+    fn save(&mut self, ctx: &mut Context<'_, '_>, product: &str, ledger: &Ledger) {
+        self.reservations(ctx); // built (and checked) before the write
+        let v = serde_json::to_string(ledger).expect("ledger serialises");
+        ctx.put(LEDGER_STORE, product, Some(v));
+        let index = self.reservations.as_mut().expect("built above");
+        if ledger.reserved.is_empty() {
+            index.remove(product);
+        } else {
+            index.insert(product.to_string(), ledger.reserved.clone());
+        }
+    }
+
+    fn add_stock(&mut self, ctx: &mut Context<'_, '_>, product: &str, quantity: u64) {
+        let mut l = load(ctx, product);
+        l.available += quantity as i64;
+        self.save(ctx, product, &l);
+    }
+
+    fn reserve(&mut self, ctx: &mut Context<'_, '_>, order: &str, product: String, quantity: u64) {
         let mut l = load(ctx, &product);
         let seen = l.reserved.contains_key(order)
             || l.confirmed.contains_key(order)
@@ -91,16 +130,16 @@ impl ProductLedger {
                 reason,
             }
         };
-        save(ctx, &product, &l);
+        self.save(ctx, &product, &l);
         reply(ctx, order, msg);
     }
 
-    fn confirm(ctx: &mut Context<'_, '_>, order: &str, product: String) {
+    fn confirm(&mut self, ctx: &mut Context<'_, '_>, order: &str, product: String) {
         let mut l = load(ctx, &product);
         let order_id = order.to_string();
         if let Some((quantity, _)) = l.reserved.remove(order) {
             l.confirmed.insert(order.to_string(), quantity);
-            save(ctx, &product, &l);
+            self.save(ctx, &product, &l);
             let msg = Msg::ReservationConfirmed {
                 order_id,
                 product_id: product,
@@ -119,7 +158,7 @@ impl ProductLedger {
         }
     }
 
-    fn cancel(&self, ctx: &mut Context<'_, '_>, order: &str, product: String, reason: String) {
+    fn cancel(&mut self, ctx: &mut Context<'_, '_>, order: &str, product: String, reason: String) {
         let mut l = load(ctx, &product);
         let quantity = match l.reserved.remove(order) {
             Some((q, _)) => Some(q),
@@ -131,15 +170,17 @@ impl ProductLedger {
         if let Some(quantity) = quantity {
             l.available += quantity as i64;
             l.released.insert(order.to_string(), quantity);
-            save(ctx, &product, &l);
+            self.save(ctx, &product, &l);
             reply(ctx, order, released(order, &product, quantity, reason));
         }
     }
 
     /// The unfixed timer: release every expired reservation of a product here.
-    fn release_expired(ctx: &mut Context<'_, '_>, product: &str, mut l: Ledger) {
+    fn release_expired(&mut self, ctx: &mut Context<'_, '_>, product: &str, mut l: Ledger) {
         let now = ctx.now();
-        let due: Vec<(String, u64)> = expired(&l, now).map(|(o, q, _)| (o.clone(), q)).collect();
+        let due: Vec<(String, u64)> = (expired(&l.reserved, now))
+            .map(|(o, q, _)| (o.clone(), q))
+            .collect();
         if due.is_empty() {
             return;
         }
@@ -148,7 +189,7 @@ impl ProductLedger {
             l.available += *quantity as i64;
             l.released.insert(order.clone(), *quantity);
         }
-        save(ctx, product, &l);
+        self.save(ctx, product, &l);
         for (order, quantity) in due {
             reply(
                 ctx,
@@ -159,9 +200,9 @@ impl ProductLedger {
     }
 
     /// The fixed timer: ask ourselves to cancel each expired reservation of a product.
-    fn request_expiry(&mut self, ctx: &mut Context<'_, '_>, product: &str, l: &Ledger) {
+    fn request_expiry(&mut self, ctx: &mut Context<'_, '_>, product: &str, reserved: &Reserved) {
         let now = ctx.now();
-        for (order, _, _) in expired(l, now) {
+        for (order, _, _) in expired(reserved, now) {
             if !self.pending.due(order, now) {
                 continue;
             }
@@ -185,7 +226,7 @@ impl Processor for ProductLedger {
             Msg::StockAdded {
                 product_id,
                 quantity,
-            } => Self::add_stock(ctx, &product_id, quantity),
+            } => self.add_stock(ctx, &product_id, quantity),
             Msg::ReserveStock {
                 order_id,
                 product_id,
@@ -194,7 +235,7 @@ impl Processor for ProductLedger {
             Msg::ConfirmReservation {
                 order_id,
                 product_id,
-            } => Self::confirm(ctx, &order_id, product_id),
+            } => self.confirm(ctx, &order_id, product_id),
             Msg::CancelReservation {
                 order_id,
                 product_id,
@@ -211,35 +252,42 @@ impl Processor for ProductLedger {
     /// The earliest reservation still to expire (or whose expiry is due to be asked for
     /// again): its punctuation releases it.
     fn next_timer(&self, stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
-        let ledgers = stores.get(LEDGER_STORE)?.values();
-        let ledgers = ledgers.filter_map(|v| serde_json::from_str::<Ledger>(v).ok());
-        let timers = ledgers.flat_map(|l| {
-            let reserved: Vec<(String, Millis)> = l
-                .reserved
-                .into_iter()
-                .map(|(o, (_, expiry))| (o, expiry))
-                .collect();
-            reserved
-        });
-        timers
-            .map(|(order, expiry)| match self.timers {
+        let ledgers = stores.get(LEDGER_STORE)?;
+        let scanned;
+        let open = match &self.reservations {
+            Some(index) => {
+                debug_assert_eq!(*index, reservations(ledgers), "reservations out of step");
+                index
+            }
+            None => {
+                scanned = reservations(ledgers);
+                &scanned
+            }
+        };
+        (open.values().flatten())
+            .map(|(order, &(_, expiry))| match self.timers {
                 Timers::Direct => expiry,
-                Timers::SelfAddressed => self.pending.next(&order, expiry),
+                Timers::SelfAddressed => self.pending.next(order, expiry),
             })
             .min()
     }
 
     fn punctuate(&mut self, ctx: &mut Context<'_, '_>) {
         let now = ctx.now();
+        let due: Vec<(String, Reserved)> = (self.reservations(ctx).iter())
+            .filter(|(_, reserved)| expired(reserved, now).next().is_some())
+            .map(|(product, reserved)| (product.clone(), reserved.clone()))
+            .collect();
         let mut waiting = Vec::new();
-        for (product, value) in ctx.entries(LEDGER_STORE) {
-            let Ok(l) = serde_json::from_str::<Ledger>(&value) else {
-                continue;
-            };
-            waiting.extend(expired(&l, now).map(|(o, _, _)| o.clone()));
+        for (product, reserved) in due {
+            waiting.extend(expired(&reserved, now).map(|(o, _, _)| o.clone()));
             match self.timers {
-                Timers::Direct => Self::release_expired(ctx, &product, l),
-                Timers::SelfAddressed => self.request_expiry(ctx, &product, &l),
+                Timers::Direct => {
+                    let value = &ctx.view(LEDGER_STORE)[&product];
+                    let l = serde_json::from_str(value).expect("an indexed ledger");
+                    self.release_expired(ctx, &product, l)
+                }
+                Timers::SelfAddressed => self.request_expiry(ctx, &product, &reserved),
             }
         }
         self.pending.retain(|o| waiting.iter().any(|w| w == o));

@@ -37,8 +37,10 @@ use super::{cited, json::json_text, trace_hash_hex, Cited};
 use crate::run::{Judged, Status};
 use crate::scenario::Scenario;
 use model::Model;
+use oversell_sim::TraceRecord;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::ops::Range;
 use text::{esc, outcome_text, script_safe};
 
 const CSS: &str = include_str!("timeline.css");
@@ -48,6 +50,10 @@ const JS: &str = include_str!("timeline.js");
 const SLOT: u64 = 176;
 /// Width of a network tick's slot, px.
 const TICK: u64 = 7;
+/// A page draws at most this many trace records (a few MB): a longer run's page is the
+/// window of this many around the first event a violation cites (else its first records);
+/// the run's JSON (`replay --json`) holds them all.
+pub const PAGE_RECORDS: usize = 20_000;
 /// Callouts (one per invariant) take at most this many rows; the header lists every violation.
 const MAX_CALLOUT_ROWS: usize = 2;
 /// Width of a callout (as in the CSS) and height of its row, px.
@@ -59,8 +65,13 @@ const CALLOUT_H: usize = 40;
 pub fn html(scenario: &Scenario, design: &str, judged: &Judged, replay_command: &str) -> String {
     let violations = cited(judged);
     let result = &judged.result;
-    let records = &result.trace.records;
-    let mut model = Model::build(records, &violations, result.end_time);
+    let window = page_window(&result.trace.records, &violations);
+    let records = &result.trace.records[window.clone()];
+    let end = match records.last() {
+        Some(last) if window.end < result.trace.records.len() => last.time,
+        _ => result.end_time,
+    };
+    let mut model = Model::build(records, &violations, end);
     model.layout();
     let page = Page {
         scenario,
@@ -72,6 +83,7 @@ pub fn html(scenario: &Scenario, design: &str, judged: &Judged, replay_command: 
             .seed
             .map_or_else(|| "replayed log".to_string(), |s| s.to_string()),
         verdict: verdict_text(judged, &violations),
+        window: window.clone(),
     };
     let mut out = String::with_capacity(4096 + records.len() * 360);
     page.head(&mut out);
@@ -85,11 +97,25 @@ pub fn html(scenario: &Scenario, design: &str, judged: &Judged, replay_command: 
     model.render(&mut out, &violations, result.healed_at);
     out.push_str(DETAILS);
     out.push_str("<script type=\"application/json\" id=\"run\">");
-    out.push_str(&script_safe(&json_text(scenario, design, judged)));
+    out.push_str(&script_safe(&json_text(scenario, design, judged, window)));
     out.push_str("</script>\n<script>");
     out.push_str(JS);
     out.push_str("</script>\n</body></html>\n");
     out
+}
+
+/// The records a page draws: all of them, or [`PAGE_RECORDS`] around the first cited one.
+fn page_window(records: &[TraceRecord], violations: &[Cited]) -> Range<usize> {
+    let n = records.len();
+    if n <= PAGE_RECORDS {
+        return 0..n;
+    }
+    let first_cited = (violations.iter().flat_map(|v| v.evidence.iter()))
+        .filter_map(|s| records.binary_search_by_key(s, |r| r.seq).ok())
+        .min();
+    let start = first_cited.map_or(0, |i| i.saturating_sub(PAGE_RECORDS / 2));
+    let end = (start + PAGE_RECORDS).min(n);
+    end - PAGE_RECORDS..end
 }
 
 /// The verdict in words: holds, the invariants violated, or unsettled.
@@ -136,6 +162,8 @@ struct Page<'a> {
     model: &'a Model,
     seed: String,
     verdict: String,
+    /// The records drawn: every one, or a page of a long run.
+    window: Range<usize>,
 }
 
 impl Page<'_> {
@@ -187,6 +215,16 @@ impl Page<'_> {
             result.trace.records.len(),
             trace_hash_hex(result.trace.hash())
         );
+        let total = result.trace.records.len();
+        if self.window.len() < total {
+            let _ = write!(
+                out,
+                "<p class=\"page\">This page draws records #{} to #{} of {total} (at most {PAGE_RECORDS} a page, \
+                 around the first cited event); <code>replay --json</code> writes them all.</p>",
+                self.window.start,
+                self.window.end - 1,
+            );
+        }
     }
 
     fn replay(&self, out: &mut String, command: &str) {

@@ -47,10 +47,13 @@ final class BrokerMain {
         Files.createDirectories(logs);
         Files.writeString(props, text, StandardCharsets.UTF_8);
         PrintStream err = System.err;
-        int formatted = kafka.tools.StorageTool.execute(
-                new String[] {"format", "-t", a.get("cluster"), "-c", props.toString()}, err);
-        if (formatted != 0) {
-            Args.fail("formatting " + logs + " failed (exit " + formatted + ")");
+        // A broker restarted after a crash keeps its log directory: formatted once only.
+        if (!Files.exists(logs.resolve("meta.properties"))) {
+            int formatted = kafka.tools.StorageTool.execute(
+                    new String[] {"format", "-t", a.get("cluster"), "-c", props.toString()}, err);
+            if (formatted != 0) {
+                Args.fail("formatting " + logs + " failed (exit " + formatted + ")");
+            }
         }
         Thread stopper = new Thread(() -> {
             try {

@@ -61,10 +61,14 @@ final class Driver {
             long t0 = play(a, bootstrap, prefix, acks);
             history.put("t0", t0);
             Map<String, List<String>> groups = groups(a.get("groups"));
-            String outcome = awaitQuiet(admin, prefix, groups, a.integer("quiet-ms"), a.integer("time-bound-ms"));
+            // Not quiescent before the last fault has healed (a restart, a continuation).
+            long notBefore = t0 + Long.parseLong(a.get("not-before-ms", "0"));
+            String outcome = awaitQuiet(admin, prefix, groups, a.integer("quiet-ms"), a.integer("time-bound-ms"),
+                    notBefore);
             history.put("outcome", outcome);
             history.put("recorded_at", System.currentTimeMillis());
-            record(admin, bootstrap, prefix, history);
+            List<TopicPartition> all = record(admin, bootstrap, prefix, history);
+            Segments.record(a.get("log-dirs", ""), prefix, all, history.putArray("log"));
             recordGroups(admin, prefix, groups.keySet(), history.putObject("group_offsets"));
             Files.writeString(Path.of(a.get("history")), Events.JSON.writeValueAsString(history));
         }
@@ -147,6 +151,7 @@ final class Driver {
             // first record is not late by the producer's start-up.
             producer.send(new ProducerRecord<>(a.get("warmup"), "warm-up", "warm-up")).get();
             long t0 = System.currentTimeMillis();
+            Commands.say("T0 " + t0); // oversell plays the faults from it
             for (JsonNode r : workload) {
                 long wait = t0 + r.path("at").asLong() - System.currentTimeMillis();
                 if (wait > 0) {
@@ -186,29 +191,34 @@ final class Driver {
      * happen within {@code boundMs}.
      */
     private static String awaitQuiet(Admin admin, String prefix, Map<String, List<String>> groups, int quietMs,
-            int boundMs) throws Exception {
+            int boundMs, long notBefore) throws Exception {
         long deadline = System.currentTimeMillis() + boundMs;
         long caughtUpSince = -1;
         Map<TopicPartition, Long> lastEnds = null;
         while (System.currentTimeMillis() < deadline) {
             Map<TopicPartition, Long> ends = new HashMap<>();
             boolean caughtUp = true;
-            for (Map.Entry<String, List<String>> g : groups.entrySet()) {
-                Map<TopicPartition, OffsetAndMetadata> committed =
-                        admin.listConsumerGroupOffsets(prefix + g.getKey()).partitionsToOffsetAndMetadata().get();
-                for (Map.Entry<TopicPartition, Long> end : endOffsets(admin, prefix, g.getValue()).entrySet()) {
-                    ends.put(end.getKey(), end.getValue());
-                    OffsetAndMetadata c = committed.get(end.getKey());
-                    long at = c == null ? 0 : c.offset();
-                    caughtUp &= at >= end.getValue();
+            try {
+                for (Map.Entry<String, List<String>> g : groups.entrySet()) {
+                    Map<TopicPartition, OffsetAndMetadata> committed =
+                            admin.listConsumerGroupOffsets(prefix + g.getKey()).partitionsToOffsetAndMetadata().get();
+                    for (Map.Entry<TopicPartition, Long> end : endOffsets(admin, prefix, g.getValue()).entrySet()) {
+                        ends.put(end.getKey(), end.getValue());
+                        OffsetAndMetadata c = committed.get(end.getKey());
+                        long at = c == null ? 0 : c.offset();
+                        caughtUp &= at >= end.getValue();
+                    }
                 }
+            } catch (java.util.concurrent.ExecutionException e) {
+                // A broker is down (a broker crash): not quiet, ask again.
+                caughtUp = false;
             }
             long now = System.currentTimeMillis();
             if (caughtUp && ends.equals(lastEnds)) {
                 if (caughtUpSince < 0) {
                     caughtUpSince = now;
                 }
-                if (now - caughtUpSince >= quietMs) {
+                if (now - caughtUpSince >= quietMs && now >= notBefore) {
                     return "quiescent";
                 }
             } else {
@@ -240,7 +250,8 @@ final class Driver {
      * consumer saw it too. Offsets no record holds (control records, compaction) are the
      * gaps between them up to {@code end_offsets}.
      */
-    private static void record(Admin admin, String bootstrap, String prefix, ObjectNode history) throws Exception {
+    private static List<TopicPartition> record(Admin admin, String bootstrap, String prefix, ObjectNode history)
+            throws Exception {
         List<TopicPartition> all = new ArrayList<>();
         for (TopicDescription d : admin.describeTopics(runTopics(admin, prefix)).allTopicNames().get().values()) {
             for (TopicPartitionInfo p : d.partitions()) {
@@ -272,6 +283,7 @@ final class Driver {
                 o.put("committed", seen.contains(r.offset()));
             }
         }
+        return all;
     }
 
     private static List<String> runTopics(Admin admin, String prefix) throws Exception {

@@ -66,6 +66,13 @@ final class Events {
         write(e);
     }
 
+    /** Something a processor says about itself (a punctuation's effects). */
+    void note(String client, String text) {
+        ObjectNode e = event("note", client);
+        e.put("value", text);
+        write(e);
+    }
+
     void assigned(String client, Collection<TopicPartition> tasks) {
         ObjectNode e = event("assigned", client);
         ArrayNode a = e.putArray("tasks");

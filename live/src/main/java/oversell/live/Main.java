@@ -12,7 +12,7 @@ public final class Main {
 
     public static void main(String[] argv) throws Exception {
         if (argv.length == 0) {
-            System.err.println("usage: oversell.live.Main broker|naive|driver key=value...");
+            System.err.println("usage: oversell.live.Main broker|naive|rekeyed|saga|driver key=value...");
             System.exit(2);
         }
         Args args = new Args(java.util.Arrays.copyOfRange(argv, 1, argv.length));
@@ -21,8 +21,10 @@ public final class Main {
             switch (argv[0]) {
                 case "broker" -> BrokerMain.run(args);
                 case "naive" -> NaiveService.run(args);
+                case "rekeyed" -> RekeyedService.run(args);
+                case "saga" -> SagaService.run(args);
                 case "driver" -> Driver.run(args);
-                default -> Args.fail("unknown command " + argv[0] + "; known: broker, naive, driver");
+                default -> Args.fail("unknown command " + argv[0] + "; known: broker, naive, rekeyed, saga, driver");
             }
         } catch (Throwable e) {
             // Kafka's own threads are not daemons: a failed main thread must end the JVM.

@@ -77,110 +77,12 @@ final class NaiveService {
                         Stores.persistentKeyValueStore(STORE), Serdes.String(), Serdes.String()),
                         "update-stock");
         CountDownLatch running = new CountDownLatch(2);
-        stock[0] = streams(a, STOCK_APP, stockTopology, state, instance, events, running);
-        KafkaStreams check = streams(a, CHECKER_APP, checker, state, instance, events, running);
-        stock[0].start();
-        check.start();
-        if (!running.await(Integer.parseInt(a.get("start-timeout-ms", "60000")), TimeUnit.MILLISECONDS)) {
-            Args.fail("the Kafka Streams applications did not reach RUNNING in time");
-        }
-        Commands.say("RUNNING");
-        Commands.await("stop");
-        dumpStores(stock[0], instance, Integer.parseInt(a.get("partitions")), Path.of(a.get("stores")));
-        check.close(Duration.ofSeconds(10));
-        stock[0].close(Duration.ofSeconds(10));
-        events.close();
-        Commands.say("STOPPED");
-        System.exit(0);
-    }
-
-    /** One application's Kafka Streams, with the scenario's settings. */
-    private static KafkaStreams streams(Args a, String app, Topology topology, Path state, String instance,
-            Events events, CountDownLatch running) {
-        Properties p = new Properties();
-        String prefix = a.get("prefix");
-        p.put(StreamsConfig.APPLICATION_ID_CONFIG, prefix + app);
-        p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, a.get("bootstrap"));
-        p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
-        p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
-        p.put(StreamsConfig.STATE_DIR_CONFIG, state.resolve(app).toString());
-        p.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, a.get("commit-interval-ms"));
-        p.put(StreamsConfig.DEFAULT_KEY_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-        p.put(StreamsConfig.DEFAULT_VALUE_SERDE_CLASS_CONFIG, Serdes.StringSerde.class);
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), a.get("session-timeout-ms"));
-        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG),
-                a.get("heartbeat-interval-ms"));
-        // Changelogs stamped with the broker's append time, as the input topics are, so
-        // that the recorded history orders appends by when the broker took them.
-        p.put(StreamsConfig.topicPrefix("message.timestamp.type"), "LogAppendTime");
-        KafkaStreams s = new KafkaStreams(topology, p);
-        String client = instance + "/" + app;
-        s.setStateListener((now, before) -> {
-            events.state(client, before.name(), now.name());
-            if (now == KafkaStreams.State.RUNNING) {
-                events.assigned(client, tasks(s));
-                running.countDown();
-            }
-        });
-        s.setUncaughtExceptionHandler(e -> {
-            System.err.println("oversell live: " + client + " failed: " + e);
-            Runtime.getRuntime().halt(1);
-            return null;
-        });
-        return s;
-    }
-
-    private static List<TopicPartition> tasks(KafkaStreams s) {
-        List<TopicPartition> out = new ArrayList<>();
-        for (ThreadMetadata t : s.metadataForLocalThreads()) {
-            for (TaskMetadata task : t.activeTasks()) {
-                out.addAll(task.topicPartitions());
-            }
-        }
-        return out;
-    }
-
-    /**
-     * Every partition of {@code ProductStock} held here, by interactive query; while the
-     * application rebalances (a partition is not queryable), it is asked again, for up to
-     * 30 s.
-     */
-    private static void dumpStores(KafkaStreams s, String instance, int partitions, Path file) throws Exception {
-        long deadline = System.currentTimeMillis() + 30_000;
-        while (true) {
-            try {
-                tryDumpStores(s, instance, partitions, file);
-                return;
-            } catch (InvalidStateStoreException e) {
-                if (System.currentTimeMillis() > deadline) {
-                    throw e;
-                }
-                Thread.sleep(50);
-            }
-        }
-    }
-
-    private static void tryDumpStores(KafkaStreams s, String instance, int partitions, Path file) throws Exception {
-        ObjectNode root = Events.JSON.createObjectNode();
-        root.put("instance", instance);
-        ArrayNode stores = root.putArray("stores");
-        for (int p = 0; p < partitions; p++) {
-            ReadOnlyKeyValueStore<String, String> store = s.store(StoreQueryParameters
-                    .fromNameAndType(STORE, QueryableStoreTypes.<String, String>keyValueStore())
-                    .withPartition(p));
-            ObjectNode entry = stores.addObject();
-            entry.put("application", STOCK_APP);
-            entry.put("store", STORE);
-            entry.put("partition", p);
-            ObjectNode kv = entry.putObject("entries");
-            try (KeyValueIterator<String, String> it = store.all()) {
-                while (it.hasNext()) {
-                    KeyValue<String, String> e = it.next();
-                    kv.put(e.key, e.value);
-                }
-            }
-        }
-        Files.writeString(file, Events.JSON.writeValueAsString(root));
+        String alo = StreamsConfig.AT_LEAST_ONCE;
+        stock[0] = Service.streams(a, STOCK_APP, stockTopology, alo, instance, events, running);
+        KafkaStreams check = Service.streams(a, CHECKER_APP, checker, alo, instance, events, running);
+        String server = a.get("application-server", "localhost:1");
+        Service.serve(a, List.of(stock[0], check), running, events,
+                stores -> Service.dumpStore(stock[0], STOCK_APP, STORE, server, stores));
     }
 
     static JsonNode decode(String value) {

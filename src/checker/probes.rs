@@ -1,0 +1,430 @@
+//! Coverage probes ("sometimes" properties): how often each interesting situation really
+//! happened in a run, read from the recorded run like the invariants are.
+//!
+//! A clean sweep proves something only if it reached the race it was written for. A probe
+//! names one such situation; a scenario declares the probes it expects
+//! (`[expect_probes]`), and a sweep in which one never fired is *vacuous*
+//! (FoundationDB's `TEST()` coverage probes, stateright's `sometimes`). Every probe here
+//! is computed from the trace and the committed history, never from a counter a design
+//! keeps, so it cannot claim a situation the record does not show.
+
+use super::commitment::Fate;
+use super::Cx;
+use crate::domain::{Msg, Validation};
+use oversell_sim::protocol::Offset;
+use oversell_sim::{ClientId, Event, TopicPartition, TraceRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+macro_rules! probes {
+    ($( $variant:ident = $name:literal, $describe:literal; )*) => {
+        /// A named situation a run may reach.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Probe {
+            $( #[serde(rename = $name)] $variant, )*
+        }
+
+        impl Probe {
+            /// Every probe, in report order.
+            pub const ALL: &'static [Probe] = &[$( Probe::$variant, )*];
+
+            /// The probe's name in scenario files, reports and JSON.
+            pub fn name(self) -> &'static str {
+                match self { $( Probe::$variant => $name, )* }
+            }
+
+            /// What the probe counts, in one sentence.
+            pub fn describe(self) -> &'static str {
+                match self { $( Probe::$variant => $describe, )* }
+            }
+        }
+    };
+}
+
+probes! {
+    StaleRead = "stale-read",
+        "a step processing one order read a product's keys exactly as the step that decided an earlier committed reservation of that product (of another order) did, with no write of them in between";
+    CrashBeforeCommit = "crash-before-offset-commit",
+        "an instance crashed after writing a store for an input record whose offset its group had not committed";
+    ZombieFenced = "zombie-fenced",
+        "a client resumed from a pause during which its group rebalanced, processed a record before it rejoined, and no write it got acknowledged meanwhile committed";
+    ZombieWrote = "zombie-wrote",
+        "a client resumed from a pause during which its group rebalanced, and a write of it committed before it rejoined";
+    TxnAborted = "txn-aborted",
+        "a transaction was aborted";
+    RebalanceMidBatch = "rebalance-mid-batch",
+        "a group finished a rebalance while records it had processed were not committed";
+    ReservationTimedOut = "reservation-timed-out",
+        "a reservation was released by its timeout (a committed ReservationReleased with reason \"timeout\")";
+    ProduceRetryDeduplicated = "produce-retry-deduplicated",
+        "the broker recognised a retried idempotent batch and acknowledged it without a second append";
+    OrderWrittenTwice = "order-written-twice",
+        "an OrderPlaced was committed twice for one order (a retried or duplicated produce without idempotence)";
+}
+
+impl Probe {
+    pub fn parse(name: &str) -> Option<Probe> {
+        Probe::ALL.iter().copied().find(|p| p.name() == name)
+    }
+
+    /// Every probe's name.
+    pub fn names() -> Vec<&'static str> {
+        Probe::ALL.iter().map(|p| p.name()).collect()
+    }
+}
+
+/// How many times each probe fired in one run (probes that never fired are absent).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Probes(pub BTreeMap<Probe, u64>);
+
+impl Probes {
+    fn hit(&mut self, probe: Probe) {
+        *self.0.entry(probe).or_insert(0) += 1;
+    }
+
+    pub fn count(&self, probe: Probe) -> u64 {
+        self.0.get(&probe).copied().unwrap_or(0)
+    }
+
+    pub fn fired(&self) -> impl Iterator<Item = Probe> + '_ {
+        self.0.keys().copied()
+    }
+}
+
+/// Every probe of a run.
+pub fn probe(cx: &Cx<'_>) -> Probes {
+    let mut p = Probes::default();
+    let mut walk = Walk::default();
+    for (order, product) in reservations(cx) {
+        walk.reserved.entry(product).or_default().insert(order);
+    }
+    for r in &cx.run.trace.records {
+        walk.record(cx, r, &mut p);
+    }
+    walk.finish(cx, &mut p);
+    committed_probes(cx, &mut p);
+    p
+}
+
+/// The committed reservations (`ProductReserved`, a PASS, a `StockReserved`): (order,
+/// product).
+fn reservations(cx: &Cx<'_>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (_, msg) in cx.h.domain() {
+        let (order, product) = match msg {
+            Msg::ProductReserved {
+                order_id,
+                product_id,
+                ..
+            }
+            | Msg::StockReserved {
+                order_id,
+                product_id,
+                ..
+            }
+            | Msg::OrderValidation {
+                order_id,
+                product_id,
+                result: Validation::Pass,
+                ..
+            } => (order_id, product_id),
+            _ => continue,
+        };
+        out.push((order.clone(), product.clone()));
+    }
+    out
+}
+
+/// Probes read from the committed history alone.
+fn committed_probes(cx: &Cx<'_>, p: &mut Probes) {
+    let mut placed = BTreeSet::new();
+    for (_, msg) in cx.h.domain() {
+        match msg {
+            Msg::ReservationReleased { reason, .. } if reason == crate::domain::TIMEOUT_REASON => {
+                p.hit(Probe::ReservationTimedOut)
+            }
+            Msg::OrderPlaced { order_id, .. } if !placed.insert(order_id.clone()) => {
+                p.hit(Probe::OrderWrittenTwice)
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A client that resumed after its group moved on, until it rejoins.
+#[derive(Debug, Default)]
+struct Zombie {
+    /// It processed a record (and so tried to write) meanwhile.
+    processed: bool,
+    /// Records it got acknowledged meanwhile.
+    acked: Vec<(TopicPartition, Offset)>,
+}
+
+/// One processing step of a client: the seq of its `Process`, the order of its record,
+/// and what it read: (store, key) → value.
+#[derive(Clone, Debug, Default)]
+struct Step {
+    start: u64,
+    order: Option<String>,
+    reads: BTreeMap<(String, String), Option<String>>,
+    /// The seq of the last write of each key read, when it was read.
+    written: BTreeMap<(String, String), u64>,
+}
+
+impl Step {
+    /// Its reads of `key`, in every store.
+    fn view(&self, key: &str) -> Vec<(&str, &Option<String>)> {
+        self.reads
+            .iter()
+            .filter(|((_, k), _)| k == key)
+            .map(|((s, _), v)| (s.as_str(), v))
+            .collect()
+    }
+}
+
+/// The order a processed record is about (`OrderPlaced`, `ReserveStock`).
+fn order_of(value: Option<&str>) -> Option<String> {
+    match value.and_then(Msg::decode)? {
+        Msg::OrderPlaced { order_id, .. } | Msg::ReserveStock { order_id, .. } => Some(order_id),
+        _ => None,
+    }
+}
+
+/// State of the one pass over the trace.
+#[derive(Default)]
+struct Walk {
+    /// Per client, its current processing step.
+    steps: BTreeMap<ClientId, Step>,
+    /// Order → the first step that processed a record of it (the one that decided it).
+    decided: BTreeMap<String, Step>,
+    /// (store, key) → seq of the last write.
+    writes: BTreeMap<(String, String), u64>,
+    /// Product → the orders it has a committed reservation for.
+    reserved: BTreeMap<String, BTreeSet<String>>,
+    /// (group, partition) → committed offset (the next to read).
+    committed: BTreeMap<(String, TopicPartition), Offset>,
+    /// Per client: the records it processed that wrote a store, and its last processed one.
+    dirty: BTreeMap<ClientId, BTreeSet<(TopicPartition, Offset)>>,
+    last_processed: BTreeMap<ClientId, (TopicPartition, Offset)>,
+    /// Group → (generation, seq) of its last finished rebalance.
+    generation: BTreeMap<String, u32>,
+    /// Per client: the group generation it last joined.
+    joined: BTreeMap<ClientId, u32>,
+    /// Instance → the group generations when it paused (group → generation).
+    paused: BTreeMap<String, BTreeMap<String, u32>>,
+    zombies: BTreeMap<ClientId, Zombie>,
+}
+
+impl Walk {
+    fn record(&mut self, cx: &Cx<'_>, r: &TraceRecord, p: &mut Probes) {
+        match &r.event {
+            Event::StoreGet {
+                client,
+                store,
+                key,
+                value,
+            } => self.read(client, store, key, value),
+            Event::StorePut {
+                client, store, key, ..
+            } => {
+                self.writes.insert((store.clone(), key.clone()), r.seq);
+                if let Some(last) = self.last_processed.get(client) {
+                    let last = last.clone();
+                    self.dirty.entry(client.clone()).or_default().insert(last);
+                }
+            }
+            Event::Process {
+                client,
+                tp,
+                offset,
+                value,
+                ..
+            } => {
+                self.end_step(client, p);
+                let step = Step {
+                    start: r.seq,
+                    order: order_of(value.as_deref()),
+                    ..Step::default()
+                };
+                self.steps.insert(client.clone(), step);
+                self.last_processed
+                    .insert(client.clone(), (tp.clone(), *offset));
+                if let Some(z) = self.zombies.get_mut(client) {
+                    z.processed = true;
+                }
+            }
+            Event::OffsetCommit { group, offsets, .. } => {
+                for (tp, o) in offsets {
+                    self.committed.insert((group.clone(), tp.clone()), *o);
+                }
+            }
+            Event::Crash { instance } => self.crash(instance, p),
+            Event::TxnAbort { .. } => p.hit(Probe::TxnAborted),
+            Event::DuplicateBatch { .. } => p.hit(Probe::ProduceRetryDeduplicated),
+            Event::Rebalance {
+                group, generation, ..
+            } => {
+                if self.uncommitted_in(group) {
+                    p.hit(Probe::RebalanceMidBatch);
+                }
+                self.generation.insert(group.clone(), *generation);
+            }
+            Event::Pause { instance, .. } => {
+                self.paused
+                    .insert(instance.clone(), self.generation.clone());
+            }
+            Event::Resume { instance } => self.resume(instance),
+            Event::Assigned {
+                client, generation, ..
+            } => {
+                self.joined.insert(client.clone(), *generation);
+                if let Some(z) = self.zombies.remove(client) {
+                    self.settle(cx, z, p);
+                }
+            }
+            Event::Acked {
+                client,
+                tp,
+                base_offset,
+                ..
+            } => {
+                if let Some(z) = self.zombies.get_mut(client) {
+                    z.acked.push((tp.clone(), *base_offset));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A read in a client's processing step (a read outside one, in a punctuation, is
+    /// no check).
+    fn read(&mut self, client: &ClientId, store: &str, key: &str, value: &Option<String>) {
+        let Some(step) = self.steps.get_mut(client) else {
+            return;
+        };
+        let k = (store.to_string(), key.to_string());
+        if let Some(w) = self.writes.get(&k) {
+            step.written.entry(k.clone()).or_insert(*w);
+        }
+        step.reads.entry(k).or_insert_with(|| value.clone());
+        if let Some(order) = &step.order {
+            // The first step of the order decided it; later ones (a duplicate record, a
+            // replay) only repeat it. Its reads are kept as they come.
+            let first = self
+                .decided
+                .entry(order.clone())
+                .or_insert_with(|| step.clone());
+            if first.start == step.start {
+                *first = step.clone();
+            }
+        }
+    }
+
+    /// A client's processing step ended: stale if, for some product it read, it saw
+    /// exactly what the step deciding the product's last committed reservation saw, for
+    /// another order, with no write of those keys since.
+    fn end_step(&mut self, client: &ClientId, p: &mut Probes) {
+        let Some(step) = self.steps.remove(client) else {
+            return;
+        };
+        let keys: BTreeSet<&str> = step.reads.keys().map(|(_, k)| k.as_str()).collect();
+        let stale = keys.into_iter().any(|key| {
+            let unwritten_since = |start: u64| {
+                step.reads
+                    .keys()
+                    .filter(|(_, k)| k == key)
+                    .all(|k| step.written.get(k).is_none_or(|w| *w < start))
+            };
+            let orders = self.reserved.get(key).into_iter().flatten();
+            orders
+                .filter(|o| step.order.as_ref() != Some(*o))
+                .filter_map(|o| self.decided.get(o))
+                .any(|decider| {
+                    decider.start < step.start
+                        && decider.view(key) == step.view(key)
+                        && unwritten_since(decider.start)
+                })
+        });
+        if stale {
+            p.hit(Probe::StaleRead);
+        }
+    }
+
+    /// Whether a client of `instance` had written a store for a record not yet committed.
+    fn crash(&mut self, instance: &str, p: &mut Probes) {
+        let mut hit = false;
+        for (client, records) in &self.dirty {
+            if client.instance != instance {
+                continue;
+            }
+            hit |= records.iter().any(|(tp, o)| {
+                let committed = self.committed.get(&(client.app.clone(), tp.clone()));
+                committed.is_none_or(|c| *o >= *c)
+            });
+        }
+        if hit {
+            p.hit(Probe::CrashBeforeCommit);
+        }
+        let gone: Vec<ClientId> = self
+            .steps
+            .keys()
+            .filter(|c| c.instance == instance)
+            .cloned()
+            .collect();
+        for c in gone {
+            self.end_step(&c, p);
+        }
+        self.dirty.retain(|c, _| c.instance != instance);
+        self.last_processed.retain(|c, _| c.instance != instance);
+    }
+
+    /// Whether some record processed by `group`'s clients is not committed yet.
+    fn uncommitted_in(&self, group: &str) -> bool {
+        self.last_processed.iter().any(|(client, (tp, o))| {
+            client.app == group
+                && self
+                    .committed
+                    .get(&(group.to_string(), tp.clone()))
+                    .is_none_or(|c| *o >= *c)
+        })
+    }
+
+    /// An instance resumed: each of its clients whose group rebalanced meanwhile is a
+    /// zombie until it rejoins.
+    fn resume(&mut self, instance: &str) {
+        let Some(before) = self.paused.remove(instance) else {
+            return;
+        };
+        let stale: Vec<ClientId> = self
+            .joined
+            .keys()
+            .filter(|c| c.instance == instance)
+            .filter(|c| self.generation.get(&c.app) != before.get(&c.app))
+            .cloned()
+            .collect();
+        for c in stale {
+            self.zombies.insert(c, Zombie::default());
+        }
+    }
+
+    /// A zombie's window closed: did it write, and did its writes stand?
+    fn settle(&self, cx: &Cx<'_>, z: Zombie, p: &mut Probes) {
+        let fates: Vec<Option<Fate>> = z.acked.iter().map(|(tp, o)| cx.h.fate(tp, *o)).collect();
+        if fates.contains(&Some(Fate::Committed)) {
+            p.hit(Probe::ZombieWrote);
+        } else if z.processed {
+            p.hit(Probe::ZombieFenced);
+        }
+    }
+
+    /// Zombies that never rejoined before the run ended.
+    fn finish(&mut self, cx: &Cx<'_>, p: &mut Probes) {
+        let clients: Vec<ClientId> = self.steps.keys().cloned().collect();
+        for c in clients {
+            self.end_step(&c, p);
+        }
+        for z in std::mem::take(&mut self.zombies).into_values() {
+            self.settle(cx, z, p);
+        }
+    }
+}
