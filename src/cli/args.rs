@@ -257,7 +257,7 @@ pub struct MutationArg {
     #[arg(long = "mutation", value_parser = parse_mutation)]
     pub mutations: Vec<Mutation>,
     /// Replace the scenario's faults with a fault class of the matrix: none, crash,
-    /// pause, network, all.
+    /// pause, network, all, broker.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
     /// `swarm`: every run draws its own fault mix (crash, pause, drop, duplicate, delay
@@ -305,7 +305,7 @@ fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
         .into_iter()
         .find(|c| c.flag() == text)
         .ok_or_else(|| {
-            format!("unknown fault class {text:?}; known: none, crash, pause, network, all")
+            format!("unknown fault class {text:?}; known: none, crash, pause, network, all, broker")
         })
 }
 
