@@ -102,24 +102,7 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
             .create_topic(topic, config)
             .map_err(|e| Unconvertible(format!("topic {topic}: {e:?}")))?;
     }
-    let mut items = if h.log.is_empty() {
-        appends(h)?
-    } else {
-        entries(h)?
-    };
-    for a in &h.acks {
-        items.push((
-            h.rel(a.t),
-            Item::Ack(TopicPartition::new(a.topic.as_str(), a.partition), a.offset),
-        ));
-    }
-    for e in &h.events {
-        items.push((h.rel(e.t), Item::Event(e)));
-    }
-    for f in &h.faults {
-        items.push((h.rel(f.t), Item::Fault(f)));
-    }
-    items.sort_by_key(|(t, item)| (*t, item.rank())); // stable: a partition keeps its order
+    let items = items(h)?;
     let mut trace = Trace::default();
     let mut end_time = 0;
     for (choice, (time, item)) in items.iter().enumerate() {
@@ -161,6 +144,30 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
         stores: stores(h),
         healed_at: healed_at(h),
     })
+}
+
+/// Everything recorded, placed in time: the logs' entries, the acknowledgements, the
+/// applications' events and the faults.
+fn items(h: &LiveHistory) -> Result<Vec<(Millis, Item<'_>)>, Unconvertible> {
+    let mut items = if h.log.is_empty() {
+        appends(h)?
+    } else {
+        entries(h)?
+    };
+    for a in &h.acks {
+        items.push((
+            h.rel(a.t),
+            Item::Ack(TopicPartition::new(a.topic.as_str(), a.partition), a.offset),
+        ));
+    }
+    for e in &h.events {
+        items.push((h.rel(e.t), Item::Event(e)));
+    }
+    for f in &h.faults {
+        items.push((h.rel(f.t), Item::Fault(f)));
+    }
+    items.sort_by_key(|(t, item)| (*t, item.rank())); // stable: a partition keeps its order
+    Ok(items)
 }
 
 /// A fault played on a real process as the simulator's trace event: an instance's
