@@ -132,6 +132,12 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
         .set_defects(Mutation::broker_defects(mutations));
     world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
     world.set_strategy(scenario.run.strategy());
+    if scenario.cluster.brokers > 1 {
+        world
+            .broker_mut()
+            .set_cluster(scenario.cluster.config())
+            .unwrap_or_else(|e| panic!("[cluster] passed the loader: {e}"));
+    }
     world
 }
 

@@ -67,6 +67,14 @@ pub enum Command {
     /// (the design's live twin in live/), N times; judge each recorded history with the
     /// same checker. Needs Java 17+ (and Maven for the first build: scripts/live-setup).
     Live(LiveArgs),
+    /// The conformance table: for each shipped scenario and each design with a live twin,
+    /// the simulator's verdict over the scenario's seeds (fresh) beside the live verdict
+    /// (from the summary file; `--runs N --write FILE` runs the live side again).
+    Conformance(ConformanceArgs),
+    /// The saga's zombie punctuation on real Kafka: a product-service instance SIGSTOPped
+    /// right after its ledger task is restored, its task moved, then SIGCONTed; does its
+    /// wall-clock punctuation commit unfenced? (docs/live/zombie-punctuation.toml)
+    LiveZombie(LiveZombieArgs),
     /// Combine the JSON reports of `explore --shard i/n` (every shard once) into the
     /// report of the whole sweep, as one machine would have printed and written it.
     Merge {
@@ -140,6 +148,56 @@ pub struct LiveArgs {
 }
 
 #[derive(Args)]
+pub struct ConformanceArgs {
+    /// The live summary the table is rendered from.
+    #[arg(long, default_value = "docs/live/conformance.json")]
+    pub summary: PathBuf,
+    /// The hand-kept reasons for rows where the two sides differ.
+    #[arg(long, default_value = "docs/live/conformance-reasons.toml")]
+    pub reasons: PathBuf,
+    /// Live runs per playable scenario × design (0: render from the summary only).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub runs: u32,
+    /// Where to write the summary after the live runs (cells not run are kept from
+    /// `--summary`); required with `--runs`.
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Only these scenarios' live cells (file names or names; default: all).
+    #[arg(long = "only", value_name = "SCENARIO")]
+    pub only: Vec<String>,
+    /// Only these designs' live cells (default: every design with a twin).
+    #[arg(long = "design", value_name = "DESIGN")]
+    pub designs: Vec<String>,
+    /// Brokers in the cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=5))]
+    pub brokers: u32,
+    /// First of the ports to use (two per broker); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory of the history files.
+    #[arg(long, default_value = "runs/live")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct LiveZombieArgs {
+    /// The experiment's workload.
+    #[arg(long, default_value = "docs/live/zombie-punctuation.toml")]
+    pub scenario: PathBuf,
+    /// `saga-direct-timers` (the punctuation writes its effects) or `saga`.
+    #[arg(long, default_value = "saga-direct-timers")]
+    pub design: String,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// First of the ports to use (two per broker); default: free ports.
+    #[arg(long)]
+    pub base_port: Option<u16>,
+    /// Directory of the history files.
+    #[arg(long, default_value = "runs/live")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
 pub struct ReplayArgs {
     #[arg(required_unless_present = "history")]
     pub scenario: Option<PathBuf>,
@@ -199,7 +257,7 @@ pub struct MutationArg {
     #[arg(long = "mutation", value_parser = parse_mutation)]
     pub mutations: Vec<Mutation>,
     /// Replace the scenario's faults with a fault class of the matrix: none, crash,
-    /// pause, network, all.
+    /// pause, network, all, broker.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
     /// `swarm`: every run draws its own fault mix (crash, pause, drop, duplicate, delay
@@ -260,7 +318,7 @@ fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
         .into_iter()
         .find(|c| c.flag() == text)
         .ok_or_else(|| {
-            format!("unknown fault class {text:?}; known: none, crash, pause, network, all")
+            format!("unknown fault class {text:?}; known: none, crash, pause, network, all, broker")
         })
 }
 

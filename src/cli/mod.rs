@@ -11,6 +11,7 @@
 //! Exit statuses: see [`Exit`].
 
 mod args;
+mod conformance;
 mod error;
 mod live;
 mod out;
@@ -81,6 +82,8 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             None => single::replay(registry, &a),
         },
         Command::Live(a) => live::live(registry, &a),
+        Command::Conformance(a) => conformance::conformance(registry, &a),
+        Command::LiveZombie(a) => conformance::zombie(registry, &a),
         Command::Shrink {
             scenario,
             design,

@@ -7,7 +7,9 @@
 //! topics, the service instances, the workload, the recorded history), [`faults`] (a
 //! scenario's faults as actions on real processes), [`player`] (playing them at their
 //! wall times), [`history`] (the history file), [`convert`] (history → run record, and
-//! what a live history cannot show).
+//! what a live history cannot show), [`conformance`] (the simulator's verdicts beside the
+//! live ones), [`zombie`] (the saga's zombie punctuation, an experiment with its own
+//! triggers).
 //!
 //! What exists: twins of `naive`, `rekeyed-alo`, `rekeyed-eos`, `saga` and
 //! `saga-direct-timers`; `topology.instances`
@@ -16,12 +18,14 @@
 //! duplicate, delay, lost acknowledgements) are refused, never ignored.
 
 pub mod cluster;
+pub mod conformance;
 pub mod convert;
 pub mod faults;
 pub mod history;
 pub mod java;
 pub mod player;
 pub mod run;
+pub mod zombie;
 
 use std::path::{Path, PathBuf};
 

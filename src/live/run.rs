@@ -163,7 +163,7 @@ pub fn fault_plan(plan: &Plan<'_>, brokers: u32, index: u32) -> Result<FaultPlan
 
 /// The workload as the driver plays it: the simulator's own frontend schedule (initial
 /// stock at 0, restocks, orders), in time order.
-fn workload(scenario: &Scenario, frontend: &Frontend) -> serde_json::Value {
+pub(super) fn workload(scenario: &Scenario, frontend: &Frontend) -> serde_json::Value {
     let mut schedule = frontend.schedule(scenario);
     schedule.sort_by_key(|r| r.at); // stable: the producer's order for equal times
     serde_json::Value::Array(
@@ -298,7 +298,7 @@ pub(super) fn saga_args(twin: &Twin, s: &Scenario, app: Option<&str>, dir: &Path
 }
 
 /// The scenario's payment plan as the saga twin reads it.
-fn payments_json(s: &Scenario) -> serde_json::Value {
+pub(super) fn payments_json(s: &Scenario) -> serde_json::Value {
     serde_json::json!({
         "fail": s.payments.fail,
         "delay_ms": s.payments.delay_ms,
@@ -327,7 +327,7 @@ fn armed_heal(s: &Scenario, plan: &FaultPlan) -> Millis {
 
 /// Every instance writes its stores, then every one closes: so that no store moves
 /// between the dumps.
-fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
+pub(super) fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
     let mut running: Vec<&mut JavaProc> = instances
         .iter_mut()
         .filter_map(|i| i.proc.as_mut())
@@ -358,7 +358,7 @@ fn prefix(index: u32) -> String {
 }
 
 /// The driver's arguments: topics, workload, quiescence, where to write.
-fn driver_args(
+pub(super) fn driver_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -383,7 +383,7 @@ fn driver_args(
 }
 
 /// A service instance's arguments, with the scenario's Kafka Streams settings.
-fn service_args(
+pub(super) fn service_args(
     cluster: &Cluster,
     s: &Scenario,
     index: u32,
@@ -419,7 +419,7 @@ fn service_args(
 
 /// The driver's record, the instances' event logs and stores, the faults played, as one
 /// history.
-fn assemble(
+pub(super) fn assemble(
     plan: &Plan<'_>,
     index: u32,
     brokers: u32,
@@ -464,9 +464,13 @@ fn assemble(
 }
 
 /// One event log; a JVM killed while writing leaves at most half a last line, which is
-/// dropped.
+/// dropped, and one killed before it opened its log leaves none.
 fn read_events(file: &Path) -> Result<Vec<LiveEvent>, LiveError> {
-    let text = std::fs::read_to_string(file).map_err(|e| LiveError::io(file, e))?;
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LiveError::io(file, e)),
+    };
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
@@ -484,6 +488,91 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LiveError> {
     serde_json::from_str(&text).map_err(|e| LiveError::Process(format!("{}: {e}", path.display())))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LiveError> {
+pub(super) fn write(path: &Path, text: &str) -> Result<(), LiveError> {
     std::fs::write(path, text).map_err(|e| LiveError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::load_file;
+
+    fn scenario(name: &str) -> Scenario {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(format!("{name}.toml"));
+        load_file(&path).expect("a shipped scenario")
+    }
+
+    /// The outside world's records in a simulated run of the design, on the twin's
+    /// frontend topics: (topic, key, value).
+    fn simulated_inputs(
+        t: &Twin,
+        design: &str,
+        s: &Scenario,
+    ) -> Vec<(String, Option<String>, String)> {
+        let d = crate::expect::design_named(design).expect("a design");
+        let judged = crate::run::run_seed(d.as_ref(), s, &[], 0);
+        let topics = [t.frontend.orders.as_str(), t.frontend.stock.as_str()];
+        let mut out: Vec<_> = judged
+            .result
+            .trace
+            .records
+            .iter()
+            .filter_map(|r| match &r.event {
+                oversell_sim::Event::Append {
+                    tp,
+                    key,
+                    value: Some(v),
+                    ..
+                } if topics.contains(&tp.topic.as_str())
+                    && (v.contains("\"OrderPlaced\"") || v.contains("\"StockAdded\"")) =>
+                {
+                    Some((tp.topic.to_string(), key.clone(), v.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn each_twin_plays_the_workload_its_simulated_design_is_given() {
+        let s = scenario("saga-reservation-timeout");
+        for design in TWINS {
+            let t = twin(design).expect("a twin");
+            let mut ours: Vec<_> = t
+                .frontend
+                .schedule(&s)
+                .into_iter()
+                .map(|r| (r.topic.to_string(), Some(r.key), r.value))
+                .collect();
+            ours.sort();
+            assert_eq!(ours, simulated_inputs(&t, design, &s), "{design}");
+        }
+    }
+
+    #[test]
+    fn an_eager_scenario_is_refused_because_kafka_streams_4_cannot_rebalance_eagerly() {
+        let s = scenario("saga-zombie-punctuation");
+        let why = unplayable(&s).expect("refused");
+        assert!(why.contains("upgrade.from"), "{why}");
+        assert_eq!(unplayable(&scenario("last-unit")), None);
+        let saga = twin("saga").expect("a twin");
+        let names: Vec<String> = instances_of(&saga, &scenario("zombie-after-rebalance"))
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "order-service-0",
+                "order-service-1",
+                "product-service-0",
+                "product-service-1"
+            ]
+        );
+    }
 }

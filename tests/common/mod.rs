@@ -26,6 +26,8 @@ pub fn last_unit() -> Scenario {
         payments: Payments::default(),
         saga: SagaSpec::default(),
         kafka: Default::default(),
+        cluster: Default::default(),
+        producer: Default::default(),
         faults: FaultSpec::default(),
         run: RunSpec::default(),
         expect: BTreeMap::new(),
@@ -316,6 +318,8 @@ pub fn scenarios_of(
             },
             saga: SagaSpec::default(),
             kafka: Default::default(),
+            cluster: Default::default(),
+            producer: Default::default(),
             faults: FaultSpec {
                 phase_ms: plan.phase_ms,
                 rates: plan.rates,

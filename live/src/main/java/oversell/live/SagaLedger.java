@@ -34,11 +34,13 @@ final class SagaLedger implements Processor<String, String, String, String> {
     private final long timeoutMs;
     private final long everyMs;
     private final boolean direct;
+    private final boolean pauseOnInit;
     private final SagaService.Pending pending = new SagaService.Pending();
     private ProcessorContext<String, String> ctx;
     private KeyValueStore<String, String> store;
 
-    SagaLedger(String client, Events events, long timeoutMs, long everyMs, boolean direct) {
+    SagaLedger(String client, Events events, long timeoutMs, long everyMs, boolean direct, boolean pauseOnInit) {
+        this.pauseOnInit = pauseOnInit;
         this.client = client;
         this.events = events;
         this.timeoutMs = timeoutMs;
@@ -100,6 +102,19 @@ final class SagaLedger implements Processor<String, String, String, String> {
         this.ctx = context;
         this.store = context.getStateStore(SagaService.LEDGER_STORE);
         context.schedule(Duration.ofMillis(everyMs), PunctuationType.WALL_CLOCK_TIME, this::punctuate);
+        // The task is initialised once its stores are restored (StreamTask.completeRestoration
+        // → initializeTopology), on the stream thread, before it processes or punctuates.
+        events.note(client, "ledger task " + context.taskId() + " initialised, its store restored");
+        if (pauseOnInit) {
+            // The trigger of the zombie-punctuation experiment: oversell SIGSTOPs this JVM
+            // when it reads the line; the stream thread waits here meanwhile.
+            Commands.say("INITIALISED");
+            try {
+                Thread.sleep(2000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
     }
 
     private Ledger load(String product) {
@@ -225,7 +240,7 @@ final class SagaLedger implements Processor<String, String, String, String> {
         if (due.isEmpty()) {
             return;
         }
-        events.note(client, "punctuation releases " + due.keySet() + " of " + product);
+        events.note(client, "punctuation releases " + due.keySet() + " of " + product + " (ledger: " + l.encode() + ")");
         for (Map.Entry<String, Long> e : due.entrySet()) {
             l.reserved.remove(e.getKey());
             l.available += e.getValue();
@@ -243,6 +258,7 @@ final class SagaLedger implements Processor<String, String, String, String> {
             }
             ObjectNode cmd = SagaService.msg("CancelReservation");
             cmd.put("order_id", order).put("product_id", product).put("reason", TIMEOUT);
+            events.note(client, "punctuation asks to release " + order + " of " + product);
             ctx.forward(new Record<>(product, cmd.toString(), now), SagaService.COMMANDS);
             pending.sent(order, now);
         }

@@ -70,10 +70,11 @@ final class SagaService {
         } else if (PRODUCT_APP.equals(app)) {
             long timeoutMs = Long.parseLong(a.get("timeout-ms"));
             long everyMs = Long.parseLong(a.get("punctuate-ms"));
+            boolean pause = Boolean.parseBoolean(a.get("pause-on-init", "false"));
             topology = new Topology()
                     .addSource("sources", prefix + COMMANDS)
                     .addProcessor("ledger",
-                            () -> new SagaLedger(client, events, timeoutMs, everyMs, direct), "sources")
+                            () -> new SagaLedger(client, events, timeoutMs, everyMs, direct, pause), "sources")
                     .addStateStore(Stores.keyValueStoreBuilder(Stores.persistentKeyValueStore(LEDGER_STORE),
                             Serdes.String(), Serdes.String()), "ledger")
                     .addSink(COMMANDS, prefix + COMMANDS, "ledger")
