@@ -388,6 +388,7 @@ impl World {
                 }
             }
             Action::Marker(_) => pct::COORDINATOR,
+            Action::Replicate(_) => pct::REPLICATION,
             Action::Tick => unreachable!("time is not a thread"),
         }
     }

@@ -4,7 +4,7 @@
 //! client steps.
 //!
 //! Every thread (a client of an instance, with the messages it sends and receives; the
-//! transaction coordinator's marker writes) gets a random priority when first seen, above
+//! transaction coordinator's marker writes; the followers' replica fetches) gets a random priority when first seen, above
 //! `depth`. Among the actions that may happen, the one of the highest-priority thread
 //! happens. At `depth - 1` change points, drawn uniformly from the first `steps`
 //! scheduling decisions, the thread that has just been scheduled drops to a priority below
@@ -56,6 +56,9 @@ pub(super) type Thread = (usize, usize);
 
 /// The thread of the transaction coordinator's marker writes.
 pub(super) const COORDINATOR: Thread = (usize::MAX, 0);
+
+/// The thread of the followers' replica fetches (a replicated cluster).
+pub(super) const REPLICATION: Thread = (usize::MAX, 1);
 
 /// Priorities above this are initial ones; change points use `1..depth`.
 const SPREAD: u32 = 1 << 20;
