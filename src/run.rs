@@ -131,6 +131,7 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
         .broker_mut()
         .set_defects(Mutation::broker_defects(mutations));
     world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
+    world.set_strategy(scenario.run.strategy());
     if scenario.cluster.brokers > 1 {
         world
             .broker_mut()
@@ -238,6 +239,25 @@ pub struct Sweep {
     pub steps: u64,
     /// Per coverage probe that fired: in how many runs, how often in all, first seed.
     pub probes: BTreeMap<Probe, ProbeCount>,
+    /// Under PCT: the largest thread count and decision count over the runs (the
+    /// weakest per-run bound of the sweep).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pct: Option<oversell_sim::PctStats>,
+}
+
+/// The weaker bound of two PCT runs: most threads, most decisions.
+fn weakest(
+    a: Option<oversell_sim::PctStats>,
+    b: Option<oversell_sim::PctStats>,
+) -> Option<oversell_sim::PctStats> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(oversell_sim::PctStats {
+            depth: a.depth,
+            threads: a.threads.max(b.threads),
+            decisions: a.decisions.max(b.decisions),
+        }),
+        (a, b) => a.or(b),
+    }
 }
 
 /// How a coverage probe fired over a sweep.
@@ -266,6 +286,7 @@ struct RunSummary {
     settled: bool,
     violated: BTreeSet<Invariant>,
     probes: BTreeMap<Probe, u64>,
+    pct: Option<oversell_sim::PctStats>,
 }
 
 impl RunSummary {
@@ -275,6 +296,7 @@ impl RunSummary {
             settled: judged.settled(),
             violated: judged.violated(),
             probes: judged.verdict.probes.0.clone(),
+            pct: judged.result.pct,
         }
     }
 }
@@ -287,6 +309,7 @@ impl Sweep {
     fn add_summary(&mut self, seed: u64, run: &RunSummary) {
         self.runs += 1;
         self.steps += run.steps;
+        self.pct = weakest(self.pct, run.pct);
         if !run.settled {
             self.unsettled += 1;
             self.first_unsettled = Some(self.first_unsettled.map_or(seed, |s| s.min(seed)));
@@ -315,6 +338,7 @@ impl Sweep {
     pub fn merge(&mut self, other: &Sweep) {
         self.runs += other.runs;
         self.failing_runs += other.failing_runs;
+        self.pct = weakest(self.pct, other.pct);
         self.unsettled += other.unsettled;
         self.first_unsettled = match (self.first_unsettled, other.first_unsettled) {
             (Some(a), Some(b)) => Some(a.min(b)),

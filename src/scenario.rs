@@ -369,6 +369,57 @@ pub struct RunSpec {
     /// An order must be decided within this long after it is placed or after the last
     /// fault heals, whichever is later. Default 10 000.
     pub decision_bound_ms: Millis,
+    /// How the scheduler picks: `"random"` (the default) or `"pct"` (priority-based, with
+    /// `pct_depth - 1` change points among the first `pct_steps` decisions).
+    #[serde(skip_serializing_if = "StrategyName::is_random")]
+    pub strategy: StrategyName,
+    /// PCT's depth d. Default 3.
+    #[serde(skip_serializing_if = "is_default_depth")]
+    pub pct_depth: u32,
+    /// PCT's k: the scheduling decisions change points are drawn among. Default 500.
+    #[serde(skip_serializing_if = "is_default_steps")]
+    pub pct_steps: u64,
+}
+
+/// The scheduler's strategy, by name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyName {
+    #[default]
+    Random,
+    Pct,
+}
+
+impl StrategyName {
+    fn is_random(&self) -> bool {
+        *self == StrategyName::Random
+    }
+}
+
+/// PCT's default depth.
+pub const PCT_DEPTH: u32 = 3;
+/// PCT's default k.
+pub const PCT_STEPS: u64 = 500;
+
+fn is_default_depth(d: &u32) -> bool {
+    *d == PCT_DEPTH
+}
+
+fn is_default_steps(k: &u64) -> bool {
+    *k == PCT_STEPS
+}
+
+impl RunSpec {
+    /// The kernel's strategy for these settings.
+    pub fn strategy(&self) -> oversell_sim::Strategy {
+        match self.strategy {
+            StrategyName::Random => oversell_sim::Strategy::Random,
+            StrategyName::Pct => oversell_sim::Strategy::Pct {
+                depth: self.pct_depth,
+                steps: self.pct_steps,
+            },
+        }
+    }
 }
 
 impl Default for RunSpec {
@@ -377,6 +428,9 @@ impl Default for RunSpec {
             seeds: SeedRange { start: 0, end: 100 },
             max_time_ms: 60_000,
             decision_bound_ms: 10_000,
+            strategy: StrategyName::Random,
+            pct_depth: PCT_DEPTH,
+            pct_steps: PCT_STEPS,
         }
     }
 }

@@ -28,4 +28,7 @@ pub use streams::{
     Punctuation, StreamsClient, StreamsConfig, SubTopology, Topology,
 };
 pub use trace::{Event, Peer, Trace, TraceRecord};
-pub use world::{FaultRates, InstanceSpec, Outcome, RunResult, ScheduledFault, World, WorldConfig};
+pub use world::{
+    FaultRates, InstanceSpec, Outcome, PctStats, RunResult, ScheduledFault, Strategy, World,
+    WorldConfig,
+};

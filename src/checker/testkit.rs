@@ -346,6 +346,7 @@ impl Sim {
             broker: self.broker.clone(),
             stores: self.stores.clone(),
             healed_at: self.healed_at,
+            pct: None,
         }
     }
 }

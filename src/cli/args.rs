@@ -265,6 +265,13 @@ pub struct MutationArg {
     /// first (the scenario key `[faults] swarm = true`).
     #[arg(long = "faults", value_parser = ["swarm"])]
     pub faults: Option<String>,
+    /// How the scheduler picks: `random` (the default) or `pct` (priority-based; the
+    /// scenario key `[run] strategy`).
+    #[arg(long = "strategy", value_parser = ["random", "pct"])]
+    pub strategy: Option<String>,
+    /// PCT's depth d: d - 1 priority change points (the scenario key `[run] pct_depth`).
+    #[arg(long = "pct-depth", value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub pct_depth: Option<u32>,
     /// Model the transaction coordinator of this protocol version instead of the
     /// scenario's `[kafka] transaction_version`: 2 (KIP-890 part 2, Kafka 4.x's default)
     /// or 1 (before it: a late `EndTxn` can complete the next transaction).
@@ -284,6 +291,12 @@ impl MutationArg {
         }
         if let Some(faults) = &self.faults {
             flags.extend(["--faults".to_string(), faults.clone()]);
+        }
+        if let Some(strategy) = &self.strategy {
+            flags.extend(["--strategy".to_string(), strategy.clone()]);
+        }
+        if let Some(depth) = self.pct_depth {
+            flags.extend(["--pct-depth".to_string(), depth.to_string()]);
         }
         if let Some(version) = self.transaction_version {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);

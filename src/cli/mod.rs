@@ -132,6 +132,14 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     if opts.faults.as_deref() == Some("swarm") {
         scenario.faults.swarm = true;
     }
+    match opts.strategy.as_deref() {
+        Some("pct") => scenario.run.strategy = crate::scenario::StrategyName::Pct,
+        Some(_) => scenario.run.strategy = crate::scenario::StrategyName::Random,
+        None => {}
+    }
+    if let Some(depth) = opts.pct_depth {
+        scenario.run.pct_depth = depth;
+    }
     Ok(scenario)
 }
 

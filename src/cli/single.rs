@@ -106,6 +106,9 @@ pub fn run(
         if let Some(rates) = &judged.swarm {
             say!("  swarm fault mix: {}", crate::swarm::describe(rates));
         }
+        if let Some(pct) = &judged.result.pct {
+            say!("  {}", super::sweeps::pct_line(pct, "with"));
+        }
         print_judgement(&judged, &command);
         exit = exit.and(exit_of(&judged));
     }
@@ -156,6 +159,9 @@ pub fn replay(registry: &Registry, a: &ReplayArgs) -> Result<Exit, Error> {
         r.trace.hash(),
         r.choices.choices.len()
     );
+    if let Some(pct) = &r.pct {
+        say!("{}", super::sweeps::pct_line(pct, "with"));
+    }
     match judged.status() {
         Status::Holds => say!("every invariant holds"),
         Status::Unsettled => say!("no violation found, but the run is unsettled"),

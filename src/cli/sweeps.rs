@@ -82,6 +82,20 @@ pub(super) fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: Option
         }
     }
     print_probes(sweep);
+    if let Some(pct) = &sweep.pct {
+        say!("  {}", pct_line(pct, "at most"));
+    }
+}
+
+/// PCT's probability bound, in words.
+pub(super) fn pct_line(pct: &oversell_sim::PctStats, most: &str) -> String {
+    format!(
+        "PCT depth {d}: {most} {n} threads and {k} scheduling decisions per run, so a bug of depth {d} shows in a run with probability at least 1/(n·k^(d-1)) = {p:.3e}",
+        d = pct.depth,
+        n = pct.threads,
+        k = pct.decisions,
+        p = pct.bound()
+    )
 }
 
 /// The coverage probes: in how many runs each fired (every probe, so that one that
@@ -358,6 +372,8 @@ fn no_options() -> super::args::MutationArg {
         mutations: Vec::new(),
         fault_class: None,
         faults: None,
+        strategy: None,
+        pct_depth: None,
         transaction_version: None,
     }
 }

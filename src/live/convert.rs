@@ -143,6 +143,7 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
         broker,
         stores: stores(h),
         healed_at: healed_at(h),
+        pct: None,
     })
 }
 

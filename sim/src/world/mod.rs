@@ -19,10 +19,12 @@ mod config;
 mod faults;
 mod instances;
 mod network;
+mod pct;
 mod quiescence;
 
 pub use config::{FaultRates, ScheduledFault, WorldConfig};
 pub use instances::{InstanceFactory, InstanceSpec};
+pub use pct::{PctStats, Strategy};
 
 use crate::broker::{Broker, BrokerId, FollowerFetch, PendingMarker};
 use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
@@ -64,6 +66,8 @@ pub struct RunResult {
     pub stores: BTreeMap<String, StoreContents>,
     /// Time at which the last fault healed (last restart or resume, end of fault phase).
     pub healed_at: Millis,
+    /// What a PCT run's probability bound is computed from (`None` under random).
+    pub pct: Option<PctStats>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +121,8 @@ pub struct World {
     brokers_down: BTreeMap<BrokerId, Millis>,
     /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
     tracing: bool,
+    /// The PCT scheduler's state, under [`Strategy::Pct`].
+    pct: Option<pct::Pct>,
 }
 
 impl World {
@@ -162,6 +168,7 @@ impl World {
             held: BTreeMap::new(),
             brokers_down: BTreeMap::new(),
             tracing: true,
+            pct: None,
         }
     }
 
@@ -229,6 +236,15 @@ impl World {
         self.config.ephemeral_state_dirs = ephemeral;
     }
 
+    /// How the scheduler picks among the actions that may happen (default random).
+    pub fn set_strategy(&mut self, strategy: Strategy) {
+        assert_eq!(self.now, 0, "set before the run");
+        self.pct = match strategy {
+            Strategy::Random => None,
+            Strategy::Pct { depth, steps } => Some(pct::Pct::new(depth, steps)),
+        };
+    }
+
     pub fn run_seed(self, seed: u64) -> RunResult {
         self.run(Chooser::seeded(seed))
     }
@@ -255,6 +271,7 @@ impl World {
             steps: self.steps,
             broker: self.broker,
             healed_at: self.healed_at,
+            pct: self.pct.as_ref().map(pct::Pct::stats),
         }
     }
 
@@ -309,7 +326,7 @@ impl World {
             self.now = self.next_deadline().unwrap_or(self.config.max_time);
         } else {
             self.actions.push(Action::Tick);
-            let pick = chooser.choose(self.actions.len() as u32)? as usize;
+            let pick = self.pick_action(chooser)?;
             let choice = chooser.index();
             match self.actions[pick] {
                 Action::Tick => self.now += 1,
@@ -326,6 +343,54 @@ impl World {
         assert!(self.now >= before, "time went back");
         self.check_invariants();
         Ok(None)
+    }
+
+    /// The action to take. Random: one draw among all. PCT: the same draw decides
+    /// whether time passes; otherwise the highest-priority thread's action goes.
+    fn pick_action(&mut self, chooser: &mut Chooser) -> Result<usize, ReplayDiverged> {
+        let n = self.actions.len();
+        let drawn = chooser.choose(n as u32)? as usize;
+        if self.pct.is_none() || matches!(self.actions[drawn], Action::Tick) {
+            return Ok(drawn);
+        }
+        debug_assert!(matches!(self.actions[n - 1], Action::Tick));
+        let threads: Vec<pct::Thread> = self.actions[..n - 1]
+            .iter()
+            .map(|a| self.thread_of(a))
+            .collect();
+        let pct = self.pct.as_mut().expect("checked");
+        pct.pick(&threads, chooser)
+    }
+
+    /// The PCT thread of an action: the client that steps, sends or receives.
+    fn thread_of(&self, action: &Action) -> pct::Thread {
+        use network::Endpoint;
+        match *action {
+            Action::Step {
+                instance, client, ..
+            } => (instance, client),
+            Action::Deliver(id) => {
+                let m = &self.net[&id];
+                match (m.from, m.to) {
+                    (
+                        Endpoint::Client {
+                            instance, client, ..
+                        },
+                        _,
+                    )
+                    | (
+                        _,
+                        Endpoint::Client {
+                            instance, client, ..
+                        },
+                    ) => (instance, client),
+                    (Endpoint::Broker, Endpoint::Broker) => unreachable!("broker to broker"),
+                }
+            }
+            Action::Marker(_) => pct::COORDINATOR,
+            Action::Replicate(_) => pct::REPLICATION,
+            Action::Tick => unreachable!("time is not a thread"),
+        }
     }
 
     /// Push a marker action for every transaction marker the broker has yet to write
