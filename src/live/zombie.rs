@@ -169,6 +169,12 @@ pub fn run_once(
     let mut args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
     args.push(format!("topics={}", twin.topics));
     args.push(format!("groups={}", twin.groups));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(","))); // the transactional history
     let mut driver =
         super::java::JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
