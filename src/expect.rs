@@ -423,15 +423,20 @@ pub enum FaultClass {
     Pause,
     Network,
     All,
+    /// Broker crashes, half of them losing the broker's unflushed data, one at a time,
+    /// on a three-broker cluster (a scenario of one broker gets three, replication
+    /// factor 3, `min.insync.replicas = 2`, no unclean election).
+    Broker,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 5] = [
+    pub const ALL: [FaultClass; 6] = [
         FaultClass::None,
         FaultClass::Crash,
         FaultClass::Pause,
         FaultClass::Network,
         FaultClass::All,
+        FaultClass::Broker,
     ];
 
     /// The name on the command line (`--fault-class`).
@@ -442,6 +447,7 @@ impl FaultClass {
             FaultClass::Pause => "pause",
             FaultClass::Network => "network",
             FaultClass::All => "all",
+            FaultClass::Broker => "broker",
         }
     }
 
@@ -452,6 +458,7 @@ impl FaultClass {
             FaultClass::Pause => "pause (zombie)",
             FaultClass::Network => "network (drop, duplicate, delay)",
             FaultClass::All => "all together",
+            FaultClass::Broker => "broker (crash, fsync loss)",
         }
     }
 
@@ -476,6 +483,11 @@ impl FaultClass {
                 delay: 10,
                 ..base
             },
+            FaultClass::Broker => FaultRates {
+                broker_crash: 4,
+                fsync_loss: 500,
+                ..base
+            },
         }
     }
 
@@ -486,6 +498,14 @@ impl FaultClass {
         s.faults.rates = self.rates();
         let phase: Millis = scenario.last_arrival() + 500;
         s.faults.phase_ms = if self == FaultClass::None { 0 } else { phase };
+        if self == FaultClass::Broker && s.cluster.brokers == 1 {
+            s.cluster = crate::scenario::ClusterSpec {
+                brokers: 3,
+                replication_factor: Some(3),
+                min_insync_replicas: 2,
+                ..crate::scenario::ClusterSpec::default()
+            };
+        }
         s
     }
 }

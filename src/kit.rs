@@ -23,6 +23,7 @@
 use crate::designs::Mutation;
 use crate::domain::{InventoryRow, Msg};
 use crate::scenario::Scenario;
+use oversell_sim::protocol::Acks;
 use oversell_sim::{
     Broker, Client, FaultRates, Guarantee, InstanceSpec, Millis, Scheduled, SourceClient,
     SourceConfig, StreamsConfig, TopicConfig, WorldConfig,
@@ -143,9 +144,14 @@ impl Frontend {
     /// or the `non-idempotent-retry` mutation says otherwise.
     pub fn instance(&self, scenario: &Scenario, mutations: &[Mutation]) -> InstanceSpec {
         let schedule = self.schedule(scenario);
+        let acks = scenario.producer.acks;
         let config = SourceConfig {
+            // Kafka's producer turns idempotence off unless acks=all
+            // (`ProducerConfig.postProcessAndValidateIdempotenceConfigs`).
             idempotent: scenario.topology.order_producer_idempotent
+                && acks == Acks::All
                 && !mutations.contains(&Mutation::NonIdempotentRetry),
+            acks,
             ..SourceConfig::default()
         };
         InstanceSpec {

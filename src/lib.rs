@@ -118,7 +118,9 @@ pub mod load;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod shard;
 pub mod shrink;
+pub mod swarm;
 pub mod testing;
 
 pub use oversell_sim as sim;

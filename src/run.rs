@@ -4,7 +4,7 @@ use crate::checker::{check, Invariant, Probe, Property, Verdict, Violation};
 use crate::designs::{Design, Mutation};
 use crate::scenario::{Scenario, SeedRange, StateDir};
 use oversell_sim::broker::TransactionVersion;
-use oversell_sim::{ChoiceLog, Chooser, Outcome, RunResult, World};
+use oversell_sim::{ChoiceLog, Chooser, FaultRates, Outcome, RunResult, World};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,6 +15,8 @@ pub struct Judged {
     pub seed: Option<u64>,
     pub result: RunResult,
     pub verdict: Verdict,
+    /// The fault mix the run drew, when its scenario runs swarm faults.
+    pub swarm: Option<FaultRates>,
 }
 
 /// What a judged run says, as the command and the reports tell it.
@@ -129,6 +131,12 @@ pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutati
         .broker_mut()
         .set_defects(Mutation::broker_defects(mutations));
     world.set_ephemeral_state_dirs(scenario.streams.state_dir == StateDir::Ephemeral);
+    if scenario.cluster.brokers > 1 {
+        world
+            .broker_mut()
+            .set_cluster(scenario.cluster.config())
+            .unwrap_or_else(|e| panic!("[cluster] passed the loader: {e}"));
+    }
     world
 }
 
@@ -139,12 +147,36 @@ pub fn run_seed(
     mutations: &[Mutation],
     seed: u64,
 ) -> Judged {
-    let result = build_world(design, scenario, mutations).run(Chooser::seeded(seed));
+    let mut judged = run_chooser(design, scenario, mutations, Chooser::seeded(seed));
+    judged.seed = Some(seed);
+    judged
+}
+
+/// Run `design` on `scenario` drawing every choice from `chooser` (a swarm scenario
+/// first draws its fault mix from it), then judge the recorded run.
+pub fn run_chooser(
+    design: &dyn Design,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    mut chooser: Chooser,
+) -> Judged {
+    // A log that does not even fit the mix's draws diverges at the world's first choice.
+    let swarm = if scenario.faults.swarm {
+        crate::swarm::draw(&mut chooser).ok()
+    } else {
+        None
+    };
+    let swarmed = swarm
+        .as_ref()
+        .map(|rates| crate::swarm::apply(scenario, rates));
+    let scenario = swarmed.as_ref().unwrap_or(scenario);
+    let result = build_world(design, scenario, mutations).run(chooser);
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
-        seed: Some(seed),
+        seed: None,
         result,
         verdict,
+        swarm,
     }
 }
 
@@ -172,13 +204,7 @@ pub fn run_log(
     mutations: &[Mutation],
     log: &ChoiceLog,
 ) -> Judged {
-    let result = build_world(design, scenario, mutations).run(Chooser::replay(log));
-    let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
-    Judged {
-        seed: None,
-        result,
-        verdict,
-    }
+    run_chooser(design, scenario, mutations, Chooser::replay(log))
 }
 
 /// [`run_log`], with a panic inside the run caught.
@@ -199,7 +225,7 @@ pub fn try_run_log(
 }
 
 /// What a sweep over seeds found, for one design.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Sweep {
     pub runs: u64,
     /// Runs that violated at least one invariant.
@@ -341,7 +367,7 @@ pub struct SweepOptions<'a> {
 }
 
 /// How a sweep ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SweepEnd {
     /// Every seed ran.

@@ -38,6 +38,12 @@ pub struct Scenario {
     pub run: RunSpec,
     #[serde(default)]
     pub kafka: KafkaSpec,
+    /// The Kafka cluster: brokers and replication (`[cluster]`). Default: one broker.
+    #[serde(default, skip_serializing_if = "ClusterSpec::is_default")]
+    pub cluster: ClusterSpec,
+    /// The order producer's settings (`[producer]`).
+    #[serde(default, skip_serializing_if = "ProducerSpec::is_default")]
+    pub producer: ProducerSpec,
     /// Per design name: what it is expected to do over the seed range.
     #[serde(default)]
     pub expect: BTreeMap<String, Expectation>,
@@ -205,6 +211,11 @@ pub struct FaultSpec {
     /// simulator has no broker processes and no crash points, and ignores them.
     #[serde(skip_serializing_if = "LiveFaults::is_empty")]
     pub live: LiveFaults,
+    /// Swarm faults: each run draws its own mix of the random fault rates from ranges
+    /// ([`crate::swarm`]), ignoring the rates written here; the schedule still strikes.
+    /// The fault phase defaults to the last arrival + 500 ms. Default false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub swarm: bool,
 }
 
 /// `[faults.live]`: what `oversell live` plays besides the schedule (`src/live/faults.rs`).
@@ -279,6 +290,71 @@ impl Default for KafkaSpec {
             transaction_version: 2,
             abort_scan_interval_ms: oversell_sim::broker::DEFAULT_ABORT_SCAN_INTERVAL_MS,
         }
+    }
+}
+
+/// The Kafka cluster (`[cluster]`); see [`oversell_sim::broker::ClusterConfig`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Number of brokers. Default 1 (no replication).
+    pub brokers: u32,
+    /// Replicas per partition. Default: `brokers`, at most 3.
+    pub replication_factor: Option<u32>,
+    /// `min.insync.replicas`. Default 1.
+    pub min_insync_replicas: u32,
+    /// `unclean.leader.election.enable`. Default false.
+    pub unclean_leader_election: bool,
+    /// `replica.lag.time.max.ms`. Default 200 (Kafka's 30 s, scaled).
+    pub replica_lag_time_max_ms: Millis,
+    /// `broker.session.timeout.ms`. Default 60 (Kafka's 9 s, scaled).
+    pub broker_session_timeout_ms: Millis,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        let c = oversell_sim::broker::ClusterConfig::default();
+        ClusterSpec {
+            brokers: c.brokers,
+            replication_factor: None,
+            min_insync_replicas: c.min_insync_replicas,
+            unclean_leader_election: c.unclean_leader_election,
+            replica_lag_time_max_ms: c.replica_lag_time_max_ms,
+            broker_session_timeout_ms: c.broker_session_timeout_ms,
+        }
+    }
+}
+
+impl ClusterSpec {
+    fn is_default(&self) -> bool {
+        *self == ClusterSpec::default()
+    }
+
+    /// The broker's settings.
+    pub fn config(&self) -> oversell_sim::broker::ClusterConfig {
+        oversell_sim::broker::ClusterConfig {
+            brokers: self.brokers,
+            replication_factor: self.replication_factor.unwrap_or(self.brokers.min(3)),
+            min_insync_replicas: self.min_insync_replicas,
+            unclean_leader_election: self.unclean_leader_election,
+            replica_lag_time_max_ms: self.replica_lag_time_max_ms,
+            broker_session_timeout_ms: self.broker_session_timeout_ms,
+        }
+    }
+}
+
+/// The order producer's settings (`[producer]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProducerSpec {
+    /// `acks`: "0", "1" or "all" (default, Kafka's since 3.0). Kafka turns idempotence
+    /// off when `acks` is not `all`, and so does the order producer here.
+    pub acks: oversell_sim::protocol::Acks,
+}
+
+impl ProducerSpec {
+    fn is_default(&self) -> bool {
+        *self == ProducerSpec::default()
     }
 }
 

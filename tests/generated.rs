@@ -45,7 +45,7 @@ const fn breaks(must: Invariant, may: &'static [Invariant]) -> Expect {
     Expect::Breaks { must, may }
 }
 
-/// Runs per sweep unless `OVERSELL_SWEEP` says otherwise (11 kinds: 2,200 per design).
+/// Runs per sweep unless `OVERSELL_SWEEP` says otherwise (12 kinds: 2,400 per design).
 const DEFAULT_RUNS: u32 = 200;
 
 /// Rare breaks need more runs to show: a row's sweep runs at least this many.
@@ -86,6 +86,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
+    ("naive", FaultKind::Swarm, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-alo: Confluent's InventoryService at least once: a replay after a crash,
     // a zombie or a lost message reserves and decides again.
     ("rekeyed-alo", FaultKind::None, Expect::Holds, 0),
@@ -99,6 +100,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-alo", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
+    ("rekeyed-alo", FaultKind::Swarm, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-eos: the same under exactly_once_v2.
     ("rekeyed-eos", FaultKind::None, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Crash, Expect::Holds, 0),
@@ -111,6 +113,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-eos", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-eos", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Mixed, Expect::Holds, 0),
+    ("rekeyed-eos", FaultKind::Swarm, Expect::Holds, 0),
     // saga: a process manager with idempotent compensations and a wall-clock timeout.
     ("saga", FaultKind::None, Expect::Holds, 0),
     ("saga", FaultKind::Crash, Expect::Holds, 0),
@@ -123,6 +126,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("saga", FaultKind::NonIdempotentProducer, Expect::Holds, 0),
     ("saga", FaultKind::Instances, Expect::Holds, 0),
     ("saga", FaultKind::Mixed, Expect::Holds, 0),
+    ("saga", FaultKind::Swarm, Expect::Holds, 0),
 ];
 
 /// Registered designs the generated sweeps leave to the scenario files: `rekeyed-alo-delta`
@@ -224,7 +228,7 @@ fn struck(kind: FaultKind, result: &RunResult) -> bool {
             }
             _ => false,
         }),
-        FaultKind::Mixed => any(&|e| {
+        FaultKind::Mixed | FaultKind::Swarm => any(&|e| {
             matches!(
                 e,
                 Event::Crash { .. }
@@ -549,6 +553,7 @@ sweeps! {
     naive_non_idempotent_producer: "naive", NonIdempotentProducer;
     naive_instances: "naive", Instances;
     naive_mixed: "naive", Mixed;
+    naive_swarm: "naive", Swarm;
     rekeyed_alo_none: "rekeyed-alo", None;
     rekeyed_alo_crash: "rekeyed-alo", Crash;
     rekeyed_alo_pause: "rekeyed-alo", Pause;
@@ -560,6 +565,7 @@ sweeps! {
     rekeyed_alo_non_idempotent_producer: "rekeyed-alo", NonIdempotentProducer;
     rekeyed_alo_instances: "rekeyed-alo", Instances;
     rekeyed_alo_mixed: "rekeyed-alo", Mixed;
+    rekeyed_alo_swarm: "rekeyed-alo", Swarm;
     rekeyed_eos_none: "rekeyed-eos", None;
     rekeyed_eos_crash: "rekeyed-eos", Crash;
     rekeyed_eos_pause: "rekeyed-eos", Pause;
@@ -571,6 +577,7 @@ sweeps! {
     rekeyed_eos_non_idempotent_producer: "rekeyed-eos", NonIdempotentProducer;
     rekeyed_eos_instances: "rekeyed-eos", Instances;
     rekeyed_eos_mixed: "rekeyed-eos", Mixed;
+    rekeyed_eos_swarm: "rekeyed-eos", Swarm;
     saga_none: "saga", None;
     saga_crash: "saga", Crash;
     saga_pause: "saga", Pause;
@@ -582,6 +589,7 @@ sweeps! {
     saga_non_idempotent_producer: "saga", NonIdempotentProducer;
     saga_instances: "saga", Instances;
     saga_mixed: "saga", Mixed;
+    saga_swarm: "saga", Swarm;
 }
 
 /// Every expectation names a sweep that exists, and every sweep has one.

@@ -34,6 +34,8 @@ fn last_unit() -> Scenario {
         faults: FaultSpec::default(),
         run: RunSpec::default(),
         kafka: Default::default(),
+        cluster: Default::default(),
+        producer: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
         expect_probes: BTreeMap::new(),

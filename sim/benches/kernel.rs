@@ -199,6 +199,7 @@ fn idempotent_produce_and_fetch(iterations: u64) -> u64 {
         let p = (i % 4) as u32;
         let produce = Request::Produce {
             producer: Some(identity.clone()),
+            acks: Default::default(),
             batches: vec![ProduceBatch {
                 tp: tp("t", p),
                 base_sequence: Some(seq[p as usize]),
@@ -287,6 +288,7 @@ fn transaction(
     [
         Request::Produce {
             producer: Some(identity.clone()),
+            acks: Default::default(),
             batches,
         },
         Request::TxnOffsetCommit {

@@ -29,6 +29,14 @@ impl fmt::Display for Event {
             | Event::Marker { .. }
             | Event::Fetch { .. }
             | Event::Compacted { .. } => self.fmt_log(f),
+            Event::Replicated { .. }
+            | Event::Truncated { .. }
+            | Event::IsrChanged { .. }
+            | Event::LeaderElected { .. }
+            | Event::BrokerCrashed { .. }
+            | Event::BrokerFenced { .. }
+            | Event::BrokerRestarted { .. }
+            | Event::HangingTransaction { .. } => self.fmt_cluster(f),
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -110,6 +118,55 @@ impl Event {
             }
             Event::Compacted { tp, removed, below } => {
                 write!(f, "compact {tp}: {removed} superseded records removed below @{below}")
+            }
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// Replication and the controller.
+    fn fmt_cluster(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Replicated {
+                tp,
+                broker,
+                from,
+                to,
+            } => {
+                write!(f, "broker {broker} replicates {tp} @{from}..@{to}")
+            }
+            Event::Truncated {
+                tp,
+                broker,
+                to,
+                removed,
+            } => write!(
+                f,
+                "broker {broker} truncates {tp} to @{to}: {removed} entries gone"
+            ),
+            Event::IsrChanged { tp, isr } => write!(f, "{tp} ISR {isr:?}"),
+            Event::LeaderElected {
+                tp,
+                leader,
+                epoch,
+                isr,
+                unclean,
+            } => {
+                let who = leader.map_or("no leader (offline)".to_string(), |l| {
+                    format!("leader broker {l}")
+                });
+                let how = if *unclean { " UNCLEAN" } else { "" };
+                write!(f, "{tp} epoch {epoch}: {who}{how}, ISR {isr:?}")
+            }
+            Event::BrokerCrashed { broker, lost } => {
+                write!(f, "broker {broker} crashes ({lost} unflushed entries lost)")
+            }
+            Event::BrokerFenced { broker } => write!(f, "controller fences broker {broker}"),
+            Event::BrokerRestarted { broker } => write!(f, "broker {broker} restarts"),
+            Event::HangingTransaction { tp, first } => {
+                write!(
+                    f,
+                    "{tp}: a completed transaction from @{first} lost its marker: hanging"
+                )
             }
             _ => unreachable!("dispatched by fmt"),
         }

@@ -102,6 +102,47 @@ pub struct ProduceBatch {
     pub records: Vec<Record>,
 }
 
+/// A producer's `acks` (Kafka's `ProducerConfig.ACKS_CONFIG`, `requiredAcks` of a
+/// `ProduceRequest`): how many replicas must have a batch before the leader answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Acks {
+    /// `acks=0`: the producer does not wait for any answer (the broker sends none).
+    #[serde(rename = "0")]
+    Zero,
+    /// `acks=1`: the leader answers once the batch is in its own log.
+    #[serde(rename = "1")]
+    Leader,
+    /// `acks=all` (-1), Kafka's default since 3.0: the leader answers once every
+    /// in-sync replica has the batch (the high watermark passed it), or
+    /// `NOT_ENOUGH_REPLICAS` when the ISR is smaller than `min.insync.replicas`.
+    #[default]
+    All,
+}
+
+impl std::str::FromStr for Acks {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "0" => Ok(Acks::Zero),
+            "1" => Ok(Acks::Leader),
+            "all" | "-1" => Ok(Acks::All),
+            other => Err(format!("acks {other:?}: expected 0, 1 or all")),
+        }
+    }
+}
+
+impl std::fmt::Display for Acks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Acks::Zero => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        })
+    }
+}
+
 /// A consumer's rebalance protocol (`ConsumerPartitionAssignor.RebalanceProtocol`): under
 /// `Eager` a member revokes every partition before it rejoins; under `Cooperative`
 /// (KIP-429, Kafka Streams' default since 2.4, `AssignorConfiguration.rebalanceProtocol`)
@@ -137,6 +178,9 @@ pub enum Request {
     Produce {
         producer: Option<ProducerIdentity>,
         batches: Vec<ProduceBatch>,
+        /// The producer's `acks`: when the partition leader answers (see [`Acks`]).
+        #[serde(default)]
+        acks: Acks,
     },
     /// `sendOffsetsToTransaction`: offsets become committed when the transaction commits.
     TxnOffsetCommit {
@@ -215,6 +259,12 @@ pub enum KafkaError {
     /// failed with a retriable error such as `CONCURRENT_TRANSACTIONS`
     /// (`ReplicaManager.handleProduceAppend`): the producer retries the batch as it was.
     NotEnoughReplicas,
+    /// The partition has no live leader, or this broker is not it
+    /// (`NOT_LEADER_OR_FOLLOWER`): the client refreshes its metadata and retries.
+    NotLeaderOrFollower,
+    /// A new leader whose high watermark has not yet reached the start of its epoch does
+    /// not tell end offsets (`OFFSET_NOT_AVAILABLE`, KIP-207): retry.
+    OffsetNotAvailable,
 }
 
 impl KafkaError {
@@ -225,6 +275,8 @@ impl KafkaError {
             self,
             KafkaError::ConcurrentTransactions
                 | KafkaError::NotEnoughReplicas
+                | KafkaError::NotLeaderOrFollower
+                | KafkaError::OffsetNotAvailable
                 | KafkaError::CoordinatorLoadInProgress
         )
     }

@@ -11,8 +11,8 @@
 use crate::client::{Client, ClientId, Env};
 use crate::partitioner::partition_for_key;
 use crate::protocol::{
-    Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity, Record,
-    Request, Response, TopicPartition,
+    Acks, Epoch, Millis, PartitionProduceResult, ProduceBatch, ProducerId, ProducerIdentity,
+    Record, Request, Response, TopicPartition,
 };
 use crate::trace::Event;
 use std::collections::BTreeMap;
@@ -35,6 +35,9 @@ pub struct SourceConfig {
     /// `retry.backoff.ms`: the wait before a batch answered with a retriable error is
     /// sent again. Default 10 (the streams clients' default here).
     pub retry_backoff_ms: Millis,
+    /// `acks`. Default `all` (Kafka's default since 3.0). Under `acks=0` the broker sends
+    /// no answer: the record counts as sent, no offset is known, and nothing is `Acked`.
+    pub acks: Acks,
 }
 
 impl Default for SourceConfig {
@@ -43,6 +46,7 @@ impl Default for SourceConfig {
             idempotent: true,
             request_timeout_ms: 200,
             retry_backoff_ms: 10,
+            acks: Acks::All,
         }
     }
 }
@@ -160,7 +164,14 @@ impl Client for SourceClient {
                 base_sequence,
                 records: vec![record],
             }],
+            acks: self.config.acks,
         };
+        if self.config.acks == Acks::Zero {
+            // Fire and forget: no answer comes back (`ProduceRequest` with acks=0).
+            env.send(request);
+            self.next += 1;
+            return;
+        }
         self.send(request, env);
     }
 

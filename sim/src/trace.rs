@@ -182,6 +182,54 @@ pub enum Event {
         removed: usize,
         below: Offset,
     },
+    // ----- replication and the controller (several brokers only) -----
+    /// A follower copied `from..to` of its leader's log.
+    Replicated {
+        tp: TopicPartition,
+        broker: u32,
+        from: Offset,
+        to: Offset,
+    },
+    /// A replica's log lost `removed` entries from `to` on: truncated to its new leader's
+    /// epoch end offset (KIP-279), or the unflushed suffix lost in a crash.
+    Truncated {
+        tp: TopicPartition,
+        broker: u32,
+        to: Offset,
+        removed: usize,
+    },
+    /// The in-sync replicas of a partition changed.
+    IsrChanged {
+        tp: TopicPartition,
+        isr: Vec<u32>,
+    },
+    /// The controller moved a partition's leadership (`None`: offline), in a new epoch;
+    /// `unclean` when the leader was not in the ISR.
+    LeaderElected {
+        tp: TopicPartition,
+        leader: Option<u32>,
+        epoch: u32,
+        isr: Vec<u32>,
+        unclean: bool,
+    },
+    /// A broker process crashed, losing `lost` unflushed entries over its logs.
+    BrokerCrashed {
+        broker: u32,
+        lost: usize,
+    },
+    /// The controller fenced a broker (its session expired, or it registered again).
+    BrokerFenced {
+        broker: u32,
+    },
+    BrokerRestarted {
+        broker: u32,
+    },
+    /// A new leader's log has records of a completed transaction but lost its marker:
+    /// the transaction hangs there, holding back the LSO from `first`.
+    HangingTransaction {
+        tp: TopicPartition,
+        first: Offset,
+    },
     // ----- network and faults (scheduler) -----
     Deliver {
         id: u64,

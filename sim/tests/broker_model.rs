@@ -945,7 +945,14 @@ impl Harness {
         batches: Vec<ProduceBatch>,
     ) -> Vec<PartitionProduceResult> {
         let n = batches.len();
-        match self.send(client, Request::Produce { producer, batches }) {
+        match self.send(
+            client,
+            Request::Produce {
+                producer,
+                batches,
+                acks: Default::default(),
+            },
+        ) {
             Response::Produce(results) => {
                 assert_eq!(results.len(), n, "one result per batch");
                 results.into_iter().map(|(_, r)| r).collect()

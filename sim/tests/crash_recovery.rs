@@ -359,6 +359,7 @@ fn late_end_txn_story(
     let produce = |b: &mut Broker, events: &mut Vec<Event>, id: &ProducerIdentity, seq: i32| {
         let request = Request::Produce {
             producer: Some(id.clone()),
+            acks: Default::default(),
             batches: vec![ProduceBatch {
                 tp: tp.clone(),
                 base_sequence: Some(seq),

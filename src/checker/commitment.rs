@@ -16,6 +16,7 @@
 //! (`Broker::is_committed`, `Broker::is_aborted`) is only a cross-check: where it, the
 //! final logs and the written logs disagree, the kernel has a bug, reported as such.
 
+use super::survival::Survival;
 use super::verdict::KernelBug;
 use oversell_sim::protocol::{ControlType, LogEntry, Offset, ProducerId};
 use oversell_sim::{Event, RunResult, TopicPartition};
@@ -62,14 +63,19 @@ pub struct Commitment {
 impl Commitment {
     /// Read the run's logs: the final ones first, the written ones for what compaction
     /// removed; then cross-check with the broker's own table.
-    pub fn of(run: &RunResult) -> Commitment {
+    pub fn of(run: &RunResult, survival: &Survival) -> Commitment {
         let written = written_log(run);
         let mut c = Commitment::default();
         for (tp, entries) in final_logs(run) {
             for (offset, fate) in settle(entries) {
                 let at = (tp.clone(), offset);
-                let (as_written, marker) = written.get(&at).copied().unwrap_or((fate, None));
-                if as_written != fate {
+                let (as_written, marker, seq) =
+                    written.get(&at).copied().unwrap_or((fate, None, None));
+                // Compared only where the record written last at this offset is the one
+                // the log holds (a replicated log may have lost it, or brought back an
+                // older one).
+                let same = seq.is_none_or(|seq| survival.survives(&tp, offset, seq));
+                if same && as_written != fate {
                     c.bug(
                         &at,
                         format!(
@@ -87,8 +93,12 @@ impl Commitment {
                     .insert(offset, (fate, marker));
             }
         }
-        for ((tp, offset), fate) in written {
-            c.fates.entry(tp).or_default().entry(offset).or_insert(fate);
+        for ((tp, offset), (fate, marker, _)) in written {
+            c.fates
+                .entry(tp)
+                .or_default()
+                .entry(offset)
+                .or_insert((fate, marker));
         }
         c.cross_check(run);
         c
@@ -200,8 +210,10 @@ fn settle(entries: &[LogEntry]) -> Vec<(Offset, Fate)> {
 }
 
 /// The logs as written, from the trace's `Append` and `Marker` events in order.
-fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>)> {
-    let mut fates = BTreeMap::new();
+/// A rewrite of an offset (after a replicated log lost its suffix) forgets what was
+/// written at and past it. Each offset's fate comes with the marker's seq and the append's.
+fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>, Option<u64>)> {
+    let mut fates: BTreeMap<At, (Fate, Option<u64>, Option<u64>)> = BTreeMap::new();
     let mut open: BTreeMap<(TopicPartition, ProducerId), Vec<Offset>> = BTreeMap::new();
     for r in &run.trace.records {
         match &r.event {
@@ -213,13 +225,29 @@ fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>)> {
                 ..
             } => {
                 let at = (tp.clone(), *offset);
+                if fates.contains_key(&at) {
+                    let end = (tp.clone(), Offset::MAX);
+                    let gone: Vec<At> = fates
+                        .range(at.clone()..=end)
+                        .map(|(a, _)| a.clone())
+                        .collect();
+                    for a in gone {
+                        fates.remove(&a);
+                    }
+                    for ((t, _), offsets) in open.iter_mut() {
+                        if t == tp {
+                            offsets.retain(|o| o < offset);
+                        }
+                    }
+                }
+                let seq = Some(r.seq);
                 match (transactional, producer_id) {
                     (true, Some(pid)) => {
                         open.entry((tp.clone(), *pid)).or_default().push(*offset);
-                        fates.insert(at, (Fate::Open, None));
+                        fates.insert(at, (Fate::Open, None, seq));
                     }
                     _ => {
-                        fates.insert(at, (Fate::Committed, None));
+                        fates.insert(at, (Fate::Committed, None, seq));
                     }
                 }
             }
@@ -230,7 +258,9 @@ fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>)> {
                 ..
             } => {
                 for o in open.remove(&(tp.clone(), *producer_id)).unwrap_or_default() {
-                    fates.insert((tp.clone(), o), (Fate::of(*control), Some(r.seq)));
+                    let at = (tp.clone(), o);
+                    let append = fates.get(&at).and_then(|(_, _, seq)| *seq);
+                    fates.insert(at, (Fate::of(*control), Some(r.seq), append));
                 }
             }
             _ => {}
@@ -295,7 +325,8 @@ mod tests {
         let committed = s.txn(&[(LEDGER_LOG, 0, "p1", "a".into())], true)[0];
         let aborted = s.txn(&[(LEDGER_LOG, 0, "p1", "b".into())], false)[0];
         let plain = s.put(LEDGER_LOG, 0, "p1", Some("c".into()));
-        let c = Commitment::of(&s.run());
+        let run = s.run();
+        let c = Commitment::of(&run, &Survival::of(&run));
         assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
         let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
         assert_eq!(
@@ -312,7 +343,8 @@ mod tests {
         // settles them.
         let mut events = Vec::new();
         assert_eq!(s.broker.compact(&tp(LEDGER_LOG, 0), &mut events), 2);
-        let c = Commitment::of(&s.run());
+        let run = s.run();
+        let c = Commitment::of(&run, &Survival::of(&run));
         assert!(c.kernel_bugs().is_empty(), "{:?}", c.kernel_bugs());
         let at = |o| c.fate(&tp(LEDGER_LOG, 0), o);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! The shared history: the committed records of a run, in global append order.
 
 use super::commitment::{Commitment, Fate};
+use super::survival::Survival;
 use super::verdict::KernelBug;
 use crate::designs::Schema;
 use crate::domain::Msg;
@@ -66,6 +67,8 @@ pub struct History {
     transactional_pids: BTreeSet<ProducerId>,
     /// Clients acknowledged a write by a transactional producer id (`Acked` → `Append`).
     transactional_clients: BTreeSet<ClientId>,
+    /// Which appends are still in the final log.
+    survival: Survival,
 }
 
 impl History {
@@ -80,10 +83,12 @@ impl History {
         History::build(run, |topic| schema.is_internal(topic))
     }
 
-    /// Walk the trace's `Append` events in order and keep the committed ones.
+    /// Walk the trace's `Append` events in order and keep the committed ones that
+    /// survived in the final log (see [`Survival`]).
     fn build(run: &RunResult, internal: impl Fn(&str) -> bool) -> History {
+        let survival = Survival::of(run);
         let mut h = History {
-            commitment: Commitment::of(run),
+            commitment: Commitment::of(run, &survival),
             ..History::default()
         };
         for r in &run.trace.records {
@@ -125,6 +130,9 @@ impl History {
                         None => h.appended.entry(tp.clone()).or_default(),
                     };
                     at_tp.insert(*offset, (r.seq, *producer_id));
+                    if !survival.survives(tp, *offset, r.seq) {
+                        continue;
+                    }
                     if !h.commitment.is_committed(tp, *offset) {
                         continue;
                     }
@@ -147,7 +155,13 @@ impl History {
                 _ => {}
             }
         }
+        h.survival = survival;
         h
+    }
+
+    /// Which appends are still in the final log.
+    pub fn survival(&self) -> &Survival {
+        &self.survival
     }
 
     fn push(&mut self, rec: Rec) {

@@ -27,6 +27,7 @@ pub mod invariants;
 pub mod outcomes;
 pub mod probes;
 pub mod stores;
+pub mod survival;
 mod verdict;
 pub mod words;
 

@@ -231,6 +231,7 @@ impl Sim {
         let at = tp(topic, partition);
         let req = Request::Produce {
             producer: None,
+            acks: Default::default(),
             batches: vec![ProduceBatch {
                 tp: at.clone(),
                 base_sequence: None,
@@ -281,6 +282,7 @@ impl Sim {
             let seq = seqs.entry(at.clone()).or_insert(0);
             let req = Request::Produce {
                 producer: Some(producer.clone()),
+                acks: Default::default(),
                 batches: vec![ProduceBatch {
                     tp: at,
                     base_sequence: Some(*seq),

@@ -75,6 +75,16 @@ pub enum Command {
     /// right after its ledger task is restored, its task moved, then SIGCONTed; does its
     /// wall-clock punctuation commit unfenced? (docs/live/zombie-punctuation.toml)
     LiveZombie(LiveZombieArgs),
+    /// Combine the JSON reports of `explore --shard i/n` (every shard once) into the
+    /// report of the whole sweep, as one machine would have printed and written it.
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write the merged per-design results as JSON (the same file `explore --json`
+        /// writes for the whole range).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The design × fault-class table, produced by runs, as markdown.
     Matrix {
         scenarios: Vec<PathBuf>,
@@ -109,6 +119,10 @@ pub struct ExploreArgs {
     /// Keep the first failing seed of each design in the scenario's regression file.
     #[arg(long)]
     pub save: bool,
+    /// Run only the i-th of n contiguous parts of the seed range (1 <= i <= n); with
+    /// `--json`, write a shard report for `oversell merge`.
+    #[arg(long, value_parser = crate::shard::Shard::parse, conflicts_with = "stop_on_first")]
+    pub shard: Option<crate::shard::Shard>,
     #[command(flatten)]
     pub mutations: MutationArg,
 }
@@ -243,9 +257,14 @@ pub struct MutationArg {
     #[arg(long = "mutation", value_parser = parse_mutation)]
     pub mutations: Vec<Mutation>,
     /// Replace the scenario's faults with a fault class of the matrix: none, crash,
-    /// pause, network, all.
+    /// pause, network, all, broker.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
+    /// `swarm`: every run draws its own fault mix (crash, pause, drop, duplicate, delay
+    /// rates and durations) from ranges, deterministically from its seed, and prints it
+    /// first (the scenario key `[faults] swarm = true`).
+    #[arg(long = "faults", value_parser = ["swarm"])]
+    pub faults: Option<String>,
     /// Model the transaction coordinator of this protocol version instead of the
     /// scenario's `[kafka] transaction_version`: 2 (KIP-890 part 2, Kafka 4.x's default)
     /// or 1 (before it: a late `EndTxn` can complete the next transaction).
@@ -262,6 +281,9 @@ impl MutationArg {
         }
         if let Some(class) = self.fault_class {
             flags.extend(["--fault-class".to_string(), class.flag().to_string()]);
+        }
+        if let Some(faults) = &self.faults {
+            flags.extend(["--faults".to_string(), faults.clone()]);
         }
         if let Some(version) = self.transaction_version {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);
@@ -283,7 +305,7 @@ fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
         .into_iter()
         .find(|c| c.flag() == text)
         .ok_or_else(|| {
-            format!("unknown fault class {text:?}; known: none, crash, pause, network, all")
+            format!("unknown fault class {text:?}; known: none, crash, pause, network, all, broker")
         })
 }
 

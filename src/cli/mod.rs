@@ -16,6 +16,7 @@ mod error;
 mod live;
 mod out;
 mod progress;
+mod shard;
 mod single;
 mod sweeps;
 
@@ -99,6 +100,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             out.as_deref(),
             &mutations,
         ),
+        Command::Merge { shards, json } => shard::merge(&shards, json.as_deref()),
         Command::Check {
             scenarios,
             jobs,
@@ -126,6 +128,9 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     };
     if let Some(version) = opts.transaction_version {
         scenario.kafka.transaction_version = version;
+    }
+    if opts.faults.as_deref() == Some("swarm") {
+        scenario.faults.swarm = true;
     }
     Ok(scenario)
 }

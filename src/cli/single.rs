@@ -103,6 +103,9 @@ pub fn run(
             r.trace.len(),
             r.trace.hash()
         );
+        if let Some(rates) = &judged.swarm {
+            say!("  swarm fault mix: {}", crate::swarm::describe(rates));
+        }
         print_judgement(&judged, &command);
         exit = exit.and(exit_of(&judged));
     }
@@ -173,6 +176,21 @@ pub fn replay(registry: &Registry, a: &ReplayArgs) -> Result<Exit, Error> {
     Ok(exit_of(&judged))
 }
 
+/// A swarm run's fault mix, printed before the run (and its trace) starts.
+fn print_swarm(scenario: &crate::scenario::Scenario, chooser: oversell_sim::Chooser) {
+    if !scenario.faults.swarm {
+        return;
+    }
+    match crate::swarm::preview(chooser) {
+        Some(rates) => say!(
+            "swarm fault mix: {} · fault phase {} ms",
+            crate::swarm::describe(&rates),
+            crate::swarm::phase_of(scenario)
+        ),
+        None => say!("swarm fault mix: the choice log ends before the mix is drawn"),
+    }
+}
+
 /// Run what `replay` was asked for: a seed or a choice log; and its replay command.
 fn replay_run(
     d: &dyn crate::designs::Design,
@@ -190,6 +208,7 @@ fn replay_run(
                 Shown(&a.design),
                 Shown(&scenario.name)
             );
+            print_swarm(scenario, oversell_sim::Chooser::seeded(seed));
             let command = replay_command(a.scenario_path(), &a.design, seed, &a.mutations);
             Ok((run_one(d, scenario, &a.mutations, seed, &command)?, command))
         }
@@ -205,6 +224,7 @@ fn replay_run(
                 Shown(&a.design),
                 Shown(&scenario.name)
             );
+            print_swarm(scenario, oversell_sim::Chooser::replay(&log));
             let command = choices_command(a, file);
             let judged =
                 run::try_run_log(d, scenario, &a.mutations.mutations, &log).map_err(|panic| {

@@ -9,6 +9,7 @@ use crate::designs::Design;
 use crate::expect::{self, RegressionSeed};
 use crate::run::{self, RunPanic, Sweep, SweepEnd, SweepOptions};
 use crate::scenario::{Scenario, SeedRange};
+use crate::shard::{DesignSweep, ShardReport};
 use std::path::{Path, PathBuf};
 
 /// One design's sweep, with progress, ending early on Ctrl-C.
@@ -41,20 +42,34 @@ fn panicked(panic: RunPanic, path: &Path, opts: &super::args::MutationArg) -> Er
     }
 }
 
-fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: f64) {
+/// One design's entry of `explore --json`: its sweep and how it ended.
+pub(super) fn sweep_json(sweep: &Sweep, end: SweepEnd) -> Result<serde_json::Value, Error> {
+    let mut value = serde_json::to_value(sweep)?;
+    value["end"] = serde_json::to_value(end)?;
+    Ok(value)
+}
+
+/// A design's summary; `secs` (the sweep's duration) adds its speed.
+pub(super) fn print_sweep(name: &str, sweep: &Sweep, end: SweepEnd, secs: Option<f64>) {
     let ended = match end {
         SweepEnd::Complete => "",
         SweepEnd::StoppedAtFailure => " (stopped at the first violating seed)",
         SweepEnd::Interrupted => " (INTERRUPTED: partial results)",
     };
+    let speed = match secs {
+        Some(secs) => format!(
+            ", {:.0} runs/s, {:.0} steps/s",
+            sweep.runs as f64 / secs,
+            sweep.steps as f64 / secs
+        ),
+        None => String::new(),
+    };
     say!(
-        "\n{} — {} runs, {} violating, {} unsettled, {:.0} runs/s, {:.0} steps/s{ended}",
+        "\n{} — {} runs, {} violating, {} unsettled{speed}{ended}",
         Shown(name),
         sweep.runs,
         sweep.failing_runs,
         sweep.unsettled,
-        sweep.runs as f64 / secs,
-        sweep.steps as f64 / secs
     );
     if let Some(seed) = sweep.first_unsettled {
         say!("  first unsettled seed (ended at a bound, liveness not judged): {seed}");
@@ -88,7 +103,7 @@ fn print_probes(sweep: &Sweep) {
 }
 
 /// The exit status a sweep's findings give.
-fn exit_of(sweep: &Sweep) -> Exit {
+pub(super) fn exit_of(sweep: &Sweep) -> Exit {
     if sweep.first_failing_seed().is_some() {
         Exit::Violated
     } else if sweep.unsettled > 0 {
@@ -100,33 +115,47 @@ fn exit_of(sweep: &Sweep) -> Exit {
 
 pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     let scenario = load_with(&a.scenario, &a.mutations)?;
-    let seeds = a.seeds.unwrap_or(scenario.run.seeds);
+    let all = a.seeds.unwrap_or(scenario.run.seeds);
+    let seeds = match a.shard {
+        Some(shard) => {
+            let (start, end) = shard.seeds(all);
+            SeedRange { start, end }
+        }
+        None => all,
+    };
     let designs = designs(registry, &a.design.design)?;
     let json = OutFile::open_opt(a.json.as_deref())?;
     let jobs = run::jobs_for(seeds, a.jobs.get());
+    let part = match a.shard {
+        Some(shard) => format!("shard {shard} of seeds {all}: "),
+        None => String::new(),
+    };
     say!(
-        "seeds {seeds} · scenario {} ({}) · {jobs} jobs",
+        "{part}seeds {seeds} · scenario {} ({}) · {jobs} jobs",
         Shown(&scenario.name),
         out::path(&a.scenario)
     );
     let sweeping = Sweeping::start();
     let mut exit = Exit::Holds;
     let mut report = serde_json::Map::new();
+    let mut parts = std::collections::BTreeMap::new();
     let mut saved = Vec::new();
     for d in designs {
         let (sweep, end, secs) = sweep_design(d, &scenario, a, seeds, jobs)?;
-        print_sweep(d.name(), &sweep, end, secs);
+        print_sweep(d.name(), &sweep, end, Some(secs));
         exit = exit.and(exit_of(&sweep));
         if let Some(seed) = sweep.first_failing_seed() {
             let command = replay_command(&a.scenario, d.name(), seed, &a.mutations);
             say!("  replay: {}", Shown(&command));
-            if a.save && a.mutations.mutations.is_empty() && a.mutations.fault_class.is_none() {
+            let as_written = a.mutations.mutations.is_empty()
+                && a.mutations.fault_class.is_none()
+                && a.mutations.faults.is_none();
+            if a.save && as_written {
                 saved.push(regression_seed(d, &scenario, seed, a)?);
             }
         }
-        let mut value = serde_json::to_value(&sweep)?;
-        value["end"] = serde_json::to_value(end)?;
-        report.insert(d.name().to_string(), value);
+        report.insert(d.name().to_string(), sweep_json(&sweep, end)?);
+        parts.insert(d.name().to_string(), DesignSweep { sweep, end });
         if end == SweepEnd::Interrupted {
             break;
         }
@@ -134,7 +163,23 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     drop(sweeping);
     save_seeds(a, &saved)?;
     if let Some(file) = json {
-        file.write(&serde_json::to_string_pretty(&report)?)?;
+        let text = match a.shard {
+            Some(shard) => {
+                let doc = ShardReport {
+                    schema: crate::shard::SHARD_SCHEMA.into(),
+                    scenario: scenario.name.clone(),
+                    file: a.scenario.display().to_string(),
+                    seeds: all,
+                    shard,
+                    part: (seeds.start, seeds.end),
+                    options: a.mutations.flags(),
+                    designs: parts,
+                };
+                serde_json::to_string_pretty(&doc)?
+            }
+            None => serde_json::to_string_pretty(&report)?,
+        };
+        file.write(&text)?;
     }
     if progress::interrupted() {
         say!("interrupted: the summary above and the --json file cover the seeds that finished");
@@ -167,7 +212,10 @@ fn save_seeds(a: &ExploreArgs, saved: &[RegressionSeed]) -> Result<(), Error> {
     if !a.save {
         return Ok(());
     }
-    if !a.mutations.mutations.is_empty() || a.mutations.fault_class.is_some() {
+    if !a.mutations.mutations.is_empty()
+        || a.mutations.fault_class.is_some()
+        || a.mutations.faults.is_some()
+    {
         note!("--save ignored: regression seeds are kept for the scenario as written, without mutations or fault classes");
         return Ok(());
     }
@@ -309,6 +357,7 @@ fn no_options() -> super::args::MutationArg {
     super::args::MutationArg {
         mutations: Vec::new(),
         fault_class: None,
+        faults: None,
         transaction_version: None,
     }
 }

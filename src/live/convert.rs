@@ -413,6 +413,7 @@ fn replay_append(
     let tp = TopicPartition::new(r.topic.as_str(), r.partition);
     let req = Request::Produce {
         producer: None,
+        acks: Default::default(),
         batches: vec![ProduceBatch {
             tp: tp.clone(),
             base_sequence: None,

@@ -121,7 +121,9 @@ pub fn plan(
                 instance,
                 duration,
             } => out.pair(*at, *duration, Action::Stop, instance, "schedule"),
-            ScheduledFault::DropProduceAck { .. } => unreachable!("refused above"),
+            ScheduledFault::DropProduceAck { .. } | ScheduledFault::BrokerCrash { .. } => {
+                unreachable!("refused above")
+            }
         }
     }
     for b in &live.broker_crash {
@@ -193,8 +195,16 @@ fn refuse_unplayable(scenario: &Scenario) -> Result<(), LiveError> {
         }
     }
     for s in &f.schedule {
-        if let ScheduledFault::DropProduceAck { at, instance, .. } = s {
-            kinds.push(format!("drop_produce_ack at {at} on {instance}"));
+        match s {
+            ScheduledFault::DropProduceAck { at, instance, .. } => {
+                kinds.push(format!("drop_produce_ack at {at} on {instance}"));
+            }
+            // The simulated cluster's broker crashes (losing unflushed data or not) are
+            // not the live cluster's: [[faults.live.broker_crash]] plays those.
+            ScheduledFault::BrokerCrash { at, broker, .. } => {
+                kinds.push(format!("broker_crash at {at} of simulated broker {broker}"));
+            }
+            _ => {}
         }
     }
     if kinds.is_empty() {

@@ -61,6 +61,10 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "decision_bound_ms"], 0, MAX_MS),
     (&["kafka", "transaction_version"], 1, 2),
     (&["kafka", "abort_scan_interval_ms"], 1, MAX_MS),
+    (&["cluster", "brokers"], 1, 9),
+    (&["cluster", "replication_factor"], 1, 9),
+    (&["cluster", "min_insync_replicas"], 1, 9),
+    (&["cluster", "*"], 1, MAX_MS),
     (
         &["outcomes", "*", "products", "*", "available"],
         0,
@@ -115,6 +119,7 @@ pub(super) fn validate(s: &Scenario, root: &Value<'_>, text: &str) -> Result<(),
     c.payments(s);
     c.streams(s);
     c.faults(s);
+    c.cluster(s);
     c.late(s);
     c.expect(s);
     c.outcomes(s);
@@ -375,6 +380,7 @@ impl Check<'_, '_> {
             ("restart_after", r.restart_after),
             ("pause_for", r.pause_for),
             ("delay_for", r.delay_for),
+            ("broker_restart_after", r.broker_restart_after),
         ];
         for (k, (lo, hi)) in ranges {
             if lo > hi {
@@ -392,6 +398,10 @@ impl Check<'_, '_> {
                 ScheduledFault::Crash { instance, .. } => (instance, "crash"),
                 ScheduledFault::Pause { instance, .. } => (instance, "pause"),
                 ScheduledFault::DropProduceAck { instance, .. } => (instance, "drop_produce_ack"),
+                ScheduledFault::BrokerCrash { broker, .. } => {
+                    self.scheduled_broker(s, i, *broker);
+                    continue;
+                }
             };
             if let Err((message, help)) = check_instance(name, kind, s.topology.instances) {
                 let span = self.span(&[
@@ -403,6 +413,50 @@ impl Check<'_, '_> {
                 self.err(span, message, Some(help));
             }
         }
+    }
+
+    /// The cluster's settings agree with each other (Kafka refuses a replication factor
+    /// above the broker count, and a `min.insync.replicas` above the replication factor),
+    /// and broker faults have brokers to strike.
+    fn cluster(&mut self, s: &Scenario) {
+        if let Err(message) = s.cluster.config().validate() {
+            let span = self.key_span(&[key("cluster")]);
+            let help = "e.g. brokers = 3, replication_factor = 3, min_insync_replicas = 2";
+            self.err(span, format!("[cluster]: {message}"), Some(help.into()));
+        }
+        let r = &s.faults.rates;
+        for (k, v) in [
+            ("broker_crash", r.broker_crash),
+            ("fsync_loss", r.fsync_loss),
+        ] {
+            if v > 0 && s.cluster.brokers == 1 {
+                self.err(
+                    self.key_span(&[key("faults"), key(k)]),
+                    format!("faults.{k} is {v} but cluster.brokers is 1: there is no broker fault to strike a single broker here"),
+                    Some("set [cluster] brokers = 3 (or more)".into()),
+                );
+            }
+        }
+    }
+
+    /// A scheduled broker crash names a broker of a cluster of several.
+    fn scheduled_broker(&mut self, s: &Scenario, i: usize, broker: u32) {
+        let brokers = s.cluster.brokers;
+        if broker < brokers && brokers > 1 {
+            return;
+        }
+        let span = self.span(&[key("faults"), key("schedule"), Seg::Index(i), key("broker")]);
+        let message = if brokers == 1 {
+            "a broker crash needs a cluster of several brokers, and cluster.brokers is 1"
+                .to_string()
+        } else {
+            format!(
+                "broker {broker} does not exist: cluster.brokers is {brokers} (brokers 0 to {})",
+                brokers - 1
+            )
+        };
+        let help = "set [cluster] brokers = 3, and name a broker below it".to_string();
+        self.err(span, message, Some(help));
     }
 
     /// Nothing may happen after the end of the run.

@@ -104,6 +104,8 @@ fn default_toml() -> toml::Value {
         faults: Default::default(),
         run: Default::default(),
         kafka: Default::default(),
+        cluster: Default::default(),
+        producer: Default::default(),
         expect: BTreeMap::new(),
         outcomes: BTreeMap::new(),
         expect_probes: BTreeMap::new(),

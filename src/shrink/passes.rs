@@ -411,17 +411,18 @@ fn repair(mut s: Scenario) -> Scenario {
     s.topology.instances = s.topology.instances.max(1);
     s.topology.partitions = s.topology.partitions.max(1);
     let instances = s.topology.instances;
-    s.faults
-        .schedule
-        .retain(|f| !matches!(instance_index(fault_instance(f)), Some(i) if i >= instances));
+    s.faults.schedule.retain(
+        |f| !matches!(fault_instance(f).and_then(instance_index), Some(i) if i >= instances),
+    );
     s
 }
 
-fn fault_instance(f: &ScheduledFault) -> &str {
+fn fault_instance(f: &ScheduledFault) -> Option<&str> {
     match f {
         ScheduledFault::Crash { instance, .. }
         | ScheduledFault::Pause { instance, .. }
-        | ScheduledFault::DropProduceAck { instance, .. } => instance,
+        | ScheduledFault::DropProduceAck { instance, .. } => Some(instance),
+        ScheduledFault::BrokerCrash { .. } => None,
     }
 }
 
@@ -453,6 +454,19 @@ fn describe_fault(f: &ScheduledFault) -> String {
             count,
         } => {
             format!("drop {count} produce acks to {instance} after {at} ms")
+        }
+        ScheduledFault::BrokerCrash {
+            at,
+            broker,
+            restart_after,
+            lose_unflushed,
+        } => {
+            let loss = if *lose_unflushed {
+                ", losing its unflushed data"
+            } else {
+                ""
+            };
+            format!("crash broker {broker} at {at} ms (restart after {restart_after} ms{loss})")
         }
     }
 }

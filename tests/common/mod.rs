@@ -26,6 +26,8 @@ pub fn last_unit() -> Scenario {
         payments: Payments::default(),
         saga: SagaSpec::default(),
         kafka: Default::default(),
+        cluster: Default::default(),
+        producer: Default::default(),
         faults: FaultSpec::default(),
         run: RunSpec::default(),
         expect: BTreeMap::new(),
@@ -70,10 +72,13 @@ pub enum FaultKind {
     /// All of the above at once, at lower rates, but with an idempotent order producer
     /// (whose duplicated orders would mask everything else; it has its own kind).
     Mixed,
+    /// Swarm faults: each run draws its own mix of crash, pause, drop, duplicate and
+    /// delay rates from ranges (`oversell::swarm`), over one to three instances.
+    Swarm,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 12] = [
         FaultKind::None,
         FaultKind::Crash,
         FaultKind::Pause,
@@ -85,6 +90,7 @@ impl FaultKind {
         FaultKind::NonIdempotentProducer,
         FaultKind::Instances,
         FaultKind::Mixed,
+        FaultKind::Swarm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -100,6 +106,7 @@ impl FaultKind {
             FaultKind::NonIdempotentProducer => "non-idempotent-producer",
             FaultKind::Instances => "instances",
             FaultKind::Mixed => "mixed",
+            FaultKind::Swarm => "swarm",
         }
     }
 }
@@ -280,6 +287,10 @@ pub fn fault_plan(kind: FaultKind, services: &'static [&'static str]) -> BoxedSt
                 plan(600, rates(c, pa, dr, du, de), schedule, p, i, idem)
             })
             .boxed(),
+        // The rates are drawn by each run from its seed (`faults.swarm`).
+        FaultKind::Swarm => (1u32..=3, 1u32..=3)
+            .prop_map(move |(p, i)| plan(600, rates(0, 0, 0, 0, 0), vec![], p, i, true))
+            .boxed(),
     }
 }
 
@@ -289,7 +300,7 @@ pub fn scenarios_of(
     services: &'static [&'static str],
 ) -> impl Strategy<Value = Scenario> {
     (workload(), fault_plan(kind, services)).prop_map(
-        |((products, orders, restocks, fail), plan)| Scenario {
+        move |((products, orders, restocks, fail), plan)| Scenario {
             name: "generated".into(),
             description: String::new(),
             products,
@@ -307,11 +318,14 @@ pub fn scenarios_of(
             },
             saga: SagaSpec::default(),
             kafka: Default::default(),
+            cluster: Default::default(),
+            producer: Default::default(),
             faults: FaultSpec {
                 phase_ms: plan.phase_ms,
                 rates: plan.rates,
                 schedule: plan.schedule,
                 live: Default::default(),
+                swarm: kind == FaultKind::Swarm,
             },
             run: RunSpec::default(),
             expect: BTreeMap::new(),

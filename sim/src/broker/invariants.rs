@@ -27,6 +27,7 @@ impl Broker {
         }
         self.check_transactions();
         self.check_groups();
+        self.check_replication();
     }
 
     /// After a request or a tick, in debug and test builds.
@@ -41,6 +42,18 @@ impl Broker {
             log.entries.len(),
             log.txn.len(),
             "{tp}: txn index out of step"
+        );
+        assert_eq!(log.entries.len(), log.meta.len(), "{tp}: meta out of step");
+        assert!(log.hw <= log.log_end, "{tp}: HW past the log end");
+        assert!(
+            log.replicated || log.hw == log.log_end,
+            "{tp}: a single broker's HW is its log end"
+        );
+        assert!(
+            log.epochs
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{tp}: leader epochs not increasing"
         );
         if !topic.config.compacted {
             assert_eq!(log.entries.len() as u64, log.log_end, "{tp}: not dense");
@@ -76,7 +89,10 @@ impl Broker {
         }
         for (&serial, &first) in &log.ongoing {
             assert!(
-                self.txn_outcomes[serial] == TxnOutcome::Open || self.marker_pending(serial, tp),
+                self.txn_outcomes[serial] == TxnOutcome::Open
+                    || self.marker_pending(serial, tp)
+                    || log.unreplicated.contains_key(&serial)
+                    || log.hanging.contains(&serial),
                 "{tp}: a settled transaction still holds its LSO with no marker to come"
             );
             assert!(first < log.log_end, "{tp}: ongoing offset past the end");
@@ -161,6 +177,14 @@ impl Broker {
                 "{tid}: {tp} awaits a marker but does not hold back its LSO"
             );
         }
+        for (tp, offset) in &ending.awaiting {
+            let log = self.partition(tp).expect("touched partition exists");
+            assert_eq!(
+                log.unreplicated.get(&ending.serial),
+                Some(offset),
+                "{tid}: {tp} awaits the replication of a marker it does not have"
+            );
+        }
     }
 
     fn check_groups(&self) {
@@ -175,5 +199,75 @@ impl Broker {
                 );
             }
         }
+    }
+}
+
+impl Broker {
+    /// The replication invariants (several brokers only): every partition has a replica
+    /// set and a non-empty ISR within it, its leader (if any) in the ISR; the high
+    /// watermark is at most the log end the leader knows of every ISR member, and at most
+    /// the real log end of every ISR member that is up; every record below the high
+    /// watermark is on every ISR member that is up; leader epochs only increase (per log,
+    /// and the partition's current one is the newest any of its logs knows).
+    fn check_replication(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        for (tp, r) in &cluster.partitions {
+            let log = self.partition(tp).expect("a replicated partition exists");
+            assert!(!r.isr.is_empty(), "{tp}: an empty ISR");
+            assert!(
+                r.isr.iter().all(|b| r.replicas.contains(b)),
+                "{tp}: ISR outside the replicas"
+            );
+            if let Some(l) = r.leader {
+                assert!(r.isr.contains(&l), "{tp}: the leader {l} is not in the ISR");
+                assert_eq!(l, r.log_owner, "{tp}: the main log is not the leader's");
+            }
+            assert_eq!(
+                r.followers.len() + 1,
+                r.replicas.len(),
+                "{tp}: a log per replica"
+            );
+            for (b, f) in &r.followers {
+                let last = f.log.epochs.last().map_or(0, |(e, _)| *e);
+                assert!(
+                    last <= r.leader_epoch,
+                    "{tp}: broker {b} knows a future epoch"
+                );
+                if !r.isr.contains(b) || r.leader.is_none() {
+                    continue;
+                }
+                if f.epoch_checked == r.leader_epoch {
+                    assert!(
+                        f.fetched_end >= log.hw,
+                        "{tp}: HW {} past ISR member {b}",
+                        log.hw
+                    );
+                }
+                if cluster.brokers[*b as usize] == super::cluster::Liveness::Up {
+                    check_prefix(tp, *b, log, &f.log);
+                }
+            }
+        }
+    }
+}
+
+/// Every entry of the leader's log below its high watermark is in `follower`, the same.
+fn check_prefix(tp: &TopicPartition, b: u32, leader: &PartitionLog, follower: &PartitionLog) {
+    assert!(
+        follower.log_end >= leader.hw,
+        "{tp}: HW {} past the log end {} of ISR member {b}",
+        leader.hw,
+        follower.log_end
+    );
+    for e in leader.entries.iter().take_while(|e| e.offset < leader.hw) {
+        let theirs = follower.index_of(e.offset).map(|i| &follower.entries[i]);
+        assert_eq!(
+            theirs,
+            Some(e),
+            "{tp}: the committed record @{} is not on ISR member {b}",
+            e.offset
+        );
     }
 }

@@ -1,9 +1,10 @@
 //! The partition log: topics, dense offsets, append, high watermark, last stable offset,
 //! fetch at both isolation levels, and compaction as Kafka's log cleaner does it.
 //!
-//! One durable broker and no replication: the high watermark is the log end offset.
+//! On a single broker the high watermark is the log end offset; with replication
+//! (`cluster.rs`) it moves as the in-sync replicas fetch.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,28 +26,102 @@ pub struct TopicConfig {
     pub compacted: bool,
 }
 
+/// What a replica needs besides the entry itself to rebuild a leader's state from its log
+/// (Kafka keeps it in the record batch headers): the batch an idempotent record opened,
+/// and the transaction a marker closed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct EntryMeta {
+    /// On the first record of an idempotent batch: its base sequence and record count.
+    pub(super) batch: Option<(i32, i32)>,
+    /// On a transaction marker: the transaction it ends.
+    pub(super) marker_of: Option<TxnSerial>,
+}
+
 #[derive(Clone, Debug, Default)]
 pub(super) struct PartitionLog {
     pub(super) entries: Vec<LogEntry>,
     /// Parallel to `entries`: the transaction that wrote each transactional data record.
     pub(super) txn: Vec<Option<TxnSerial>>,
-    /// Offset the next entry gets: the log end offset, which is the high watermark.
+    /// Parallel to `entries`: batch and marker bookkeeping (see [`EntryMeta`]).
+    pub(super) meta: Vec<EntryMeta>,
+    /// Offset the next entry gets: the log end offset.
     pub(super) log_end: Offset,
-    /// Open transactions with records here: transaction → its first offset here.
+    /// The high watermark: the log end on a single broker; under replication the offset
+    /// below which every in-sync replica has the log (`Partition.maybeIncrementLeaderHW`).
+    pub(super) hw: Offset,
+    /// Whether the high watermark moves by replication only (a replicated partition).
+    pub(super) replicated: bool,
+    /// The leader epochs of this log: (epoch, first offset written in it), ascending
+    /// (Kafka's `LeaderEpochFileCache`).
+    pub(super) epochs: Vec<(u32, Offset)>,
+    /// Open transactions with records here: transaction → its first offset here. A
+    /// transaction whose marker is written but not yet below the high watermark stays here
+    /// (Kafka's `ProducerStateManager.unreplicatedTxns` hold back the LSO too).
     pub(super) ongoing: BTreeMap<TxnSerial, Offset>,
+    /// Transactions whose marker is in this log at an offset not yet below the HW.
+    pub(super) unreplicated: BTreeMap<TxnSerial, Offset>,
+    /// Settled transactions with records here whose marker was lost with a log suffix
+    /// (unclean election, lost unflushed data): they hold back the LSO for good, as a
+    /// hanging transaction does in Kafka.
+    pub(super) hanging: BTreeSet<TxnSerial>,
     /// Idempotence state per producer id.
     pub(super) producers: BTreeMap<ProducerId, ProducerState>,
 }
 
 impl PartitionLog {
     pub(super) fn last_stable_offset(&self) -> Offset {
-        let lso = self.ongoing.values().copied().min().unwrap_or(self.log_end);
+        let lso = self.ongoing.values().copied().min().unwrap_or(self.hw);
+        let lso = lso.min(self.hw);
         assert!(
-            lso <= self.log_end,
-            "broker bug: LSO {lso} past HW {}",
+            lso <= self.hw && self.hw <= self.log_end,
+            "broker bug: LSO {lso}, HW {}, log end {}",
+            self.hw,
             self.log_end
         );
         lso
+    }
+
+    /// Move the high watermark up to `hw`; transactions whose marker is now below it stop
+    /// holding back the LSO (`ProducerStateManager.onHighWatermarkUpdated`). Returns them.
+    pub(super) fn advance_hw(&mut self, hw: Offset) -> Vec<TxnSerial> {
+        assert!(
+            self.hw <= hw && hw <= self.log_end,
+            "broker bug: HW from {} to {hw} (log end {})",
+            self.hw,
+            self.log_end
+        );
+        self.hw = hw;
+        let done: Vec<TxnSerial> = self
+            .unreplicated
+            .iter()
+            .filter(|(_, marker)| **marker < hw)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &done {
+            self.unreplicated.remove(s);
+            self.ongoing.remove(s);
+        }
+        done
+    }
+
+    /// The latest leader epoch of this log and its end offset for `epoch`: Kafka's
+    /// `LeaderEpochFileCache.endOffsetFor` (the largest epoch <= `epoch`, and the start of
+    /// the next epoch, or the log end). `None` when the log knows no epoch <= `epoch`.
+    pub(super) fn end_offset_for(&self, epoch: u32) -> Option<(u32, Offset)> {
+        let i = self.epochs.partition_point(|(e, _)| *e <= epoch);
+        if i == 0 {
+            return None;
+        }
+        let end = self.epochs.get(i).map_or(self.log_end, |(_, start)| *start);
+        Some((self.epochs[i - 1].0, end))
+    }
+
+    /// Remember that entries from `offset` on are written in leader epoch `epoch`.
+    pub(super) fn note_epoch(&mut self, epoch: u32, offset: Offset) {
+        match self.epochs.last() {
+            Some((e, _)) if *e >= epoch => {}
+            _ => self.epochs.push((epoch, offset)),
+        }
     }
 
     /// Index of the first entry with an offset >= `offset`.
@@ -59,7 +134,13 @@ impl PartitionLog {
         (i < self.entries.len() && self.entries[i].offset == offset).then_some(i)
     }
 
-    pub(super) fn append(&mut self, entry: LogEntry, txn: Option<TxnSerial>, compacted: bool) {
+    pub(super) fn append(
+        &mut self,
+        entry: LogEntry,
+        txn: Option<TxnSerial>,
+        meta: EntryMeta,
+        compacted: bool,
+    ) {
         assert_eq!(
             entry.offset, self.log_end,
             "broker bug: append out of place"
@@ -70,7 +151,11 @@ impl PartitionLog {
         );
         self.entries.push(entry);
         self.txn.push(txn);
+        self.meta.push(meta);
         self.log_end += 1;
+        if !self.replicated {
+            self.hw = self.log_end;
+        }
     }
 }
 
@@ -107,6 +192,7 @@ impl Broker {
             .collect();
         self.topics
             .insert(name.to_string(), Topic { config, partitions });
+        self.replicate_topic(name);
         Ok(())
     }
 
@@ -161,14 +247,32 @@ impl Broker {
                 format!("no partition {tp}"),
             ));
         };
-        let high_watermark = log.log_end;
+        self.check_leader(tp, "Fetch", events)?;
+        // KIP-207 (`Partition.fetchOffsetForTimestamp`): a new leader tells no end offset
+        // below the start of its epoch. Consumers here learn end offsets from fetches
+        // (a restoring task reads up to the first high watermark it sees), so a fetch
+        // gets that answer until the high watermark has caught up.
+        let epoch_start = log.epochs.last().map_or(0, |(_, start)| *start);
+        if log.replicated && log.hw < epoch_start {
+            let detail = format!("{tp}: HW {} below the epoch start {epoch_start}", log.hw);
+            return Err(reject(
+                events,
+                "Fetch",
+                KafkaError::OffsetNotAvailable,
+                detail,
+            ));
+        }
+        let high_watermark = log.hw;
         let last_stable_offset = log.last_stable_offset();
-        if offset > high_watermark {
+        if offset > log.log_end {
             return Err(reject(
                 events,
                 "Fetch",
                 KafkaError::OffsetOutOfRange,
-                format!("offset {offset} is past the high watermark {high_watermark} of {tp}"),
+                format!(
+                    "offset {offset} is past the log end {} of {tp}",
+                    log.log_end
+                ),
             ));
         }
         let (records, next_offset) = self.read(log, tp, offset, max_records, isolation);
@@ -200,7 +304,7 @@ impl Broker {
         isolation: Isolation,
     ) -> (Vec<FetchedRecord>, Offset) {
         let limit = match isolation {
-            Isolation::ReadUncommitted => log.log_end,
+            Isolation::ReadUncommitted => log.hw,
             Isolation::ReadCommitted => log.last_stable_offset(),
         };
         let mut records = Vec::new();
@@ -246,8 +350,13 @@ impl Broker {
             .unwrap_or(&[])
     }
 
-    /// The high watermark: the log end offset (0 for an unknown partition).
+    /// The high watermark (0 for an unknown partition): the log end on a single broker.
     pub fn high_watermark(&self, tp: &TopicPartition) -> Offset {
+        self.partition(tp).map(|l| l.hw).unwrap_or(0)
+    }
+
+    /// The log end offset of the partition's leader log (0 for an unknown partition).
+    pub fn log_end_offset(&self, tp: &TopicPartition) -> Offset {
         self.partition(tp).map(|l| l.log_end).unwrap_or(0)
     }
 
@@ -321,6 +430,8 @@ impl Broker {
                 .retain(|_| *it.next().expect("one flag per entry"));
             let mut it = keep.iter();
             log.txn.retain(|_| *it.next().expect("one flag per entry"));
+            let mut it = keep.iter();
+            log.meta.retain(|_| *it.next().expect("one flag per entry"));
             assert_eq!(log.log_end, end, "broker bug: compaction moved the log end");
             events.push(Event::Compacted {
                 tp: tp.clone(),

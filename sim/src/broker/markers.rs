@@ -19,9 +19,12 @@
 
 use std::collections::BTreeMap;
 
+use super::log::EntryMeta;
 use super::txn::{EndingTxn, TxnOutcome};
 use super::Broker;
-use crate::protocol::{ControlType, Epoch, LogEntry, Millis, ProducerId, Record, TopicPartition};
+use crate::protocol::{
+    ControlType, Epoch, LogEntry, Millis, Offset, ProducerId, Record, TopicPartition,
+};
 use crate::trace::Event;
 
 use super::txn::TxnSerial;
@@ -71,6 +74,7 @@ impl Broker {
             marker: (pid, marker_epoch),
             partitions: open.partitions.keys().cloned().collect(),
             groups: open.offsets,
+            awaiting: BTreeMap::new(),
         });
         assert_eq!(
             self.txn_outcomes[open.serial],
@@ -102,10 +106,9 @@ impl Broker {
     /// (`TransactionMetadata.prepareComplete`: `CompleteCommit` / `CompleteAbort`).
     pub(super) fn complete_if_written(&mut self, tid: &str) {
         let st = self.txn_ids.get_mut(tid).expect("known transactional id");
-        let done = st
-            .ending
-            .as_ref()
-            .is_some_and(|e| e.partitions.is_empty() && e.groups.is_empty());
+        let done = st.ending.as_ref().is_some_and(|e| {
+            e.partitions.is_empty() && e.groups.is_empty() && e.awaiting.is_empty()
+        });
         if done {
             let ending = st.ending.take().expect("checked above");
             st.last_completed = Some((st.epoch, ending.commit));
@@ -123,7 +126,11 @@ impl Broker {
         let mut out = Vec::new();
         for (tid, st) in &self.txn_ids {
             let Some(ending) = &st.ending else { continue };
-            let partitions = ending.partitions.iter().cloned();
+            let partitions = ending
+                .partitions
+                .iter()
+                .filter(|tp| self.leader_available(tp))
+                .cloned();
             let targets = partitions
                 .map(MarkerTarget::Partition)
                 .chain(ending.groups.keys().cloned().map(MarkerTarget::Group));
@@ -162,7 +169,14 @@ impl Broker {
                 } else {
                     ControlType::Abort
                 };
-                self.write_marker(tp, serial, ids, control, now, events);
+                let offset = self.write_marker(tp, serial, ids, control, now, events);
+                // WriteTxnMarkers appends with acks=-1 (`KafkaApis.handleWriteTxnMarkersRequest`):
+                // under replication the marker is done once it is below the high watermark.
+                if self.awaits_replication(tp, serial) {
+                    let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+                    let ending = st.ending.as_mut().expect("an ending transaction");
+                    ending.awaiting.insert(tp.clone(), offset);
+                }
             }
             MarkerTarget::Group(group) => {
                 let pending = ending.groups.remove(group).expect("a pending group marker");
@@ -185,8 +199,9 @@ impl Broker {
         assert!(!self.has_pending_markers(), "broker bug: markers left");
     }
 
-    /// Write a commit or abort marker of transaction `serial` into `tp`, which stops
-    /// holding back the partition's LSO.
+    /// Write a commit or abort marker of transaction `serial` into `tp`; it stops holding
+    /// back the partition's LSO once it is below the high watermark (at once on a single
+    /// broker). Returns the marker's offset.
     fn write_marker(
         &mut self,
         tp: &TopicPartition,
@@ -195,14 +210,15 @@ impl Broker {
         control: ControlType,
         now: Millis,
         events: &mut Vec<Event>,
-    ) {
+    ) -> Offset {
         let (log, compacted) = self.partition_mut(tp);
-        let removed = log.ongoing.remove(&serial);
         assert!(
-            removed.is_some(),
+            log.ongoing.contains_key(&serial),
             "broker bug: {tp} did not know its open transaction"
         );
         let offset = log.log_end;
+        let leader_epoch = log.epochs.last().map_or(0, |(e, _)| *e);
+        log.note_epoch(leader_epoch, offset);
         log.append(
             LogEntry {
                 offset,
@@ -218,14 +234,23 @@ impl Broker {
                 control: Some(control),
             },
             None,
+            EntryMeta {
+                batch: None,
+                marker_of: Some(serial),
+            },
             compacted,
         );
+        log.unreplicated.insert(serial, offset);
+        let hw = log.hw;
+        log.advance_hw(hw);
+        self.maybe_increment_hw(tp);
         events.push(Event::Marker {
             tp: tp.clone(),
             offset,
             producer_id: pid,
             control,
         });
+        offset
     }
 
     /// Whether transaction `serial`'s marker is still to be written into `tp`.

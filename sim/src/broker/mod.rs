@@ -56,21 +56,27 @@ use crate::protocol::{KafkaError, Millis, ProducerId, Request, Response};
 use crate::trace::Event;
 
 pub mod assignor;
+mod cluster;
+mod controller;
 pub mod group;
 mod invariants;
 pub mod log;
 mod markers;
 mod producer;
+mod replication;
 mod restore;
 #[cfg(test)]
 mod tests;
 mod txn;
+
+pub use cluster::{BrokerId, ClusterConfig, FollowerFetch, Handled};
 
 pub use group::{range_assignment, GroupState};
 pub use log::TopicConfig;
 pub use markers::{MarkerTarget, PendingMarker};
 pub use producer::PRODUCER_BATCH_CACHE;
 
+use cluster::Cluster;
 use group::Group;
 use log::Topic;
 use producer::ProducerEntry;
@@ -210,6 +216,8 @@ pub struct Broker {
     members_created: u64,
     /// MUTATION HOOK: deliberate defects, none by default ([`Defects`]).
     defects: Defects,
+    /// Replication over several brokers (`cluster.rs`); `None` for a single broker.
+    cluster: Option<Cluster>,
 }
 
 impl Default for Broker {
@@ -239,6 +247,7 @@ impl Broker {
             groups: BTreeMap::new(),
             members_created: 0,
             defects: Defects::default(),
+            cluster: None,
         }
     }
 
@@ -291,9 +300,39 @@ impl Broker {
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
-        let response = self.dispatch(now, client, req, events);
+        match self.handle_request(now, client, req, events) {
+            Handled::Now(response) => response,
+            other => panic!("handle: the answer is {other:?}; use handle_request"),
+        }
+    }
+
+    /// [`Broker::handle`] for a driver that can wait: a `Produce` with `acks=all` on a
+    /// replicated partition is answered later ([`Broker::take_completed_produces`]), one
+    /// with `acks=0` never.
+    pub fn handle_request(
+        &mut self,
+        now: Millis,
+        client: &ClientId,
+        req: Request,
+        events: &mut Vec<Event>,
+    ) -> Handled {
+        let handled = match req {
+            Request::Produce {
+                producer,
+                batches,
+                acks,
+            } => {
+                let counts = batches
+                    .iter()
+                    .map(|b| (b.tp.clone(), b.records.len() as u64))
+                    .collect();
+                let results = self.produce(now, producer, batches, acks, events);
+                self.answer_produce(results, &counts, acks)
+            }
+            req => Handled::Now(self.dispatch(now, client, req, events)),
+        };
         self.debug_check();
-        response
+        handled
     }
 
     fn dispatch(
@@ -312,9 +351,6 @@ impl Broker {
                 transaction_timeout_ms,
                 events,
             )),
-            Request::Produce { producer, batches } => {
-                Response::Produce(self.produce(now, producer, batches, events))
-            }
             Request::TxnOffsetCommit {
                 producer,
                 group,
@@ -392,6 +428,7 @@ impl Broker {
     /// rebalances whose rebalance timeout passed. A deadline `d` is due when `now >= d`.
     /// In debug and test builds every invariant is checked afterwards.
     pub fn tick(&mut self, now: Millis, events: &mut Vec<Event>) {
+        self.tick_cluster(now, events);
         self.abort_timed_out_transactions(now, events);
         self.expire_group_members(now, events);
         assert!(
@@ -409,6 +446,7 @@ impl Broker {
             .filter_map(TxnIdState::deadline)
             .map(|d| self.scan_after(d));
         let groups = self.groups.values().filter_map(Group::deadline);
-        txns.chain(groups).min()
+        let cluster = self.cluster_deadline();
+        txns.chain(groups).chain(cluster).min()
     }
 }

@@ -5,10 +5,11 @@
 
 use std::collections::VecDeque;
 
+use super::log::EntryMeta;
 use super::{reject, Broker};
 use crate::protocol::{
-    Epoch, KafkaError, LogEntry, Millis, Offset, PartitionProduceResult, ProduceBatch, ProducerId,
-    ProducerIdentity, TopicPartition,
+    Acks, Epoch, KafkaError, LogEntry, Millis, Offset, PartitionProduceResult, ProduceBatch,
+    ProducerId, ProducerIdentity, TopicPartition,
 };
 use crate::trace::Event;
 
@@ -35,7 +36,13 @@ pub(super) struct ProducerState {
 impl ProducerState {
     /// Remember a batch of `count` records from `base_sequence` appended at `base_offset`
     /// at `epoch` (a new epoch forgets the batches of the old one).
-    fn record(&mut self, epoch: Epoch, base_sequence: i32, count: i32, base_offset: Offset) {
+    pub(super) fn record(
+        &mut self,
+        epoch: Epoch,
+        base_sequence: i32,
+        count: i32,
+        base_offset: Offset,
+    ) {
         if self.epoch != epoch {
             self.epoch = epoch;
             self.batches.clear();
@@ -212,6 +219,7 @@ impl Broker {
         now: Millis,
         producer: Option<ProducerIdentity>,
         batches: Vec<ProduceBatch>,
+        acks: Acks,
         events: &mut Vec<Event>,
     ) -> Vec<(TopicPartition, PartitionProduceResult)> {
         let tid = match &producer {
@@ -241,8 +249,13 @@ impl Broker {
         batches
             .into_iter()
             .map(|batch| {
-                let result =
-                    self.produce_batch(now, producer.as_ref(), tid.as_deref(), &batch, events);
+                let result = self.produce_batch(
+                    now,
+                    (producer.as_ref(), tid.as_deref()),
+                    &batch,
+                    acks,
+                    events,
+                );
                 (batch.tp, result)
             })
             .collect()
@@ -252,9 +265,9 @@ impl Broker {
     fn produce_batch(
         &mut self,
         now: Millis,
-        producer: Option<&ProducerIdentity>,
-        tid: Option<&str>,
+        (producer, tid): (Option<&ProducerIdentity>, Option<&str>),
         batch: &ProduceBatch,
+        acks: Acks,
         events: &mut Vec<Event>,
     ) -> PartitionProduceResult {
         let tp = &batch.tp;
@@ -262,6 +275,10 @@ impl Broker {
             Ok(log_end) => log_end,
             Err(e) => return PartitionProduceResult::Error(e),
         };
+        let leader = self.check_leader(tp, "Produce", events);
+        if let Err(e) = leader.and_then(|()| self.check_min_isr(tp, acks, events)) {
+            return PartitionProduceResult::Error(e);
+        }
         if batch.records.is_empty() {
             // Kafka answers INVALID_RECORD; the protocol has no such error, and an empty
             // batch changes nothing: acknowledge it at the log end.
@@ -284,6 +301,10 @@ impl Broker {
             base_offset, log_end,
             "broker bug: batch not appended at the end"
         );
+        self.note_leader_append(tp, log_end, now);
+        // `Partition.appendRecordsToLeader` ends with `maybeIncrementLeaderHW`: with the
+        // leader alone in the ISR the batch is committed at once.
+        self.maybe_increment_hw(tp);
         if let Some((pid, epoch, base_sequence)) = ident {
             let (log, _) = self.partition_mut(tp);
             let state = log.producers.entry(pid).or_insert(ProducerState {
@@ -385,8 +406,16 @@ impl Broker {
         if let Some(serial) = serial {
             log.ongoing.entry(serial).or_insert(base_offset);
         }
+        let epoch = log.epochs.last().map_or(0, |(e, _)| *e);
+        log.note_epoch(epoch, base_offset);
         for (i, record) in batch.records.iter().enumerate() {
             let offset = log.log_end;
+            let meta = EntryMeta {
+                batch: ident
+                    .filter(|_| i == 0)
+                    .map(|(_, _, base)| (base, batch.records.len() as i32)),
+                marker_of: None,
+            };
             let sequence = ident.map(|(_, _, base)| increment_sequence(base, i as i32));
             events.push(Event::Append {
                 tp: tp.clone(),
@@ -408,6 +437,7 @@ impl Broker {
                     control: None,
                 },
                 serial,
+                meta,
                 compacted,
             );
         }

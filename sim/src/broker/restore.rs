@@ -9,7 +9,7 @@
 //! the coordinator's transactional ids) is rebuilt: a restored broker answers `log`,
 //! `high_watermark`, `last_stable_offset`, `is_committed` and `is_aborted`.
 
-use super::log::PartitionLog;
+use super::log::{EntryMeta, PartitionLog};
 use super::txn::{TxnOutcome, TxnSerial};
 use super::Broker;
 use crate::protocol::{ControlType, LogEntry, ProducerId};
@@ -42,7 +42,11 @@ impl Broker {
                     };
                 }
                 let (log, _) = self.partition_mut(tp);
-                log.append(entry, None, compacted);
+                let meta = EntryMeta {
+                    batch: None,
+                    marker_of: open,
+                };
+                log.append(entry, None, meta, compacted);
             }
             (None, true, Some(_)) => {
                 let serial = open.unwrap_or_else(|| {
@@ -51,7 +55,7 @@ impl Broker {
                 });
                 let (log, _) = self.partition_mut(tp);
                 log.ongoing.entry(serial).or_insert(entry.offset);
-                log.append(entry, Some(serial), compacted);
+                log.append(entry, Some(serial), EntryMeta::default(), compacted);
             }
             (Some(_), _, None) | (None, true, None) => {
                 return Err(format!(
@@ -59,7 +63,7 @@ impl Broker {
                     entry.offset
                 ));
             }
-            (None, false, _) => log.append(entry, None, compacted),
+            (None, false, _) => log.append(entry, None, EntryMeta::default(), compacted),
         }
         Ok(())
     }

@@ -57,6 +57,9 @@ pub(super) struct EndingTxn {
     pub(super) partitions: BTreeSet<TopicPartition>,
     /// Groups whose marker is still to be written: their offsets stay pending.
     pub(super) groups: BTreeMap<String, PendingOffsets>,
+    /// Partitions whose marker is written at this offset but not yet below the high
+    /// watermark (replicated partitions only): the transaction completes when it is.
+    pub(super) awaiting: BTreeMap<TopicPartition, Offset>,
 }
 
 /// The transaction coordinator's state of one `transactional.id`.

@@ -34,6 +34,9 @@ impl StreamsClient {
         let request = Request::Produce {
             producer: self.identity(),
             batches,
+            // Kafka Streams' producers keep Kafka's default `acks=all` (exactly-once
+            // requires it: `StreamsConfig` refuses any other value under EOS).
+            acks: Acks::All,
         };
         self.send_main(request, env);
     }
@@ -151,7 +154,12 @@ impl StreamsClient {
         request: Option<Request>,
         env: &mut Env<'_>,
     ) {
-        let Some(Request::Produce { producer, batches }) = request else {
+        let Some(Request::Produce {
+            producer,
+            batches,
+            acks,
+        }) = request
+        else {
             return;
         };
         let mut failed = None;
@@ -181,6 +189,7 @@ impl StreamsClient {
             let request = Request::Produce {
                 producer,
                 batches: batches.collect(),
+                acks,
             };
             self.resend_after_backoff(request, env);
         }

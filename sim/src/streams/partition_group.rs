@@ -98,6 +98,11 @@ impl StreamsClient {
                     env,
                     format!("fetch {tp}: offset out of range; resetting to earliest"),
                 );
+                // The log lost what this client had read (a replicated log truncated by an
+                // unclean election or lost data): what it committed is past the new log
+                // end, and its next commit may well be lower.
+                self.committed.remove(&tp);
+                self.processed.remove(&tp);
                 self.fetch_positions.insert(tp, 0);
             }
             Err(e) => self.error(env, format!("fetch {tp}: {e:?}")),

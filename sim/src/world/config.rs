@@ -23,7 +23,28 @@ pub struct FaultRates {
     pub pause_for: (Millis, Millis),
     /// How long a delayed message is held. Default 10..=300.
     pub delay_for: (Millis, Millis),
+    /// Chance per scheduler step that a broker crashes (several brokers only; one at a
+    /// time: only while every broker is up and every ISR is full). Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub broker_crash: u32,
+    /// Chance that a broker crash also loses the broker's unflushed log suffix (a power
+    /// loss: each of its replica logs keeps a prefix the seed chooses). Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub fsync_loss: u32,
+    /// Downtime of a crashed broker before it restarts. Default 50..=400.
+    #[serde(skip_serializing_if = "is_default_broker_restart")]
+    pub broker_restart_after: (Millis, Millis),
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_default_broker_restart(r: &(Millis, Millis)) -> bool {
+    *r == DEFAULT_BROKER_RESTART
+}
+
+const DEFAULT_BROKER_RESTART: (Millis, Millis) = (50, 400);
 
 impl Default for FaultRates {
     fn default() -> Self {
@@ -36,6 +57,9 @@ impl Default for FaultRates {
             restart_after: (50, 400),
             pause_for: (200, 1500),
             delay_for: (10, 300),
+            broker_crash: 0,
+            fsync_loss: 0,
+            broker_restart_after: DEFAULT_BROKER_RESTART,
         }
     }
 }
@@ -44,24 +68,28 @@ impl FaultRates {
     /// The random fault kinds, by their scenario key (`[faults]`), with their rate: the
     /// one list that the loader and the shrinker iterate. A new kind is a field and a
     /// line here.
-    pub fn named(&self) -> [(&'static str, u32); 5] {
+    pub fn named(&self) -> [(&'static str, u32); 7] {
         [
             ("crash", self.crash),
             ("pause", self.pause),
             ("drop", self.drop),
             ("duplicate", self.duplicate),
             ("delay", self.delay),
+            ("broker_crash", self.broker_crash),
+            ("fsync_loss", self.fsync_loss),
         ]
     }
 
     /// [`FaultRates::named`], each rate mutable.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 5] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 7] {
         [
             ("crash", &mut self.crash),
             ("pause", &mut self.pause),
             ("drop", &mut self.drop),
             ("duplicate", &mut self.duplicate),
             ("delay", &mut self.delay),
+            ("broker_crash", &mut self.broker_crash),
+            ("fsync_loss", &mut self.fsync_loss),
         ]
     }
 
@@ -97,6 +125,16 @@ pub enum ScheduledFault {
         instance: String,
         count: u32,
     },
+    /// Crash broker `broker` at `at` (several brokers only); it restarts `restart_after`
+    /// ms later. With `lose_unflushed`, its logs lose their unflushed suffix: each keeps a
+    /// prefix the seed chooses.
+    BrokerCrash {
+        at: Millis,
+        broker: u32,
+        restart_after: Millis,
+        #[serde(default)]
+        lose_unflushed: bool,
+    },
 }
 
 impl ScheduledFault {
@@ -104,7 +142,8 @@ impl ScheduledFault {
         match self {
             ScheduledFault::Crash { at, .. }
             | ScheduledFault::Pause { at, .. }
-            | ScheduledFault::DropProduceAck { at, .. } => *at,
+            | ScheduledFault::DropProduceAck { at, .. }
+            | ScheduledFault::BrokerCrash { at, .. } => *at,
         }
     }
 }

@@ -50,8 +50,9 @@ impl World {
 
     /// Scheduled faults that are due now, in order of their times. A crash or pause of
     /// an instance that is not up is skipped.
-    pub(super) fn scheduled_due(&mut self, choice: u64) {
+    pub(super) fn scheduled_due(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
         let now = self.now;
+        let choice = chooser.index();
         while self.scheduled.last().is_some_and(|f| f.at() <= now) {
             let fault = self.scheduled.pop().expect("checked");
             match fault {
@@ -76,9 +77,24 @@ impl World {
                 } => {
                     *self.drop_acks.entry(instance).or_insert(0) += count;
                 }
+                ScheduledFault::BrokerCrash {
+                    broker,
+                    restart_after,
+                    lose_unflushed,
+                    ..
+                } => {
+                    // A broker that is down already (or does not exist) is skipped.
+                    let n = self.broker.broker_count();
+                    let exists = n > 1 && broker < n;
+                    if exists && !self.brokers_down.contains_key(&broker) {
+                        let until = now + restart_after;
+                        self.crash_broker(broker, until, lose_unflushed, chooser)?;
+                    }
+                }
             }
         }
         debug_assert!(self.scheduled.iter().all(|f| f.at() > now));
+        Ok(())
     }
 
     fn up_instance(&self, name: &str) -> Option<usize> {

@@ -14,6 +14,7 @@
 //! - `faults.rs` — random and scheduled faults, fault phase and heal phase;
 //! - `instances.rs` — instances: start, crash, restart, pause, resume, client steps.
 
+mod brokers;
 mod config;
 mod faults;
 mod instances;
@@ -23,7 +24,7 @@ mod quiescence;
 pub use config::{FaultRates, ScheduledFault, WorldConfig};
 pub use instances::{InstanceFactory, InstanceSpec};
 
-use crate::broker::{Broker, PendingMarker};
+use crate::broker::{Broker, BrokerId, FollowerFetch, PendingMarker};
 use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
 use crate::protocol::{Millis, Request};
 use crate::trace::{Event, Peer, Trace};
@@ -75,6 +76,8 @@ enum Action {
     },
     /// Write the `n`th of the broker's pending transaction markers.
     Marker(usize),
+    /// The `n`th follower fetch of this step (several brokers only).
+    Replicate(usize),
     Tick,
 }
 
@@ -106,6 +109,12 @@ pub struct World {
     /// `broker.next_deadline()`, kept up to date after every `handle` and `tick` (the
     /// only calls that change the broker) instead of recomputed at every step.
     broker_deadline: Option<Millis>,
+    /// The follower fetches possible at this step, in the broker's order.
+    fetches: Vec<FollowerFetch>,
+    /// Answers the broker holds back (`acks=all` under replication), by its id.
+    held: BTreeMap<u64, brokers::Held>,
+    /// Crashed brokers and when they restart.
+    brokers_down: BTreeMap<BrokerId, Millis>,
     /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
     tracing: bool,
 }
@@ -149,6 +158,9 @@ impl World {
             groups: BTreeSet::new(),
             markers: Vec::new(),
             broker_deadline,
+            fetches: Vec::new(),
+            held: BTreeMap::new(),
+            brokers_down: BTreeMap::new(),
             tracing: true,
         }
     }
@@ -190,13 +202,15 @@ impl World {
     fn lifecycle(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
         let choice = chooser.index();
         self.instances_due(chooser)?;
-        self.scheduled_due(choice);
+        if !self.brokers_down.is_empty() {
+            self.brokers_due(choice);
+        }
+        self.scheduled_due(chooser)?;
         // `tick` does nothing before the broker's next deadline: skip the call (it walks
         // every transactional id and group) on the many steps where nothing is due.
         if self.broker_deadline.is_some_and(|d| d <= self.now) {
             self.broker.tick(self.now, &mut self.scratch);
-            self.broker_deadline = self.broker.next_deadline();
-            self.flush_scratch(choice);
+            self.after_broker_change(choice);
         }
         Ok(())
     }
@@ -284,11 +298,13 @@ impl World {
         self.steps += 1;
         if self.in_fault_phase() {
             self.maybe_instance_fault(chooser)?;
+            self.maybe_broker_fault(chooser)?;
         }
         self.actions.clear();
         self.collect_deliveries();
         self.collect_steps();
         self.collect_markers();
+        self.collect_fetches();
         if self.actions.is_empty() {
             self.now = self.next_deadline().unwrap_or(self.config.max_time);
         } else {
@@ -304,6 +320,7 @@ impl World {
                     lane,
                 } => self.step_client(instance, client, lane, choice),
                 Action::Marker(n) => self.write_marker(n, choice),
+                Action::Replicate(n) => self.replicate(n, choice),
             }
         }
         assert!(self.now >= before, "time went back");
@@ -329,8 +346,7 @@ impl World {
         let marker = self.markers[n].clone();
         self.broker
             .write_pending_marker(self.now, &marker, &mut self.scratch);
-        self.broker_deadline = self.broker.next_deadline();
-        self.flush_scratch(choice);
+        self.after_broker_change(choice);
     }
 
     /// Whether the run ends now, and how: a bound, or quiescence after the fault phase.

@@ -5,9 +5,11 @@
 //! addressed to its incarnation: a response to a dead incarnation is dropped at delivery.
 //! A request may still arrive after its sender crashed, as on a real network.
 
+use super::brokers::Held;
 use super::faults::pick_range;
 use super::instances::Status;
 use super::{Action, World};
+use crate::broker::Handled;
 use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::ClientId;
 use crate::protocol::{Millis, Request, Response};
@@ -161,20 +163,35 @@ impl World {
                 what: m.what.clone(),
             },
         );
-        let response = self
+        let handled = self
             .broker
-            .handle(self.now, &m.client, request, &mut self.scratch);
-        self.broker_deadline = self.broker.next_deadline();
-        self.flush_scratch(choice);
-        let what = format!("re:{}", m.what);
-        self.enqueue(
-            Endpoint::Broker,
-            m.from,
-            m.corr,
-            Payload::Response(response),
-            what,
-            m.client,
-        );
+            .handle_request(self.now, &m.client, request, &mut self.scratch);
+        match handled {
+            Handled::Now(response) => {
+                self.broker_deadline = self.broker.next_deadline();
+                self.flush_scratch(choice);
+                let what = format!("re:{}", m.what);
+                self.enqueue(
+                    Endpoint::Broker,
+                    m.from,
+                    m.corr,
+                    Payload::Response(response),
+                    what,
+                    m.client,
+                );
+            }
+            Handled::Delayed(id) => {
+                let held = Held {
+                    to: m.from,
+                    corr: m.corr,
+                    what: m.what,
+                    client: m.client,
+                };
+                self.held.insert(id, held);
+                self.after_broker_change(choice);
+            }
+            Handled::Never => self.after_broker_change(choice),
+        }
     }
 
     fn deliver_to_client(&mut self, id: u64, m: Message, choice: u64) {
@@ -211,7 +228,7 @@ impl World {
         self.flush_outbox(instance, client);
     }
 
-    fn enqueue(
+    pub(super) fn enqueue(
         &mut self,
         from: Endpoint,
         to: Endpoint,

@@ -36,6 +36,9 @@ impl World {
         if let Some(d) = self.broker_deadline {
             at(d);
         }
+        for restart_at in self.brokers_down.values() {
+            at(*restart_at);
+        }
         t.map(|t| t.max(self.now + 1))
     }
 
@@ -50,6 +53,8 @@ impl World {
             && self.now >= self.last_progress + self.config.quiet_ms
             && self.scheduled.is_empty()
             && self.net.is_empty()
+            && self.held.is_empty()
+            && self.brokers_down.is_empty()
             && self.broker.open_transactions().is_empty()
             && self.groups.iter().all(|g| {
                 !matches!(
@@ -86,6 +91,12 @@ impl World {
         let markers = self.broker.pending_markers().len();
         if markers > 0 {
             reasons.push(format!("{markers} transaction markers to write"));
+        }
+        for (b, at) in &self.brokers_down {
+            reasons.push(format!("broker {b} is down until {at}ms"));
+        }
+        if !self.held.is_empty() {
+            reasons.push(format!("{} produce answers held back", self.held.len()));
         }
         for inst in &self.instances {
             if inst.status != Status::Up {

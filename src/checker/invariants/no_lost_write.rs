@@ -59,6 +59,21 @@ fn judge_write(
     let Event::Acked { client, .. } = &ack.event else {
         unreachable!("an Acked event")
     };
+    if let Some((append, false)) = cx.h.survival().kept_before(tp, offset, ack.seq) {
+        let acked = format!(
+            "the write to {tp}@{offset}, acknowledged to {client} at t={}ms,",
+            ack.time
+        );
+        let end = cx.run.broker.log_end_offset(tp);
+        let how = if offset >= end {
+            format!("the log of {tp} now ends at @{end}")
+        } else {
+            format!("another record now holds @{offset}")
+        };
+        let explanation = format!("{acked} was lost: {how}");
+        let evidence = vec![append, ack.seq];
+        return vec![cx.violation(Invariant::NoLostWrite, ack.time, explanation, evidence)];
+    }
     match cx.h.fate(tp, offset) {
         None => {
             let explanation = format!(

@@ -85,6 +85,16 @@ impl Model {
             | Event::Restart { .. }
             | Event::Pause { .. }
             | Event::Resume { .. } => self.place_instance(r, open),
+            Event::Replicated { .. }
+            | Event::Truncated { .. }
+            | Event::IsrChanged { .. }
+            | Event::LeaderElected { .. }
+            | Event::BrokerCrashed { .. }
+            | Event::BrokerFenced { .. }
+            | Event::BrokerRestarted { .. }
+            | Event::HangingTransaction { .. } => {
+                placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
+            }
             Event::Assigned { .. }
             | Event::Restored { .. }
             | Event::Process { .. }

@@ -9,6 +9,7 @@ use crate::protocol::{
     TopicPartition,
 };
 
+mod cluster;
 mod cooperative;
 mod coordinators;
 mod markers;
@@ -123,6 +124,7 @@ impl Run {
             Request::Produce {
                 producer: producer.cloned(),
                 batches,
+                acks: Default::default(),
             },
         );
         let Response::Produce(results) = r else {

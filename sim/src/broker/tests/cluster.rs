@@ -1,0 +1,352 @@
+//! Replication and the controller, one Kafka rule each: acks, min.insync.replicas, the
+//! high watermark, ISR shrink and expansion, clean and unclean elections, KIP-279
+//! truncation, lost unflushed data, and markers that wait for the high watermark.
+//! (Replica placement: `placement_start("stock", 3)` is 0, so broker 0 leads.)
+
+use super::*;
+use crate::protocol::{Acks, Isolation, PartitionProduceResult, ProduceBatch, Record};
+
+const T: &str = "stock"; // placed from broker 0 in a three-broker cluster
+
+fn tp() -> TopicPartition {
+    TopicPartition::new(T, 0)
+}
+
+fn rec(v: &str) -> Record {
+    Record {
+        key: Some("k".into()),
+        value: Some(v.into()),
+        timestamp: 0,
+        headers: Vec::new(),
+    }
+}
+
+struct Cl {
+    b: Broker,
+    now: Millis,
+    events: Vec<Event>,
+}
+
+impl Cl {
+    /// Three brokers, one partition of `stock` led by broker 0, replicas 0, 1, 2.
+    fn new(min_isr: u32, unclean: bool) -> Cl {
+        let mut b = Broker::new();
+        b.create_topic(
+            T,
+            TopicConfig {
+                partitions: 1,
+                compacted: false,
+            },
+        )
+        .unwrap();
+        let config = ClusterConfig {
+            brokers: 3,
+            replication_factor: 3,
+            min_insync_replicas: min_isr,
+            unclean_leader_election: unclean,
+            ..ClusterConfig::default()
+        };
+        b.set_cluster(config).unwrap();
+        Cl {
+            b,
+            now: 0,
+            events: Vec::new(),
+        }
+    }
+
+    fn produce(&mut self, value: &str, acks: Acks) -> Handled {
+        let req = Request::Produce {
+            producer: None,
+            batches: vec![ProduceBatch {
+                tp: tp(),
+                base_sequence: None,
+                records: vec![rec(value)],
+            }],
+            acks,
+        };
+        let client = crate::client::ClientId::new("p", "app");
+        let h = self
+            .b
+            .handle_request(self.now, &client, req, &mut self.events);
+        self.b.check_invariants();
+        h
+    }
+
+    fn fetch(&mut self, broker: BrokerId) {
+        let f = FollowerFetch { tp: tp(), broker };
+        assert!(self.b.follower_fetches().contains(&f), "{f:?} not offered");
+        self.b.follower_fetch(self.now, &f, &mut self.events);
+        self.b.check_invariants();
+    }
+
+    fn tick_to(&mut self, t: Millis) {
+        self.now = t;
+        self.b.tick(t, &mut self.events);
+        self.b.check_invariants();
+    }
+
+    fn crash(&mut self, broker: BrokerId, keep: Option<&[Offset]>) {
+        self.b
+            .crash_broker(self.now, broker, keep, &mut self.events);
+        self.b.check_invariants();
+    }
+
+    fn values(&self) -> Vec<String> {
+        self.b
+            .log(&tp())
+            .iter()
+            .filter_map(|e| e.record.value.clone())
+            .collect()
+    }
+
+    fn leader(&self) -> Option<BrokerId> {
+        self.b.cluster.as_ref().unwrap().partitions[&tp()].leader
+    }
+
+    fn isr(&self) -> Vec<BrokerId> {
+        let r = &self.b.cluster.as_ref().unwrap().partitions[&tp()];
+        r.isr.iter().copied().collect()
+    }
+
+    fn session(&self) -> Millis {
+        self.b.cluster_config().unwrap().broker_session_timeout_ms
+    }
+}
+
+fn ok(h: &Handled) -> bool {
+    matches!(h, Handled::Now(Response::Produce(r))
+        if matches!(r[0].1, PartitionProduceResult::Appended { .. }))
+}
+
+#[test]
+fn acks_1_is_answered_at_the_leader_and_the_high_watermark_waits_for_the_isr() {
+    let mut c = Cl::new(1, false);
+    assert!(ok(&c.produce("a", Acks::Leader)));
+    assert_eq!(c.b.high_watermark(&tp()), 0, "no follower has it yet");
+    assert_eq!(c.b.log_end_offset(&tp()), 1);
+    c.fetch(1);
+    assert_eq!(
+        c.b.high_watermark(&tp()),
+        0,
+        "broker 2 is in the ISR and lacks it"
+    );
+    c.fetch(2);
+    assert_eq!(c.b.high_watermark(&tp()), 1);
+}
+
+#[test]
+fn consumers_read_up_to_the_high_watermark_only() {
+    let mut c = Cl::new(1, false);
+    c.produce("a", Acks::Leader);
+    let client = crate::client::ClientId::new("c", "app");
+    let fetch = |c: &mut Cl| {
+        let req = Request::Fetch {
+            tp: tp(),
+            offset: 0,
+            max_records: 10,
+            isolation: Isolation::ReadUncommitted,
+        };
+        match c.b.handle(c.now, &client, req, &mut c.events) {
+            Response::Fetch { result: Ok(d), .. } => d.records.len(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(fetch(&mut c), 0, "above the high watermark");
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(fetch(&mut c), 1);
+}
+
+#[test]
+fn acks_all_is_answered_once_every_isr_member_has_the_batch() {
+    let mut c = Cl::new(2, false);
+    let Handled::Delayed(id) = c.produce("a", Acks::All) else {
+        panic!("acks=all waits for the ISR")
+    };
+    c.fetch(1);
+    assert!(c.b.take_completed_produces().is_empty());
+    c.fetch(2);
+    let done = c.b.take_completed_produces();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, id);
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_acks_all_then_needs_min_isr() {
+    let mut c = Cl::new(3, false);
+    let Handled::Delayed(_) = c.produce("a", Acks::All) else {
+        panic!("waits")
+    };
+    c.fetch(1);
+    let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
+    c.tick_to(lag + 1);
+    assert_eq!(c.isr(), vec![0, 1], "broker 2 never fetched: out");
+    // The high watermark moved with the smaller ISR, below min.insync.replicas = 3.
+    let done = c.b.take_completed_produces();
+    assert!(matches!(&done[0].1, Response::Produce(r)
+        if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
+    // Now refused before any append (`Partition.appendRecordsToLeader`).
+    let before = c.b.log_end_offset(&tp());
+    let refused = c.produce("b", Acks::All);
+    assert!(matches!(&refused, Handled::Now(Response::Produce(r))
+        if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
+    assert_eq!(c.b.log_end_offset(&tp()), before);
+    // The follower catches up to the high watermark and rejoins.
+    c.fetch(2);
+    assert_eq!(c.isr(), vec![0, 1, 2]);
+}
+
+#[test]
+fn a_crashed_leader_is_replaced_from_the_isr_after_its_session_and_acks_1_writes_are_lost() {
+    let mut c = Cl::new(1, false);
+    c.produce("a", Acks::Leader);
+    c.fetch(1);
+    c.fetch(2);
+    c.produce("b", Acks::Leader); // acknowledged by broker 0 alone
+    c.crash(0, None);
+    assert_eq!(c.leader(), Some(0), "the controller has not noticed yet");
+    assert!(
+        matches!(c.produce("c", Acks::Leader), Handled::Now(Response::Produce(r))
+        if r[0].1 == PartitionProduceResult::Error(KafkaError::NotLeaderOrFollower))
+    );
+    let t = c.session();
+    c.tick_to(t);
+    assert_eq!(c.leader(), Some(1), "the first live replica of the ISR");
+    assert_eq!(c.values(), vec!["a"], "b was acknowledged and is gone");
+    c.produce("c", Acks::Leader);
+    assert_eq!(c.values(), vec!["a", "c"]);
+    // Broker 0 comes back, truncates to the new leader's epoch end offset, catches up.
+    c.b.restart_broker(c.now, 0, &mut c.events);
+    c.fetch(0);
+    let f = &c.b.cluster.as_ref().unwrap().partitions[&tp()].followers[&0];
+    let old: Vec<_> = f
+        .log
+        .entries
+        .iter()
+        .filter_map(|e| e.record.value.clone())
+        .collect();
+    assert_eq!(old, vec!["a", "c"], "b truncated (KIP-279), c copied");
+}
+
+#[test]
+fn without_unclean_election_a_partition_stays_offline_and_with_it_loses_what_the_isr_had() {
+    for unclean in [false, true] {
+        let mut c = Cl::new(1, unclean);
+        c.produce("a", Acks::Leader);
+        c.fetch(1);
+        c.fetch(2);
+        let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
+        c.produce("b", Acks::Leader);
+        c.tick_to(lag + 1); // neither follower fetched b: the ISR is broker 0 alone
+        assert_eq!(c.isr(), vec![0]);
+        assert_eq!(
+            c.b.high_watermark(&tp()),
+            2,
+            "b is committed on the ISR {{0}}"
+        );
+        c.crash(0, None);
+        let t = c.now + c.session();
+        c.tick_to(t);
+        if unclean {
+            assert_eq!(c.leader(), Some(1));
+            assert_eq!(c.isr(), vec![1]);
+            assert_eq!(c.values(), vec!["a"], "the committed b is lost");
+            assert!(c
+                .events
+                .iter()
+                .any(|e| matches!(e, Event::LeaderElected { unclean: true, .. })));
+        } else {
+            assert_eq!(c.leader(), None, "offline until broker 0 returns");
+            c.b.restart_broker(c.now, 0, &mut c.events);
+            assert_eq!(c.leader(), Some(0));
+            assert_eq!(c.values(), vec!["a", "b"]);
+        }
+    }
+}
+
+#[test]
+fn a_restarted_broker_that_lost_its_unflushed_suffix_is_fenced_and_catches_up() {
+    let mut c = Cl::new(2, false);
+    for v in ["a", "b", "c"] {
+        c.produce(v, Acks::All);
+    }
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(c.b.high_watermark(&tp()), 3);
+    // Broker 2 loses everything past offset 1, and restarts before its session expires.
+    c.crash(2, Some(&[1]));
+    c.b.restart_broker(c.now, 2, &mut c.events);
+    c.b.check_invariants();
+    assert_eq!(c.isr(), vec![0, 1], "registered again: fenced first");
+    c.fetch(2);
+    assert_eq!(c.isr(), vec![0, 1, 2]);
+    assert_eq!(c.values(), vec!["a", "b", "c"], "nothing committed is lost");
+}
+
+#[test]
+fn a_transaction_marker_waits_for_the_high_watermark_and_holds_the_lso_until_then() {
+    let mut c = Cl::new(1, false);
+    let client = crate::client::ClientId::new("p", "app");
+    let init = Request::InitProducerId {
+        transactional_id: Some("t".into()),
+        transaction_timeout_ms: 1_000,
+    };
+    let Response::InitProducerId(Ok((pid, epoch))) = c.b.handle(0, &client, init, &mut c.events)
+    else {
+        panic!()
+    };
+    let id = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some("t".into()),
+    };
+    let req = Request::Produce {
+        producer: Some(id.clone()),
+        batches: vec![ProduceBatch {
+            tp: tp(),
+            base_sequence: Some(0),
+            records: vec![rec("a")],
+        }],
+        acks: Acks::All,
+    };
+    assert!(matches!(
+        c.b.handle_request(0, &client, req, &mut c.events),
+        Handled::Delayed(_)
+    ));
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(c.b.take_completed_produces().len(), 1);
+    let end = Request::EndTxn {
+        producer: id,
+        commit: true,
+    };
+    c.b.handle(0, &client, end, &mut c.events);
+    c.b.write_pending_marker(0, &c.b.pending_markers()[0], &mut c.events);
+    assert!(
+        c.b.has_pending_markers(),
+        "the marker is not below the HW yet"
+    );
+    assert_eq!(
+        c.b.last_stable_offset(&tp()),
+        0,
+        "the transaction still holds the LSO"
+    );
+    c.fetch(1);
+    c.fetch(2);
+    assert!(!c.b.has_pending_markers());
+    assert_eq!(c.b.last_stable_offset(&tp()), 2);
+}
+
+#[test]
+fn a_single_broker_cluster_is_the_plain_broker() {
+    let mut b = Broker::new();
+    b.set_cluster(ClusterConfig::default()).unwrap();
+    assert!(b.cluster.is_none());
+    assert!(b.follower_fetches().is_empty());
+    let bad = ClusterConfig {
+        brokers: 3,
+        replication_factor: 4,
+        ..ClusterConfig::default()
+    };
+    assert!(b.set_cluster(bad).is_err());
+}
