@@ -232,6 +232,51 @@ fn the_live_experiment_scenarios_meet_their_simulated_expectations() {
     }
 }
 
+/// A toolchain whose `java` is `program`: what `Cluster::start` runs, without Java.
+fn fake_toolchain(program: &str) -> oversell::live::java::Toolchain {
+    oversell::live::java::Toolchain {
+        java: PathBuf::from(program),
+        classpath: String::new(),
+    }
+}
+
+#[test]
+fn a_busy_base_port_is_refused_before_any_broker_starts() {
+    let busy = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("a port");
+    let port = busy.local_addr().expect("bound").port();
+    let dir = scratch("busy-port");
+    // A java that would fail if it ran: the port check comes first.
+    let tc = fake_toolchain("/nonexistent/java");
+    let e = oversell::live::cluster::Cluster::start(&tc, 1, &dir, Some(port))
+        .err()
+        .expect("refused");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("port {port} on 127.0.0.1 is in use")),
+        "{text}"
+    );
+    assert!(text.contains("--base-port"), "{text}");
+}
+
+#[test]
+#[allow(clippy::disallowed_methods, clippy::disallowed_types)] // the wall clock of a real process
+fn a_broker_that_exits_while_starting_is_a_clear_error_not_a_time_out() {
+    let dir = scratch("broker-exits");
+    // `false` as java: the broker's process exits at once, as one with a corrupt or
+    // unwritable log directory does.
+    let tc = fake_toolchain("false");
+    let t = std::time::Instant::now();
+    let e = oversell::live::cluster::Cluster::start(&tc, 1, &dir, None)
+        .err()
+        .expect("the cluster does not start");
+    let text = e.to_string();
+    assert!(text.contains("broker-1 exited while starting"), "{text}");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "not a time-out: {text}"
+    );
+}
+
 /// The recorded histories of the live experiments (`docs/live/`, README "Live
 /// experiments") are re-judged as they were judged live.
 #[test]
@@ -247,6 +292,13 @@ fn the_recorded_experiment_histories_are_judged_as_they_were_live() {
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(
         text(&o).contains("VIOLATED: one-decision, no-duplicate-effect"),
+        "{}",
+        text(&o)
+    );
+    let o = replay("zombie-punctuation-saga-direct-timers.json");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("VIOLATED: conservation, no-duplicate-effect"),
         "{}",
         text(&o)
     );

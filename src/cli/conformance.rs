@@ -117,67 +117,7 @@ fn series(
     );
     let mut index = 0;
     for plan in plans {
-        let mut cell = LiveCell {
-            scenario: plan.scenario.name.clone(),
-            design: plan.design.to_string(),
-            brokers: a.brokers,
-            date: today(),
-            not_judged: NOT_RECORDED
-                .iter()
-                .map(|(i, _)| i.name().to_string())
-                .collect(),
-            ..LiveCell::default()
-        };
-        let mut walls = Vec::new();
-        for _ in 0..a.runs {
-            if super::progress::interrupted() || !cluster.alive() {
-                break;
-            }
-            let done = run_once(
-                tc,
-                &mut cluster,
-                plan,
-                index,
-                &a.out,
-                &super::progress::interrupted,
-            );
-            index += 1;
-            cell.runs += 1;
-            match done {
-                Ok(done) => {
-                    walls.push(done.wall);
-                    judge_run(registry, plan, &done, &mut cell)?;
-                }
-                Err(e) => {
-                    let text = e.to_string();
-                    let first = text.lines().next().unwrap_or("");
-                    // Without the path of its scratch directory's log.
-                    let first = first
-                        .split("; the end of ")
-                        .next()
-                        .unwrap_or(first)
-                        .to_string();
-                    say!("{} × {}: run failed: {first}", cell.scenario, cell.design);
-                    *cell
-                        .no_verdict
-                        .entry(format!("the run failed: {first}"))
-                        .or_default() += 1;
-                }
-            }
-        }
-        walls.sort();
-        cell.median_seconds = walls
-            .get(walls.len() / 2)
-            .map_or(0.0, |d: &Duration| (d.as_secs_f64() * 10.0).round() / 10.0);
-        say!(
-            "{} × {}: {} run(s), {} judged, {:?}, {} without verdict",
-            cell.scenario,
-            cell.design,
-            cell.runs,
-            cell.judged,
-            cell.violations,
-            cell.runs - cell.judged
-        );
+        let cell = run_cell(registry, tc, a, plan, &mut cluster, &mut index)?;
         if cell.runs > 0 {
             summary.put(cell);
             let text = serde_json::to_string_pretty(summary)? + "\n";
@@ -189,6 +129,77 @@ fn series(
         return Ok(Exit::Interrupted);
     }
     Ok(Exit::Holds)
+}
+
+/// `a.runs` live runs of one scenario × design, numbered from `*index` on.
+fn run_cell(
+    registry: &Registry,
+    tc: &Toolchain,
+    a: &ConformanceArgs,
+    plan: &Plan<'_>,
+    cluster: &mut Cluster,
+    index: &mut u32,
+) -> Result<LiveCell, Error> {
+    let mut cell = LiveCell {
+        scenario: plan.scenario.name.clone(),
+        design: plan.design.to_string(),
+        brokers: a.brokers,
+        date: today(),
+        not_judged: NOT_RECORDED
+            .iter()
+            .map(|(i, _)| i.name().to_string())
+            .collect(),
+        ..LiveCell::default()
+    };
+    let mut walls = Vec::new();
+    for _ in 0..a.runs {
+        if super::progress::interrupted() || !cluster.alive() {
+            break;
+        }
+        let done = run_once(
+            tc,
+            cluster,
+            plan,
+            *index,
+            &a.out,
+            &super::progress::interrupted,
+        );
+        *index += 1;
+        cell.runs += 1;
+        match done {
+            Ok(done) => {
+                walls.push(done.wall);
+                judge_run(registry, plan, &done, &mut cell)?;
+            }
+            Err(e) => failed_run(&mut cell, &e.to_string()),
+        }
+    }
+    walls.sort();
+    cell.median_seconds = walls
+        .get(walls.len() / 2)
+        .map_or(0.0, |d: &Duration| (d.as_secs_f64() * 10.0).round() / 10.0);
+    say!(
+        "{} × {}: {} run(s), {} judged, {:?}, {} without verdict",
+        cell.scenario,
+        cell.design,
+        cell.runs,
+        cell.judged,
+        cell.violations,
+        cell.runs - cell.judged
+    );
+    Ok(cell)
+}
+
+/// A run that failed before its history was recorded: counted with its first line.
+fn failed_run(cell: &mut LiveCell, text: &str) {
+    let first = text.lines().next().unwrap_or("");
+    // Without the path of its scratch directory's log.
+    let first = first.split("; the end of ").next().unwrap_or(first);
+    say!("{} × {}: run failed: {first}", cell.scenario, cell.design);
+    *cell
+        .no_verdict
+        .entry(format!("the run failed: {first}"))
+        .or_default() += 1;
 }
 
 /// Judge one recorded run into its cell: invariants, promised outcomes, or no verdict.

@@ -169,6 +169,12 @@ pub fn run_once(
     let mut args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
     args.push(format!("topics={}", twin.topics));
     args.push(format!("groups={}", twin.groups));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(","))); // the transactional history
     let mut driver =
         super::java::JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
     driver.expect("TOPICS", Duration::from_secs(90))?;
@@ -196,10 +202,40 @@ pub fn run_once(
             Instance::new(name, twin.command, args)
         })
         .collect();
-    let events = |i: usize| Instance::events_file(&dir, names[i], 1);
+    let resumed_at = story(tc, &dir, &mut instances, &mut driver, &names)?;
+    driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
+    stop_all(&mut instances)?;
+    driver.finish(Duration::from_secs(10));
+    // product-service-0 was killed: it wrote no store dump.
+    write(
+        &dir.join("stores-product-service-0.json"),
+        r#"{"instance":"product-service-0","stores":[]}"#,
+    )?;
+    let history = assemble(plan, index, cluster.size, &dir, &instances, Vec::new())?;
+    let file = out.join(format!("{}-{}-run{index}.json", s.name, plan.design));
+    let text = serde_json::to_string_pretty(&history).expect("a history serialises");
+    write(&file, &text)?;
+    let finding = analyse(&history, resumed_at);
+    Ok(ZombieRun {
+        history,
+        file,
+        finding,
+    })
+}
+
+/// Steps 1 to 4 of the story, each when the instances' own events say so; the wall time
+/// of the SIGCONT.
+fn story(
+    tc: &Toolchain,
+    dir: &Path,
+    instances: &mut [Instance],
+    driver: &mut super::java::JavaProc,
+    names: &[&str; 4],
+) -> Result<u64, LiveError> {
+    let events = |i: usize| Instance::events_file(dir, names[i], 1);
     let minute = Duration::from_secs(60);
     for inst in &mut instances[..2] {
-        inst.start(tc, &dir)?;
+        inst.start(tc, dir)?;
     }
     for inst in &mut instances[..2] {
         proc(inst).expect("RUNNING", Duration::from_secs(90))?;
@@ -211,10 +247,10 @@ pub fn run_once(
     std::thread::sleep(Duration::from_millis(500)); // its transaction committed
     proc(&mut instances[1]).signal("KILL")?;
     instances[1].proc = None;
-    instances[2].start(tc, &dir)?;
+    instances[2].start(tc, dir)?;
     proc(&mut instances[2]).expect("INITIALISED", Duration::from_secs(90))?;
     proc(&mut instances[2]).signal("STOP")?;
-    instances[3].start(tc, &dir)?;
+    instances[3].start(tc, dir)?;
     let p2 = "product-service-2/product-service";
     await_event(
         &events(3),
@@ -237,24 +273,7 @@ pub fn run_once(
     std::thread::sleep(Duration::from_millis(1000));
     let resumed_at = now_ms();
     proc(&mut instances[2]).signal("CONT")?;
-    driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
-    stop_all(&mut instances)?;
-    driver.finish(Duration::from_secs(10));
-    // product-service-0 was killed: it wrote no store dump.
-    write(
-        &dir.join("stores-product-service-0.json"),
-        r#"{"instance":"product-service-0","stores":[]}"#,
-    )?;
-    let history = assemble(plan, index, cluster.size, &dir, &instances, Vec::new())?;
-    let file = out.join(format!("{}-{}-run{index}.json", s.name, plan.design));
-    let text = serde_json::to_string_pretty(&history).expect("a history serialises");
-    write(&file, &text)?;
-    let finding = analyse(&history, resumed_at);
-    Ok(ZombieRun {
-        history,
-        file,
-        finding,
-    })
+    Ok(resumed_at)
 }
 
 fn proc(i: &mut Instance) -> &mut super::java::JavaProc {
