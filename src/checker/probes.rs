@@ -226,33 +226,14 @@ impl Walk {
             } => self.read(client, store, key, value),
             Event::StorePut {
                 client, store, key, ..
-            } => {
-                self.writes.insert((store.clone(), key.clone()), r.seq);
-                if let Some(last) = self.last_processed.get(client) {
-                    let last = last.clone();
-                    self.dirty.entry(client.clone()).or_default().insert(last);
-                }
-            }
+            } => self.put(client, store, key, r.seq),
             Event::Process {
                 client,
                 tp,
                 offset,
                 value,
                 ..
-            } => {
-                self.end_step(client, p);
-                let step = Step {
-                    start: r.seq,
-                    order: order_of(value.as_deref()),
-                    ..Step::default()
-                };
-                self.steps.insert(client.clone(), step);
-                self.last_processed
-                    .insert(client.clone(), (tp.clone(), *offset));
-                if let Some(z) = self.zombies.get_mut(client) {
-                    z.processed = true;
-                }
-            }
+            } => self.process(client, tp, *offset, value.as_deref(), r.seq, p),
             Event::OffsetCommit { group, offsets, .. } => {
                 for (tp, o) in offsets {
                     self.committed.insert((group.clone(), tp.clone()), *o);
@@ -276,12 +257,7 @@ impl Walk {
             Event::Resume { instance } => self.resume(instance),
             Event::Assigned {
                 client, generation, ..
-            } => {
-                self.joined.insert(client.clone(), *generation);
-                if let Some(z) = self.zombies.remove(client) {
-                    self.settle(cx, z, p);
-                }
-            }
+            } => self.assigned(cx, client, *generation, p),
             Event::Acked {
                 client,
                 tp,
@@ -293,6 +269,48 @@ impl Walk {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A store write: remembered, and the step's input marked as having written.
+    fn put(&mut self, client: &ClientId, store: &str, key: &str, seq: u64) {
+        self.writes
+            .insert((store.to_string(), key.to_string()), seq);
+        if let Some(last) = self.last_processed.get(client) {
+            let last = last.clone();
+            self.dirty.entry(client.clone()).or_default().insert(last);
+        }
+    }
+
+    /// A record processed: the client's previous step ends, a new one starts.
+    fn process(
+        &mut self,
+        client: &ClientId,
+        tp: &TopicPartition,
+        offset: u64,
+        value: Option<&str>,
+        seq: u64,
+        p: &mut Probes,
+    ) {
+        self.end_step(client, p);
+        let step = Step {
+            start: seq,
+            order: order_of(value),
+            ..Step::default()
+        };
+        self.steps.insert(client.clone(), step);
+        self.last_processed
+            .insert(client.clone(), (tp.clone(), offset));
+        if let Some(z) = self.zombies.get_mut(client) {
+            z.processed = true;
+        }
+    }
+
+    /// A client joined a generation: a zombie of that client is settled.
+    fn assigned(&mut self, cx: &Cx<'_>, client: &ClientId, generation: u32, p: &mut Probes) {
+        self.joined.insert(client.clone(), generation);
+        if let Some(z) = self.zombies.remove(client) {
+            self.settle(cx, z, p);
         }
     }
 

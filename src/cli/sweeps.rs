@@ -178,19 +178,7 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     save_seeds(a, &saved)?;
     if let Some(file) = json {
         let text = match a.shard {
-            Some(shard) => {
-                let doc = ShardReport {
-                    schema: crate::shard::SHARD_SCHEMA.into(),
-                    scenario: scenario.name.clone(),
-                    file: a.scenario.display().to_string(),
-                    seeds: all,
-                    shard,
-                    part: (seeds.start, seeds.end),
-                    options: a.mutations.flags(),
-                    designs: parts,
-                };
-                serde_json::to_string_pretty(&doc)?
-            }
+            Some(shard) => shard_json(a, &scenario, all, seeds, shard, parts)?,
             None => serde_json::to_string_pretty(&report)?,
         };
         file.write(&text)?;
@@ -200,6 +188,28 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
         return Ok(Exit::Interrupted);
     }
     Ok(exit)
+}
+
+/// The JSON report of one shard of an `explore` sweep (`oversell merge` combines them).
+fn shard_json(
+    a: &ExploreArgs,
+    scenario: &Scenario,
+    all: SeedRange,
+    seeds: SeedRange,
+    shard: crate::shard::Shard,
+    parts: std::collections::BTreeMap<String, DesignSweep>,
+) -> Result<String, Error> {
+    let doc = ShardReport {
+        schema: crate::shard::SHARD_SCHEMA.into(),
+        scenario: scenario.name.clone(),
+        file: a.scenario.display().to_string(),
+        seeds: all,
+        shard,
+        part: (seeds.start, seeds.end),
+        options: a.mutations.flags(),
+        designs: parts,
+    };
+    Ok(serde_json::to_string_pretty(&doc)?)
 }
 
 fn regression_seed(
@@ -269,6 +279,25 @@ enum FileCheck {
     NotMet,
 }
 
+/// One expectation's result in `check --json` (docs/check-json.md).
+fn expectation_json(c: &expect::ExpectationCheck) -> serde_json::Value {
+    serde_json::json!({
+        "design": c.design,
+        "kind": c.kind(),
+        "expected": c.expected,
+        "found": c.found,
+        "met": c.matches(),
+        "runs": c.sweep.runs,
+        "unsettled": c.sweep.unsettled,
+        "first_failing_seed": c.sweep.first_failing_seed(),
+        "hazards": c.hazards,
+        "outcomes": c.outcomes,
+        "expected_probes": c.expected_probes,
+        "vacuous": c.vacuous,
+        "probes": c.sweep.probes,
+    })
+}
+
 /// Check one file: its expectations, then its regression seeds. `json` receives the
 /// file's result.
 fn check_file(
@@ -298,21 +327,7 @@ fn check_file(
         say!("  {mark} {}", c.describe(&file.display().to_string()));
         all_met &= c.matches();
         vacuous |= c.is_vacuous();
-        expectations.push(serde_json::json!({
-            "design": c.design,
-            "kind": c.kind(),
-            "expected": c.expected,
-            "found": c.found,
-            "met": c.matches(),
-            "runs": c.sweep.runs,
-            "unsettled": c.sweep.unsettled,
-            "first_failing_seed": c.sweep.first_failing_seed(),
-            "hazards": c.hazards,
-            "outcomes": c.outcomes,
-            "expected_probes": c.expected_probes,
-            "vacuous": c.vacuous,
-            "probes": c.sweep.probes,
-        }));
+        expectations.push(expectation_json(&c));
     }
     json["expectations"] = expectations.into();
     // Regression seeds kept beside the scenario: each must still show what the scenario

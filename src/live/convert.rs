@@ -454,21 +454,24 @@ fn replay_append(
     Ok(())
 }
 
+/// The client an application's event names, `instance/application`.
+fn client_of(e: &LiveEvent) -> Result<ClientId, Unconvertible> {
+    match e.client.split_once('/') {
+        Some((instance, app)) if !instance.is_empty() && !app.is_empty() => {
+            Ok(ClientId::new(instance, app))
+        }
+        _ => Err(Unconvertible(format!(
+            "a {} event's client {:?} is not instance/application",
+            e.kind, e.client
+        ))),
+    }
+}
+
 /// An application's event as the simulator's trace event.
 fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
     let missing =
         |what: &str| Unconvertible(format!("a {} event of {} without {what}", e.kind, e.client));
-    let client = match e.client.split_once('/') {
-        Some((instance, app)) if !instance.is_empty() && !app.is_empty() => {
-            ClientId::new(instance, app)
-        }
-        _ => {
-            return Err(Unconvertible(format!(
-                "a {} event's client {:?} is not instance/application",
-                e.kind, e.client
-            )))
-        }
-    };
+    let client = client_of(e)?;
     Ok(match e.kind.as_str() {
         "process" => Event::Process {
             client,

@@ -23,14 +23,17 @@
 
 use super::cluster::Cluster;
 use super::history::{LiveEvent, LiveHistory};
-use super::java::Toolchain;
+use super::java::{JavaProc, Toolchain};
 use super::player::Instance;
+use super::run::Twin;
 use super::run::{
     assemble, driver_args, fault_plan, saga_args, service_args, stop_all, twin, workload, write,
     Plan,
 };
 use super::LiveError;
 use crate::kit::streams_config;
+use crate::scenario::Scenario;
+use oversell_sim::StreamsConfig;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -139,6 +142,71 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The story's instances: one order service, three product services.
+const NAMES: [&str; 4] = [
+    "order-service-0",
+    "product-service-0",
+    "product-service-1",
+    "product-service-2",
+];
+
+/// The driver, started with the twin's topics and groups and the brokers' log
+/// directories (the transactional history), once its topics exist.
+#[allow(clippy::too_many_arguments)]
+fn start_driver(
+    tc: &Toolchain,
+    cluster: &Cluster,
+    s: &Scenario,
+    twin: &Twin,
+    index: u32,
+    dir: &Path,
+    bound_ms: u64,
+    config: &StreamsConfig,
+) -> Result<JavaProc, LiveError> {
+    let mut args = driver_args(cluster, s, index, dir, bound_ms, config.commit_interval_ms);
+    args.push(format!("topics={}", twin.topics));
+    args.push(format!("groups={}", twin.groups));
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(",")));
+    let mut driver =
+        super::java::JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, dir)?;
+    driver.expect("TOPICS", Duration::from_secs(90))?;
+    Ok(driver)
+}
+
+/// The story's instances, product-service-1 set to stop itself at its task's start.
+fn instances(
+    cluster: &Cluster,
+    s: &Scenario,
+    twin: &Twin,
+    index: u32,
+    dir: &Path,
+    config: &StreamsConfig,
+) -> Vec<Instance> {
+    NAMES
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let app = if name.starts_with("order") {
+                "order-service"
+            } else {
+                "product-service"
+            };
+            let mut args = service_args(cluster, s, index, name, dir, config);
+            args.push(format!("application-server=localhost:{}", i + 1));
+            args.extend(saga_args(twin, s, Some(app), dir));
+            if *name == "product-service-1" {
+                args.push("pause-on-init=true".into());
+            }
+            Instance::new(name, twin.command, args)
+        })
+        .collect()
+}
+
 /// Run the experiment once on `cluster` with the twin of `plan.design`.
 pub fn run_once(
     tc: &Toolchain,
@@ -166,43 +234,9 @@ pub fn run_once(
     )?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let bound_ms = 120_000;
-    let mut args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
-    args.push(format!("topics={}", twin.topics));
-    args.push(format!("groups={}", twin.groups));
-    let dirs: Vec<String> = cluster
-        .log_dirs()
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    args.push(format!("log-dirs={}", dirs.join(","))); // the transactional history
-    let mut driver =
-        super::java::JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
-    driver.expect("TOPICS", Duration::from_secs(90))?;
-    let names = [
-        "order-service-0",
-        "product-service-0",
-        "product-service-1",
-        "product-service-2",
-    ];
-    let mut instances: Vec<Instance> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let app = if name.starts_with("order") {
-                "order-service"
-            } else {
-                "product-service"
-            };
-            let mut args = service_args(cluster, s, index, name, &dir, &config);
-            args.push(format!("application-server=localhost:{}", i + 1));
-            args.extend(saga_args(&twin, s, Some(app), &dir));
-            if *name == "product-service-1" {
-                args.push("pause-on-init=true".into());
-            }
-            Instance::new(name, twin.command, args)
-        })
-        .collect();
-    let resumed_at = story(tc, &dir, &mut instances, &mut driver, &names)?;
+    let mut driver = start_driver(tc, cluster, s, &twin, index, &dir, bound_ms, &config)?;
+    let mut instances = instances(cluster, s, &twin, index, &dir, &config);
+    let resumed_at = story(tc, &dir, &mut instances, &mut driver, &NAMES)?;
     driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
     stop_all(&mut instances)?;
     driver.finish(Duration::from_secs(10));
