@@ -6,7 +6,8 @@
 //!   products, 4 partitions, 2 instances, no faults, one order a millisecond);
 //! - `cargo bench --bench harness -- sweep DESIGN SCENARIO SEEDS` runs seeds `0..SEEDS` one
 //!   after the other, as `oversell explore --jobs 1` does;
-//! - `cargo bench --bench harness -- one DESIGN SCENARIO` runs seed 0 once.
+//! - `cargo bench --bench harness -- one DESIGN SCENARIO [REPS]` runs seed 0 (`REPS` times,
+//!   default 1: the figures are the sums).
 //!
 //! Each prints one line of `key=value` figures: runs, steps, the thread's CPU time of the
 //! whole harness (build the world, run it with its trace and choice log, judge it), the
@@ -17,7 +18,7 @@
 //! same choices, so the floor applies the same deliveries and steps, and its run is
 //! asserted to end at the same step and time.
 //!
-//! Times are the thread's CPU time (Linux `/proc/thread-self/schedstat`), so other
+//! Times are the thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so other
 //! processes sharing the cores do not inflate them; wall time where it is not available.
 //! A benchmark reads the real clock: that is its point (the simulator never does).
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
@@ -31,11 +32,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// CPU time of this thread.
+/// CPU time of this thread (`CLOCK_THREAD_CPUTIME_ID`: exact, where the scheduler's own
+/// statistics advance only at its ticks).
 fn cpu_time() -> Option<Duration> {
-    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
-    Some(Duration::from_nanos(ns))
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    (rc == 0).then(|| Duration::new(t.tv_sec as u64, t.tv_nsec as u32))
 }
 
 /// A stopwatch on the thread's CPU time (else wall time).
@@ -148,6 +154,14 @@ fn report(design: &str, f: &Figures) {
     );
 }
 
+fn one(design: &dyn Design, name: &str, s: &Scenario, reps: u64) {
+    let mut f = Figures::default();
+    for _ in 0..reps {
+        measure(design, s, 0, &mut f);
+    }
+    report(name, &f);
+}
+
 fn load(path: &str) -> Scenario {
     oversell::load::load_file(Path::new(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -172,11 +186,8 @@ fn main() {
             }
             report(d, &f);
         }
-        ["one", d, path] => {
-            let mut f = Figures::default();
-            measure(design(d), &load(path), 0, &mut f);
-            report(d, &f);
-        }
+        ["one", d, path] => one(design(d), d, &load(path), 1),
+        ["one", d, path, reps] => one(design(d), d, &load(path), reps.parse().expect("a count")),
         [] => {} // `cargo bench` runs every bench with no arguments: nothing to do here.
         _ => {
             eprintln!(

@@ -94,7 +94,8 @@ fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_and_fsync
 
 #[test]
 fn the_same_broker_faults_with_acks_1_lose_acknowledged_writes() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks-all-broker-faults.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks-all-broker-faults.toml");
     let scenario = load_file(&path).expect("a shipped scenario loads");
     let mut s = scenario.clone();
     s.producer.acks = Acks::Leader;
@@ -109,7 +110,8 @@ fn the_same_broker_faults_with_acks_1_lose_acknowledged_writes() {
 
 #[test]
 fn a_write_lost_with_the_leader_is_named_lost_with_its_append() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks1-leader-crash.toml");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks1-leader-crash.toml");
     let scenario = load_file(&path).expect("a shipped scenario loads");
     let design = designs::by_name("naive").expect("a shipped design");
     let j = (0..40)

@@ -231,3 +231,30 @@ fn the_live_experiment_scenarios_meet_their_simulated_expectations() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     }
 }
+
+/// The recorded histories of the live experiments (`docs/live/`, README "Live
+/// experiments") are re-judged as they were judged live.
+#[test]
+fn the_recorded_experiment_histories_are_judged_as_they_were_live() {
+    let docs = root().join("docs").join("live");
+    let replay = |file: &str| {
+        oversell(
+            &["replay", "--history", docs.join(file).to_str().unwrap()],
+            None,
+        )
+    };
+    let o = replay("crash-point-double-reserve-rekeyed-alo-run0.json");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("VIOLATED: one-decision, no-duplicate-effect"),
+        "{}",
+        text(&o)
+    );
+    let o = replay("zombie-fenced-rekeyed-eos-run0.json");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds on every invariant a live run shows"),
+        "{}",
+        text(&o)
+    );
+}

@@ -464,9 +464,13 @@ pub(super) fn assemble(
 }
 
 /// One event log; a JVM killed while writing leaves at most half a last line, which is
-/// dropped.
+/// dropped, and one killed before it opened its log leaves none.
 fn read_events(file: &Path) -> Result<Vec<LiveEvent>, LiveError> {
-    let text = std::fs::read_to_string(file).map_err(|e| LiveError::io(file, e))?;
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LiveError::io(file, e)),
+    };
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
