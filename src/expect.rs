@@ -430,7 +430,17 @@ pub enum FaultClass {
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 6] = [
+    /// The matrix's columns.
+    pub const ALL: [FaultClass; 5] = [
+        FaultClass::None,
+        FaultClass::Crash,
+        FaultClass::Pause,
+        FaultClass::Network,
+        FaultClass::All,
+    ];
+
+    /// Every class `--fault-class` takes: the matrix's, and `broker`.
+    pub const EVERY: [FaultClass; 6] = [
         FaultClass::None,
         FaultClass::Crash,
         FaultClass::Pause,

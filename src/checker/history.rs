@@ -125,15 +125,10 @@ impl History {
                     producer_id,
                     ..
                 } => {
-                    let at_tp = match h.appended.get_mut(tp) {
-                        Some(at_tp) => at_tp,
-                        None => h.appended.entry(tp.clone()).or_default(),
-                    };
+                    let at_tp = h.appended.entry(tp.clone()).or_default();
                     at_tp.insert(*offset, (r.seq, *producer_id));
-                    if !survival.survives(tp, *offset, r.seq) {
-                        continue;
-                    }
-                    if !h.commitment.is_committed(tp, *offset) {
+                    let kept = survival.survives(tp, *offset, r.seq);
+                    if !kept || !h.commitment.is_committed(tp, *offset) {
                         continue;
                     }
                     let msg = if internal(&tp.topic) {

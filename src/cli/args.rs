@@ -314,7 +314,7 @@ fn parse_jobs(text: &str) -> Result<usize, String> {
 }
 
 fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
-    FaultClass::ALL
+    FaultClass::EVERY
         .into_iter()
         .find(|c| c.flag() == text)
         .ok_or_else(|| {

@@ -59,20 +59,8 @@ fn judge_write(
     let Event::Acked { client, .. } = &ack.event else {
         unreachable!("an Acked event")
     };
-    if let Some((append, false)) = cx.h.survival().kept_before(tp, offset, ack.seq) {
-        let acked = format!(
-            "the write to {tp}@{offset}, acknowledged to {client} at t={}ms,",
-            ack.time
-        );
-        let end = cx.run.broker.log_end_offset(tp);
-        let how = if offset >= end {
-            format!("the log of {tp} now ends at @{end}")
-        } else {
-            format!("another record now holds @{offset}")
-        };
-        let explanation = format!("{acked} was lost: {how}");
-        let evidence = vec![append, ack.seq];
-        return vec![cx.violation(Invariant::NoLostWrite, ack.time, explanation, evidence)];
+    if let Some(v) = lost_with_a_suffix(cx, ack, tp, offset) {
+        return vec![v];
     }
     match cx.h.fate(tp, offset) {
         None => {
@@ -123,6 +111,34 @@ fn judge_write(
         out.push(cx.violation(Invariant::NoLostWrite, cx.run.end_time, explanation, evidence));
     }
     out
+}
+
+/// An acknowledged write the final log no longer holds at its offset (a replicated log
+/// lost a suffix, and perhaps gave the offset to another record).
+fn lost_with_a_suffix(
+    cx: &Cx<'_>,
+    ack: &TraceRecord,
+    tp: &TopicPartition,
+    offset: Offset,
+) -> Option<Violation> {
+    let Event::Acked { client, .. } = &ack.event else {
+        unreachable!("an Acked event")
+    };
+    let (append, false) = cx.h.survival().kept_before(tp, offset, ack.seq)? else {
+        return None;
+    };
+    let end = cx.run.broker.log_end_offset(tp);
+    let how = if offset >= end {
+        format!("the log of {tp} now ends at @{end}")
+    } else {
+        format!("another record now holds @{offset}")
+    };
+    let explanation = format!(
+        "the write to {tp}@{offset}, acknowledged to {client} at t={}ms, was lost: {how}",
+        ack.time
+    );
+    let evidence = vec![append, ack.seq];
+    Some(cx.violation(Invariant::NoLostWrite, ack.time, explanation, evidence))
 }
 
 #[cfg(test)]
@@ -213,3 +229,4 @@ mod tests {
         assert!(violations(Invariant::NoLostWrite, &naive(), &s, 1000).is_empty());
     }
 }
+

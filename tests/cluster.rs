@@ -1,0 +1,137 @@
+//! The replicated cluster on real runs: where acknowledged writes are lost and where they
+//! are not.
+//!
+//! - `acks=all`, replication factor 3, `min.insync.replicas = 2`, no unclean election:
+//!   no acknowledged write is lost over every shipped scenario under the `broker` fault
+//!   class (broker crashes one at a time, half of them losing the broker's unflushed
+//!   data), every design;
+//! - the same fault schedule with `acks=1` loses acknowledged writes, so the sweep above
+//!   can fail;
+//! - a lost write is named as lost, with the append that took its place.
+
+use oversell::checker::invariants::Invariant;
+use oversell::designs::{self, Registry};
+use oversell::expect::FaultClass;
+use oversell::load::load_file;
+use oversell::run::{run_seed, Judged};
+use oversell::scenario::Scenario;
+use oversell::sim::protocol::Acks;
+use oversell::sim::Event;
+use std::path::{Path, PathBuf};
+
+const SEEDS: u64 = 6;
+
+fn shipped() -> Vec<(PathBuf, Scenario)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = ["scenarios", "scenarios/cluster"]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).expect("scenarios/"))
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let s = load_file(&p).expect("a shipped scenario loads");
+            (p, s)
+        })
+        .collect()
+}
+
+/// The `broker` class on a scenario, with its cluster at the safe settings.
+fn safe(s: &Scenario) -> Scenario {
+    let mut s = FaultClass::Broker.apply(s);
+    s.cluster.brokers = 3;
+    s.cluster.replication_factor = Some(3);
+    s.cluster.min_insync_replicas = 2;
+    s.cluster.unclean_leader_election = false;
+    s.producer.acks = Acks::All;
+    s
+}
+
+fn lost(j: &Judged) -> bool {
+    j.violated().contains(&Invariant::NoLostWrite)
+}
+
+#[test]
+fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_and_fsync_loss() {
+    let mut runs = 0;
+    let mut crashes = 0;
+    let mut losses = 0;
+    let files = shipped();
+    let designs_n = Registry::builtin().names().len();
+    for (path, scenario) in &files {
+        let s = safe(scenario);
+        for name in Registry::builtin().names() {
+            let design = designs::by_name(name).expect("a shipped design");
+            for seed in 0..SEEDS {
+                let j = run_seed(design.as_ref(), &s, &[], seed);
+                runs += 1;
+                for r in &j.result.trace.records {
+                    if let Event::BrokerCrashed { lost, .. } = r.event {
+                        crashes += 1;
+                        losses += usize::from(lost > 0);
+                    }
+                }
+                assert!(
+                    !lost(&j),
+                    "{} {name} seed {seed} lost an acknowledged write: {:?}",
+                    path.display(),
+                    j.verdict.violations
+                );
+            }
+        }
+    }
+    assert_eq!(runs, files.len() * designs_n * SEEDS as usize);
+    eprintln!("{runs} runs, {crashes} broker crashes, {losses} of them losing unflushed data");
+    // The faults really struck: crashes, some of which lost unflushed data.
+    assert!(
+        crashes > runs && losses > runs / 4,
+        "{crashes} crashes, {losses} with loss"
+    );
+}
+
+#[test]
+fn the_same_broker_faults_with_acks_1_lose_acknowledged_writes() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks-all-broker-faults.toml");
+    let scenario = load_file(&path).expect("a shipped scenario loads");
+    let mut s = scenario.clone();
+    s.producer.acks = Acks::Leader;
+    let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+    let lost_runs = (0..60)
+        .filter(|seed| lost(&run_seed(design.as_ref(), &s, &[], *seed)))
+        .count();
+    assert!(lost_runs > 0, "acks=1 lost nothing in 60 runs");
+    let kept = (0..60).all(|seed| !lost(&run_seed(design.as_ref(), &scenario, &[], seed)));
+    assert!(kept, "acks=all lost a write");
+}
+
+#[test]
+fn a_write_lost_with_the_leader_is_named_lost_with_its_append() {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks1-leader-crash.toml");
+    let scenario = load_file(&path).expect("a shipped scenario loads");
+    let design = designs::by_name("naive").expect("a shipped design");
+    let j = (0..40)
+        .map(|seed| run_seed(design.as_ref(), &scenario, &[], seed))
+        .find(lost)
+        .expect("a seed of 0..40 loses a write");
+    let v = j
+        .verdict
+        .violations
+        .iter()
+        .find(|v| v.invariant == Invariant::NoLostWrite)
+        .expect("the violation");
+    assert!(v.explanation.contains("was lost"), "{}", v.explanation);
+    let append = &j.result.trace.records[v.evidence[0] as usize].event;
+    assert!(matches!(append, Event::Append { .. }), "{append:?}");
+    // A leader change happened, and the record is no longer where it was appended.
+    assert!(j
+        .result
+        .trace
+        .records
+        .iter()
+        .any(|r| matches!(r.event, Event::LeaderElected { .. })));
+}
