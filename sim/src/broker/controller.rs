@@ -290,34 +290,8 @@ impl Broker {
         if let Some(to) = lost {
             self.partition_mut(tp).0.truncate_to(to);
         }
-        let cluster = self.cluster.as_mut().expect("a cluster");
-        let r = cluster
-            .partitions
-            .get_mut(tp)
-            .expect("replicated partition");
         if let Some(new) = leader.filter(|n| *n != owner) {
-            let incoming = r
-                .followers
-                .remove(&new)
-                .expect("the new leader was a follower");
-            r.log_owner = new;
-            let topic = self.topics.get_mut(&tp.topic).expect("a known topic");
-            let main = &mut topic.partitions[tp.partition as usize];
-            let outgoing = std::mem::replace(main, incoming.log);
-            let cluster = self.cluster.as_mut().expect("a cluster");
-            let r = cluster
-                .partitions
-                .get_mut(tp)
-                .expect("replicated partition");
-            r.followers.insert(
-                owner,
-                Follower {
-                    fetched_end: outgoing.log_end,
-                    log: outgoing,
-                    last_caught_up: 0,
-                    epoch_checked: epoch - 1,
-                },
-            );
+            self.swap_leader_log(tp, owner, new, epoch);
         }
         // A new leader knows nothing of its followers' logs until they fetch
         // (`Partition.makeLeader` resets every remote replica's state).
@@ -343,6 +317,38 @@ impl Broker {
             self.rebuild_leader_state(tp, events);
             self.maybe_increment_hw(tp);
         }
+    }
+
+    /// The partition's leader log becomes `new`'s (a follower until now), and the old
+    /// owner's log a follower's, known to have reached epoch `epoch - 1`.
+    fn swap_leader_log(&mut self, tp: &TopicPartition, owner: BrokerId, new: BrokerId, epoch: u32) {
+        let cluster = self.cluster.as_mut().expect("a cluster");
+        let r = cluster
+            .partitions
+            .get_mut(tp)
+            .expect("replicated partition");
+        let incoming = r
+            .followers
+            .remove(&new)
+            .expect("the new leader was a follower");
+        r.log_owner = new;
+        let topic = self.topics.get_mut(&tp.topic).expect("a known topic");
+        let main = &mut topic.partitions[tp.partition as usize];
+        let outgoing = std::mem::replace(main, incoming.log);
+        let cluster = self.cluster.as_mut().expect("a cluster");
+        let r = cluster
+            .partitions
+            .get_mut(tp)
+            .expect("replicated partition");
+        r.followers.insert(
+            owner,
+            Follower {
+                fetched_end: outgoing.log_end,
+                log: outgoing,
+                last_caught_up: 0,
+                epoch_checked: epoch - 1,
+            },
+        );
     }
 
     /// A new leader's state from its log, as Kafka's `ProducerStateManager` reloads it:
