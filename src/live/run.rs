@@ -202,13 +202,7 @@ pub fn run_once(
     let twin = twin(plan.design).expect("checked by fault_plan");
     let started = Instant::now();
     let s = plan.scenario;
-    let dir = cluster.dir.join(format!("run-{index}"));
-    std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
-    write(
-        &dir.join("workload.json"),
-        &workload(s, &twin.frontend).to_string(),
-    )?;
-    write(&dir.join("payments.json"), &payments_json(s).to_string())?;
+    let dir = run_dir(cluster, s, &twin, index)?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let last_at = s
         .orders
@@ -219,18 +213,14 @@ pub fn run_once(
     let heals = faults.heals_at().max(armed_heal(s, &faults));
     let bound_ms =
         (last_at.unwrap_or(0).max(heals) + s.run.decision_bound_ms).clamp(10_000, 180_000);
-    let mut args = driver_args(cluster, s, index, &dir, bound_ms, config.commit_interval_ms);
-    args.push(format!("topics={}", twin.topics));
-    args.push(format!("groups={}", twin.groups));
-    args.push(format!("not-before-ms={heals}"));
-    let dirs: Vec<String> = cluster
-        .log_dirs()
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    args.push(format!("log-dirs={}", dirs.join(",")));
-    let mut driver = JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, &dir)?;
-    driver.expect("TOPICS", Duration::from_secs(90))?;
+    let extra = [format!("not-before-ms={heals}")];
+    let run = DriverRun {
+        index,
+        dir: &dir,
+        bound_ms,
+        commit_ms: config.commit_interval_ms,
+    };
+    let mut driver = start_driver(tc, cluster, s, &twin, &run, &extra)?;
     let mut instances = instances(cluster, s, index, &dir, &config, &twin, &faults);
     for inst in &mut instances {
         inst.start(tc, &dir)?;
@@ -255,6 +245,57 @@ pub fn run_once(
         file,
         wall: started.elapsed(),
     })
+}
+
+/// Run `index`'s directory, with the workload and the payments the driver plays.
+pub(super) fn run_dir(
+    cluster: &Cluster,
+    s: &Scenario,
+    twin: &Twin,
+    index: u32,
+) -> Result<PathBuf, LiveError> {
+    let dir = cluster.dir.join(format!("run-{index}"));
+    std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
+    write(
+        &dir.join("workload.json"),
+        &workload(s, &twin.frontend).to_string(),
+    )?;
+    write(&dir.join("payments.json"), &payments_json(s).to_string())?;
+    Ok(dir)
+}
+
+/// Which run the driver records: its number, directory, time bound and commit interval.
+pub(super) struct DriverRun<'a> {
+    pub index: u32,
+    pub dir: &'a Path,
+    pub bound_ms: u64,
+    pub commit_ms: u64,
+}
+
+/// The driver, started with the twin's topics and groups, `extra` arguments and the
+/// brokers' log directories (the transactional history), once its topics exist.
+pub(super) fn start_driver(
+    tc: &Toolchain,
+    cluster: &Cluster,
+    s: &Scenario,
+    twin: &Twin,
+    run: &DriverRun<'_>,
+    extra: &[String],
+) -> Result<JavaProc, LiveError> {
+    let mut args = driver_args(cluster, s, run.index, run.dir, run.bound_ms, run.commit_ms);
+    args.push(format!("topics={}", twin.topics));
+    args.push(format!("groups={}", twin.groups));
+    args.extend(extra.iter().cloned());
+    let dirs: Vec<String> = cluster
+        .log_dirs()
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    args.push(format!("log-dirs={}", dirs.join(",")));
+    let name = format!("driver-{}", run.index);
+    let mut driver = JavaProc::spawn(tc, &name, 256, "driver", &args, run.dir)?;
+    driver.expect("TOPICS", Duration::from_secs(90))?;
+    Ok(driver)
 }
 
 /// The run's service instances, not started yet; the armed one gets its crash point.

@@ -23,12 +23,12 @@
 
 use super::cluster::Cluster;
 use super::history::{LiveEvent, LiveHistory};
-use super::java::{JavaProc, Toolchain};
+use super::java::Toolchain;
 use super::player::Instance;
 use super::run::Twin;
 use super::run::{
-    assemble, driver_args, fault_plan, saga_args, service_args, stop_all, twin, workload, write,
-    Plan,
+    assemble, fault_plan, run_dir, saga_args, service_args, start_driver, stop_all, twin, write,
+    DriverRun, Plan,
 };
 use super::LiveError;
 use crate::kit::streams_config;
@@ -150,34 +150,6 @@ const NAMES: [&str; 4] = [
     "product-service-2",
 ];
 
-/// The driver, started with the twin's topics and groups and the brokers' log
-/// directories (the transactional history), once its topics exist.
-#[allow(clippy::too_many_arguments)]
-fn start_driver(
-    tc: &Toolchain,
-    cluster: &Cluster,
-    s: &Scenario,
-    twin: &Twin,
-    index: u32,
-    dir: &Path,
-    bound_ms: u64,
-    config: &StreamsConfig,
-) -> Result<JavaProc, LiveError> {
-    let mut args = driver_args(cluster, s, index, dir, bound_ms, config.commit_interval_ms);
-    args.push(format!("topics={}", twin.topics));
-    args.push(format!("groups={}", twin.groups));
-    let dirs: Vec<String> = cluster
-        .log_dirs()
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    args.push(format!("log-dirs={}", dirs.join(",")));
-    let mut driver =
-        super::java::JavaProc::spawn(tc, &format!("driver-{index}"), 256, "driver", &args, dir)?;
-    driver.expect("TOPICS", Duration::from_secs(90))?;
-    Ok(driver)
-}
-
 /// The story's instances, product-service-1 set to stop itself at its task's start.
 fn instances(
     cluster: &Cluster,
@@ -222,19 +194,16 @@ pub fn run_once(
             LiveError::Unsupported("the zombie-punctuation experiment runs a saga twin".into())
         })?;
     let s = plan.scenario;
-    let dir = cluster.dir.join(format!("run-{index}"));
-    std::fs::create_dir_all(&dir).map_err(|e| LiveError::io(&dir, e))?;
-    write(
-        &dir.join("workload.json"),
-        &workload(s, &twin.frontend).to_string(),
-    )?;
-    write(
-        &dir.join("payments.json"),
-        &super::run::payments_json(s).to_string(),
-    )?;
+    let dir = run_dir(cluster, s, &twin, index)?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let bound_ms = 120_000;
-    let mut driver = start_driver(tc, cluster, s, &twin, index, &dir, bound_ms, &config)?;
+    let run = DriverRun {
+        index,
+        dir: &dir,
+        bound_ms,
+        commit_ms: config.commit_interval_ms,
+    };
+    let mut driver = start_driver(tc, cluster, s, &twin, &run, &[])?;
     let mut instances = instances(cluster, s, &twin, index, &dir, &config);
     let resumed_at = story(tc, &dir, &mut instances, &mut driver, &NAMES)?;
     driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
