@@ -36,7 +36,8 @@ impl fmt::Display for Event {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
-            | Event::HangingTransaction { .. } => self.fmt_cluster(f),
+            | Event::HangingTransaction { .. }
+            | Event::CoordinatorLoaded { .. } => self.fmt_cluster(f),
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -162,6 +163,16 @@ impl Event {
             }
             Event::BrokerFenced { broker } => write!(f, "controller fences broker {broker}"),
             Event::BrokerRestarted { broker } => write!(f, "broker {broker} restarts"),
+            Event::CoordinatorLoaded {
+                tp,
+                broker,
+                transactions,
+                groups,
+            } => write!(
+                f,
+                "{tp}: broker {broker} loaded the coordinator state \
+                 ({transactions} transactional ids, {groups} groups)"
+            ),
             Event::HangingTransaction { tp, first } => {
                 write!(
                     f,

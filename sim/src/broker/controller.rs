@@ -3,15 +3,15 @@
 //! `broker.session.timeout.ms`, leader election from the ISR, unclean election from any
 //! live replica when allowed, leader epochs; and what a broker crash does to its logs.
 //!
-//! The coordinators (transactions, groups) are not on a broker that fails: they stay up
-//! whatever happens to the brokers that hold partition replicas (a limit of this model,
-//! stated in the README).
+//! The coordinators (transactions, groups) are the leaders of the partitions of
+//! `__transaction_state` and `__consumer_offsets`: a leader change there moves them, and
+//! the new leader loads their state from its log (`coordinator.rs`, `coord_load.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::cluster::{BrokerId, Follower, Liveness};
 use super::producer::ProducerState;
-use super::txn::{TxnOutcome, TxnSerial};
+use super::txn::TxnSerial;
 use super::Broker;
 use crate::protocol::{Millis, Offset, TopicPartition};
 use crate::trace::Event;
@@ -142,7 +142,7 @@ impl Broker {
             panic!("restarting broker {b}, which is up")
         };
         if !fenced {
-            self.fence(b, events);
+            self.fence(b, now, events);
         }
         let cluster = self.cluster.as_mut().expect("a cluster");
         cluster.brokers[b as usize] = Liveness::Up;
@@ -161,7 +161,7 @@ impl Broker {
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in offline {
-            self.elect(&tp, events);
+            self.elect(&tp, now, events);
         }
         self.debug_check();
     }
@@ -179,7 +179,7 @@ impl Broker {
             })
             .collect();
         for b in due {
-            self.fence(b, events);
+            self.fence(b, now, events);
         }
         self.shrink_isrs(now, events);
     }
@@ -203,7 +203,7 @@ impl Broker {
 
     /// `ReplicationControlManager.handleBrokerFenced`: broker `b` leaves every ISR (the
     /// last member stays: an ISR is never empty), and every partition it led elects.
-    fn fence(&mut self, b: BrokerId, events: &mut Vec<Event>) {
+    fn fence(&mut self, b: BrokerId, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_mut().expect("a cluster");
         if let Liveness::Down { fence_at, .. } = cluster.brokers[b as usize] {
             cluster.brokers[b as usize] = Liveness::Down {
@@ -228,7 +228,7 @@ impl Broker {
             }
         }
         for tp in led {
-            self.elect(&tp, events);
+            self.elect(&tp, now, events);
         }
         for tp in shrunk {
             self.maybe_increment_hw(&tp);
@@ -238,7 +238,7 @@ impl Broker {
     /// `PartitionLeaderElectionAlgorithms`: the first replica in assignment order that is
     /// up and in the ISR; else, when the topic allows unclean election, the first replica
     /// up, which becomes the whole ISR; else no leader (offline).
-    fn elect(&mut self, tp: &TopicPartition, events: &mut Vec<Event>) {
+    fn elect(&mut self, tp: &TopicPartition, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_ref().expect("a cluster");
         let r = &cluster.partitions[tp];
         let up = |b: &BrokerId| cluster.brokers[*b as usize] == Liveness::Up;
@@ -256,7 +256,7 @@ impl Broker {
         if leader.is_none() && r.leader.is_none() {
             return; // still offline: nothing changes
         }
-        self.set_leader(tp, leader, was_unclean && leader.is_some(), events);
+        self.set_leader(tp, leader, was_unclean && leader.is_some(), now, events);
     }
 
     /// Move the leadership of `tp` to `leader` (or none) in a new leader epoch.
@@ -265,6 +265,7 @@ impl Broker {
         tp: &TopicPartition,
         leader: Option<BrokerId>,
         unclean: bool,
+        now: Millis,
         events: &mut Vec<Event>,
     ) {
         let cluster = self.cluster.as_mut().expect("a cluster");
@@ -317,6 +318,7 @@ impl Broker {
             self.rebuild_leader_state(tp, events);
             self.maybe_increment_hw(tp);
         }
+        self.coordinator_leader_changed(tp, now);
     }
 
     /// The partition's leader log becomes `new`'s (a follower until now), and the old
@@ -440,11 +442,8 @@ impl Broker {
         events: &mut Vec<Event>,
     ) {
         let Some(tid) = tid else {
-            assert_ne!(
-                self.txn_outcomes[s],
-                TxnOutcome::Open,
-                "an open transaction without id"
-            );
+            // Completed, or (a coordinator that lost its record of it after a failover)
+            // known to no coordinator: either way no marker will come.
             self.partition_mut(tp).0.hanging.insert(s);
             events.push(Event::HangingTransaction {
                 tp: tp.clone(),

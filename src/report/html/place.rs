@@ -92,7 +92,8 @@ impl Model {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
-            | Event::HangingTransaction { .. } => {
+            | Event::HangingTransaction { .. }
+            | Event::CoordinatorLoaded { .. } => {
                 placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
             }
             Event::Assigned { .. }
