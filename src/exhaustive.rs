@@ -19,7 +19,7 @@ use crate::designs::{Design, Mutation};
 use crate::run::{build_world, Judged};
 use crate::scenario::{Scenario, StrategyName};
 use oversell_sim::{ChoiceLog, Chooser, Guided, Outcome};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// What the search may spend.
@@ -88,7 +88,7 @@ pub fn search(
         complete: true,
         ..Search::default()
     };
-    let mut seen: HashMap<u64, u64> = HashMap::new();
+    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
     let mut stack: Vec<Vec<u32>> = vec![Vec::new()];
     while let Some(prefix) = stack.pop() {
         if out.runs >= limits.max_runs {
@@ -146,7 +146,7 @@ pub fn search(
                     out.unsettled += 1;
                 }
                 if judged.counted().next().is_some()
-                    && best.map_or(true, |b| (choices.choices.len() as u64) < b)
+                    && best.is_none_or(|b| (choices.choices.len() as u64) < b)
                 {
                     let runs_before_first = out
                         .counterexample

@@ -1,5 +1,7 @@
 //! `explore --strategy exhaustive`: the bounded search, its bound spelled out, and either
 //! the proof for that bound or the shortest counterexample with the command replaying it.
+// The search's own duration, in wall time: the command's output, never a run's input.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use super::args::ExploreArgs;
 use super::out::{self, say, Shown};
