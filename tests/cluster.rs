@@ -144,7 +144,6 @@ fn a_write_lost_with_the_leader_is_named_lost_with_its_append() {
 #[test]
 fn coordinator_failover_keeps_every_verdict_and_rekeyed_eos_exactly_once() {
     use oversell::expect::check_expectations;
-    use oversell::sim::protocol::KafkaError;
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/coordinator-failover.toml");
     let scenario = load_file(&path).expect("a shipped scenario loads");
@@ -167,14 +166,7 @@ fn coordinator_failover_keeps_every_verdict_and_rekeyed_eos_exactly_once() {
         for r in &j.result.trace.records {
             match &r.event {
                 Event::CoordinatorLoaded { .. } => loads += 1,
-                Event::Rejected { error, .. }
-                    if matches!(
-                        error,
-                        KafkaError::NotCoordinator | KafkaError::CoordinatorLoadInProgress
-                    ) =>
-                {
-                    refused += 1
-                }
+                Event::Rejected { error, .. } if error.coordinator_unavailable() => refused += 1,
                 _ => {}
             }
         }
