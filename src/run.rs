@@ -104,7 +104,7 @@ pub struct RunPanic {
     pub message: String,
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -117,6 +117,14 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// The design's world for `scenario`, on the Kafka the scenario models (`[kafka]`):
 /// every design, built in or a user's, runs on the same coordinator settings.
 pub fn build_world(design: &dyn Design, scenario: &Scenario, mutations: &[Mutation]) -> World {
+    // The exhaustive strategy's fault budget needs a fault phase (`exhaustive::scenario_for`).
+    let searched;
+    let scenario = if scenario.run.strategy == crate::scenario::StrategyName::Exhaustive {
+        searched = crate::exhaustive::scenario_for(scenario);
+        &searched
+    } else {
+        scenario
+    };
     let mut world = design.build(scenario, mutations);
     let version = match scenario.kafka.transaction_version {
         1 => TransactionVersion::V1,
