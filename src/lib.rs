@@ -111,6 +111,7 @@ pub mod checker;
 pub mod cli;
 pub mod designs;
 pub mod domain;
+pub mod exhaustive;
 pub mod expect;
 pub mod kit;
 pub mod live;

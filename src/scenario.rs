@@ -388,6 +388,16 @@ pub struct RunSpec {
     /// PCT's k: the scheduling decisions change points are drawn among. Default 500.
     #[serde(skip_serializing_if = "is_default_steps")]
     pub pct_steps: u64,
+    /// The exhaustive search's bound on crashes per run. Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_crashes: u32,
+    /// The exhaustive search's bound on pauses per run. Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_pauses: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The scheduler's strategy, by name.
@@ -397,6 +407,8 @@ pub enum StrategyName {
     #[default]
     Random,
     Pct,
+    /// A bounded search over every choice (`src/exhaustive.rs`).
+    Exhaustive,
 }
 
 impl StrategyName {
@@ -427,6 +439,10 @@ impl RunSpec {
                 depth: self.pct_depth,
                 steps: self.pct_steps,
             },
+            StrategyName::Exhaustive => oversell_sim::Strategy::Exhaustive {
+                max_crashes: self.max_crashes,
+                max_pauses: self.max_pauses,
+            },
         }
     }
 }
@@ -440,6 +456,8 @@ impl Default for RunSpec {
             strategy: StrategyName::Random,
             pct_depth: PCT_DEPTH,
             pct_steps: PCT_STEPS,
+            max_crashes: 0,
+            max_pauses: 0,
         }
     }
 }

@@ -83,3 +83,31 @@ fn three_shards_merged_are_the_whole_sweep_byte_for_byte() {
     assert_eq!(o.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn four_shards_merged_are_the_whole_sweep_byte_for_byte() {
+    let dir = std::env::temp_dir().join(format!("oversell-shard4-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    explore(&dir, "whole.json", &["--jobs", "1", "--faults", "swarm"]);
+    let mut args = vec!["merge".to_string()];
+    // Shards written in reverse order, and merged in that order.
+    for i in (1..=4).rev() {
+        let shard = format!("{i}/4");
+        let out = format!("shard-{i}.json");
+        explore(
+            &dir,
+            &out,
+            &["--jobs", "1", "--faults", "swarm", "--shard", &shard],
+        );
+        args.push(dir.join(&out).display().to_string());
+    }
+    let merged = dir.join("merged.json").display().to_string();
+    args.extend(["--json".to_string(), merged]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = oversell(&args);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("merged from 4 shards"));
+    let whole = std::fs::read(dir.join("whole.json")).unwrap();
+    assert!(!whole.is_empty());
+    assert_eq!(whole, std::fs::read(dir.join("merged.json")).unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+}

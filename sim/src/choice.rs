@@ -59,7 +59,15 @@ fn to_base36(mut n: u32) -> String {
 
 enum Source {
     Seeded(Pcg64Mcg),
-    Replay { log: Vec<u32>, next: usize },
+    Replay {
+        log: Vec<u32>,
+        next: usize,
+    },
+    /// The exhaustive search: the prefix's answers, then the first option of every choice.
+    Guided {
+        prefix: Vec<u32>,
+        next: usize,
+    },
 }
 
 /// Draws choices and records them.
@@ -69,6 +77,8 @@ pub struct Chooser {
     record: bool,
     /// The seed of a seeded chooser (`None` when replaying a log).
     seed: Option<u64>,
+    /// A guided chooser's number of options at each choice, in order.
+    arities: Vec<u32>,
 }
 
 /// Raised when a replayed log does not fit the run (it ran out, or a value is out of range).
@@ -85,6 +95,7 @@ impl Chooser {
             log: ChoiceLog::default(),
             record: true,
             seed: Some(seed),
+            arities: Vec::new(),
         }
     }
 
@@ -97,6 +108,37 @@ impl Chooser {
             log: ChoiceLog::default(),
             record: true,
             seed: None,
+            arities: Vec::new(),
+        }
+    }
+
+    /// The exhaustive search's chooser: the answers of `prefix` (each must fit its
+    /// choice, or the run diverges), then option 0 of every later choice; the number of
+    /// options of every choice is kept ([`Chooser::arities`]) so that the search knows
+    /// the alternatives of each.
+    pub fn guided(prefix: &[u32]) -> Chooser {
+        Chooser {
+            source: Source::Guided {
+                prefix: prefix.to_vec(),
+                next: 0,
+            },
+            log: ChoiceLog::default(),
+            record: true,
+            seed: None,
+            arities: Vec::new(),
+        }
+    }
+
+    /// A guided chooser's number of options at each choice made so far.
+    pub fn arities(&self) -> &[u32] {
+        &self.arities
+    }
+
+    /// Whether a guided chooser has answered every choice of its prefix.
+    pub fn past_prefix(&self) -> bool {
+        match &self.source {
+            Source::Guided { prefix, next } => *next >= prefix.len(),
+            _ => false,
         }
     }
 
@@ -116,7 +158,7 @@ impl Chooser {
         match &self.source {
             Source::Seeded(_) if !self.record => 0,
             Source::Seeded(_) => self.log.choices.len() as u64,
-            Source::Replay { next, .. } => *next as u64,
+            Source::Replay { next, .. } | Source::Guided { next, .. } => *next as u64,
         }
     }
 
@@ -147,6 +189,19 @@ impl Chooser {
                     });
                 }
                 *next += 1;
+                v
+            }
+            Source::Guided { prefix, next } => {
+                let i = *next;
+                let v = prefix.get(i).copied().unwrap_or(0);
+                if v >= n {
+                    return Err(ReplayDiverged {
+                        index: i,
+                        detail: format!("choice {i} is {v}, but only {n} options exist here"),
+                    });
+                }
+                *next += 1;
+                self.arities.push(n);
                 v
             }
         };

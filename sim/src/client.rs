@@ -151,4 +151,17 @@ pub trait Client {
     /// `kafka-streams-process-metadata` file and picks a random one); called right after
     /// the client is built, before its first step. Default: ignored.
     fn set_process_id(&mut self, _process_id: u32) {}
+    /// For the exhaustive search's state hashing: write everything of this client's
+    /// state that its future behaviour depends on, except the correlation ids of its
+    /// requests in flight (which [`Client::awaits`] names instead), and return `true`.
+    /// The default writes nothing and returns `false`: a world with such a client is
+    /// searched without state matching.
+    fn fingerprint(&self, _out: &mut dyn fmt::Write) -> bool {
+        false
+    }
+    /// The lane that waits for the answer to request `corr`, if one does (an answer to
+    /// any other request is stale: the client ignores it).
+    fn awaits(&self, _corr: u64) -> Option<usize> {
+        None
+    }
 }

@@ -29,6 +29,6 @@ pub use streams::{
 };
 pub use trace::{Event, Peer, Trace, TraceRecord};
 pub use world::{
-    FaultRates, InstanceSpec, Outcome, PctStats, RunResult, ScheduledFault, Strategy, World,
-    WorldConfig,
+    FaultRates, Guided, InstanceSpec, Outcome, PctStats, RunResult, ScheduledFault, Strategy,
+    World, WorldConfig,
 };

@@ -51,6 +51,7 @@ impl Default for SourceConfig {
     }
 }
 
+#[derive(Debug)]
 struct Waiting {
     corr: u64,
     request: Request,
@@ -58,6 +59,7 @@ struct Waiting {
 }
 
 /// A request answered with a retriable error, to send again as it was.
+#[derive(Debug)]
 struct Backoff {
     request: Request,
     at: Millis,
@@ -100,6 +102,23 @@ impl SourceClient {
 }
 
 impl Client for SourceClient {
+    fn fingerprint(&self, out: &mut dyn std::fmt::Write) -> bool {
+        // The schedule and the configuration are fixed at build: `next` says where it is.
+        let waiting = self.waiting.as_ref().map(|w| (&w.request, w.deadline));
+        let state = (
+            self.next,
+            self.producer,
+            &self.sequences,
+            waiting,
+            &self.backoff,
+        );
+        write!(out, "{state:?}").is_ok()
+    }
+
+    fn awaits(&self, corr: u64) -> Option<usize> {
+        (self.waiting.as_ref().map(|w| w.corr) == Some(corr)).then_some(0)
+    }
+
     fn id(&self) -> &ClientId {
         &self.id
     }

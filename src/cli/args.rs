@@ -125,6 +125,14 @@ pub struct ExploreArgs {
     /// `--json`, write a shard report for `oversell merge`.
     #[arg(long, value_parser = crate::shard::Shard::parse, conflicts_with = "stop_on_first")]
     pub shard: Option<crate::shard::Shard>,
+    /// `--strategy exhaustive`: the most runs (choice prefixes) the search may make; past
+    /// it the search stops and proves nothing.
+    #[arg(long = "max-runs", default_value_t = 1_000_000)]
+    pub max_runs: u64,
+    /// `--strategy exhaustive`: write the shortest counterexample's choice log here (for
+    /// `replay --choices`).
+    #[arg(long = "counterexample")]
+    pub counterexample: Option<PathBuf>,
     #[command(flatten)]
     pub mutations: MutationArg,
     #[command(flatten)]
@@ -287,10 +295,17 @@ pub struct MutationArg {
     /// first (the scenario key `[faults] swarm = true`).
     #[arg(long = "faults", value_parser = ["swarm"])]
     pub faults: Option<String>,
-    /// How the scheduler picks: `random` (the default) or `pct` (priority-based; the
-    /// scenario key `[run] strategy`).
-    #[arg(long = "strategy", value_parser = ["random", "pct"])]
+    /// How the scheduler picks: `random` (the default), `pct` (priority-based) or
+    /// `exhaustive` (a bounded search over every choice; `explore` searches, `replay
+    /// --choices` replays its counterexample); the scenario key `[run] strategy`.
+    #[arg(long = "strategy", value_parser = ["random", "pct", "exhaustive"])]
     pub strategy: Option<String>,
+    /// The exhaustive search's bound on crashes per run (`[run] max_crashes`).
+    #[arg(long = "max-crashes", value_parser = clap::value_parser!(u32).range(0..=4))]
+    pub max_crashes: Option<u32>,
+    /// The exhaustive search's bound on pauses per run (`[run] max_pauses`).
+    #[arg(long = "max-pauses", value_parser = clap::value_parser!(u32).range(0..=4))]
+    pub max_pauses: Option<u32>,
     /// PCT's depth d: d - 1 priority change points (the scenario key `[run] pct_depth`).
     #[arg(long = "pct-depth", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub pct_depth: Option<u32>,
@@ -319,6 +334,12 @@ impl MutationArg {
         }
         if let Some(depth) = self.pct_depth {
             flags.extend(["--pct-depth".to_string(), depth.to_string()]);
+        }
+        if let Some(n) = self.max_crashes {
+            flags.extend(["--max-crashes".to_string(), n.to_string()]);
+        }
+        if let Some(n) = self.max_pauses {
+            flags.extend(["--max-pauses".to_string(), n.to_string()]);
         }
         if let Some(version) = self.transaction_version {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);

@@ -13,6 +13,7 @@
 mod args;
 mod conformance;
 mod error;
+mod exhaustive;
 mod live;
 mod madsim;
 mod out;
@@ -146,8 +147,15 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     }
     match opts.strategy.as_deref() {
         Some("pct") => scenario.run.strategy = crate::scenario::StrategyName::Pct,
+        Some("exhaustive") => scenario.run.strategy = crate::scenario::StrategyName::Exhaustive,
         Some(_) => scenario.run.strategy = crate::scenario::StrategyName::Random,
         None => {}
+    }
+    if let Some(n) = opts.max_crashes {
+        scenario.run.max_crashes = n;
+    }
+    if let Some(n) = opts.max_pauses {
+        scenario.run.max_pauses = n;
     }
     if let Some(depth) = opts.pct_depth {
         scenario.run.pct_depth = depth;

@@ -129,6 +129,9 @@ pub(super) fn exit_of(sweep: &Sweep) -> Exit {
 
 pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     let scenario = load_with(&a.scenario, &a.mutations)?;
+    if scenario.run.strategy == crate::scenario::StrategyName::Exhaustive {
+        return super::exhaustive::explore(registry, a, &scenario);
+    }
     let all = a.seeds.unwrap_or(scenario.run.seeds);
     let seeds = match a.shard {
         Some(shard) => {
@@ -389,6 +392,8 @@ fn no_options() -> super::args::MutationArg {
         faults: None,
         strategy: None,
         pct_depth: None,
+        max_crashes: None,
+        max_pauses: None,
         transaction_version: None,
     }
 }

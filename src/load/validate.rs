@@ -61,6 +61,8 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "decision_bound_ms"], 0, MAX_MS),
     (&["run", "pct_depth"], 1, 16),
     (&["run", "pct_steps"], 1, u32::MAX as u64),
+    (&["run", "max_crashes"], 0, 4),
+    (&["run", "max_pauses"], 0, 4),
     (&["kafka", "transaction_version"], 1, 2),
     (&["kafka", "abort_scan_interval_ms"], 1, MAX_MS),
     (&["cluster", "brokers"], 1, 9),

@@ -30,6 +30,7 @@ mod commit;
 pub mod config;
 pub mod context;
 mod cooperative;
+mod fingerprint;
 pub mod harness;
 mod invariants;
 mod membership;
@@ -593,6 +594,14 @@ impl Client for StreamsClient {
             "a process id is set before the first step"
         );
         self.process_id = Some(process_id);
+    }
+
+    fn fingerprint(&self, out: &mut dyn std::fmt::Write) -> bool {
+        self.write_fingerprint(out).is_ok()
+    }
+
+    fn awaits(&self, corr: u64) -> Option<usize> {
+        self.lane_awaiting(corr)
     }
 
     fn stores(&self) -> BTreeMap<(String, u32), BTreeMap<String, String>> {

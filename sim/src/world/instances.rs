@@ -127,7 +127,10 @@ impl World {
     /// Start instance `i` (first start or restart): fresh clients, a new incarnation; with
     /// ephemeral state directories, a process id drawn for this start.
     pub(super) fn start(&mut self, i: usize, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
-        let process_id = if self.config.ephemeral_state_dirs {
+        let process_id = if self.config.ephemeral_state_dirs && self.exhaustive.is_some() {
+            // The exhaustive search branches on no value draw: a start's own number.
+            Some(self.instances[i].incarnation + 1)
+        } else if self.config.ephemeral_state_dirs {
             Some(chooser.choose(u32::MAX)?)
         } else {
             None

@@ -16,6 +16,7 @@
 
 mod brokers;
 mod config;
+mod exhaustive;
 mod faults;
 mod instances;
 mod network;
@@ -123,6 +124,22 @@ pub struct World {
     tracing: bool,
     /// The PCT scheduler's state, under [`Strategy::Pct`].
     pct: Option<pct::Pct>,
+    /// The fault budget, under [`Strategy::Exhaustive`].
+    exhaustive: Option<exhaustive::Budget>,
+}
+
+/// How a run under the exhaustive search's guided chooser ended.
+pub enum Guided {
+    /// It ran to its end.
+    Ended {
+        result: Box<RunResult>,
+        arities: Vec<u32>,
+    },
+    /// It reached a state the search had seen (or a depth it does not search).
+    Pruned {
+        choices: ChoiceLog,
+        arities: Vec<u32>,
+    },
 }
 
 impl World {
@@ -169,6 +186,7 @@ impl World {
             brokers_down: BTreeMap::new(),
             tracing: true,
             pct: None,
+            exhaustive: None,
         }
     }
 
@@ -240,9 +258,16 @@ impl World {
     pub fn set_strategy(&mut self, strategy: Strategy) {
         assert_eq!(self.now, 0, "set before the run");
         self.pct = match strategy {
-            Strategy::Random => None,
+            Strategy::Random | Strategy::Exhaustive { .. } => None,
             Strategy::Pct { depth, steps } => Some(pct::Pct::new(depth, steps)),
         };
+        self.exhaustive = exhaustive::Budget::of(strategy);
+        if self.exhaustive.is_some() {
+            // No network or broker fault is a branch of the search.
+            let rates = &mut self.config.rates;
+            (rates.drop, rates.duplicate, rates.delay) = (0, 0, 0);
+            (rates.crash, rates.pause, rates.broker_crash) = (0, 0, 0);
+        }
     }
 
     pub fn run_seed(self, seed: u64) -> RunResult {
@@ -256,6 +281,37 @@ impl World {
     /// that the failing run can be replayed.
     pub fn run(mut self, mut chooser: Chooser) -> RunResult {
         let outcome = self.run_loop(&mut chooser);
+        self.finish(outcome, chooser)
+    }
+
+    /// Run with the exhaustive search's guided chooser: after every step past the
+    /// chooser's prefix, `visit(fingerprint, choices made)` says whether to go on (a world
+    /// whose state cannot be fingerprinted passes `None`). A kernel panic is raised as
+    /// [`World::run`] raises it.
+    pub fn run_guided(
+        mut self,
+        mut chooser: Chooser,
+        visit: &mut dyn FnMut(Option<u64>, u64) -> bool,
+    ) -> Guided {
+        assert!(
+            self.exhaustive.is_some(),
+            "a guided run is an exhaustive one"
+        );
+        let mut pruned = false;
+        let outcome = self.run_loop_with(&mut chooser, &mut |w: &World, c: &Chooser| {
+            pruned = c.past_prefix() && !visit(w.fingerprint(), c.index());
+            !pruned
+        });
+        let arities = chooser.arities().to_vec();
+        if pruned {
+            let choices = chooser.into_log();
+            return Guided::Pruned { choices, arities };
+        }
+        let result = Box::new(self.finish(outcome, chooser));
+        Guided::Ended { result, arities }
+    }
+
+    fn finish(mut self, outcome: Outcome, chooser: Chooser) -> RunResult {
         if matches!(outcome, Outcome::TimeBound | Outcome::StepBound) {
             let text = self.why_not_quiescent();
             let choice = chooser.index();
@@ -276,9 +332,20 @@ impl World {
     }
 
     fn run_loop(&mut self, chooser: &mut Chooser) -> Outcome {
+        self.run_loop_with(chooser, &mut |_: &World, _: &Chooser| true)
+    }
+
+    /// The step loop; `go_on` is asked after every step (a `false` ends the run, its
+    /// outcome then meaningless).
+    fn run_loop_with(
+        &mut self,
+        chooser: &mut Chooser,
+        go_on: &mut dyn FnMut(&World, &Chooser) -> bool,
+    ) -> Outcome {
         let caught = std::panic::catch_unwind(AssertUnwindSafe(|| loop {
             match self.step(chooser) {
-                Ok(None) => continue,
+                Ok(None) if go_on(self, chooser) => continue,
+                Ok(None) => break Outcome::StepBound,
                 Ok(Some(outcome)) => break outcome,
                 Err(d) => break Outcome::Diverged(format!("at choice {}: {}", d.index, d.detail)),
             }
@@ -313,7 +380,9 @@ impl World {
             return Ok(Some(end));
         }
         self.steps += 1;
-        if self.in_fault_phase() {
+        if self.in_fault_phase() && self.exhaustive.is_some() {
+            self.exhaustive_fault(chooser)?;
+        } else if self.in_fault_phase() {
             self.maybe_instance_fault(chooser)?;
             self.maybe_broker_fault(chooser)?;
         }
@@ -325,7 +394,10 @@ impl World {
         if self.actions.is_empty() {
             self.now = self.next_deadline().unwrap_or(self.config.max_time);
         } else {
-            self.actions.push(Action::Tick);
+            if self.exhaustive.is_none() {
+                // The exhaustive search offers no time-passing action (see exhaustive.rs).
+                self.actions.push(Action::Tick);
+            }
             let pick = self.pick_action(chooser)?;
             let choice = chooser.index();
             match self.actions[pick] {

@@ -38,8 +38,8 @@ pub(super) struct Message {
     pub(super) deliver_at: Millis,
     pub(super) from: Endpoint,
     pub(super) to: Endpoint,
-    corr: u64,
-    payload: Payload,
+    pub(super) corr: u64,
+    pub(super) payload: Payload,
     what: String,
     /// The client at the other end from the broker.
     client: Arc<ClientId>,

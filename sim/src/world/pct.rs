@@ -30,6 +30,10 @@ pub enum Strategy {
     /// Priority-based, with `depth - 1` priority change points among the first `steps`
     /// scheduling decisions.
     Pct { depth: u32, steps: u64 },
+    /// Every choice is a branch of a depth-first search (`World::run_guided` with a guided
+    /// chooser): no time-passing action, and at most `max_crashes` crashes and
+    /// `max_pauses` pauses as fault points (see `world/exhaustive.rs`).
+    Exhaustive { max_crashes: u32, max_pauses: u32 },
 }
 
 /// What the probability bound of a PCT run is computed from.

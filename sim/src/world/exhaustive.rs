@@ -1,0 +1,198 @@
+//! The exhaustive strategy's side of the scheduler: its bounds, its fault points, and the
+//! world's state fingerprint for state matching.
+//!
+//! Under [`Strategy::Exhaustive`] every choice of a run is a branch the search may take
+//! (`oversell`'s `src/exhaustive.rs` drives a depth-first search over choice prefixes
+//! with [`Chooser::guided`]). To keep the tree finite and honest about what it covers:
+//!
+//! - time is not a choice: no "a millisecond passes" action is offered; time jumps to the
+//!   next deadline only when nothing else can happen (processing takes no time);
+//! - a fault point is every scheduler step of the fault phase: at most `max_crashes`
+//!   crashes and `max_pauses` pauses of faulty instances in all; a crashed instance
+//!   restarts after the lower end of `restart_after`, a pause lasts the upper end of
+//!   `pause_for`;
+//! - no network fault (drop, duplicate, delay) and no broker fault is drawn;
+//! - with ephemeral state directories a start's process id is its incarnation, not a
+//!   draw.
+//!
+//! The fingerprint ([`World::fingerprint`]) is FNV-1a over the written form of the state
+//! that the future depends on: time, the broker (logs, producers, transactions, groups),
+//! every instance's status and its clients' own fingerprints, the messages in flight as
+//! a sorted multiset (a correlation id written as the lane that awaits it, or as stale),
+//! the fault schedule and the fault budget used. The trace is not state: two runs that
+//! meet in one state are searched on once.
+
+use super::network::{Endpoint, Message, Payload};
+use super::{Strategy, World};
+use crate::choice::{Chooser, ReplayDiverged};
+use crate::protocol::Millis;
+use std::fmt::{self, Write};
+
+/// The exhaustive search's fault budget, and how much of it a run has used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Budget {
+    pub(super) max_crashes: u32,
+    pub(super) max_pauses: u32,
+    pub(super) crashes: u32,
+    pub(super) pauses: u32,
+}
+
+impl Budget {
+    pub(super) fn of(strategy: Strategy) -> Option<Budget> {
+        match strategy {
+            Strategy::Exhaustive {
+                max_crashes,
+                max_pauses,
+            } => Some(Budget {
+                max_crashes,
+                max_pauses,
+                ..Budget::default()
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// FNV-1a, 64 bits, fed through `fmt::Write` (no allocation for the written form).
+struct Fnv(u64);
+
+impl Write for Fnv {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(())
+    }
+}
+
+impl World {
+    /// The exhaustive strategy's fault point at this step: no fault, or a crash or a pause
+    /// of one faulty running instance, while the budget lasts.
+    pub(super) fn exhaustive_fault(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
+        let budget = self.exhaustive.expect("exhaustive strategy");
+        let count = self.faulty_instances().count() as u32;
+        let crashes = if budget.crashes < budget.max_crashes {
+            count
+        } else {
+            0
+        };
+        let pauses = if budget.pauses < budget.max_pauses {
+            count
+        } else {
+            0
+        };
+        if crashes + pauses == 0 {
+            return Ok(());
+        }
+        let pick = chooser.choose(1 + crashes + pauses)?;
+        if pick == 0 {
+            return Ok(());
+        }
+        let choice = chooser.index();
+        let k = pick - 1;
+        let (nth, crash) = if k < crashes {
+            (k, true)
+        } else {
+            (k - crashes, false)
+        };
+        let i = self
+            .faulty_instances()
+            .nth(nth as usize)
+            .expect("nth < count");
+        let b = self.exhaustive.as_mut().expect("checked");
+        if crash {
+            b.crashes += 1;
+            let at = self.now + self.config.rates.restart_after.0;
+            self.crash(i, at, choice);
+        } else {
+            b.pauses += 1;
+            let until = self.now + self.config.rates.pause_for.1;
+            self.pause(i, until, choice);
+        }
+        let b = self.exhaustive.expect("checked");
+        assert!(
+            b.crashes <= b.max_crashes && b.pauses <= b.max_pauses,
+            "over the budget"
+        );
+        Ok(())
+    }
+
+    /// The world's state, hashed (see the module documentation); `None` when some client
+    /// cannot write its state.
+    pub fn fingerprint(&self) -> Option<u64> {
+        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let head = (
+            self.now,
+            self.last_progress,
+            self.healed_at,
+            &self.scheduled,
+            &self.drop_acks,
+            &self.groups,
+            &self.brokers_down,
+            self.exhaustive,
+        );
+        write!(h, "{head:?}{:?}", self.broker).ok()?;
+        for inst in &self.instances {
+            write!(h, "|{:?} {}", inst.status, inst.incarnation).ok()?;
+            for c in inst.clients.iter().flatten() {
+                h.write_char('/').ok()?;
+                if !c.fingerprint(&mut h) {
+                    return None;
+                }
+            }
+        }
+        let mut messages: Vec<String> = self.net.values().map(|m| self.message_state(m)).collect();
+        let mut held: Vec<String> = self
+            .held
+            .values()
+            .map(|x| format!("{:?}{:?}", x.to, self.lane_of(x.to, x.corr)))
+            .collect();
+        messages.sort();
+        held.sort();
+        write!(h, "{messages:?}{held:?}").ok()?;
+        Some(h.0)
+    }
+
+    /// A message in flight without its id and correlation id: the lane that awaits it.
+    fn message_state(&self, m: &Message) -> String {
+        let client = match m.to {
+            Endpoint::Broker => m.from,
+            Endpoint::Client { .. } => m.to,
+        };
+        let lane = self.lane_of(client, m.corr);
+        let payload = match &m.payload {
+            Payload::Request(r) => format!("{r:?}"),
+            Payload::Response(r) => format!("{r:?}"),
+        };
+        format!(
+            "{} {:?}>{:?} {lane:?} {payload}",
+            m.deliver_at, m.from, m.to
+        )
+    }
+
+    /// The lane of the running client at `end` that awaits `corr` (`None`: stale).
+    fn lane_of(&self, end: Endpoint, corr: u64) -> Option<usize> {
+        let Endpoint::Client {
+            instance,
+            client,
+            incarnation,
+        } = end
+        else {
+            return None;
+        };
+        let inst = &self.instances[instance];
+        if inst.incarnation != incarnation {
+            return None;
+        }
+        inst.clients.get(client)?.as_ref()?.awaits(corr)
+    }
+
+    /// The restart delay and pause length the exhaustive strategy fixes (for its report).
+    pub fn exhaustive_fault_lengths(&self) -> (Millis, Millis) {
+        (
+            self.config.rates.restart_after.0,
+            self.config.rates.pause_for.1,
+        )
+    }
+}

@@ -1,0 +1,146 @@
+//! `explore --strategy exhaustive`: the bounded search, its bound spelled out, and either
+//! the proof for that bound or the shortest counterexample with the command replaying it.
+// The search's own duration, in wall time: the command's output, never a run's input.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+use super::args::ExploreArgs;
+use super::out::{self, say, Shown};
+use super::{designs, Error, Exit, OutFile, Registry};
+use crate::exhaustive::{search, Limits, Search};
+use crate::scenario::Scenario;
+use std::time::Instant;
+
+/// Search every design `a` names on `scenario` (already set to the exhaustive strategy).
+pub(super) fn explore(
+    registry: &Registry,
+    a: &ExploreArgs,
+    scenario: &Scenario,
+) -> Result<Exit, Error> {
+    let designs = designs(registry, &a.design.design)?;
+    let file = OutFile::open_opt(a.counterexample.as_deref())?;
+    let searched = crate::exhaustive::scenario_for(scenario);
+    say!(
+        "exhaustive search · scenario {} ({})",
+        Shown(&scenario.name),
+        out::path(&a.scenario)
+    );
+    say!("  bound: {}", bound_words(&searched));
+    let limits = Limits {
+        max_runs: a.max_runs,
+        first: a.stop_on_first,
+    };
+    let mut exit = Exit::Holds;
+    let mut written = None;
+    for d in designs {
+        let start = Instant::now();
+        let found = search(d, scenario, &a.mutations.mutations, limits).map_err(|panic| {
+            Error::Panicked {
+                panic,
+                replay: "(the exhaustive search; rerun it)".into(),
+            }
+        })?;
+        let secs = start.elapsed().as_secs_f64();
+        exit = exit.and(print_search(d.name(), &found, secs));
+        if let Some(c) = &found.counterexample {
+            let text = c.choices.encode();
+            match &file {
+                Some(f) if written.is_none() => written = Some((out::path(&f.path), text)),
+                _ => say!("  choices: {text}"),
+            }
+            let path = a
+                .counterexample
+                .as_deref()
+                .map_or("FILE".into(), |p| p.display().to_string());
+            let mut args = vec![
+                "replay",
+                a.scenario.to_str().unwrap_or("SCENARIO"),
+                "--design",
+                d.name(),
+                "--choices",
+                &path,
+            ];
+            let flags = a.mutations.flags();
+            args.extend(flags.iter().map(String::as_str));
+            let strategy = ["--strategy", "exhaustive"];
+            if a.mutations.strategy.is_none() {
+                args.extend(strategy);
+            }
+            say!("  replay: {}", Shown(&crate::run::command_line(&args)));
+        }
+    }
+    if let (Some(f), Some((path, text))) = (file, written) {
+        f.write(&text)?;
+        say!("counterexample choice log written to {path}");
+    }
+    Ok(exit)
+}
+
+/// The bound a search covers, in words: what is branched on and what is fixed.
+pub(super) fn bound_words(s: &Scenario) -> String {
+    let r = &s.run;
+    let f = &s.faults.rates;
+    format!(
+        "every order of deliveries, client steps and marker writes; at most {} crash(es) \
+         (restart after {} ms) and {} pause(s) (of {} ms) of service instances, at any \
+         step before {} ms; no drop, duplicate, delay or broker fault; time passes only \
+         when nothing else can happen (processing takes no time: timeouts, heartbeats \
+         and punctuations fire at their deadlines only); runs up to {} ms of simulated time",
+        r.max_crashes,
+        f.restart_after.0,
+        r.max_pauses,
+        f.pause_for.1,
+        s.faults.phase_ms,
+        r.max_time_ms
+    )
+}
+
+fn print_search(name: &str, s: &Search, secs: f64) -> Exit {
+    say!(
+        "{name:<12} {} runs ({} to their end, {} cut at a state already searched{}), {} distinct states, deepest {} choices, {secs:.2} s",
+        s.runs,
+        s.ended,
+        s.pruned,
+        if s.counterexample.is_some() { " or past the counterexample's length" } else { "" },
+        s.states,
+        s.deepest
+    );
+    if !s.hashed {
+        say!("  (a client without a state fingerprint: no state matching)");
+    }
+    if let Some(c) = &s.counterexample {
+        let names: Vec<&str> = c.judged.violated().iter().map(|i| i.name()).collect();
+        let which = if s.complete {
+            "shortest counterexample"
+        } else {
+            "counterexample (the search stopped before covering its bound: a shorter one may exist)"
+        };
+        say!(
+            "  REFUTED: {} — {which}: {} choices (first violation after {} runs)",
+            names.join(", "),
+            c.choices.choices.len(),
+            c.runs_before_first
+        );
+        for v in c.judged.counted() {
+            say!(
+                "  ✗ {} at {}ms: {}",
+                v.invariant.name(),
+                v.time,
+                out::escape(&v.explanation)
+            );
+        }
+        return Exit::Violated;
+    }
+    if !s.complete {
+        say!("  NOT PROVED: the search stopped at --max-runs before covering its bound");
+        return Exit::Unsettled;
+    }
+    if s.unsettled > 0 {
+        say!(
+            "  no violation, but {} runs ended at the time bound: liveness not judged on them",
+            s.unsettled
+        );
+        return Exit::Unsettled;
+    }
+    say!("  PROVED for this bound: every run settles and every invariant holds");
+    Exit::Holds
+}

@@ -1,0 +1,112 @@
+//! The exhaustive strategy: a bounded search over every choice, with state matching,
+//! that refutes naive on the question's case with its shortest counterexample (which
+//! replays exactly) and proves rekeyed-eos for its bound.
+
+use oversell::exhaustive::{search, Limits};
+use oversell::expect::design_named;
+use oversell::load::load_file;
+use oversell::run::{build_world, run_log};
+use oversell::scenario::{Scenario, StrategyName};
+use oversell_sim::{Chooser, Event, Guided};
+use std::path::PathBuf;
+
+fn scenario(name: &str) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    let mut s = load_file(&path).expect("shipped scenario");
+    s.run.strategy = StrategyName::Exhaustive;
+    s
+}
+
+const LIMITS: Limits = Limits {
+    max_runs: 200_000,
+    first: false,
+};
+
+#[test]
+fn naive_is_refuted_and_its_shortest_counterexample_replays() {
+    let s = scenario("last-unit");
+    let d = design_named("naive").unwrap();
+    let limits = Limits {
+        max_runs: 2_000,
+        first: true,
+    };
+    let found = search(d.as_ref(), &s, &[], limits).expect("no panic");
+    assert!(found.hashed, "every client writes its state");
+    let c = found
+        .counterexample
+        .expect("naive oversells on the last unit");
+    let names: Vec<&str> = c.judged.violated().iter().map(|i| i.name()).collect();
+    assert!(names.contains(&"no-oversell"), "{names:?}");
+    assert_eq!(
+        c.runs_before_first, found.runs,
+        "--stop-on-first stops there"
+    );
+    let again = run_log(d.as_ref(), &s, &[], &c.choices);
+    assert_eq!(again.result.choices, c.choices, "the log replays in full");
+    assert_eq!(
+        again.result.trace.hash(),
+        c.judged.result.trace.hash(),
+        "replayed exactly"
+    );
+    assert_eq!(again.violated(), c.judged.violated());
+}
+
+#[test]
+fn rekeyed_eos_is_proved_without_faults() {
+    let s = scenario("last-unit");
+    let d = design_named("rekeyed-eos").unwrap();
+    let found = search(d.as_ref(), &s, &[], LIMITS).expect("no panic");
+    assert!(found.complete, "the bounded tree searched in full");
+    assert!(found.hashed, "every client writes its state");
+    assert!(found.counterexample.is_none(), "rekeyed-eos holds");
+    assert_eq!(found.unsettled, 0, "every run settles");
+    assert!(
+        found.ended >= 2 && found.states > 100,
+        "more than one schedule"
+    );
+}
+
+#[test]
+fn a_search_stopped_by_its_limit_proves_nothing() {
+    let s = scenario("last-unit");
+    let d = design_named("rekeyed-eos").unwrap();
+    let limits = Limits {
+        max_runs: 5,
+        first: false,
+    };
+    let found = search(d.as_ref(), &s, &[], limits).expect("no panic");
+    assert!(!found.complete, "stopped by its limit");
+    assert_eq!(found.runs, 5);
+}
+
+#[test]
+fn a_crash_is_a_branch_and_the_budget_is_kept() {
+    let mut s = scenario("last-unit");
+    s.run.max_crashes = 1;
+    let d = design_named("rekeyed-eos").unwrap();
+    let crashes = |prefix: &[u32]| {
+        let world = build_world(d.as_ref(), &s, &[]);
+        let mut go_on = |_: Option<u64>, _: u64| true;
+        match world.run_guided(Chooser::guided(prefix), &mut go_on) {
+            Guided::Ended { result, arities } => {
+                let n = result
+                    .trace
+                    .records
+                    .iter()
+                    .filter(|r| matches!(r.event, Event::Crash { .. }))
+                    .count();
+                (n, arities[0])
+            }
+            Guided::Pruned { .. } => unreachable!("nothing is pruned"),
+        }
+    };
+    // The first choice is the first step's fault point: no fault, or a crash of one of
+    // the faulty instances; after one crash, no more fault points.
+    let (none, options) = crashes(&[]);
+    assert_eq!(none, 0);
+    assert!(options >= 2, "a crash is offered: {options} options");
+    let (one, _) = crashes(&[1]);
+    assert_eq!(one, 1, "one crash, and the budget offers no second");
+}
