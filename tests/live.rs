@@ -63,6 +63,47 @@ fn without_java_the_live_mode_says_so_and_exits_2() {
     assert!(text(&o).contains("java is not installed"), "{}", text(&o));
 }
 
+/// A `PATH` holding only a `java` that exits 1 at once (no Maven).
+fn path_with_a_failing_java(test: &str) -> PathBuf {
+    let dir = scratch(test);
+    let java = dir.join("java");
+    std::fs::write(&java, "#!/bin/sh\nexit 1\n").expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    dir
+}
+
+#[test]
+fn without_maven_or_with_a_java_that_cannot_start_a_broker_the_live_mode_exits_2() {
+    let out = scratch("no-maven");
+    let path = path_with_a_failing_java("java-only-path");
+    let o = oversell(
+        &[
+            "live",
+            &scenario("last-unit"),
+            "--design",
+            "naive",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        Some(path.to_str().unwrap()),
+    );
+    let said = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    if oversell::live::java::needs_build() {
+        // live/ is not built: Maven is needed, and missing.
+        assert!(said.contains("mvn is not installed"), "{said}");
+        assert!(said.contains("scripts/live-setup"), "{said}");
+    } else {
+        // Built already: the first broker's JVM exits at once, which is said as such.
+        assert!(said.contains("broker-1 exited while starting"), "{said}");
+    }
+    assert!(!said.contains("panicked"), "{said}");
+}
+
 #[test]
 fn what_the_live_mode_cannot_run_yet_is_refused_before_any_process_starts() {
     let out = scratch("unsupported");

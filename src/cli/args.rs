@@ -175,6 +175,10 @@ pub struct LiveArgs {
     /// Directory of the history files.
     #[arg(long, default_value = "runs/live")]
     pub out: PathBuf,
+    /// Every time of the scenario's story multiplied by this live (default: the smallest
+    /// factor that makes the session timeout at least 6 s; 1 plays the times as written).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub time_scale: Option<u64>,
 }
 
 #[derive(Args)]
@@ -207,6 +211,10 @@ pub struct ConformanceArgs {
     /// Directory of the history files.
     #[arg(long, default_value = "runs/live")]
     pub out: PathBuf,
+    /// Every time of the scenario's story multiplied by this live (default: the smallest
+    /// factor that makes the session timeout at least 6 s; 1 plays the times as written).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub time_scale: Option<u64>,
 }
 
 #[derive(Args)]

@@ -66,6 +66,7 @@ fn cells<'s>(a: &ConformanceArgs, scenarios: &'s [(PathBuf, Scenario)]) -> Vec<P
                 scenario: s,
                 scenario_path: path,
                 design,
+                time_scale: a.time_scale,
             };
             if supported(&plan).is_ok() {
                 out.push(plan);
@@ -145,12 +146,23 @@ fn run_cell(
         design: plan.design.to_string(),
         brokers: a.brokers,
         date: today(),
+        time_scale: plan.scale(),
         not_judged: NOT_RECORDED
             .iter()
             .map(|(i, _)| i.name().to_string())
             .collect(),
         ..LiveCell::default()
     };
+    say!(
+        "{} × {}: every time of the story ×{} (session timeout {} ms live)",
+        plan.scenario.name,
+        plan.design,
+        plan.scale(),
+        crate::live::scale::scaled(plan.scenario, plan.scale())
+            .streams
+            .session_timeout_ms
+            .unwrap_or_default()
+    );
     let mut walls = Vec::new();
     for _ in 0..a.runs {
         if super::progress::interrupted() || !cluster.alive() {
@@ -285,6 +297,8 @@ pub fn zombie(registry: &Registry, a: &LiveZombieArgs) -> Result<Exit, Error> {
         scenario: &scenario,
         scenario_path: &a.scenario,
         design: d.name(),
+        // The experiment's triggers are the instances' own events, at the scenario's times.
+        time_scale: Some(1),
     };
     supported(&plan)?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;

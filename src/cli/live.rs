@@ -29,6 +29,7 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
         scenario: &scenario,
         scenario_path: &a.scenario,
         design: d.name(),
+        time_scale: a.time_scale,
     };
     live::run::supported(&plan)?;
     std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
@@ -64,6 +65,16 @@ fn series(
         a.brokers,
         cluster.bootstrap,
         cluster_start.as_secs_f64()
+    );
+    let k = plan.scale();
+    say!(
+        "time scale ×{k}: every time of the story (workload, faults, session timeout {} ms, \
+         heartbeat, commit interval, transaction and saga timeouts, decision bound) \
+         multiplied by {k} (--time-scale)",
+        crate::live::scale::scaled(scenario, k)
+            .streams
+            .session_timeout_ms
+            .unwrap_or_default()
     );
     let mut tally = Tally::new();
     let mut failed = 0;
@@ -115,13 +126,14 @@ pub fn replay_history(registry: &Registry, path: &Path) -> Result<Exit, Error> {
     let h = LiveHistory::read(path).map_err(Error::Live)?;
     let d = design(registry, &h.design)?;
     say!(
-        "live history {} · design {} · scenario {} · run {} · Kafka {} on {} broker(s)",
+        "live history {} · design {} · scenario {} · run {} · Kafka {} on {} broker(s) · times ×{}",
         out::path(path),
         d.name(),
         out::escape(&h.scenario),
         h.run,
         out::escape(&h.kafka_version),
-        h.brokers
+        h.brokers,
+        h.time_scale
     );
     let verdict = judge(d, &h).map_err(|e| Error::Live(format!("{}: {e}", out::path(path))))?;
     let status = print_verdict(&verdict, &h);

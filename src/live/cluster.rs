@@ -77,7 +77,8 @@ impl Cluster {
             dir: dir.to_path_buf(),
             size,
         };
-        cluster.await_listening(&ports, Duration::from_secs(90))?;
+        // On a loaded machine a first broker start can take minutes (JIT, formatting).
+        cluster.await_listening(&ports, Duration::from_secs(180))?;
         Ok(cluster)
     }
 

@@ -59,6 +59,14 @@ pub struct LiveCell {
     pub median_seconds: f64,
     /// FNV-1a 64 of each recorded history file, in run order.
     pub histories: Vec<String>,
+    /// The live time scale of the series ([`super::scale`]); 1 for series recorded
+    /// before it existed.
+    #[serde(default = "one")]
+    pub time_scale: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Summary {
@@ -175,6 +183,7 @@ pub fn rows(
                 scenario: s,
                 scenario_path: path,
                 design,
+                time_scale: None,
             };
             let playable = supported(&plan).err().map(|e| e.to_string());
             let live = summary.cell(&s.name, design);
@@ -231,6 +240,9 @@ fn row(
     }
     if c.unsettled > 0 {
         r.live.push_str(&format!(", {} unsettled", c.unsettled));
+    }
+    if c.time_scale > 1 {
+        r.live.push_str(&format!(", times ×{}", c.time_scale));
     }
     let unjudged: BTreeSet<&str> = c.not_judged.iter().map(String::as_str).collect();
     let sim_broke: BTreeSet<&str> = sim

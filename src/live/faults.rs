@@ -72,8 +72,13 @@ pub struct FaultPlan {
 /// One fault as it was played, in the history file (`faults`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveFault {
-    /// Wall-clock ms when it was done.
+    /// Wall-clock ms when it was issued (the signal sent, the JVM spawned; for a crash
+    /// point, when the instance reported it was about to halt).
     pub t: u64,
+    /// Wall-clock ms when the action had completed (the killed process reaped, the
+    /// signal delivered, the broker up again); absent in older histories.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<u64>,
     /// `crash`, `restart`, `pause`, `resume`, `broker-crash`, `broker-restart`,
     /// `crash-point` (the instance halted itself), or `skipped` (its target was down).
     pub kind: String,
@@ -175,6 +180,18 @@ impl FaultPlan {
         let target = Target::Instance(instance.to_string());
         self.push(at, first, target.clone(), origin);
         self.push(at + length, second, target, origin);
+    }
+
+    /// The plan with every time and length multiplied by `k` (the live time scale,
+    /// [`super::scale`]).
+    pub fn scaled(mut self, k: Millis) -> FaultPlan {
+        for s in &mut self.steps {
+            s.at *= k;
+        }
+        if let Some(a) = &mut self.crash_point {
+            a.restart_after *= k;
+        }
+        self
     }
 
     /// When the last fault heals (its restart or continuation), ms after time 0.

@@ -52,8 +52,13 @@ pub struct LiveHistory {
     /// Kafka's version, as the clients report it.
     pub kafka_version: String,
     pub brokers: u32,
-    /// How long after an order is placed it must be decided (the scenario's).
+    /// How long after an order is placed it must be decided (the scenario's, times
+    /// `time_scale`).
     pub decision_bound_ms: u64,
+    /// The live time scale: every time of the scenario's story was multiplied by it
+    /// ([`super::scale`]); 1 in histories recorded before it existed.
+    #[serde(default = "one")]
+    pub time_scale: u64,
     /// Wall-clock ms of workload time 0.
     pub t0: u64,
     /// `quiescent`: every application committed the end of its inputs and stayed there;
@@ -163,6 +168,10 @@ pub struct GroupMember {
     pub client_id: String,
     #[serde(default)]
     pub assignment: Vec<LiveTask>,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// One entry of a partition's log on disk: a data record (its key and value are in

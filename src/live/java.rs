@@ -65,6 +65,12 @@ pub fn toolchain() -> Result<Toolchain, LiveError> {
     })
 }
 
+/// Whether `live/` must be built (with Maven) before a live run.
+pub fn needs_build() -> bool {
+    let dir = module_dir();
+    stale(&dir, &dir.join("target/classpath.txt"))
+}
+
 /// Whether the build output is missing or older than a source file.
 fn stale(dir: &Path, built: &Path) -> bool {
     let Ok(built_at) = std::fs::metadata(built).and_then(|m| m.modified()) else {

@@ -6,7 +6,8 @@
 //! KRaft brokers on loopback ports, crashed and restarted on command), [`run`] (one run:
 //! topics, the service instances, the workload, the recorded history), [`faults`] (a
 //! scenario's faults as actions on real processes), [`player`] (playing them at their
-//! wall times), [`history`] (the history file), [`convert`] (history → run record, and
+//! wall times), [`scale`] (the live time scale: every time of the story multiplied
+//! so that the session timeout is a real one), [`history`] (the history file), [`convert`] (history → run record, and
 //! what a live history cannot show), [`conformance`] (the simulator's verdicts beside the
 //! live ones), [`zombie`] (the saga's zombie punctuation, an experiment with its own
 //! triggers).
@@ -26,6 +27,7 @@ pub mod history;
 pub mod java;
 pub mod player;
 pub mod run;
+pub mod scale;
 pub mod zombie;
 
 use std::path::{Path, PathBuf};

@@ -174,6 +174,7 @@ impl<'a> Player<'a> {
             }
             self.played.push(LiveFault {
                 t,
+                done: Some(wall_ms()),
                 kind: "crash".into(),
                 target: inst.name.clone(),
                 until: None,
@@ -198,9 +199,18 @@ impl<'a> Player<'a> {
         Ok(())
     }
 
-    fn record(&mut self, kind: &str, target: String, until: Option<u64>, note: String) {
+    /// Record a fault issued at `issued` (wall ms) and completed now.
+    fn record(
+        &mut self,
+        issued: u64,
+        kind: &str,
+        target: String,
+        until: Option<u64>,
+        note: String,
+    ) {
         self.played.push(LiveFault {
-            t: wall_ms(),
+            t: issued,
+            done: Some(wall_ms()),
             kind: kind.into(),
             target,
             until,
@@ -212,12 +222,13 @@ impl<'a> Player<'a> {
         let note = format!("planned at {} ms ({})", step.at, step.origin);
         match &step.target {
             Target::Broker(node) => {
+                let issued = wall_ms();
                 let (kind, done) = match step.action {
                     Action::Kill => ("broker-crash", self.cluster.kill(*node)),
                     _ => ("broker-restart", self.cluster.restart(*node)),
                 };
                 done?;
-                self.record(kind, format!("broker-{node}"), None, note);
+                self.record(issued, kind, format!("broker-{node}"), None, note);
             }
             Target::Instance(name) => {
                 let i = self
@@ -240,8 +251,10 @@ impl<'a> Player<'a> {
             Action::Restart => up,
             Action::Cont => !up || !stopped,
         };
+        let issued = wall_ms();
         if skip {
-            self.record("skipped", name, None, format!("{:?}: {note}", step.action));
+            let what = format!("{:?}: {note}", step.action);
+            self.record(issued, "skipped", name, None, what);
             return Ok(());
         }
         let inst = &mut self.instances[i];
@@ -251,11 +264,11 @@ impl<'a> Player<'a> {
                 p.signal("KILL")?;
                 p.reap();
                 inst.stopped = false;
-                self.record("crash", name, None, format!("SIGKILL, {note}"));
+                self.record(issued, "crash", name, None, format!("SIGKILL, {note}"));
             }
             Action::Restart => {
                 inst.start(self.tc, self.dir)?;
-                self.record("restart", name, None, note);
+                self.record(issued, "restart", name, None, note);
             }
             Action::Stop => {
                 inst.proc.as_mut().expect("up").signal("STOP")?;
@@ -265,12 +278,12 @@ impl<'a> Player<'a> {
                     .iter()
                     .find(|s| s.action == Action::Cont && s.target == step.target)
                     .map(|s| self.t0 + s.at);
-                self.record("pause", name, until, format!("SIGSTOP, {note}"));
+                self.record(issued, "pause", name, until, format!("SIGSTOP, {note}"));
             }
             Action::Cont => {
                 inst.proc.as_mut().expect("up").signal("CONT")?;
                 inst.stopped = false;
-                self.record("resume", name, None, format!("SIGCONT, {note}"));
+                self.record(issued, "resume", name, None, format!("SIGCONT, {note}"));
             }
         }
         Ok(())

@@ -23,6 +23,16 @@ pub struct Plan<'a> {
     pub scenario: &'a Scenario,
     pub scenario_path: &'a Path,
     pub design: &'a str,
+    /// The live time scale ([`super::scale`]); `None`: the scenario's default.
+    pub time_scale: Option<u64>,
+}
+
+impl Plan<'_> {
+    /// The factor every time of the story is multiplied by live.
+    pub fn scale(&self) -> u64 {
+        self.time_scale
+            .unwrap_or_else(|| super::scale::default_scale(self.scenario))
+    }
 }
 
 /// One finished live run.
@@ -198,10 +208,12 @@ pub fn run_once(
     out: &Path,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Finished, LiveError> {
-    let faults = fault_plan(plan, cluster.size, index)?;
+    let k = plan.scale();
+    let faults = fault_plan(plan, cluster.size, index)?.scaled(k);
     let twin = twin(plan.design).expect("checked by fault_plan");
     let started = Instant::now();
-    let s = plan.scenario;
+    let scaled = super::scale::scaled(plan.scenario, k);
+    let s = &scaled;
     let dir = run_dir(cluster, s, &twin, index)?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
     let last_at = s
@@ -227,7 +239,7 @@ pub fn run_once(
     }
     for inst in &mut instances {
         let proc = inst.proc.as_mut().expect("started");
-        proc.expect("RUNNING", Duration::from_secs(90))?;
+        proc.expect("RUNNING", Duration::from_secs(180))?;
     }
     driver.send("play")?;
     let mut player = Player::new(tc, &dir, &mut instances, cluster, faults, interrupted);
@@ -236,7 +248,9 @@ pub fn run_once(
     let played = std::mem::take(&mut player.played);
     stop_all(&mut instances)?;
     driver.finish(Duration::from_secs(10));
-    let history = assemble(plan, index, cluster.size, &dir, &instances, played)?;
+    let mut history = assemble(plan, index, cluster.size, &dir, &instances, played)?;
+    history.time_scale = k;
+    history.decision_bound_ms = s.run.decision_bound_ms;
     let file = out.join(format!("{}-{}-run{index}.json", s.name, plan.design));
     let text = serde_json::to_string_pretty(&history).expect("a history serialises");
     write(&file, &text)?;
@@ -417,7 +431,8 @@ pub(super) fn driver_args(
         format!("workload={}", dir.join("workload.json").display()),
         format!("history={}", dir.join("driver.json").display()),
         format!("idempotent={}", s.topology.order_producer_idempotent),
-        format!("quiet-ms={}", (3 * commit_ms).max(500)),
+        // Three commit intervals, at most 15 s: a scaled commit interval can be long.
+        format!("quiet-ms={}", (3 * commit_ms).clamp(500, 15_000)),
         format!("time-bound-ms={bound_ms}"),
         "start-timeout-ms=60000".into(),
     ]
@@ -490,6 +505,7 @@ pub(super) fn assemble(
         kafka_version: driver.kafka_version,
         brokers,
         decision_bound_ms: plan.scenario.run.decision_bound_ms,
+        time_scale: 1,
         t0: driver.t0,
         outcome: driver.outcome,
         recorded_at: driver.recorded_at,

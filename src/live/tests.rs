@@ -125,6 +125,7 @@ fn last_unit(both_reserved: bool) -> LiveHistory {
         kafka_version: "4.4.0".into(),
         brokers: 1,
         decision_bound_ms: 10_000,
+        time_scale: 1,
         t0: T0,
         outcome: "quiescent".into(),
         recorded_at: T0 + 1279,
@@ -429,6 +430,7 @@ fn faults_played_live_are_the_simulators_crash_restart_pause_and_resume() {
     let mut h = last_unit(false);
     let fault = |t: u64, kind: &str, until: Option<u64>| LiveFault {
         t: T0 + t,
+        done: None,
         kind: kind.into(),
         target: "product-service-0".into(),
         until: until.map(|u| T0 + u),
