@@ -116,6 +116,7 @@ pub mod expect;
 pub mod kit;
 pub mod live;
 pub mod load;
+pub mod madsim_driver;
 pub mod report;
 pub mod run;
 pub mod scenario;

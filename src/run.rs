@@ -167,8 +167,27 @@ pub fn run_chooser(
     design: &dyn Design,
     scenario: &Scenario,
     mutations: &[Mutation],
-    mut chooser: Chooser,
+    chooser: Chooser,
 ) -> Judged {
+    let (result, swarm) = run_unjudged(design, scenario, mutations, chooser);
+    let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
+    Judged {
+        seed: None,
+        result,
+        verdict,
+        swarm,
+    }
+}
+
+/// [`run_chooser`]'s run without its judgement: the recorded run and the fault mix a
+/// swarm scenario drew. For a caller that judges only what it needs (the shrinker asks
+/// about one invariant per candidate, `checker::check_one`).
+pub fn run_unjudged(
+    design: &dyn Design,
+    scenario: &Scenario,
+    mutations: &[Mutation],
+    mut chooser: Chooser,
+) -> (RunResult, Option<FaultRates>) {
     // A log that does not even fit the mix's draws diverges at the world's first choice.
     let swarm = if scenario.faults.swarm {
         crate::swarm::draw(&mut chooser).ok()
@@ -179,14 +198,7 @@ pub fn run_chooser(
         .as_ref()
         .map(|rates| crate::swarm::apply(scenario, rates));
     let scenario = swarmed.as_ref().unwrap_or(scenario);
-    let result = build_world(design, scenario, mutations).run(chooser);
-    let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
-    Judged {
-        seed: None,
-        result,
-        verdict,
-        swarm,
-    }
+    (build_world(design, scenario, mutations).run(chooser), swarm)
 }
 
 /// [`run_seed`], with a panic inside the run caught and returned with its seed.

@@ -135,3 +135,43 @@ fn a_write_lost_with_the_leader_is_named_lost_with_its_append() {
         .iter()
         .any(|r| matches!(r.event, Event::LeaderElected { .. })));
 }
+
+/// The transaction coordinator's broker crashes mid-transaction and the group
+/// coordinator's mid-commit (`scenarios/cluster/coordinator-failover.toml`): the new
+/// coordinators load their state from `__transaction_state-0` and `__consumer_offsets-0`,
+/// the clients meet `NOT_COORDINATOR` and `COORDINATOR_LOAD_IN_PROGRESS` and retry, and
+/// every design keeps its declared verdict — `rekeyed-eos` breaks no invariant.
+#[test]
+fn coordinator_failover_keeps_every_verdict_and_rekeyed_eos_exactly_once() {
+    use oversell::expect::check_expectations;
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/coordinator-failover.toml");
+    let scenario = load_file(&path).expect("a shipped scenario loads");
+    for check in check_expectations(&scenario, 2).expect("designs exist") {
+        assert!(
+            check.matches(),
+            "{}",
+            check.describe("coordinator-failover")
+        );
+    }
+    let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+    let (mut loads, mut refused) = (0, 0);
+    for seed in 0..20 {
+        let j = run_seed(design.as_ref(), &scenario, &[], seed);
+        assert!(
+            j.violated().is_empty(),
+            "seed {seed}: {:?}",
+            j.verdict.violations
+        );
+        for r in &j.result.trace.records {
+            match &r.event {
+                Event::CoordinatorLoaded { .. } => loads += 1,
+                Event::Rejected { error, .. } if error.coordinator_unavailable() => refused += 1,
+                _ => {}
+            }
+        }
+    }
+    // Both coordinators moved in every run, and the clients met them moving.
+    assert!(loads >= 40, "{loads} loads in 20 runs");
+    assert!(refused > 0, "no request met a moving coordinator");
+}

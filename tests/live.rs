@@ -302,6 +302,22 @@ fn the_recorded_experiment_histories_are_judged_as_they_were_live() {
         "{}",
         text(&o)
     );
+    // Format 3: the coordinators' logs and the polls recorded, so epoch-fencing,
+    // monotonic-commits and no-aborted-read are judged; commit-generation is not.
+    let o = replay("crash-point-double-reserve-rekeyed-eos-run0.json");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("holds on every invariant a live run shows"),
+        "{}",
+        text(&o)
+    );
+    let unjudged: Vec<&str> = text(&o)
+        .lines()
+        .filter(|l| l.contains("(not judged live:"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(unjudged.len(), 1, "{unjudged:?}");
+    assert!(unjudged[0].starts_with("(not judged live: commit-generation"));
     let o = replay("zombie-fenced-rekeyed-eos-run0.json");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(

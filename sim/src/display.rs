@@ -37,7 +37,8 @@ impl fmt::Display for Event {
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
             | Event::HangingTransaction { .. }
-            | Event::CoordinatorLoaded { .. } => self.fmt_cluster(f),
+            | Event::CoordinatorLoaded { .. }
+            | Event::TxnStateLoaded { .. } => self.fmt_cluster(f),
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -173,6 +174,22 @@ impl Event {
                 "{tp}: broker {broker} loaded the coordinator state \
                  ({transactions} transactional ids, {groups} groups)"
             ),
+            Event::TxnStateLoaded {
+                transactional_id,
+                producer_id,
+                epoch,
+                acknowledged,
+            } => {
+                let lost = if *acknowledged {
+                    "acknowledged records lost"
+                } else {
+                    "unreplicated records lost"
+                };
+                write!(
+                    f,
+                    "{transactional_id} loaded back at pid {producer_id} epoch {epoch} ({lost})"
+                )
+            }
             Event::HangingTransaction { tp, first } => {
                 write!(
                     f,

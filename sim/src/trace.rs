@@ -239,6 +239,16 @@ pub enum Event {
         transactions: usize,
         groups: usize,
     },
+    /// A new transaction coordinator loaded a transactional id at an older producer id or
+    /// epoch than its predecessor had reached: the fences since were in records its log
+    /// lost. `acknowledged` when one of those records had been below the high watermark
+    /// (its request was answered: a write lost after it was acknowledged).
+    TxnStateLoaded {
+        transactional_id: String,
+        producer_id: ProducerId,
+        epoch: Epoch,
+        acknowledged: bool,
+    },
     // ----- network and faults (scheduler) -----
     Deliver {
         id: u64,

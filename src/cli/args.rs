@@ -33,6 +33,8 @@ pub enum Command {
         seed: u64,
         #[command(flatten)]
         mutations: MutationArg,
+        #[command(flatten)]
+        driver: DriverArg,
     },
     /// Sweep seeds; a table per design of violations per invariant.
     Explore(ExploreArgs),
@@ -133,6 +135,26 @@ pub struct ExploreArgs {
     pub counterexample: Option<PathBuf>,
     #[command(flatten)]
     pub mutations: MutationArg,
+    #[command(flatten)]
+    pub driver: DriverArg,
+}
+
+/// Which driver runs the designs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Driver {
+    /// oversell's own scheduler over the sans-IO state machines.
+    #[default]
+    Simulator,
+    /// The designs as async services on the rdkafka-shaped client, run by madsim
+    /// (needs a `--cfg madsim` build; designs: naive, rekeyed-eos).
+    Madsim,
+}
+
+#[derive(Args)]
+pub struct DriverArg {
+    /// The driver: `simulator` (default) or `madsim`.
+    #[arg(long, value_enum, default_value_t = Driver::Simulator)]
+    pub driver: Driver,
 }
 
 #[derive(Args)]

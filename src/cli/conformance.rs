@@ -232,7 +232,7 @@ fn judge_run(
         }
     };
     let schema = d.schema();
-    let verdict = live::live_verdict(checker::check(&schema, &run, h.decision_bound_ms));
+    let verdict = live::live_verdict(checker::check(&schema, &run, h.decision_bound_ms), h);
     cell.judged += 1;
     for i in verdict.violated() {
         *cell.violations.entry(i.name().to_string()).or_default() += 1;

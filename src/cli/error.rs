@@ -105,6 +105,10 @@ pub enum Error {
     /// application that did not start, a history file that cannot be read.
     #[error("live: {0}")]
     Live(String),
+    /// `--driver madsim` cannot run this: not built in, or the design or scenario is not
+    /// supported by that driver.
+    #[error("--driver madsim: {0}")]
+    Madsim(String),
     #[error("cannot write JSON: {0}")]
     Json(#[from] serde_json::Error),
     #[error(

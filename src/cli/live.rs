@@ -125,7 +125,7 @@ pub fn replay_history(registry: &Registry, path: &Path) -> Result<Exit, Error> {
     );
     let verdict = judge(d, &h).map_err(|e| Error::Live(format!("{}: {e}", out::path(path))))?;
     let status = print_verdict(&verdict, &h);
-    print_not_recorded();
+    print_not_recorded(&live::not_recorded(&h));
     Ok(status)
 }
 
@@ -133,12 +133,12 @@ pub fn replay_history(registry: &Registry, path: &Path) -> Result<Exit, Error> {
 pub fn judge(d: &dyn Design, h: &LiveHistory) -> Result<Verdict, live::Unconvertible> {
     let run = live::to_run(h)?;
     let verdict = checker::check(&d.schema(), &run, h.decision_bound_ms);
-    Ok(live::live_verdict(verdict))
+    Ok(live::live_verdict(verdict, h))
 }
 
 /// Print a live run's violations; its exit status.
 fn print_verdict(verdict: &Verdict, h: &LiveHistory) -> Exit {
-    let recorded: Vec<_> = NOT_RECORDED.iter().map(|(i, _)| *i).collect();
+    let recorded: Vec<_> = live::not_recorded(h).iter().map(|(i, _)| *i).collect();
     let unsettled: Vec<_> = verdict
         .not_judged
         .iter()
@@ -175,8 +175,8 @@ fn print_verdict(verdict: &Verdict, h: &LiveHistory) -> Exit {
     status
 }
 
-fn print_not_recorded() {
-    for (invariant, why) in NOT_RECORDED {
+fn print_not_recorded(list: &[(crate::checker::Invariant, &str)]) {
+    for (invariant, why) in list {
         say!("  (not judged live: {} — {why})", invariant.name());
     }
 }
@@ -258,7 +258,7 @@ impl Tally {
                 String::new()
             }
         );
-        print_not_recorded();
+        print_not_recorded(&NOT_RECORDED);
         let (sim_ms, sim_broke) = simulate(d, scenario);
         let mut walls = self.walls.clone();
         walls.sort();

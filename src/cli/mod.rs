@@ -15,6 +15,7 @@ mod conformance;
 mod error;
 mod exhaustive;
 mod live;
+mod madsim;
 mod out;
 mod progress;
 mod shard;
@@ -76,8 +77,19 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
             design,
             seed,
             mutations,
-        } => single::run(registry, &scenario, &design.design, seed, &mutations),
-        Command::Explore(a) => sweeps::explore(registry, &a),
+            driver,
+        } => match driver.driver {
+            args::Driver::Simulator => {
+                single::run(registry, &scenario, &design.design, seed, &mutations)
+            }
+            args::Driver::Madsim => {
+                madsim::run(registry, &scenario, &design.design, seed, &mutations)
+            }
+        },
+        Command::Explore(a) => match a.driver.driver {
+            args::Driver::Simulator => sweeps::explore(registry, &a),
+            args::Driver::Madsim => madsim::explore(registry, &a),
+        },
         Command::Replay(a) => match &a.history {
             Some(history) => live::replay_history(registry, history),
             None => single::replay(registry, &a),

@@ -8,9 +8,9 @@
 //! To add a design: write a module with a type implementing [`Design`], and add it to
 //! [`all`].
 
-mod naive;
+pub(crate) mod naive;
 mod registry;
-mod rekeyed;
+pub(crate) mod rekeyed;
 mod saga;
 mod schema;
 

@@ -26,9 +26,44 @@ use std::sync::Arc;
 
 pub struct Naive;
 
-const CHECKER_APP: &str = "product-checker";
-const STOCK_APP: &str = "product-stock";
-const STORE: &str = "ProductStock";
+pub(crate) const CHECKER_APP: &str = "product-checker";
+pub(crate) const STOCK_APP: &str = "product-stock";
+pub(crate) const STORE: &str = "ProductStock";
+
+/// The question's check (shared with the madsim driver's async service): reserve when
+/// the stock seen covers the order, reject otherwise.
+pub(crate) fn reply(stock: i64, order_id: String, product_id: &str, quantity: u64) -> Msg {
+    if stock >= quantity as i64 {
+        Msg::ProductReserved {
+            order_id,
+            product_id: product_id.to_string(),
+            quantity,
+        }
+    } else {
+        Msg::OrderRejected {
+            order_id,
+            product_id: product_id.to_string(),
+            reason: format!("stock {stock} < {quantity}"),
+        }
+    }
+}
+
+/// What a record does to `ProductStock` (shared with the madsim driver): a product and
+/// a delta, for `StockAdded` and `ProductReserved`.
+pub(crate) fn stock_change(value: &str) -> Option<(String, i64)> {
+    match Msg::decode(value)? {
+        Msg::StockAdded {
+            product_id,
+            quantity,
+        } => Some((product_id, quantity as i64)),
+        Msg::ProductReserved {
+            product_id,
+            quantity,
+            ..
+        } => Some((product_id, -(quantity as i64))),
+        _ => None,
+    }
+}
 
 /// The question's consumer: check stock by interactive query, then publish.
 struct CheckStock;
@@ -49,19 +84,7 @@ impl Processor for CheckStock {
             Ok(v) => v.and_then(|v| v.parse().ok()).unwrap_or(0),
             Err(_) => return Processed::Retry,
         };
-        let reply = if stock >= quantity as i64 {
-            Msg::ProductReserved {
-                order_id,
-                product_id: product_id.clone(),
-                quantity,
-            }
-        } else {
-            Msg::OrderRejected {
-                order_id,
-                product_id: product_id.clone(),
-                reason: format!("stock {stock} < {quantity}"),
-            }
-        };
+        let reply = reply(stock, order_id, &product_id, quantity);
         ctx.send("orders", &product_id, reply.encode());
         Processed::Done
     }
@@ -72,17 +95,8 @@ struct UpdateStock;
 
 impl Processor for UpdateStock {
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
-        let (product, delta) = match input.value.as_deref().and_then(Msg::decode) {
-            Some(Msg::StockAdded {
-                product_id,
-                quantity,
-            }) => (product_id, quantity as i64),
-            Some(Msg::ProductReserved {
-                product_id,
-                quantity,
-                ..
-            }) => (product_id, -(quantity as i64)),
-            _ => return Processed::Done,
+        let Some((product, delta)) = input.value.as_deref().and_then(stock_change) else {
+            return Processed::Done;
         };
         let stock: i64 = ctx
             .get(STORE, &product)

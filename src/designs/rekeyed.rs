@@ -44,12 +44,12 @@ pub struct Rekeyed {
     pub inventory: StockRecords,
 }
 
-const APP: &str = "inventory-service";
+pub(crate) const APP: &str = "inventory-service";
 const REPARTITION: &str = "inventory-service-orders-by-product-repartition";
-const INVENTORY: &str = "warehouse-inventory";
-const INVENTORY_STORE: &str = "warehouse-inventory-store";
-const RESERVED_STORE: &str = "reserved-stock";
-const VALIDATIONS: &str = "order-validations";
+pub(crate) const INVENTORY: &str = "warehouse-inventory";
+pub(crate) const INVENTORY_STORE: &str = "warehouse-inventory-store";
+pub(crate) const RESERVED_STORE: &str = "reserved-stock";
+pub(crate) const VALIDATIONS: &str = "order-validations";
 
 /// `selectKey(order.product)`: forward each order to the repartition topic.
 struct SelectKey;
@@ -66,6 +66,17 @@ impl Processor for SelectKey {
 }
 
 /// The join with the inventory table and `InventoryValidator`.
+/// The validate-and-reserve decision over the two stores (shared with the madsim
+/// driver's async service): PASS, with the new reserved count, when the inventory
+/// covers what is reserved plus this order; FAIL otherwise.
+pub(crate) fn reserve(inventory: i64, reserved: i64, quantity: u64) -> (Validation, Option<i64>) {
+    if inventory - reserved - quantity as i64 >= 0 {
+        (Validation::Pass, Some(reserved + quantity as i64))
+    } else {
+        (Validation::Fail, None)
+    }
+}
+
 struct Validate {
     inventory: StockRecords,
 }
@@ -126,16 +137,10 @@ impl Processor for Validate {
                     .get(RESERVED_STORE, &product_id)
                     .and_then(|v| v.parse().ok())
                     .unwrap_or(0);
-                let result = if inventory - reserved - quantity as i64 >= 0 {
-                    ctx.put(
-                        RESERVED_STORE,
-                        &product_id,
-                        Some((reserved + quantity as i64).to_string()),
-                    );
-                    Validation::Pass
-                } else {
-                    Validation::Fail
-                };
+                let (result, now_reserved) = reserve(inventory, reserved, quantity);
+                if let Some(now_reserved) = now_reserved {
+                    ctx.put(RESERVED_STORE, &product_id, Some(now_reserved.to_string()));
+                }
                 let out = Msg::OrderValidation {
                     order_id: order_id.clone(),
                     product_id,

@@ -290,13 +290,26 @@ pub fn markdown(rows: &[Row], summary: &Summary) -> String {
             r.reason.replace('|', "\\|").replace('\n', " ")
         ));
     }
-    let not_judged: BTreeSet<&str> = summary
-        .cells
-        .iter()
-        .flat_map(|c| c.not_judged.iter().map(String::as_str))
-        .collect();
+    // Invariant → the cells that could not judge it (a history before format 3 holds
+    // neither the coordinators' logs nor the polls).
+    let mut not_judged: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &summary.cells {
+        for i in &c.not_judged {
+            *not_judged.entry(i.as_str()).or_default() += 1;
+        }
+    }
     if !not_judged.is_empty() {
-        let list: Vec<String> = not_judged.iter().map(|i| format!("`{i}`")).collect();
+        let cells = summary.cells.len();
+        let list: Vec<String> = not_judged
+            .iter()
+            .map(|(i, n)| {
+                if *n == cells {
+                    format!("`{i}`")
+                } else {
+                    format!("`{i}` (in {n} of {cells} cells)")
+                }
+            })
+            .collect();
         out.push_str(&format!(
             "\nNot judged live (not recorded, never counted as holding): {}.\n",
             list.join(", ")

@@ -24,10 +24,14 @@
 //! What the live recorder does not see is declared in [`NOT_RECORDED`]: those invariants
 //! are reported as not judged, never as holding.
 
-use super::history::{LiveEvent, LiveFault, LiveHistory, LiveLogEntry, LiveRecord};
+use super::coordinator::Coordinators;
+use super::history::{
+    CoordinatorEntry, LiveEvent, LiveFault, LiveHistory, LiveLogEntry, LiveRecord,
+};
 use crate::checker::{Invariant, NotJudged, Verdict};
 use oversell_sim::protocol::{
-    ControlType, LogEntry, PartitionProduceResult, ProduceBatch, Record, Request, Response,
+    ControlType, Isolation, LogEntry, PartitionProduceResult, ProduceBatch, Record, Request,
+    Response,
 };
 use oversell_sim::trace::Peer;
 use oversell_sim::{Broker, ChoiceLog, Event, Millis, Outcome, RunResult, TopicConfig};
@@ -35,27 +39,42 @@ use oversell_sim::{ClientId, TopicPartition, Trace};
 use std::collections::BTreeMap;
 
 /// Invariants a live history cannot be judged on, and why.
-pub const NOT_RECORDED: [(Invariant, &str); 4] = [
+pub const NOT_RECORDED: [(Invariant, &str); 1] = [(
+    Invariant::CommitGeneration,
+    "an offset commit in __consumer_offsets carries its offset and time but not the generation \
+     and member of its request (the coordinator checks them and does not write them, under the \
+     classic protocol and KIP-848's consumer protocol alike)",
+)];
+
+/// What a history of a format before 3 does not hold either, and why.
+pub const NOT_RECORDED_BEFORE_3: [(Invariant, &str); 3] = [
     (
         Invariant::NoAbortedRead,
-        "the live recorder does not see the applications' fetches and their isolation level",
-    ),
-    (
-        Invariant::CommitGeneration,
-        "the live recorder sees each group's final committed offsets, not each offset commit \
-         with its generation",
+        "this history (format before 3) has no fetches of the applications' consumers and their \
+         isolation level",
     ),
     (
         Invariant::MonotonicCommits,
-        "the live recorder sees each group's final committed offsets, not each offset commit",
+        "this history (format before 3) has each group's final committed offsets, not each offset \
+         commit (__consumer_offsets not decoded)",
     ),
     (
         Invariant::EpochFencing,
-        "the live history has every batch's producer id and epoch and every marker, but not \
-         the transaction coordinator's InitProducerId and fencing decisions (its \
-         __transaction_state log is not decoded)",
+        "this history (format before 3) has every batch's producer id and epoch and every marker, \
+         but not the transaction coordinator's InitProducerId and fencing decisions \
+         (__transaction_state not decoded)",
     ),
 ];
+
+/// The invariants `h` cannot be judged on, and why.
+pub fn not_recorded(h: &LiveHistory) -> Vec<(Invariant, &'static str)> {
+    let mut out = NOT_RECORDED.to_vec();
+    if h.format != super::history::FORMAT {
+        out.extend(NOT_RECORDED_BEFORE_3);
+    }
+    out.sort_by_key(|(i, _)| Invariant::ALL.iter().position(|x| x == i));
+    out
+}
 
 /// Why a history could not be rebuilt into a run record.
 #[derive(Debug, PartialEq, Eq)]
@@ -75,6 +94,8 @@ enum Item<'h> {
     Ack(TopicPartition, u64),
     Fault(&'h LiveFault),
     Event(&'h LiveEvent),
+    /// An entry of a coordinator's log.
+    Coordinator(&'h CoordinatorEntry),
 }
 
 impl Item<'_> {
@@ -82,10 +103,11 @@ impl Item<'_> {
     fn rank(&self) -> u8 {
         match self {
             Item::Append(_) | Item::Entry(..) => 0,
-            Item::Ack(..) => 1,
-            Item::Fault(_) => 2,
-            Item::Event(e) if e.kind == "assigned" => 3,
-            Item::Event(_) => 4,
+            Item::Coordinator(_) => 1,
+            Item::Ack(..) => 2,
+            Item::Fault(_) => 3,
+            Item::Event(e) if e.kind == "assigned" => 4,
+            Item::Event(_) => 5,
         }
     }
 }
@@ -105,6 +127,7 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
     let items = items(h)?;
     let mut trace = Trace::default();
     let mut end_time = 0;
+    let mut coordinators = Coordinators::default();
     for (choice, (time, item)) in items.iter().enumerate() {
         end_time = end_time.max(*time);
         let choice = choice as u64;
@@ -126,10 +149,19 @@ pub fn to_run(h: &LiveHistory) -> Result<RunResult, Unconvertible> {
             ),
             Item::Event(e) => trace.push(*time, choice, event(e)?),
             Item::Fault(f) => trace.push(*time, choice, fault(h, f)?),
+            Item::Coordinator(e) => {
+                for event in coordinators.events(e)? {
+                    trace.push(*time, choice, event);
+                }
+            }
         }
     }
     if !h.log.is_empty() {
         check_views(h, &broker)?;
+    }
+    if h.format == super::history::FORMAT {
+        coordinators.check_final(h)?;
+        check_fetches(h)?;
     }
     Ok(RunResult {
         trace,
@@ -167,6 +199,7 @@ fn items(h: &LiveHistory) -> Result<Vec<(Millis, Item<'_>)>, Unconvertible> {
     for f in &h.faults {
         items.push((h.rel(f.t), Item::Fault(f)));
     }
+    items.extend(coordinator_entries(h));
     items.sort_by_key(|(t, item)| (*t, item.rank())); // stable: a partition keeps its order
     Ok(items)
 }
@@ -214,8 +247,8 @@ fn healed_at(h: &LiveHistory) -> Millis {
 
 /// The checker's verdict, with the invariants a live history cannot show taken out:
 /// reported as not judged, with the reason.
-pub fn live_verdict(mut verdict: Verdict) -> Verdict {
-    for (invariant, why) in NOT_RECORDED {
+pub fn live_verdict(mut verdict: Verdict, h: &LiveHistory) -> Verdict {
+    for (invariant, why) in not_recorded(h) {
         verdict.violations.retain(|v| v.invariant != invariant);
         verdict.not_judged.retain(|n| n.invariant != invariant);
         verdict.not_judged.push(NotJudged {
@@ -330,6 +363,58 @@ fn entries(h: &LiveHistory) -> Result<Vec<(Millis, Item<'_>)>, Unconvertible> {
         )));
     }
     Ok(out)
+}
+
+/// In a history of format 3, every record an application processed was returned by one
+/// of its consumer's polls (a `fetch` of the same client whose range holds the offset), or
+/// the fetches were not recorded faithfully and the history is refused.
+fn check_fetches(h: &LiveHistory) -> Result<(), Unconvertible> {
+    // (client, topic, partition) → the offset ranges its polls returned.
+    type Ranges = Vec<(u64, u64)>;
+    let mut fetched: BTreeMap<(&str, &str, u32), Ranges> = BTreeMap::new();
+    for e in h.events.iter().filter(|e| e.kind == "fetch") {
+        if let (Some(topic), Some(partition), Some(from), Some(next)) =
+            (&e.topic, e.partition, e.offset, e.next)
+        {
+            let at = fetched.entry((&e.client, topic, partition)).or_default();
+            at.push((from, next));
+        }
+    }
+    for e in h.events.iter().filter(|e| e.kind == "process") {
+        let (Some(topic), Some(partition), Some(offset)) = (&e.topic, e.partition, e.offset) else {
+            continue; // refused in words by `event`
+        };
+        let ranges = fetched.get(&(e.client.as_str(), topic.as_str(), partition));
+        if !ranges.is_some_and(|r| {
+            r.iter()
+                .any(|(from, next)| (*from..*next).contains(&offset))
+        }) {
+            return Err(Unconvertible(format!(
+                "{} processed {topic}-{partition}@{offset}, which none of its recorded fetches returned",
+                e.client
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The coordinators' log entries, each partition in offset order, its time never before
+/// the previous entry's.
+fn coordinator_entries(h: &LiveHistory) -> Vec<(Millis, Item<'_>)> {
+    let mut by_log: BTreeMap<(&str, u32), Vec<&CoordinatorEntry>> = BTreeMap::new();
+    for e in &h.coordinator {
+        by_log.entry((&e.log, e.partition)).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (_, mut entries) in by_log {
+        entries.sort_by_key(|e| e.offset);
+        let mut last = 0;
+        for e in entries {
+            last = h.rel(e.timestamp).max(last);
+            out.push((last, Item::Coordinator(e)));
+        }
+    }
+    out
 }
 
 /// Put one entry of a real log into the simulated broker at its offset
@@ -513,6 +598,26 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
         "note" => Event::Note {
             client: Peer::Client(client),
             text: e.value.clone().ok_or_else(|| missing("value"))?,
+        },
+        "fetch" => Event::Fetch {
+            client,
+            tp: TopicPartition::new(
+                e.topic.clone().ok_or_else(|| missing("topic"))?,
+                e.partition.ok_or_else(|| missing("partition"))?,
+            ),
+            from: e.offset.ok_or_else(|| missing("offset"))?,
+            count: e.count.ok_or_else(|| missing("count"))? as usize,
+            next: e.next.ok_or_else(|| missing("next"))?,
+            isolation: match e.value.as_deref() {
+                Some("read_committed") => Isolation::ReadCommitted,
+                Some("read_uncommitted") => Isolation::ReadUncommitted,
+                other => {
+                    return Err(Unconvertible(format!(
+                        "a fetch of {} with isolation level {other:?}",
+                        e.client
+                    )))
+                }
+            },
         },
         "assigned" => Event::Assigned {
             client,

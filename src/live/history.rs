@@ -3,15 +3,17 @@
 //!
 //! Times are wall-clock milliseconds since the epoch; `t0` is the wall-clock time of the
 //! workload's time 0 (when the order producer started its clock). Topic names carry no
-//! run prefix. Schema `oversell-live-history/2` (`/1` is read too: it has no `log` and no
-//! `faults`):
+//! run prefix. Schema `oversell-live-history/3` (`/2` and `/1` are read too: `/2` has no
+//! `coordinator` and no `fetch` events, `/1` no `log` and no `faults` either):
 //!
 //! * `records`: every record of every topic of the run, read back to the end with a
 //!   `read_uncommitted` consumer; `committed` says whether a `read_committed` consumer
 //!   read it too; `timestamp` is the broker's append time (`LogAppendTime` on every topic);
 //! * `end_offsets`: per topic and partition, the log end offset when it was read back;
 //! * `acks`: the order producer's acknowledged writes;
-//! * `events`: what each application instance did (`process`, `get`, `put`, `assigned`);
+//! * `events`: what each application instance did (`process`, `get`, `put`, `assigned`,
+//!   and `fetch`: what a stream thread's consumer returned from a partition in one poll,
+//!   with its isolation level);
 //! * `stores`: every store's final contents per instance and partition (interactive
 //!   queries before the instances closed);
 //! * `group_offsets`: each application's committed offsets at the end;
@@ -19,16 +21,22 @@
 //!   (`live/.../Segments.java`, Kafka's `FileRecords`): offset, producer id, epoch and
 //!   sequence, whether transactional, and for a control record its type (`COMMIT`,
 //!   `ABORT`);
-//! * `faults`: the faults played on real processes, with their wall times.
+//! * `faults`: the faults played on real processes, with their wall times;
+//! * `coordinator`: the run's entries of the coordinators' own logs, `__consumer_offsets`
+//!   and `__transaction_state`, decoded with Kafka's serdes (`live/.../CoordinatorLogs.java`):
+//!   offset commits, classic group metadata (generation, members, assignment), the
+//!   transaction coordinator's state per transactional id, and the COMMIT/ABORT markers of
+//!   transactional offset commits.
 
 pub use super::faults::LiveFault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The format tag of a history file.
-pub const FORMAT: &str = "oversell-live-history/2";
+pub const FORMAT: &str = "oversell-live-history/3";
 
-/// The earlier format, still read.
+/// The earlier formats, still read.
+pub const FORMAT_2: &str = "oversell-live-history/2";
 pub const FORMAT_1: &str = "oversell-live-history/1";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -65,6 +73,96 @@ pub struct LiveHistory {
     /// Every partition's entries as on disk (empty in format 1).
     #[serde(default)]
     pub log: Vec<LiveLogEntry>,
+    /// The coordinators' logs, decoded (empty before format 3).
+    #[serde(default)]
+    pub coordinator: Vec<CoordinatorEntry>,
+}
+
+/// One entry of a coordinator's log (`__consumer_offsets`, `__transaction_state`) as on
+/// disk: a decoded record of the run, or the control record (COMMIT, ABORT) of a
+/// transactional offset commit of the run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoordinatorEntry {
+    /// `__consumer_offsets` or `__transaction_state`.
+    pub log: String,
+    pub partition: u32,
+    pub offset: u64,
+    /// The time the coordinator wrote it.
+    pub timestamp: u64,
+    /// The batch's producer id and epoch (a transactional offset commit's producer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub producer_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u16>,
+    #[serde(default)]
+    pub transactional: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<CoordinatorRecord>,
+}
+
+/// A coordinator's record, decoded (Kafka's `OffsetCommitKey`/`Value`,
+/// `GroupMetadataKey`/`Value`, `TransactionLogKey`/`Value`). A value-less field is a
+/// tombstone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum CoordinatorRecord {
+    /// An offset commit: no generation and no member (the record has neither).
+    OffsetCommit {
+        group: String,
+        topic: String,
+        partition: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        commit_timestamp: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader_epoch: Option<i32>,
+    },
+    /// A classic group's stored generation.
+    GroupMetadata {
+        group: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        generation: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol_type: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        leader: Option<String>,
+        #[serde(default)]
+        members: Vec<GroupMember>,
+    },
+    /// A transactional id's state as the transaction coordinator wrote it.
+    Transaction {
+        transactional_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        producer_id: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        epoch: Option<u16>,
+        /// `Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`, `CompleteCommit`,
+        /// `CompleteAbort`, `Dead`, `PrepareEpochFence`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        state: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_update: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        #[serde(default)]
+        partitions: Vec<LiveTask>,
+    },
+    /// A group record of another kind (KIP-848 consumer groups, streams groups), named.
+    Other { name: String },
+}
+
+/// A member of a classic group's generation, with its assigned partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMember {
+    pub member_id: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub assignment: Vec<LiveTask>,
 }
 
 /// One entry of a partition's log on disk: a data record (its key and value are in
@@ -131,9 +229,15 @@ pub struct LiveEvent {
     pub value: Option<String>,
     #[serde(default)]
     pub tasks: Vec<LiveTask>,
+    /// A `fetch`: how many records the poll returned from the partition, from `offset`,
+    /// and the position after them (`value`: the consumer's isolation level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveTask {
     pub topic: String,
     pub partition: u32,
@@ -167,6 +271,8 @@ pub struct DriverOut {
     pub group_offsets: BTreeMap<String, BTreeMap<String, u64>>,
     #[serde(default)]
     pub log: Vec<LiveLogEntry>,
+    #[serde(default)]
+    pub coordinator: Vec<CoordinatorEntry>,
 }
 
 impl LiveHistory {
@@ -181,7 +287,7 @@ impl LiveHistory {
                 e.column()
             )
         })?;
-        if h.format != FORMAT && h.format != FORMAT_1 {
+        if ![FORMAT, FORMAT_2, FORMAT_1].contains(&h.format.as_str()) {
             return Err(format!(
                 "{}: history format {:?}, this oversell reads {FORMAT:?}",
                 path.display(),

@@ -20,6 +20,7 @@
 pub mod cluster;
 pub mod conformance;
 pub mod convert;
+pub mod coordinator;
 pub mod faults;
 pub mod history;
 pub mod java;
@@ -29,7 +30,7 @@ pub mod zombie;
 
 use std::path::{Path, PathBuf};
 
-pub use convert::{live_verdict, to_run, Unconvertible, NOT_RECORDED};
+pub use convert::{live_verdict, not_recorded, to_run, Unconvertible, NOT_RECORDED};
 pub use history::LiveHistory;
 
 /// Designs with a live twin in `live/`.

@@ -501,6 +501,7 @@ pub(super) fn assemble(
         group_offsets: driver.group_offsets,
         faults,
         log: driver.log,
+        coordinator: driver.coordinator,
     })
 }
 

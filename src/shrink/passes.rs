@@ -1,11 +1,11 @@
 //! The reductions of a shrink pass, and the run that judges each candidate.
 
 use super::Options;
-use crate::checker::{History, Invariant, Property};
+use crate::checker::{check, check_one, History, Invariant, Property};
 use crate::designs::{Design, Mutation};
-use crate::run::run_seed;
+use crate::run::run_unjudged;
 use crate::scenario::Scenario;
-use oversell_sim::{FaultRates, Millis, Outcome, RunResult, ScheduledFault};
+use oversell_sim::{Chooser, FaultRates, Millis, Outcome, RunResult, ScheduledFault};
 use std::collections::BTreeSet;
 
 pub(super) struct Shrinker<'a> {
@@ -62,11 +62,17 @@ impl Shrinker<'_> {
                 self.next_heartbeat += 100;
                 (self.progress)(&format!("run {}: trying {what} (seed {seed})", self.runs));
             }
-            let judged = run_seed(self.design, &candidate, self.mutations, seed);
-            let violated = judged.verdict.violated();
-            if violated.contains(&self.invariant)
-                && fair(self.invariant, &candidate, &judged.result)
+            // Judged on the target invariant alone; the whole verdict (every invariant and
+            // probe) only for a candidate kept, on the same recorded run.
+            let chooser = Chooser::seeded(seed);
+            let (run, _) = run_unjudged(self.design, &candidate, self.mutations, chooser);
+            let bound = candidate.run.decision_bound_ms;
+            let schema = self.design.schema();
+            if !check_one(self.invariant, &schema, &run, bound).is_empty()
+                && fair(self.invariant, &candidate, &run)
             {
+                let violated = check(&schema, &run, bound).violated();
+                debug_assert!(violated.contains(&self.invariant));
                 self.reductions += 1;
                 (self.progress)(&format!(
                     "run {}: kept {what} (seed {seed}): {} orders, {} products, {} restocks, {} faults, {} steps",
@@ -75,13 +81,13 @@ impl Shrinker<'_> {
                     candidate.products.len(),
                     candidate.restocks.len(),
                     candidate.faults.schedule.len(),
-                    judged.result.steps
+                    run.steps
                 ));
                 self.current = candidate;
                 self.seed = seed;
-                self.end_time = judged.result.end_time;
-                self.steps = judged.result.steps;
-                self.quiescent = judged.result.outcome == Outcome::Quiescent;
+                self.end_time = run.end_time;
+                self.steps = run.steps;
+                self.quiescent = run.outcome == Outcome::Quiescent;
                 self.violated = violated;
                 return true;
             }

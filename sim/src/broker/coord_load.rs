@@ -59,7 +59,7 @@ impl Broker {
             }
         }
         let (transactions, groups) = if tp.topic == TRANSACTION_STATE_TOPIC {
-            (self.load_txns(tp, replayed.txns, now), 0)
+            (self.load_txns(tp, replayed.txns, now, events), 0)
         } else {
             (
                 0,
@@ -84,6 +84,7 @@ impl Broker {
         tp: &TopicPartition,
         txns: BTreeMap<String, (TxnRecord, Offset)>,
         now: Millis,
+        events: &mut Vec<Event>,
     ) -> usize {
         let n = self
             .cluster
@@ -91,6 +92,7 @@ impl Broker {
             .expect("a cluster")
             .config
             .transaction_state_partitions;
+        let before = self.open_serials();
         let gone: Vec<String> = self
             .txn_ids
             .keys()
@@ -104,13 +106,52 @@ impl Broker {
         let ongoing = self.ongoing_by_producer();
         let count = txns.len();
         for (tid, (record, offset)) in txns {
+            self.note_regression(&tid, &record, events);
             let st = self.txn_state_from(&record, &ongoing, now);
             self.txn_ids.insert(tid.clone(), st);
             let coord = self.coordinators_mut_load();
             coord.txns.insert(tid.clone(), (record, tp.clone(), offset));
             self.complete_if_written(&tid);
         }
+        // An open transaction the log does not know any more stays undecided: no
+        // coordinator will end it, and its partitions hang (Kafka's hanging transaction).
+        let after = self.open_serials();
+        let orphaned: Vec<TxnSerial> = before
+            .difference(&after)
+            .copied()
+            .filter(|s| self.txn_outcomes[*s] == TxnOutcome::Open)
+            .collect();
+        let coord = self.coordinators_mut_load();
+        coord.orphaned.extend(orphaned);
+        for s in &after {
+            coord.orphaned.remove(s);
+        }
         count
+    }
+
+    /// `TxnStateLoaded` when `tid` is loaded at an older producer id or epoch than the
+    /// last record its previous coordinator wrote.
+    fn note_regression(&self, tid: &str, loaded: &TxnRecord, events: &mut Vec<Event>) {
+        let coord = self.coordinators().expect("a cluster");
+        let Some((last, tp, offset)) = coord.txns.get(tid) else {
+            return;
+        };
+        if (loaded.producer_id, loaded.epoch) >= (last.producer_id, last.epoch) {
+            return;
+        }
+        let acknowledged = coord.max_hw.get(tp).is_some_and(|hw| offset < hw);
+        events.push(Event::TxnStateLoaded {
+            transactional_id: tid.to_string(),
+            producer_id: loaded.producer_id,
+            epoch: loaded.epoch,
+            acknowledged,
+        });
+    }
+
+    /// The transactions some transactional id has open.
+    fn open_serials(&self) -> BTreeSet<TxnSerial> {
+        let open = self.txn_ids.values().filter_map(|st| st.open.as_ref());
+        open.map(|o| o.serial).collect()
     }
 
     fn coordinators_mut_load(&mut self) -> &mut super::coordinator::Coordinators {
@@ -126,7 +167,12 @@ impl Broker {
                 continue;
             }
             for (p, log) in topic.partitions.iter().enumerate() {
-                for (serial, first) in &log.ongoing {
+                // A transaction whose marker is written here is no longer open here.
+                let open = log
+                    .ongoing
+                    .iter()
+                    .filter(|(s, _)| !log.unreplicated.contains_key(*s));
+                for (serial, first) in open {
                     let Some(i) = log.index_of(*first) else {
                         continue;
                     };
@@ -167,7 +213,9 @@ impl Broker {
         let mine = ongoing.get(&rec.producer_id).map_or(&[][..], Vec::as_slice);
         match &rec.state {
             TxnRecordState::Idle => {
-                let begun = mine.iter().find(|(_, _, _, e)| *e == rec.epoch);
+                let begun = mine.iter().find(|(_, s, _, e)| {
+                    *e == rec.epoch && self.txn_outcomes[*s] == TxnOutcome::Open
+                });
                 if let Some((_, serial, _, _)) = begun {
                     st.open = Some(self.open_from(*serial, now, BTreeMap::new(), mine));
                     st.last_completed = None;
@@ -236,10 +284,10 @@ impl Broker {
             let Some(log) = self.partition(tp) else {
                 continue;
             };
-            if log.ongoing.contains_key(&serial) {
-                partitions.insert(tp.clone());
-            } else if let Some(at) = log.unreplicated.get(&serial) {
+            if let Some(at) = log.unreplicated.get(&serial) {
                 awaiting.insert(tp.clone(), *at);
+            } else if log.ongoing.contains_key(&serial) {
+                partitions.insert(tp.clone());
             }
         }
         let applied = &self

@@ -155,6 +155,12 @@ pub(super) struct Coordinators {
     /// pending transactional offsets are gone for them, so a marker sent again by a new
     /// transaction coordinator changes nothing (`GroupMetadata.completePendingTxnOffsetCommit`).
     pub(super) applied_group_markers: BTreeSet<(String, TxnSerial)>,
+    /// Open transactions a load forgot (their coordinator's log lost them): undecided for
+    /// ever, unless a later load finds them again.
+    pub(super) orphaned: BTreeSet<TxnSerial>,
+    /// The highest high watermark each coordinator partition has had: a record below it
+    /// was acknowledged.
+    pub(super) max_hw: BTreeMap<TopicPartition, Offset>,
 }
 
 /// Java's `String.hashCode`: over UTF-16 code units, `h = 31 * h + c`, wrapping.
@@ -265,8 +271,19 @@ impl Broker {
     /// Write a record for every coordinator state that changed since its last record
     /// (and whose coordinator is available: one that is not is reloaded from its log).
     pub(super) fn persist_coordinators(&mut self, now: Millis) {
-        if self.cluster.is_none() {
+        let Some(cluster) = &self.cluster else {
             return;
+        };
+        let hws: Vec<(TopicPartition, Offset)> = cluster
+            .partitions
+            .keys()
+            .filter(|tp| super::log::is_internal(&tp.topic))
+            .map(|tp| (tp.clone(), self.topic_log(tp).hw))
+            .collect();
+        let max_hw = &mut self.coordinators_mut().max_hw;
+        for (tp, hw) in hws {
+            let m = max_hw.entry(tp).or_insert(0);
+            *m = (*m).max(hw);
         }
         let coord = self.coordinators().expect("a cluster");
         let changed: Vec<(String, TxnRecord)> = self

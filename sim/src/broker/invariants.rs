@@ -149,11 +149,13 @@ impl Broker {
                 );
             }
         }
+        let orphaned = self.coordinators().map_or(0, |c| c.orphaned.len());
         let open_count = self
             .txn_outcomes
             .iter()
             .filter(|o| **o == TxnOutcome::Open)
-            .count();
+            .count()
+            - orphaned;
         assert_eq!(
             open_count,
             open_serials.len(),

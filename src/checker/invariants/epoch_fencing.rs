@@ -57,6 +57,21 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
                 ids.tid_of.insert(*producer_id, tid);
                 continue;
             }
+            // A new coordinator whose log lost records that were never acknowledged
+            // enforces the epoch it loaded: the fences in those records never happened
+            // for the cluster. Lost acknowledged records leave the fences standing.
+            Event::TxnStateLoaded {
+                transactional_id,
+                producer_id,
+                epoch,
+                acknowledged: false,
+            } => {
+                let tid = transactional_id.as_str();
+                ids.current.insert(tid, (*producer_id, *epoch, r.seq));
+                ids.tid_of.insert(*producer_id, tid);
+                ids.fenced.remove(tid);
+                continue;
+            }
             Event::Fenced {
                 transactional_id,
                 producer_id,

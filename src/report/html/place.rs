@@ -93,7 +93,8 @@ impl Model {
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
             | Event::HangingTransaction { .. }
-            | Event::CoordinatorLoaded { .. } => {
+            | Event::CoordinatorLoaded { .. }
+            | Event::TxnStateLoaded { .. } => {
                 placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
             }
             Event::Assigned { .. }

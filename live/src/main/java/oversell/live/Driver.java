@@ -70,6 +70,8 @@ final class Driver {
             List<TopicPartition> all = record(admin, bootstrap, prefix, history);
             Segments.record(a.get("log-dirs", ""), prefix, all, history.putArray("log"));
             recordGroups(admin, prefix, groups.keySet(), history.putObject("group_offsets"));
+            // After the committed offsets, so that the coordinators' logs hold them.
+            CoordinatorLogs.record(a.get("log-dirs", ""), prefix, history.putArray("coordinator"));
             Files.writeString(Path.of(a.get("history")), Events.JSON.writeValueAsString(history));
         }
         Commands.say("DONE");

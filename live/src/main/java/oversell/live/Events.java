@@ -16,7 +16,8 @@ import org.apache.kafka.common.TopicPartition;
  * What a service instance saw, one JSON object a line, each with its wall-clock time
  * {@code t} (ms since the epoch): records handed to a processor ({@code process}), store
  * reads ({@code get}) and writes ({@code put}), Kafka Streams state changes
- * ({@code state}), and the tasks a client owns once it is
+ * ({@code state}), what a stream thread's consumer returned from each poll ({@code fetch},
+ * {@link RecordingClients}), and the tasks a client owns once it is
  * running ({@code assigned}). Topic names are written without the run's prefix.
  */
 final class Events {
@@ -49,6 +50,18 @@ final class Events {
         e.put("offset", offset);
         e.put("key", key);
         e.put("value", value);
+        write(e);
+    }
+
+    /** What a stream thread's consumer returned from one partition in one poll. */
+    void fetch(String client, String topic, int partition, long from, int count, long next, String isolation) {
+        ObjectNode e = event("fetch", client);
+        e.put("topic", unprefixed(topic));
+        e.put("partition", partition);
+        e.put("offset", from);
+        e.put("count", count);
+        e.put("next", next);
+        e.put("value", isolation);
         write(e);
     }
 

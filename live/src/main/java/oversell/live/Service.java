@@ -63,8 +63,8 @@ final class Service {
         // Every topic stamped with the broker's append time, as the input topics are, so
         // that the recorded history orders appends by when the broker took them.
         p.put(StreamsConfig.topicPrefix("message.timestamp.type"), "LogAppendTime");
-        KafkaStreams s = new KafkaStreams(topology, p);
         String client = instance + "/" + app;
+        KafkaStreams s = new KafkaStreams(topology, p, new RecordingClients(events, client));
         s.setStateListener((now, before) -> {
             events.state(client, before.name(), now.name());
             if (now == KafkaStreams.State.RUNNING) {

@@ -1,0 +1,172 @@
+//! The Kafka cluster as a madsim node.
+//!
+//! The whole cluster sits behind one address, [`BROKER_ADDR`], on one madsim node named
+//! `kafka`: oversell's [`Broker`] is one state machine for the partition logs and both
+//! coordinators (and, in the simulator, for a replicated cluster's followers too), and
+//! this slice serves it as it is rather than splitting it across nodes. Only a single
+//! broker is served: a scenario with `[cluster] brokers > 1` is refused by the driver.
+//!
+//! The node answers each request atomically when it arrives, as the simulator's broker
+//! does at delivery (`KafkaApis.handle` per request). A second task does the
+//! coordinators' own work: the transaction markers of an ending transaction
+//! (`TransactionMarkerChannelManager`: one `WriteTxnMarkers` per partition and group,
+//! each written at a moment madsim's RNG picks, so that a `read_committed` fetch can land
+//! between them) and the time-driven checks (transaction timeouts, session timeouts),
+//! through [`Broker::tick`].
+
+use crate::record::{now_ms, Recorder};
+use madsim::net::Endpoint;
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::time::{sleep, Duration};
+use oversell_sim::broker::Handled;
+use oversell_sim::protocol::{Request, Response};
+use oversell_sim::{Broker, ClientId, Event};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The cluster's one address.
+pub const BROKER_ADDR: &str = "10.9.0.1:9092";
+
+/// The tag requests travel on; a response travels on its request's correlation id.
+pub const REQUEST_TAG: u64 = 0;
+
+/// A request on the wire: who sends it, its correlation id, the request.
+pub struct Wire {
+    pub corr: u64,
+    pub client: ClientId,
+    pub request: Request,
+}
+
+/// The broker node and the state it serves.
+#[derive(Clone)]
+pub struct Cluster {
+    broker: Arc<Mutex<Broker>>,
+    node: NodeHandle,
+}
+
+impl Cluster {
+    /// Start the `kafka` node serving `broker` (topics already created).
+    ///
+    /// # Panics
+    /// Outside a madsim runtime.
+    pub fn start(broker: Broker, recorder: Recorder) -> Cluster {
+        let topics = broker
+            .topics()
+            .map(|(name, config)| (name.to_string(), config.partitions))
+            .collect();
+        let broker = Arc::new(Mutex::new(broker));
+        CURRENT.with(|c| *c.borrow_mut() = Some((recorder.clone(), topics)));
+        let addr: SocketAddr = BROKER_ADDR.parse().expect("a valid address");
+        let served = broker.clone();
+        let node = Handle::current()
+            .create_node()
+            .name("kafka")
+            .ip(addr.ip())
+            .init(move || serve(served.clone(), recorder.clone()))
+            .build();
+        Cluster { broker, node }
+    }
+
+    /// The madsim node of the cluster (for network faults on its links).
+    pub fn node(&self) -> &NodeHandle {
+        &self.node
+    }
+
+    /// The broker as it is now: logs, markers, committed offsets.
+    pub fn broker(&self) -> Broker {
+        lock(&self.broker).clone()
+    }
+}
+
+thread_local! {
+    /// The recorder of the cluster started on this thread: madsim runs a runtime on one
+    /// thread, so clients created inside it find their cluster's recorder here.
+    /// The topics' partition counts too: the metadata a client's `Metadata` request
+    /// would learn (topics are created before the cluster starts, never after).
+    static CURRENT: std::cell::RefCell<Option<(Recorder, Metadata)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Topic → partition count.
+pub type Metadata = std::collections::BTreeMap<String, u32>;
+
+/// The recorder of the cluster running on this thread, if one was started.
+pub fn current_recorder() -> Option<Recorder> {
+    CURRENT.with(|c| c.borrow().as_ref().map(|(r, _)| r.clone()))
+}
+
+/// The partition count of `topic` in the cluster running on this thread.
+pub fn partitions(topic: &str) -> Option<u32> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|(_, m)| m.get(topic).copied()))
+}
+
+fn lock(broker: &Mutex<Broker>) -> MutexGuard<'_, Broker> {
+    broker.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The node's main task: answer requests; its second task writes markers and ticks.
+async fn serve(broker: Arc<Mutex<Broker>>, recorder: Recorder) {
+    let ep = Endpoint::bind(BROKER_ADDR)
+        .await
+        .expect("the broker's address is free");
+    madsim::task::spawn(coordinators(broker.clone(), recorder.clone()));
+    loop {
+        let Ok((payload, from)) = ep.recv_from_raw(REQUEST_TAG).await else {
+            continue;
+        };
+        let wire = *payload
+            .downcast::<Wire>()
+            .expect("only requests travel on the request tag");
+        let mut events = Vec::new();
+        let handled =
+            lock(&broker).handle_request(now_ms(), &wire.client, wire.request, &mut events);
+        recorder.step(events);
+        match handled {
+            Handled::Now(response) => {
+                // A lost answer is the network's business: the client times out.
+                let _ = ep.send_to_raw(from, wire.corr, Box::new(response)).await;
+            }
+            Handled::Never => {}
+            Handled::Delayed(_) => unreachable!("a single broker answers every produce now"),
+        }
+    }
+}
+
+/// The coordinators' own work: one pending transaction marker at a time, at moments
+/// madsim's RNG picks, and the time-driven checks.
+async fn coordinators(broker: Arc<Mutex<Broker>>, recorder: Recorder) {
+    loop {
+        let gap = madsim::rand::random::<u64>() % 3;
+        sleep(Duration::from_millis(1 + gap)).await;
+        let now = now_ms();
+        let mut events = Vec::new();
+        {
+            let mut b = lock(&broker);
+            if b.next_deadline().is_some_and(|d| d <= now) {
+                b.tick(now, &mut events);
+            }
+            let pending = b.pending_markers();
+            if !pending.is_empty() {
+                let n = (madsim::rand::random::<u64>() % pending.len() as u64) as usize;
+                b.write_pending_marker(now, &pending[n], &mut events);
+            }
+        }
+        if !events.is_empty() {
+            recorder.step(events);
+        }
+    }
+}
+
+/// An answer the client may read: `Response` travels boxed on the network.
+pub fn response(payload: Box<dyn std::any::Any + Send + Sync>) -> Response {
+    *payload
+        .downcast::<Response>()
+        .expect("only responses travel on a correlation id")
+}
+
+/// Record an event of the broker's node (a note, for instance).
+pub fn note(recorder: &Recorder, text: String) {
+    recorder.event(Event::Note {
+        client: oversell_sim::Peer::Broker,
+        text,
+    });
+}

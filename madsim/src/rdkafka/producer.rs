@@ -1,0 +1,381 @@
+//! `rdkafka::producer`: `FutureProducer`, `FutureRecord`, and the transactional API.
+//!
+//! Modelled on Kafka's producer: an idempotent producer obtains a producer id
+//! (`InitProducerId`) and numbers its batches per partition (`RecordAccumulator` /
+//! `TransactionManager`); a transactional one is fenced by a newer `InitProducerId` of
+//! its `transactional.id`, sends its offsets with the consumer's group metadata
+//! (KIP-447, `TransactionManager.sendOffsetsToTransaction`), and after each `EndTxn`
+//! takes the producer id and epoch the coordinator returns (transaction protocol v2,
+//! KIP-890, `TransactionManager.handleEndTxn`), with sequences restarting at 0.
+
+use super::config::{ClientConfig, FromClientConfig};
+use super::conn::Conn;
+use super::consumer::ConsumerGroupMetadata;
+use super::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use super::message::{OwnedMessage, ToBytes};
+use super::util::Timeout;
+use super::TopicPartitionList;
+use crate::cluster::partitions;
+use futures_util::lock::Mutex;
+use oversell_sim::partitioner::partition_for_key_bytes;
+use oversell_sim::protocol::{
+    Acks, GroupMetadata, PartitionProduceResult, ProduceBatch, ProducerIdentity, Record, Request,
+    Response,
+};
+use oversell_sim::{Event, TopicPartition};
+use std::collections::BTreeMap;
+
+/// A record to send (`rdkafka::producer::FutureRecord`).
+pub struct FutureRecord<'a, K: ToBytes + ?Sized, P: ToBytes + ?Sized> {
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub key: Option<&'a K>,
+    pub payload: Option<&'a P>,
+    pub timestamp: Option<i64>,
+}
+
+impl<'a, K: ToBytes + ?Sized, P: ToBytes + ?Sized> FutureRecord<'a, K, P> {
+    pub fn to(topic: &'a str) -> Self {
+        FutureRecord {
+            topic,
+            partition: None,
+            key: None,
+            payload: None,
+            timestamp: None,
+        }
+    }
+    pub fn key(mut self, key: &'a K) -> Self {
+        self.key = Some(key);
+        self
+    }
+    pub fn payload(mut self, payload: &'a P) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+    pub fn timestamp(mut self, timestamp: i64) -> Self {
+        self.timestamp = Some(timestamp);
+        self
+    }
+}
+
+/// `rdkafka::producer::future_producer::OwnedDeliveryResult`.
+pub type OwnedDeliveryResult = Result<(i32, i64), (KafkaError, OwnedMessage)>;
+
+struct Settings {
+    idempotent: bool,
+    transactional_id: Option<String>,
+    transaction_timeout_ms: u64,
+}
+
+#[derive(Default)]
+struct State {
+    identity: Option<ProducerIdentity>,
+    sequences: BTreeMap<TopicPartition, i32>,
+    in_transaction: bool,
+    /// A fatal error (fenced): every later call fails with it.
+    fatal: Option<RDKafkaErrorCode>,
+}
+
+/// An async producer (`rdkafka::producer::FutureProducer`).
+pub struct FutureProducer {
+    conn: Conn,
+    settings: Settings,
+    state: Mutex<State>,
+}
+
+const KNOWN: &[&str] = &[
+    "bootstrap.servers",
+    "client.id",
+    "enable.idempotence",
+    "transactional.id",
+    "transaction.timeout.ms",
+    "request.timeout.ms",
+    "retry.backoff.ms",
+    "acks",
+    "partitioner",
+    "message.timeout.ms",
+];
+
+impl FromClientConfig for FutureProducer {
+    fn from_config(config: &ClientConfig) -> KafkaResult<FutureProducer> {
+        config.only("producer", KNOWN)?;
+        config.one_of("acks", &["all", "-1"])?;
+        config.one_of("partitioner", &["murmur2_random", "murmur2"])?;
+        let transactional_id = config.get("transactional.id").map(str::to_string);
+        let settings = Settings {
+            idempotent: config.flag("enable.idempotence", false)? || transactional_id.is_some(),
+            transactional_id,
+            transaction_timeout_ms: config.millis("transaction.timeout.ms", 60_000)?,
+        };
+        let conn = Conn::new(
+            config.get("client.id").unwrap_or("rdkafka"),
+            config.millis("request.timeout.ms", 30_000)?,
+            config.millis("retry.backoff.ms", 100)?,
+        )?;
+        Ok(FutureProducer {
+            conn,
+            settings,
+            state: Mutex::new(State::default()),
+        })
+    }
+}
+
+impl FutureProducer {
+    /// Send one record and wait for its acknowledgement. The queue timeout is not
+    /// modelled: a record waits as long as its request is retried.
+    pub async fn send<K, P, T>(
+        &self,
+        record: FutureRecord<'_, K, P>,
+        _queue_timeout: T,
+    ) -> OwnedDeliveryResult
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+        T: Into<Timeout>,
+    {
+        let key = record.key.map(|k| k.to_bytes().to_vec());
+        let payload = record.payload.map(|p| p.to_bytes().to_vec());
+        let message = |partition: i32| OwnedMessage {
+            key: key.clone(),
+            payload: payload.clone(),
+            topic: record.topic.to_string(),
+            partition,
+            offset: -1,
+        };
+        let fail = |e: KafkaError, partition| Err((e, message(partition)));
+        let Some(count) = partitions(record.topic) else {
+            return fail(
+                KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition),
+                -1,
+            );
+        };
+        let partition = match (record.partition, &key) {
+            (Some(p), _) => p,
+            (None, Some(k)) => partition_for_key_bytes(k, count) as i32,
+            // murmur2_random: a keyless record goes to a random partition.
+            (None, None) => (madsim::rand::random::<u32>() % count) as i32,
+        };
+        let text =
+            |b: &Option<Vec<u8>>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
+        let r = Record {
+            key: text(&key),
+            value: text(&payload),
+            timestamp: record
+                .timestamp
+                .map_or_else(crate::record::now_ms, |t| t.max(0) as u64),
+            headers: Vec::new(),
+        };
+        let tp = TopicPartition::new(record.topic, partition.max(0) as u32);
+        match self.produce(tp, r).await {
+            Ok(offset) => Ok((partition, offset as i64)),
+            Err(e) => fail(e, partition),
+        }
+    }
+
+    async fn produce(&self, tp: TopicPartition, record: Record) -> KafkaResult<u64> {
+        let mut st = self.state.lock().await;
+        self.usable(&st)?;
+        if self.settings.transactional_id.is_some() && !st.in_transaction {
+            return Err(KafkaError::MessageProduction(RDKafkaErrorCode::State));
+        }
+        if self.settings.idempotent && st.identity.is_none() {
+            let (producer_id, epoch) = self.init_producer_id(None).await?;
+            st.identity = Some(ProducerIdentity {
+                producer_id,
+                epoch,
+                transactional_id: None,
+            });
+        }
+        let base_sequence = st
+            .identity
+            .as_ref()
+            .map(|_| *st.sequences.get(&tp).unwrap_or(&0));
+        let request = Request::Produce {
+            producer: st.identity.clone(),
+            batches: vec![ProduceBatch {
+                tp: tp.clone(),
+                base_sequence,
+                records: vec![record],
+            }],
+            acks: Acks::All,
+        };
+        let Response::Produce(results) = self.conn.call(request).await else {
+            unreachable!("a produce is answered by a produce response")
+        };
+        let result = results.into_iter().find(|(t, _)| *t == tp).map(|(_, r)| r);
+        match result {
+            Some(PartitionProduceResult::Appended { base_offset, .. }) => {
+                if let Some(seq) = base_sequence {
+                    st.sequences.insert(tp.clone(), seq + 1);
+                }
+                self.conn.recorder.event(Event::Acked {
+                    client: self.conn.id.clone(),
+                    tp,
+                    base_offset,
+                    count: 1,
+                });
+                Ok(base_offset)
+            }
+            Some(PartitionProduceResult::Error(e)) => {
+                Err(self.failed(&mut st, e.into(), KafkaError::MessageProduction))
+            }
+            None => unreachable!("the broker answers every partition of a produce"),
+        }
+    }
+
+    fn usable(&self, st: &State) -> KafkaResult<()> {
+        match st.fatal {
+            Some(code) => Err(KafkaError::Transaction(code)),
+            None => Ok(()),
+        }
+    }
+
+    /// An error from the broker; fencing makes the producer unusable (a fatal error).
+    fn failed(
+        &self,
+        st: &mut State,
+        code: RDKafkaErrorCode,
+        kind: fn(RDKafkaErrorCode) -> KafkaError,
+    ) -> KafkaError {
+        self.conn.error(format!("{code:?}"));
+        if matches!(
+            code,
+            RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
+        ) {
+            st.fatal = Some(code);
+        }
+        kind(code)
+    }
+
+    async fn init_producer_id(&self, transactional_id: Option<String>) -> KafkaResult<(u64, u16)> {
+        let request = Request::InitProducerId {
+            transactional_id,
+            transaction_timeout_ms: self.settings.transaction_timeout_ms,
+        };
+        match self.conn.call(request).await {
+            Response::InitProducerId(Ok(id)) => Ok(id),
+            Response::InitProducerId(Err(e)) => Err(KafkaError::Transaction(e.into())),
+            other => unreachable!("InitProducerId answered by {other:?}"),
+        }
+    }
+
+    fn transactional(&self) -> KafkaResult<String> {
+        self.settings.transactional_id.clone().ok_or_else(|| {
+            KafkaError::ClientConfig("the transactional API needs transactional.id".into())
+        })
+    }
+
+    /// `Producer::init_transactions`: a producer id for the `transactional.id`, fencing
+    /// any earlier producer with it and aborting its open transaction.
+    pub async fn init_transactions<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
+        let tid = self.transactional()?;
+        let mut st = self.state.lock().await;
+        self.usable(&st)?;
+        let (producer_id, epoch) = self.init_producer_id(Some(tid.clone())).await?;
+        st.identity = Some(ProducerIdentity {
+            producer_id,
+            epoch,
+            transactional_id: Some(tid),
+        });
+        st.sequences.clear();
+        st.in_transaction = false;
+        Ok(())
+    }
+
+    /// `Producer::begin_transaction`: the broker adds partitions as records reach them.
+    pub async fn begin_transaction(&self) -> KafkaResult<()> {
+        self.transactional()?;
+        let mut st = self.state.lock().await;
+        self.usable(&st)?;
+        if st.identity.is_none() || st.in_transaction {
+            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
+        }
+        st.in_transaction = true;
+        Ok(())
+    }
+
+    /// `Producer::send_offsets_to_transaction`: the consumer's offsets, committed with
+    /// the transaction, checked against the group's generation (KIP-447).
+    pub async fn send_offsets_to_transaction<T: Into<Timeout>>(
+        &self,
+        offsets: &TopicPartitionList,
+        cgm: &ConsumerGroupMetadata,
+        _timeout: T,
+    ) -> KafkaResult<()> {
+        self.transactional()?;
+        let offsets = offsets.offsets()?;
+        let mut st = self.state.lock().await;
+        self.usable(&st)?;
+        let (Some(producer), true) = (st.identity.clone(), st.in_transaction) else {
+            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
+        };
+        let group = GroupMetadata {
+            group: cgm.group.clone(),
+            member_id: cgm.member_id.clone(),
+            generation: cgm.generation,
+        };
+        match self
+            .conn
+            .call(Request::TxnOffsetCommit {
+                producer,
+                group,
+                offsets,
+            })
+            .await
+        {
+            Response::TxnOffsetCommit(Ok(())) => Ok(()),
+            Response::TxnOffsetCommit(Err(e)) => {
+                Err(self.failed(&mut st, e.into(), KafkaError::Transaction))
+            }
+            other => unreachable!("TxnOffsetCommit answered by {other:?}"),
+        }
+    }
+
+    /// `Producer::commit_transaction`.
+    pub async fn commit_transaction<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
+        self.end(true).await
+    }
+
+    /// `Producer::abort_transaction`.
+    pub async fn abort_transaction<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
+        self.end(false).await
+    }
+
+    async fn end(&self, commit: bool) -> KafkaResult<()> {
+        self.transactional()?;
+        let mut st = self.state.lock().await;
+        self.usable(&st)?;
+        let (Some(producer), true) = (st.identity.clone(), st.in_transaction) else {
+            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
+        };
+        match self
+            .conn
+            .call(Request::EndTxn {
+                producer: producer.clone(),
+                commit,
+            })
+            .await
+        {
+            Response::EndTxn(Ok(bumped)) => {
+                if let Some((producer_id, epoch)) = bumped {
+                    st.identity = Some(ProducerIdentity {
+                        producer_id,
+                        epoch,
+                        ..producer
+                    });
+                    st.sequences.clear();
+                }
+                st.in_transaction = false;
+                Ok(())
+            }
+            Response::EndTxn(Err(e)) => {
+                Err(self.failed(&mut st, e.into(), KafkaError::Transaction))
+            }
+            other => unreachable!("EndTxn answered by {other:?}"),
+        }
+    }
+}

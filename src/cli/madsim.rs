@@ -1,0 +1,164 @@
+//! `run` and `explore` with `--driver madsim`.
+
+use super::args::{ExploreArgs, MutationArg};
+use super::out::{say, Shown};
+use super::{designs, load_with, Error, Exit, Registry};
+use crate::checker::Invariant;
+use crate::designs::Design;
+use crate::madsim_driver::unsupported;
+use crate::run::{self, Judged, Status};
+use crate::scenario::Scenario;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The command that reproduces one madsim run.
+fn command(path: &Path, design: &str, seed: u64) -> String {
+    let (path, seed) = (path.display().to_string(), seed.to_string());
+    run::command_line(&[
+        "run", &path, "--design", design, "--seed", &seed, "--driver", "madsim",
+    ])
+}
+
+/// The designs to run, each checked for support; `all` means every design this driver runs.
+fn chosen<'r>(
+    registry: &'r Registry,
+    name: &str,
+    scenario: &Scenario,
+    opts: &MutationArg,
+) -> Result<Vec<&'r dyn Design>, Error> {
+    if !opts.mutations.is_empty() {
+        return Err(Error::Madsim(
+            "mutations are not played by the madsim driver".into(),
+        ));
+    }
+    let all = designs(registry, name)?;
+    let picked: Vec<&dyn Design> = if name == "all" {
+        all.into_iter()
+            .filter(|d| crate::madsim_driver::DESIGNS.contains(&d.name()))
+            .collect()
+    } else {
+        all
+    };
+    if !oversell_madsim::AVAILABLE {
+        return Err(Error::Madsim(oversell_madsim::UNAVAILABLE.into()));
+    }
+    for d in &picked {
+        if let Some(why) = unsupported(d.name(), scenario) {
+            return Err(Error::Madsim(why));
+        }
+    }
+    Ok(picked)
+}
+
+fn exit_of(status: Status) -> Exit {
+    match status {
+        Status::Holds => Exit::Holds,
+        Status::Unsettled => Exit::Unsettled,
+        Status::Violated => Exit::Violated,
+    }
+}
+
+#[cfg(madsim)]
+fn run_one(d: &dyn Design, scenario: &Scenario, seed: u64) -> Judged {
+    crate::madsim_driver::run_seed(d, scenario, seed, &Default::default())
+}
+
+#[cfg(not(madsim))]
+fn run_one(_: &dyn Design, _: &Scenario, _: u64) -> Judged {
+    unreachable!("chosen() refuses every design without --cfg madsim")
+}
+
+/// `oversell run --driver madsim`.
+pub fn run(
+    registry: &Registry,
+    path: &Path,
+    design: &str,
+    seed: u64,
+    opts: &MutationArg,
+) -> Result<Exit, Error> {
+    let scenario = load_with(path, opts)?;
+    let picked = chosen(registry, design, &scenario, opts)?;
+    say!(
+        "seed {seed} · scenario {} · driver madsim",
+        Shown(&scenario.name)
+    );
+    let mut exit = Exit::Holds;
+    for d in picked {
+        let judged = run_one(d, &scenario, seed);
+        let r = &judged.result;
+        say!(
+            "{:<12} {:<9} {:?} at {}ms, trace {} events, hash {:016x}",
+            Shown(d.name()),
+            judged.status().name(),
+            r.outcome,
+            r.end_time,
+            r.trace.len(),
+            r.trace.hash()
+        );
+        for v in judged.counted() {
+            say!(
+                "  ✗ {} at {}ms: {}",
+                v.invariant.name(),
+                v.time,
+                Shown(&v.explanation)
+            );
+        }
+        if judged.status() != Status::Holds {
+            say!("  reproduce: {}", Shown(&command(path, d.name(), seed)));
+        }
+        exit = exit.and(exit_of(judged.status()));
+    }
+    Ok(exit)
+}
+
+/// `oversell explore --driver madsim`: the seeds one after another, violations per invariant.
+pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
+    let scenario = load_with(&a.scenario, &a.mutations)?;
+    let picked = chosen(registry, &a.design.design, &scenario, &a.mutations)?;
+    let seeds = a.seeds.unwrap_or(scenario.run.seeds);
+    say!(
+        "seeds {}..{} · scenario {} · driver madsim",
+        seeds.start,
+        seeds.end,
+        Shown(&scenario.name)
+    );
+    let mut exit = Exit::Holds;
+    for d in picked {
+        let mut violated: BTreeMap<Invariant, u64> = BTreeMap::new();
+        let (mut unsettled, mut first) = (0, None);
+        for seed in seeds.start..seeds.end {
+            let judged = run_one(d, &scenario, seed);
+            for i in judged.violated() {
+                *violated.entry(i).or_default() += 1;
+            }
+            unsettled += u64::from(judged.status() == Status::Unsettled);
+            if judged.status() != Status::Holds && first.is_none() {
+                first = Some(seed);
+            }
+            exit = exit.and(exit_of(judged.status()));
+            if a.stop_on_first && first.is_some() {
+                break;
+            }
+        }
+        let counts: Vec<String> = violated
+            .iter()
+            .map(|(i, n)| format!("{} {n}", i.name()))
+            .collect();
+        say!(
+            "{:<12} violated: {} · unsettled: {unsettled}",
+            Shown(d.name()),
+            if counts.is_empty() {
+                "none".to_string()
+            } else {
+                counts.join(", ")
+            }
+        );
+        if let Some(seed) = first {
+            say!(
+                "  first failing seed {seed}: {}",
+                Shown(&command(&a.scenario, d.name(), seed))
+            );
+        }
+    }
+    Ok(exit)
+}

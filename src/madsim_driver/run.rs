@@ -1,0 +1,284 @@
+//! One run on madsim: the cluster, the frontend and the service instances as nodes,
+//! the scenario's scheduled faults and the network's, and the run record at the end.
+
+use super::services::{self, Ctx};
+use super::store::Stores;
+use crate::checker::check;
+use crate::designs::Design;
+use crate::kit::{streams_config, world_config, Frontend, StockRecords};
+use crate::run::{build_world, Judged};
+use crate::scenario::Scenario;
+use oversell_madsim::cluster::Cluster;
+use oversell_madsim::madsim::net::NetSim;
+use oversell_madsim::madsim::runtime::{Handle, NodeHandle, Runtime};
+use oversell_madsim::madsim::time::{sleep, Duration};
+use oversell_madsim::record::{now_ms, Recorder};
+use oversell_sim::{
+    Broker, ChoiceLog, Event, Guarantee, Millis, Outcome, RunResult, ScheduledFault, TopicPartition,
+};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The network's faults for a run: madsim's packet loss and latency, and a window in
+/// which one instance's node is clogged (a network partition of that node).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NetFaults {
+    pub packet_loss_rate: f64,
+    pub latency_ms: (u64, u64),
+    /// (instance, from, until): the node's links clogged in both directions.
+    pub clog: Option<(String, Millis, Millis)>,
+}
+
+impl Default for NetFaults {
+    /// madsim's own defaults: no loss, 1 to 10 ms per message.
+    fn default() -> Self {
+        NetFaults {
+            packet_loss_rate: 0.0,
+            latency_ms: (1, 10),
+            clog: None,
+        }
+    }
+}
+
+impl NetFaults {
+    fn config(&self) -> oversell_madsim::madsim::Config {
+        let mut config = oversell_madsim::madsim::Config::default();
+        config.net.packet_loss_rate = self.packet_loss_rate;
+        config.net.send_latency = Duration::from_millis(self.latency_ms.0)
+            ..Duration::from_millis(self.latency_ms.1.max(self.latency_ms.0 + 1));
+        config
+    }
+}
+
+/// Run `design` on `scenario` under madsim with `seed` and judge the run. The caller has
+/// checked [`super::unsupported`].
+pub fn run_seed(design: &dyn Design, scenario: &Scenario, seed: u64, net: &NetFaults) -> Judged {
+    let runtime = Runtime::with_seed_and_config(seed, net.config());
+    let result = runtime.block_on(simulate(design, scenario, net));
+    let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
+    Judged {
+        seed: Some(seed),
+        result,
+        verdict,
+        swarm: None,
+    }
+}
+
+/// The run itself, inside a madsim runtime (a `#[madsim::test]` calls this directly).
+pub async fn simulate(design: &dyn Design, scenario: &Scenario, net: &NetFaults) -> RunResult {
+    let broker = build_world(design, scenario, &[]).broker_mut().clone();
+    let recorder = Recorder::new();
+    let cluster = Cluster::start(broker, recorder.clone());
+    let stores = Stores::default();
+    let sent = Arc::new(AtomicBool::new(false));
+    start_frontend(design.name(), scenario, sent.clone());
+    let nodes = start_services(design.name(), scenario, &stores, &recorder);
+    let healed_at = play_faults(scenario, net, &nodes, &stores, &recorder);
+    let settle = world_config(scenario, 1000).settle_until;
+    sleep(Duration::from_millis(settle)).await;
+    let groups = groups(design.name());
+    let outcome = loop {
+        let b = cluster.broker();
+        if sent.load(Ordering::SeqCst) && now_ms() >= healed_at && quiescent(&b, groups) {
+            break Outcome::Quiescent;
+        }
+        if now_ms() >= scenario.run.max_time_ms {
+            break Outcome::TimeBound;
+        }
+        sleep(Duration::from_millis(50)).await;
+    };
+    RunResult {
+        trace: recorder.trace(),
+        choices: ChoiceLog::default(),
+        outcome,
+        end_time: now_ms(),
+        steps: recorder.steps(),
+        broker: cluster.broker(),
+        stores: stores.snapshot(),
+        healed_at,
+        pct: None,
+    }
+}
+
+fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
+    let frontend = match design {
+        "naive" => Frontend {
+            orders_by_product: true,
+            ..Frontend::new("orders", "stock")
+        },
+        _ => Frontend {
+            orders_by_product: true,
+            stock_records: StockRecords::AbsoluteCounts,
+            ..Frontend::new("orders", crate::designs::rekeyed::INVENTORY)
+        },
+    };
+    let schedule = frontend.schedule(scenario);
+    let streams = streams_config("frontend", Guarantee::AtLeastOnce, scenario, &[]);
+    Handle::current()
+        .create_node()
+        .name(crate::designs::FRONTEND)
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 9, 1, 1)))
+        .init(move || {
+            let (schedule, streams, sent) = (schedule.clone(), streams.clone(), sent.clone());
+            async move {
+                services::frontend(schedule, streams).await;
+                sent.store(true, Ordering::SeqCst);
+            }
+        })
+        .build();
+}
+
+/// One node per service instance, `<service>-<i>`; a restart runs the service afresh.
+fn start_services(
+    design: &str,
+    scenario: &Scenario,
+    stores: &Stores,
+    recorder: &Recorder,
+) -> BTreeMap<String, NodeHandle> {
+    let (app, guarantee) = match design {
+        "naive" => (crate::designs::naive::STOCK_APP, Guarantee::AtLeastOnce),
+        _ => (crate::designs::rekeyed::APP, Guarantee::ExactlyOnceV2),
+    };
+    let streams = streams_config(app, guarantee, scenario, &[]);
+    let naive = design == "naive";
+    let mut nodes = BTreeMap::new();
+    for i in 0..scenario.topology.instances {
+        let ctx = Ctx {
+            instance: format!("product-service-{i}"),
+            streams: streams.clone(),
+            stores: stores.clone(),
+            recorder: recorder.clone(),
+            partitions: scenario.topology.partitions,
+        };
+        let name = ctx.instance.clone();
+        let node = Handle::current()
+            .create_node()
+            .name(name.as_str())
+            .ip(IpAddr::V4(Ipv4Addr::new(10, 9, 2, 1 + i as u8)))
+            .init(move || {
+                let ctx = ctx.clone();
+                ctx.stores.forget(&ctx.instance);
+                async move {
+                    if naive {
+                        services::naive_instance(ctx).await
+                    } else {
+                        services::inventory_instance(ctx).await
+                    }
+                }
+            })
+            .build();
+        nodes.insert(name, node);
+    }
+    nodes
+}
+
+/// The consumer groups whose committed offsets must reach the end of their inputs.
+fn groups(design: &str) -> &'static [(&'static str, &'static [&'static str])] {
+    use crate::designs::{naive, rekeyed};
+    match design {
+        "naive" => &[
+            (naive::CHECKER_APP, &["orders"]),
+            (naive::STOCK_APP, &["orders", "stock"]),
+        ],
+        _ => &[(rekeyed::APP, &["orders", rekeyed::INVENTORY])],
+    }
+}
+
+/// Nothing left to do: no open transaction nor marker to write, and every group has
+/// committed past every data record of its inputs.
+fn quiescent(broker: &Broker, groups: &[(&str, &[&str])]) -> bool {
+    if !broker.open_transactions().is_empty() || broker.has_pending_markers() {
+        return false;
+    }
+    groups.iter().all(|(group, topics)| {
+        let committed = broker.committed_offsets(group);
+        topics.iter().all(|topic| {
+            let n = broker.partition_count(topic).unwrap_or(0);
+            (0..n).all(|p| {
+                let tp = TopicPartition::new(*topic, p);
+                let at = committed.get(&tp).copied().unwrap_or(0);
+                broker
+                    .log(&tp)
+                    .iter()
+                    .all(|e| e.offset < at || e.control.is_some())
+            })
+        })
+    })
+}
+
+/// Schedule the scenario's crashes and pauses and the network's clog on a task of the
+/// supervisor; returns when the last of them heals.
+fn play_faults(
+    scenario: &Scenario,
+    net: &NetFaults,
+    nodes: &BTreeMap<String, NodeHandle>,
+    stores: &Stores,
+    recorder: &Recorder,
+) -> Millis {
+    let mut healed_at = 0;
+    for fault in &scenario.faults.schedule {
+        let (at, instance, until, crash) = match fault {
+            ScheduledFault::Crash {
+                at,
+                instance,
+                restart_after,
+            } => (*at, instance, at + restart_after, true),
+            ScheduledFault::Pause {
+                at,
+                instance,
+                duration,
+            } => (*at, instance, at + duration, false),
+            _ => unreachable!("refused by unsupported()"),
+        };
+        let Some(node) = nodes.get(instance) else {
+            continue;
+        };
+        healed_at = healed_at.max(until);
+        let (id, instance, stores, recorder) = (
+            node.id(),
+            instance.clone(),
+            stores.clone(),
+            recorder.clone(),
+        );
+        oversell_madsim::madsim::task::spawn(async move {
+            sleep(Duration::from_millis(at)).await;
+            let h = Handle::current();
+            if crash {
+                h.kill(id);
+                stores.forget(&instance);
+                recorder.event(Event::Crash {
+                    instance: instance.clone(),
+                });
+            } else {
+                h.pause(id);
+                recorder.event(Event::Pause {
+                    instance: instance.clone(),
+                    until,
+                });
+            }
+            sleep(Duration::from_millis(until - at)).await;
+            if crash {
+                h.restart(id);
+                recorder.event(Event::Restart { instance });
+            } else {
+                h.resume(id);
+                recorder.event(Event::Resume { instance });
+            }
+        });
+    }
+    if let Some((instance, from, until)) = net.clog.clone() {
+        if let Some(node) = nodes.get(&instance) {
+            healed_at = healed_at.max(until);
+            let id = node.id();
+            oversell_madsim::madsim::task::spawn(async move {
+                sleep(Duration::from_millis(from)).await;
+                NetSim::current().clog_node(id);
+                sleep(Duration::from_millis(until.saturating_sub(from))).await;
+                NetSim::current().unclog_node(id);
+            });
+        }
+    }
+    healed_at
+}

@@ -1,0 +1,432 @@
+//! The designs as ordinary async services on the rdkafka-shaped client: what a user's
+//! own service looks like on the madsim driver.
+//!
+//! * `naive`: the question's ProductService as one process with two tasks: a consumer
+//!   of `orders` that checks `ProductStock` by interactive query and publishes
+//!   `ProductReserved` or `OrderRejected`, and a consumer of `orders` and `stock` that
+//!   folds them into `ProductStock` (at least once: offsets committed after the store
+//!   write and its changelog record);
+//! * `rekeyed-eos`: Confluent's InventoryService under exactly-once: one consumer of
+//!   `orders` and `warehouse-inventory` (`read_committed`) and one transactional producer;
+//!   each record is validated and reserved over the two stores in one transaction with
+//!   its output, its changelog records and its offset (`send_offsets_to_transaction`
+//!   with the group's metadata). The frontend keys orders by product already, so the
+//!   select-key repartition step of the simulator's topology is not needed here.
+//!
+//! Both share their decisions with the simulator's designs (`naive::reply`,
+//! `naive::stock_change`, `rekeyed::reserve`). Under a failed transaction the stores are
+//! rebuilt from their committed changelogs and the consumer rejoins to resume from the
+//! committed offsets, as Kafka Streams does under `exactly_once_v2`.
+
+use super::store::{Store, Stores};
+use crate::designs::naive::{self, CHECKER_APP, STOCK_APP, STORE};
+use crate::designs::rekeyed::{self, APP, INVENTORY, INVENTORY_STORE, RESERVED_STORE, VALIDATIONS};
+use crate::domain::{InventoryRow, Msg};
+use oversell_madsim::madsim::time::{sleep, timeout, Duration};
+use oversell_madsim::rdkafka::config::ClientConfig;
+use oversell_madsim::rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance, StreamConsumer};
+use oversell_madsim::rdkafka::error::KafkaResult;
+use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord};
+use oversell_madsim::rdkafka::{Message, Offset, TopicPartitionList};
+use oversell_madsim::record::Recorder;
+use oversell_sim::partitioner::partition_for_key;
+use oversell_sim::{changelog_topic, ClientId, Scheduled, StreamsConfig, TopicPartition};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// What every service instance gets.
+#[derive(Clone)]
+pub struct Ctx {
+    pub instance: String,
+    pub streams: StreamsConfig,
+    pub stores: Stores,
+    pub recorder: Recorder,
+    pub partitions: u32,
+}
+
+const NO_WAIT: Duration = Duration::from_secs(0);
+
+/// A consumer's settings from the simulator's streams settings (same timings).
+fn consumer_config(app: &str, isolation: &str, s: &StreamsConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", app)
+        .set("group.id", app)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", isolation)
+        .set("partition.assignment.strategy", "range")
+        .set("session.timeout.ms", s.session_timeout_ms.to_string())
+        .set("heartbeat.interval.ms", s.heartbeat_interval_ms.to_string())
+        .set("max.poll.interval.ms", s.rebalance_timeout_ms.to_string())
+        .set("request.timeout.ms", s.request_timeout_ms.to_string())
+        .set("retry.backoff.ms", s.retry_backoff_ms.to_string())
+        .set("fetch.wait.max.ms", "10");
+    c
+}
+
+fn producer_config(app: &str, transactional_id: Option<&str>, s: &StreamsConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", app)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("request.timeout.ms", s.request_timeout_ms.to_string())
+        .set("retry.backoff.ms", s.retry_backoff_ms.to_string())
+        .set(
+            "transaction.timeout.ms",
+            s.transaction_timeout_ms.to_string(),
+        );
+    if let Some(tid) = transactional_id {
+        c.set("transactional.id", tid);
+    }
+    c
+}
+
+/// The rebalance callback: the partitions of the last assignment, until taken.
+#[derive(Clone, Default)]
+pub struct Tracker(Arc<Mutex<Option<Vec<u32>>>>);
+
+impl ConsumerContext for Tracker {
+    fn post_rebalance(&self, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut parts: Vec<u32> = tpl
+                .elements()
+                .iter()
+                .map(|e| e.partition() as u32)
+                .collect();
+            parts.sort_unstable();
+            parts.dedup();
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(parts);
+        }
+    }
+}
+
+impl Tracker {
+    fn take(&self) -> Option<Vec<u32>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// After a rebalance: drop the stores' partitions no longer assigned and restore the new
+/// ones from their changelogs (`StoreChangelogReader`), reading as `isolation` does.
+async fn sync_tasks(tracker: &Tracker, stores: &[(&Store, String)], isolation: &str, ctx: &Ctx) {
+    let Some(assigned) = tracker.take() else {
+        return;
+    };
+    for (store, changelog) in stores {
+        let hosted = store.hosted();
+        for p in hosted.iter().filter(|p| !assigned.contains(p)) {
+            store.drop_partition(*p);
+        }
+        for p in assigned.iter().filter(|p| !hosted.contains(p)) {
+            restore(store, changelog, *p, isolation, ctx).await;
+        }
+    }
+}
+
+/// Rebuild one partition of a store from its changelog, up to its end as `isolation`
+/// sees it (a restore consumer reads `read_committed` under exactly-once).
+pub async fn restore(store: &Store, changelog: &str, partition: u32, isolation: &str, ctx: &Ctx) {
+    let mut config = consumer_config(&store.client.app, isolation, &ctx.streams);
+    config.remove("group.id");
+    let consumer: StreamConsumer = config.create().expect("valid restore consumer settings");
+    let end = loop {
+        match consumer.fetch_watermarks(changelog, partition as i32).await {
+            Ok((_, end)) => break end,
+            Err(_) => sleep(Duration::from_millis(ctx.streams.retry_backoff_ms)).await,
+        }
+    };
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(changelog, partition as i32, Offset::Offset(0))
+        .expect("a partition list takes any offset");
+    consumer.assign(&tpl).expect("manual assignment");
+    let mut contents = BTreeMap::new();
+    let mut records = 0;
+    // Done when the position reaches the end (`StoreChangelogReader.hasRestoredToEnd`):
+    // a transaction's marker may be the last entry, so no record need carry end - 1.
+    while position(&consumer) < end {
+        let wait = Duration::from_millis(ctx.streams.retry_backoff_ms.max(1));
+        let Ok(Ok(m)) = timeout(wait, consumer.recv()).await else {
+            continue;
+        };
+        let key = m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
+        match m.payload_view::<str>().and_then(Result::ok) {
+            Some(v) => contents.insert(key, v.to_string()),
+            None => contents.remove(&key),
+        };
+        records += 1;
+    }
+    let tp = TopicPartition::new(changelog, partition);
+    store.restored(partition, contents, records, tp, end.max(0) as u64);
+}
+
+/// The restore consumer's position in its one partition.
+fn position(consumer: &StreamConsumer) -> i64 {
+    let tpl = consumer
+        .position()
+        .expect("an assigned consumer has positions");
+    match tpl.elements().first().map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => o,
+        _ => 0,
+    }
+}
+
+/// The outside world: orders and stock records, each sent at its time, one at a time,
+/// by an idempotent producer.
+pub async fn frontend(schedule: Vec<Scheduled>, streams: StreamsConfig) {
+    let producer: FutureProducer = producer_config("producer", None, &streams)
+        .create()
+        .expect("valid producer settings");
+    for s in schedule {
+        let now = oversell_madsim::record::now_ms();
+        if s.at > now {
+            sleep(Duration::from_millis(s.at - now)).await;
+        }
+        let record = FutureRecord::to(&s.topic).key(&s.key).payload(&s.value);
+        if producer.send(record, NO_WAIT).await.is_err() {
+            panic!("the frontend's idempotent producer is never fenced");
+        }
+    }
+}
+
+/// `naive`: one product-service instance, both of its tasks.
+pub async fn naive_instance(ctx: Ctx) {
+    let store = |app: &str| {
+        let id = ClientId::new(ctx.instance.as_str(), app);
+        Store::new(id, STORE, ctx.stores.clone(), ctx.recorder.clone())
+    };
+    let (stock, checker) = (store(STOCK_APP), store(CHECKER_APP));
+    oversell_madsim::madsim::task::spawn(stock_task(ctx.clone(), stock));
+    check_task(ctx, checker).await;
+}
+
+/// The question's stream processor: fold stock changes into `ProductStock`.
+async fn stock_task(ctx: Ctx, store: Store) {
+    let tracker = Tracker::default();
+    let consumer: StreamConsumer<Tracker> =
+        consumer_config(STOCK_APP, "read_uncommitted", &ctx.streams)
+            .create_with_context(tracker.clone())
+            .expect("valid consumer settings");
+    consumer
+        .subscribe(&["orders", "stock"])
+        .expect("the design's topics exist");
+    let producer: FutureProducer = producer_config(STOCK_APP, None, &ctx.streams)
+        .create()
+        .expect("valid producer settings");
+    let changelog = changelog_topic(STOCK_APP, STORE);
+    loop {
+        let Ok(m) = consumer.recv().await else {
+            continue;
+        };
+        sync_tasks(
+            &tracker,
+            &[(&store, changelog.clone())],
+            "read_uncommitted",
+            &ctx,
+        )
+        .await;
+        let partition = m.partition() as u32;
+        if let Some((product, delta)) = m
+            .payload_view::<str>()
+            .and_then(Result::ok)
+            .and_then(naive::stock_change)
+        {
+            let stock: i64 = store
+                .get(partition, &product)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let value = (stock + delta).to_string();
+            store.put(partition, &product, Some(value.clone()));
+            let record = FutureRecord::to(&changelog)
+                .partition(partition as i32)
+                .key(&product)
+                .payload(&value);
+            let _ = producer.send(record, NO_WAIT).await;
+        }
+        let _ = consumer.commit_message(&m, CommitMode::Sync).await;
+    }
+}
+
+/// The question's consumer: check `ProductStock` by interactive query, then publish.
+async fn check_task(ctx: Ctx, store: Store) {
+    let consumer: StreamConsumer = consumer_config(CHECKER_APP, "read_uncommitted", &ctx.streams)
+        .create()
+        .expect("valid consumer settings");
+    consumer
+        .subscribe(&["orders"])
+        .expect("the design's topics exist");
+    let producer: FutureProducer = producer_config(CHECKER_APP, None, &ctx.streams)
+        .create()
+        .expect("valid producer settings");
+    loop {
+        let Ok(m) = consumer.recv().await else {
+            continue;
+        };
+        let order = m
+            .payload_view::<str>()
+            .and_then(Result::ok)
+            .and_then(Msg::decode);
+        if let Some(Msg::OrderPlaced {
+            order_id,
+            product_id,
+            quantity,
+            ..
+        }) = order
+        {
+            let partition = partition_for_key(&product_id, ctx.partitions);
+            // Integer productStock = getProductStock(order.getProductId());
+            let stock: i64 = loop {
+                match store.query(partition, &product_id) {
+                    Some(v) => break v.and_then(|v| v.parse().ok()).unwrap_or(0),
+                    None => sleep(Duration::from_millis(10)).await,
+                }
+            };
+            let reply = naive::reply(stock, order_id, &product_id, quantity).encode();
+            let record = FutureRecord::to("orders").key(&product_id).payload(&reply);
+            let _ = producer.send(record, NO_WAIT).await;
+        }
+        let _ = consumer.commit_message(&m, CommitMode::Sync).await;
+    }
+}
+
+/// `rekeyed-eos`: one inventory-service instance.
+pub async fn inventory_instance(ctx: Ctx) {
+    let store = |name: &str| {
+        let id = ClientId::new(ctx.instance.as_str(), APP);
+        Store::new(id, name, ctx.stores.clone(), ctx.recorder.clone())
+    };
+    let (inventory, reserved) = (store(INVENTORY_STORE), store(RESERVED_STORE));
+    let changelogs = [
+        (&inventory, changelog_topic(APP, INVENTORY_STORE)),
+        (&reserved, changelog_topic(APP, RESERVED_STORE)),
+    ];
+    let tracker = Tracker::default();
+    let consumer: StreamConsumer<Tracker> = consumer_config(APP, "read_committed", &ctx.streams)
+        .create_with_context(tracker.clone())
+        .expect("valid consumer settings");
+    let topics = ["orders", INVENTORY];
+    consumer
+        .subscribe(&topics)
+        .expect("the design's topics exist");
+    // One transactional id per instance, kept across restarts: a restarted instance
+    // fences its previous incarnation (exactly_once_v2 with a persistent process id).
+    let tid = format!("{APP}-{}", ctx.instance);
+    let mut producer = transactional(&tid, &ctx).await;
+    loop {
+        let Ok(m) = consumer.recv().await else {
+            continue;
+        };
+        sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await;
+        if validate_in_transaction(&producer, &consumer, &m, &inventory, &reserved)
+            .await
+            .is_ok()
+        {
+            continue;
+        }
+        // A failed transaction: abort it (or, fenced, start a new producer), rebuild the
+        // stores from their committed changelogs and resume from the committed offsets.
+        if producer.abort_transaction(NO_WAIT).await.is_err() {
+            producer = transactional(&tid, &ctx).await;
+        }
+        for (store, changelog) in &changelogs {
+            for p in store.hosted() {
+                restore(store, changelog, p, "read_committed", &ctx).await;
+            }
+        }
+        consumer
+            .subscribe(&topics)
+            .expect("the design's topics exist");
+    }
+}
+
+async fn transactional(tid: &str, ctx: &Ctx) -> FutureProducer {
+    let producer: FutureProducer = producer_config(APP, Some(tid), &ctx.streams)
+        .create()
+        .expect("valid producer settings");
+    while producer.init_transactions(NO_WAIT).await.is_err() {
+        sleep(Duration::from_millis(ctx.streams.retry_backoff_ms)).await;
+    }
+    producer
+}
+
+/// One input record in one transaction: the stores' writes and their changelog records,
+/// the validation, and the consumer's offset.
+async fn validate_in_transaction(
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<Tracker>,
+    m: &impl Message,
+    inventory: &Store,
+    reserved: &Store,
+) -> KafkaResult<()> {
+    producer.begin_transaction().await?;
+    let partition = m.partition() as u32;
+    let value = m
+        .payload_view::<str>()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut out: Vec<(String, String, String)> = Vec::new(); // (topic, key, value)
+    match Msg::decode(value) {
+        Some(Msg::StockAdded { product_id, .. }) => {
+            let count = InventoryRow::decode(value)
+                .expect("the warehouse writes counted rows")
+                .count;
+            inventory.put(partition, &product_id, Some(count.to_string()));
+            out.push((
+                changelog_topic(APP, INVENTORY_STORE),
+                product_id,
+                count.to_string(),
+            ));
+        }
+        Some(Msg::OrderPlaced {
+            order_id,
+            product_id,
+            quantity,
+            ..
+        }) => {
+            if let Some(stock) = inventory.get(partition, &product_id) {
+                let stock: i64 = stock.parse().unwrap_or(0);
+                let held: i64 = reserved
+                    .get(partition, &product_id)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let (result, now_reserved) = rekeyed::reserve(stock, held, quantity);
+                if let Some(r) = now_reserved {
+                    reserved.put(partition, &product_id, Some(r.to_string()));
+                    out.push((
+                        changelog_topic(APP, RESERVED_STORE),
+                        product_id.clone(),
+                        r.to_string(),
+                    ));
+                }
+                let validation = Msg::OrderValidation {
+                    order_id: order_id.clone(),
+                    product_id,
+                    quantity,
+                    result,
+                };
+                out.push((VALIDATIONS.to_string(), order_id, validation.encode()));
+            }
+        }
+        _ => {}
+    }
+    for (topic, key, value) in &out {
+        let mut record = FutureRecord::to(topic).key(key).payload(value);
+        if topic.ends_with("-changelog") {
+            record = record.partition(partition as i32);
+        }
+        producer.send(record, NO_WAIT).await.map_err(|(e, _)| e)?;
+    }
+    let mut offsets = TopicPartitionList::new();
+    offsets.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))?;
+    let group = consumer.group_metadata().ok_or(
+        oversell_madsim::rdkafka::error::KafkaError::Transaction(
+            oversell_madsim::rdkafka::error::RDKafkaErrorCode::State,
+        ),
+    )?;
+    producer
+        .send_offsets_to_transaction(&offsets, &group, NO_WAIT)
+        .await?;
+    producer.commit_transaction(NO_WAIT).await
+}
