@@ -352,7 +352,8 @@ fn the_recorded_experiment_histories_are_judged_as_they_were_live() {
         "{}",
         text(&o)
     );
-    let unjudged: Vec<&str> = text(&o)
+    let out = text(&o);
+    let unjudged: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("(not judged live:"))
         .map(str::trim)
