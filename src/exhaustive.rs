@@ -127,49 +127,64 @@ pub fn search(
             message: crate::run::panic_message(p.as_ref()),
         })?;
         out.hashed &= hashed;
-        let (choices, arities) = match guided {
+        let (choices, arities, stop) = match guided {
             Guided::Pruned { choices, arities } => {
                 out.pruned += 1;
-                (choices, arities)
+                (choices, arities, false)
             }
             Guided::Ended { result, arities } => {
-                out.ended += 1;
                 let choices = result.choices.clone();
-                let verdict = check(&schema, &result, scenario.run.decision_bound_ms);
-                let judged = Judged {
-                    seed: None,
-                    result: *result,
-                    verdict,
-                    swarm: None,
-                };
-                if judged.result.outcome != Outcome::Quiescent {
-                    out.unsettled += 1;
-                }
-                if judged.counted().next().is_some()
-                    && best.is_none_or(|b| (choices.choices.len() as u64) < b)
-                {
-                    let runs_before_first = out
-                        .counterexample
-                        .as_ref()
-                        .map_or(out.runs, |c| c.runs_before_first);
-                    out.counterexample = Some(Counterexample {
-                        choices: choices.clone(),
-                        judged,
-                        runs_before_first,
-                    });
-                    if limits.first {
-                        out.complete = false;
-                        break;
-                    }
-                }
-                (choices, arities)
+                let stop = take_ended(&mut out, *result, &schema, &scenario, best, limits);
+                (choices, arities, stop)
             }
         };
+        if stop {
+            out.complete = false;
+            break;
+        }
         out.deepest = out.deepest.max(choices.choices.len() as u64);
         push_alternatives(&mut stack, &prefix, &choices.choices, &arities);
     }
     out.states = seen.len() as u64;
     Ok(out)
+}
+
+/// Judges a run the search took to its end, keeping it as the counterexample when it
+/// violates and is shorter than the one kept; true when the search stops at it.
+fn take_ended(
+    out: &mut Search,
+    result: oversell_sim::RunResult,
+    schema: &crate::designs::Schema,
+    scenario: &Scenario,
+    best: Option<u64>,
+    limits: Limits,
+) -> bool {
+    out.ended += 1;
+    let choices = result.choices.clone();
+    let verdict = check(schema, &result, scenario.run.decision_bound_ms);
+    let judged = Judged {
+        seed: None,
+        result,
+        verdict,
+        swarm: None,
+    };
+    if judged.result.outcome != Outcome::Quiescent {
+        out.unsettled += 1;
+    }
+    let shorter = best.is_none_or(|b| (choices.choices.len() as u64) < b);
+    if judged.counted().next().is_none() || !shorter {
+        return false;
+    }
+    let runs_before_first = out
+        .counterexample
+        .as_ref()
+        .map_or(out.runs, |c| c.runs_before_first);
+    out.counterexample = Some(Counterexample {
+        choices,
+        judged,
+        runs_before_first,
+    });
+    limits.first
 }
 
 /// Every other option of every choice past `prefix`, as prefixes to run; the deepest is

@@ -36,9 +36,10 @@ impl fmt::Display for Event {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
-            | Event::HangingTransaction { .. }
-            | Event::CoordinatorLoaded { .. }
-            | Event::TxnStateLoaded { .. } => self.fmt_cluster(f),
+            | Event::HangingTransaction { .. } => self.fmt_cluster(f),
+            Event::CoordinatorLoaded { .. } | Event::TxnStateLoaded { .. } => {
+                self.fmt_coordinator_load(f)
+            }
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -164,6 +165,19 @@ impl Event {
             }
             Event::BrokerFenced { broker } => write!(f, "controller fences broker {broker}"),
             Event::BrokerRestarted { broker } => write!(f, "broker {broker} restarts"),
+            Event::HangingTransaction { tp, first } => {
+                write!(
+                    f,
+                    "{tp}: a completed transaction from @{first} lost its marker: hanging"
+                )
+            }
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// A coordinator's state loaded from its log by a new leader.
+    fn fmt_coordinator_load(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::CoordinatorLoaded {
                 tp,
                 broker,
@@ -188,12 +202,6 @@ impl Event {
                 write!(
                     f,
                     "{transactional_id} loaded back at pid {producer_id} epoch {epoch} ({lost})"
-                )
-            }
-            Event::HangingTransaction { tp, first } => {
-                write!(
-                    f,
-                    "{tp}: a completed transaction from @{first} lost its marker: hanging"
                 )
             }
             _ => unreachable!("dispatched by fmt"),

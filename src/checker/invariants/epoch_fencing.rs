@@ -47,74 +47,11 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     let mut ids = Ids::default();
     for r in &cx.run.trace.records {
-        let (tid, pid, epoch, what) = match &r.event {
-            Event::ProducerInit {
-                transactional_id: Some(tid),
-                producer_id,
-                epoch,
-            } => {
-                ids.current.insert(tid, (*producer_id, *epoch, r.seq));
-                ids.tid_of.insert(*producer_id, tid);
-                continue;
-            }
-            // A new coordinator whose log lost records that were never acknowledged
-            // enforces the epoch it loaded: the fences in those records never happened
-            // for the cluster. Lost acknowledged records leave the fences standing.
-            Event::TxnStateLoaded {
-                transactional_id,
-                producer_id,
-                epoch,
-                acknowledged: false,
-            } => {
-                let tid = transactional_id.as_str();
-                ids.current.insert(tid, (*producer_id, *epoch, r.seq));
-                ids.tid_of.insert(*producer_id, tid);
-                ids.fenced.remove(tid);
-                continue;
-            }
-            Event::Fenced {
-                transactional_id,
-                producer_id,
-                fenced_epoch,
-            } => {
-                ids.fenced.insert(transactional_id, (*producer_id, *fenced_epoch, r.seq));
-                continue;
-            }
-            Event::Append {
-                tp,
-                offset,
-                producer_id: Some(pid),
-                epoch: Some(epoch),
-                transactional: true,
-                ..
-            } => {
-                let Some(tid) = ids.tid_of.get(pid).copied() else {
-                    continue;
-                };
-                (tid, *pid, *epoch, format!("a write to {tp}@{offset}"))
-            }
-            Event::TxnOffsets {
-                transactional_id,
-                producer_id,
-                epoch,
-                group,
-                ..
-            } => {
-                let what = format!("offsets of group {group}");
-                (transactional_id.as_str(), *producer_id, *epoch, what)
-            }
-            Event::TxnCommit {
-                transactional_id,
-                producer_id,
-                epoch,
-            } => (transactional_id.as_str(), *producer_id, *epoch, "a commit".to_string()),
-            Event::TxnAbort {
-                transactional_id,
-                producer_id,
-                epoch,
-                ..
-            } => (transactional_id.as_str(), *producer_id, *epoch, "an abort".to_string()),
-            _ => continue,
+        if ids.observe(&r.event, r.seq) {
+            continue;
+        }
+        let Some((tid, pid, epoch, what)) = request(&ids, &r.event) else {
+            continue;
         };
         let Some((why, fence)) = ids.stale(tid, pid, epoch) else {
             continue;
@@ -126,6 +63,88 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
         out.push(cx.violation(Invariant::EpochFencing, r.time, explanation, vec![fence, r.seq]));
     }
     out
+}
+
+impl<'r> Ids<'r> {
+    /// Takes in an event that sets or fences an epoch; false for any other event.
+    fn observe(&mut self, event: &'r Event, seq: u64) -> bool {
+        match event {
+            Event::ProducerInit {
+                transactional_id: Some(tid),
+                producer_id,
+                epoch,
+            } => {
+                self.current.insert(tid, (*producer_id, *epoch, seq));
+                self.tid_of.insert(*producer_id, tid);
+            }
+            // A new coordinator whose log lost records that were never acknowledged
+            // enforces the epoch it loaded: the fences in those records never happened
+            // for the cluster. Lost acknowledged records leave the fences standing.
+            Event::TxnStateLoaded {
+                transactional_id,
+                producer_id,
+                epoch,
+                acknowledged: false,
+            } => {
+                let tid = transactional_id.as_str();
+                self.current.insert(tid, (*producer_id, *epoch, seq));
+                self.tid_of.insert(*producer_id, tid);
+                self.fenced.remove(tid);
+            }
+            Event::Fenced {
+                transactional_id,
+                producer_id,
+                fenced_epoch,
+            } => {
+                self.fenced.insert(transactional_id, (*producer_id, *fenced_epoch, seq));
+            }
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// An accepted request that carries a transactional id's producer id and epoch: the id,
+/// the pid, the epoch and what it was.
+fn request<'r>(
+    ids: &Ids<'r>,
+    event: &'r Event,
+) -> Option<(&'r str, ProducerId, Epoch, String)> {
+    Some(match event {
+        Event::Append {
+            tp,
+            offset,
+            producer_id: Some(pid),
+            epoch: Some(epoch),
+            transactional: true,
+            ..
+        } => {
+            let tid = ids.tid_of.get(pid).copied()?;
+            (tid, *pid, *epoch, format!("a write to {tp}@{offset}"))
+        }
+        Event::TxnOffsets {
+            transactional_id,
+            producer_id,
+            epoch,
+            group,
+            ..
+        } => {
+            let what = format!("offsets of group {group}");
+            (transactional_id.as_str(), *producer_id, *epoch, what)
+        }
+        Event::TxnCommit {
+            transactional_id,
+            producer_id,
+            epoch,
+        } => (transactional_id.as_str(), *producer_id, *epoch, "a commit".to_string()),
+        Event::TxnAbort {
+            transactional_id,
+            producer_id,
+            epoch,
+            ..
+        } => (transactional_id.as_str(), *producer_id, *epoch, "an abort".to_string()),
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
