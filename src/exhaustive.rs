@@ -101,30 +101,12 @@ pub fn search(
             .as_ref()
             .map(|c| c.choices.choices.len() as u64);
         let world = build_world(design, &scenario, mutations);
-        let mut hashed = true;
-        let mut visit = |fp: Option<u64>, depth: u64| -> bool {
-            if best.is_some_and(|b| depth >= b) {
-                return false;
+        let (guided, hashed) = run_prefix(world, &prefix, &mut seen, best).map_err(|message| {
+            crate::run::RunPanic {
+                design: design.name().to_string(),
+                seed: None,
+                message,
             }
-            let Some(fp) = fp else {
-                hashed = false;
-                return true;
-            };
-            match seen.get(&fp) {
-                Some(d) if *d <= depth => false,
-                _ => {
-                    seen.insert(fp, depth);
-                    true
-                }
-            }
-        };
-        let guided = catch_unwind(AssertUnwindSafe(|| {
-            world.run_guided(Chooser::guided(&prefix), &mut visit)
-        }))
-        .map_err(|p| crate::run::RunPanic {
-            design: design.name().to_string(),
-            seed: None,
-            message: crate::run::panic_message(p.as_ref()),
         })?;
         out.hashed &= hashed;
         let (choices, arities, stop) = match guided {
@@ -147,6 +129,39 @@ pub fn search(
     }
     out.states = seen.len() as u64;
     Ok(out)
+}
+
+/// One run of the search, guided by `prefix`: cut where its state was reached before at
+/// the same or a smaller depth (or at the counterexample's length `best`). The run, and
+/// whether every state on it could be fingerprinted; a panic's message if it panicked.
+fn run_prefix(
+    world: oversell_sim::World,
+    prefix: &[u32],
+    seen: &mut BTreeMap<u64, u64>,
+    best: Option<u64>,
+) -> Result<(Guided, bool), String> {
+    let mut hashed = true;
+    let mut visit = |fp: Option<u64>, depth: u64| -> bool {
+        if best.is_some_and(|b| depth >= b) {
+            return false;
+        }
+        let Some(fp) = fp else {
+            hashed = false;
+            return true;
+        };
+        match seen.get(&fp) {
+            Some(d) if *d <= depth => false,
+            _ => {
+                seen.insert(fp, depth);
+                true
+            }
+        }
+    };
+    let guided = catch_unwind(AssertUnwindSafe(|| {
+        world.run_guided(Chooser::guided(prefix), &mut visit)
+    }))
+    .map_err(|p| crate::run::panic_message(p.as_ref()))?;
+    Ok((guided, hashed))
 }
 
 /// Judges a run the search took to its end, keeping it as the counterexample when it

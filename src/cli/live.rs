@@ -44,6 +44,20 @@ pub fn live(registry: &Registry, a: &LiveArgs) -> Result<Exit, Error> {
     ran
 }
 
+/// The live time scale of `plan`, said once before its runs.
+fn say_scale(plan: &Plan<'_>) {
+    let k = plan.scale();
+    say!(
+        "time scale ×{k}: every time of the story (workload, faults, session timeout {} ms, \
+         heartbeat, commit interval, transaction and saga timeouts, decision bound) \
+         multiplied by {k} (--time-scale)",
+        crate::live::scale::scaled(plan.scenario, k)
+            .streams
+            .session_timeout_ms
+            .unwrap_or_default()
+    );
+}
+
 /// Start the cluster, run the series, stop the cluster; the summary.
 fn series(
     tc: &live::java::Toolchain,
@@ -66,16 +80,7 @@ fn series(
         cluster.bootstrap,
         cluster_start.as_secs_f64()
     );
-    let k = plan.scale();
-    say!(
-        "time scale ×{k}: every time of the story (workload, faults, session timeout {} ms, \
-         heartbeat, commit interval, transaction and saga timeouts, decision bound) \
-         multiplied by {k} (--time-scale)",
-        crate::live::scale::scaled(scenario, k)
-            .streams
-            .session_timeout_ms
-            .unwrap_or_default()
-    );
+    say_scale(plan);
     let mut tally = Tally::new();
     let mut failed = 0;
     for index in 0..a.runs {

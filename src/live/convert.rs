@@ -599,26 +599,7 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
             client: Peer::Client(client),
             text: e.value.clone().ok_or_else(|| missing("value"))?,
         },
-        "fetch" => Event::Fetch {
-            client,
-            tp: TopicPartition::new(
-                e.topic.clone().ok_or_else(|| missing("topic"))?,
-                e.partition.ok_or_else(|| missing("partition"))?,
-            ),
-            from: e.offset.ok_or_else(|| missing("offset"))?,
-            count: e.count.ok_or_else(|| missing("count"))? as usize,
-            next: e.next.ok_or_else(|| missing("next"))?,
-            isolation: match e.value.as_deref() {
-                Some("read_committed") => Isolation::ReadCommitted,
-                Some("read_uncommitted") => Isolation::ReadUncommitted,
-                other => {
-                    return Err(Unconvertible(format!(
-                        "a fetch of {} with isolation level {other:?}",
-                        e.client
-                    )))
-                }
-            },
-        },
+        "fetch" => fetch_event(e, client)?,
         "assigned" => Event::Assigned {
             client,
             generation: 0,
@@ -634,6 +615,32 @@ fn event(e: &LiveEvent) -> Result<Event, Unconvertible> {
                 e.client
             )))
         }
+    })
+}
+
+/// A recorded poll of an application's consumer as the simulator's `Fetch`.
+fn fetch_event(e: &LiveEvent, client: ClientId) -> Result<Event, Unconvertible> {
+    let missing =
+        |what: &str| Unconvertible(format!("a {} event of {} without {what}", e.kind, e.client));
+    Ok(Event::Fetch {
+        client,
+        tp: TopicPartition::new(
+            e.topic.clone().ok_or_else(|| missing("topic"))?,
+            e.partition.ok_or_else(|| missing("partition"))?,
+        ),
+        from: e.offset.ok_or_else(|| missing("offset"))?,
+        count: e.count.ok_or_else(|| missing("count"))? as usize,
+        next: e.next.ok_or_else(|| missing("next"))?,
+        isolation: match e.value.as_deref() {
+            Some("read_committed") => Isolation::ReadCommitted,
+            Some("read_uncommitted") => Isolation::ReadUncommitted,
+            other => {
+                return Err(Unconvertible(format!(
+                    "a fetch of {} with isolation level {other:?}",
+                    e.client
+                )))
+            }
+        },
     })
 }
 

@@ -34,7 +34,7 @@
 //! the same ms are not judged as out of order.
 
 use super::convert::Unconvertible;
-use super::history::{CoordinatorEntry, CoordinatorRecord, LiveHistory};
+use super::history::{CoordinatorEntry, CoordinatorRecord, GroupMember, LiveHistory};
 use oversell_sim::protocol::{Epoch, Generation, Offset, ProducerId};
 use oversell_sim::trace::Peer;
 use oversell_sim::{Event, TopicPartition};
@@ -80,6 +80,15 @@ impl Coordinators {
                 at()
             )));
         };
+        self.record_events(e, record)
+    }
+
+    /// The trace events of a decoded record (not a marker).
+    fn record_events(
+        &mut self,
+        e: &CoordinatorEntry,
+        record: &CoordinatorRecord,
+    ) -> Result<Vec<Event>, Unconvertible> {
         Ok(match record {
             CoordinatorRecord::OffsetCommit {
                 group,
@@ -108,20 +117,7 @@ impl Coordinators {
                 ..
             } => {
                 self.generation.insert(group.clone(), *generation);
-                vec![Event::Rebalance {
-                    group: group.clone(),
-                    generation: *generation,
-                    assignment: members
-                        .iter()
-                        .map(|m| {
-                            let tps = m
-                                .assignment
-                                .iter()
-                                .map(|t| TopicPartition::new(t.topic.as_str(), t.partition));
-                            (m.member_id.clone(), tps.collect())
-                        })
-                        .collect(),
-                }]
+                vec![rebalance(group, *generation, members)]
             }
             CoordinatorRecord::GroupMetadata { group, .. } => {
                 vec![note(format!("group {group} deleted (a tombstone)"))]
@@ -310,5 +306,23 @@ fn note(text: String) -> Event {
     Event::Note {
         client: Peer::Broker,
         text,
+    }
+}
+
+/// A group's stored generation and assignment as the simulator's `Rebalance`.
+fn rebalance(group: &str, generation: Generation, members: &[GroupMember]) -> Event {
+    Event::Rebalance {
+        group: group.to_string(),
+        generation,
+        assignment: members
+            .iter()
+            .map(|m| {
+                let tps = m
+                    .assignment
+                    .iter()
+                    .map(|t| TopicPartition::new(t.topic.as_str(), t.partition));
+                (m.member_id.clone(), tps.collect())
+            })
+            .collect(),
     }
 }

@@ -268,17 +268,23 @@ fn play_faults(
             }
         });
     }
-    if let Some((instance, from, until)) = net.clog.clone() {
-        if let Some(node) = nodes.get(&instance) {
-            healed_at = healed_at.max(until);
-            let id = node.id();
-            oversell_madsim::madsim::task::spawn(async move {
-                sleep(Duration::from_millis(from)).await;
-                NetSim::current().clog_node(id);
-                sleep(Duration::from_millis(until.saturating_sub(from))).await;
-                NetSim::current().unclog_node(id);
-            });
-        }
-    }
-    healed_at
+    healed_at.max(play_clog(net, nodes))
+}
+
+/// Schedule the network's clog of one node; when it heals (0 without one).
+fn play_clog(net: &NetFaults, nodes: &BTreeMap<String, NodeHandle>) -> Millis {
+    let Some((instance, from, until)) = net.clog.clone() else {
+        return 0;
+    };
+    let Some(node) = nodes.get(&instance) else {
+        return 0;
+    };
+    let id = node.id();
+    oversell_madsim::madsim::task::spawn(async move {
+        sleep(Duration::from_millis(from)).await;
+        NetSim::current().clog_node(id);
+        sleep(Duration::from_millis(until.saturating_sub(from))).await;
+        NetSim::current().unclog_node(id);
+    });
+    until
 }

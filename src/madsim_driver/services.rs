@@ -351,6 +351,43 @@ async fn transactional(tid: &str, ctx: &Ctx) -> FutureProducer {
     producer
 }
 
+/// An order checked against the inventory and reserved stock of its product: the
+/// reservation and the validation pushed to `out` as (topic, key, value).
+fn validate_order(
+    partition: u32,
+    order_id: String,
+    product_id: String,
+    quantity: u64,
+    inventory: &Store,
+    reserved: &Store,
+    out: &mut Vec<(String, String, String)>,
+) {
+    let Some(stock) = inventory.get(partition, &product_id) else {
+        return;
+    };
+    let stock: i64 = stock.parse().unwrap_or(0);
+    let held: i64 = reserved
+        .get(partition, &product_id)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (result, now_reserved) = rekeyed::reserve(stock, held, quantity);
+    if let Some(r) = now_reserved {
+        reserved.put(partition, &product_id, Some(r.to_string()));
+        out.push((
+            changelog_topic(APP, RESERVED_STORE),
+            product_id.clone(),
+            r.to_string(),
+        ));
+    }
+    let validation = Msg::OrderValidation {
+        order_id: order_id.clone(),
+        product_id,
+        quantity,
+        result,
+    };
+    out.push((VALIDATIONS.to_string(), order_id, validation.encode()));
+}
+
 /// One input record in one transaction: the stores' writes and their changelog records,
 /// the validation, and the consumer's offset.
 async fn validate_in_transaction(
@@ -384,31 +421,9 @@ async fn validate_in_transaction(
             product_id,
             quantity,
             ..
-        }) => {
-            if let Some(stock) = inventory.get(partition, &product_id) {
-                let stock: i64 = stock.parse().unwrap_or(0);
-                let held: i64 = reserved
-                    .get(partition, &product_id)
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-                let (result, now_reserved) = rekeyed::reserve(stock, held, quantity);
-                if let Some(r) = now_reserved {
-                    reserved.put(partition, &product_id, Some(r.to_string()));
-                    out.push((
-                        changelog_topic(APP, RESERVED_STORE),
-                        product_id.clone(),
-                        r.to_string(),
-                    ));
-                }
-                let validation = Msg::OrderValidation {
-                    order_id: order_id.clone(),
-                    product_id,
-                    quantity,
-                    result,
-                };
-                out.push((VALIDATIONS.to_string(), order_id, validation.encode()));
-            }
-        }
+        }) => validate_order(
+            partition, order_id, product_id, quantity, inventory, reserved, &mut out,
+        ),
         _ => {}
     }
     for (topic, key, value) in &out {
