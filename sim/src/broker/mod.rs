@@ -62,6 +62,7 @@ pub mod group;
 mod invariants;
 pub mod log;
 mod markers;
+mod netfault;
 mod producer;
 mod replication;
 mod restore;

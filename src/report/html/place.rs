@@ -92,6 +92,9 @@ impl Model {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
+            | Event::BrokerPartitioned { .. }
+            | Event::PartitionHealed { .. }
+            | Event::SlowFollower { .. }
             | Event::HangingTransaction { .. } => {
                 placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
             }
