@@ -309,6 +309,11 @@ pub struct ClusterSpec {
     pub replica_lag_time_max_ms: Millis,
     /// `broker.session.timeout.ms`. Default 60 (Kafka's 9 s, scaled).
     pub broker_session_timeout_ms: Millis,
+    /// Partitions of `__transaction_state` (`transaction.state.log.num.partitions`).
+    /// Default 2.
+    pub transaction_state_partitions: u32,
+    /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`). Default 2.
+    pub offsets_partitions: u32,
 }
 
 impl Default for ClusterSpec {
@@ -321,6 +326,8 @@ impl Default for ClusterSpec {
             unclean_leader_election: c.unclean_leader_election,
             replica_lag_time_max_ms: c.replica_lag_time_max_ms,
             broker_session_timeout_ms: c.broker_session_timeout_ms,
+            transaction_state_partitions: c.transaction_state_partitions,
+            offsets_partitions: c.offsets_partitions,
         }
     }
 }
@@ -339,6 +346,8 @@ impl ClusterSpec {
             unclean_leader_election: self.unclean_leader_election,
             replica_lag_time_max_ms: self.replica_lag_time_max_ms,
             broker_session_timeout_ms: self.broker_session_timeout_ms,
+            transaction_state_partitions: self.transaction_state_partitions,
+            offsets_partitions: self.offsets_partitions,
         }
     }
 }

@@ -39,7 +39,8 @@ impl fmt::Display for Event {
             | Event::BrokerPartitioned { .. }
             | Event::PartitionHealed { .. }
             | Event::SlowFollower { .. }
-            | Event::HangingTransaction { .. } => self.fmt_cluster(f),
+            | Event::HangingTransaction { .. }
+            | Event::CoordinatorLoaded { .. } => self.fmt_cluster(f),
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -189,6 +190,16 @@ impl Event {
             } => {
                 write!(f, "broker {broker}'s follower fetches resume")
             }
+            Event::CoordinatorLoaded {
+                tp,
+                broker,
+                transactions,
+                groups,
+            } => write!(
+                f,
+                "{tp}: broker {broker} loaded the coordinator state \
+                 ({transactions} transactional ids, {groups} groups)"
+            ),
             Event::HangingTransaction { tp, first } => {
                 write!(
                     f,

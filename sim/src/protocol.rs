@@ -265,9 +265,23 @@ pub enum KafkaError {
     /// A new leader whose high watermark has not yet reached the start of its epoch does
     /// not tell end offsets (`OFFSET_NOT_AVAILABLE`, KIP-207): retry.
     OffsetNotAvailable,
+    /// The broker asked is not the coordinator of this transactional id or group, or the
+    /// coordinator's partition has no live leader (`NOT_COORDINATOR`,
+    /// `COORDINATOR_NOT_AVAILABLE`): the client looks the coordinator up again and retries
+    /// (`TransactionManager.lookupCoordinator`, `AbstractCoordinator.markCoordinatorUnknown`).
+    NotCoordinator,
 }
 
 impl KafkaError {
+    /// `NOT_COORDINATOR` or `COORDINATOR_LOAD_IN_PROGRESS`: the coordinator moved or is
+    /// loading; a client finds it again and retries.
+    pub fn coordinator_unavailable(self) -> bool {
+        matches!(
+            self,
+            KafkaError::NotCoordinator | KafkaError::CoordinatorLoadInProgress
+        )
+    }
+
     /// Whether a client retries the request as it was after `retry.backoff.ms` (Kafka's
     /// `RetriableException` subclasses among these errors).
     pub fn is_retriable(self) -> bool {
@@ -278,6 +292,7 @@ impl KafkaError {
                 | KafkaError::NotLeaderOrFollower
                 | KafkaError::OffsetNotAvailable
                 | KafkaError::CoordinatorLoadInProgress
+                | KafkaError::NotCoordinator
         )
     }
 }

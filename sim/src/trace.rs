@@ -246,6 +246,15 @@ pub enum Event {
         tp: TopicPartition,
         first: Offset,
     },
+    /// A new leader of a `__transaction_state` or `__consumer_offsets` partition finished
+    /// loading the coordinator state from its log (`transactions` transactional ids and
+    /// `groups` groups found there).
+    CoordinatorLoaded {
+        tp: TopicPartition,
+        broker: u32,
+        transactions: usize,
+        groups: usize,
+    },
     // ----- network and faults (scheduler) -----
     Deliver {
         id: u64,

@@ -14,6 +14,7 @@ use crate::domain::{Msg, Validation};
 use oversell_sim::protocol::Offset;
 use oversell_sim::{ClientId, Event, TopicPartition, TraceRecord};
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 macro_rules! probes {
@@ -172,13 +173,70 @@ struct Step {
 }
 
 impl Step {
-    /// Its reads of `key`, in every store.
-    fn view(&self, key: &str) -> Vec<(&str, &Option<String>)> {
+    /// Its reads of `key`, in every store (in store order).
+    fn view(&self, key: &str) -> View {
         self.reads
             .iter()
             .filter(|((_, k), _)| k == key)
-            .map(|((s, _), v)| (s.as_str(), v))
+            .map(|((s, _), v)| (s.clone(), v.clone()))
             .collect()
+    }
+
+    /// The last write of `key` (in any store) seen before the step read it.
+    fn last_write(&self, key: &str) -> Option<u64> {
+        self.written
+            .iter()
+            .filter(|((_, k), _)| k == key)
+            .map(|(_, w)| *w)
+            .max()
+    }
+}
+
+/// What a step read of one key: (store, value) in store order.
+type View = Vec<(String, Option<String>)>;
+
+/// The deciding steps of committed reservations, by what they read: (product, view) →
+/// decider's start → its order. Kept equal to `Walk::decided` restricted to the orders
+/// `Walk::reserved` holds for the product, so that a step's staleness is a range query
+/// instead of a scan of every order of the product.
+#[derive(Default)]
+struct Deciders(BTreeMap<(String, View), BTreeMap<u64, String>>);
+
+impl Deciders {
+    fn insert(&mut self, key: &str, view: View, start: u64, order: &str) {
+        let old = self
+            .0
+            .entry((key.to_string(), view))
+            .or_default()
+            .insert(start, order.to_string());
+        assert!(old.is_none(), "one deciding step per start");
+    }
+
+    fn remove(&mut self, key: &str, view: View, start: u64) {
+        let k = (key.to_string(), view);
+        let starts = self.0.get_mut(&k).expect("indexed view");
+        assert!(starts.remove(&start).is_some(), "indexed decider");
+        if starts.is_empty() {
+            self.0.remove(&k);
+        }
+    }
+
+    /// Whether a decider of another order than `order` read `view` of `key` and started
+    /// within `after..before`.
+    fn any_within(
+        &self,
+        key: &str,
+        view: View,
+        after: u64,
+        before: u64,
+        order: Option<&String>,
+    ) -> bool {
+        if after >= before {
+            return false;
+        }
+        self.0
+            .get(&(key.to_string(), view))
+            .is_some_and(|starts| starts.range(after..before).any(|(_, o)| Some(o) != order))
     }
 }
 
@@ -201,6 +259,8 @@ struct Walk {
     writes: BTreeMap<(String, String), u64>,
     /// Product → the orders it has a committed reservation for.
     reserved: BTreeMap<String, BTreeSet<String>>,
+    /// `decided`, indexed by product and view, for the orders `reserved` holds.
+    deciders: Deciders,
     /// (group, partition) → committed offset (the next to read).
     committed: BTreeMap<(String, TopicPartition), Offset>,
     /// Per client: the records it processed that wrote a store, and its last processed one.
@@ -325,16 +385,30 @@ impl Walk {
             step.written.entry(k.clone()).or_insert(*w);
         }
         step.reads.entry(k).or_insert_with(|| value.clone());
-        if let Some(order) = &step.order {
-            // The first step of the order decided it; later ones (a duplicate record, a
-            // replay) only repeat it. Its reads are kept as they come.
-            let first = self
-                .decided
-                .entry(order.clone())
-                .or_insert_with(|| step.clone());
-            if first.start == step.start {
-                *first = step.clone();
+        let Some(order) = &step.order else {
+            return;
+        };
+        // The first step of the order decided it; later ones (a duplicate record, a
+        // replay) only repeat it. Its reads are kept as they come.
+        let indexed = self.reserved.get(key).is_some_and(|o| o.contains(order));
+        match self.decided.entry(order.clone()) {
+            Entry::Vacant(e) => {
+                e.insert(step.clone());
+                if indexed {
+                    self.deciders.insert(key, step.view(key), step.start, order);
+                }
             }
+            Entry::Occupied(mut e) if e.get().start == step.start => {
+                let (old, new) = (e.get().view(key), step.view(key));
+                *e.get_mut() = step.clone();
+                if indexed && old != new {
+                    if !old.is_empty() {
+                        self.deciders.remove(key, old, step.start);
+                    }
+                    self.deciders.insert(key, new, step.start, order);
+                }
+            }
+            Entry::Occupied(_) => {}
         }
     }
 
@@ -345,27 +419,48 @@ impl Walk {
         let Some(step) = self.steps.remove(client) else {
             return;
         };
+        // A decider qualifies if it started before this step and after the last write of
+        // the key this step saw: `Deciders` answers that as a range of starts.
         let keys: BTreeSet<&str> = step.reads.keys().map(|(_, k)| k.as_str()).collect();
         let stale = keys.into_iter().any(|key| {
-            let unwritten_since = |start: u64| {
-                step.reads
-                    .keys()
-                    .filter(|(_, k)| k == key)
-                    .all(|k| step.written.get(k).is_none_or(|w| *w < start))
-            };
-            let orders = self.reserved.get(key).into_iter().flatten();
-            orders
-                .filter(|o| step.order.as_ref() != Some(*o))
-                .filter_map(|o| self.decided.get(o))
-                .any(|decider| {
-                    decider.start < step.start
-                        && decider.view(key) == step.view(key)
-                        && unwritten_since(decider.start)
-                })
+            let after = step.last_write(key).map_or(0, |w| w + 1);
+            let found = self.deciders.any_within(
+                key,
+                step.view(key),
+                after,
+                step.start,
+                step.order.as_ref(),
+            );
+            debug_assert!(
+                self.reserved.get(key).is_none_or(|o| o.len() > 64)
+                    || found == self.stale_by_scan(&step, key),
+                "the deciders' index disagrees with a scan for {key}"
+            );
+            found
         });
         if stale {
             p.hit(Probe::StaleRead);
         }
+    }
+
+    /// The definition `Deciders` indexes, by a scan of every reserved order of `key`
+    /// (debug builds cross-check the index with it on products of few orders).
+    fn stale_by_scan(&self, step: &Step, key: &str) -> bool {
+        let unwritten_since = |start: u64| {
+            step.reads
+                .keys()
+                .filter(|(_, k)| k == key)
+                .all(|k| step.written.get(k).is_none_or(|w| *w < start))
+        };
+        let orders = self.reserved.get(key).into_iter().flatten();
+        orders
+            .filter(|o| step.order.as_ref() != Some(*o))
+            .filter_map(|o| self.decided.get(o))
+            .any(|decider| {
+                decider.start < step.start
+                    && decider.view(key) == step.view(key)
+                    && unwritten_since(decider.start)
+            })
     }
 
     /// Whether a client of `instance` had written a store for a record not yet committed.

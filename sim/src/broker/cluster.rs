@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::coordinator::Coordinators;
 use super::log::PartitionLog;
 use super::{reject, Broker};
 use crate::protocol::{
@@ -59,6 +60,22 @@ pub struct ClusterConfig {
     /// `broker.session.timeout.ms`: the controller fences a broker it has not heard from
     /// for this long. Default 60 (Kafka's 9 s, scaled).
     pub broker_session_timeout_ms: Millis,
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`, whose
+    /// leaders are the transaction coordinators. Default 2 (Kafka's 50, scaled down).
+    #[serde(default = "default_coordinator_partitions")]
+    pub transaction_state_partitions: u32,
+    /// `offsets.topic.num.partitions`: partitions of `__consumer_offsets`, whose leaders
+    /// are the group coordinators. Default 2 (Kafka's 50, scaled down).
+    #[serde(default = "default_coordinator_partitions")]
+    pub offsets_partitions: u32,
+}
+
+/// The default of [`ClusterConfig::transaction_state_partitions`] and
+/// [`ClusterConfig::offsets_partitions`].
+pub const DEFAULT_COORDINATOR_PARTITIONS: u32 = 2;
+
+fn default_coordinator_partitions() -> u32 {
+    DEFAULT_COORDINATOR_PARTITIONS
 }
 
 impl Default for ClusterConfig {
@@ -70,6 +87,8 @@ impl Default for ClusterConfig {
             unclean_leader_election: false,
             replica_lag_time_max_ms: 200,
             broker_session_timeout_ms: 60,
+            transaction_state_partitions: DEFAULT_COORDINATOR_PARTITIONS,
+            offsets_partitions: DEFAULT_COORDINATOR_PARTITIONS,
         }
     }
 }
@@ -97,6 +116,17 @@ impl ClusterConfig {
                 "min_insync_replicas = {}: expected 1 to replication_factor ({})",
                 self.min_insync_replicas, self.replication_factor
             ));
+        }
+        for (name, n) in [
+            (
+                "transaction_state_partitions",
+                self.transaction_state_partitions,
+            ),
+            ("offsets_partitions", self.offsets_partitions),
+        ] {
+            if n == 0 || n > 50 {
+                return Err(format!("{name} = {n}: expected 1 to 50"));
+            }
         }
         if self.replica_lag_time_max_ms == 0 || self.broker_session_timeout_ms == 0 {
             return Err(
@@ -207,6 +237,8 @@ pub(super) struct Cluster {
     pub(super) cut_from_clients: BTreeSet<BrokerId>,
     /// Brokers whose follower fetches are stalled (a slow follower).
     pub(super) slow: BTreeSet<BrokerId>,
+    /// The transaction and group coordinators' records, loads and held answers.
+    pub(super) coordinators: Coordinators,
 }
 
 impl Cluster {
@@ -258,11 +290,13 @@ impl Broker {
             next_delayed: 0,
             cut_from_clients: BTreeSet::new(),
             slow: BTreeSet::new(),
+            coordinators: Coordinators::default(),
         });
         let names: Vec<String> = self.topics.keys().cloned().collect();
         for name in names {
             self.replicate_topic(&name);
         }
+        self.create_coordinator_topics();
         Ok(())
     }
 
@@ -460,8 +494,16 @@ impl Broker {
         delayed.waiting.is_empty()
     }
 
-    /// The delayed produces that can be answered now, by id, removed from the purgatory.
+    /// The delayed answers that can be given now, by id, removed from the purgatory:
+    /// produces and coordinator answers waiting for replication.
     pub fn take_completed_produces(&mut self) -> Vec<(u64, Response)> {
+        let mut out = self.take_completed_answers();
+        out.extend(self.take_completed_data_produces());
+        out.sort_by_key(|(id, _)| *id);
+        out
+    }
+
+    fn take_completed_data_produces(&mut self) -> Vec<(u64, Response)> {
         let Some(cluster) = &self.cluster else {
             return Vec::new();
         };

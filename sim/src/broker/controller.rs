@@ -3,15 +3,15 @@
 //! `broker.session.timeout.ms`, leader election from the ISR, unclean election from any
 //! live replica when allowed, leader epochs; and what a broker crash does to its logs.
 //!
-//! The coordinators (transactions, groups) are not on a broker that fails: they stay up
-//! whatever happens to the brokers that hold partition replicas (a limit of this model,
-//! stated in the README).
+//! The coordinators (transactions, groups) are the leaders of the partitions of
+//! `__transaction_state` and `__consumer_offsets`: a leader change there moves them, and
+//! the new leader loads their state from its log (`coordinator.rs`, `coord_load.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::cluster::{BrokerId, Follower, Liveness};
 use super::producer::ProducerState;
-use super::txn::{TxnOutcome, TxnSerial};
+use super::txn::TxnSerial;
 use super::Broker;
 use crate::protocol::{Millis, Offset, TopicPartition};
 use crate::trace::Event;
@@ -144,7 +144,7 @@ impl Broker {
             panic!("restarting broker {b}, which is up")
         };
         if !fenced {
-            self.fence(b, events);
+            self.fence(b, now, events);
         }
         let cluster = self.cluster.as_mut().expect("a cluster");
         cluster.brokers[b as usize] = Liveness::Up;
@@ -163,7 +163,7 @@ impl Broker {
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in offline {
-            self.elect(&tp, events);
+            self.elect(&tp, now, events);
         }
         self.debug_check();
     }
@@ -182,7 +182,7 @@ impl Broker {
             })
             .collect();
         for b in due {
-            self.fence(b, events);
+            self.fence(b, now, events);
         }
         self.shrink_isrs(now, events);
     }
@@ -198,7 +198,7 @@ impl Broker {
     /// last member stays: an ISR is never empty), and every partition it led elects. A
     /// broker cut off from the controller is fenced the same way
     /// (`BrokerHeartbeatManager.findOneStaleBroker`: its heartbeats stopped arriving).
-    pub(super) fn fence(&mut self, b: BrokerId, events: &mut Vec<Event>) {
+    pub(super) fn fence(&mut self, b: BrokerId, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_mut().expect("a cluster");
         match cluster.brokers[b as usize] {
             Liveness::Down { fence_at, .. } => {
@@ -232,7 +232,7 @@ impl Broker {
             }
         }
         for tp in led {
-            self.elect(&tp, events);
+            self.elect(&tp, now, events);
         }
         for tp in shrunk {
             self.maybe_increment_hw(&tp);
@@ -242,7 +242,7 @@ impl Broker {
     /// `PartitionLeaderElectionAlgorithms`: the first replica in assignment order that is
     /// up and in the ISR; else, when the topic allows unclean election, the first replica
     /// up, which becomes the whole ISR; else no leader (offline).
-    pub(super) fn elect(&mut self, tp: &TopicPartition, events: &mut Vec<Event>) {
+    pub(super) fn elect(&mut self, tp: &TopicPartition, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_ref().expect("a cluster");
         let r = &cluster.partitions[tp];
         let up = |b: &BrokerId| cluster.brokers[*b as usize] == Liveness::Up;
@@ -260,7 +260,7 @@ impl Broker {
         if leader.is_none() && r.leader.is_none() {
             return; // still offline: nothing changes
         }
-        self.set_leader(tp, leader, was_unclean && leader.is_some(), events);
+        self.set_leader(tp, leader, was_unclean && leader.is_some(), now, events);
     }
 
     /// Move the leadership of `tp` to `leader` (or none) in a new leader epoch.
@@ -269,6 +269,7 @@ impl Broker {
         tp: &TopicPartition,
         leader: Option<BrokerId>,
         unclean: bool,
+        now: Millis,
         events: &mut Vec<Event>,
     ) {
         let cluster = self.cluster.as_mut().expect("a cluster");
@@ -321,6 +322,7 @@ impl Broker {
             self.rebuild_leader_state(tp, events);
             self.maybe_increment_hw(tp);
         }
+        self.coordinator_leader_changed(tp, now);
     }
 
     /// The partition's leader log becomes `new`'s (a follower until now), and the old
@@ -444,11 +446,8 @@ impl Broker {
         events: &mut Vec<Event>,
     ) {
         let Some(tid) = tid else {
-            assert_ne!(
-                self.txn_outcomes[s],
-                TxnOutcome::Open,
-                "an open transaction without id"
-            );
+            // Completed, or (a coordinator that lost its record of it after a failover)
+            // known to no coordinator: either way no marker will come.
             self.partition_mut(tp).0.hanging.insert(s);
             events.push(Event::HangingTransaction {
                 tp: tp.clone(),

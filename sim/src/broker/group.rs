@@ -31,7 +31,7 @@ pub enum GroupState {
     Stable,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Member {
     topics: Vec<String>,
     session_timeout_ms: Millis,
@@ -50,7 +50,7 @@ impl Member {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Group {
     pub(super) state: GroupState,
     pub(super) generation: Generation,
@@ -70,7 +70,7 @@ pub(super) struct Subscription {
 }
 
 impl Group {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Group {
             state: GroupState::Empty,
             generation: 0,
@@ -78,6 +78,37 @@ impl Group {
             assignment: BTreeMap::new(),
             committed: BTreeMap::new(),
         }
+    }
+
+    /// The group as Kafka stores it in `__consumer_offsets` (`GroupMetadataManager.storeGroup`
+    /// at the end of a rebalance): members, generation and assignment, without offsets or
+    /// liveness; `None` while a rebalance is in progress (nothing is stored then).
+    pub(super) fn metadata_record(&self) -> Option<Group> {
+        if !super::coordinator::stored_state(self.state) {
+            return None;
+        }
+        let mut g = self.clone();
+        g.committed = BTreeMap::new();
+        for m in g.members.values_mut() {
+            m.last_seen = 0;
+            m.rejoined = false;
+        }
+        Some(g)
+    }
+
+    /// A stored group loaded by a new coordinator at `now` with `committed` offsets: every
+    /// member's session starts again (`GroupCoordinator.onGroupLoaded` schedules each
+    /// member's heartbeat expiration anew).
+    pub(super) fn loaded(
+        mut self,
+        now: Millis,
+        committed: BTreeMap<TopicPartition, Offset>,
+    ) -> Group {
+        for m in self.members.values_mut() {
+            m.last_seen = now;
+        }
+        self.committed = committed;
+        self
     }
 
     /// Enter `PreparingRebalance` (if not already there): every member must rejoin.
@@ -619,7 +650,12 @@ impl Broker {
     /// Expire members whose session timed out and complete rebalances whose rebalance
     /// timeout passed, group by group in name order.
     pub(super) fn expire_group_members(&mut self, now: Millis, events: &mut Vec<Event>) {
-        let names: Vec<String> = self.groups.keys().cloned().collect();
+        let names: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| self.coordinator_ready(super::coordinator::Coordinator::Group, g))
+            .cloned()
+            .collect();
         for name in names {
             let expired: Vec<String> = self.groups[&name]
                 .members

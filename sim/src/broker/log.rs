@@ -29,12 +29,15 @@ pub struct TopicConfig {
 /// What a replica needs besides the entry itself to rebuild a leader's state from its log
 /// (Kafka keeps it in the record batch headers): the batch an idempotent record opened,
 /// and the transaction a marker closed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct EntryMeta {
     /// On the first record of an idempotent batch: its base sequence and record count.
     pub(super) batch: Option<(i32, i32)>,
     /// On a transaction marker: the transaction it ends.
     pub(super) marker_of: Option<TxnSerial>,
+    /// On a record of `__transaction_state` or `__consumer_offsets`: the coordinator
+    /// state it carries (Kafka's `TransactionLog` / `GroupMetadataManager` key and value).
+    pub(super) coord: Option<std::sync::Arc<super::coordinator::CoordRecord>>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -159,6 +162,12 @@ impl PartitionLog {
     }
 }
 
+/// Whether `topic` is one of the coordinators' internal topics.
+pub fn is_internal(topic: &str) -> bool {
+    topic == super::coordinator::TRANSACTION_STATE_TOPIC
+        || topic == super::coordinator::OFFSETS_TOPIC
+}
+
 #[derive(Clone, Debug)]
 pub(super) struct Topic {
     pub(super) config: TopicConfig,
@@ -200,9 +209,14 @@ impl Broker {
         self.topics.get(name).map(|t| &t.config)
     }
 
-    /// Every topic with its configuration, sorted by name.
+    /// Every topic with its configuration, sorted by name; not the coordinators' internal
+    /// topics (`__transaction_state`, `__consumer_offsets`), as Kafka's metadata leaves
+    /// them out unless asked.
     pub fn topics(&self) -> impl Iterator<Item = (&str, &TopicConfig)> {
-        self.topics.iter().map(|(n, t)| (n.as_str(), &t.config))
+        self.topics
+            .iter()
+            .filter(|(n, _)| !is_internal(n))
+            .map(|(n, t)| (n.as_str(), &t.config))
     }
 
     /// Number of partitions of a topic.

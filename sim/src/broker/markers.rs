@@ -19,6 +19,7 @@
 
 use std::collections::BTreeMap;
 
+use super::coordinator::Coordinator;
 use super::log::EntryMeta;
 use super::txn::{EndingTxn, TxnOutcome};
 use super::Broker;
@@ -73,8 +74,9 @@ impl Broker {
             commit,
             marker: (pid, marker_epoch),
             partitions: open.partitions.keys().cloned().collect(),
-            groups: open.offsets,
+            groups: open.offsets.clone(),
             awaiting: BTreeMap::new(),
+            prepared: (open.partitions.keys().cloned().collect(), open.offsets),
         });
         assert_eq!(
             self.txn_outcomes[open.serial],
@@ -126,14 +128,22 @@ impl Broker {
         let mut out = Vec::new();
         for (tid, st) in &self.txn_ids {
             let Some(ending) = &st.ending else { continue };
+            if !self.coordinator_sends_markers(tid) {
+                continue;
+            }
             let partitions = ending
                 .partitions
                 .iter()
                 .filter(|tp| self.leader_reachable(tp, false, true))
                 .cloned();
+            let groups = ending
+                .groups
+                .keys()
+                .filter(|g| self.coordinator_ready(Coordinator::Group, g))
+                .cloned();
             let targets = partitions
                 .map(MarkerTarget::Partition)
-                .chain(ending.groups.keys().cloned().map(MarkerTarget::Group));
+                .chain(groups.map(MarkerTarget::Group));
             out.extend(targets.map(|target| PendingMarker {
                 transactional_id: tid.clone(),
                 target,
@@ -180,6 +190,10 @@ impl Broker {
             }
             MarkerTarget::Group(group) => {
                 let pending = ending.groups.remove(group).expect("a pending group marker");
+                if let Some(cluster) = self.cluster.as_mut() {
+                    let applied = &mut cluster.coordinators.applied_group_markers;
+                    applied.insert((group.clone(), serial));
+                }
                 if commit {
                     // GroupMetadata.completePendingTxnOffsetCommit: the offsets commit.
                     self.commit_pending_offsets(BTreeMap::from([(group.clone(), pending)]), events);
@@ -187,6 +201,8 @@ impl Broker {
             }
         }
         self.complete_if_written(tid);
+        self.persist_coordinators(now);
+        self.forget_written();
         self.debug_check();
     }
 
@@ -237,6 +253,7 @@ impl Broker {
             EntryMeta {
                 batch: None,
                 marker_of: Some(serial),
+                coord: None,
             },
             compacted,
         );
@@ -277,6 +294,7 @@ impl Broker {
         let timed_out: Vec<String> = self
             .txn_ids
             .iter()
+            .filter(|(tid, _)| self.coordinator_ready(Coordinator::Transaction, tid))
             .filter(|(_, st)| st.deadline().is_some_and(|d| self.scan_after(d) <= now))
             .map(|(tid, _)| tid.clone())
             .collect();

@@ -58,6 +58,8 @@ use crate::trace::Event;
 pub mod assignor;
 mod cluster;
 mod controller;
+mod coord_load;
+mod coordinator;
 pub mod group;
 mod invariants;
 pub mod log;
@@ -70,7 +72,13 @@ mod restore;
 mod tests;
 mod txn;
 
-pub use cluster::{BrokerId, ClusterConfig, FollowerFetch, Handled};
+pub use cluster::{
+    BrokerId, ClusterConfig, FollowerFetch, Handled, DEFAULT_COORDINATOR_PARTITIONS,
+};
+pub use coordinator::{
+    coordinator_partition, java_hash_code, COORDINATOR_LOAD_MS, OFFSETS_TOPIC,
+    TRANSACTION_STATE_TOPIC,
+};
 
 pub use group::{range_assignment, GroupState};
 pub use log::TopicConfig;
@@ -78,6 +86,7 @@ pub use markers::{MarkerTarget, PendingMarker};
 pub use producer::PRODUCER_BATCH_CACHE;
 
 use cluster::Cluster;
+use coordinator::Coordinator;
 use group::Group;
 use log::Topic;
 use producer::ProducerEntry;
@@ -328,9 +337,15 @@ impl Broker {
                     .map(|b| (b.tp.clone(), b.records.len() as u64))
                     .collect();
                 let results = self.produce(now, producer, batches, acks, events);
+                self.persist_coordinators(now);
+                self.forget_written();
                 self.answer_produce(results, &counts, acks)
             }
-            req => Handled::Now(self.dispatch(now, client, req, events)),
+            req => {
+                let response = self.dispatch(now, client, req, events);
+                self.persist_coordinators(now);
+                self.answer_coordinator(response)
+            }
         };
         self.debug_check();
         handled
@@ -347,21 +362,32 @@ impl Broker {
             Request::InitProducerId {
                 transactional_id,
                 transaction_timeout_ms,
-            } => Response::InitProducerId(self.init_producer_id(
-                transactional_id,
-                transaction_timeout_ms,
-                events,
-            )),
+            } => Response::InitProducerId(
+                self.txn_coordinator("InitProducerId", transactional_id.as_deref(), events)
+                    .and_then(|()| {
+                        self.init_producer_id(transactional_id, transaction_timeout_ms, events)
+                    }),
+            ),
             Request::TxnOffsetCommit {
                 producer,
                 group,
                 offsets,
             } => Response::TxnOffsetCommit(
-                self.txn_offset_commit(now, &producer, group, offsets, events),
+                self.txn_coordinator(
+                    "TxnOffsetCommit",
+                    producer.transactional_id.as_deref(),
+                    events,
+                )
+                .and_then(|()| {
+                    let g = Coordinator::Group;
+                    self.check_coordinator(g, &group.group, "TxnOffsetCommit", events)
+                })
+                .and_then(|()| self.txn_offset_commit(now, &producer, group, offsets, events)),
             ),
-            Request::EndTxn { producer, commit } => {
-                Response::EndTxn(self.end_txn_request(&producer, commit, events))
-            }
+            Request::EndTxn { producer, commit } => Response::EndTxn(
+                self.txn_coordinator("EndTxn", producer.transactional_id.as_deref(), events)
+                    .and_then(|()| self.end_txn_request(&producer, commit, events)),
+            ),
             Request::Fetch {
                 tp,
                 offset,
@@ -375,6 +401,20 @@ impl Broker {
         }
     }
 
+    /// `NOT_COORDINATOR` / `COORDINATOR_LOAD_IN_PROGRESS` from the transaction coordinator
+    /// of `tid`, if the request has one.
+    fn txn_coordinator(
+        &self,
+        request: &str,
+        tid: Option<&str>,
+        events: &mut Vec<Event>,
+    ) -> Result<(), KafkaError> {
+        match tid {
+            Some(tid) => self.check_coordinator(Coordinator::Transaction, tid, request, events),
+            None => Ok(()),
+        }
+    }
+
     /// The group coordinator's requests.
     fn dispatch_group(
         &mut self,
@@ -383,6 +423,9 @@ impl Broker {
         req: Request,
         events: &mut Vec<Event>,
     ) -> Response {
+        if let Some(error) = self.group_coordinator_error(&req, events) {
+            return error;
+        }
         match req {
             Request::JoinGroup {
                 group,
@@ -430,11 +473,20 @@ impl Broker {
     /// In debug and test builds every invariant is checked afterwards.
     pub fn tick(&mut self, now: Millis, events: &mut Vec<Event>) {
         self.tick_cluster(now, events);
+        self.finish_loads(now, events);
         self.abort_timed_out_transactions(now, events);
         self.expire_group_members(now, events);
+        self.persist_coordinators(now);
+        self.forget_written();
+        // An append above (a marker, a coordinator record) can put a follower that has
+        // stopped fetching (slow, partitioned) past its lag time at once.
+        self.shrink_isrs(now, events);
         assert!(
             self.next_deadline().is_none_or(|d| d > now),
-            "broker bug: a deadline at or before {now} survived its tick"
+            "broker bug: a deadline at or before {now} survived its tick (cluster {:?}, \
+             loads {:?})",
+            self.cluster_deadline(),
+            self.load_deadline()
         );
         self.debug_check();
     }
@@ -443,11 +495,17 @@ impl Broker {
     pub fn next_deadline(&self) -> Option<Millis> {
         let txns = self
             .txn_ids
-            .values()
-            .filter_map(TxnIdState::deadline)
+            .iter()
+            .filter(|(tid, _)| self.coordinator_ready(Coordinator::Transaction, tid))
+            .filter_map(|(_, st)| st.deadline())
             .map(|d| self.scan_after(d));
-        let groups = self.groups.values().filter_map(Group::deadline);
+        let groups = self
+            .groups
+            .iter()
+            .filter(|(g, _)| self.coordinator_ready(Coordinator::Group, g))
+            .filter_map(|(_, g)| g.deadline());
         let cluster = self.cluster_deadline();
-        txns.chain(groups).chain(cluster).min()
+        let loads = self.load_deadline();
+        txns.chain(groups).chain(cluster).chain(loads).min()
     }
 }

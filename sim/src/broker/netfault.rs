@@ -108,7 +108,7 @@ impl Broker {
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in offline {
-            self.elect(&tp, events);
+            self.elect(&tp, now, events);
         }
         self.debug_check();
     }

@@ -239,6 +239,18 @@ impl Broker {
             // (`TransactionCoordinator.handleAddPartitionsToTransaction`), which the
             // partition leader answers as NOT_ENOUGH_REPLICAS so that the producer retries
             // the batch (`ReplicaManager.handleProduceAppend`).
+            // So is a verification that finds no coordinator (`NOT_COORDINATOR`,
+            // `COORDINATOR_LOAD_IN_PROGRESS`).
+            let coordinator = super::coordinator::Coordinator::Transaction;
+            if self
+                .check_coordinator(coordinator, tid, "Produce", events)
+                .is_err()
+            {
+                let error = KafkaError::NotEnoughReplicas;
+                let detail = format!("{tid}: verification failed: no coordinator");
+                reject(events, "Produce", error, detail);
+                return fail_all(batches, error);
+            }
             if self.check_not_ending("Produce", tid, events).is_err() {
                 let error = KafkaError::NotEnoughReplicas;
                 let detail = format!("{tid}: verification failed: CONCURRENT_TRANSACTIONS");
@@ -415,6 +427,7 @@ impl Broker {
                     .filter(|_| i == 0)
                     .map(|(_, _, base)| (base, batch.records.len() as i32)),
                 marker_of: None,
+                coord: None,
             };
             let sequence = ident.map(|(_, _, base)| increment_sequence(base, i as i32));
             events.push(Event::Append {

@@ -61,7 +61,7 @@ impl PartitionLog {
             self.log_end = entry.offset + 1;
             self.entries.push(entry);
             self.txn.push(leader.txn[i]);
-            self.meta.push(leader.meta[i]);
+            self.meta.push(leader.meta[i].clone());
         }
         self.log_end = self.log_end.max(leader.log_end);
         self.hw = leader.hw.min(self.log_end);
@@ -167,6 +167,8 @@ impl Broker {
             });
         }
         self.maybe_increment_hw(tp);
+        self.persist_coordinators(now);
+        self.forget_written();
         self.debug_check();
     }
 

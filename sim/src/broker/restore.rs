@@ -45,6 +45,7 @@ impl Broker {
                 let meta = EntryMeta {
                     batch: None,
                     marker_of: open,
+                    coord: None,
                 };
                 log.append(entry, None, meta, compacted);
             }

@@ -28,7 +28,7 @@ pub(super) enum TxnOutcome {
     Aborted,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct PendingOffsets {
     pub(super) member_id: String,
     pub(super) generation: Generation,
@@ -60,6 +60,9 @@ pub(super) struct EndingTxn {
     /// Partitions whose marker is written at this offset but not yet below the high
     /// watermark (replicated partitions only): the transaction completes when it is.
     pub(super) awaiting: BTreeMap<TopicPartition, Offset>,
+    /// Every partition and group the transaction ends in, as `PrepareCommit` /
+    /// `PrepareAbort` recorded them in `__transaction_state`.
+    pub(super) prepared: (BTreeSet<TopicPartition>, BTreeMap<String, PendingOffsets>),
 }
 
 /// The transaction coordinator's state of one `transactional.id`.
@@ -211,10 +214,12 @@ impl Broker {
         p: &ProducerIdentity,
     ) -> Result<(), (KafkaError, String)> {
         let (pid, epoch) = (p.producer_id, p.epoch);
-        let st = self
-            .txn_ids
-            .get(owner)
-            .expect("transactional producer has a state");
+        // A coordinator that lost the id's records in a failover no longer knows it
+        // (Kafka: `INVALID_PRODUCER_ID_MAPPING`, which Kafka Streams handles as fencing).
+        let Some(st) = self.txn_ids.get(owner) else {
+            let detail = format!("{owner} is unknown to its coordinator");
+            return Err((KafkaError::ProducerFenced, detail));
+        };
         // MUTATION HOOK (`Defects::stale_epoch_accepted`): an older epoch passes.
         let stale = epoch < st.epoch && !self.defects.stale_epoch_accepted;
         if st.producer_id != pid || stale {
@@ -435,7 +440,10 @@ impl Broker {
             Ok(None) => return Err(self.not_transactional(REQ, producer, events)),
             Err((e, detail)) => return Err(reject(events, REQ, e, detail)),
         };
-        let st = &self.txn_ids[&tid];
+        let Some(st) = self.txn_ids.get(&tid) else {
+            let detail = format!("{tid} is unknown to its coordinator");
+            return Err(reject(events, REQ, KafkaError::ProducerFenced, detail));
+        };
         let current = (st.producer_id, st.epoch);
         let retry = is_retry_v2(st, producer);
         let valid_epoch = match (&st.open, &st.ending, st.last_completed) {

@@ -235,6 +235,9 @@ impl StreamsClient {
     pub(super) fn on_heartbeat(&mut self, result: Result<(), KafkaError>, env: &mut Env<'_>) {
         match result {
             Ok(()) => {}
+            // `AbstractCoordinator.HeartbeatResponseHandler`: the coordinator is marked
+            // unknown, and the next heartbeat goes to the one found again.
+            Err(e) if e.coordinator_unavailable() => {}
             Err(KafkaError::RebalanceInProgress) => {
                 // `AbstractCoordinator.HeartbeatResponseHandler`: a rejoin is requested
                 // only while the member is stable, not while its own join is under way.

@@ -401,6 +401,15 @@ impl StreamsClient {
                 self.retry_after(e, request, env)
             }
             Response::EndTxn(Err(e)) if e.is_retriable() => self.retry_after(e, request, env),
+            // `AbstractCoordinator.JoinGroupResponseHandler`, `ConsumerCoordinator.
+            // OffsetCommitResponseHandler`: `NOT_COORDINATOR` and
+            // `COORDINATOR_LOAD_IN_PROGRESS` mark the coordinator unknown and are retried
+            // once it is found again; the generation stays.
+            Response::JoinGroup(Err(e)) | Response::OffsetCommit(Err(e))
+                if e.coordinator_unavailable() =>
+            {
+                self.retry_after(e, request, env)
+            }
             Response::InitProducerId(result) => self.on_init_producer(result, env),
             Response::JoinGroup(result) => self.on_join(result, env),
             Response::OffsetFetch(result) => self.on_offset_fetch(result, env),

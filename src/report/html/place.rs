@@ -95,7 +95,8 @@ impl Model {
             | Event::BrokerPartitioned { .. }
             | Event::PartitionHealed { .. }
             | Event::SlowFollower { .. }
-            | Event::HangingTransaction { .. } => {
+            | Event::HangingTransaction { .. }
+            | Event::CoordinatorLoaded { .. } => {
                 placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
             }
             Event::Assigned { .. }

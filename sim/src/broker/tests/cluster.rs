@@ -8,11 +8,11 @@ use crate::protocol::{Acks, Isolation, PartitionProduceResult, ProduceBatch, Rec
 
 const T: &str = "stock"; // placed from broker 0 in a three-broker cluster
 
-fn tp() -> TopicPartition {
+pub(super) fn tp() -> TopicPartition {
     TopicPartition::new(T, 0)
 }
 
-fn rec(v: &str) -> Record {
+pub(super) fn rec(v: &str) -> Record {
     Record {
         key: Some("k".into()),
         value: Some(v.into()),
@@ -21,15 +21,15 @@ fn rec(v: &str) -> Record {
     }
 }
 
-struct Cl {
-    b: Broker,
-    now: Millis,
-    events: Vec<Event>,
+pub(super) struct Cl {
+    pub(super) b: Broker,
+    pub(super) now: Millis,
+    pub(super) events: Vec<Event>,
 }
 
 impl Cl {
     /// Three brokers, one partition of `stock` led by broker 0, replicas 0, 1, 2.
-    fn new(min_isr: u32, unclean: bool) -> Cl {
+    pub(super) fn new(min_isr: u32, unclean: bool) -> Cl {
         let mut b = Broker::new();
         b.create_topic(
             T,
@@ -54,7 +54,7 @@ impl Cl {
         }
     }
 
-    fn produce(&mut self, value: &str, acks: Acks) -> Handled {
+    pub(super) fn produce(&mut self, value: &str, acks: Acks) -> Handled {
         let req = Request::Produce {
             producer: None,
             batches: vec![ProduceBatch {
@@ -79,16 +79,51 @@ impl Cl {
         self.b.check_invariants();
     }
 
-    fn tick_to(&mut self, t: Millis) {
+    pub(super) fn tick_to(&mut self, t: Millis) {
         self.now = t;
         self.b.tick(t, &mut self.events);
         self.b.check_invariants();
     }
 
-    fn crash(&mut self, broker: BrokerId, keep: Option<&[Offset]>) {
+    /// Crash `broker`; with `keep`, its replica of `tp()` keeps that many offsets (the
+    /// coordinators' partitions keep everything).
+    pub(super) fn crash(&mut self, broker: BrokerId, keep: Option<Offset>) {
+        let keep: Option<Vec<Offset>> = keep.map(|k| {
+            let ends = self.b.replica_log_ends(broker);
+            ends.iter()
+                .map(|(t, end)| if *t == tp() { k } else { *end })
+                .collect()
+        });
         self.b
-            .crash_broker(self.now, broker, keep, &mut self.events);
+            .crash_broker(self.now, broker, keep.as_deref(), &mut self.events);
         self.b.check_invariants();
+    }
+
+    /// A coordinator request, answered once its records are replicated: every follower
+    /// of the coordinators' partitions fetches until the answer is out.
+    pub(super) fn coord(&mut self, req: Request) -> Response {
+        let client = crate::client::ClientId::new("p", "app");
+        match self
+            .b
+            .handle_request(self.now, &client, req, &mut self.events)
+        {
+            Handled::Now(r) => r,
+            Handled::Delayed(id) => {
+                for _ in 0..10 {
+                    let done = self.b.take_completed_produces();
+                    if let Some((_, r)) = done.into_iter().find(|(i, _)| *i == id) {
+                        return r;
+                    }
+                    for f in self.b.follower_fetches() {
+                        if log::is_internal(&f.tp.topic) {
+                            self.b.follower_fetch(self.now, &f, &mut self.events);
+                        }
+                    }
+                }
+                panic!("answer {id} never completed")
+            }
+            Handled::Never => panic!("a coordinator request is answered"),
+        }
     }
 
     fn values(&self) -> Vec<String> {
@@ -108,7 +143,7 @@ impl Cl {
         r.isr.iter().copied().collect()
     }
 
-    fn session(&self) -> Millis {
+    pub(super) fn session(&self) -> Millis {
         self.b.cluster_config().unwrap().broker_session_timeout_ms
     }
 }
@@ -274,7 +309,7 @@ fn a_restarted_broker_that_lost_its_unflushed_suffix_is_fenced_and_catches_up() 
     c.fetch(2);
     assert_eq!(c.b.high_watermark(&tp()), 3);
     // Broker 2 loses everything past offset 1, and restarts before its session expires.
-    c.crash(2, Some(&[1]));
+    c.crash(2, Some(1));
     c.b.restart_broker(c.now, 2, &mut c.events);
     c.b.check_invariants();
     assert_eq!(c.isr(), vec![0, 1], "registered again: fenced first");
@@ -291,8 +326,7 @@ fn a_transaction_marker_waits_for_the_high_watermark_and_holds_the_lso_until_the
         transactional_id: Some("t".into()),
         transaction_timeout_ms: 1_000,
     };
-    let Response::InitProducerId(Ok((pid, epoch))) = c.b.handle(0, &client, init, &mut c.events)
-    else {
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init) else {
         panic!()
     };
     let id = ProducerIdentity {
@@ -320,7 +354,7 @@ fn a_transaction_marker_waits_for_the_high_watermark_and_holds_the_lso_until_the
         producer: id,
         commit: true,
     };
-    c.b.handle(0, &client, end, &mut c.events);
+    c.coord(end);
     c.b.write_pending_marker(0, &c.b.pending_markers()[0], &mut c.events);
     assert!(
         c.b.has_pending_markers(),

@@ -1,0 +1,310 @@
+//! A new coordinator's load: the state of every transactional id or group of a
+//! coordinator partition, rebuilt by replaying the new leader's log to its end
+//! (`TransactionStateManager.loadTransactionsForTxnTopicPartition`,
+//! `GroupMetadataManager.loadGroupsAndOffsets`: the last record of a key wins; offsets
+//! accumulate). What the log does not have, the coordinator no longer knows.
+//!
+//! Transactions found in `PrepareCommit` / `PrepareAbort` are completed: their markers are
+//! sent again to every partition that does not have one yet
+//! (`TransactionStateManager.loadTransactionsForTxnTopicPartition` hands them to
+//! `TransactionMarkerChannelManager.addTxnMarkersToSend`); ongoing ones stay ongoing and
+//! time out as before.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::coordinator::{
+    coordinator_partition, CoordRecord, TxnRecord, TxnRecordState, TRANSACTION_STATE_TOPIC,
+};
+use super::group::Group;
+use super::txn::{EndingTxn, OpenTxn, PendingOffsets, TxnIdState, TxnOutcome, TxnSerial};
+use super::Broker;
+use crate::protocol::{Epoch, Millis, Offset, ProducerId, TopicPartition};
+use crate::trace::Event;
+
+/// Open transactions in the data partitions, by producer id: (partition, transaction,
+/// first offset, producer epoch).
+type OngoingByProducer = BTreeMap<ProducerId, Vec<(TopicPartition, TxnSerial, Offset, Epoch)>>;
+
+/// What a coordinator partition's log holds, key by key.
+#[derive(Default)]
+struct Replayed {
+    txns: BTreeMap<String, (TxnRecord, Offset)>,
+    groups: BTreeMap<String, Group>,
+    offsets: BTreeMap<String, BTreeMap<TopicPartition, Offset>>,
+}
+
+impl Broker {
+    /// Load the coordinator state of `tp` from its leader's log, at `now`.
+    pub(super) fn load_coordinator(
+        &mut self,
+        tp: &TopicPartition,
+        now: Millis,
+        events: &mut Vec<Event>,
+    ) {
+        let log = self.topic_log(tp);
+        let mut replayed = Replayed::default();
+        for (e, m) in log.entries.iter().zip(&log.meta) {
+            match m.coord.as_deref() {
+                Some(CoordRecord::Txn { tid, value }) => {
+                    replayed.txns.insert(tid.clone(), (value.clone(), e.offset));
+                }
+                Some(CoordRecord::Group { group, value }) => {
+                    replayed.groups.insert(group.clone(), value.clone());
+                }
+                Some(CoordRecord::Offsets { group, offsets }) => {
+                    let o = replayed.offsets.entry(group.clone()).or_default();
+                    o.extend(offsets.iter().map(|(tp, o)| (tp.clone(), *o)));
+                }
+                None => {}
+            }
+        }
+        let (transactions, groups) = if tp.topic == TRANSACTION_STATE_TOPIC {
+            (self.load_txns(tp, replayed.txns, now), 0)
+        } else {
+            (
+                0,
+                self.load_groups(tp, replayed.groups, replayed.offsets, now),
+            )
+        };
+        let cluster = self.cluster.as_ref().expect("a cluster");
+        let broker = cluster.partitions[tp]
+            .leader
+            .expect("a loaded partition has a leader");
+        events.push(Event::CoordinatorLoaded {
+            tp: tp.clone(),
+            broker,
+            transactions,
+            groups,
+        });
+    }
+
+    /// The transactional ids of `tp`: each as its last record says, the others forgotten.
+    fn load_txns(
+        &mut self,
+        tp: &TopicPartition,
+        txns: BTreeMap<String, (TxnRecord, Offset)>,
+        now: Millis,
+    ) -> usize {
+        let n = self
+            .cluster
+            .as_ref()
+            .expect("a cluster")
+            .config
+            .transaction_state_partitions;
+        let gone: Vec<String> = self
+            .txn_ids
+            .keys()
+            .filter(|t| coordinator_partition(t, n) == tp.partition && !txns.contains_key(*t))
+            .cloned()
+            .collect();
+        for tid in gone {
+            self.txn_ids.remove(&tid);
+            self.coordinators_mut_load().txns.remove(&tid);
+        }
+        let ongoing = self.ongoing_by_producer();
+        let count = txns.len();
+        for (tid, (record, offset)) in txns {
+            let st = self.txn_state_from(&record, &ongoing, now);
+            self.txn_ids.insert(tid.clone(), st);
+            let coord = self.coordinators_mut_load();
+            coord.txns.insert(tid.clone(), (record, tp.clone(), offset));
+            self.complete_if_written(&tid);
+        }
+        count
+    }
+
+    fn coordinators_mut_load(&mut self) -> &mut super::coordinator::Coordinators {
+        &mut self.cluster.as_mut().expect("a cluster").coordinators
+    }
+
+    /// Every open transaction of the data partitions (their leaders' producer state:
+    /// `ProducerStateEntry.currentTxnFirstOffset`).
+    fn ongoing_by_producer(&self) -> OngoingByProducer {
+        let mut out: OngoingByProducer = BTreeMap::new();
+        for (name, topic) in &self.topics {
+            if super::log::is_internal(name) {
+                continue;
+            }
+            for (p, log) in topic.partitions.iter().enumerate() {
+                for (serial, first) in &log.ongoing {
+                    let Some(i) = log.index_of(*first) else {
+                        continue;
+                    };
+                    let Some((pid, epoch)) = log.entries[i].producer else {
+                        continue;
+                    };
+                    let tp = TopicPartition::new(name, p as u32);
+                    out.entry(pid)
+                        .or_default()
+                        .push((tp, *serial, *first, epoch));
+                }
+            }
+        }
+        out
+    }
+
+    /// A transactional id's state from its last record. An ongoing transaction's
+    /// partitions are those whose producer state has it open: in Kafka (transaction
+    /// protocol v2) a partition leader appends a transactional batch only after the
+    /// coordinator's `AddPartitionsToTxn` is durable, which a produce here does in one
+    /// step, so the data partitions say what that record would have said — including a
+    /// transaction begun at the record's epoch after the record was written.
+    fn txn_state_from(
+        &mut self,
+        rec: &TxnRecord,
+        ongoing: &OngoingByProducer,
+        now: Millis,
+    ) -> TxnIdState {
+        let mut st = TxnIdState {
+            producer_id: rec.producer_id,
+            epoch: rec.epoch,
+            timeout_ms: rec.timeout_ms,
+            open: None,
+            ending: None,
+            last_completed: rec.last_completed,
+            previous_producer_id: rec.previous_producer_id,
+        };
+        let mine = ongoing.get(&rec.producer_id).map_or(&[][..], Vec::as_slice);
+        match &rec.state {
+            TxnRecordState::Idle => {
+                let begun = mine.iter().find(|(_, _, _, e)| *e == rec.epoch);
+                if let Some((_, serial, _, _)) = begun {
+                    st.open = Some(self.open_from(*serial, now, BTreeMap::new(), mine));
+                    st.last_completed = None;
+                }
+            }
+            TxnRecordState::Ongoing {
+                serial,
+                started,
+                offsets,
+                ..
+            } => st.open = Some(self.open_from(*serial, *started, offsets.clone(), mine)),
+            TxnRecordState::Prepare {
+                serial,
+                commit,
+                marker,
+                partitions,
+                groups,
+            } => {
+                let prepared = (partitions.clone(), groups.clone());
+                st.ending = Some(self.ending_from(*serial, *commit, *marker, prepared));
+            }
+        }
+        st
+    }
+
+    /// An ongoing transaction as loaded: undecided again if its end was not recorded.
+    fn open_from(
+        &mut self,
+        serial: TxnSerial,
+        started: Millis,
+        offsets: BTreeMap<String, PendingOffsets>,
+        mine: &[(TopicPartition, TxnSerial, Offset, Epoch)],
+    ) -> OpenTxn {
+        self.txn_outcomes[serial] = TxnOutcome::Open;
+        let partitions = mine
+            .iter()
+            .filter(|(_, s, _, _)| *s == serial)
+            .map(|(tp, _, first, _)| (tp.clone(), *first))
+            .collect();
+        OpenTxn {
+            serial,
+            started,
+            partitions,
+            offsets,
+        }
+    }
+
+    /// A transaction in `PrepareCommit` / `PrepareAbort` as loaded: its markers are due
+    /// where none is written yet, awaited where one is written but not replicated; group
+    /// markers are due where the group coordinator has not applied them.
+    fn ending_from(
+        &mut self,
+        serial: TxnSerial,
+        commit: bool,
+        marker: (ProducerId, Epoch),
+        prepared: (BTreeSet<TopicPartition>, BTreeMap<String, PendingOffsets>),
+    ) -> EndingTxn {
+        self.txn_outcomes[serial] = if commit {
+            TxnOutcome::Committed
+        } else {
+            TxnOutcome::Aborted
+        };
+        let mut partitions = BTreeSet::new();
+        let mut awaiting = BTreeMap::new();
+        for tp in &prepared.0 {
+            let Some(log) = self.partition(tp) else {
+                continue;
+            };
+            if log.ongoing.contains_key(&serial) {
+                partitions.insert(tp.clone());
+            } else if let Some(at) = log.unreplicated.get(&serial) {
+                awaiting.insert(tp.clone(), *at);
+            }
+        }
+        let applied = &self
+            .coordinators()
+            .expect("a cluster")
+            .applied_group_markers;
+        let groups = prepared
+            .1
+            .iter()
+            .filter(|(g, _)| !applied.contains(&((*g).clone(), serial)))
+            .map(|(g, o)| (g.clone(), o.clone()))
+            .collect();
+        EndingTxn {
+            serial,
+            commit,
+            marker,
+            partitions,
+            groups,
+            awaiting,
+            prepared,
+        }
+    }
+
+    /// The groups of `tp`: each as its last metadata record left it with every offset
+    /// recorded since; the others forgotten.
+    fn load_groups(
+        &mut self,
+        tp: &TopicPartition,
+        mut metas: BTreeMap<String, Group>,
+        mut offsets: BTreeMap<String, BTreeMap<TopicPartition, Offset>>,
+        now: Millis,
+    ) -> usize {
+        let n = self
+            .cluster
+            .as_ref()
+            .expect("a cluster")
+            .config
+            .offsets_partitions;
+        let names: BTreeSet<String> = metas.keys().chain(offsets.keys()).cloned().collect();
+        let gone: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|g| coordinator_partition(g, n) == tp.partition && !names.contains(*g))
+            .cloned()
+            .collect();
+        let coord = self.coordinators_mut_load();
+        for g in &gone {
+            coord.groups.remove(g);
+            coord.offsets.remove(g);
+        }
+        for g in gone {
+            self.groups.remove(&g);
+        }
+        for name in &names {
+            let committed = offsets.remove(name).unwrap_or_default();
+            let meta = metas.remove(name);
+            let coord = self.coordinators_mut_load();
+            match &meta {
+                Some(m) => coord.groups.insert(name.clone(), m.clone()),
+                None => coord.groups.remove(name),
+            };
+            coord.offsets.insert(name.clone(), committed.clone());
+            let group = meta.unwrap_or_else(Group::new).loaded(now, committed);
+            self.groups.insert(name.clone(), group);
+        }
+        names.len()
+    }
+}

@@ -1,0 +1,272 @@
+//! Coordinator failover on three brokers: the coordinators on the leaders of
+//! `__transaction_state` and `__consumer_offsets`, answers held until their records are
+//! replicated, `NOT_COORDINATOR` / `COORDINATOR_LOAD_IN_PROGRESS`, and the state a new
+//! leader loads from its log.
+
+use super::cluster::{rec, tp, Cl};
+use super::*;
+use crate::protocol::{Acks, GroupMetadata, JoinOutcome, ProduceBatch, RebalanceProtocol};
+use coordinator::Coordinator;
+
+fn client() -> ClientId {
+    ClientId::new("p", "app")
+}
+
+/// Every follower fetch until none is useful.
+fn replicate_all(c: &mut Cl) {
+    for _ in 0..20 {
+        let fetches = c.b.follower_fetches();
+        if fetches.is_empty() {
+            return;
+        }
+        for f in fetches {
+            c.b.follower_fetch(c.now, &f, &mut c.events);
+        }
+    }
+    panic!("replication never settled");
+}
+
+fn coordinator_of(c: &Cl, kind: Coordinator, id: &str) -> BrokerId {
+    let ctp = c.b.coordinator_tp(kind, id).expect("replicated");
+    c.b.cluster.as_ref().unwrap().partitions[&ctp]
+        .leader
+        .expect("led")
+}
+
+fn init(t: &str) -> Request {
+    Request::InitProducerId {
+        transactional_id: Some(t.into()),
+        transaction_timeout_ms: 10_000,
+    }
+}
+
+fn now_answer(c: &mut Cl, req: Request) -> Response {
+    match c.b.handle_request(c.now, &client(), req, &mut c.events) {
+        Handled::Now(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn loaded(c: &Cl) -> usize {
+    let loads = c.events.iter();
+    loads
+        .filter(|e| matches!(e, Event::CoordinatorLoaded { .. }))
+        .count()
+}
+
+#[test]
+fn an_id_maps_to_its_partition_as_java_hashes_it() {
+    assert_eq!(java_hash_code(""), 0);
+    assert_eq!(java_hash_code("hello"), 99_162_322);
+    // `Utils.abs(Integer.MIN_VALUE)` is 0.
+    assert_eq!(java_hash_code("polygenelubricants"), i32::MIN);
+    assert_eq!(coordinator_partition("polygenelubricants", 50), 0);
+    // "app-1": a negative hash code, taken absolute.
+    let h = java_hash_code("app-1-producer");
+    assert_eq!(
+        coordinator_partition("app-1-producer", 7),
+        h.unsigned_abs() % 7
+    );
+}
+
+#[test]
+fn a_new_transaction_coordinator_completes_a_prepared_commit_from_its_log() {
+    let mut c = Cl::new(2, false);
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init("t")) else {
+        panic!()
+    };
+    let id = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some("t".into()),
+    };
+    let req = Request::Produce {
+        producer: Some(id.clone()),
+        batches: vec![ProduceBatch {
+            tp: tp(),
+            base_sequence: Some(0),
+            records: vec![rec("a")],
+        }],
+        acks: Acks::All,
+    };
+    c.b.handle_request(c.now, &client(), req, &mut c.events);
+    replicate_all(&mut c);
+    c.b.take_completed_produces();
+    let end = Request::EndTxn {
+        producer: id,
+        commit: true,
+    };
+    assert!(matches!(c.coord(end), Response::EndTxn(Ok(_))));
+    assert!(
+        !c.b.pending_markers().is_empty(),
+        "PrepareCommit is durable"
+    );
+    let old = coordinator_of(&c, Coordinator::Transaction, "t");
+    c.crash(old, None);
+    assert!(
+        c.b.pending_markers().is_empty(),
+        "a coordinator that is down sends no marker"
+    );
+    assert_eq!(
+        now_answer(&mut c, init("t")),
+        Response::InitProducerId(Err(KafkaError::NotCoordinator))
+    );
+    let fenced = c.session();
+    c.tick_to(fenced);
+    assert_ne!(coordinator_of(&c, Coordinator::Transaction, "t"), old);
+    assert_eq!(
+        now_answer(&mut c, init("t")),
+        Response::InitProducerId(Err(KafkaError::CoordinatorLoadInProgress))
+    );
+    assert!(c.b.pending_markers().is_empty(), "still loading");
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    assert!(loaded(&c) >= 1);
+    assert_eq!(c.b.open_transactions(), vec!["t".to_string()]);
+    // The new leader's high watermark passes the record once its follower fetches.
+    replicate_all(&mut c);
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1, "the marker is sent again");
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    replicate_all(&mut c);
+    assert!(c.b.open_transactions().is_empty(), "committed");
+    let marker = c.b.log(&tp()).last().and_then(|e| e.control);
+    assert_eq!(marker, Some(ControlType::Commit));
+    assert_eq!(
+        c.b.last_stable_offset(&tp()),
+        c.b.log_end_offset(&tp()),
+        "the LSO passed the transaction"
+    );
+}
+
+#[test]
+fn an_answer_waits_for_its_record_and_a_record_lost_with_the_leader_is_forgotten() {
+    let mut c = Cl::new(2, false);
+    let h =
+        c.b.handle_request(c.now, &client(), init("t"), &mut c.events);
+    let Handled::Delayed(id) = h else {
+        panic!("{h:?}: InitProducerId waits for acks=-1")
+    };
+    let old = coordinator_of(&c, Coordinator::Transaction, "t");
+    c.crash(old, None);
+    let fenced = c.session();
+    c.tick_to(fenced);
+    let answers = c.b.take_completed_produces();
+    assert_eq!(
+        answers,
+        vec![(
+            id,
+            Response::InitProducerId(Err(KafkaError::NotCoordinator))
+        )],
+        "the leader moved before the record was replicated"
+    );
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    assert_eq!(c.b.producer_epoch("t"), None, "the new leader never had it");
+    let Response::InitProducerId(Ok((_, epoch))) = c.coord(init("t")) else {
+        panic!()
+    };
+    assert_eq!(epoch, 0, "a first producer id again");
+}
+
+fn join(c: &mut Cl) -> (String, Generation) {
+    let req = Request::JoinGroup {
+        group: "g".into(),
+        member_id: None,
+        topics: vec![tp().topic],
+        session_timeout_ms: 10_000,
+        rebalance_timeout_ms: 500,
+        protocol: RebalanceProtocol::Eager,
+        owned: Vec::new(),
+    };
+    match c.coord(req) {
+        Response::JoinGroup(Ok(JoinOutcome::Joined {
+            member_id,
+            generation,
+            ..
+        })) => (member_id, generation),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn offset_commit(member: &str, generation: Generation, offset: Offset) -> Request {
+    Request::OffsetCommit {
+        group: GroupMetadata {
+            group: "g".into(),
+            member_id: member.into(),
+            generation,
+        },
+        offsets: vec![(tp(), offset)],
+    }
+}
+
+fn offset_fetch() -> Request {
+    Request::OffsetFetch {
+        group: "g".into(),
+        partitions: vec![tp()],
+        require_stable: true,
+    }
+}
+
+#[test]
+fn a_new_group_coordinator_loads_the_generation_and_the_committed_offsets() {
+    let mut c = Cl::new(2, false);
+    let (member, generation) = join(&mut c);
+    let commit = offset_commit(&member, generation, 7);
+    assert_eq!(c.coord(commit), Response::OffsetCommit(Ok(())));
+    let old = coordinator_of(&c, Coordinator::Group, "g");
+    c.crash(old, None);
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Err(KafkaError::NotCoordinator))
+    );
+    let fenced = c.session();
+    c.tick_to(fenced);
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Err(KafkaError::CoordinatorLoadInProgress))
+    );
+    let heartbeat = Request::Heartbeat {
+        group: "g".into(),
+        member_id: member.clone(),
+        generation,
+    };
+    assert_eq!(
+        now_answer(&mut c, heartbeat.clone()),
+        Response::Heartbeat(Ok(())),
+        "a loading coordinator answers heartbeats blindly"
+    );
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Ok(vec![(tp(), Some(7))]))
+    );
+    assert_eq!(c.b.group_generation("g"), Some(generation));
+    assert_eq!(now_answer(&mut c, heartbeat), Response::Heartbeat(Ok(())));
+}
+
+#[test]
+fn an_offset_commit_not_replicated_when_its_coordinator_crashes_is_not_acknowledged() {
+    let mut c = Cl::new(2, false);
+    let (member, generation) = join(&mut c);
+    let commit = offset_commit(&member, generation, 7);
+    let h = c.b.handle_request(c.now, &client(), commit, &mut c.events);
+    let Handled::Delayed(id) = h else {
+        panic!("{h:?}: an offset commit waits for acks=-1")
+    };
+    let old = coordinator_of(&c, Coordinator::Group, "g");
+    // The leader's page cache is lost with it: its record is gone everywhere.
+    let ends = c.b.replica_log_ends(old);
+    let keep: Vec<Offset> = ends
+        .iter()
+        .map(|(t, end)| if t.topic == OFFSETS_TOPIC { 0 } else { *end })
+        .collect();
+    c.b.crash_broker(c.now, old, Some(&keep), &mut c.events);
+    let fenced = c.session();
+    c.tick_to(fenced);
+    let answers = c.b.take_completed_produces();
+    assert_eq!(
+        answers,
+        vec![(id, Response::OffsetCommit(Err(KafkaError::NotCoordinator)))]
+    );
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    assert!(c.b.committed_offsets("g").is_empty(), "never acknowledged");
+}
