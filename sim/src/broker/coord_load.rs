@@ -25,6 +25,14 @@ use crate::trace::Event;
 /// first offset, producer epoch).
 type OngoingByProducer = BTreeMap<ProducerId, Vec<(TopicPartition, TxnSerial, Offset, Epoch)>>;
 
+/// The transaction a transactional id's state holds open or is ending, if any.
+fn current_serial(st: &TxnIdState) -> Option<TxnSerial> {
+    st.open
+        .as_ref()
+        .map(|o| o.serial)
+        .or(st.ending.as_ref().map(|e| e.serial))
+}
+
 /// What a coordinator partition's log holds, key by key.
 #[derive(Default)]
 struct Replayed {
@@ -59,7 +67,7 @@ impl Broker {
             }
         }
         let (transactions, groups) = if tp.topic == TRANSACTION_STATE_TOPIC {
-            (self.load_txns(tp, replayed.txns, now), 0)
+            (self.load_txns(tp, replayed.txns, now, events), 0)
         } else {
             (
                 0,
@@ -84,6 +92,7 @@ impl Broker {
         tp: &TopicPartition,
         txns: BTreeMap<String, (TxnRecord, Offset)>,
         now: Millis,
+        events: &mut Vec<Event>,
     ) -> usize {
         let n = self
             .cluster
@@ -97,20 +106,56 @@ impl Broker {
             .filter(|t| coordinator_partition(t, n) == tp.partition && !txns.contains_key(*t))
             .cloned()
             .collect();
+        let mut forgotten = Vec::new();
         for tid in gone {
-            self.txn_ids.remove(&tid);
+            forgotten.extend(self.txn_ids.remove(&tid).map(|st| current_serial(&st)));
             self.coordinators_mut_load().txns.remove(&tid);
         }
         let ongoing = self.ongoing_by_producer();
         let count = txns.len();
         for (tid, (record, offset)) in txns {
             let st = self.txn_state_from(&record, &ongoing, now);
-            self.txn_ids.insert(tid.clone(), st);
+            let kept = current_serial(&st);
+            if let Some(old) = self.txn_ids.insert(tid.clone(), st) {
+                forgotten.extend(Some(current_serial(&old)).filter(|s| *s != kept));
+            }
             let coord = self.coordinators_mut_load();
             coord.txns.insert(tid.clone(), (record, tp.clone(), offset));
             self.complete_if_written(&tid);
         }
+        for serial in forgotten.into_iter().flatten() {
+            self.forget_txn(serial, events);
+        }
         count
+    }
+
+    /// A transaction the coordinator held before the load but whose record the new
+    /// leader's log does not have (it was lost with the old leader's unreplicated suffix):
+    /// no coordinator knows it any more, so no marker will ever end it. In Kafka its
+    /// producer's `EndTxn` now finds the id `Empty` / `Complete*` at that epoch and is
+    /// refused (`TransactionCoordinator.handleEndTransaction`): it cannot commit. Where its
+    /// records survive in a partition they are a hanging transaction holding back the LSO
+    /// (`ProducerStateManager` keeps them in `ongoingTxns` until a marker comes, and
+    /// `UnifiedLog.firstUnstableOffset` stays at their first offset), as
+    /// `rebuild_leader_state` marks them on a leader change.
+    fn forget_txn(&mut self, serial: TxnSerial, events: &mut Vec<Event>) {
+        if self.txn_outcomes[serial] == TxnOutcome::Open {
+            self.txn_outcomes[serial] = TxnOutcome::Aborted;
+        }
+        let mut hanging = Vec::new();
+        for (name, topic) in &mut self.topics {
+            for (p, log) in topic.partitions.iter_mut().enumerate() {
+                let Some(first) = log.ongoing.get(&serial).copied() else {
+                    continue;
+                };
+                if !log.unreplicated.contains_key(&serial) && log.hanging.insert(serial) {
+                    hanging.push((TopicPartition::new(name, p as u32), first));
+                }
+            }
+        }
+        for (tp, first) in hanging {
+            events.push(Event::HangingTransaction { tp, first });
+        }
     }
 
     fn coordinators_mut_load(&mut self) -> &mut super::coordinator::Coordinators {
@@ -236,10 +281,14 @@ impl Broker {
             let Some(log) = self.partition(tp) else {
                 continue;
             };
-            if log.ongoing.contains_key(&serial) {
-                partitions.insert(tp.clone());
-            } else if let Some(at) = log.unreplicated.get(&serial) {
+            // A marker the leader already has (its first records are still `ongoing`
+            // until the marker is replicated) is awaited, not due again, as a leader
+            // change leaves it (`rebuild_leader_state`): once the high watermark passes
+            // it, `markers_replicated` releases the LSO and completes the transaction.
+            if let Some(at) = log.unreplicated.get(&serial) {
                 awaiting.insert(tp.clone(), *at);
+            } else if log.ongoing.contains_key(&serial) {
+                partitions.insert(tp.clone());
             }
         }
         let applied = &self
