@@ -423,8 +423,9 @@ pub enum FaultClass {
     Pause,
     Network,
     All,
-    /// Broker crashes, half of them losing the broker's unflushed data, one at a time,
-    /// on a three-broker cluster (a scenario of one broker gets three, replication
+    /// Broker faults one at a time: crashes (half of them losing the broker's unflushed
+    /// data), network partitions (from the other brokers and the controller, from the
+    /// clients, or both) and slow followers, on a three-broker cluster (a scenario of one broker gets three, replication
     /// factor 3, `min.insync.replicas = 2`, no unclean election).
     Broker,
 }
@@ -468,7 +469,7 @@ impl FaultClass {
             FaultClass::Pause => "pause (zombie)",
             FaultClass::Network => "network (drop, duplicate, delay)",
             FaultClass::All => "all together",
-            FaultClass::Broker => "broker (crash, fsync loss)",
+            FaultClass::Broker => "broker (crash, fsync loss, partition, slow follower)",
         }
     }
 
@@ -496,6 +497,8 @@ impl FaultClass {
             FaultClass::Broker => FaultRates {
                 broker_crash: 4,
                 fsync_loss: 500,
+                broker_partition: 4,
+                slow_follower: 4,
                 ..base
             },
         }

@@ -15,7 +15,8 @@ use oversell::expect::FaultClass;
 use oversell::load::load_file;
 use oversell::run::{run_seed, Judged};
 use oversell::scenario::Scenario;
-use oversell::sim::protocol::Acks;
+use oversell::sim::protocol::{Acks, KafkaError};
+use oversell::sim::world::ScheduledFault;
 use oversell::sim::Event;
 use std::path::{Path, PathBuf};
 
@@ -55,10 +56,12 @@ fn lost(j: &Judged) -> bool {
 }
 
 #[test]
-fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_and_fsync_loss() {
+fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_fsync_loss_partitions_and_slow_followers(
+) {
     let mut runs = 0;
     let mut crashes = 0;
     let mut losses = 0;
+    let (mut partitions, mut isolations, mut slow) = (0, 0, 0);
     let files = shipped();
     let designs_n = Registry::builtin().names().len();
     for (path, scenario) in &files {
@@ -69,9 +72,17 @@ fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_and_fsync
                 let j = run_seed(design.as_ref(), &s, &[], seed);
                 runs += 1;
                 for r in &j.result.trace.records {
-                    if let Event::BrokerCrashed { lost, .. } = r.event {
-                        crashes += 1;
-                        losses += usize::from(lost > 0);
+                    match r.event {
+                        Event::BrokerCrashed { lost, .. } => {
+                            crashes += 1;
+                            losses += usize::from(lost > 0);
+                        }
+                        Event::BrokerPartitioned { from_brokers, .. } => {
+                            partitions += 1;
+                            isolations += usize::from(from_brokers);
+                        }
+                        Event::SlowFollower { slow: true, .. } => slow += 1,
+                        _ => {}
                     }
                 }
                 assert!(
@@ -84,11 +95,20 @@ fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_and_fsync
         }
     }
     assert_eq!(runs, files.len() * designs_n * SEEDS as usize);
-    eprintln!("{runs} runs, {crashes} broker crashes, {losses} of them losing unflushed data");
-    // The faults really struck: crashes, some of which lost unflushed data.
+    eprintln!(
+        "{runs} runs, {crashes} broker crashes, {losses} of them losing unflushed data, \
+         {partitions} network partitions ({isolations} from the other brokers), \
+         {slow} slow followers"
+    );
+    // The faults really struck: crashes, some of which lost unflushed data, partitions
+    // (some of a broker from the others) and slow followers.
     assert!(
-        crashes > runs && losses > runs / 4,
+        crashes > runs / 2 && losses > runs / 8,
         "{crashes} crashes, {losses} with loss"
+    );
+    assert!(
+        partitions > runs / 2 && isolations > runs / 4 && slow > runs / 2,
+        "{partitions} partitions, {isolations} isolations, {slow} slow followers"
     );
 }
 
@@ -134,6 +154,137 @@ fn a_write_lost_with_the_leader_is_named_lost_with_its_append() {
         .records
         .iter()
         .any(|r| matches!(r.event, Event::LeaderElected { .. })));
+}
+
+/// `acks1-leader-crash`'s orders at `acks=all`, with `fault` instead of its crash.
+fn with_fault(fault: ScheduledFault) -> Scenario {
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/cluster/acks1-leader-crash.toml");
+    let mut s = load_file(&path).expect("a shipped scenario loads");
+    s.producer.acks = Acks::All;
+    s.cluster.replication_factor = Some(3);
+    s.cluster.min_insync_replicas = 2;
+    s.faults.schedule = vec![fault];
+    s
+}
+
+fn orders_isr(j: &Judged) -> Vec<Vec<u32>> {
+    j.result
+        .trace
+        .records
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::IsrChanged { tp, isr } if tp.topic == "orders" && tp.partition == 0 => {
+                Some(isr.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_slow_follower_leaves_the_isr_after_the_lag_time_and_rejoins_when_caught_up() {
+    // Broker 0 follows broker 2, the leader of orders-0; its fetches stall from 90 ms to
+    // 690 ms, while orders arrive from 100 ms.
+    let s = with_fault(ScheduledFault::SlowFollower {
+        at: 90,
+        broker: 0,
+        duration: 600,
+    });
+    let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+    for seed in 0..10 {
+        let j = run_seed(design.as_ref(), &s, &[], seed);
+        let isr = orders_isr(&j);
+        let out = isr.iter().position(|i| !i.contains(&0));
+        let out = out.unwrap_or_else(|| panic!("seed {seed}: broker 0 stayed in the ISR: {isr:?}"));
+        assert!(
+            isr[out..].iter().any(|i| i.contains(&0)),
+            "seed {seed}: broker 0 never rejoined the ISR: {isr:?}"
+        );
+        let shrink = j.result.trace.records.iter().find(|r| {
+            matches!(&r.event, Event::IsrChanged { tp, isr }
+                if tp.topic == "orders" && !isr.contains(&0))
+        });
+        let at = shrink.expect("the shrink").time;
+        // Caught up when its fetches stalled at 90 ms: out once more than
+        // replica_lag_time_max_ms (200) passed, before they resume.
+        assert!((291..690).contains(&at), "seed {seed}: shrink at {at} ms");
+        assert!(!lost(&j), "seed {seed}: {:?}", j.verdict.violations);
+    }
+}
+
+#[test]
+fn a_leader_cut_off_from_the_clients_refuses_them_until_the_partition_heals() {
+    // Broker 2 leads orders-0 and stays in the cluster; the clients cannot reach it from
+    // 99 ms to 399 ms: their writes fail, are retried, and land once it heals.
+    let s = with_fault(ScheduledFault::BrokerPartition {
+        at: 99,
+        broker: 2,
+        duration: 300,
+        from_brokers: false,
+        from_clients: true,
+    });
+    let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+    for seed in 0..10 {
+        let j = run_seed(design.as_ref(), &s, &[], seed);
+        let records = &j.result.trace.records;
+        let refused = records.iter().any(|r| {
+            matches!(&r.event, Event::Rejected { request, error: KafkaError::NotLeaderOrFollower, .. }
+                if request == "Produce" && (99..399).contains(&r.time))
+        });
+        assert!(
+            refused,
+            "seed {seed}: no produce refused during the partition"
+        );
+        let appended: Vec<u64> = records
+            .iter()
+            .filter(|r| matches!(&r.event, Event::Append { tp, .. } if tp.topic == "orders"))
+            .map(|r| r.time)
+            .collect();
+        assert_eq!(appended.len(), 3, "seed {seed}: {appended:?}");
+        assert!(
+            appended.iter().all(|t| *t >= 399),
+            "seed {seed}: {appended:?}"
+        );
+        // No leader moved: the controller still heard from broker 2.
+        assert!(!records
+            .iter()
+            .any(|r| matches!(r.event, Event::LeaderElected { .. })));
+        assert!(
+            j.violated().is_empty(),
+            "seed {seed}: {:?}",
+            j.verdict.violations
+        );
+    }
+}
+
+#[test]
+fn an_isolated_leader_under_acks_all_loses_nothing_its_writes_move_to_the_new_leader() {
+    // The story of acks1-isolated-leader at acks=all: the isolated leader cannot commit
+    // the orders (its followers cannot fetch, its ISR cannot shrink), they fail when the
+    // controller moves the leadership, and the retries land on the new leader.
+    let s = with_fault(ScheduledFault::BrokerPartition {
+        at: 99,
+        broker: 2,
+        duration: 400,
+        from_brokers: true,
+        from_clients: false,
+    });
+    for name in Registry::builtin().names() {
+        let design = designs::by_name(name).expect("a shipped design");
+        for seed in 0..10 {
+            let j = run_seed(design.as_ref(), &s, &[], seed);
+            let records = &j.result.trace.records;
+            let truncated = records.iter().any(|r| {
+                matches!(&r.event, Event::Truncated { tp, broker: 2, .. } if tp.topic == "orders")
+            });
+            assert!(
+                truncated,
+                "{name} seed {seed}: broker 2 kept its unreplicated orders"
+            );
+            assert!(!lost(&j), "{name} seed {seed}: {:?}", j.verdict.violations);
+        }
+    }
 }
 
 /// The transaction coordinator's broker crashes mid-transaction and the group

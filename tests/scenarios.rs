@@ -6,15 +6,20 @@ use oversell::load::load_file;
 use oversell::run::replay_command;
 use std::path::PathBuf;
 
+/// Every scenario of `scenarios/` and of the cluster's `scenarios/cluster/`.
 fn scenario_files() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("scenarios/ exists")
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<PathBuf> = ["scenarios", "scenarios/cluster"]
+        .into_iter()
+        .flat_map(|d| std::fs::read_dir(root.join(d)).expect("the scenario directory exists"))
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no scenario files");
+    let cluster = files
+        .iter()
+        .filter(|p| p.starts_with(root.join("scenarios/cluster")));
+    assert!(cluster.count() >= 4, "scenarios/cluster/ is read");
     files
 }
 

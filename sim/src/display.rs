@@ -36,6 +36,9 @@ impl fmt::Display for Event {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
+            | Event::BrokerPartitioned { .. }
+            | Event::PartitionHealed { .. }
+            | Event::SlowFollower { .. }
             | Event::HangingTransaction { .. } => self.fmt_cluster(f),
             Event::CoordinatorLoaded { .. } | Event::TxnStateLoaded { .. } => {
                 self.fmt_coordinator_load(f)
@@ -165,6 +168,30 @@ impl Event {
             }
             Event::BrokerFenced { broker } => write!(f, "controller fences broker {broker}"),
             Event::BrokerRestarted { broker } => write!(f, "broker {broker} restarts"),
+            Event::BrokerPartitioned {
+                broker,
+                from_brokers,
+                from_clients,
+            } => {
+                let from = match (from_brokers, from_clients) {
+                    (true, true) => "the other brokers, the controller and the clients",
+                    (true, false) => "the other brokers and the controller",
+                    _ => "the clients",
+                };
+                write!(f, "broker {broker} is partitioned from {from}")
+            }
+            Event::PartitionHealed { broker } => {
+                write!(f, "broker {broker}'s network partition heals")
+            }
+            Event::SlowFollower { broker, slow: true } => {
+                write!(f, "broker {broker}'s follower fetches stall")
+            }
+            Event::SlowFollower {
+                broker,
+                slow: false,
+            } => {
+                write!(f, "broker {broker}'s follower fetches resume")
+            }
             Event::HangingTransaction { tp, first } => {
                 write!(
                     f,

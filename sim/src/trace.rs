@@ -224,6 +224,22 @@ pub enum Event {
     BrokerRestarted {
         broker: u32,
     },
+    /// A network partition cut a broker off from the other brokers and the controller
+    /// (`from_brokers`), from the clients (`from_clients`), or both.
+    BrokerPartitioned {
+        broker: u32,
+        from_brokers: bool,
+        from_clients: bool,
+    },
+    /// A broker's network partition healed.
+    PartitionHealed {
+        broker: u32,
+    },
+    /// A broker's follower fetches stopped (`slow`) or resumed.
+    SlowFollower {
+        broker: u32,
+        slow: bool,
+    },
     /// A new leader's log has records of a completed transaction but lost its marker:
     /// the transaction hangs there, holding back the LSO from `first`.
     HangingTransaction {

@@ -126,7 +126,10 @@ pub fn plan(
                 instance,
                 duration,
             } => out.pair(*at, *duration, Action::Stop, instance, "schedule"),
-            ScheduledFault::DropProduceAck { .. } | ScheduledFault::BrokerCrash { .. } => {
+            ScheduledFault::DropProduceAck { .. }
+            | ScheduledFault::BrokerCrash { .. }
+            | ScheduledFault::BrokerPartition { .. }
+            | ScheduledFault::SlowFollower { .. } => {
                 unreachable!("refused above")
             }
         }
@@ -220,6 +223,16 @@ fn refuse_unplayable(scenario: &Scenario) -> Result<(), LiveError> {
             // not the live cluster's: [[faults.live.broker_crash]] plays those.
             ScheduledFault::BrokerCrash { at, broker, .. } => {
                 kinds.push(format!("broker_crash at {at} of simulated broker {broker}"));
+            }
+            ScheduledFault::BrokerPartition { at, broker, .. } => {
+                kinds.push(format!(
+                    "broker_partition at {at} of simulated broker {broker}"
+                ));
+            }
+            ScheduledFault::SlowFollower { at, broker, .. } => {
+                kinds.push(format!(
+                    "slow_follower at {at} of simulated broker {broker}"
+                ));
             }
             _ => {}
         }

@@ -385,6 +385,8 @@ impl Check<'_, '_> {
             ("pause_for", r.pause_for),
             ("delay_for", r.delay_for),
             ("broker_restart_after", r.broker_restart_after),
+            ("broker_partition_for", r.broker_partition_for),
+            ("slow_follower_for", r.slow_follower_for),
         ];
         for (k, (lo, hi)) in ranges {
             if lo > hi {
@@ -402,7 +404,9 @@ impl Check<'_, '_> {
                 ScheduledFault::Crash { instance, .. } => (instance, "crash"),
                 ScheduledFault::Pause { instance, .. } => (instance, "pause"),
                 ScheduledFault::DropProduceAck { instance, .. } => (instance, "drop_produce_ack"),
-                ScheduledFault::BrokerCrash { broker, .. } => {
+                ScheduledFault::BrokerCrash { broker, .. }
+                | ScheduledFault::BrokerPartition { broker, .. }
+                | ScheduledFault::SlowFollower { broker, .. } => {
                     self.scheduled_broker(s, i, *broker);
                     continue;
                 }
@@ -432,6 +436,8 @@ impl Check<'_, '_> {
         for (k, v) in [
             ("broker_crash", r.broker_crash),
             ("fsync_loss", r.fsync_loss),
+            ("broker_partition", r.broker_partition),
+            ("slow_follower", r.slow_follower),
         ] {
             if v > 0 && s.cluster.brokers == 1 {
                 self.err(
@@ -451,7 +457,7 @@ impl Check<'_, '_> {
         }
         let span = self.span(&[key("faults"), key("schedule"), Seg::Index(i), key("broker")]);
         let message = if brokers == 1 {
-            "a broker crash needs a cluster of several brokers, and cluster.brokers is 1"
+            "a broker fault needs a cluster of several brokers, and cluster.brokers is 1"
                 .to_string()
         } else {
             format!(

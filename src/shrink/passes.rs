@@ -428,7 +428,9 @@ fn fault_instance(f: &ScheduledFault) -> Option<&str> {
         ScheduledFault::Crash { instance, .. }
         | ScheduledFault::Pause { instance, .. }
         | ScheduledFault::DropProduceAck { instance, .. } => Some(instance),
-        ScheduledFault::BrokerCrash { .. } => None,
+        ScheduledFault::BrokerCrash { .. }
+        | ScheduledFault::BrokerPartition { .. }
+        | ScheduledFault::SlowFollower { .. } => None,
     }
 }
 
@@ -474,5 +476,24 @@ fn describe_fault(f: &ScheduledFault) -> String {
             };
             format!("crash broker {broker} at {at} ms (restart after {restart_after} ms{loss})")
         }
+        ScheduledFault::BrokerPartition {
+            at,
+            broker,
+            duration,
+            from_brokers,
+            from_clients,
+        } => {
+            let from = match (from_brokers, from_clients) {
+                (true, true) => "brokers and clients",
+                (true, false) => "brokers",
+                _ => "clients",
+            };
+            format!("partition broker {broker} from the {from} at {at} ms for {duration} ms")
+        }
+        ScheduledFault::SlowFollower {
+            at,
+            broker,
+            duration,
+        } => format!("stall broker {broker}'s follower fetches at {at} ms for {duration} ms"),
     }
 }

@@ -184,6 +184,35 @@ pub(super) enum Liveness {
         fence_at: Millis,
         fenced: bool,
     },
+    /// The process is up but a network partition cuts it off from the other brokers and
+    /// the controller: it serves the clients that reach it, its heartbeats do not reach
+    /// the controller, which fences it at `fence_at` unless it already did.
+    Isolated {
+        fence_at: Millis,
+        fenced: bool,
+    },
+}
+
+impl Liveness {
+    /// Whether the process is up, reachable by the brokers or not.
+    pub(super) fn serving(self) -> bool {
+        matches!(self, Liveness::Up | Liveness::Isolated { .. })
+    }
+
+    /// When the controller fences this broker, if it is due to.
+    pub(super) fn fence_due(self) -> Option<Millis> {
+        match self {
+            Liveness::Down {
+                fence_at,
+                fenced: false,
+            }
+            | Liveness::Isolated {
+                fence_at,
+                fenced: false,
+            } => Some(fence_at),
+            _ => None,
+        }
+    }
 }
 
 /// A produce with `acks=all` waiting for its batches to be below the high watermark
@@ -204,8 +233,24 @@ pub(super) struct Cluster {
     pub(super) partitions: BTreeMap<TopicPartition, Replication>,
     pub(super) delayed: BTreeMap<u64, DelayedProduce>,
     pub(super) next_delayed: u64,
+    /// Brokers a network partition cuts off from the clients.
+    pub(super) cut_from_clients: BTreeSet<BrokerId>,
+    /// Brokers whose follower fetches are stalled (a slow follower).
+    pub(super) slow: BTreeSet<BrokerId>,
     /// The transaction and group coordinators' records, loads and held answers.
     pub(super) coordinators: Coordinators,
+}
+
+impl Cluster {
+    /// Whether broker `b` is up and reachable by the other brokers and the controller.
+    pub(super) fn up(&self, b: BrokerId) -> bool {
+        self.brokers[b as usize] == Liveness::Up
+    }
+
+    /// Whether broker `b`'s followers fetch: up, reachable, not stalled.
+    pub(super) fn fetching(&self, b: BrokerId) -> bool {
+        self.up(b) && !self.slow.contains(&b)
+    }
 }
 
 /// How the broker answers a request: now, later (a delayed produce, by id), or never
@@ -243,6 +288,8 @@ impl Broker {
             partitions: BTreeMap::new(),
             delayed: BTreeMap::new(),
             next_delayed: 0,
+            cut_from_clients: BTreeSet::new(),
+            slow: BTreeSet::new(),
             coordinators: Coordinators::default(),
         });
         let names: Vec<String> = self.topics.keys().cloned().collect();
@@ -301,20 +348,35 @@ impl Broker {
         }
     }
 
-    /// Whether `tp` has a leader that is up (always on a single broker).
-    pub(super) fn leader_available(&self, tp: &TopicPartition) -> bool {
+    /// Whether `tp` has a leader whose process is up (always on a single broker); with
+    /// `clients`, one the clients can reach; with `brokers`, one the other brokers and
+    /// the transaction coordinator can reach.
+    pub(super) fn leader_reachable(
+        &self,
+        tp: &TopicPartition,
+        clients: bool,
+        brokers: bool,
+    ) -> bool {
         let Some(cluster) = &self.cluster else {
             return true;
         };
-        cluster
-            .partitions
-            .get(tp)
-            .and_then(|r| r.leader)
-            .is_some_and(|l| cluster.brokers[l as usize] == Liveness::Up)
+        let Some(l) = cluster.partitions.get(tp).and_then(|r| r.leader) else {
+            return false;
+        };
+        cluster.brokers[l as usize].serving()
+            && !(clients && cluster.cut_from_clients.contains(&l))
+            && (!brokers || cluster.up(l))
     }
 
-    /// `NOT_LEADER_OR_FOLLOWER` when `tp` has no leader that is up: the client cannot
-    /// reach one (its connection fails, it refreshes its metadata and retries).
+    /// Whether the clients can reach a leader of `tp` (always on a single broker).
+    pub(super) fn leader_available(&self, tp: &TopicPartition) -> bool {
+        self.leader_reachable(tp, true, false)
+    }
+
+    /// `NOT_LEADER_OR_FOLLOWER` when the client can reach no leader of `tp`: its
+    /// connection fails or, behind a network partition, its request times out
+    /// (`request.timeout.ms`, answered at once here); it refreshes its metadata and
+    /// retries (`Sender.completeBatch`, `canRetry`).
     pub(super) fn check_leader(
         &self,
         tp: &TopicPartition,
@@ -409,7 +471,8 @@ impl Broker {
         let mut settled = Vec::new();
         for (tp, (required, epoch)) in &delayed.waiting {
             let r = &cluster.partitions[tp];
-            let outcome = if r.leader_epoch != *epoch || !self.leader_available(tp) {
+            let serving = self.leader_reachable(tp, false, false);
+            let outcome = if r.leader_epoch != *epoch || !serving {
                 Some(PartitionProduceResult::Error(
                     KafkaError::NotLeaderOrFollower,
                 ))
@@ -472,11 +535,14 @@ impl Broker {
         let Some(cluster) = self.cluster.as_mut() else {
             return;
         };
+        let fetching: Vec<bool> = (0..cluster.config.brokers)
+            .map(|b| cluster.fetching(b))
+            .collect();
         let Some(r) = cluster.partitions.get_mut(tp) else {
             return;
         };
         for (b, f) in r.followers.iter_mut() {
-            let up = cluster.brokers[*b as usize] == Liveness::Up;
+            let up = fetching[*b as usize];
             if up && f.epoch_checked == r.leader_epoch && f.fetched_end >= old_end {
                 f.last_caught_up = now;
             }

@@ -36,6 +36,8 @@ impl Broker {
             return true;
         };
         self.brokers_all_up()
+            && c.cut_from_clients.is_empty()
+            && c.slow.is_empty()
             && c.partitions
                 .values()
                 .all(|r| r.leader.is_some() && r.isr.len() == r.replicas.len())
@@ -174,8 +176,9 @@ impl Broker {
         };
         let due: Vec<BrokerId> = (0..cluster.config.brokers)
             .filter(|b| {
-                matches!(cluster.brokers[*b as usize],
-                    Liveness::Down { fence_at, fenced: false } if fence_at <= now)
+                cluster.brokers[*b as usize]
+                    .fence_due()
+                    .is_some_and(|at| at <= now)
             })
             .collect();
         for b in due {
@@ -187,29 +190,30 @@ impl Broker {
     /// The next time the controller or a leader has timed work.
     pub(super) fn cluster_deadline(&self) -> Option<Millis> {
         let cluster = self.cluster.as_ref()?;
-        let fence = cluster
-            .brokers
-            .iter()
-            .filter_map(|l| match l {
-                Liveness::Down {
-                    fence_at,
-                    fenced: false,
-                } => Some(*fence_at),
-                _ => None,
-            })
-            .min();
+        let fence = cluster.brokers.iter().filter_map(|l| l.fence_due()).min();
         [fence, self.next_isr_shrink()].into_iter().flatten().min()
     }
 
     /// `ReplicationControlManager.handleBrokerFenced`: broker `b` leaves every ISR (the
-    /// last member stays: an ISR is never empty), and every partition it led elects.
-    fn fence(&mut self, b: BrokerId, now: Millis, events: &mut Vec<Event>) {
+    /// last member stays: an ISR is never empty), and every partition it led elects. A
+    /// broker cut off from the controller is fenced the same way
+    /// (`BrokerHeartbeatManager.findOneStaleBroker`: its heartbeats stopped arriving).
+    pub(super) fn fence(&mut self, b: BrokerId, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_mut().expect("a cluster");
-        if let Liveness::Down { fence_at, .. } = cluster.brokers[b as usize] {
-            cluster.brokers[b as usize] = Liveness::Down {
-                fence_at,
-                fenced: true,
-            };
+        match cluster.brokers[b as usize] {
+            Liveness::Down { fence_at, .. } => {
+                cluster.brokers[b as usize] = Liveness::Down {
+                    fence_at,
+                    fenced: true,
+                };
+            }
+            Liveness::Isolated { fence_at, .. } => {
+                cluster.brokers[b as usize] = Liveness::Isolated {
+                    fence_at,
+                    fenced: true,
+                };
+            }
+            Liveness::Up => {}
         }
         events.push(Event::BrokerFenced { broker: b });
         let mut led = Vec::new();
@@ -238,7 +242,7 @@ impl Broker {
     /// `PartitionLeaderElectionAlgorithms`: the first replica in assignment order that is
     /// up and in the ISR; else, when the topic allows unclean election, the first replica
     /// up, which becomes the whole ISR; else no leader (offline).
-    fn elect(&mut self, tp: &TopicPartition, now: Millis, events: &mut Vec<Event>) {
+    pub(super) fn elect(&mut self, tp: &TopicPartition, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_ref().expect("a cluster");
         let r = &cluster.partitions[tp];
         let up = |b: &BrokerId| cluster.brokers[*b as usize] == Liveness::Up;

@@ -284,6 +284,10 @@ impl Broker {
             let Some(log) = self.partition(tp) else {
                 continue;
             };
+            // A marker the leader already has (its first records are still `ongoing`
+            // until the marker is replicated) is awaited, not due again, as a leader
+            // change leaves it (`rebuild_leader_state`): once the high watermark passes
+            // it, `markers_replicated` releases the LSO and completes the transaction.
             if let Some(at) = log.unreplicated.get(&serial) {
                 awaiting.insert(tp.clone(), *at);
             } else if log.ongoing.contains_key(&serial) {

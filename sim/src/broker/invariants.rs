@@ -247,7 +247,7 @@ impl Broker {
                         log.hw
                     );
                 }
-                if cluster.brokers[*b as usize] == super::cluster::Liveness::Up {
+                if cluster.brokers[*b as usize].serving() {
                     check_prefix(tp, *b, log, &f.log);
                 }
             }

@@ -134,7 +134,7 @@ impl Broker {
             let partitions = ending
                 .partitions
                 .iter()
-                .filter(|tp| self.leader_available(tp))
+                .filter(|tp| self.leader_reachable(tp, false, true))
                 .cloned();
             let groups = ending
                 .groups

@@ -64,6 +64,7 @@ pub mod group;
 mod invariants;
 pub mod log;
 mod markers;
+mod netfault;
 mod producer;
 mod replication;
 mod restore;
@@ -477,9 +478,15 @@ impl Broker {
         self.expire_group_members(now, events);
         self.persist_coordinators(now);
         self.forget_written();
+        // An append above (a marker, a coordinator record) can put a follower that has
+        // stopped fetching (slow, partitioned) past its lag time at once.
+        self.shrink_isrs(now, events);
         assert!(
             self.next_deadline().is_none_or(|d| d > now),
-            "broker bug: a deadline at or before {now} survived its tick"
+            "broker bug: a deadline at or before {now} survived its tick (cluster {:?}, \
+             loads {:?})",
+            self.cluster_deadline(),
+            self.load_deadline()
         );
         self.debug_check();
     }

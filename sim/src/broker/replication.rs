@@ -86,16 +86,17 @@ impl Broker {
         let Some(cluster) = &self.cluster else {
             return Vec::new();
         };
-        let up = |b: BrokerId| cluster.brokers[b as usize] == Liveness::Up;
+        // A leader or follower behind a partition from the other brokers does not
+        // replicate; a slow follower's fetches are stalled.
         let mut out = Vec::new();
         for (tp, r) in &cluster.partitions {
-            let Some(leader) = r.leader.filter(|l| up(*l)) else {
+            let Some(leader) = r.leader.filter(|l| cluster.up(*l)) else {
                 continue;
             };
             debug_assert!(r.replicas.contains(&leader));
             let end = self.partition(tp).expect("replicated partition").log_end;
             for b in r.followers.keys().copied() {
-                if up(b) && r.fetch_useful(b, end) {
+                if cluster.fetching(b) && r.fetch_useful(b, end) {
                     out.push(FollowerFetch {
                         tp: tp.clone(),
                         broker: b,
@@ -231,7 +232,10 @@ impl Broker {
 
     /// `Partition.maybeShrinkIsr`: at `now`, remove from the ISR every follower that has
     /// not caught up for more than `replica.lag.time.max.ms` (the leader asks the
-    /// controller, which agrees at once here).
+    /// controller, which agrees at once here). A leader cut off from the controller
+    /// cannot shrink its ISR: its `AlterPartition` request does not arrive
+    /// (`Partition.prepareIsrShrink`, `AlterPartitionManager`), so its high watermark
+    /// stays where its unreachable followers are.
     pub(super) fn shrink_isrs(&mut self, now: Millis, events: &mut Vec<Event>) {
         let Some(cluster) = &self.cluster else {
             return;

@@ -12,6 +12,8 @@ use crate::broker::BrokerId;
 use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::ClientId;
 use crate::protocol::Millis;
+use crate::world::ScheduledFault;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Where the answer of a held-back request goes.
@@ -65,29 +67,109 @@ impl World {
         }
     }
 
-    /// At most one random broker crash per step of the fault phase, and only while the
-    /// cluster is healthy (every broker up, every ISR full): one fault at a time.
+    /// At most one random broker fault per step of the fault phase (a crash, a network
+    /// partition, a slow follower), and only while the cluster is healthy (every broker
+    /// up and reachable, every ISR full): one fault at a time. A kind whose rate is 0
+    /// draws nothing.
     pub(super) fn maybe_broker_fault(
         &mut self,
         chooser: &mut Chooser,
     ) -> Result<(), ReplayDiverged> {
-        let rates = &self.config.rates;
+        let rates = self.config.rates.clone();
         let n = self.broker.broker_count();
-        if rates.broker_crash == 0 || n == 1 || !self.broker.cluster_healthy() {
+        let any = rates.broker_crash + rates.broker_partition + rates.slow_follower > 0;
+        if !any || n == 1 || !self.broker.cluster_healthy() {
             return Ok(());
         }
-        let (crash, loss, restart) = (
-            rates.broker_crash,
-            rates.fsync_loss,
-            rates.broker_restart_after,
-        );
-        if !chooser.chance(crash)? {
+        if rates.broker_crash > 0 && chooser.chance(rates.broker_crash)? {
+            let b = chooser.choose(n)?;
+            let d = pick_range(chooser, rates.broker_restart_after)?;
+            let lose = chooser.chance(rates.fsync_loss)?;
+            return self.crash_broker(b, self.now + d, lose, chooser);
+        }
+        if rates.broker_partition > 0 && chooser.chance(rates.broker_partition)? {
+            let b = chooser.choose(n)?;
+            let d = pick_range(chooser, rates.broker_partition_for)?;
+            // From the brokers, from the clients, or from both.
+            let (from_brokers, from_clients) = match chooser.choose(3)? {
+                0 => (true, false),
+                1 => (false, true),
+                _ => (true, true),
+            };
+            let choice = chooser.index();
+            self.partition_broker(b, self.now + d, from_brokers, from_clients, choice);
             return Ok(());
         }
-        let b = chooser.choose(n)?;
-        let d = pick_range(chooser, restart)?;
-        let lose = chooser.chance(loss)?;
-        self.crash_broker(b, self.now + d, lose, chooser)
+        if rates.slow_follower > 0 && chooser.chance(rates.slow_follower)? {
+            let b = chooser.choose(n)?;
+            let d = pick_range(chooser, rates.slow_follower_for)?;
+            let choice = chooser.index();
+            self.slow_follower(b, self.now + d, choice);
+        }
+        Ok(())
+    }
+
+    /// A scheduled broker fault; one on a broker that does not exist, is down, already
+    /// partitioned or slow is skipped.
+    pub(super) fn scheduled_broker(
+        &mut self,
+        fault: ScheduledFault,
+        chooser: &mut Chooser,
+    ) -> Result<(), ReplayDiverged> {
+        let now = self.now;
+        let choice = chooser.index();
+        match fault {
+            ScheduledFault::BrokerCrash {
+                broker,
+                restart_after,
+                lose_unflushed,
+                ..
+            } if self.broker.broker_intact(broker) => {
+                self.crash_broker(broker, now + restart_after, lose_unflushed, chooser)?;
+            }
+            ScheduledFault::BrokerPartition {
+                broker,
+                duration,
+                from_brokers,
+                from_clients,
+                ..
+            } if self.broker.broker_intact(broker) && (from_brokers || from_clients) => {
+                self.partition_broker(broker, now + duration, from_brokers, from_clients, choice);
+            }
+            ScheduledFault::SlowFollower {
+                broker, duration, ..
+            } if self.broker.broker_intact(broker) => {
+                self.slow_follower(broker, now + duration, choice);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Partition broker `b` now until `heal_at`.
+    fn partition_broker(
+        &mut self,
+        b: BrokerId,
+        heal_at: Millis,
+        from_brokers: bool,
+        from_clients: bool,
+        choice: u64,
+    ) {
+        let now = self.now;
+        self.broker
+            .partition_broker(now, b, from_brokers, from_clients, &mut self.scratch);
+        self.partitioned.insert(b, heal_at);
+        self.healed_at = self.healed_at.max(heal_at);
+        self.after_broker_change(choice);
+    }
+
+    /// Stall broker `b`'s follower fetches now until `resume_at`.
+    fn slow_follower(&mut self, b: BrokerId, resume_at: Millis, choice: u64) {
+        self.broker
+            .set_slow_follower(self.now, b, true, &mut self.scratch);
+        self.slowed.insert(b, resume_at);
+        self.healed_at = self.healed_at.max(resume_at);
+        self.after_broker_change(choice);
     }
 
     /// Crash broker `b` now until `restart_at`; with `lose`, each of its logs keeps a
@@ -118,18 +200,30 @@ impl World {
         Ok(())
     }
 
-    /// Restart every broker whose downtime is over.
+    /// Restart every broker whose downtime is over, heal every partition and resume
+    /// every slow follower whose time has come.
     pub(super) fn brokers_due(&mut self, choice: u64) {
         let now = self.now;
-        let due: Vec<BrokerId> = self
-            .brokers_down
-            .iter()
-            .filter(|(_, at)| **at <= now)
-            .map(|(b, _)| *b)
-            .collect();
-        for b in due {
+        let due = |m: &BTreeMap<BrokerId, Millis>| -> Vec<BrokerId> {
+            m.iter()
+                .filter(|(_, at)| **at <= now)
+                .map(|(b, _)| *b)
+                .collect()
+        };
+        for b in due(&self.brokers_down) {
             self.brokers_down.remove(&b);
             self.broker.restart_broker(now, b, &mut self.scratch);
+            self.after_broker_change(choice);
+        }
+        for b in due(&self.partitioned) {
+            self.partitioned.remove(&b);
+            self.broker.heal_broker(now, b, &mut self.scratch);
+            self.after_broker_change(choice);
+        }
+        for b in due(&self.slowed) {
+            self.slowed.remove(&b);
+            self.broker
+                .set_slow_follower(now, b, false, &mut self.scratch);
             self.after_broker_change(choice);
         }
     }

@@ -34,7 +34,29 @@ pub struct FaultRates {
     /// Downtime of a crashed broker before it restarts. Default 50..=400.
     #[serde(skip_serializing_if = "is_default_broker_restart")]
     pub broker_restart_after: (Millis, Millis),
+    /// Chance per scheduler step that a network partition cuts a broker off from the
+    /// other brokers and the controller, from the clients, or both (one of the three,
+    /// drawn; several brokers only; one broker fault at a time). Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub broker_partition: u32,
+    /// Length of a broker's network partition. Default 50..=400.
+    #[serde(skip_serializing_if = "is_default_broker_restart")]
+    pub broker_partition_for: (Millis, Millis),
+    /// Chance per scheduler step that a broker's follower fetches stall for a while (a
+    /// slow follower; several brokers only; one broker fault at a time). Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub slow_follower: u32,
+    /// How long a slow follower's fetches stall. Default 100..=600 (past the default
+    /// `replica_lag_time_max_ms`, so that it can leave the ISR).
+    #[serde(skip_serializing_if = "is_default_slow_for")]
+    pub slow_follower_for: (Millis, Millis),
 }
+
+fn is_default_slow_for(r: &(Millis, Millis)) -> bool {
+    *r == DEFAULT_SLOW_FOLLOWER
+}
+
+const DEFAULT_SLOW_FOLLOWER: (Millis, Millis) = (100, 600);
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -60,6 +82,10 @@ impl Default for FaultRates {
             broker_crash: 0,
             fsync_loss: 0,
             broker_restart_after: DEFAULT_BROKER_RESTART,
+            broker_partition: 0,
+            broker_partition_for: DEFAULT_BROKER_RESTART,
+            slow_follower: 0,
+            slow_follower_for: DEFAULT_SLOW_FOLLOWER,
         }
     }
 }
@@ -68,7 +94,7 @@ impl FaultRates {
     /// The random fault kinds, by their scenario key (`[faults]`), with their rate: the
     /// one list that the loader and the shrinker iterate. A new kind is a field and a
     /// line here.
-    pub fn named(&self) -> [(&'static str, u32); 7] {
+    pub fn named(&self) -> [(&'static str, u32); 9] {
         [
             ("crash", self.crash),
             ("pause", self.pause),
@@ -77,11 +103,13 @@ impl FaultRates {
             ("delay", self.delay),
             ("broker_crash", self.broker_crash),
             ("fsync_loss", self.fsync_loss),
+            ("broker_partition", self.broker_partition),
+            ("slow_follower", self.slow_follower),
         ]
     }
 
     /// [`FaultRates::named`], each rate mutable.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 7] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 9] {
         [
             ("crash", &mut self.crash),
             ("pause", &mut self.pause),
@@ -90,6 +118,8 @@ impl FaultRates {
             ("delay", &mut self.delay),
             ("broker_crash", &mut self.broker_crash),
             ("fsync_loss", &mut self.fsync_loss),
+            ("broker_partition", &mut self.broker_partition),
+            ("slow_follower", &mut self.slow_follower),
         ]
     }
 
@@ -135,6 +165,29 @@ pub enum ScheduledFault {
         #[serde(default)]
         lose_unflushed: bool,
     },
+    /// Partition broker `broker` at `at` for `duration` ms (several brokers only) from the
+    /// other brokers and the controller (`from_brokers`, default true), from the clients
+    /// (`from_clients`, default false), or both.
+    BrokerPartition {
+        at: Millis,
+        broker: u32,
+        duration: Millis,
+        #[serde(default = "yes")]
+        from_brokers: bool,
+        #[serde(default)]
+        from_clients: bool,
+    },
+    /// Stall broker `broker`'s follower fetches at `at` for `duration` ms (several
+    /// brokers only): a slow follower.
+    SlowFollower {
+        at: Millis,
+        broker: u32,
+        duration: Millis,
+    },
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ScheduledFault {
@@ -143,7 +196,9 @@ impl ScheduledFault {
             ScheduledFault::Crash { at, .. }
             | ScheduledFault::Pause { at, .. }
             | ScheduledFault::DropProduceAck { at, .. }
-            | ScheduledFault::BrokerCrash { at, .. } => *at,
+            | ScheduledFault::BrokerCrash { at, .. }
+            | ScheduledFault::BrokerPartition { at, .. }
+            | ScheduledFault::SlowFollower { at, .. } => *at,
         }
     }
 }

@@ -77,20 +77,9 @@ impl World {
                 } => {
                     *self.drop_acks.entry(instance).or_insert(0) += count;
                 }
-                ScheduledFault::BrokerCrash {
-                    broker,
-                    restart_after,
-                    lose_unflushed,
-                    ..
-                } => {
-                    // A broker that is down already (or does not exist) is skipped.
-                    let n = self.broker.broker_count();
-                    let exists = n > 1 && broker < n;
-                    if exists && !self.brokers_down.contains_key(&broker) {
-                        let until = now + restart_after;
-                        self.crash_broker(broker, until, lose_unflushed, chooser)?;
-                    }
-                }
+                ScheduledFault::BrokerCrash { .. }
+                | ScheduledFault::BrokerPartition { .. }
+                | ScheduledFault::SlowFollower { .. } => self.scheduled_broker(fault, chooser)?,
             }
         }
         debug_assert!(self.scheduled.iter().all(|f| f.at() > now));

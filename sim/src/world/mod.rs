@@ -120,6 +120,10 @@ pub struct World {
     held: BTreeMap<u64, brokers::Held>,
     /// Crashed brokers and when they restart.
     brokers_down: BTreeMap<BrokerId, Millis>,
+    /// Partitioned brokers, with the time their partition heals.
+    partitioned: BTreeMap<BrokerId, Millis>,
+    /// Slow followers, with the time their fetches resume.
+    slowed: BTreeMap<BrokerId, Millis>,
     /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
     tracing: bool,
     /// The PCT scheduler's state, under [`Strategy::Pct`].
@@ -184,6 +188,8 @@ impl World {
             fetches: Vec::new(),
             held: BTreeMap::new(),
             brokers_down: BTreeMap::new(),
+            partitioned: BTreeMap::new(),
+            slowed: BTreeMap::new(),
             tracing: true,
             pct: None,
             exhaustive: None,
@@ -227,7 +233,8 @@ impl World {
     fn lifecycle(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
         let choice = chooser.index();
         self.instances_due(chooser)?;
-        if !self.brokers_down.is_empty() {
+        if !(self.brokers_down.is_empty() && self.partitioned.is_empty() && self.slowed.is_empty())
+        {
             self.brokers_due(choice);
         }
         self.scheduled_due(chooser)?;

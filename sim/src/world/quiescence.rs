@@ -36,7 +36,8 @@ impl World {
         if let Some(d) = self.broker_deadline {
             at(d);
         }
-        for restart_at in self.brokers_down.values() {
+        let heals = self.partitioned.values().chain(self.slowed.values());
+        for restart_at in self.brokers_down.values().chain(heals) {
             at(*restart_at);
         }
         t.map(|t| t.max(self.now + 1))
@@ -55,6 +56,8 @@ impl World {
             && self.net.is_empty()
             && self.held.is_empty()
             && self.brokers_down.is_empty()
+            && self.partitioned.is_empty()
+            && self.slowed.is_empty()
             && self.broker.open_transactions().is_empty()
             && self.groups.iter().all(|g| {
                 !matches!(

@@ -92,6 +92,9 @@ impl Model {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
+            | Event::BrokerPartitioned { .. }
+            | Event::PartitionHealed { .. }
+            | Event::SlowFollower { .. }
             | Event::HangingTransaction { .. }
             | Event::CoordinatorLoaded { .. }
             | Event::TxnStateLoaded { .. } => {
