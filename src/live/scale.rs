@@ -90,6 +90,11 @@ fn scale_fault(f: &mut ScheduledFault, k: u64) {
             *at *= k;
             *restart_after *= k;
         }
+        ScheduledFault::BrokerPartition { at, duration, .. }
+        | ScheduledFault::SlowFollower { at, duration, .. } => {
+            *at *= k;
+            *duration *= k;
+        }
     }
 }
 

@@ -52,6 +52,8 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
         ScheduledFault::Crash { .. } | ScheduledFault::Pause { .. } => None,
         ScheduledFault::DropProduceAck { .. } => Some("drop_produce_ack"),
         ScheduledFault::BrokerCrash { .. } => Some("broker_crash"),
+        ScheduledFault::BrokerPartition { .. } => Some("broker_partition"),
+        ScheduledFault::SlowFollower { .. } => Some("slow_follower"),
     });
     refused.map(|kind| {
         format!(
