@@ -36,10 +36,10 @@ impl fmt::Display for Event {
             | Event::BrokerCrashed { .. }
             | Event::BrokerFenced { .. }
             | Event::BrokerRestarted { .. }
-            | Event::BrokerPartitioned { .. }
-            | Event::PartitionHealed { .. }
-            | Event::SlowFollower { .. }
             | Event::HangingTransaction { .. } => self.fmt_cluster(f),
+            Event::BrokerPartitioned { .. }
+            | Event::PartitionHealed { .. }
+            | Event::SlowFollower { .. } => self.fmt_netfault(f),
             Event::CoordinatorLoaded { .. } | Event::TxnStateLoaded { .. } => {
                 self.fmt_coordinator_load(f)
             }
@@ -168,6 +168,19 @@ impl Event {
             }
             Event::BrokerFenced { broker } => write!(f, "controller fences broker {broker}"),
             Event::BrokerRestarted { broker } => write!(f, "broker {broker} restarts"),
+            Event::HangingTransaction { tp, first } => {
+                write!(
+                    f,
+                    "{tp}: a completed transaction from @{first} lost its marker: hanging"
+                )
+            }
+            _ => unreachable!("dispatched by fmt"),
+        }
+    }
+
+    /// Network partitions and slow followers.
+    fn fmt_netfault(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Event::BrokerPartitioned {
                 broker,
                 from_brokers,
@@ -191,12 +204,6 @@ impl Event {
                 slow: false,
             } => {
                 write!(f, "broker {broker}'s follower fetches resume")
-            }
-            Event::HangingTransaction { tp, first } => {
-                write!(
-                    f,
-                    "{tp}: a completed transaction from @{first} lost its marker: hanging"
-                )
             }
             _ => unreachable!("dispatched by fmt"),
         }
