@@ -146,8 +146,17 @@ impl Broker {
         if !fenced {
             self.fence(b, now, events);
         }
+        self.cluster.as_mut().expect("a cluster").brokers[b as usize] = Liveness::Up;
+        self.mark_caught_up(b, now);
+        events.push(Event::BrokerRestarted { broker: b });
+        self.elect_offline(now, events);
+        self.debug_check();
+    }
+
+    /// Broker `b`'s followers count as caught up from `now` (a broker back in the
+    /// cluster): they reconcile with the leader epoch at their next fetch.
+    pub(super) fn mark_caught_up(&mut self, b: BrokerId, now: Millis) {
         let cluster = self.cluster.as_mut().expect("a cluster");
-        cluster.brokers[b as usize] = Liveness::Up;
         for f in cluster
             .partitions
             .values_mut()
@@ -155,7 +164,12 @@ impl Broker {
         {
             f.last_caught_up = now;
         }
-        events.push(Event::BrokerRestarted { broker: b });
+    }
+
+    /// Elect a leader for every partition that has none (the newly eligible broker may
+    /// be one of its replicas).
+    pub(super) fn elect_offline(&mut self, now: Millis, events: &mut Vec<Event>) {
+        let cluster = self.cluster.as_ref().expect("a cluster");
         let offline: Vec<TopicPartition> = cluster
             .partitions
             .iter()
@@ -165,7 +179,6 @@ impl Broker {
         for tp in offline {
             self.elect(&tp, now, events);
         }
-        self.debug_check();
     }
 
     /// The controller's timed work at `now`: fence brokers whose session expired, and the

@@ -92,24 +92,10 @@ impl Broker {
         );
         cluster.brokers[b as usize] = Liveness::Up;
         if matches!(liveness, Liveness::Isolated { fenced: true, .. }) {
-            for f in cluster
-                .partitions
-                .values_mut()
-                .filter_map(|r| r.followers.get_mut(&b))
-            {
-                f.last_caught_up = now;
-            }
+            self.mark_caught_up(b, now);
         }
         events.push(Event::PartitionHealed { broker: b });
-        let offline: Vec<TopicPartition> = cluster
-            .partitions
-            .iter()
-            .filter(|(_, r)| r.leader.is_none())
-            .map(|(tp, _)| tp.clone())
-            .collect();
-        for tp in offline {
-            self.elect(&tp, now, events);
-        }
+        self.elect_offline(now, events);
         self.debug_check();
     }
 
