@@ -216,19 +216,43 @@ fn a_lagging_follower_leaves_the_isr_and_acks_all_then_needs_min_isr() {
     let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
     c.tick_to(lag + 1);
     assert_eq!(c.isr(), vec![0, 1], "broker 2 never fetched: out");
-    // The high watermark moved with the smaller ISR, below min.insync.replicas = 3.
-    let done = c.b.take_completed_produces();
-    assert!(matches!(&done[0].1, Response::Produce(r)
-        if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
+    // Below min.insync.replicas = 3 the high watermark stays (KIP-966,
+    // `Partition.isUnderMinIsr`): the write waits in the purgatory.
+    assert_eq!(c.b.high_watermark(&tp()), 0);
+    assert!(c.b.take_completed_produces().is_empty());
     // Now refused before any append (`Partition.appendRecordsToLeader`).
     let before = c.b.log_end_offset(&tp());
     let refused = c.produce("b", Acks::All);
     assert!(matches!(&refused, Handled::Now(Response::Produce(r))
         if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
     assert_eq!(c.b.log_end_offset(&tp()), before);
-    // The follower catches up to the high watermark and rejoins.
+    // The follower catches up to the high watermark and rejoins: the write is committed.
     c.fetch(2);
     assert_eq!(c.isr(), vec![0, 1, 2]);
+    assert_eq!(c.b.high_watermark(&tp()), 1);
+    let done = c.b.take_completed_produces();
+    assert!(matches!(&done[0].1, Response::Produce(r)
+        if matches!(r[0].1, PartitionProduceResult::Appended { .. })));
+}
+
+#[test]
+fn the_high_watermark_stays_while_the_isr_is_below_min_insync_replicas() {
+    // KIP-966 (`Partition.maybeIncrementLeaderHW` returns at once when
+    // `Partition.isUnderMinIsr`): an acks=1 write on a leader left alone in the ISR is
+    // answered, and consumers do not see it until a follower rejoins.
+    let mut c = Cl::new(2, false);
+    c.produce("a", Acks::Leader);
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(c.b.high_watermark(&tp()), 1);
+    assert!(ok(&c.produce("b", Acks::Leader)));
+    let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
+    c.tick_to(lag + 1);
+    assert_eq!(c.isr(), vec![0], "neither follower fetched b");
+    assert_eq!(c.b.high_watermark(&tp()), 1, "b is on the leader alone");
+    c.fetch(1);
+    assert_eq!(c.isr(), vec![0, 1]);
+    assert_eq!(c.b.high_watermark(&tp()), 2);
 }
 
 #[test]
