@@ -117,6 +117,7 @@ pub mod kit;
 pub mod live;
 pub mod load;
 pub mod madsim_driver;
+pub mod matrix;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -39,6 +39,9 @@ enum Expect {
         must: Invariant,
         may: &'static [Invariant],
     },
+    /// No run violates anything outside `may`; a rare break of those is allowed, not
+    /// required (found in larger sweeps than the default, not reliably at every size).
+    Within { may: &'static [Invariant] },
 }
 
 const fn breaks(must: Invariant, may: &'static [Invariant]) -> Expect {
@@ -72,6 +75,12 @@ const ZOMBIE: u32 = 3_000;
 /// release committed twice): `tests/regression.rs` keeps one such run under each version.
 /// Every `non-idempotent-producer` break is the producer writing an order twice: two
 /// records are two orders to Kafka Streams, exactly once or not.
+///
+/// The `broker` kind runs at the safe settings (`acks=all`, replication factor 3,
+/// `min.insync.replicas = 2`, no unclean election): no design may lose an acknowledged
+/// write there, so `no-lost-write` is in no row's list. What breaks is the design's own:
+/// at least once, a produce or commit that fails while a leader or coordinator moves is
+/// retried or reprocessed (`rekeyed-alo` decides an order twice, measured 5 of 200).
 #[rustfmt::skip]
 const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     // naive: the stale read is the design; it oversells with no fault at all.
@@ -86,6 +95,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
+    ("naive", FaultKind::Broker, breaks(NoOversell, FOUR_AND_GENERATION), 0),
     ("naive", FaultKind::Swarm, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-alo: Confluent's InventoryService at least once: a replay after a crash,
     // a zombie or a lost message reserves and decides again.
@@ -100,6 +110,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-alo", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
+    ("rekeyed-alo", FaultKind::Broker, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Swarm, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-eos: the same under exactly_once_v2.
     ("rekeyed-eos", FaultKind::None, Expect::Holds, 0),
@@ -113,6 +124,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-eos", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-eos", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Mixed, Expect::Holds, 0),
+    ("rekeyed-eos", FaultKind::Broker, Expect::Within { may: FAILOVER }, 0),
     ("rekeyed-eos", FaultKind::Swarm, Expect::Holds, 0),
     // saga: a process manager with idempotent compensations and a wall-clock timeout.
     ("saga", FaultKind::None, Expect::Holds, 0),
@@ -126,6 +138,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("saga", FaultKind::NonIdempotentProducer, Expect::Holds, 0),
     ("saga", FaultKind::Instances, Expect::Holds, 0),
     ("saga", FaultKind::Mixed, Expect::Holds, 0),
+    ("saga", FaultKind::Broker, Expect::Within { may: FAILOVER }, 0),
     ("saga", FaultKind::Swarm, Expect::Holds, 0),
 ];
 
@@ -173,6 +186,22 @@ const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
     ViewMatchesLog,
     MonotonicCommits,
 ];
+/// Under broker faults at the safe settings an offset commit of an old generation was
+/// once accepted (naive, 1 of 1,000 runs; the matrix's `broker` column shows it for
+/// `naive` and `rekeyed-eos` too, `many-products` seed 13): a finding of the cluster's
+/// group coordinator failover, not yet explained, kept visible rather than hidden.
+const FOUR_AND_GENERATION: &[Invariant] = &[
+    NoOversell,
+    Conservation,
+    OneDecision,
+    NoDuplicateEffect,
+    CommitGeneration,
+];
+/// What exactly-once designs showed under broker faults at the safe settings, rarely:
+/// saga 1 `eventual-decision` and 1 `commit-generation` in 1,000 runs, rekeyed-eos none in
+/// 1,000 but `eventual-decision` and `commit-generation` once each in the matrix's
+/// `broker` column. Not yet explained; `no-lost-write` is not among them.
+const FAILOVER: &[Invariant] = &[EventualDecision, CommitGeneration];
 /// An order decided twice is also an outcome published twice.
 const TWICE: &[Invariant] = &[NoDuplicateEffect];
 
@@ -227,6 +256,14 @@ fn struck(kind: FaultKind, result: &RunResult) -> bool {
                 assignment.iter().filter(|(_, tps)| !tps.is_empty()).count() >= 2
             }
             _ => false,
+        }),
+        FaultKind::Broker => any(&|e| {
+            matches!(
+                e,
+                Event::BrokerCrashed { .. }
+                    | Event::BrokerPartitioned { .. }
+                    | Event::SlowFollower { slow: true, .. }
+            )
         }),
         FaultKind::Mixed | FaultKind::Swarm => any(&|e| {
             matches!(
@@ -492,6 +529,20 @@ fn sweep(design: &str, kind: FaultKind) {
         t.runs
     );
     match expect {
+        Expect::Within { may } => {
+            let other: Vec<String> = t
+                .violations
+                .keys()
+                .filter(|i| !may.contains(i))
+                .map(|i| t.describe(*i))
+                .collect();
+            assert!(
+                other.is_empty(),
+                "{design} under {} broke what it was not expected to:\n{}",
+                kind.name(),
+                other.join("\n")
+            );
+        }
         Expect::Holds => {
             let found: Vec<String> = t.violations.keys().map(|i| t.describe(*i)).collect();
             assert!(
@@ -554,6 +605,7 @@ sweeps! {
     naive_instances: "naive", Instances;
     naive_mixed: "naive", Mixed;
     naive_swarm: "naive", Swarm;
+    naive_broker: "naive", Broker;
     rekeyed_alo_none: "rekeyed-alo", None;
     rekeyed_alo_crash: "rekeyed-alo", Crash;
     rekeyed_alo_pause: "rekeyed-alo", Pause;
@@ -566,6 +618,7 @@ sweeps! {
     rekeyed_alo_instances: "rekeyed-alo", Instances;
     rekeyed_alo_mixed: "rekeyed-alo", Mixed;
     rekeyed_alo_swarm: "rekeyed-alo", Swarm;
+    rekeyed_alo_broker: "rekeyed-alo", Broker;
     rekeyed_eos_none: "rekeyed-eos", None;
     rekeyed_eos_crash: "rekeyed-eos", Crash;
     rekeyed_eos_pause: "rekeyed-eos", Pause;
@@ -578,6 +631,7 @@ sweeps! {
     rekeyed_eos_instances: "rekeyed-eos", Instances;
     rekeyed_eos_mixed: "rekeyed-eos", Mixed;
     rekeyed_eos_swarm: "rekeyed-eos", Swarm;
+    rekeyed_eos_broker: "rekeyed-eos", Broker;
     saga_none: "saga", None;
     saga_crash: "saga", Crash;
     saga_pause: "saga", Pause;
@@ -590,6 +644,7 @@ sweeps! {
     saga_instances: "saga", Instances;
     saga_mixed: "saga", Mixed;
     saga_swarm: "saga", Swarm;
+    saga_broker: "saga", Broker;
 }
 
 /// Every expectation names a sweep that exists, and every sweep has one.

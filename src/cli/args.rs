@@ -1,7 +1,7 @@
 //! The command line's grammar (clap).
 
 use crate::designs::Mutation;
-use crate::expect::FaultClass;
+use crate::expect::{FaultClass, Profile};
 use crate::scenario::SeedRange;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -93,10 +93,26 @@ pub enum Command {
         /// Seeds per scenario and cell.
         #[arg(long, value_parser = parse_seeds, default_value = "0..350")]
         seeds: SeedRange,
+        /// Seeds per scenario in the `broker` column (its runs cost about five times a
+        /// single-broker one).
+        #[arg(long = "broker-seeds", value_parser = parse_seeds, default_value = "0..35")]
+        broker_seeds: SeedRange,
         /// Run every scenario on this transaction protocol version instead of its own
         /// `[kafka] transaction_version` (1: before KIP-890 part 2; 2: Kafka 4.x).
         #[arg(long = "transaction-version", value_parser = clap::value_parser!(u8).range(1..=2))]
         transaction_version: Option<u8>,
+        #[command(flatten)]
+        jobs: JobsArg,
+    },
+    /// The design × settings table, produced by runs, as markdown: every design under
+    /// the `broker` fault class with each settings profile (RF 3 with min ISR 1, acks=1,
+    /// safe, safe with unclean election), then what an inventory service must configure,
+    /// written from the table.
+    Settings {
+        scenarios: Vec<PathBuf>,
+        /// Seeds per scenario and cell.
+        #[arg(long, value_parser = parse_seeds, default_value = "0..35")]
+        seeds: SeedRange,
         #[command(flatten)]
         jobs: JobsArg,
     },
@@ -298,6 +314,10 @@ pub struct MutationArg {
     /// pause, network, all, broker.
     #[arg(long = "fault-class", value_parser = parse_fault_class)]
     pub fault_class: Option<FaultClass>,
+    /// Run under the `broker` fault class with a settings profile of `oversell settings`:
+    /// as-shipped, min-isr-1, acks-1, safe, safe-unclean (replaces `--fault-class`).
+    #[arg(long = "settings", value_parser = parse_profile, conflicts_with = "fault_class")]
+    pub settings: Option<Profile>,
     /// `swarm`: every run draws its own fault mix (crash, pause, drop, duplicate, delay
     /// rates and durations) from ranges, deterministically from its seed, and prints it
     /// first (the scenario key `[faults] swarm = true`).
@@ -340,6 +360,9 @@ impl MutationArg {
         if let Some(class) = self.fault_class {
             flags.extend(["--fault-class".to_string(), class.flag().to_string()]);
         }
+        if let Some(profile) = self.settings {
+            flags.extend(["--settings".to_string(), profile.flag().to_string()]);
+        }
         if let Some(faults) = &self.faults {
             flags.extend(["--faults".to_string(), faults.clone()]);
         }
@@ -380,6 +403,16 @@ fn parse_fault_class(text: &str) -> Result<FaultClass, String> {
         .ok_or_else(|| {
             format!("unknown fault class {text:?}; known: none, crash, pause, network, all, broker")
         })
+}
+
+fn parse_profile(text: &str) -> Result<Profile, String> {
+    Profile::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Profile::EVERY.iter().map(|p| p.flag()).collect();
+        format!(
+            "unknown settings profile {text:?}; known: {}",
+            names.join(", ")
+        )
+    })
 }
 
 fn parse_seeds(text: &str) -> Result<SeedRange, String> {

@@ -13,6 +13,7 @@ use crate::live::conformance::{self as table, LiveCell, Reasons, Summary, FORMAT
 use crate::live::run::{run_once, supported, Finished, Plan};
 use crate::live::{self, cluster::Cluster, java::Toolchain, NOT_RECORDED};
 use crate::scenario::Scenario;
+use oversell_sim::Guarantee;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -229,7 +230,7 @@ fn judge_run(
     let run = match live::to_run(h) {
         Ok(run) => run,
         Err(why) => {
-            let short = reason_class(&why.0);
+            let short = reason_class(&why.0, twin_guarantee(plan.design));
             say!(
                 "{} × {} run {}: no verdict: {why}",
                 cell.scenario,
@@ -272,14 +273,21 @@ fn judge_run(
 }
 
 /// One reason per kind of unconvertible history, without the run's offsets.
-fn reason_class(why: &str) -> String {
+/// A refusal's class for the summary, without its offsets. Only an `exactly_once_v2`
+/// twin writes transaction markers: an `at_least_once` twin's refusal is said as it is.
+fn reason_class(why: &str, guarantee: Guarantee) -> String {
     let transactional = ["control record", "end offset is", "read_committed"];
-    if transactional.iter().any(|w| why.contains(w)) {
+    if guarantee == Guarantee::ExactlyOnceV2 && transactional.iter().any(|w| why.contains(w)) {
         "its logs hold transaction markers (exactly_once_v2), which the converter does not rebuild yet"
             .into()
     } else {
         why.rsplit(": ").next().unwrap_or(why).to_string()
     }
+}
+
+/// The processing guarantee of `design`'s live twin (every played design has one).
+fn twin_guarantee(design: &str) -> Guarantee {
+    live::run::twin(design).map_or(Guarantee::AtLeastOnce, |t| t.guarantee)
 }
 
 fn today() -> String {
@@ -377,4 +385,28 @@ fn zombie_series(
     } else {
         Exit::Holds
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{reason_class, twin_guarantee, Guarantee};
+
+    /// An at_least_once twin writes no transaction markers: its refusal is its own words.
+    #[test]
+    fn an_at_least_once_refusal_is_not_labelled_as_transaction_markers() {
+        let why = "inventory-service-orders-by-product-repartition-0@3: the read_committed \
+                   consumer skipped it, but the markers on disk say it is committed";
+        let alo = reason_class(why, twin_guarantee("rekeyed-alo"));
+        assert!(!alo.contains("exactly_once_v2"), "{alo}");
+        assert_eq!(
+            alo,
+            "the read_committed consumer skipped it, but the markers on disk say it is committed"
+        );
+        let naive = reason_class(why, twin_guarantee("naive"));
+        assert!(!naive.contains("transaction markers"), "{naive}");
+        let eos = reason_class(why, twin_guarantee("rekeyed-eos"));
+        assert!(eos.contains("exactly_once_v2"), "{eos}");
+        assert!(reason_class(why, twin_guarantee("saga")).contains("exactly_once_v2"));
+        assert_eq!(twin_guarantee("rekeyed-alo"), Guarantee::AtLeastOnce);
+    }
 }

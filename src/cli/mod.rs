@@ -122,9 +122,21 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
         Command::Matrix {
             scenarios,
             seeds,
+            broker_seeds,
             transaction_version,
             jobs,
-        } => sweeps::matrix(registry, &scenarios, seeds, transaction_version, jobs.get()),
+        } => {
+            let seeds = crate::expect::MatrixSeeds {
+                seeds,
+                broker: broker_seeds,
+            };
+            sweeps::matrix(registry, &scenarios, seeds, transaction_version, jobs.get())
+        }
+        Command::Settings {
+            scenarios,
+            seeds,
+            jobs,
+        } => sweeps::settings(registry, &scenarios, seeds, jobs.get()),
     }
 }
 
@@ -135,9 +147,10 @@ fn load_scenario(path: &Path) -> Result<Scenario, Error> {
 /// The scenario, with its faults replaced by `--fault-class` if given.
 fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     let scenario = load_scenario(path)?;
-    let mut scenario = match opts.fault_class {
-        Some(class) => FaultClass::apply(class, &scenario),
-        None => scenario,
+    let mut scenario = match (opts.settings, opts.fault_class) {
+        (Some(profile), _) => profile.apply(&scenario),
+        (None, Some(class)) => FaultClass::apply(class, &scenario),
+        (None, None) => scenario,
     };
     if let Some(version) = opts.transaction_version {
         scenario.kafka.transaction_version = version;

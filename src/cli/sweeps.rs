@@ -166,6 +166,7 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
             say!("  replay: {}", Shown(&command));
             let as_written = a.mutations.mutations.is_empty()
                 && a.mutations.fault_class.is_none()
+                && a.mutations.settings.is_none()
                 && a.mutations.faults.is_none();
             if a.save && as_written {
                 saved.push(regression_seed(d, &scenario, seed, a)?);
@@ -241,6 +242,7 @@ fn save_seeds(a: &ExploreArgs, saved: &[RegressionSeed]) -> Result<(), Error> {
     }
     if !a.mutations.mutations.is_empty()
         || a.mutations.fault_class.is_some()
+        || a.mutations.settings.is_some()
         || a.mutations.faults.is_some()
     {
         note!("--save ignored: regression seeds are kept for the scenario as written, without mutations or fault classes");
@@ -389,6 +391,7 @@ fn no_options() -> super::args::MutationArg {
     super::args::MutationArg {
         mutations: Vec::new(),
         fault_class: None,
+        settings: None,
         faults: None,
         strategy: None,
         pct_depth: None,
@@ -474,7 +477,7 @@ fn join_or(set: &std::collections::BTreeSet<String>, empty: &str) -> String {
 pub fn matrix(
     registry: &Registry,
     given: &[PathBuf],
-    seeds: SeedRange,
+    seeds: expect::MatrixSeeds,
     transaction_version: Option<u8>,
     jobs: usize,
 ) -> Result<Exit, Error> {
@@ -489,7 +492,12 @@ pub fn matrix(
         }
     }
     let names: Vec<String> = scenarios.iter().map(|s| s.name.clone()).collect();
-    note!("matrix over {} × seeds {seeds}", Shown(&names.join(", ")));
+    note!(
+        "matrix over {} × seeds {} (broker column {})",
+        Shown(&names.join(", ")),
+        seeds.seeds,
+        seeds.broker
+    );
     let cells = expect::matrix_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut header = expect::matrix_header(&names, seeds);
@@ -501,5 +509,27 @@ pub fn matrix(
     }
     out::write_stdout(out::escape_lines(&header).as_bytes());
     out::write_stdout(out::escape_lines(&expect::matrix_markdown_in(registry, &cells)).as_bytes());
+    Ok(Exit::Holds)
+}
+
+pub fn settings(
+    registry: &Registry,
+    given: &[PathBuf],
+    seeds: SeedRange,
+    jobs: usize,
+) -> Result<Exit, Error> {
+    let files = scenario_files(given)?;
+    let scenarios = files
+        .iter()
+        .map(|f| load_scenario(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name.as_str()).collect();
+    note!("settings over {} × seeds {seeds}", Shown(&names.join(", ")));
+    let cells = expect::settings_in(registry, &scenarios, seeds, jobs, |msg| note!("  {msg}"));
+    let header = expect::settings_header(&names, seeds);
+    out::write_stdout(out::escape_lines(&header).as_bytes());
+    out::write_stdout(
+        out::escape_lines(&expect::settings_markdown_in(registry, &cells)).as_bytes(),
+    );
     Ok(Exit::Holds)
 }

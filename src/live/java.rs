@@ -5,7 +5,7 @@
 //! command (`stop`, `play`), and the end of the input — this process exited, whichever
 //! way, Ctrl-C included — halts the child at once (`live/.../Commands.java`). So no JVM
 //! outlives the command that started it. A child's standard output carries its one-word
-//! reports (`RUNNING`, `TOPICS`, `DONE`, ...); its standard error goes to a file in the
+//! reports (`RUNNING`, `TOPICS`, `SETTLED`, `DONE`, ...); its standard error goes to a file in the
 //! run's directory, whose tail is quoted when the child fails.
 
 // Live runs are real processes on the real clock: wall-clock time is what they measure.

@@ -68,7 +68,7 @@ pub fn wall_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// Plays a plan: [`Player::play`] until the driver says `DONE`.
+/// Plays a plan: [`Player::play`] until the driver says `SETTLED`.
 pub struct Player<'a> {
     pub tc: &'a Toolchain,
     pub dir: &'a Path,
@@ -105,12 +105,13 @@ impl<'a> Player<'a> {
         }
     }
 
-    /// Play the faults at their times until `driver` reports `DONE` (or `bound` passes).
+    /// Play the faults at their times until `driver` reports `SETTLED` (quiescent or at its
+    /// time bound; or `bound` passes).
     pub fn play(&mut self, driver: &mut JavaProc, bound: Duration) -> Result<(), LiveError> {
         let deadline = Instant::now() + bound;
         loop {
             match driver.next_line(Duration::from_millis(10))? {
-                Some(line) if line == "DONE" => return Ok(()),
+                Some(line) if line == "SETTLED" => return Ok(()),
                 Some(line) => {
                     if let Some(t0) = line.strip_prefix("T0 ") {
                         self.t0 = t0
@@ -122,9 +123,10 @@ impl<'a> Player<'a> {
                 None => {}
             }
             if Instant::now() > deadline {
-                return Err(
-                    driver.failure(&format!("did not report DONE within {} s", bound.as_secs()))
-                );
+                return Err(driver.failure(&format!(
+                    "did not report SETTLED within {} s",
+                    bound.as_secs()
+                )));
             }
             if (self.interrupted)() {
                 return Err(LiveError::Process("interrupted".into()));

@@ -247,7 +247,7 @@ pub fn run_once(
     player.heal()?;
     let played = std::mem::take(&mut player.played);
     stop_all(&mut instances)?;
-    driver.finish(Duration::from_secs(10));
+    record(driver)?;
     let mut history = assemble(plan, index, cluster.size, &dir, &instances, played)?;
     history.time_scale = k;
     history.decision_bound_ms = s.run.decision_bound_ms;
@@ -380,8 +380,18 @@ fn armed_heal(s: &Scenario, plan: &FaultPlan) -> Millis {
         .unwrap_or(0)
 }
 
-/// Every instance writes its stores, then every one closes: so that no store moves
-/// between the dumps.
+/// The driver, settled, reads the logs back once every application has stopped.
+pub(super) fn record(mut driver: JavaProc) -> Result<(), LiveError> {
+    driver.send("record")?;
+    driver.expect("DONE", Duration::from_secs(120))?;
+    driver.finish(Duration::from_secs(10));
+    Ok(())
+}
+
+/// One cut of the run: every instance pauses its applications and writes its stores, then
+/// every one closes them (a clean close commits: the stores' changelogs and the offsets
+/// catch up with the dumped stores); only then does the driver read the logs ([`record`]).
+/// So the stores and the logs are one state, and no store moves between the dumps.
 pub(super) fn stop_all(instances: &mut [Instance]) -> Result<(), LiveError> {
     let mut running: Vec<&mut JavaProc> = instances
         .iter_mut()

@@ -27,8 +27,8 @@ use super::java::Toolchain;
 use super::player::Instance;
 use super::run::Twin;
 use super::run::{
-    assemble, fault_plan, run_dir, saga_args, service_args, start_driver, stop_all, twin, write,
-    DriverRun, Plan,
+    assemble, fault_plan, record, run_dir, saga_args, service_args, start_driver, stop_all, twin,
+    write, DriverRun, Plan,
 };
 use super::LiveError;
 use crate::kit::streams_config;
@@ -206,9 +206,9 @@ pub fn run_once(
     let mut driver = start_driver(tc, cluster, s, &twin, &run, &[])?;
     let mut instances = instances(cluster, s, &twin, index, &dir, &config);
     let resumed_at = story(tc, &dir, &mut instances, &mut driver, &NAMES)?;
-    driver.expect("DONE", Duration::from_millis(bound_ms + 90_000))?;
+    driver.expect("SETTLED", Duration::from_millis(bound_ms + 90_000))?;
     stop_all(&mut instances)?;
-    driver.finish(Duration::from_secs(10));
+    record(driver)?;
     // product-service-0 was killed: it wrote no store dump.
     write(
         &dir.join("stores-product-service-0.json"),

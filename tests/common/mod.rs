@@ -75,10 +75,15 @@ pub enum FaultKind {
     /// Swarm faults: each run draws its own mix of crash, pause, drop, duplicate and
     /// delay rates from ranges (`oversell::swarm`), over one to three instances.
     Swarm,
+    /// Broker faults on three brokers at the safe settings (replication factor 3,
+    /// `min.insync.replicas = 2`, no unclean election, `acks=all`): crashes, half of them
+    /// losing the broker's unflushed data, network partitions and slow followers, one at
+    /// a time (the matrix's `broker` class, at generated rates).
+    Broker,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 13] = [
         FaultKind::None,
         FaultKind::Crash,
         FaultKind::Pause,
@@ -91,6 +96,7 @@ impl FaultKind {
         FaultKind::Instances,
         FaultKind::Mixed,
         FaultKind::Swarm,
+        FaultKind::Broker,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +113,7 @@ impl FaultKind {
             FaultKind::Instances => "instances",
             FaultKind::Mixed => "mixed",
             FaultKind::Swarm => "swarm",
+            FaultKind::Broker => "broker",
         }
     }
 }
@@ -291,6 +298,19 @@ pub fn fault_plan(kind: FaultKind, services: &'static [&'static str]) -> BoxedSt
         FaultKind::Swarm => (1u32..=3, 1u32..=3)
             .prop_map(move |(p, i)| plan(600, rates(0, 0, 0, 0, 0), vec![], p, i, true))
             .boxed(),
+        // The cluster's settings are the safe ones (`scenarios_of`).
+        FaultKind::Broker => (shape, 2u32..=8, 0u32..=6, 0u32..=6)
+            .prop_map(move |((p, i), crash, partition, slow)| {
+                let rates = FaultRates {
+                    broker_crash: crash,
+                    fsync_loss: 500,
+                    broker_partition: partition,
+                    slow_follower: slow,
+                    ..FaultRates::default()
+                };
+                plan(600, rates, vec![], p, i, true)
+            })
+            .boxed(),
     }
 }
 
@@ -318,7 +338,16 @@ pub fn scenarios_of(
             },
             saga: SagaSpec::default(),
             kafka: Default::default(),
-            cluster: Default::default(),
+            cluster: if kind == FaultKind::Broker {
+                ClusterSpec {
+                    brokers: 3,
+                    replication_factor: Some(3),
+                    min_insync_replicas: 2,
+                    ..ClusterSpec::default()
+                }
+            } else {
+                ClusterSpec::default()
+            },
             producer: Default::default(),
             faults: FaultSpec {
                 phase_ms: plan.phase_ms,

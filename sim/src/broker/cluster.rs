@@ -2,24 +2,28 @@
 //! replicas (ISR) and high watermark; followers that replicate by fetching, one fetch per
 //! scheduler step; `acks` and `min.insync.replicas` on `Produce`.
 //!
-//! After Kafka's `Partition.scala` and `ReplicaManager.scala`:
+//! After Kafka's `core/src/main/scala/kafka/cluster/Partition.scala` and
+//! `core/src/main/scala/kafka/server/ReplicaManager.scala`:
 //!
 //! - the leader's log is the partition's [`PartitionLog`]; every follower keeps a log of
 //!   its own ([`Follower`]) and copies the leader's entries when the scheduler lets it
 //!   fetch ([`Broker::follower_fetches`], [`Broker::follower_fetch`]);
-//! - the high watermark is the smallest log end among the leader and the ISR
-//!   (`Partition.maybeIncrementLeaderHW`); consumers read up to it, and to the LSO under
-//!   `read_committed`;
+//! - the high watermark is the smallest log end among the leader and the ISR, and does
+//!   not move while the ISR is smaller than `min.insync.replicas` (KIP-966,
+//!   `Partition.maybeIncrementLeaderHW`, `Partition.isUnderMinIsr`); consumers read up to
+//!   it, and to the LSO under `read_committed`;
 //! - `acks=all` is answered once the high watermark passes the batch, or
 //!   `NOT_ENOUGH_REPLICAS` when the ISR is smaller than `min.insync.replicas`
 //!   (`Partition.appendRecordsToLeader`, `Partition.checkEnoughReplicasReachOffset`,
-//!   `DelayedProduce`); `acks=1` at the leader's append;
+//!   `core/src/main/scala/kafka/server/DelayedProduce.scala`); `acks=1` at the leader's
+//!   append;
 //! - a follower that has not caught up for `replica.lag.time.max.ms` leaves the ISR
 //!   (`Partition.maybeShrinkIsr`), one that reaches the high watermark rejoins it
 //!   (`Partition.maybeExpandIsr`);
 //! - before its first fetch from a new leader epoch a follower truncates its log to the
 //!   leader's end offset for its last epoch (KIP-101 / KIP-279,
-//!   `AbstractFetcherThread.truncateToEpochEndOffsets`).
+//!   `core/src/main/scala/kafka/server/AbstractFetcherThread.scala`,
+//!   `truncateToEpochEndOffsets`).
 //!
 //! The controller's part (broker liveness, elections) is `controller.rs`. With one broker
 //! (the default) none of this exists: `Broker::cluster` is `None`, the high watermark is
@@ -141,10 +145,11 @@ impl ClusterConfig {
 #[derive(Clone, Debug)]
 pub(super) struct Follower {
     pub(super) log: PartitionLog,
-    /// The last time its log end was the leader's (`Replica.lastCaughtUpTimeMs`).
+    /// The last time its log end was the leader's (`ReplicaState.lastCaughtUpTimeMs`,
+    /// `core/src/main/scala/kafka/cluster/Replica.scala`).
     pub(super) last_caught_up: Millis,
     /// Its log end as the leader last learnt it, at its last fetch
-    /// (`Replica.logEndOffset`): what the high watermark and the ISR are computed from. A
+    /// (`ReplicaState.logEndOffset`): what the high watermark and the ISR are computed from. A
     /// follower that lost a suffix in a crash still counts with it until it is fenced.
     pub(super) fetched_end: Offset,
     /// The leader epoch it last reconciled its log with (KIP-279): before its first fetch
@@ -152,7 +157,8 @@ pub(super) struct Follower {
     pub(super) epoch_checked: u32,
 }
 
-/// The replication state of one partition (Kafka's `PartitionRegistration` and the
+/// The replication state of one partition (Kafka's `PartitionRegistration`,
+/// `metadata/src/main/java/org/apache/kafka/metadata/PartitionRegistration.java`, and the
 /// leader's `Partition`).
 #[derive(Clone, Debug)]
 pub(super) struct Replication {
@@ -306,7 +312,8 @@ impl Broker {
     }
 
     /// Assign replicas to every partition of `topic` (round robin, as Kafka's
-    /// `StripedReplicaPlacer` does without racks, from a start broker Kafka draws at
+    /// `StripedReplicaPlacer.place`,
+    /// `metadata/src/main/java/org/apache/kafka/metadata/placement/StripedReplicaPlacer.java`, does without racks, from a start broker Kafka draws at
     /// random and this model derives from the topic's name, so that a topic's leaders are
     /// the same whatever other topics a design creates); the first replica leads at
     /// epoch 0 with every replica in the ISR.
@@ -376,7 +383,8 @@ impl Broker {
     /// `NOT_LEADER_OR_FOLLOWER` when the client can reach no leader of `tp`: its
     /// connection fails or, behind a network partition, its request times out
     /// (`request.timeout.ms`, answered at once here); it refreshes its metadata and
-    /// retries (`Sender.completeBatch`, `canRetry`).
+    /// retries (`Sender.completeBatch`, `Sender.canRetry`,
+    /// `clients/src/main/java/org/apache/kafka/clients/producer/internals/Sender.java`).
     pub(super) fn check_leader(
         &self,
         tp: &TopicPartition,

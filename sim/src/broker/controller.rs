@@ -136,7 +136,9 @@ impl Broker {
 
     /// Restart broker `b` at `now`: it registers again, so the controller fences its old
     /// incarnation first if its session had not expired yet (a new incarnation id,
-    /// KIP-966's unclean shutdown detection), then unfences it; partitions without a
+    /// KIP-966's unclean shutdown detection: `ClusterControlManager.registerBroker` calls
+    /// `ReplicationControlManager.handleBrokerUncleanShutdown`,
+    /// `metadata/src/main/java/org/apache/kafka/controller/`), then unfences it; partitions without a
     /// leader get one if it is eligible. Its followers reconcile at their next fetch.
     pub fn restart_broker(&mut self, now: Millis, b: BrokerId, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_ref().expect("a cluster");
@@ -207,10 +209,14 @@ impl Broker {
         [fence, self.next_isr_shrink()].into_iter().flatten().min()
     }
 
-    /// `ReplicationControlManager.handleBrokerFenced`: broker `b` leaves every ISR (the
+    /// `ReplicationControlManager.handleBrokerFenced`
+    /// (`metadata/src/main/java/org/apache/kafka/controller/ReplicationControlManager.java`):
+    /// broker `b` leaves every ISR (the
     /// last member stays: an ISR is never empty), and every partition it led elects. A
     /// broker cut off from the controller is fenced the same way
-    /// (`BrokerHeartbeatManager.findOneStaleBroker`: its heartbeats stopped arriving).
+    /// (`BrokerHeartbeatManager.findOneStaleBroker`, then
+    /// `ReplicationControlManager.maybeFenceOneStaleBroker`: its heartbeats stopped
+    /// arriving).
     pub(super) fn fence(&mut self, b: BrokerId, now: Millis, events: &mut Vec<Event>) {
         let cluster = self.cluster.as_mut().expect("a cluster");
         match cluster.brokers[b as usize] {
@@ -312,7 +318,8 @@ impl Broker {
             self.swap_leader_log(tp, owner, new, epoch);
         }
         // A new leader knows nothing of its followers' logs until they fetch
-        // (`Partition.makeLeader` resets every remote replica's state).
+        // (`Partition.makeLeader`, `core/src/main/scala/kafka/cluster/Partition.scala`,
+        // resets every remote replica's state).
         let cluster = self.cluster.as_mut().expect("a cluster");
         let r = cluster
             .partitions
@@ -370,7 +377,11 @@ impl Broker {
         );
     }
 
-    /// A new leader's state from its log, as Kafka's `ProducerStateManager` reloads it:
+    /// A new leader's state from its log, as Kafka's `ProducerStateManager` holds it
+    /// (`storage/src/main/java/org/apache/kafka/storage/internals/log/ProducerStateManager.java`:
+    /// a follower's is updated by every `UnifiedLog.appendAsFollower` and rebuilt by
+    /// `UnifiedLog.rebuildProducerState` after a truncation or a restart, so it is its
+    /// log's):
     /// idempotent producers' last batches, open transactions; and the transaction
     /// coordinator's view of this partition made to agree with the log.
     fn rebuild_leader_state(&mut self, tp: &TopicPartition, events: &mut Vec<Event>) {

@@ -1,14 +1,21 @@
 //! A new coordinator's load: the state of every transactional id or group of a
 //! coordinator partition, rebuilt by replaying the new leader's log to its end
 //! (`TransactionStateManager.loadTransactionsForTxnTopicPartition`,
-//! `GroupMetadataManager.loadGroupsAndOffsets`: the last record of a key wins; offsets
-//! accumulate). What the log does not have, the coordinator no longer knows.
+//! `core/src/main/scala/kafka/coordinator/transaction/TransactionStateManager.scala`; the
+//! group coordinator's `CoordinatorLoaderImpl.load`,
+//! `coordinator-common/src/main/java/org/apache/kafka/coordinator/common/runtime/`, replaying
+//! each record through `GroupCoordinatorShard.replay` into `GroupMetadataManager.replay` and
+//! `OffsetMetadataManager.replay`, then `GroupMetadataManager.onLoaded`: the last record of
+//! a key wins; offsets accumulate). What the log does not have, the coordinator no longer
+//! knows.
 //!
 //! Transactions found in `PrepareCommit` / `PrepareAbort` are completed: their markers are
 //! sent again to every partition that does not have one yet
-//! (`TransactionStateManager.loadTransactionsForTxnTopicPartition` hands them to
+//! (`TransactionStateManager.loadTransactionsForTxnTopicPartition` hands them to the
+//! callback `TransactionCoordinator.onElection` passes,
 //! `TransactionMarkerChannelManager.addTxnMarkersToSend`); ongoing ones stay ongoing and
-//! time out as before.
+//! time out as before (the load leaves `Ongoing` alone; an `InitProducerId` meanwhile
+//! aborts it and answers `CONCURRENT_TRANSACTIONS`, `TransactionCoordinator.handleInitProducerId`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -159,7 +166,8 @@ impl Broker {
     }
 
     /// Every open transaction of the data partitions (their leaders' producer state:
-    /// `ProducerStateEntry.currentTxnFirstOffset`).
+    /// `ProducerStateEntry.currentTxnFirstOffset`,
+    /// `storage/src/main/java/org/apache/kafka/storage/internals/log/ProducerStateEntry.java`).
     fn ongoing_by_producer(&self) -> OngoingByProducer {
         let mut out: OngoingByProducer = BTreeMap::new();
         for (name, topic) in &self.topics {

@@ -2,20 +2,32 @@
 //! `transactional.id` is the leader of its `__transaction_state` partition, the group
 //! coordinator of a group the leader of its `__consumer_offsets` partition.
 //!
-//! After Kafka's `TransactionStateManager` and `GroupMetadataManager`:
+//! After Kafka 4.x's transaction coordinator
+//! (`core/src/main/scala/kafka/coordinator/transaction/TransactionStateManager.scala`) and
+//! group coordinator (`group-coordinator/src/main/java/org/apache/kafka/coordinator/group/`:
+//! `GroupCoordinatorService`, `GroupMetadataManager`, `OffsetMetadataManager`, run by
+//! `coordinator-common`'s `CoordinatorRuntime`):
 //!
 //! - an id maps to its partition by `Utils.abs(id.hashCode) % partitions`
-//!   (`TransactionStateManager.partitionFor`, `GroupMetadataManager.partitionFor`);
+//!   (`TransactionStateManager.partitionFor`, `GroupCoordinatorService.partitionFor`);
 //! - every change of a coordinator's state is a record appended to that partition
 //!   (`TransactionLog` key and value: the whole metadata of a transactional id; a group's
 //!   generation, members and assignment; its committed offsets), and the request that made
 //!   it is answered once the record is below the high watermark
-//!   (`TransactionStateManager.appendTransactionToLog` and `GroupMetadataManager.storeOffsets`
-//!   append with `acks=-1`), or `NOT_COORDINATOR` if the partition's leadership moved first;
+//!   (`TransactionStateManager.appendTransactionToLog` appends with `acks=-1`; the group
+//!   coordinator's `OffsetMetadataManager.commitOffset` records are appended by
+//!   `CoordinatorPartitionWriter.append` with `acks=1` and `CoordinatorRuntime` completes
+//!   the response when the high watermark passes them), or `NOT_COORDINATOR` if the
+//!   partition's leadership moved first (`NOT_LEADER_OR_FOLLOWER` mapped to
+//!   `NOT_COORDINATOR`: `appendTransactionToLog`,
+//!   `CoordinatorOperationExceptionHelper.handleOperationException`);
 //! - a new leader loads the state by replaying its log (`coord_load.rs`), answering
-//!   `COORDINATOR_LOAD_IN_PROGRESS` until it has, and a partition with no live leader
-//!   answers `NOT_COORDINATOR` (a client that cannot reach the coordinator looks it up
-//!   again, `FindCoordinator`, and retries).
+//!   `COORDINATOR_LOAD_IN_PROGRESS` until it has
+//!   (`TransactionStateManager.getAndMaybeAddTransactionState`, `CoordinatorRuntime`'s
+//!   loading state), and a partition with no live leader answers `NOT_COORDINATOR` (in
+//!   Kafka the client's connection to the dead coordinator fails and `FindCoordinator`
+//!   answers `COORDINATOR_NOT_AVAILABLE` until a leader is elected; every client treats
+//!   both alike: it looks the coordinator up again and retries).
 //!
 //! Records are written by comparing the coordinators' state after each request, tick and
 //! marker with what was last written for each id: the state machines of `txn.rs`,
@@ -35,7 +47,8 @@ use crate::protocol::{
 };
 use crate::trace::Event;
 
-/// Kafka's `Topic.TRANSACTION_STATE_TOPIC_NAME`.
+/// Kafka's `Topic.TRANSACTION_STATE_TOPIC_NAME`
+/// (`clients/src/main/java/org/apache/kafka/common/internals/Topic.java`).
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 /// Kafka's `Topic.GROUP_METADATA_TOPIC_NAME`.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -153,7 +166,8 @@ pub(super) struct Coordinators {
     pub(super) answers: BTreeMap<u64, DelayedAnswer>,
     /// Group markers already applied, by (group, transaction): the group coordinator's
     /// pending transactional offsets are gone for them, so a marker sent again by a new
-    /// transaction coordinator changes nothing (`GroupMetadata.completePendingTxnOffsetCommit`).
+    /// transaction coordinator changes nothing
+    /// (`OffsetMetadataManager.replayEndTransactionMarker`).
     pub(super) applied_group_markers: BTreeSet<(String, TxnSerial)>,
     /// Open transactions a load forgot (their coordinator's log lost them): undecided for
     /// ever, unless a later load finds them again.
@@ -246,7 +260,8 @@ impl Broker {
 
     /// Whether the transaction coordinator of `tid` sends its markers: it is up and
     /// loaded, and its `PrepareCommit` / `PrepareAbort` is below the high watermark (the
-    /// markers go out from the append's callback, `TransactionCoordinator.endTransaction`).
+    /// markers go out from the append's callback, `TransactionCoordinator.endTransaction`,
+    /// `core/src/main/scala/kafka/coordinator/transaction/TransactionCoordinator.scala`).
     pub(super) fn coordinator_sends_markers(&self, tid: &str) -> bool {
         if !self.coordinator_ready(Coordinator::Transaction, tid) {
             return false;
@@ -534,8 +549,8 @@ impl Broker {
             && self.coordinator_error(Coordinator::Group, group)
                 == Some(KafkaError::CoordinatorLoadInProgress)
         {
-            // `GroupCoordinator.handleHeartbeat`: "the group is still loading, so respond
-            // just blindly".
+            // `GroupCoordinatorService.heartbeat`: `COORDINATOR_LOAD_IN_PROGRESS` becomes
+            // `NONE`, "The group is still loading, so blindly respond".
             return Some(Response::Heartbeat(Ok(())));
         }
         let error = self

@@ -80,9 +80,12 @@ impl Group {
         }
     }
 
-    /// The group as Kafka stores it in `__consumer_offsets` (`GroupMetadataManager.storeGroup`
-    /// at the end of a rebalance): members, generation and assignment, without offsets or
-    /// liveness; `None` while a rebalance is in progress (nothing is stored then).
+    /// The group as Kafka stores it in `__consumer_offsets` (a `GroupMetadata` record at
+    /// the end of a rebalance: `GroupMetadataManager.classicGroupSync` when the leader's
+    /// assignment arrives, `completeClassicGroupJoin` when the group emptied,
+    /// `group-coordinator/src/main/java/org/apache/kafka/coordinator/group/`): members,
+    /// generation and assignment, without offsets or liveness; `None` while a rebalance is
+    /// in progress (nothing is stored then).
     pub(super) fn metadata_record(&self) -> Option<Group> {
         if !super::coordinator::stored_state(self.state) {
             return None;
@@ -97,8 +100,8 @@ impl Group {
     }
 
     /// A stored group loaded by a new coordinator at `now` with `committed` offsets: every
-    /// member's session starts again (`GroupCoordinator.onGroupLoaded` schedules each
-    /// member's heartbeat expiration anew).
+    /// member's session starts again (`GroupMetadataManager.onLoaded` schedules each
+    /// classic member's heartbeat expiration anew, `rescheduleClassicGroupMemberHeartbeat`).
     pub(super) fn loaded(
         mut self,
         now: Millis,
@@ -449,8 +452,9 @@ impl Broker {
         member.last_seen = now;
         member.session_timeout_ms = sub.session_timeout_ms;
         member.rebalance_timeout_ms = sub.rebalance_timeout_ms;
-        // A changed subscription rebalances, as in Kafka (`GroupCoordinator`'s
-        // `doCurrentMemberJoinGroup`: `!member.matches(protocols)`); under the cooperative
+        // A changed subscription rebalances, as in Kafka
+        // (`GroupMetadataManager.classicGroupJoinExistingMember`:
+        // `!member.matches(request.protocols())`); under the cooperative
         // protocol the owned partitions are part of it, so the rejoin of a member that
         // revoked partitions starts the follow-up rebalance that hands them over.
         let changed = member.topics != sub.topics
@@ -549,8 +553,9 @@ impl Broker {
     ) -> Result<(), KafkaError> {
         const REQ: &str = "OffsetCommit";
         // An OffsetCommit always carries a generation (>= 0) here, so an empty or unknown
-        // member id is UNKNOWN_MEMBER_ID (Kafka's GroupCoordinator.validateOffsetCommit:
-        // `generationId >= 0 || memberId != UNKNOWN_MEMBER_ID` → validateCurrentMember);
+        // member id is UNKNOWN_MEMBER_ID (Kafka's `OffsetMetadataManager.validateOffsetCommit`
+        // → `ClassicGroup.validateOffsetCommit`: `generationId >= 0 || !memberId.isEmpty()`
+        // → `validateMember`, then the generation);
         // only a generation of -1 on an empty group, which this protocol cannot express,
         // stores offsets without a member.
         match self.check_group_member(&meta) {

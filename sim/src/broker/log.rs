@@ -36,7 +36,8 @@ pub(super) struct EntryMeta {
     /// On a transaction marker: the transaction it ends.
     pub(super) marker_of: Option<TxnSerial>,
     /// On a record of `__transaction_state` or `__consumer_offsets`: the coordinator
-    /// state it carries (Kafka's `TransactionLog` / `GroupMetadataManager` key and value).
+    /// state it carries (Kafka's `TransactionLog` / `GroupCoordinatorRecordSerde` key and
+    /// value).
     pub(super) coord: Option<std::sync::Arc<super::coordinator::CoordRecord>>,
 }
 

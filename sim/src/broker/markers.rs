@@ -6,8 +6,8 @@
 //! wrote to and one per group whose offsets it carries, are then written one at a time,
 //! each a step of its own that the driver chooses ([`Broker::pending_markers`],
 //! [`Broker::write_pending_marker`]), as Kafka's `TransactionMarkerChannelManager`
-//! (`addTxnMarkersToSend`) sends `WriteTxnMarkers` to each partition leader and group
-//! coordinator. Until its own marker lands, a partition's LSO stays put and a group's
+//! (`addTxnMarkersToSend`, `core/src/main/scala/kafka/coordinator/transaction/`) sends
+//! `WriteTxnMarkers` to each partition leader and group coordinator. Until its own marker lands, a partition's LSO stays put and a group's
 //! offsets stay pending (`UNSTABLE_OFFSET_COMMIT` for a `require_stable` `OffsetFetch`).
 //! The last marker completes the transaction (`CompleteCommit` / `CompleteAbort`).
 //!
@@ -195,7 +195,7 @@ impl Broker {
                     applied.insert((group.clone(), serial));
                 }
                 if commit {
-                    // GroupMetadata.completePendingTxnOffsetCommit: the offsets commit.
+                    // `OffsetMetadataManager.replayEndTransactionMarker`: the offsets commit.
                     self.commit_pending_offsets(BTreeMap::from([(group.clone(), pending)]), events);
                 }
             }

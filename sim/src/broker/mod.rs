@@ -195,7 +195,7 @@ impl Default for BrokerConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Defects {
     /// The group coordinator accepts a plain `OffsetCommit` of a member at a stale
-    /// generation (the check of Kafka's `GroupCoordinator.validateOffsetCommit` left out).
+    /// generation (the check of Kafka's `ClassicGroup.validateOffsetCommit` left out).
     pub stale_generation_accepted: bool,
     /// The transaction coordinator and the partition leader accept an older epoch of the
     /// current producer id (the fencing of `TransactionMetadata` / `checkProducerEpoch`

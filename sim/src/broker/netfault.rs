@@ -2,24 +2,27 @@
 //! and the controller, from the clients, or both, until the partition heals; and a slow
 //! follower, whose fetches stall for a while.
 //!
-//! After Kafka's KRaft controller and `ReplicaManager`:
+//! After Kafka's KRaft controller (`metadata/src/main/java/org/apache/kafka/controller/`)
+//! and `core/src/main/scala/kafka/server/ReplicaManager.scala`:
 //!
 //! - a broker cut off from the controller stops heartbeating; the controller fences it
 //!   after `broker.session.timeout.ms` (`BrokerHeartbeatManager.findOneStaleBroker`,
-//!   `ReplicationControlManager.fenceStaleBrokers`), which takes it out of every ISR and
-//!   moves the leadership of what it led (`handleBrokerFenced`);
+//!   `ReplicationControlManager.maybeFenceOneStaleBroker`), which takes it out of every ISR
+//!   and moves the leadership of what it led (`ReplicationControlManager.handleBrokerFenced`);
 //! - until then it still leads: clients that reach it write to it, `acks=1` writes are
 //!   answered at its append, and `acks=all` writes wait, since its followers cannot fetch
 //!   and it cannot shrink its ISR without the controller (`Partition.maybeShrinkIsr`,
-//!   `AlterPartitionManager`); once the partition heals it learns the new leader epoch
+//!   `core/src/main/scala/kafka/server/AlterPartitionManager.scala`); once the partition heals it learns the new leader epoch
 //!   and truncates what the new leader does not have
 //!   (`AbstractFetcherThread.truncateToEpochEndOffsets`), losing those `acks=1` writes;
 //! - a follower cut off from its leader, or whose fetches stall, stops catching up and
 //!   leaves the ISR after `replica.lag.time.max.ms` (`Partition.maybeShrinkIsr`,
-//!   `Replica.lastCaughtUpTimeMs`); it rejoins once caught up (`maybeExpandIsr`);
+//!   `ReplicaState.lastCaughtUpTimeMs`); it rejoins once caught up
+//!   (`Partition.maybeExpandIsr`);
 //! - a leader cut off from the clients is still the leader: their requests time out
 //!   (`request.timeout.ms`, answered here at once with `NOT_LEADER_OR_FOLLOWER`), and
-//!   they retry after refreshing their metadata (`Sender.completeBatch`).
+//!   they retry after refreshing their metadata (`Sender.completeBatch`,
+//!   `clients/src/main/java/org/apache/kafka/clients/producer/internals/Sender.java`).
 //!
 //! Limits: a fenced leader stops taking writes at once, where a real one behind a
 //! partition keeps taking them until it hears of the new epoch or its clients refresh
@@ -78,7 +81,8 @@ impl Broker {
     }
 
     /// Heal broker `b`'s partition at `now`. A broker the controller fenced meanwhile
-    /// registers again and is unfenced (`BrokerHeartbeatManager.touch`); like a restarted
+    /// heartbeats again and is unfenced (`ReplicationControlManager.processBrokerHeartbeat`,
+    /// `BrokerHeartbeatManager.touch`, `ReplicationControlManager.handleBrokerUnfenced`); like a restarted
     /// broker, its followers count as caught up from now and reconcile with the leader
     /// epoch at their next fetch, and partitions without a leader elect one.
     pub fn heal_broker(&mut self, now: Millis, b: BrokerId, events: &mut Vec<Event>) {
@@ -127,7 +131,8 @@ impl Broker {
 
     /// Broker `b`'s followers that are caught up were so until `now`, when their fetches
     /// stop: a caught-up follower fetches continuously, so its `lastCaughtUpTimeMs` is
-    /// its last fetch (`Replica.updateFetchStateOrThrow`), which the model otherwise
+    /// its last fetch (`Replica.updateFetchStateOrThrow`,
+    /// `core/src/main/scala/kafka/cluster/Replica.scala`), which the model otherwise
     /// refreshes at the leader's appends only.
     fn caught_up_until_now(&mut self, b: BrokerId, now: Millis) {
         let ends: Vec<(TopicPartition, Offset)> = self

@@ -16,7 +16,9 @@ impl PartitionLog {
         i.checked_sub(1).map_or(0, |i| self.epochs[i].0)
     }
 
-    /// Drop every entry at or past `offset` (`UnifiedLog.truncateTo`); returns how many.
+    /// Drop every entry at or past `offset` (`UnifiedLog.truncateTo`,
+    /// `storage/src/main/java/org/apache/kafka/storage/internals/log/UnifiedLog.java`);
+    /// returns how many.
     /// The leader state (producers, transactions) is rebuilt by the caller if it leads.
     pub(super) fn truncate_to(&mut self, offset: Offset) -> usize {
         if offset >= self.log_end {
@@ -38,7 +40,9 @@ impl PartitionLog {
     /// KIP-279: where a follower with this log truncates before fetching from `leader`:
     /// the leader's end offset for the follower's last epoch, or, when the leader knows
     /// only an older epoch, the smaller of both end offsets for that epoch
-    /// (`AbstractFetcherThread.truncateToEpochEndOffsets`); its high watermark when the
+    /// (`AbstractFetcherThread.truncateToEpochEndOffsets`,
+    /// `core/src/main/scala/kafka/server/AbstractFetcherThread.scala`; the leader answers
+    /// with `LeaderEpochFileCache.endOffsetFor`); its high watermark when the
     /// leader knows no epoch as old.
     pub(super) fn divergence_with(&self, leader: &PartitionLog) -> Offset {
         let Some(&(last, _)) = self.epochs.last() else {
@@ -52,7 +56,7 @@ impl PartitionLog {
         point.min(self.log_end)
     }
 
-    /// Copy the leader's entries from this log's end (`Log.appendAsFollower`).
+    /// Copy the leader's entries from this log's end (`UnifiedLog.appendAsFollower`).
     pub(super) fn copy_from(&mut self, leader: &PartitionLog) -> usize {
         let from = leader.index_from(self.log_end);
         for i in from..leader.entries.len() {
@@ -155,8 +159,8 @@ impl Broker {
                 to: end,
             });
         }
-        // Partition.maybeExpandIsr / isFollowerInSync: caught up to the high watermark,
-        // and to the start of the leader's epoch.
+        // `Partition.maybeExpandIsr` / `Partition.isFollowerInSync`: caught up to the high
+        // watermark, and to the start of the leader's epoch.
         let epoch_start = leader_log.epochs.last().map_or(0, |(_, s)| *s);
         if !r.isr.contains(&b) && end >= leader_log.hw && end >= epoch_start {
             r.isr.insert(b);
@@ -178,14 +182,17 @@ impl Broker {
     }
 
     /// `Partition.maybeIncrementLeaderHW`: the high watermark is the smallest log end
-    /// among the leader and its ISR; a marker now below it completes its transaction's
-    /// part here.
+    /// among the leader and its ISR, and it does not move while the ISR is smaller than
+    /// `min.insync.replicas` (capped by the replication factor: `Partition.isUnderMinIsr`,
+    /// `effectiveMinIsr`, KIP-966), whatever `acks` the writes had; a marker now below it
+    /// completes its transaction's part here.
     pub(super) fn maybe_increment_hw(&mut self, tp: &TopicPartition) {
         let Some(cluster) = &self.cluster else {
             return;
         };
         let r = &cluster.partitions[tp];
-        if r.leader.is_none() {
+        let min_isr = (cluster.config.min_insync_replicas as usize).min(r.replicas.len());
+        if r.leader.is_none() || r.isr.len() < min_isr {
             return;
         }
         let log = self.topic_log(tp);
@@ -230,7 +237,8 @@ impl Broker {
         self.topic_log(tp).unreplicated.contains_key(&serial)
     }
 
-    /// `Partition.maybeShrinkIsr`: at `now`, remove from the ISR every follower that has
+    /// `Partition.maybeShrinkIsr` (`Partition.getOutOfSyncReplicas`,
+    /// `ReplicaState.isCaughtUp`): at `now`, remove from the ISR every follower that has
     /// not caught up for more than `replica.lag.time.max.ms` (the leader asks the
     /// controller, which agrees at once here). A leader cut off from the controller
     /// cannot shrink its ISR: its `AlterPartition` request does not arrive

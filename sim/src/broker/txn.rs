@@ -4,6 +4,11 @@
 //! which moves a transaction to `PrepareCommit` / `PrepareAbort`; its markers are written
 //! afterwards, one by one (`markers.rs`), as Kafka's `TransactionMarkerChannelManager`
 //! does.
+//!
+//! Kafka 4.x sources: `TransactionCoordinator`, `TransactionStateManager` and
+//! `TransactionMarkerChannelManager` in `core/src/main/scala/kafka/coordinator/transaction/`;
+//! `TransactionMetadata` (its `prepare...` transitions) in
+//! `transaction-coordinator/src/main/java/org/apache/kafka/coordinator/transaction/`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

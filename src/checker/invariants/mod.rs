@@ -95,6 +95,8 @@ registry! {
         "every acknowledged write is in the log, committed, and processed by each application reading it";
     MonotonicOffsets = "monotonic-offsets", monotonic_offsets, Always,
         "each consumer processes a partition's offsets in increasing order between rebalances and restarts";
+    ConsistentOffsets = "consistent-offsets", consistent_offsets, Always,
+        "every read of one offset of a partition returns the same record (no two records at one offset)";
     CommitGeneration = "commit-generation", commit_generation, Always,
         "every offset commit the group coordinator accepts carries the group's current generation, from a member of it";
     MonotonicCommits = "monotonic-commits", monotonic_commits, Always,

@@ -216,19 +216,43 @@ fn a_lagging_follower_leaves_the_isr_and_acks_all_then_needs_min_isr() {
     let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
     c.tick_to(lag + 1);
     assert_eq!(c.isr(), vec![0, 1], "broker 2 never fetched: out");
-    // The high watermark moved with the smaller ISR, below min.insync.replicas = 3.
-    let done = c.b.take_completed_produces();
-    assert!(matches!(&done[0].1, Response::Produce(r)
-        if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
+    // Below min.insync.replicas = 3 the high watermark stays (KIP-966,
+    // `Partition.isUnderMinIsr`): the write waits in the purgatory.
+    assert_eq!(c.b.high_watermark(&tp()), 0);
+    assert!(c.b.take_completed_produces().is_empty());
     // Now refused before any append (`Partition.appendRecordsToLeader`).
     let before = c.b.log_end_offset(&tp());
     let refused = c.produce("b", Acks::All);
     assert!(matches!(&refused, Handled::Now(Response::Produce(r))
         if r[0].1 == PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)));
     assert_eq!(c.b.log_end_offset(&tp()), before);
-    // The follower catches up to the high watermark and rejoins.
+    // The follower catches up to the high watermark and rejoins: the write is committed.
     c.fetch(2);
     assert_eq!(c.isr(), vec![0, 1, 2]);
+    assert_eq!(c.b.high_watermark(&tp()), 1);
+    let done = c.b.take_completed_produces();
+    assert!(matches!(&done[0].1, Response::Produce(r)
+        if matches!(r[0].1, PartitionProduceResult::Appended { .. })));
+}
+
+#[test]
+fn the_high_watermark_stays_while_the_isr_is_below_min_insync_replicas() {
+    // KIP-966 (`Partition.maybeIncrementLeaderHW` returns at once when
+    // `Partition.isUnderMinIsr`): an acks=1 write on a leader left alone in the ISR is
+    // answered, and consumers do not see it until a follower rejoins.
+    let mut c = Cl::new(2, false);
+    c.produce("a", Acks::Leader);
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(c.b.high_watermark(&tp()), 1);
+    assert!(ok(&c.produce("b", Acks::Leader)));
+    let lag = c.b.cluster_config().unwrap().replica_lag_time_max_ms;
+    c.tick_to(lag + 1);
+    assert_eq!(c.isr(), vec![0], "neither follower fetched b");
+    assert_eq!(c.b.high_watermark(&tp()), 1, "b is on the leader alone");
+    c.fetch(1);
+    assert_eq!(c.isr(), vec![0, 1]);
+    assert_eq!(c.b.high_watermark(&tp()), 2);
 }
 
 #[test]
@@ -383,4 +407,122 @@ fn a_single_broker_cluster_is_the_plain_broker() {
         ..ClusterConfig::default()
     };
     assert!(b.set_cluster(bad).is_err());
+}
+
+/// An idempotent batch sent with `acks=1` to broker 0, its answer lost.
+fn idempotent(c: &mut Cl, p: &crate::protocol::ProducerIdentity, seq: i32, v: &str) -> Handled {
+    let req = Request::Produce {
+        producer: Some(p.clone()),
+        batches: vec![ProduceBatch {
+            tp: tp(),
+            base_sequence: Some(seq),
+            records: vec![rec(v)],
+        }],
+        acks: Acks::Leader,
+    };
+    let client = crate::client::ClientId::new("p", "app");
+    let h = c.b.handle_request(c.now, &client, req, &mut c.events);
+    c.b.check_invariants();
+    h
+}
+
+#[test]
+fn a_new_leader_knows_the_idempotent_producers_from_its_log_and_drops_a_retried_batch() {
+    // `ProducerStateManager`: a follower's producer state is its log's, so the new leader
+    // recognises a batch its predecessor appended and the producer resends.
+    let mut c = Cl::new(1, false);
+    let Response::InitProducerId(Ok((producer_id, epoch))) = c.coord(Request::InitProducerId {
+        transactional_id: None,
+        transaction_timeout_ms: 1_000,
+    }) else {
+        panic!("an idempotent producer id")
+    };
+    let p = crate::protocol::ProducerIdentity {
+        producer_id,
+        epoch,
+        transactional_id: None,
+    };
+    idempotent(&mut c, &p, 0, "a");
+    idempotent(&mut c, &p, 1, "b");
+    c.fetch(1);
+    c.fetch(2);
+    c.crash(0, None);
+    let t = c.session();
+    c.tick_to(t);
+    assert_eq!(c.leader(), Some(1));
+    let retry = idempotent(&mut c, &p, 1, "b");
+    assert!(
+        matches!(&retry, Handled::Now(Response::Produce(r))
+            if r[0].1 == PartitionProduceResult::Appended { base_offset: 1, duplicate: true }),
+        "{retry:?}"
+    );
+    let next = idempotent(&mut c, &p, 2, "c");
+    assert!(
+        matches!(&next, Handled::Now(Response::Produce(r))
+            if r[0].1 == PartitionProduceResult::Appended { base_offset: 2, duplicate: false }),
+        "{next:?}"
+    );
+    assert_eq!(c.values(), vec!["a", "b", "c"]);
+}
+
+/// A cluster where every replica has "a" and "b" below the high watermark.
+fn replicated_two() -> Cl {
+    let mut c = Cl::new(1, false);
+    c.produce("a", Acks::Leader);
+    c.produce("b", Acks::Leader);
+    c.fetch(1);
+    c.fetch(2);
+    assert_eq!(c.b.high_watermark(&tp()), 2);
+    c
+}
+
+#[test]
+#[should_panic(expected = "HW 2 past ISR member 1")]
+fn the_invariants_catch_a_high_watermark_past_an_isr_member() {
+    let mut c = replicated_two();
+    let r =
+        c.b.cluster
+            .as_mut()
+            .unwrap()
+            .partitions
+            .get_mut(&tp())
+            .unwrap();
+    r.followers.get_mut(&1).unwrap().fetched_end = 1;
+    c.b.check_invariants();
+}
+
+#[test]
+#[should_panic(expected = "the committed record @1 is not on ISR member 2")]
+fn the_invariants_catch_a_committed_record_missing_from_an_isr_member() {
+    let mut c = replicated_two();
+    let r =
+        c.b.cluster
+            .as_mut()
+            .unwrap()
+            .partitions
+            .get_mut(&tp())
+            .unwrap();
+    let f = r.followers.get_mut(&2).unwrap();
+    f.log.entries[1].record = rec("x");
+    c.b.check_invariants();
+}
+
+#[test]
+#[should_panic(expected = "knows a future epoch")]
+fn the_invariants_catch_a_leader_epoch_going_back() {
+    let mut c = replicated_two();
+    c.crash(0, None);
+    let t = c.session();
+    c.tick_to(t);
+    c.produce("c", Acks::Leader); // written in epoch 1
+    c.fetch(2);
+    let r =
+        c.b.cluster
+            .as_mut()
+            .unwrap()
+            .partitions
+            .get_mut(&tp())
+            .unwrap();
+    r.leader_epoch = 0;
+    c.b.check_invariants();
 }

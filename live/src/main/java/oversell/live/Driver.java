@@ -36,7 +36,8 @@ import org.apache.kafka.common.serialization.StringSerializer;
  * topics (stamped with the broker's append time), says {@code TOPICS}; on {@code play}
  * writes the workload at its times with an order producer and records every
  * acknowledgement; waits until every group has committed the end of its inputs and stays
- * there ({@code quiescent}) or a time bound passes ({@code time-bound}); then reads back
+ * there ({@code quiescent}) or a time bound passes ({@code time-bound}); says
+ * {@code SETTLED} and, on {@code record} (every application stopped), reads back
  * every topic of the run twice, {@code read_uncommitted} and {@code read_committed}, and the
  * groups' committed offsets, and writes the history as JSON. Says {@code DONE}.
  */
@@ -67,6 +68,12 @@ final class Driver {
                     notBefore);
             history.put("outcome", outcome);
             history.put("recorded_at", System.currentTimeMillis());
+            // One cut: oversell pauses every application, dumps its stores and closes it
+            // (src/live/run.rs stop_all) before the logs are read, so that stores, logs and
+            // committed offsets are one state and no repartition purge runs between the
+            // two reads below.
+            Commands.say("SETTLED");
+            Commands.await("record");
             List<TopicPartition> all = record(admin, bootstrap, prefix, history);
             Segments.record(a.get("log-dirs", ""), prefix, all, history.putArray("log"));
             recordGroups(admin, prefix, groups.keySet(), history.putObject("group_offsets"));

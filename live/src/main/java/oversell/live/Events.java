@@ -50,7 +50,7 @@ final class Events {
         e.put("offset", offset);
         e.put("key", key);
         e.put("value", value);
-        write(e);
+        effect(e);
     }
 
     /** What a stream thread's consumer returned from one partition in one poll. */
@@ -70,7 +70,7 @@ final class Events {
         e.put("store", store);
         e.put("key", key);
         e.put("value", value);
-        write(e);
+        effect(e);
     }
 
     void state(String client, String before, String now) {
@@ -83,7 +83,7 @@ final class Events {
     void note(String client, String text) {
         ObjectNode e = event("note", client);
         e.put("value", text);
-        write(e);
+        effect(e);
     }
 
     void assigned(String client, Collection<TopicPartition> tasks) {
@@ -93,6 +93,29 @@ final class Events {
             a.addObject().put("topic", unprefixed(tp.topic())).put("partition", tp.partition());
         }
         write(e);
+    }
+
+    /** When a processor last did something: processed, read or wrote a store, noted. */
+    private volatile long lastEffect = System.currentTimeMillis();
+
+    private void effect(ObjectNode e) {
+        lastEffect = System.currentTimeMillis();
+        write(e);
+    }
+
+    /**
+     * Wait until no processor has done anything for {@code stillMs} (a paused application
+     * finishes the batch it was processing first), at most {@code maxMs}; whether it was.
+     */
+    boolean awaitStill(long stillMs, long maxMs) throws InterruptedException {
+        long deadline = System.currentTimeMillis() + maxMs;
+        while (System.currentTimeMillis() < deadline) {
+            if (System.currentTimeMillis() - lastEffect >= stillMs) {
+                return true;
+            }
+            Thread.sleep(20);
+        }
+        return false;
     }
 
     private synchronized void write(ObjectNode e) {

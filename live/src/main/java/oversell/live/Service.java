@@ -60,6 +60,13 @@ final class Service {
         if (a.get("transaction-timeout-ms", null) != null) {
             p.put(StreamsConfig.producerPrefix("transaction.timeout.ms"), a.get("transaction-timeout-ms"));
         }
+        // Kafka Streams deletes a repartition topic's consumed records after a commit, every
+        // repartition.purge.interval.ms (30 s; StreamThread.maybeCommit, TaskManager
+        // .maybePurgeCommittedRecords: Admin.deleteRecords up to the committed offset). It
+        // changes nothing the application reads, but the recorder must read every record
+        // back: a run longer than 30 s would lose its first repartition records (a refused
+        // history), so the twins never purge.
+        p.put(StreamsConfig.REPARTITION_PURGE_INTERVAL_MS_CONFIG, Long.MAX_VALUE);
         // Every topic stamped with the broker's append time, as the input topics are, so
         // that the recorded history orders appends by when the broker took them.
         p.put(StreamsConfig.topicPrefix("message.timestamp.type"), "LogAppendTime");
@@ -97,6 +104,19 @@ final class Service {
         }
         Commands.say("RUNNING");
         Commands.await("dump");
+        // One cut (src/live/run.rs stop_all): KafkaStreams.pause() (KIP-834) skips processing
+        // and punctuation from the stream thread's next loop on (TaskExecutor.process and
+        // .punctuate ask TaskExecutionMetadata.canProcessTask / canPunctuateTask, false for a
+        // paused topology); once no processor has done
+        // anything for a while the stores are dumped, and close() then commits (flushes the
+        // stores' caches to their changelogs, commits the offsets or the transaction), so the
+        // logs the driver reads afterwards hold exactly what the dumped stores say.
+        for (KafkaStreams s : apps) {
+            s.pause();
+        }
+        if (!events.awaitStill(500, 10_000)) {
+            Args.fail("the paused applications were still processing after 10 s");
+        }
         ObjectNode root = Events.JSON.createObjectNode();
         root.put("instance", a.get("instance"));
         dump.into(root.putArray("stores"));
