@@ -49,10 +49,17 @@ pub struct Search {
     pub ended: u64,
     /// Runs cut at a state already searched (or at the counterexample's length).
     pub pruned: u64,
+    /// Runs ended at a step whose every action the reduction had put to sleep.
+    pub blocked: u64,
+    /// Whether the partial-order reduction was on.
+    pub reduced: bool,
     /// Runs that ended at a time or step bound (liveness not judged on them).
     pub unsettled: u64,
     /// Distinct state fingerprints reached.
     pub states: u64,
+    /// Times a state was searched again: reached at a smaller depth, or with a sleep set
+    /// not a superset of the one it was searched with.
+    pub researched: u64,
     /// The longest run, in choices.
     pub deepest: u64,
     /// Whether every state could be fingerprinted (otherwise no state matching).
@@ -83,12 +90,14 @@ pub fn search(
 ) -> Result<Search, crate::run::RunPanic> {
     let scenario = scenario_for(scenario);
     let schema = design.schema();
+    let reduced = !scenario.run.no_reduction;
     let mut out = Search {
         hashed: true,
         complete: true,
+        reduced,
         ..Search::default()
     };
-    let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut seen: Seen = BTreeMap::new();
     let mut stack: Vec<Vec<u32>> = vec![Vec::new()];
     while let Some(prefix) = stack.pop() {
         if out.runs >= limits.max_runs {
@@ -101,17 +110,24 @@ pub fn search(
             .as_ref()
             .map(|c| c.choices.choices.len() as u64);
         let world = build_world(design, &scenario, mutations);
-        let (guided, hashed) = run_prefix(world, &prefix, &mut seen, best).map_err(|message| {
-            crate::run::RunPanic {
+        let (guided, hashed) = run_prefix(world, &prefix, &mut seen, best, &mut out.researched)
+            .map_err(|message| crate::run::RunPanic {
                 design: design.name().to_string(),
                 seed: None,
                 message,
-            }
-        })?;
+            })?;
         out.hashed &= hashed;
         let (choices, arities, stop) = match guided {
-            Guided::Pruned { choices, arities } => {
-                out.pruned += 1;
+            Guided::Pruned {
+                choices,
+                arities,
+                blocked,
+            } => {
+                if blocked {
+                    out.blocked += 1;
+                } else {
+                    out.pruned += 1;
+                }
                 (choices, arities, false)
             }
             Guided::Ended { result, arities } => {
@@ -125,23 +141,52 @@ pub fn search(
             break;
         }
         out.deepest = out.deepest.max(choices.choices.len() as u64);
-        push_alternatives(&mut stack, &prefix, &choices.choices, &arities);
+        push_alternatives(&mut stack, &prefix, &choices.choices, &arities, reduced);
     }
     out.states = seen.len() as u64;
     Ok(out)
 }
 
-/// One run of the search, guided by `prefix`: cut where its state was reached before at
-/// the same or a smaller depth (or at the counterexample's length `best`). The run, and
-/// whether every state on it could be fingerprinted; a panic's message if it panicked.
+/// The states searched: fingerprint → the depth and the sleep set (sorted action keys)
+/// of a search from it that covers every action not in that sleep set.
+type Seen = BTreeMap<u64, (u64, Vec<u64>)>;
+
+/// Whether a state reached at `depth` with sleep set `sleep` must be searched (again),
+/// given what `seen` holds of it; records the search. Pruned only when searched before
+/// at the same or a smaller depth with a sleep set included in this one: every action
+/// this search would take was taken there, with at least as many choices left.
+fn visit_state(seen: &mut Seen, fp: u64, depth: u64, sleep: &[u64]) -> bool {
+    let Some((d, z)) = seen.get_mut(&fp) else {
+        seen.insert(fp, (depth, sleep.to_vec()));
+        return true;
+    };
+    let subset = z.iter().all(|k| sleep.binary_search(k).is_ok());
+    if *d <= depth && subset {
+        return false;
+    }
+    if depth < *d {
+        // From here on, only this search's sleep set is known to be covered at `depth`.
+        (*d, *z) = (depth, sleep.to_vec());
+    } else {
+        // Both searches together cover every action outside both sleep sets, at `depth`.
+        z.retain(|k| sleep.binary_search(k).is_ok());
+        *d = depth;
+    }
+    true
+}
+
+/// One run of the search, guided by `prefix`: cut where its state was searched before
+/// (`visit_state`), or at the counterexample's length `best`. The run, and whether every
+/// state on it could be fingerprinted; a panic's message if it panicked.
 fn run_prefix(
     world: oversell_sim::World,
     prefix: &[u32],
-    seen: &mut BTreeMap<u64, u64>,
+    seen: &mut Seen,
     best: Option<u64>,
+    researched: &mut u64,
 ) -> Result<(Guided, bool), String> {
     let mut hashed = true;
-    let mut visit = |fp: Option<u64>, depth: u64| -> bool {
+    let mut visit = |fp: Option<u64>, depth: u64, sleep: &[u64]| -> bool {
         if best.is_some_and(|b| depth >= b) {
             return false;
         }
@@ -149,13 +194,10 @@ fn run_prefix(
             hashed = false;
             return true;
         };
-        match seen.get(&fp) {
-            Some(d) if *d <= depth => false,
-            _ => {
-                seen.insert(fp, depth);
-                true
-            }
-        }
+        let known = seen.contains_key(&fp);
+        let search = visit_state(seen, fp, depth, sleep);
+        *researched += u64::from(known && search);
+        search
     };
     let guided = catch_unwind(AssertUnwindSafe(|| {
         world.run_guided(Chooser::guided(prefix), &mut visit)
@@ -203,8 +245,16 @@ fn take_ended(
 }
 
 /// Every other option of every choice past `prefix`, as prefixes to run; the deepest is
-/// pushed last, so searched first.
-fn push_alternatives(stack: &mut Vec<Vec<u32>>, prefix: &[u32], log: &[u32], arities: &[u32]) {
+/// pushed last, so searched first. With the reduction, the options of one choice are
+/// searched in order (option `v` after the subtrees of `0..v`), as its sleep sets assume;
+/// without it, in the reverse order (the order of the search before the reduction).
+fn push_alternatives(
+    stack: &mut Vec<Vec<u32>>,
+    prefix: &[u32],
+    log: &[u32],
+    arities: &[u32],
+    in_order: bool,
+) {
     assert_eq!(log.len(), arities.len(), "one arity per choice");
     assert!(
         log.len() >= prefix.len(),
@@ -213,10 +263,15 @@ fn push_alternatives(stack: &mut Vec<Vec<u32>>, prefix: &[u32], log: &[u32], ari
     debug_assert_eq!(&log[..prefix.len()], prefix, "a run follows its prefix");
     for i in prefix.len()..log.len() {
         debug_assert_eq!(log[i], 0, "past its prefix a run takes option 0");
-        for v in 1..arities[i] {
+        let push = |v: u32, stack: &mut Vec<Vec<u32>>| {
             let mut next = log[..i].to_vec();
             next.push(v);
             stack.push(next);
+        };
+        if in_order {
+            (1..arities[i]).rev().for_each(|v| push(v, stack));
+        } else {
+            (1..arities[i]).for_each(|v| push(v, stack));
         }
     }
 }

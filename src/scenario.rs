@@ -394,6 +394,10 @@ pub struct RunSpec {
     /// The exhaustive search's bound on pauses per run. Default 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_pauses: u32,
+    /// The exhaustive search without its partial-order reduction (`--no-reduction`; not
+    /// a scenario key).
+    #[serde(skip)]
+    pub no_reduction: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -442,6 +446,7 @@ impl RunSpec {
             StrategyName::Exhaustive => oversell_sim::Strategy::Exhaustive {
                 max_crashes: self.max_crashes,
                 max_pauses: self.max_pauses,
+                reduce: !self.no_reduction,
             },
         }
     }
@@ -458,6 +463,7 @@ impl Default for RunSpec {
             pct_steps: PCT_STEPS,
             max_crashes: 0,
             max_pauses: 0,
+            no_reduction: false,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! that refutes naive on the question's case with its shortest counterexample (which
 //! replays exactly) and proves rekeyed-eos for its bound.
 
+use oversell::designs::Mutation;
 use oversell::exhaustive::{search, Limits};
 use oversell::expect::design_named;
 use oversell::load::load_file;
@@ -85,10 +86,12 @@ fn a_search_stopped_by_its_limit_proves_nothing() {
 fn a_crash_is_a_branch_and_the_budget_is_kept() {
     let mut s = scenario("last-unit");
     s.run.max_crashes = 1;
+    // Without the reduction, every step of the fault phase is a fault point.
+    s.run.no_reduction = true;
     let d = design_named("rekeyed-eos").unwrap();
     let crashes = |prefix: &[u32]| {
         let world = build_world(d.as_ref(), &s, &[]);
-        let mut go_on = |_: Option<u64>, _: u64| true;
+        let mut go_on = |_: Option<u64>, _: u64, _: &[u64]| true;
         match world.run_guided(Chooser::guided(prefix), &mut go_on) {
             Guided::Ended { result, arities } => {
                 let n = result
@@ -109,4 +112,69 @@ fn a_crash_is_a_branch_and_the_budget_is_kept() {
     assert!(options >= 2, "a crash is offered: {options} options");
     let (one, _) = crashes(&[1]);
     assert_eq!(one, 1, "one crash, and the budget offers no second");
+}
+
+/// The verdict of a search, with and without the partial-order reduction: the invariants
+/// its counterexample violates (empty: none found), whether it covered its bound, and
+/// the counterexample's length.
+fn verdicts(
+    design: &str,
+    s: &Scenario,
+    mutations: &[Mutation],
+    limits: Limits,
+) -> [(Vec<&'static str>, bool, Option<usize>); 2] {
+    let d = design_named(design).unwrap();
+    [false, true].map(|no_reduction| {
+        let mut s = s.clone();
+        s.run.no_reduction = no_reduction;
+        let found = search(d.as_ref(), &s, mutations, limits).expect("no panic");
+        assert_eq!(found.reduced, !no_reduction);
+        let c = found.counterexample.as_ref();
+        let names = c.map_or(vec![], |c| {
+            c.judged.violated().iter().map(|i| i.name()).collect()
+        });
+        if let Some(c) = c {
+            // A counterexample replays, under the setting it was found with.
+            let again = run_log(d.as_ref(), &s, mutations, &c.choices);
+            assert_eq!(again.violated(), c.judged.violated(), "{design}: replays");
+        }
+        (names, found.complete, c.map(|c| c.choices.choices.len()))
+    })
+}
+
+#[test]
+fn the_reduction_refutes_what_the_unreduced_search_refutes_and_proves_what_it_proves() {
+    // Refuted: naive on the question's case, by both searches, on the same invariant.
+    let s = scenario("last-unit");
+    let first = Limits {
+        max_runs: 2_000,
+        first: true,
+    };
+    let [reduced, full] = verdicts("naive", &s, &[], first);
+    assert!(full.0.contains(&"no-oversell"), "{full:?}");
+    assert!(reduced.0.contains(&"no-oversell"), "{reduced:?}");
+    // Proved: rekeyed-eos, no fault, by both.
+    let [reduced, full] = verdicts("rekeyed-eos", &s, &[], LIMITS);
+    assert!(full.0.is_empty() && full.1, "proved without the reduction");
+    assert!(reduced.0.is_empty() && reduced.1, "proved with it");
+}
+
+#[test]
+fn the_reduction_finds_what_faults_break() {
+    let first = Limits {
+        max_runs: 20_000,
+        first: true,
+    };
+    // A crash between the store's write and the offset commit (the scenario's own) makes
+    // at-least-once reserve twice.
+    let s = scenario("crash-before-offset-commit");
+    let [reduced, full] = verdicts("rekeyed-alo", &s, &[], first);
+    assert!(!full.0.is_empty(), "the unreduced search refutes it");
+    assert!(!reduced.0.is_empty(), "so does the reduced one: {full:?}");
+    // A pause of the fault budget: the saga's zombie punctuation.
+    let mut s = scenario("saga-zombie-punctuation");
+    s.run.max_pauses = 1;
+    let [reduced, full] = verdicts("saga-direct-timers", &s, &[], first);
+    assert!(!full.0.is_empty(), "the unreduced search refutes it");
+    assert!(!reduced.0.is_empty(), "so does the reduced one: {full:?}");
 }

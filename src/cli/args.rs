@@ -334,6 +334,12 @@ pub struct MutationArg {
     /// The exhaustive search's bound on pauses per run (`[run] max_pauses`).
     #[arg(long = "max-pauses", value_parser = clap::value_parser!(u32).range(0..=4))]
     pub max_pauses: Option<u32>,
+    /// The exhaustive search without its partial-order reduction (sleep sets and fault
+    /// points moved to the crashed instance's next own action): every interleaving of
+    /// independent actions searched (slower; for comparison). A choice log replays only
+    /// with the setting it was found with.
+    #[arg(long = "no-reduction")]
+    pub no_reduction: bool,
     /// PCT's depth d: d - 1 priority change points (the scenario key `[run] pct_depth`).
     #[arg(long = "pct-depth", value_parser = clap::value_parser!(u32).range(1..=16))]
     pub pct_depth: Option<u32>,
@@ -371,6 +377,9 @@ impl MutationArg {
         }
         if let Some(n) = self.max_pauses {
             flags.extend(["--max-pauses".to_string(), n.to_string()]);
+        }
+        if self.no_reduction {
+            flags.push("--no-reduction".to_string());
         }
         if let Some(version) = self.transaction_version {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);

@@ -84,26 +84,39 @@ pub(super) fn bound_words(s: &Scenario) -> String {
          (restart after {} ms) and {} pause(s) (of {} ms) of service instances, at any \
          step before {} ms; no drop, duplicate, delay or broker fault; time passes only \
          when nothing else can happen (processing takes no time: timeouts, heartbeats \
-         and punctuations fire at their deadlines only); runs up to {} ms of simulated time",
+         and punctuations fire at their deadlines only); runs up to {} ms of simulated time; {}",
         r.max_crashes,
         f.restart_after.0,
         r.max_pauses,
         f.pause_for.1,
         s.faults.phase_ms,
-        r.max_time_ms
+        r.max_time_ms,
+        if r.no_reduction {
+            "no reduction (every interleaving of independent actions)"
+        } else {
+            "partial-order reduction (sleep sets over independent actions; a fault only \
+             before an action that depends on it or before time passes)"
+        }
     )
 }
 
 fn print_search(name: &str, s: &Search, secs: f64) -> Exit {
     say!(
-        "{name:<12} {} runs ({} to their end, {} cut at a state already searched{}), {} distinct states, deepest {} choices, {secs:.2} s",
+        "{name:<12} {} runs ({} to their end, {} cut at a state already searched{}{}), {} distinct states, deepest {} choices, {secs:.2} s",
         s.runs,
         s.ended,
         s.pruned,
         if s.counterexample.is_some() { " or past the counterexample's length" } else { "" },
+        if s.reduced { format!(", {} blocked by the reduction", s.blocked) } else { String::new() },
         s.states,
         s.deepest
     );
+    if s.researched > 0 {
+        say!(
+            "  {} times a state was searched again (reached shallower, or with fewer actions asleep)",
+            s.researched
+        );
+    }
     if !s.hashed {
         say!("  (a client without a state fingerprint: no state matching)");
     }

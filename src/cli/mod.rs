@@ -170,6 +170,7 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     if let Some(n) = opts.max_pauses {
         scenario.run.max_pauses = n;
     }
+    scenario.run.no_reduction |= opts.no_reduction;
     if let Some(depth) = opts.pct_depth {
         scenario.run.pct_depth = depth;
     }

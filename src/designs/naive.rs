@@ -178,6 +178,9 @@ impl Design for Naive {
                 )),
             ]
         }));
-        World::new(broker, instances, world_config(scenario, 1000))
+        let mut world = World::new(broker, instances, world_config(scenario, 1000));
+        // The stock check reads the stock store wherever it is hosted.
+        world.declare_interactive_queries();
+        world
     }
 }

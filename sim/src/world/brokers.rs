@@ -65,6 +65,7 @@ impl World {
                 h.client,
             );
         }
+        self.flush_scratch(choice);
     }
 
     /// At most one random broker fault per step of the fault phase (a crash, a network

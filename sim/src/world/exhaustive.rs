@@ -43,6 +43,7 @@ impl Budget {
             Strategy::Exhaustive {
                 max_crashes,
                 max_pauses,
+                ..
             } => Some(Budget {
                 max_crashes,
                 max_pauses,
@@ -54,7 +55,13 @@ impl Budget {
 }
 
 /// FNV-1a, 64 bits, fed through `fmt::Write` (no allocation for the written form).
-struct Fnv(u64);
+pub(super) struct Fnv(pub(super) u64);
+
+impl Fnv {
+    pub(super) fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
 
 impl Write for Fnv {
     fn write_str(&mut self, s: &str) -> fmt::Result {
@@ -68,10 +75,21 @@ impl Write for Fnv {
 
 impl World {
     /// The exhaustive strategy's fault point at this step: no fault, or a crash or a pause
-    /// of one faulty running instance, while the budget lasts.
-    pub(super) fn exhaustive_fault(&mut self, chooser: &mut Chooser) -> Result<(), ReplayDiverged> {
+    /// of one faulty running instance, while the budget lasts; under the reduction, only
+    /// of an instance where the fault is worth offering (`por.rs`). The instance struck.
+    pub(super) fn exhaustive_fault(
+        &mut self,
+        chooser: &mut Chooser,
+    ) -> Result<Option<usize>, ReplayDiverged> {
         let budget = self.exhaustive.expect("exhaustive strategy");
-        let count = self.faulty_instances().count() as u32;
+        let candidates: Vec<usize> = match &self.por {
+            Some(por) => self
+                .faulty_instances()
+                .filter(|&i| por.fault_useful(i))
+                .collect(),
+            None => self.faulty_instances().collect(),
+        };
+        let count = candidates.len() as u32;
         let crashes = if budget.crashes < budget.max_crashes {
             count
         } else {
@@ -83,11 +101,11 @@ impl World {
             0
         };
         if crashes + pauses == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let pick = chooser.choose(1 + crashes + pauses)?;
         if pick == 0 {
-            return Ok(());
+            return Ok(None);
         }
         let choice = chooser.index();
         let k = pick - 1;
@@ -96,10 +114,7 @@ impl World {
         } else {
             (k - crashes, false)
         };
-        let i = self
-            .faulty_instances()
-            .nth(nth as usize)
-            .expect("nth < count");
+        let i = candidates[nth as usize];
         let b = self.exhaustive.as_mut().expect("checked");
         if crash {
             b.crashes += 1;
@@ -115,13 +130,13 @@ impl World {
             b.crashes <= b.max_crashes && b.pauses <= b.max_pauses,
             "over the budget"
         );
-        Ok(())
+        Ok(Some(i))
     }
 
     /// The world's state, hashed (see the module documentation); `None` when some client
     /// cannot write its state.
     pub fn fingerprint(&self) -> Option<u64> {
-        let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+        let mut h = Fnv::new();
         let head = (
             self.now,
             self.last_progress,
@@ -155,12 +170,8 @@ impl World {
     }
 
     /// A message in flight without its id and correlation id: the lane that awaits it.
-    fn message_state(&self, m: &Message) -> String {
-        let client = match m.to {
-            Endpoint::Broker => m.from,
-            Endpoint::Client { .. } => m.to,
-        };
-        let lane = self.lane_of(client, m.corr);
+    pub(super) fn message_state(&self, m: &Message) -> String {
+        let lane = self.lane_of(m.lane_end(), m.corr);
         let payload = match &m.payload {
             Payload::Request(r) => format!("{r:?}"),
             Payload::Response(r) => format!("{r:?}"),
@@ -172,7 +183,7 @@ impl World {
     }
 
     /// The lane of the running client at `end` that awaits `corr` (`None`: stale).
-    fn lane_of(&self, end: Endpoint, corr: u64) -> Option<usize> {
+    pub(super) fn lane_of(&self, end: Endpoint, corr: u64) -> Option<usize> {
         let Endpoint::Client {
             instance,
             client,

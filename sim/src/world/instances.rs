@@ -101,10 +101,18 @@ impl Instance {
 struct Iq<'a> {
     instances: &'a [Instance],
     meta: &'a BTreeMap<String, u32>,
+    /// False under the exhaustive search's reduction in a world that did not declare
+    /// interactive queries (`World::declare_interactive_queries`): a query is then a bug.
+    allowed: bool,
 }
 
 impl StoreQuery for Iq<'_> {
     fn query(&self, store: &str, key: &str) -> Result<Option<String>, StoreUnavailable> {
+        assert!(
+            self.allowed,
+            "a client read another instance's store in a world that did not declare \
+             interactive queries: the partial-order reduction takes their actions as independent"
+        );
         for inst in self.instances {
             if inst.status != Status::Up {
                 continue;
@@ -267,6 +275,7 @@ impl World {
             let iq = Iq {
                 instances: &self.instances,
                 meta: &self.meta,
+                allowed: self.por.is_none() || self.interactive_queries,
             };
             let mut env = Env {
                 now: self.now,

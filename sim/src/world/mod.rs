@@ -21,6 +21,7 @@ mod faults;
 mod instances;
 mod network;
 mod pct;
+mod por;
 mod quiescence;
 
 pub use config::{FaultRates, ScheduledFault, WorldConfig};
@@ -130,6 +131,10 @@ pub struct World {
     pct: Option<pct::Pct>,
     /// The fault budget, under [`Strategy::Exhaustive`].
     exhaustive: Option<exhaustive::Budget>,
+    /// The exhaustive search's partial-order reduction, when on (see `por.rs`).
+    por: Option<por::Por>,
+    /// Whether clients read other instances' stores ([`World::declare_interactive_queries`]).
+    interactive_queries: bool,
 }
 
 /// How a run under the exhaustive search's guided chooser ended.
@@ -139,10 +144,12 @@ pub enum Guided {
         result: Box<RunResult>,
         arities: Vec<u32>,
     },
-    /// It reached a state the search had seen (or a depth it does not search).
+    /// It reached a state the search had seen (or a depth it does not search), or
+    /// (`blocked`) a step whose every action the reduction put to sleep.
     Pruned {
         choices: ChoiceLog,
         arities: Vec<u32>,
+        blocked: bool,
     },
 }
 
@@ -193,6 +200,8 @@ impl World {
             tracing: true,
             pct: None,
             exhaustive: None,
+            por: None,
+            interactive_queries: false,
         }
     }
 
@@ -269,6 +278,12 @@ impl World {
             Strategy::Pct { depth, steps } => Some(pct::Pct::new(depth, steps)),
         };
         self.exhaustive = exhaustive::Budget::of(strategy);
+        self.por = match strategy {
+            Strategy::Exhaustive { reduce: true, .. } => {
+                Some(por::Por::new(self.interactive_queries))
+            }
+            _ => None,
+        };
         if self.exhaustive.is_some() {
             // No network or broker fault is a branch of the search.
             let rates = &mut self.config.rates;
@@ -292,13 +307,14 @@ impl World {
     }
 
     /// Run with the exhaustive search's guided chooser: after every step past the
-    /// chooser's prefix, `visit(fingerprint, choices made)` says whether to go on (a world
-    /// whose state cannot be fingerprinted passes `None`). A kernel panic is raised as
-    /// [`World::run`] raises it.
+    /// chooser's prefix, `visit(fingerprint, choices made, sleep set)` says whether to go
+    /// on (a world whose state cannot be fingerprinted passes `None`; the sleep set, the
+    /// keys of the actions the reduction put to sleep, is empty without the reduction). A
+    /// kernel panic is raised as [`World::run`] raises it.
     pub fn run_guided(
         mut self,
         mut chooser: Chooser,
-        visit: &mut dyn FnMut(Option<u64>, u64) -> bool,
+        visit: &mut dyn FnMut(Option<u64>, u64, &[u64]) -> bool,
     ) -> Guided {
         assert!(
             self.exhaustive.is_some(),
@@ -306,13 +322,19 @@ impl World {
         );
         let mut pruned = false;
         let outcome = self.run_loop_with(&mut chooser, &mut |w: &World, c: &Chooser| {
-            pruned = c.past_prefix() && !visit(w.fingerprint(), c.index());
+            let sleep = w.por.as_ref().map(por::Por::sleep_keys).unwrap_or_default();
+            pruned = c.past_prefix() && !visit(w.fingerprint(), c.index(), &sleep);
             !pruned
         });
         let arities = chooser.arities().to_vec();
-        if pruned {
+        let blocked = self.por.as_ref().is_some_and(|p| p.blocked);
+        if pruned || blocked {
             let choices = chooser.into_log();
-            return Guided::Pruned { choices, arities };
+            return Guided::Pruned {
+                choices,
+                arities,
+                blocked,
+            };
         }
         let result = Box::new(self.finish(outcome, chooser));
         Guided::Ended { result, arities }
@@ -382,22 +404,25 @@ impl World {
     /// One scheduler step. `Ok(Some(_))` when the run is over.
     fn step(&mut self, chooser: &mut Chooser) -> Result<Option<Outcome>, ReplayDiverged> {
         let before = self.now;
+        let mark = self.por.is_some().then(|| self.lifecycle_mark());
         self.lifecycle(chooser)?;
         if let Some(end) = self.end_of_run() {
             return Ok(Some(end));
         }
         self.steps += 1;
+        if let Some(mark) = mark {
+            if mark != self.lifecycle_mark() {
+                self.por.as_mut().expect("checked").wake_all();
+            }
+            return self.por_step(chooser, before);
+        }
         if self.in_fault_phase() && self.exhaustive.is_some() {
             self.exhaustive_fault(chooser)?;
         } else if self.in_fault_phase() {
             self.maybe_instance_fault(chooser)?;
             self.maybe_broker_fault(chooser)?;
         }
-        self.actions.clear();
-        self.collect_deliveries();
-        self.collect_steps();
-        self.collect_markers();
-        self.collect_fetches();
+        self.collect_actions();
         if self.actions.is_empty() {
             self.now = self.next_deadline().unwrap_or(self.config.max_time);
         } else {
@@ -407,21 +432,41 @@ impl World {
             }
             let pick = self.pick_action(chooser)?;
             let choice = chooser.index();
-            match self.actions[pick] {
-                Action::Tick => self.now += 1,
-                Action::Deliver(id) => self.deliver(id, chooser, choice)?,
-                Action::Step {
-                    instance,
-                    client,
-                    lane,
-                } => self.step_client(instance, client, lane, choice),
-                Action::Marker(n) => self.write_marker(n, choice),
-                Action::Replicate(n) => self.replicate(n, choice),
-            }
+            self.take_action(pick, chooser, choice)?;
         }
         assert!(self.now >= before, "time went back");
         self.check_invariants();
         Ok(None)
+    }
+
+    /// Every action possible now, in a fixed order.
+    fn collect_actions(&mut self) {
+        self.actions.clear();
+        self.collect_deliveries();
+        self.collect_steps();
+        self.collect_markers();
+        self.collect_fetches();
+    }
+
+    /// Take action `pick` of this step.
+    fn take_action(
+        &mut self,
+        pick: usize,
+        chooser: &mut Chooser,
+        choice: u64,
+    ) -> Result<(), ReplayDiverged> {
+        match self.actions[pick] {
+            Action::Tick => self.now += 1,
+            Action::Deliver(id) => self.deliver(id, chooser, choice)?,
+            Action::Step {
+                instance,
+                client,
+                lane,
+            } => self.step_client(instance, client, lane, choice),
+            Action::Marker(n) => self.write_marker(n, choice),
+            Action::Replicate(n) => self.replicate(n, choice),
+        }
+        Ok(())
     }
 
     /// The action to take. Random: one draw among all. PCT: the same draw decides

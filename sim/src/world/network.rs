@@ -43,9 +43,20 @@ pub(super) struct Message {
     what: String,
     /// The client at the other end from the broker.
     client: Arc<ClientId>,
+    /// Under the exhaustive search's reduction: a hash of what it carries, from where to
+    /// where and when (its id and correlation id left out), for its delivery's key.
+    pub(super) content: u64,
 }
 
 impl Message {
+    /// The client end of the message: the one whose lane awaits its answer.
+    pub(super) fn lane_end(&self) -> Endpoint {
+        match self.to {
+            Endpoint::Broker => self.from,
+            Endpoint::Client { .. } => self.to,
+        }
+    }
+
     /// A message's own invariant: requests go to the broker, responses to clients.
     fn well_addressed(&self) -> bool {
         matches!(
@@ -169,7 +180,6 @@ impl World {
         match handled {
             Handled::Now(response) => {
                 self.broker_deadline = self.broker.next_deadline();
-                self.flush_scratch(choice);
                 let what = format!("re:{}", m.what);
                 self.enqueue(
                     Endpoint::Broker,
@@ -179,6 +189,7 @@ impl World {
                     what,
                     m.client,
                 );
+                self.flush_scratch(choice);
             }
             Handled::Delayed(id) => {
                 let held = Held {
@@ -239,6 +250,19 @@ impl World {
     ) {
         let id = self.next_msg;
         self.next_msg += 1;
+        if self.exhaustive.is_some() && self.is_dead(to) {
+            // A response to a dead incarnation is dropped at its delivery; the exhaustive
+            // search drops it at once, so that a crash and the delivery of a request the
+            // crashed incarnation sent commute (world/por.rs): either order leaves no
+            // response in flight.
+            let what = format!("{what} (receiver gone)");
+            self.scratch.push(Event::Drop { id, what });
+            return;
+        }
+        let content = match &self.por {
+            Some(_) => super::por::content_key(self.now, from, to, &payload),
+            None => 0,
+        };
         let message = Message {
             deliver_at: self.now,
             from,
@@ -247,10 +271,26 @@ impl World {
             payload,
             what,
             client,
+            content,
         };
         debug_assert!(message.well_addressed());
         let previous = self.net.insert(id, message);
         assert!(previous.is_none(), "message id {id} reused");
+    }
+
+    /// Whether `to` is a client's dead incarnation (crashed, or restarted since).
+    fn is_dead(&self, to: Endpoint) -> bool {
+        let Endpoint::Client {
+            instance,
+            incarnation,
+            ..
+        } = to
+        else {
+            return false;
+        };
+        let inst = &self.instances[instance];
+        incarnation < inst.incarnation
+            || (incarnation == inst.incarnation && matches!(inst.status, Status::Down { .. }))
     }
 
     /// Put the requests a client just sent on the wire.

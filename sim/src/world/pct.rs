@@ -32,8 +32,14 @@ pub enum Strategy {
     Pct { depth: u32, steps: u64 },
     /// Every choice is a branch of a depth-first search (`World::run_guided` with a guided
     /// chooser): no time-passing action, and at most `max_crashes` crashes and
-    /// `max_pauses` pauses as fault points (see `world/exhaustive.rs`).
-    Exhaustive { max_crashes: u32, max_pauses: u32 },
+    /// `max_pauses` pauses as fault points (see `world/exhaustive.rs`); with `reduce`,
+    /// the partial-order reduction of `world/por.rs`.
+    Exhaustive {
+        max_crashes: u32,
+        max_pauses: u32,
+        #[serde(default)]
+        reduce: bool,
+    },
 }
 
 /// What the probability bound of a PCT run is computed from.
