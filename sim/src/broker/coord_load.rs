@@ -221,8 +221,12 @@ impl Broker {
         let mine = ongoing.get(&rec.producer_id).map_or(&[][..], Vec::as_slice);
         match &rec.state {
             TxnRecordState::Idle => {
-                let begun = mine.iter().find(|(_, s, _, e)| {
-                    *e == rec.epoch && self.txn_outcomes[*s] == TxnOutcome::Open
+                // Open, or settled by a `Prepare` record this log lost (its markers
+                // not all written); not a hanging one, which no coordinator ends.
+                let begun = mine.iter().find(|(tp, s, _, e)| {
+                    *e == rec.epoch
+                        && (self.txn_outcomes[*s] == TxnOutcome::Open
+                            || !self.topic_log(tp).hanging.contains(s))
                 });
                 if let Some((_, serial, _, _)) = begun {
                     st.open = Some(self.open_from(*serial, now, BTreeMap::new(), mine));
@@ -257,18 +261,57 @@ impl Broker {
         offsets: BTreeMap<String, PendingOffsets>,
         mine: &[(TopicPartition, TxnSerial, Offset, Epoch)],
     ) -> OpenTxn {
-        self.txn_outcomes[serial] = TxnOutcome::Open;
-        let partitions = mine
+        let mut partitions: BTreeMap<TopicPartition, Offset> = mine
             .iter()
             .filter(|(_, s, _, _)| *s == serial)
             .map(|(tp, _, first, _)| (tp.clone(), *first))
             .collect();
+        let serial = if self.txn_outcomes[serial] == TxnOutcome::Open {
+            serial
+        } else {
+            self.split_settled(serial, &mut partitions)
+        };
         OpenTxn {
             serial,
             started,
             partitions,
             offsets,
         }
+    }
+
+    /// A transaction whose end the new coordinator's log lost (its `PrepareCommit` /
+    /// `PrepareAbort` record went with an unflushed suffix) after some of its markers were
+    /// written: it loads as ongoing again. In Kafka a transaction's outcome is per
+    /// partition, the marker there: a partition whose marker is written has its records
+    /// settled for good (a later marker finds no open transaction of the producer and
+    /// settles nothing, `ProducerAppendInfo.appendEndTxnMarker`,
+    /// `storage/src/main/java/org/apache/kafka/storage/internals/log/ProducerAppendInfo.java`),
+    /// the others are open and get the outcome the reloaded coordinator decides. So the
+    /// partitions still open here (`partitions`) move to a new transaction serial, left
+    /// open; the settled ones keep the old serial and its outcome. Returns the new serial.
+    fn split_settled(
+        &mut self,
+        old: TxnSerial,
+        partitions: &mut BTreeMap<TopicPartition, Offset>,
+    ) -> TxnSerial {
+        self.txn_outcomes.push(TxnOutcome::Open);
+        let new = self.txn_outcomes.len() - 1;
+        for (tp, first) in partitions.iter() {
+            let (log, _) = self.partition_mut(tp);
+            let at = log.ongoing.remove(&old).expect("open in its partition");
+            debug_assert_eq!(at, *first);
+            log.ongoing.insert(new, at);
+            retag(log, old, new, at);
+            let followers = self
+                .cluster
+                .as_mut()
+                .and_then(|c| c.partitions.get_mut(tp))
+                .map(|r| r.followers.values_mut());
+            for f in followers.into_iter().flatten() {
+                retag(&mut f.log, old, new, at);
+            }
+        }
+        new
     }
 
     /// A transaction in `PrepareCommit` / `PrepareAbort` as loaded: its markers are due
@@ -366,5 +409,14 @@ impl Broker {
             self.groups.insert(name.clone(), group);
         }
         names.len()
+    }
+}
+
+/// Records of transaction `old` from offset `from` on belong to transaction `new`.
+fn retag(log: &mut super::log::PartitionLog, old: TxnSerial, new: TxnSerial, from: Offset) {
+    for i in log.index_from(from)..log.entries.len() {
+        if log.txn[i] == Some(old) {
+            log.txn[i] = Some(new);
+        }
     }
 }

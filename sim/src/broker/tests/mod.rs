@@ -14,6 +14,7 @@ mod cooperative;
 mod coordinators;
 mod failover;
 mod markers;
+mod txn_loss;
 mod txn_v2;
 
 const T: &str = "orders";
