@@ -171,10 +171,4 @@ fn the_reduction_finds_what_faults_break() {
     let [reduced, full] = verdicts("rekeyed-alo", &s, &[], first);
     assert!(!full.0.is_empty(), "the unreduced search refutes it");
     assert!(!reduced.0.is_empty(), "so does the reduced one: {full:?}");
-    // A pause of the fault budget: the saga's zombie punctuation.
-    let mut s = scenario("saga-zombie-punctuation");
-    s.run.max_pauses = 1;
-    let [reduced, full] = verdicts("saga-direct-timers", &s, &[], first);
-    assert!(!full.0.is_empty(), "the unreduced search refutes it");
-    assert!(!reduced.0.is_empty(), "so does the reduced one: {full:?}");
 }
