@@ -87,6 +87,9 @@ enum Action {
     Tick,
 }
 
+/// The exhaustive search's visitor: `(fingerprint, choices made, sleep set)` → go on.
+pub type Visit<'a> = dyn FnMut(Option<u64>, u64, &[u64]) -> bool + 'a;
+
 pub struct World {
     broker: Broker,
     meta: BTreeMap<String, u32>,
@@ -311,11 +314,7 @@ impl World {
     /// on (a world whose state cannot be fingerprinted passes `None`; the sleep set, the
     /// keys of the actions the reduction put to sleep, is empty without the reduction). A
     /// kernel panic is raised as [`World::run`] raises it.
-    pub fn run_guided(
-        mut self,
-        mut chooser: Chooser,
-        visit: &mut dyn FnMut(Option<u64>, u64, &[u64]) -> bool,
-    ) -> Guided {
+    pub fn run_guided(mut self, mut chooser: Chooser, visit: &mut Visit<'_>) -> Guided {
         assert!(
             self.exhaustive.is_some(),
             "a guided run is an exhaustive one"
