@@ -40,9 +40,9 @@ impl fmt::Display for Event {
             Event::BrokerPartitioned { .. }
             | Event::PartitionHealed { .. }
             | Event::SlowFollower { .. } => self.fmt_netfault(f),
-            Event::CoordinatorLoaded { .. } | Event::TxnStateLoaded { .. } => {
-                self.fmt_coordinator_load(f)
-            }
+            Event::CoordinatorLoaded { .. }
+            | Event::TxnStateLoaded { .. }
+            | Event::GroupLoaded { .. } => self.fmt_coordinator_load(f),
             Event::ProducerInit { .. }
             | Event::Fenced { .. }
             | Event::TxnBegin { .. }
@@ -238,6 +238,15 @@ impl Event {
                     "{transactional_id} loaded back at pid {producer_id} epoch {epoch} ({lost})"
                 )
             }
+            Event::GroupLoaded {
+                group,
+                generation,
+                assignment,
+            } => write!(
+                f,
+                "group {group} loaded back at gen {generation} ({} members; later generations' records lost)",
+                assignment.len()
+            ),
             _ => unreachable!("dispatched by fmt"),
         }
     }

@@ -265,6 +265,17 @@ pub enum Event {
         epoch: Epoch,
         acknowledged: bool,
     },
+    /// A new group coordinator loaded a group at an older generation than its predecessor
+    /// had reached in memory: the rebalances since were in records its log lost. With
+    /// clean elections those records were never below the high watermark, so no
+    /// `JoinGroup` or `SyncGroup` of them was answered (Kafka's `CoordinatorRuntime`
+    /// answers a write once it is committed and reverts the uncommitted state when it
+    /// loses the partition): for the cluster those generations never happened.
+    GroupLoaded {
+        group: String,
+        generation: Generation,
+        assignment: Vec<(String, Vec<TopicPartition>)>,
+    },
     // ----- network and faults (scheduler) -----
     Deliver {
         id: u64,

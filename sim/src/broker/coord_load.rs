@@ -70,7 +70,7 @@ impl Broker {
         } else {
             (
                 0,
-                self.load_groups(tp, replayed.groups, replayed.offsets, now),
+                self.load_groups(tp, replayed.groups, replayed.offsets, now, events),
             )
         };
         let cluster = self.cluster.as_ref().expect("a cluster");
@@ -367,13 +367,15 @@ impl Broker {
     }
 
     /// The groups of `tp`: each as its last metadata record left it with every offset
-    /// recorded since; the others forgotten.
+    /// recorded since; the others forgotten. `GroupLoaded` when a group is loaded at an
+    /// older generation than its predecessor had reached (the later ones' records lost).
     fn load_groups(
         &mut self,
         tp: &TopicPartition,
         mut metas: BTreeMap<String, Group>,
         mut offsets: BTreeMap<String, BTreeMap<TopicPartition, Offset>>,
         now: Millis,
+        events: &mut Vec<Event>,
     ) -> usize {
         let n = self
             .cluster
@@ -406,6 +408,18 @@ impl Broker {
             };
             coord.offsets.insert(name.clone(), committed.clone());
             let group = meta.unwrap_or_else(Group::new).loaded(now, committed);
+            let before = self.groups.get(name).map_or(0, |g| g.generation);
+            if group.generation < before {
+                events.push(Event::GroupLoaded {
+                    group: name.clone(),
+                    generation: group.generation,
+                    assignment: group
+                        .assignment
+                        .iter()
+                        .map(|(m, tps)| (m.clone(), tps.clone()))
+                        .collect(),
+                });
+            }
             self.groups.insert(name.clone(), group);
         }
         names.len()

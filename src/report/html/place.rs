@@ -97,7 +97,8 @@ impl Model {
             | Event::SlowFollower { .. }
             | Event::HangingTransaction { .. }
             | Event::CoordinatorLoaded { .. }
-            | Event::TxnStateLoaded { .. } => {
+            | Event::TxnStateLoaded { .. }
+            | Event::GroupLoaded { .. } => {
                 placed(self.lane("cluster"), "cl", "cluster", r.event.to_string())
             }
             Event::Assigned { .. }
