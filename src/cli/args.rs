@@ -105,9 +105,9 @@ pub enum Command {
         jobs: JobsArg,
     },
     /// The design × settings table, produced by runs, as markdown: every design under
-    /// the `broker` fault class with each settings profile (RF 3 with min ISR 1, acks=1,
-    /// safe, safe with unclean election), then what an inventory service must configure,
-    /// written from the table.
+    /// the `broker` fault class with each settings profile (as shipped on Kafka's
+    /// defaults, RF 3 with min ISR 1, acks=1, safe, safe with unclean election), then what
+    /// an inventory service must configure, written from the table.
     Settings {
         scenarios: Vec<PathBuf>,
         /// Seeds per scenario and cell.
