@@ -187,7 +187,11 @@ const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
     MonotonicCommits,
 ];
 /// What the saga showed under broker faults at the safe settings, rarely (1 in 2,000):
-/// an order left undecided after the faults healed. Not yet explained.
+/// an order left undecided after the faults healed (case 925 of `OVERSELL_SWEEP=2000`).
+/// That run was the model's: a transaction begun before the coordinator's
+/// `CompleteCommit` was replicated hung after the coordinator's failover; the broker now
+/// answers `CONCURRENT_TRANSACTIONS` until it is, and the run holds. Still allowed here
+/// until a 2,000-run sweep has been rerun on the fixed model.
 const FAILOVER: &[Invariant] = &[EventualDecision];
 /// What rekeyed-eos showed under broker faults at the safe settings, rarely: 1 run in
 /// 2,000 (case 1944 of `OVERSELL_SWEEP=2000`) leaked a unit (`conservation`), published
@@ -523,6 +527,13 @@ fn sweep(design: &str, kind: FaultKind) {
     );
     match expect {
         Expect::Within { may } => {
+            for inv in t.violations.keys().filter(|i| may.contains(i)) {
+                eprintln!(
+                    "  {design} under {} may break {}",
+                    kind.name(),
+                    t.describe(*inv)
+                );
+            }
             let other: Vec<String> = t
                 .violations
                 .keys()

@@ -65,6 +65,10 @@ pub(super) struct EndingTxn {
     /// Partitions whose marker is written at this offset but not yet below the high
     /// watermark (replicated partitions only): the transaction completes when it is.
     pub(super) awaiting: BTreeMap<TopicPartition, Offset>,
+    /// Groups whose marker the group coordinator applied but has not yet replicated
+    /// (replicated clusters only): their offsets stay pending until it has, and go back to
+    /// `groups` if the coordinator's leadership moves first.
+    pub(super) group_awaiting: BTreeMap<String, super::markers::GroupMarkerWrite>,
     /// Every partition and group the transaction ends in, as `PrepareCommit` /
     /// `PrepareAbort` recorded them in `__transaction_state`.
     pub(super) prepared: (BTreeSet<TopicPartition>, BTreeMap<String, PendingOffsets>),
@@ -396,7 +400,12 @@ impl Broker {
 
     /// `CONCURRENT_TRANSACTIONS` while the markers of `tid`'s last transaction are being
     /// written (`TransactionCoordinator.endTransaction`, `handleAddPartitionsToTransaction`:
-    /// a pending transition, or `PrepareCommit` / `PrepareAbort`).
+    /// a pending transition, or `PrepareCommit` / `PrepareAbort`), and on a replicated
+    /// cluster until its `CompleteCommit` / `CompleteAbort` record is below the high
+    /// watermark: the transition stays pending until the append completes
+    /// (`TransactionMetadata.pendingTransitionInProgress`, cleared by
+    /// `completeTransitionTo` in `TransactionStateManager.appendTransactionToLog`'s
+    /// callback, which `acks=-1` holds until the ISR has the record).
     pub(super) fn check_not_ending(
         &self,
         request: &str,
@@ -404,6 +413,16 @@ impl Broker {
         events: &mut Vec<Event>,
     ) -> Result<(), KafkaError> {
         match &self.txn_ids[tid].ending {
+            None if self.completion_unreplicated(tid) => {
+                let detail =
+                    format!("{tid}: the end of its last transaction is not yet replicated");
+                Err(reject(
+                    events,
+                    request,
+                    KafkaError::ConcurrentTransactions,
+                    detail,
+                ))
+            }
             None => Ok(()),
             Some(e) => {
                 let state = if e.commit {
@@ -420,6 +439,19 @@ impl Broker {
                 ))
             }
         }
+    }
+
+    /// Whether the last record of `tid` is an idle state (a completed transaction, or an
+    /// initialisation) not yet below the high watermark of its `__transaction_state`
+    /// partition.
+    fn completion_unreplicated(&self, tid: &str) -> bool {
+        let Some(coord) = self.coordinators() else {
+            return false;
+        };
+        coord.txns.get(tid).is_some_and(|(rec, tp, offset)| {
+            rec.state == super::coordinator::TxnRecordState::Idle
+                && self.topic_log(tp).hw <= *offset
+        })
     }
 
     /// `EndTxn` under transaction protocol v2, after Kafka's

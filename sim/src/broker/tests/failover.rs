@@ -270,3 +270,143 @@ fn an_offset_commit_not_replicated_when_its_coordinator_crashes_is_not_acknowled
     c.tick_to(fenced + COORDINATOR_LOAD_MS);
     assert!(c.b.committed_offsets("g").is_empty(), "never acknowledged");
 }
+
+/// A transaction's offsets are committed by its group marker, which the group
+/// coordinator writes to `__consumer_offsets` and which is done only below the high
+/// watermark (`CoordinatorRuntime`'s `CoordinatorCompleteTransactionEvent`). Here the
+/// coordinator's leader crashes with the marker's write unreplicated and lost from its
+/// page cache: the transaction is not complete, the offsets stay pending to a
+/// `require_stable` read, and the marker is sent again to the new coordinator
+/// (`TransactionMarkerRequestCompletionHandler` retries `NOT_LEADER_OR_FOLLOWER`), so the
+/// committed offset survives. It was lost before: the marker counted as written at once.
+#[test]
+fn a_group_marker_lost_with_its_coordinator_is_sent_again() {
+    let mut c = Cl::new(2, false);
+    let (member, generation) = join(&mut c);
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init("t")) else {
+        panic!()
+    };
+    let producer = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some("t".into()),
+    };
+    let offsets = Request::TxnOffsetCommit {
+        producer: producer.clone(),
+        group: GroupMetadata {
+            group: "g".into(),
+            member_id: member,
+            generation,
+        },
+        offsets: vec![(tp(), 7)],
+    };
+    assert_eq!(c.coord(offsets), Response::TxnOffsetCommit(Ok(())));
+    let end = Request::EndTxn {
+        producer,
+        commit: true,
+    };
+    assert!(matches!(c.coord(end), Response::EndTxn(Ok(_))));
+    replicate_all(&mut c);
+    let ctp = c.b.coordinator_tp(Coordinator::Group, "g").unwrap();
+    let before = c.b.log_end_offset(&ctp);
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1, "the group's marker: {markers:?}");
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    assert!(c.b.log_end_offset(&ctp) > before, "the offsets' record");
+    assert!(c.b.has_pending_markers(), "done only once replicated");
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Err(KafkaError::UnstableOffsetCommit)),
+        "a read sees the group as of its high watermark"
+    );
+    let old = coordinator_of(&c, Coordinator::Group, "g");
+    let keep: Vec<Offset> = (c.b.replica_log_ends(old).iter())
+        .map(|(t, end)| if *t == ctp { before } else { *end })
+        .collect();
+    c.b.crash_broker(c.now, old, Some(&keep), &mut c.events);
+    let fenced = c.session();
+    c.tick_to(fenced);
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    replicate_all(&mut c);
+    assert!(c.b.committed_offsets("g").is_empty(), "the write was lost");
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1, "the marker is sent again: {markers:?}");
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    replicate_all(&mut c);
+    c.tick_to(c.now + 1);
+    assert!(!c.b.has_pending_markers(), "complete once replicated");
+    assert_eq!(c.b.committed_offsets("g")[&tp()], 7);
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Ok(vec![(tp(), Some(7))]))
+    );
+}
+
+/// The next transaction cannot begin while the end of the last one is not replicated:
+/// Kafka's transition to `CompleteCommit` stays pending until its append completes, and
+/// `handleAddPartitionsToTransaction` answers `CONCURRENT_TRANSACTIONS` meanwhile (a
+/// produce's verification: `NOT_ENOUGH_REPLICAS`, retried). Before, a transaction begun
+/// then was lost to a new coordinator that loaded the older `PrepareCommit`, and its
+/// records hung.
+#[test]
+fn a_transaction_waits_for_the_end_of_the_last_one_to_be_replicated() {
+    let mut c = Cl::new(2, false);
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init("t")) else {
+        panic!()
+    };
+    let produce = |epoch| Request::Produce {
+        producer: Some(ProducerIdentity {
+            producer_id: pid,
+            epoch,
+            transactional_id: Some("t".into()),
+        }),
+        batches: vec![ProduceBatch {
+            tp: tp(),
+            base_sequence: Some(0),
+            records: vec![rec("a")],
+        }],
+        acks: Acks::All,
+    };
+    c.b.handle_request(c.now, &client(), produce(epoch), &mut c.events);
+    replicate_all(&mut c);
+    c.b.take_completed_produces();
+    let end = Request::EndTxn {
+        producer: ProducerIdentity {
+            producer_id: pid,
+            epoch,
+            transactional_id: Some("t".into()),
+        },
+        commit: true,
+    };
+    let Response::EndTxn(Ok(Some((_, next)))) = c.coord(end) else {
+        panic!("an EndTxn answer with the bumped epoch")
+    };
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1);
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    // Only the data partition's followers fetch: the marker is replicated, the
+    // coordinator's `CompleteCommit` record is not.
+    for _ in 0..3 {
+        for f in c.b.follower_fetches().into_iter().filter(|f| f.tp == tp()) {
+            c.b.follower_fetch(c.now, &f, &mut c.events);
+        }
+    }
+    assert!(!c.b.has_pending_markers(), "every marker written");
+    let h =
+        c.b.handle_request(c.now, &client(), produce(next), &mut c.events);
+    assert_eq!(
+        h,
+        Handled::Now(Response::Produce(vec![(
+            tp(),
+            crate::protocol::PartitionProduceResult::Error(KafkaError::NotEnoughReplicas)
+        )])),
+        "CONCURRENT_TRANSACTIONS at verification"
+    );
+    replicate_all(&mut c);
+    let h =
+        c.b.handle_request(c.now, &client(), produce(next), &mut c.events);
+    assert!(
+        !matches!(h, Handled::Now(_)),
+        "appended, waiting for acks: {h:?}"
+    );
+}
