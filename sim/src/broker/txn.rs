@@ -400,12 +400,7 @@ impl Broker {
 
     /// `CONCURRENT_TRANSACTIONS` while the markers of `tid`'s last transaction are being
     /// written (`TransactionCoordinator.endTransaction`, `handleAddPartitionsToTransaction`:
-    /// a pending transition, or `PrepareCommit` / `PrepareAbort`), and on a replicated
-    /// cluster until its `CompleteCommit` / `CompleteAbort` record is below the high
-    /// watermark: the transition stays pending until the append completes
-    /// (`TransactionMetadata.pendingTransitionInProgress`, cleared by
-    /// `completeTransitionTo` in `TransactionStateManager.appendTransactionToLog`'s
-    /// callback, which `acks=-1` holds until the ISR has the record).
+    /// a pending transition, or `PrepareCommit` / `PrepareAbort`).
     pub(super) fn check_not_ending(
         &self,
         request: &str,
@@ -413,16 +408,6 @@ impl Broker {
         events: &mut Vec<Event>,
     ) -> Result<(), KafkaError> {
         match &self.txn_ids[tid].ending {
-            None if self.completion_unreplicated(tid) => {
-                let detail =
-                    format!("{tid}: the end of its last transaction is not yet replicated");
-                Err(reject(
-                    events,
-                    request,
-                    KafkaError::ConcurrentTransactions,
-                    detail,
-                ))
-            }
             None => Ok(()),
             Some(e) => {
                 let state = if e.commit {
@@ -439,19 +424,6 @@ impl Broker {
                 ))
             }
         }
-    }
-
-    /// Whether the last record of `tid` is an idle state (a completed transaction, or an
-    /// initialisation) not yet below the high watermark of its `__transaction_state`
-    /// partition.
-    fn completion_unreplicated(&self, tid: &str) -> bool {
-        let Some(coord) = self.coordinators() else {
-            return false;
-        };
-        coord.txns.get(tid).is_some_and(|(rec, tp, offset)| {
-            rec.state == super::coordinator::TxnRecordState::Idle
-                && self.topic_log(tp).hw <= *offset
-        })
     }
 
     /// `EndTxn` under transaction protocol v2, after Kafka's
