@@ -145,6 +145,11 @@ pub struct ExploreArgs {
     /// it the search stops and proves nothing.
     #[arg(long = "max-runs", default_value_t = 1_000_000)]
     pub max_runs: u64,
+    /// `--strategy exhaustive`: re-run every run's prefix from the start instead of
+    /// resuming a copy of the world where it branches off (the same search, slower; for
+    /// comparison).
+    #[arg(long = "rerun-prefixes")]
+    pub rerun_prefixes: bool,
     /// `--strategy exhaustive`: write the shortest counterexample's choice log here (for
     /// `replay --choices`).
     #[arg(long = "counterexample")]
