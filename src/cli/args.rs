@@ -285,6 +285,10 @@ pub struct ReplayArgs {
     pub json: Option<PathBuf>,
     #[command(flatten)]
     pub mutations: MutationArg,
+    /// The driver of the replayed run (`madsim`: `--seed` is madsim's seed, the value of a
+    /// `MADSIM_TEST_SEED`).
+    #[command(flatten)]
+    pub driver: DriverArg,
 }
 
 #[derive(Args)]
