@@ -363,3 +363,24 @@ fn html_of_a_long_run_draws_one_page() {
     let whole = report::json(&scenario, "rekeyed-eos", &judged);
     assert_eq!(whole["trace"].as_array().expect("a trace").len(), total);
 }
+
+/// `docs/run-json.md` names every invariant a violation can carry, so a new invariant
+/// cannot leave the documented schema behind.
+#[test]
+fn run_json_doc_names_every_invariant() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/run-json.md"))
+        .expect("docs/run-json.md is readable");
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `invariant`"))
+        .expect("the violation table has an `invariant` row");
+    let missing: Vec<&str> = oversell::checker::invariants::Invariant::ALL
+        .iter()
+        .map(|i| i.name())
+        .filter(|name| !row.contains(&format!("`{name}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/run-json.md does not name {missing:?}"
+    );
+}

@@ -15,7 +15,8 @@
 //!   the coordinator held, not what the request carried — so `commit-generation` stays
 //!   not judged live;
 //! * a `GroupMetadataValue` (classic protocol, stored at each generation's `SyncGroup`:
-//!   `GroupMetadataManager.storeGroup`) is a `Rebalance`: generation, members, each
+//!   `GroupMetadataManager.classicGroupSyncToClassicGroup` →
+//!   `GroupCoordinatorRecordHelpers.newGroupMetadataRecord`) is a `Rebalance`: generation, members, each
 //!   member's assigned partitions;
 //! * a `TransactionLogValue` is the transaction coordinator's state of a transactional id
 //!   (`TransactionMetadata`, `TransactionStateManager.appendTransactionToLog`). When its
@@ -25,7 +26,7 @@
 //!   transaction protocol v2 every transaction's end (`TransactionMetadata
 //!   .prepareAbortOrCommit`: the epoch is bumped in `PrepareCommit`/`PrepareAbort`), as
 //!   the simulator's `Broker::bump_epoch` records it. The partition leader then refuses an
-//!   older epoch (`ProducerStateManager.checkProducerEpoch`; under v2 a transactional
+//!   older epoch (`ProducerAppendInfo.checkProducerEpoch`; under v2 a transactional
 //!   produce is verified with the coordinator first, KIP-890), so a data batch of a fenced
 //!   epoch appended after it is what `epoch-fencing` flags.
 //!

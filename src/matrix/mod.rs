@@ -306,24 +306,35 @@ pub fn matrix_markdown(cells: &[Cell]) -> String {
 /// The matrix as a markdown table: a row per design of `registry`, a column per fault
 /// class.
 pub fn matrix_markdown_in(registry: &Registry, cells: &[Cell]) -> String {
+    let columns = FaultClass::ALL.map(FaultClass::name);
+    design_table(registry, &columns, |design, column| {
+        cells
+            .iter()
+            .find(|c| c.design == design && c.class == FaultClass::ALL[column])
+            .map(Cell::text)
+            .unwrap_or_default()
+    })
+}
+
+/// A markdown table with a row per design of `registry` and one column per name of
+/// `columns`; `cell(design, column)` writes each cell. The matrix and the settings table
+/// are both drawn by it.
+pub fn design_table(
+    registry: &Registry,
+    columns: &[&str],
+    cell: impl Fn(&str, usize) -> String,
+) -> String {
     let mut out = String::from("| design |");
-    for class in FaultClass::ALL {
-        out.push_str(&format!(" {} |", class.name()));
+    for name in columns {
+        out.push_str(&format!(" {name} |"));
     }
     out.push_str("\n|---|");
-    for _ in FaultClass::ALL {
-        out.push_str("---|");
-    }
+    out.push_str(&"---|".repeat(columns.len()));
     out.push('\n');
     for design in registry.iter() {
         out.push_str(&format!("| `{}` |", design.name()));
-        for class in FaultClass::ALL {
-            let cell = cells
-                .iter()
-                .find(|c| c.design == design.name() && c.class == class)
-                .map(Cell::text)
-                .unwrap_or_default();
-            out.push_str(&format!(" {cell} |"));
+        for column in 0..columns.len() {
+            out.push_str(&format!(" {} |", cell(design.name(), column)));
         }
         out.push('\n');
     }

@@ -230,27 +230,14 @@ pub fn settings_header(scenarios: &[&str], seeds: SeedRange) -> String {
 
 /// The settings table as markdown, then the paragraph written from it.
 pub fn settings_markdown_in(registry: &Registry, cells: &[SettingsCell]) -> String {
-    let mut out = String::from("| design |");
-    for p in Profile::ALL {
-        out.push_str(&format!(" {} |", p.name()));
-    }
-    out.push_str("\n|---|");
-    for _ in Profile::ALL {
-        out.push_str("---|");
-    }
-    out.push('\n');
-    for design in registry.iter() {
-        out.push_str(&format!("| `{}` |", design.name()));
-        for p in Profile::ALL {
-            let text = cells
-                .iter()
-                .find(|c| c.design == design.name() && c.profile == p)
-                .map(SettingsCell::text)
-                .unwrap_or_default();
-            out.push_str(&format!(" {text} |"));
-        }
-        out.push('\n');
-    }
+    let columns = Profile::ALL.map(Profile::name);
+    let mut out = super::design_table(registry, &columns, |design, column| {
+        cells
+            .iter()
+            .find(|c| c.design == design && c.profile == Profile::ALL[column])
+            .map(SettingsCell::text)
+            .unwrap_or_default()
+    });
     out.push('\n');
     let losers: Vec<(Profile, Vec<String>)> = Profile::ALL
         .into_iter()

@@ -413,11 +413,7 @@ impl Broker {
                 events.push(Event::GroupLoaded {
                     group: name.clone(),
                     generation: group.generation,
-                    assignment: group
-                        .assignment
-                        .iter()
-                        .map(|(m, tps)| (m.clone(), tps.clone()))
-                        .collect(),
+                    assignment: group.assignment_list(),
                 });
             }
             self.groups.insert(name.clone(), group);

@@ -70,6 +70,14 @@ pub(super) struct Subscription {
 }
 
 impl Group {
+    /// The assignment as the trace records it: each member with its partitions.
+    pub(super) fn assignment_list(&self) -> Vec<(String, Vec<TopicPartition>)> {
+        self.assignment
+            .iter()
+            .map(|(m, tps)| (m.clone(), tps.clone()))
+            .collect()
+    }
+
     pub(super) fn new() -> Self {
         Group {
             state: GroupState::Empty,
@@ -337,11 +345,7 @@ impl Broker {
         events.push(Event::Rebalance {
             group: name.to_string(),
             generation: group.generation,
-            assignment: group
-                .assignment
-                .iter()
-                .map(|(m, tps)| (m.clone(), tps.clone()))
-                .collect(),
+            assignment: group.assignment_list(),
         });
         true
     }

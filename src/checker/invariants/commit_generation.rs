@@ -2,9 +2,9 @@
 //! carried its group's current generation and came from a member of that generation.
 //!
 //! Kafka's group coordinator rejects an `OffsetCommit` whose generation is not the
-//! group's (`GroupCoordinator.handleCommitOffsets` → `ILLEGAL_GENERATION`), and since
-//! KIP-447 a `TxnOffsetCommit` too (`GroupCoordinator.handleTxnCommitOffsets`,
-//! `validateOffsetCommit`). A commit accepted from an older generation lets a zombie
+//! group's (`OffsetMetadataManager.commitOffset` → `ClassicGroup.validateOffsetCommit` →
+//! `ILLEGAL_GENERATION`), and since KIP-447 a `TxnOffsetCommit` too
+//! (`OffsetMetadataManager.commitTransactionalOffset`, the same validation). A commit accepted from an older generation lets a zombie
 //! move a partition's position after it lost the partition.
 
 use crate::checker::{Cx, Invariant, Violation};
@@ -35,7 +35,7 @@ struct Current<'r> {
 /// `TxnOffsetCommit` (a `TxnOffsets` event: the KIP-447 check happens there; the
 /// transactional `OffsetCommit` at `EndTxn` only materialises it), carries the
 /// generation of the group's last completed rebalance and comes from a member of that
-/// generation's assignment (`GroupCoordinator.validateOffsetCommit`: an unknown member is
+/// generation's assignment (`ClassicGroup.validateOffsetCommit`: an unknown member is
 /// `UNKNOWN_MEMBER_ID`, another generation `ILLEGAL_GENERATION`).
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();

@@ -3,7 +3,7 @@
 //!
 //! `InitProducerId` bumps the epoch of a transactional id and fences every older one
 //! (`TransactionCoordinator.handleInitProducerId`; the partition leader then rejects an
-//! older epoch's append in `ProducerStateManager`'s `checkProducerEpoch`, the coordinator
+//! older epoch's append in `ProducerAppendInfo.checkProducerEpoch`, the coordinator
 //! an older epoch's `EndTxn` in `TransactionCoordinator.handleEndTransaction`). A timed
 //! out transaction's abort bumps the epoch too (`Fenced`).
 
@@ -40,8 +40,9 @@ impl Ids<'_> {
 }
 
 /// Walking the trace: every accepted transactional `Append`, `TxnOffsets` (a
-/// `TxnOffsetCommit`: `TransactionCoordinator`/`GroupCoordinator.handleTxnCommitOffsets`
-/// check the producer's epoch), `TxnCommit` and `TxnAbort` carries its transactional id's
+/// `TxnOffsetCommit`: `GroupCoordinatorService.commitTransactionalOffsets` writes the
+/// offsets as a transactional batch of `__consumer_offsets`, whose append
+/// `ProducerAppendInfo.checkProducerEpoch` checks), `TxnCommit` and `TxnAbort` carries its transactional id's
 /// current producer id and epoch.
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
