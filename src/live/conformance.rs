@@ -237,27 +237,7 @@ fn row(
         r.reason = no_verdict(c);
         return r;
     }
-    let live_counts: BTreeMap<String, u64> = c
-        .violations
-        .iter()
-        .map(|(k, v)| (k.clone(), *v as u64))
-        .collect();
-    r.live = counts(&live_counts, c.judged as u64, "runs");
-    if c.judged < c.runs {
-        r.live
-            .push_str(&format!(" ({} without verdict)", c.runs - c.judged));
-    }
-    if c.unsettled > 0 {
-        r.live.push_str(&format!(", {} unsettled", c.unsettled));
-    }
-    let stopped: u32 = c.interrupted.values().sum();
-    if stopped > 0 {
-        r.live
-            .push_str(&format!(", {stopped} interrupted (not counted)"));
-    }
-    if c.time_scale > 1 {
-        r.live.push_str(&format!(", times ×{}", c.time_scale));
-    }
+    r.live = live_words(c);
     let unjudged: BTreeSet<&str> = c.not_judged.iter().map(String::as_str).collect();
     let sim_broke: BTreeSet<&str> = sim
         .violations
@@ -276,6 +256,31 @@ fn row(
             .map_or_else(|| UNEXPLAINED.to_string(), str::to_string);
     }
     r
+}
+
+/// The live column of a cell with judged runs: what broke, over how many runs, and what
+/// else the series says (runs without verdict, unsettled, interrupted, the time scale).
+fn live_words(c: &LiveCell) -> String {
+    let live_counts: BTreeMap<String, u64> = c
+        .violations
+        .iter()
+        .map(|(k, v)| (k.clone(), *v as u64))
+        .collect();
+    let mut live = counts(&live_counts, c.judged as u64, "runs");
+    if c.judged < c.runs {
+        live.push_str(&format!(" ({} without verdict)", c.runs - c.judged));
+    }
+    if c.unsettled > 0 {
+        live.push_str(&format!(", {} unsettled", c.unsettled));
+    }
+    let stopped: u32 = c.interrupted.values().sum();
+    if stopped > 0 {
+        live.push_str(&format!(", {stopped} interrupted (not counted)"));
+    }
+    if c.time_scale > 1 {
+        live.push_str(&format!(", times ×{}", c.time_scale));
+    }
+    live
 }
 
 /// The reason of a differing row that has none in the reasons file.
