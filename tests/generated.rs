@@ -11,6 +11,7 @@
 //! `OVERSELL_SWEEP=N` scales every sweep to N runs (default [`DEFAULT_RUNS`]; CI runs
 //! `OVERSELL_SWEEP=10000 cargo test --release --test generated`). At another N an
 //! expectation may need updating: a rare invariant may show only at larger N.
+//! `OVERSELL_CASE=N` runs a sweep's case N alone and prints its seed and scenario.
 
 mod common;
 
@@ -39,9 +40,6 @@ enum Expect {
         must: Invariant,
         may: &'static [Invariant],
     },
-    /// No run violates anything outside `may`; a rare break of those is allowed, not
-    /// required (found in larger sweeps than the default, not reliably at every size).
-    Within { may: &'static [Invariant] },
 }
 
 const fn breaks(must: Invariant, may: &'static [Invariant]) -> Expect {
@@ -81,6 +79,15 @@ const ZOMBIE: u32 = 3_000;
 /// write there, so `no-lost-write` is in no row's list. What breaks is the design's own:
 /// at least once, a produce or commit that fails while a leader or coordinator moves is
 /// retried or reprocessed (`rekeyed-alo` decides an order twice, measured 5 of 200).
+/// `rekeyed-eos` and the saga hold (none in 2,000 runs each, `OVERSELL_SWEEP=2000`).
+/// Both once broke here (`rekeyed-eos` case 1944: a unit leaked, an outcome published
+/// twice, an order undecided; the saga case 925: two holds never released) when the model
+/// appended a transaction's first batch while the coordinator's record of the previous
+/// transaction's end was not yet replicated: the coordinator's broker failed, its
+/// successor loaded the older state and never knew the new transaction, whose partition
+/// then held its LSO for ever. Kafka's partition leader verifies the transaction with the
+/// coordinator first, which answers `CONCURRENT_TRANSACTIONS` while a transition is
+/// pending; so does the model now (`sim/src/broker/tests/failover.rs`).
 #[rustfmt::skip]
 const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     // naive: the stale read is the design; it oversells with no fault at all.
@@ -124,7 +131,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-eos", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-eos", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Mixed, Expect::Holds, 0),
-    ("rekeyed-eos", FaultKind::Broker, Expect::Within { may: EOS_FAILOVER }, 0),
+    ("rekeyed-eos", FaultKind::Broker, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Swarm, Expect::Holds, 0),
     // saga: a process manager with idempotent compensations and a wall-clock timeout.
     ("saga", FaultKind::None, Expect::Holds, 0),
@@ -138,7 +145,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("saga", FaultKind::NonIdempotentProducer, Expect::Holds, 0),
     ("saga", FaultKind::Instances, Expect::Holds, 0),
     ("saga", FaultKind::Mixed, Expect::Holds, 0),
-    ("saga", FaultKind::Broker, Expect::Within { may: FAILOVER }, 0),
+    ("saga", FaultKind::Broker, Expect::Holds, 0),
     ("saga", FaultKind::Swarm, Expect::Holds, 0),
 ];
 
@@ -186,15 +193,6 @@ const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
     ViewMatchesLog,
     MonotonicCommits,
 ];
-/// What the saga showed under broker faults at the safe settings, rarely (1 in 2,000):
-/// an order left undecided after the faults healed. Not yet explained.
-const FAILOVER: &[Invariant] = &[EventualDecision];
-/// What rekeyed-eos showed under broker faults at the safe settings, rarely: 1 run in
-/// 2,000 (case 1944 of `OVERSELL_SWEEP=2000`) leaked a unit (`conservation`), published
-/// an outcome twice and left an order undecided. An exactly-once design should not, so
-/// this may be the cluster model's failover rather than the design; not yet explained,
-/// asserted as seen so that it stays visible and any other break fails the sweep.
-const EOS_FAILOVER: &[Invariant] = &[EventualDecision, Conservation, NoDuplicateEffect];
 /// An order decided twice is also an outcome published twice.
 const TWICE: &[Invariant] = &[NoDuplicateEffect];
 
@@ -501,7 +499,35 @@ fn tally(design: &str, kind: FaultKind, runs: u32) -> Tally {
     t
 }
 
+/// `OVERSELL_CASE=N`: run the sweep's generated case N alone (the same case at every
+/// sweep size) and print its seed, verdict and scenario, to replay it with
+/// `oversell replay FILE --design D --seed S`.
+fn one_case(design: &str, kind: FaultKind, case: u32) {
+    let d = designs::by_name(design).expect("known design");
+    let strategy = (scenarios_of(kind, services(design)), any::<u64>());
+    let mut r = runner(case + 1);
+    let mut generated = None;
+    for _ in 0..=case {
+        generated = Some(strategy.new_tree(&mut r).expect("generate").current());
+    }
+    let (scenario, seed) = generated.expect("at least one case");
+    let judged = run_seed(d.as_ref(), &scenario, &[], seed);
+    let violated: Vec<&str> = judged.verdict.violated().iter().map(|i| i.name()).collect();
+    eprintln!(
+        "case {case} | {design} | {} | seed {seed} | violated: {violated:?} | hash {:016x}\n{}",
+        kind.name(),
+        judged.result.trace.hash(),
+        toml::to_string(&scenario).unwrap_or_default()
+    );
+}
+
 fn sweep(design: &str, kind: FaultKind) {
+    if let Some(case) = std::env::var("OVERSELL_CASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return one_case(design, kind, case);
+    }
     let (expect, min_runs) = expected(design, kind);
     let t = tally(design, kind, sweep_cases(DEFAULT_RUNS).max(min_runs));
     eprintln!("{}", t.line(design, kind));
@@ -522,20 +548,6 @@ fn sweep(design: &str, kind: FaultKind) {
         t.runs
     );
     match expect {
-        Expect::Within { may } => {
-            let other: Vec<String> = t
-                .violations
-                .keys()
-                .filter(|i| !may.contains(i))
-                .map(|i| t.describe(*i))
-                .collect();
-            assert!(
-                other.is_empty(),
-                "{design} under {} broke what it was not expected to:\n{}",
-                kind.name(),
-                other.join("\n")
-            );
-        }
         Expect::Holds => {
             let found: Vec<String> = t.violations.keys().map(|i| t.describe(*i)).collect();
             assert!(

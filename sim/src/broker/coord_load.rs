@@ -202,7 +202,11 @@ impl Broker {
     /// protocol v2) a partition leader appends a transactional batch only after the
     /// coordinator's `AddPartitionsToTxn` is durable, which a produce here does in one
     /// step, so the data partitions say what that record would have said — including a
-    /// transaction begun at the record's epoch after the record was written.
+    /// transaction begun at the record's epoch after the record was written. No batch
+    /// adds a partition while the id's last record is not replicated (`Produce` answers
+    /// `NOT_ENOUGH_REPLICAS`, `transition_pending` in `producer.rs`), so a transaction a
+    /// data partition has begun follows a state this log holds: a loaded `Prepare` record
+    /// never hides a later transaction.
     fn txn_state_from(
         &mut self,
         rec: &TxnRecord,

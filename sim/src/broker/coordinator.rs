@@ -275,6 +275,19 @@ impl Broker {
             .is_some_and(|(_, tp, offset)| self.topic_log(tp).hw > *offset)
     }
 
+    /// Whether the last record the transaction coordinator wrote for `tid` is not yet
+    /// below its partition's high watermark: Kafka's `TransactionMetadata.pendingState`,
+    /// set while `TransactionStateManager.appendTransactionToLog` waits for `acks=-1` (the
+    /// in-memory state moves only in its callback, `completeTransitionTo`). Never on a
+    /// single broker.
+    pub(super) fn txn_transition_pending(&self, tid: &str) -> bool {
+        let Some(coord) = self.coordinators() else {
+            return false;
+        };
+        let last = coord.txns.get(tid);
+        last.is_some_and(|(_, tp, offset)| self.topic_log(tp).hw <= *offset)
+    }
+
     pub(super) fn coordinators(&self) -> Option<&Coordinators> {
         self.cluster.as_ref().map(|c| &c.coordinators)
     }

@@ -258,9 +258,16 @@ impl Broker {
                 return fail_all(batches, error);
             }
         }
+        let pending = tid
+            .as_deref()
+            .is_some_and(|t| self.txn_transition_pending(t));
         batches
             .into_iter()
             .map(|batch| {
+                if pending && !self.in_open_txn(tid.as_deref(), &batch.tp) {
+                    let error = self.transition_pending(tid.as_deref(), &batch.tp, events);
+                    return (batch.tp, PartitionProduceResult::Error(error));
+                }
                 let result = self.produce_batch(
                     now,
                     (producer.as_ref(), tid.as_deref()),
@@ -271,6 +278,39 @@ impl Broker {
                 (batch.tp, result)
             })
             .collect()
+    }
+
+    /// Whether `tp` already holds records of the open transaction of `tid`: its leader
+    /// then appends without asking the coordinator (`UnifiedLog.maybeStartTransactionVerification`:
+    /// `hasOngoingTransaction(producerId)` needs no verification guard).
+    fn in_open_txn(&self, tid: Option<&str>, tp: &TopicPartition) -> bool {
+        let open = tid.and_then(|t| self.txn_ids.get(t)?.open.as_ref());
+        open.is_some_and(|o| o.partitions.contains_key(tp))
+    }
+
+    /// The answer to a batch that would add `tp` to the transaction of `tid` while the
+    /// coordinator's last state change is not yet replicated: Kafka's
+    /// `TransactionCoordinator.handleAddPartitionsToTransaction` answers
+    /// `CONCURRENT_TRANSACTIONS` while `pendingTransitionInProgress` (the transition is
+    /// completed only by `TransactionStateManager.appendTransactionToLog`'s callback, once
+    /// its record is appended with `acks=-1`), and `ReplicaManager.appendRecords`'
+    /// `postVerificationCallback` turns that into `NOT_ENOUGH_REPLICAS`, so the batch is
+    /// not appended and the producer retries it. So a partition never holds a
+    /// transaction's records before the coordinator's record of the state they follow is
+    /// durable, and a coordinator that fails over cannot forget a transaction a data
+    /// partition has begun.
+    fn transition_pending(
+        &self,
+        tid: Option<&str>,
+        tp: &TopicPartition,
+        events: &mut Vec<Event>,
+    ) -> KafkaError {
+        let tid = tid.expect("a transactional produce");
+        let detail = format!(
+            "{tid}: verification of {tp} failed: CONCURRENT_TRANSACTIONS \
+             (the coordinator's last record is not replicated yet)"
+        );
+        reject(events, "Produce", KafkaError::NotEnoughReplicas, detail)
     }
 
     /// Append one batch of an already validated producer.

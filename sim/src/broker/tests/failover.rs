@@ -270,3 +270,129 @@ fn an_offset_commit_not_replicated_when_its_coordinator_crashes_is_not_acknowled
     c.tick_to(fenced + COORDINATOR_LOAD_MS);
     assert!(c.b.committed_offsets("g").is_empty(), "never acknowledged");
 }
+
+/// Follower fetches of the data partitions only, until none is useful: the coordinator
+/// partitions' followers stall.
+fn replicate_data(c: &mut Cl) {
+    for _ in 0..20 {
+        let fetches: Vec<_> = c.b.follower_fetches();
+        let data: Vec<_> = fetches
+            .into_iter()
+            .filter(|f| !log::is_internal(&f.tp.topic))
+            .collect();
+        if data.is_empty() {
+            return;
+        }
+        for f in data {
+            c.b.follower_fetch(c.now, &f, &mut c.events);
+        }
+    }
+    panic!("replication never settled");
+}
+
+fn txn_produce(c: &mut Cl, id: &ProducerIdentity, sequence: i32, value: &str) -> Handled {
+    let req = Request::Produce {
+        producer: Some(id.clone()),
+        batches: vec![ProduceBatch {
+            tp: tp(),
+            base_sequence: Some(sequence),
+            records: vec![rec(value)],
+        }],
+        acks: Acks::All,
+    };
+    let h = c.b.handle_request(c.now, &client(), req, &mut c.events);
+    c.b.check_invariants();
+    h
+}
+
+/// The `CompleteCommit` of the last transaction is written but not replicated when the
+/// producer's next transaction reaches a partition: the leader's verification answers
+/// `NOT_ENOUGH_REPLICAS` (the coordinator's transition is pending), so nothing is
+/// appended, and the coordinator that takes over from the log never meets a transaction
+/// it does not know. Before, the batch was appended at once; the new coordinator loaded
+/// the `PrepareCommit`, completed it, and never ended the transaction that batch had
+/// begun: the partition's LSO stayed behind it for ever.
+#[test]
+fn a_transaction_waits_for_the_last_ones_completion_to_be_durable() {
+    let mut c = Cl::new(2, false);
+    let stock_leader = c.b.cluster.as_ref().unwrap().partitions[&tp()].leader;
+    let tid = (0..)
+        .map(|i| format!("t{i}"))
+        .find(|t| Some(coordinator_of(&c, Coordinator::Transaction, t)) != stock_leader)
+        .expect("some id is coordinated elsewhere");
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init(&tid)) else {
+        panic!()
+    };
+    let id = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some(tid.clone()),
+    };
+    txn_produce(&mut c, &id, 0, "a");
+    replicate_all(&mut c);
+    c.b.take_completed_produces();
+    let end = Request::EndTxn {
+        producer: id.clone(),
+        commit: true,
+    };
+    let Response::EndTxn(Ok(Some((pid, epoch)))) = c.coord(end) else {
+        panic!("EndTxn")
+    };
+    let next = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some(tid.clone()),
+    };
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1);
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    replicate_data(&mut c);
+    assert!(c.b.open_transactions().is_empty(), "CompleteCommit");
+    assert!(
+        c.b.txn_transition_pending(&tid),
+        "its record is not replicated"
+    );
+    let h = txn_produce(&mut c, &next, 0, "b");
+    let Handled::Now(Response::Produce(r)) = &h else {
+        panic!("{h:?}")
+    };
+    assert_eq!(
+        r[0].1,
+        PartitionProduceResult::Error(KafkaError::NotEnoughReplicas),
+        "the verification waits for the coordinator's pending transition"
+    );
+    let end = c.b.log_end_offset(&tp());
+    // The coordinator's broker fails before its record is replicated.
+    let old = coordinator_of(&c, Coordinator::Transaction, &tid);
+    c.crash(old, None);
+    let fenced = c.session();
+    c.tick_to(fenced);
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    assert_ne!(coordinator_of(&c, Coordinator::Transaction, &tid), old);
+    replicate_all(&mut c);
+    assert!(!c.b.txn_transition_pending(&tid));
+    // The producer's retry is appended, and its commit ends it everywhere.
+    assert!(matches!(
+        txn_produce(&mut c, &next, 0, "b"),
+        Handled::Delayed(_)
+    ));
+    replicate_all(&mut c);
+    c.b.take_completed_produces();
+    assert_eq!(c.b.log_end_offset(&tp()), end + 1);
+    let commit = Request::EndTxn {
+        producer: next,
+        commit: true,
+    };
+    assert!(matches!(c.coord(commit), Response::EndTxn(Ok(_))));
+    for m in c.b.pending_markers() {
+        c.b.write_pending_marker(c.now, &m, &mut c.events);
+    }
+    replicate_all(&mut c);
+    assert!(c.b.open_transactions().is_empty(), "committed");
+    assert_eq!(
+        c.b.last_stable_offset(&tp()),
+        c.b.log_end_offset(&tp()),
+        "no transaction hangs in {}",
+        tp()
+    );
+}
