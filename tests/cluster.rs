@@ -10,6 +10,7 @@
 //! - a lost write is named as lost, with the append that took its place.
 
 use oversell::checker::invariants::Invariant;
+use oversell::checker::Probe;
 use oversell::designs::{self, Registry};
 use oversell::expect::FaultClass;
 use oversell::load::load_file;
@@ -40,9 +41,11 @@ fn shipped() -> Vec<(PathBuf, Scenario)> {
         .collect()
 }
 
-/// The `broker` class on a scenario, with its cluster at the safe settings.
+/// The `broker` class on a scenario, with its cluster at the safe settings and its broker
+/// faults one at a time (no run draws an overlap).
 fn safe(s: &Scenario) -> Scenario {
     let mut s = FaultClass::Broker.apply(s);
+    s.faults.rates.broker_overlap = 0;
     s.cluster.brokers = 3;
     s.cluster.replication_factor = Some(3);
     s.cluster.min_insync_replicas = 2;
@@ -85,6 +88,12 @@ fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_fsync_los
                         _ => {}
                     }
                 }
+                assert_eq!(
+                    j.verdict.probes.count(Probe::BrokerFaultsOverlap),
+                    0,
+                    "{} {name} seed {seed}: broker faults overlapped one at a time",
+                    path.display()
+                );
                 assert!(
                     !lost(&j),
                     "{} {name} seed {seed} lost an acknowledged write: {:?}",
@@ -109,6 +118,43 @@ fn acks_all_min_isr_2_loses_no_acknowledged_write_under_broker_crashes_fsync_los
     assert!(
         partitions > runs / 2 && isolations > runs / 4 && slow > runs / 2,
         "{partitions} partitions, {isolations} isolations, {slow} slow followers"
+    );
+}
+
+/// The `broker` class draws per run whether its faults overlap: over a few seeds some runs
+/// keep them one at a time (the run's note says so) and in others a broker fault strikes
+/// while another broker's has not healed (`broker-faults-overlap`); the same seed draws
+/// the same.
+#[test]
+fn the_broker_class_draws_runs_one_at_a_time_and_runs_with_overlapping_faults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/last-unit.toml");
+    let s = FaultClass::Broker.apply(&load_file(&path).expect("a shipped scenario loads"));
+    let design = designs::by_name("rekeyed-eos").expect("a shipped design");
+    let (mut calm, mut overlapped) = (0, 0);
+    for seed in 0..12 {
+        let j = run_seed(design.as_ref(), &s, &[], seed);
+        let note = j.result.trace.records.iter().find_map(|r| match &r.event {
+            Event::Note { text, .. } if text.starts_with("broker faults") => Some(text.clone()),
+            _ => None,
+        });
+        let note = note.unwrap_or_else(|| panic!("seed {seed}: no note of the overlap draw"));
+        let one_at_a_time = note.starts_with("broker faults one at a time");
+        let n = j.verdict.probes.count(Probe::BrokerFaultsOverlap);
+        if one_at_a_time {
+            assert_eq!(n, 0, "seed {seed}: {note}, yet faults overlapped");
+        }
+        calm += usize::from(one_at_a_time);
+        overlapped += usize::from(n > 0);
+        let again = run_seed(design.as_ref(), &s, &[], seed);
+        assert_eq!(
+            j.result.trace.hash(),
+            again.result.trace.hash(),
+            "seed {seed}"
+        );
+    }
+    assert!(
+        calm > 0 && overlapped > 0,
+        "12 seeds: {calm} one at a time, {overlapped} with overlapping faults"
     );
 }
 

@@ -16,7 +16,7 @@
 mod common;
 
 use common::{scenarios_of, sweep_cases, FaultKind};
-use oversell::checker::{Invariant, Violation};
+use oversell::checker::{Invariant, Probe, Violation};
 use oversell::designs::{self, Mutation};
 use oversell::domain::Msg;
 use oversell::run::{run_seed, Judged};
@@ -40,6 +40,9 @@ enum Expect {
         must: Invariant,
         may: &'static [Invariant],
     },
+    /// No run violates anything outside `may`; a rare break of those is allowed, not
+    /// required (found in larger sweeps than the default, not reliably at every size).
+    Within { may: &'static [Invariant] },
 }
 
 const fn breaks(must: Invariant, may: &'static [Invariant]) -> Expect {
@@ -75,19 +78,27 @@ const ZOMBIE: u32 = 3_000;
 /// records are two orders to Kafka Streams, exactly once or not.
 ///
 /// The `broker` kind runs at the safe settings (`acks=all`, replication factor 3,
-/// `min.insync.replicas = 2`, no unclean election): no design may lose an acknowledged
-/// write there, so `no-lost-write` is in no row's list. What breaks is the design's own:
-/// at least once, a produce or commit that fails while a leader or coordinator moves is
-/// retried or reprocessed (`rekeyed-alo` decides an order twice, measured 5 of 200).
-/// `rekeyed-eos` and the saga hold (none in 2,000 runs each, `OVERSELL_SWEEP=2000`).
-/// Both once broke here (`rekeyed-eos` case 1944: a unit leaked, an outcome published
-/// twice, an order undecided; the saga case 925: two holds never released) when the model
-/// appended a transaction's first batch while the coordinator's record of the previous
-/// transaction's end was not yet replicated: the coordinator's broker failed, its
-/// successor loaded the older state and never knew the new transaction, whose partition
-/// then held its LSO for ever. Kafka's partition leader verifies the transaction with the
-/// coordinator first, which answers `CONCURRENT_TRANSACTIONS` while a transition is
-/// pending; so does the model now (`sim/src/broker/tests/failover.rs`).
+/// `min.insync.replicas = 2`, no unclean election), and each run draws whether its broker
+/// faults overlap (`faults.broker_overlap`, the matrix's `BROKER_OVERLAP`). One at a time
+/// no design loses an acknowledged write (`tests/cluster.rs`); overlapping, a partition's
+/// last in-sync replica can crash losing its unflushed data and be elected again with
+/// what it kept (Kafka without KIP-966's eligible leader replicas), and every design can
+/// lose acknowledged writes that way, with what a lost record drags along (offsets read
+/// twice, a store ahead of its log). The sweep asserts that every run that lost one had
+/// such an election (`lossy-replica-elected`), and that some runs overlapped and some
+/// did not.
+/// What else breaks is the design's own: at least once, a produce or commit that fails
+/// while a leader or coordinator moves is retried or reprocessed (`rekeyed-alo` decides
+/// an order twice, measured 5 of 200).
+/// `rekeyed-eos` and the saga once broke here with faults one at a time (`rekeyed-eos`
+/// case 1944: a unit leaked, an outcome published twice, an order undecided; the saga
+/// case 925: two holds never released) when the model appended a transaction's first
+/// batch while the coordinator's record of the previous transaction's end was not yet
+/// replicated: the coordinator's broker failed, its successor loaded the older state and
+/// never knew the new transaction, whose partition then held its LSO for ever. Kafka's
+/// partition leader verifies the transaction with the coordinator first, which answers
+/// `CONCURRENT_TRANSACTIONS` while a transition is pending; so does the model now
+/// (`sim/src/broker/tests/failover.rs`).
 #[rustfmt::skip]
 const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     // naive: the stale read is the design; it oversells with no fault at all.
@@ -102,7 +113,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("naive", FaultKind::NonIdempotentProducer, breaks(NoOversell, FOUR), 0),
     ("naive", FaultKind::Instances, breaks(NoOversell, &[Conservation]), 0),
     ("naive", FaultKind::Mixed, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
-    ("naive", FaultKind::Broker, breaks(NoOversell, FOUR), 0),
+    ("naive", FaultKind::Broker, breaks(NoOversell, NAIVE_OVERLAP), 0),
     ("naive", FaultKind::Swarm, breaks(NoOversell, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-alo: Confluent's InventoryService at least once: a replay after a crash,
     // a zombie or a lost message reserves and decides again.
@@ -117,7 +128,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-alo", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-alo", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-alo", FaultKind::Mixed, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
-    ("rekeyed-alo", FaultKind::Broker, breaks(OneDecision, TWICE), 0),
+    ("rekeyed-alo", FaultKind::Broker, breaks(OneDecision, ALO_OVERLAP), 0),
     ("rekeyed-alo", FaultKind::Swarm, breaks(OneDecision, FOUR_VIEW_AND_COMMITS), 0),
     // rekeyed-eos: the same under exactly_once_v2.
     ("rekeyed-eos", FaultKind::None, Expect::Holds, 0),
@@ -131,7 +142,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("rekeyed-eos", FaultKind::NonIdempotentProducer, breaks(OneDecision, TWICE), 0),
     ("rekeyed-eos", FaultKind::Instances, Expect::Holds, 0),
     ("rekeyed-eos", FaultKind::Mixed, Expect::Holds, 0),
-    ("rekeyed-eos", FaultKind::Broker, Expect::Holds, 0),
+    ("rekeyed-eos", FaultKind::Broker, Expect::Within { may: EOS_OVERLAP }, 0),
     ("rekeyed-eos", FaultKind::Swarm, Expect::Holds, 0),
     // saga: a process manager with idempotent compensations and a wall-clock timeout.
     ("saga", FaultKind::None, Expect::Holds, 0),
@@ -145,7 +156,7 @@ const EXPECTED: &[(&str, FaultKind, Expect, u32)] = &[
     ("saga", FaultKind::NonIdempotentProducer, Expect::Holds, 0),
     ("saga", FaultKind::Instances, Expect::Holds, 0),
     ("saga", FaultKind::Mixed, Expect::Holds, 0),
-    ("saga", FaultKind::Broker, Expect::Holds, 0),
+    ("saga", FaultKind::Broker, Expect::Within { may: SAGA_OVERLAP }, 0),
     ("saga", FaultKind::Swarm, Expect::Holds, 0),
 ];
 
@@ -192,6 +203,50 @@ const FOUR_VIEW_AND_COMMITS: &[Invariant] = &[
     NoDuplicateEffect,
     ViewMatchesLog,
     MonotonicCommits,
+];
+/// What the `broker` sweeps showed once some runs' broker faults overlap, measured at
+/// `OVERSELL_SWEEP=2000` (about half the runs one at a time, 11 to 14% with overlapping
+/// faults): beyond each design's list one at a time, `no-lost-write` (naive 1,
+/// rekeyed-alo 1, rekeyed-eos 5, saga 2 runs; each with a replica elected after losing
+/// its unflushed data) and what a log that lost a suffix and reused its offsets drags
+/// along (offsets read again, a commit going back, a store or ledger ahead of its log),
+/// and at exactly once rarely an aborted read and a fenced request (1 run each),
+/// `epoch-fencing` in the saga (2). Not each of these was tied to a lost write run by
+/// run.
+const NAIVE_OVERLAP: &[Invariant] = &[
+    NoOversell,
+    Conservation,
+    OneDecision,
+    NoDuplicateEffect,
+    NoLostWrite,
+    MonotonicOffsets,
+    ConsistentOffsets,
+    MonotonicCommits,
+];
+const ALO_OVERLAP: &[Invariant] = &[
+    NoDuplicateEffect,
+    NoOversell,
+    Conservation,
+    NoLostWrite,
+    MonotonicOffsets,
+    ConsistentOffsets,
+    MonotonicCommits,
+];
+const EOS_OVERLAP: &[Invariant] = &[
+    EventualDecision,
+    Conservation,
+    NoDuplicateEffect,
+    NoLostWrite,
+    NoAbortedRead,
+    EpochFencing,
+];
+const SAGA_OVERLAP: &[Invariant] = &[
+    EventualDecision,
+    Conservation,
+    NoDuplicateEffect,
+    NoLostWrite,
+    MonotonicCommits,
+    EpochFencing,
 ];
 /// An order decided twice is also an outcome published twice.
 const TWICE: &[Invariant] = &[NoDuplicateEffect];
@@ -406,6 +461,15 @@ struct Tally {
     struck: u64,
     /// Runs whose only violations were proven inner-join drops.
     forgiven: u64,
+    /// Broker faults: runs whose own draw kept them one at a time, runs in which they
+    /// overlapped (`broker-faults-overlap`), runs in which a replica that had lost
+    /// unflushed data in a crash was elected leader from the ISR (`lossy-replica-elected`).
+    calm: u64,
+    overlapped: u64,
+    lossy_elected: u64,
+    /// Runs that lost an acknowledged write with no replica elected after losing its
+    /// unflushed data: (case, seed).
+    lost_otherwise: Vec<(u64, u64)>,
     /// Per invariant: runs violating it, and the first example.
     violations: BTreeMap<Invariant, (u64, Example)>,
 }
@@ -417,6 +481,17 @@ impl Tally {
         self.runs += 1;
         self.quiescent += u64::from(r.outcome == Outcome::Quiescent);
         self.struck += u64::from(struck(kind, r));
+        self.calm += u64::from(r.trace.records.iter().any(|r| {
+            matches!(&r.event, Event::Note { text, .. } if text.starts_with("broker faults one at a time"))
+        }));
+        let probes = &judged.verdict.probes;
+        self.overlapped += u64::from(probes.count(Probe::BrokerFaultsOverlap) > 0);
+        self.lossy_elected += u64::from(probes.count(Probe::LossyReplicaElected) > 0);
+        if judged.verdict.violated().contains(&NoLostWrite)
+            && probes.count(Probe::LossyReplicaElected) == 0
+        {
+            self.lost_otherwise.push((self.runs - 1, seed));
+        }
         let vs = &judged.verdict.violations;
         if !vs.is_empty() && joins_inventory(design) && vs.iter().all(|v| inner_join_drop(r, v)) {
             self.forgiven += 1;
@@ -455,8 +530,18 @@ impl Tally {
         } else {
             pct(self.struck)
         };
+        let broker = if kind == FaultKind::Broker {
+            format!(
+                " | one at a time {} | overlapped {} | lossy replica elected {}",
+                pct(self.calm),
+                pct(self.overlapped),
+                pct(self.lossy_elected)
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "sweep | {design} | {} | {} runs | {violations} | quiescent {} | struck {strike} | inner-join drops {}",
+            "sweep | {design} | {} | {} runs | {violations} | quiescent {} | struck {strike} | inner-join drops {}{broker}",
             kind.name(),
             self.runs,
             pct(self.quiescent),
@@ -540,6 +625,25 @@ fn sweep(design: &str, kind: FaultKind) {
             t.runs
         );
     }
+    if kind == FaultKind::Broker {
+        // The class draws its runs' overlap: some runs keep their broker faults one at a
+        // time, and in others a second fault strikes before the first healed.
+        assert!(
+            t.calm > 0 && t.overlapped > 0,
+            "{design} under broker: {} runs one at a time, {} with overlapping faults, of {}",
+            t.calm,
+            t.overlapped,
+            t.runs
+        );
+        // At the safe settings an acknowledged write is lost only when a replica that
+        // lost its unflushed data is elected leader again (the ISR's last member).
+        assert!(
+            t.lost_otherwise.is_empty(),
+            "{design} under broker lost acknowledged writes with no replica elected after \
+             losing its unflushed data (case, seed): {:?}",
+            t.lost_otherwise
+        );
+    }
     assert!(
         t.quiescent * 2 > t.runs,
         "{design} under {}: only {} of {} runs reached quiescence",
@@ -548,6 +652,20 @@ fn sweep(design: &str, kind: FaultKind) {
         t.runs
     );
     match expect {
+        Expect::Within { may } => {
+            let other: Vec<String> = t
+                .violations
+                .keys()
+                .filter(|i| !may.contains(i))
+                .map(|i| t.describe(*i))
+                .collect();
+            assert!(
+                other.is_empty(),
+                "{design} under {} broke what it was not expected to:\n{}",
+                kind.name(),
+                other.join("\n")
+            );
+        }
         Expect::Holds => {
             let found: Vec<String> = t.violations.keys().map(|i| t.describe(*i)).collect();
             assert!(

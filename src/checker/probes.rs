@@ -61,6 +61,10 @@ probes! {
         "the broker recognised a retried idempotent batch and acknowledged it without a second append";
     OrderWrittenTwice = "order-written-twice",
         "an OrderPlaced was committed twice for one order (a retried or duplicated produce without idempotence)";
+    BrokerFaultsOverlap = "broker-faults-overlap",
+        "a broker fault (a crash, a network partition, a slow follower) struck while another broker's fault had not healed";
+    LossyReplicaElected = "lossy-replica-elected",
+        "a replica that had lost unflushed data in a crash was elected leader from the ISR before it fetched again";
 }
 
 impl Probe {
@@ -104,7 +108,63 @@ pub fn probe(cx: &Cx<'_>) -> Probes {
     }
     walk.finish(cx, &mut p);
     committed_probes(cx, &mut p);
+    broker_probes(cx, &mut p);
     p
+}
+
+/// Probes of the broker faults, from the trace: faults that overlap, and a clean election
+/// of a replica whose log lost its unflushed suffix in a crash (the crash's `Truncated`
+/// events come just before its `BrokerCrashed`) and which has not fetched since.
+fn broker_probes(cx: &Cx<'_>, p: &mut Probes) {
+    let mut unhealed: BTreeSet<(u32, &'static str)> = BTreeSet::new();
+    let mut truncated: Vec<(&TopicPartition, u32)> = Vec::new();
+    let mut lossy: BTreeSet<(&TopicPartition, u32)> = BTreeSet::new();
+    for r in &cx.run.trace.records {
+        let mut struck = None;
+        match &r.event {
+            Event::Truncated { tp, broker, .. } => {
+                truncated.push((tp, *broker));
+                continue;
+            }
+            Event::BrokerCrashed { broker, lost } => {
+                if *lost > 0 {
+                    lossy.extend(truncated.iter().filter(|(_, b)| b == broker));
+                }
+                struck = Some((*broker, "down"));
+            }
+            Event::BrokerPartitioned { broker, .. } => struck = Some((*broker, "cut")),
+            Event::SlowFollower { broker, slow: true } => struck = Some((*broker, "slow")),
+            Event::BrokerRestarted { broker } => {
+                unhealed.remove(&(*broker, "down"));
+            }
+            Event::PartitionHealed { broker } => {
+                unhealed.remove(&(*broker, "cut"));
+            }
+            Event::SlowFollower {
+                broker,
+                slow: false,
+            } => {
+                unhealed.remove(&(*broker, "slow"));
+            }
+            Event::Replicated { tp, broker, .. } => {
+                lossy.remove(&(tp, *broker));
+            }
+            Event::LeaderElected {
+                tp,
+                leader: Some(b),
+                unclean: false,
+                ..
+            } if lossy.contains(&(tp, *b)) => p.hit(Probe::LossyReplicaElected),
+            _ => {}
+        }
+        truncated.clear();
+        if let Some(fault) = struck {
+            if unhealed.iter().any(|(b, _)| *b != fault.0) {
+                p.hit(Probe::BrokerFaultsOverlap);
+            }
+            unhealed.insert(fault);
+        }
+    }
 }
 
 /// The committed reservations (`ProductReserved`, a PASS, a `StockReserved`): (order,

@@ -438,6 +438,7 @@ impl Check<'_, '_> {
             ("fsync_loss", r.fsync_loss),
             ("broker_partition", r.broker_partition),
             ("slow_follower", r.slow_follower),
+            ("broker_overlap", r.broker_overlap),
         ] {
             if v > 0 && s.cluster.brokers == 1 {
                 self.err(

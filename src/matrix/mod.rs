@@ -20,13 +20,22 @@ pub enum FaultClass {
     Pause,
     Network,
     All,
-    /// Broker faults one at a time: crashes (half of them losing the broker's unflushed
-    /// data), network partitions (from the other brokers and the controller, from the
-    /// clients, or both) and slow followers, on a three-broker cluster (a scenario of one
-    /// broker gets three, replication factor 3, `min.insync.replicas = 2`, no unclean
-    /// election: [`Profile::Safe`]; [`Profile::apply`] puts other settings on it).
+    /// Broker faults: crashes (half of them losing the broker's unflushed data), network
+    /// partitions (from the other brokers and the controller, from the clients, or both)
+    /// and slow followers, on a three-broker cluster (a scenario of one broker gets three,
+    /// replication factor 3, `min.insync.replicas = 2`, no unclean election:
+    /// [`Profile::Safe`]; [`Profile::apply`] puts other settings on it). Each run draws
+    /// whether its faults stay one at a time or may overlap ([`BROKER_OVERLAP`]).
     Broker,
 }
+
+/// The `broker` class's `broker_overlap`: half its runs keep their broker faults one at
+/// a time (the run's coin), the other half give each fault a second one before it heals
+/// with a chance drawn in 1..=300 per mille (15% on average). The faults heal within
+/// 50..600 ms, about the cluster's `replica_lag_time_max_ms` (200 ms): a second failure
+/// within the replica lag window of the first, as correlated failures (a rack's power, a
+/// rolling restart, an overloaded cluster) bring them.
+pub const BROKER_OVERLAP: u32 = 300;
 
 impl FaultClass {
     /// The matrix's columns.
@@ -61,7 +70,9 @@ impl FaultClass {
             FaultClass::Pause => "pause (zombie)",
             FaultClass::Network => "network (drop, duplicate, delay)",
             FaultClass::All => "all together",
-            FaultClass::Broker => "broker (crash, fsync loss, partition, slow follower)",
+            FaultClass::Broker => {
+                "broker (crash, fsync loss, partition, slow follower; overlapping in some runs)"
+            }
         }
     }
 
@@ -91,6 +102,7 @@ impl FaultClass {
                 fsync_loss: 500,
                 broker_partition: 4,
                 slow_follower: 4,
+                broker_overlap: BROKER_OVERLAP,
                 ..base
             },
         }

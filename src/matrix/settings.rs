@@ -4,7 +4,7 @@
 //! the table's cells.
 
 use super::{cell_text, sweep_all, table_header, FaultClass};
-use crate::checker::Invariant;
+use crate::checker::{Invariant, Probe};
 use crate::designs::Registry;
 use crate::run::Sweep;
 use crate::scenario::{Scenario, SeedRange};
@@ -239,6 +239,7 @@ pub fn settings_markdown_in(registry: &Registry, cells: &[SettingsCell]) -> Stri
             .unwrap_or_default()
     });
     out.push('\n');
+    out.push_str(&coverage_line(cells));
     let losers: Vec<(Profile, Vec<String>)> = Profile::ALL
         .into_iter()
         .map(|p| {
@@ -252,6 +253,32 @@ pub fn settings_markdown_in(registry: &Registry, cells: &[SettingsCell]) -> Stri
         .collect();
     out.push_str(&must_configure(registry.iter().count(), &losers));
     out
+}
+
+/// Per column, how often its runs reached the broker faults its settings are about: runs
+/// whose broker faults overlapped (`broker-faults-overlap`), and runs in which a replica
+/// that had lost unflushed data in a crash was elected leader from the ISR
+/// (`lossy-replica-elected`), over every design.
+pub fn coverage_line(cells: &[SettingsCell]) -> String {
+    let parts: Vec<String> = Profile::ALL
+        .into_iter()
+        .map(|p| {
+            let (mut runs, mut overlap, mut elected) = (0, 0, 0);
+            for c in cells.iter().filter(|c| c.profile == p) {
+                runs += c.sweep.runs;
+                let fired = |probe: Probe| c.sweep.probes.get(&probe).map_or(0, |n| n.runs);
+                overlap += fired(Probe::BrokerFaultsOverlap);
+                elected += fired(Probe::LossyReplicaElected);
+            }
+            format!("{} {overlap} and {elected} of {runs}", p.flag())
+        })
+        .collect();
+    format!(
+        "Runs whose broker faults overlapped, and runs in which a replica that had lost \
+         unflushed data in a crash was elected leader from the ISR, per column over every \
+         design: {}.\n\n",
+        parts.join("; ")
+    )
 }
 
 /// "What an inventory service must configure", from the table: per profile, the designs
@@ -275,16 +302,22 @@ pub fn must_configure(designs: usize, losers: &[(Profile, Vec<String>)]) -> Stri
         let lost = lost_under(profile);
         let shown = if lost.is_empty() {
             format!(
-                "{without}, no design lost an acknowledged write in these runs: the `broker` \
-                 fault class strikes one fault at a time and only while every broker is up \
-                 and every ISR is full, so the loss this setting prevents ({}) is not \
-                 drawn; the runs neither require nor refute it (see `scenarios/cluster/` \
-                 for stories where it matters)",
+                "{without}, no design lost an acknowledged write in these runs (their broker \
+                 faults overlapping in some, counted above): the loss this setting prevents \
+                 ({}) did not happen in them, so the runs neither require nor refute it (see \
+                 `scenarios/cluster/` for stories where it matters)",
                 profile.guards()
             )
         } else {
+            let safe = lost_under(Profile::Safe).len();
+            let beside = if safe > 0 {
+                format!(", against {safe} with every safe setting")
+            } else {
+                String::new()
+            };
             format!(
-                "{without}, {} of {designs} designs lost acknowledged writes (`no-lost-write`: {})",
+                "{without}, {} of {designs} designs lost acknowledged writes (`no-lost-write`: \
+                 {}){beside}",
                 lost.len(),
                 lost.join(", ")
             )
@@ -299,7 +332,13 @@ pub fn must_configure(designs: usize, losers: &[(Profile, Vec<String>)]) -> Stri
         ));
     } else {
         out.push_str(&format!(
-            "\nEven with all of them (the safe column) {} lost acknowledged writes.\n",
+            "\nEven with all of them (the safe column) {} of {designs} designs lost \
+             acknowledged writes ({}): the safe settings hold against one broker failure at \
+             a time, not against overlapping ones in which every in-sync replica of a \
+             partition loses its unflushed data (this model's controller, like Kafka's \
+             without eligible leader replicas, KIP-966, elects the last in-sync replica \
+             again with what it kept).\n",
+            safe.len(),
             safe.join(", ")
         ));
     }

@@ -306,6 +306,7 @@ pub fn fault_plan(kind: FaultKind, services: &'static [&'static str]) -> BoxedSt
                     fsync_loss: 500,
                     broker_partition: partition,
                     slow_follower: slow,
+                    broker_overlap: oversell::matrix::BROKER_OVERLAP,
                     ..FaultRates::default()
                 };
                 plan(600, rates, vec![], p, i, true)

@@ -70,8 +70,8 @@ impl World {
 
     /// At most one random broker fault per step of the fault phase (a crash, a network
     /// partition, a slow follower), and only while the cluster is healthy (every broker
-    /// up and reachable, every ISR full): one fault at a time. A kind whose rate is 0
-    /// draws nothing.
+    /// up and reachable, every ISR full); and the follow-ups that are due, which strike
+    /// whatever the cluster's state (`overlap.rs`). A kind whose rate is 0 draws nothing.
     pub(super) fn maybe_broker_fault(
         &mut self,
         chooser: &mut Chooser,
@@ -79,35 +79,74 @@ impl World {
         let rates = self.config.rates.clone();
         let n = self.broker.broker_count();
         let any = rates.broker_crash + rates.broker_partition + rates.slow_follower > 0;
-        if !any || n == 1 || !self.broker.cluster_healthy() {
+        if !any || n == 1 {
             return Ok(());
         }
-        if rates.broker_crash > 0 && chooser.chance(rates.broker_crash)? {
-            let b = chooser.choose(n)?;
-            let d = pick_range(chooser, rates.broker_restart_after)?;
-            let lose = chooser.chance(rates.fsync_loss)?;
-            return self.crash_broker(b, self.now + d, lose, chooser);
-        }
-        if rates.broker_partition > 0 && chooser.chance(rates.broker_partition)? {
-            let b = chooser.choose(n)?;
-            let d = pick_range(chooser, rates.broker_partition_for)?;
-            // From the brokers, from the clients, or from both.
-            let (from_brokers, from_clients) = match chooser.choose(3)? {
-                0 => (true, false),
-                1 => (false, true),
-                _ => (true, true),
-            };
-            let choice = chooser.index();
-            self.partition_broker(b, self.now + d, from_brokers, from_clients, choice);
+        self.overlap_chance(chooser)?;
+        self.follow_ups_due(chooser)?;
+        if !self.broker.cluster_healthy() {
             return Ok(());
         }
-        if rates.slow_follower > 0 && chooser.chance(rates.slow_follower)? {
+        let heal_at = if rates.broker_crash > 0 && chooser.chance(rates.broker_crash)? {
             let b = chooser.choose(n)?;
-            let d = pick_range(chooser, rates.slow_follower_for)?;
-            let choice = chooser.index();
-            self.slow_follower(b, self.now + d, choice);
-        }
-        Ok(())
+            self.random_crash(b, chooser)?
+        } else if rates.broker_partition > 0 && chooser.chance(rates.broker_partition)? {
+            let b = chooser.choose(n)?;
+            self.random_partition(b, chooser)?
+        } else if rates.slow_follower > 0 && chooser.chance(rates.slow_follower)? {
+            let b = chooser.choose(n)?;
+            self.random_slow(b, chooser)?
+        } else {
+            return Ok(());
+        };
+        self.maybe_follow_up(heal_at, chooser)
+    }
+
+    /// Crash broker `b` for a downtime drawn from the rates, losing its unflushed data
+    /// with the `fsync_loss` chance; when it restarts.
+    pub(super) fn random_crash(
+        &mut self,
+        b: BrokerId,
+        chooser: &mut Chooser,
+    ) -> Result<Millis, ReplayDiverged> {
+        let rates = &self.config.rates;
+        let (restart, fsync_loss) = (rates.broker_restart_after, rates.fsync_loss);
+        let d = pick_range(chooser, restart)?;
+        let lose = chooser.chance(fsync_loss)?;
+        self.crash_broker(b, self.now + d, lose, chooser)?;
+        Ok(self.now + d)
+    }
+
+    /// Partition broker `b` from the brokers, the clients, or both (drawn), for a length
+    /// drawn from the rates; when it heals.
+    pub(super) fn random_partition(
+        &mut self,
+        b: BrokerId,
+        chooser: &mut Chooser,
+    ) -> Result<Millis, ReplayDiverged> {
+        let d = pick_range(chooser, self.config.rates.broker_partition_for)?;
+        // From the brokers, from the clients, or from both.
+        let (from_brokers, from_clients) = match chooser.choose(3)? {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        let choice = chooser.index();
+        self.partition_broker(b, self.now + d, from_brokers, from_clients, choice);
+        Ok(self.now + d)
+    }
+
+    /// Stall broker `b`'s follower fetches for a length drawn from the rates; when they
+    /// resume.
+    pub(super) fn random_slow(
+        &mut self,
+        b: BrokerId,
+        chooser: &mut Chooser,
+    ) -> Result<Millis, ReplayDiverged> {
+        let d = pick_range(chooser, self.config.rates.slow_follower_for)?;
+        let choice = chooser.index();
+        self.slow_follower(b, self.now + d, choice);
+        Ok(self.now + d)
     }
 
     /// A scheduled broker fault; one on a broker that does not exist, is down, already

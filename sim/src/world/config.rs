@@ -50,6 +50,14 @@ pub struct FaultRates {
     /// `replica_lag_time_max_ms`, so that it can leave the ISR).
     #[serde(skip_serializing_if = "is_default_slow_for")]
     pub slow_follower_for: (Millis, Millis),
+    /// The upper end of a run's chance, per mille, that a random broker fault brings a
+    /// second one before it heals (several brokers only). Each run draws a coin (tails:
+    /// one broker fault at a time) and on heads its chance in `1..=broker_overlap`; the
+    /// second fault strikes at a time drawn up to the first's heal, of a kind drawn in
+    /// proportion to the kinds' rates, on a broker still intact, and may bring its own.
+    /// Default 0: one at a time.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub broker_overlap: u32,
 }
 
 fn is_default_slow_for(r: &(Millis, Millis)) -> bool {
@@ -86,6 +94,7 @@ impl Default for FaultRates {
             broker_partition_for: DEFAULT_BROKER_RESTART,
             slow_follower: 0,
             slow_follower_for: DEFAULT_SLOW_FOLLOWER,
+            broker_overlap: 0,
         }
     }
 }
@@ -94,7 +103,7 @@ impl FaultRates {
     /// The random fault kinds, by their scenario key (`[faults]`), with their rate: the
     /// one list that the loader and the shrinker iterate. A new kind is a field and a
     /// line here.
-    pub fn named(&self) -> [(&'static str, u32); 9] {
+    pub fn named(&self) -> [(&'static str, u32); 10] {
         [
             ("crash", self.crash),
             ("pause", self.pause),
@@ -105,11 +114,12 @@ impl FaultRates {
             ("fsync_loss", self.fsync_loss),
             ("broker_partition", self.broker_partition),
             ("slow_follower", self.slow_follower),
+            ("broker_overlap", self.broker_overlap),
         ]
     }
 
     /// [`FaultRates::named`], each rate mutable.
-    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 9] {
+    pub fn named_mut(&mut self) -> [(&'static str, &mut u32); 10] {
         [
             ("crash", &mut self.crash),
             ("pause", &mut self.pause),
@@ -120,6 +130,7 @@ impl FaultRates {
             ("fsync_loss", &mut self.fsync_loss),
             ("broker_partition", &mut self.broker_partition),
             ("slow_follower", &mut self.slow_follower),
+            ("broker_overlap", &mut self.broker_overlap),
         ]
     }
 

@@ -20,6 +20,7 @@ mod exhaustive;
 mod faults;
 mod instances;
 mod network;
+mod overlap;
 mod pct;
 mod por;
 mod quiescence;
@@ -129,6 +130,11 @@ pub struct World {
     partitioned: BTreeMap<BrokerId, Millis>,
     /// Slow followers, with the time their fetches resume.
     slowed: BTreeMap<BrokerId, Millis>,
+    /// The run's chance per mille that a random broker fault brings a follow-up, once
+    /// drawn (`overlap.rs`).
+    overlap: Option<u32>,
+    /// Follow-up broker faults still to strike, by time (`overlap.rs`).
+    follow_ups: Vec<Millis>,
     /// Whether events are kept in the trace ([`World::without_trace`] turns it off).
     tracing: bool,
     /// The PCT scheduler's state, under [`Strategy::Pct`].
@@ -201,6 +207,8 @@ impl World {
             brokers_down: BTreeMap::new(),
             partitioned: BTreeMap::new(),
             slowed: BTreeMap::new(),
+            overlap: None,
+            follow_ups: Vec::new(),
             tracing: true,
             pct: None,
             exhaustive: None,
@@ -293,6 +301,7 @@ impl World {
             let rates = &mut self.config.rates;
             (rates.drop, rates.duplicate, rates.delay) = (0, 0, 0);
             (rates.crash, rates.pause, rates.broker_crash) = (0, 0, 0);
+            rates.broker_overlap = 0;
         }
     }
 

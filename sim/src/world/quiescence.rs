@@ -36,6 +36,9 @@ impl World {
         if let Some(d) = self.broker_deadline {
             at(d);
         }
+        if let Some(f) = self.next_follow_up() {
+            at(f);
+        }
         let heals = self.partitioned.values().chain(self.slowed.values());
         for restart_at in self.brokers_down.values().chain(heals) {
             at(*restart_at);
