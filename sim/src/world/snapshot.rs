@@ -70,6 +70,8 @@ impl World {
             brokers_down: self.brokers_down.clone(),
             partitioned: self.partitioned.clone(),
             slowed: self.slowed.clone(),
+            overlap: self.overlap,
+            follow_ups: self.follow_ups.clone(),
             tracing: self.tracing,
             pct: None,
             exhaustive: self.exhaustive,
