@@ -3,7 +3,7 @@
 //! replays exactly) and proves rekeyed-eos for its bound.
 
 use oversell::designs::Mutation;
-use oversell::exhaustive::{search, Limits};
+use oversell::exhaustive::{search, search_with, Limits, Search};
 use oversell::expect::design_named;
 use oversell::load::load_file;
 use oversell::run::{build_world, run_log};
@@ -171,4 +171,55 @@ fn the_reduction_finds_what_faults_break() {
     let [reduced, full] = verdicts("rekeyed-alo", &s, &[], first);
     assert!(!full.0.is_empty(), "the unreduced search refutes it");
     assert!(!reduced.0.is_empty(), "so does the reduced one: {full:?}");
+}
+
+/// A search's figures: what resuming copies of the world must leave unchanged.
+fn figures(found: &Search) -> [u64; 8] {
+    let c = found.counterexample.as_ref();
+    [
+        found.runs,
+        found.ended,
+        found.pruned,
+        found.blocked,
+        found.states,
+        found.researched,
+        found.deepest,
+        c.map_or(0, |c| c.choices.choices.len() as u64),
+    ]
+}
+
+#[test]
+fn resuming_copies_of_the_world_searches_exactly_what_rerunning_prefixes_searches() {
+    let mut crash = scenario("last-unit");
+    crash.run.max_crashes = 1;
+    let cases = [
+        ("naive", scenario("last-unit"), 300),
+        ("rekeyed-eos", scenario("last-unit"), 400),
+        ("rekeyed-eos", crash, 400),
+        ("rekeyed-alo", scenario("crash-before-offset-commit"), 400),
+    ];
+    for (design, s, max_runs) in cases {
+        let d = design_named(design).unwrap();
+        let limits = Limits {
+            max_runs,
+            first: false,
+        };
+        let copied = search_with(d.as_ref(), &s, &[], limits, true).expect("no panic");
+        let rerun = search_with(d.as_ref(), &s, &[], limits, false).expect("no panic");
+        assert!(
+            copied.resumed && !rerun.resumed,
+            "{design}: both ways taken"
+        );
+        assert_eq!(
+            figures(&copied),
+            figures(&rerun),
+            "{design}: the same search"
+        );
+        let names = |f: &Search| {
+            f.counterexample
+                .as_ref()
+                .map(|c| (c.judged.violated(), c.judged.result.trace.hash()))
+        };
+        assert_eq!(names(&copied), names(&rerun), "{design}: the same verdict");
+    }
 }

@@ -53,8 +53,19 @@ fn producer(extra: &[(&str, &str)]) -> Result<FutureProducer, KafkaError> {
 }
 
 fn consumer(group: &str, isolation: &str) -> StreamConsumer {
-    ClientConfig::new()
-        .set("client.id", group)
+    config(group, isolation).create().unwrap()
+}
+
+fn consumer_with_session(group: &str, session_ms: u64) -> StreamConsumer {
+    config(group, "read_committed")
+        .set("session.timeout.ms", session_ms.to_string())
+        .create()
+        .unwrap()
+}
+
+fn config(group: &str, isolation: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("client.id", group)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -62,9 +73,8 @@ fn consumer(group: &str, isolation: &str) -> StreamConsumer {
         .set("session.timeout.ms", "300")
         .set("heartbeat.interval.ms", "100")
         .set("max.poll.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .unwrap()
+        .set("fetch.wait.max.ms", "10");
+    c
 }
 
 #[madsim::test]
@@ -238,5 +248,62 @@ async fn settings_it_does_not_model_are_refused_by_name() {
     let unknown = producer(&[("linger.ms", "5")]);
     assert!(
         matches!(unknown, Err(KafkaError::ClientConfig(ref why)) if why.starts_with("linger.ms"))
+    );
+}
+
+/// A dropped consumer leaves its group (rdkafka's close sends `LeaveGroup`): the
+/// coordinator forgets it at once, long before its session would expire.
+#[madsim::test]
+async fn a_dropped_consumer_leaves_its_group_at_once() {
+    let c = cluster(1);
+    let members = {
+        let c = c.clone();
+        move || c.broker().group_members("g").len()
+    };
+    on_node("p", [10, 0, 0, 2], || async {
+        let p = producer(&[]).unwrap();
+        p.send(FutureRecord::to("in").key("k").payload("x"), T)
+            .await
+            .unwrap();
+        let joined = consumer_with_session("g", 60_000);
+        joined.subscribe(&["in"]).unwrap();
+        joined.recv().await.unwrap();
+        drop(joined);
+        madsim::time::sleep(Duration::from_millis(100)).await;
+    })
+    .await;
+    assert_eq!(members(), 0, "the dropped member is gone within 100 ms");
+}
+
+/// A killed node's consumer sends nothing: the coordinator expires it only when its
+/// session times out.
+#[madsim::test]
+async fn a_killed_consumer_stays_in_its_group_until_its_session_expires() {
+    let c = cluster(1);
+    let node = Handle::current()
+        .create_node()
+        .name("k")
+        .ip([10, 0, 0, 3].into())
+        .build();
+    node.spawn(async {
+        let joined = consumer_with_session("g", 2_000);
+        joined.subscribe(&["in"]).unwrap();
+        let _ = madsim::time::timeout(Duration::from_millis(300), joined.recv()).await;
+        std::future::pending::<()>().await;
+    });
+    madsim::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(c.broker().group_members("g").len(), 1, "joined");
+    Handle::current().kill(node.id());
+    madsim::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(
+        c.broker().group_members("g").len(),
+        1,
+        "no LeaveGroup from a killed node"
+    );
+    madsim::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(
+        c.broker().group_members("g").len(),
+        0,
+        "expired after its session"
     );
 }

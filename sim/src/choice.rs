@@ -57,6 +57,7 @@ fn to_base36(mut n: u32) -> String {
     String::from_utf8(buf).expect("ascii digits")
 }
 
+#[derive(Clone)]
 enum Source {
     Seeded(Pcg64Mcg),
     Replay {
@@ -71,6 +72,7 @@ enum Source {
 }
 
 /// Draws choices and records them.
+#[derive(Clone)]
 pub struct Chooser {
     source: Source,
     log: ChoiceLog,
@@ -126,6 +128,26 @@ impl Chooser {
             record: true,
             seed: None,
             arities: Vec::new(),
+        }
+    }
+
+    /// This guided chooser, as far as it went, now guided by `prefix` from here on (the
+    /// exhaustive search resuming a copied world): the choices made so far must be
+    /// `prefix`'s first ones.
+    pub fn redirect(&self, prefix: &[u32]) -> Chooser {
+        let Source::Guided { next, .. } = self.source else {
+            panic!("only a guided chooser is redirected");
+        };
+        assert!(
+            prefix.len() >= next && self.log.choices[..next] == prefix[..next],
+            "a redirected chooser keeps the choices it made"
+        );
+        Chooser {
+            source: Source::Guided {
+                prefix: prefix.to_vec(),
+                next,
+            },
+            ..self.clone()
         }
     }
 

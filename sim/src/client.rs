@@ -151,6 +151,12 @@ pub trait Client {
     /// `kafka-streams-process-metadata` file and picks a random one); called right after
     /// the client is built, before its first step. Default: ignored.
     fn set_process_id(&mut self, _process_id: u32) {}
+    /// A copy of this client, state included, for the exhaustive search's snapshots of a
+    /// world (`World::try_clone`); `None` (the default): the world cannot be copied and
+    /// the search re-runs every prefix from the start instead.
+    fn clone_boxed(&self) -> Option<Box<dyn Client>> {
+        None
+    }
     /// For the exhaustive search's state hashing: write everything of this client's
     /// state that its future behaviour depends on, except the correlation ids of its
     /// requests in flight (which [`Client::awaits`] names instead), and return `true`.

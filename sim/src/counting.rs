@@ -48,9 +48,14 @@ impl Default for CountingSetup {
     }
 }
 
+#[derive(Clone)]
 struct Count;
 
 impl Processor for Count {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(key) = &input.key else {
             return Processed::Done;

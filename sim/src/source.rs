@@ -51,7 +51,7 @@ impl Default for SourceConfig {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Waiting {
     corr: u64,
     request: Request,
@@ -59,12 +59,13 @@ struct Waiting {
 }
 
 /// A request answered with a retriable error, to send again as it was.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Backoff {
     request: Request,
     at: Millis,
 }
 
+#[derive(Clone)]
 pub struct SourceClient {
     id: ClientId,
     config: SourceConfig,
@@ -102,6 +103,10 @@ impl SourceClient {
 }
 
 impl Client for SourceClient {
+    fn clone_boxed(&self) -> Option<Box<dyn Client>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn fingerprint(&self, out: &mut dyn std::fmt::Write) -> bool {
         // The schedule and the configuration are fixed at build: `next` says where it is.
         let waiting = self.waiting.as_ref().map(|w| (&w.request, w.deadline));

@@ -68,10 +68,20 @@ pub enum Command {
     /// Play a scenario on a real Kafka 4.x cluster with real Kafka Streams applications
     /// (the design's live twin in live/), N times; judge each recorded history with the
     /// same checker. Needs Java 17+ (and Maven for the first build: scripts/live-setup).
+    ///
+    /// A run ends when every application has settled, or at its time bound: the scaled
+    /// scenario's own (the earlier of `run.max_time_ms` and the last order or heal plus
+    /// `run.decision_bound_ms`, every time ×--time-scale), at least 10 s and at most
+    /// 15 minutes (a bound above that is said, and cut there).
     Live(LiveArgs),
     /// The conformance table: for each shipped scenario and each design with a live twin,
     /// the simulator's verdict over the scenario's seeds (fresh) beside the live verdict
     /// (from the summary file; `--runs N --write FILE` runs the live side again).
+    ///
+    /// Each live run has the time bound `oversell live --help` describes (at most 15
+    /// minutes). A run that does not complete (fails to start, is killed, Ctrl-C) is
+    /// counted apart as interrupted, never as a run nor a verdict; a cell tries again
+    /// until N runs completed or N were interrupted.
     Conformance(ConformanceArgs),
     /// The saga's zombie punctuation on real Kafka: a product-service instance SIGSTOPped
     /// right after its ledger task is restored, its task moved, then SIGCONTed; does its
@@ -145,6 +155,11 @@ pub struct ExploreArgs {
     /// it the search stops and proves nothing.
     #[arg(long = "max-runs", default_value_t = 1_000_000)]
     pub max_runs: u64,
+    /// `--strategy exhaustive`: re-run every run's prefix from the start instead of
+    /// resuming a copy of the world where it branches off (the same search, slower; for
+    /// comparison).
+    #[arg(long = "rerun-prefixes")]
+    pub rerun_prefixes: bool,
     /// `--strategy exhaustive`: write the shortest counterexample's choice log here (for
     /// `replay --choices`).
     #[arg(long = "counterexample")]
@@ -280,6 +295,10 @@ pub struct ReplayArgs {
     pub json: Option<PathBuf>,
     #[command(flatten)]
     pub mutations: MutationArg,
+    /// The driver of the replayed run (`madsim`: `--seed` is madsim's seed, the value of a
+    /// `MADSIM_TEST_SEED`).
+    #[command(flatten)]
+    pub driver: DriverArg,
 }
 
 #[derive(Args)]

@@ -120,7 +120,14 @@ fn series(
     let mut index = 0;
     for plan in plans {
         let cell = run_cell(registry, tc, a, plan, &mut cluster, &mut index)?;
-        if cell.runs > 0 {
+        let kept = summary.cell(&cell.scenario, &cell.design);
+        if cell.runs == 0 && kept.is_some_and(|c| c.runs > 0) {
+            say!(
+                "{} × {}: no run completed; the summary keeps the earlier series",
+                cell.scenario,
+                cell.design
+            );
+        } else if cell.runs > 0 || !cell.interrupted.is_empty() {
             summary.put(cell);
             let text = serde_json::to_string_pretty(summary)? + "\n";
             std::fs::write(write, text).map_err(|e| Error::io(write, e))?;
@@ -164,10 +171,9 @@ fn run_cell(
             .session_timeout_ms
             .unwrap_or_default()
     );
-    let mut walls = Vec::new();
-    for _ in 0..a.runs {
+    let mut walls = attempts(&mut cell, a.runs, &mut |cell| {
         if super::progress::interrupted() || !cluster.alive() {
-            break;
+            return Ok(None);
         }
         let done = run_once(
             tc,
@@ -178,41 +184,77 @@ fn run_cell(
             &super::progress::interrupted,
         );
         *index += 1;
-        cell.runs += 1;
-        match done {
+        Ok(Some(match done {
             Ok(done) => {
-                walls.push(done.wall);
-                judge_run(registry, plan, &done, &mut cell)?;
+                judge_run(registry, plan, &done, cell)?;
+                Attempt::Completed(done.wall)
             }
-            Err(e) => failed_run(&mut cell, &e.to_string()),
-        }
-    }
+            Err(e) => Attempt::Interrupted(failed_run(cell, &e.to_string())),
+        }))
+    })?;
     walls.sort();
     cell.median_seconds = walls
         .get(walls.len() / 2)
         .map_or(0.0, |d: &Duration| (d.as_secs_f64() * 10.0).round() / 10.0);
     say!(
-        "{} × {}: {} run(s), {} judged, {:?}, {} without verdict",
+        "{} × {}: {} run(s), {} judged, {:?}, {} without verdict, {} interrupted",
         cell.scenario,
         cell.design,
         cell.runs,
         cell.judged,
         cell.violations,
-        cell.runs - cell.judged
+        cell.runs - cell.judged,
+        cell.interrupted.values().sum::<u32>()
     );
     Ok(cell)
 }
 
-/// A run that failed before its history was recorded: counted with its first line.
-fn failed_run(cell: &mut LiveCell, text: &str) {
+/// What one attempt at a live run came to.
+enum Attempt {
+    /// Its history was recorded (and judged into the cell): its wall time.
+    Completed(Duration),
+    /// It did not complete (failed to start, killed, interrupted): why.
+    Interrupted(String),
+}
+
+/// Attempts until `runs` completed, or `runs` were interrupted, or `attempt` says stop
+/// (`None`: Ctrl-C, the cluster gone): the completed runs' wall times. An interrupted
+/// attempt is counted apart (`interrupted`), never as a run and never as a verdict.
+fn attempts(
+    cell: &mut LiveCell,
+    runs: u32,
+    attempt: &mut dyn FnMut(&mut LiveCell) -> Result<Option<Attempt>, Error>,
+) -> Result<Vec<Duration>, Error> {
+    let mut walls = Vec::new();
+    let mut stopped = 0;
+    while cell.runs < runs && stopped < runs {
+        match attempt(cell)? {
+            None => break,
+            Some(Attempt::Completed(wall)) => {
+                cell.runs += 1;
+                walls.push(wall);
+            }
+            Some(Attempt::Interrupted(why)) => {
+                stopped += 1;
+                *cell.interrupted.entry(why).or_default() += 1;
+            }
+        }
+    }
+    assert!(cell.judged <= cell.runs, "only a completed run is judged");
+    Ok(walls)
+}
+
+/// A run that failed before its history was recorded: its first line, said.
+fn failed_run(cell: &LiveCell, text: &str) -> String {
     let first = text.lines().next().unwrap_or("");
     // Without the path of its scratch directory's log.
     let first = first.split("; the end of ").next().unwrap_or(first);
-    say!("{} × {}: run failed: {first}", cell.scenario, cell.design);
-    *cell
-        .no_verdict
-        .entry(format!("the run failed: {first}"))
-        .or_default() += 1;
+    say!(
+        "{} × {}: run interrupted: {first}",
+        cell.scenario,
+        cell.design
+    );
+    format!("the run failed: {first}")
 }
 
 /// Judge one recorded run into its cell: invariants, promised outcomes, or no verdict.
@@ -389,7 +431,50 @@ fn zombie_series(
 
 #[cfg(test)]
 mod tests {
-    use super::{reason_class, twin_guarantee, Guarantee};
+    use super::{attempts, reason_class, twin_guarantee, Attempt, Guarantee, LiveCell};
+    use std::time::Duration;
+
+    /// An interrupted attempt is not a run: the series goes on until its runs completed
+    /// (or as many were interrupted), and the interrupted ones are counted apart.
+    #[test]
+    fn an_interrupted_run_is_counted_apart_and_not_as_a_run() {
+        let mut script = vec![
+            Some(Attempt::Interrupted("the run failed: did not start".into())),
+            Some(Attempt::Completed(Duration::from_secs(20))),
+            Some(Attempt::Interrupted("the run failed: did not start".into())),
+            Some(Attempt::Completed(Duration::from_secs(30))),
+            Some(Attempt::Completed(Duration::from_secs(25))),
+            Some(Attempt::Completed(Duration::from_secs(99))),
+        ]
+        .into_iter();
+        let mut cell = LiveCell::default();
+        let mut tried = 0;
+        let walls = attempts(&mut cell, 3, &mut |c| {
+            tried += 1;
+            let next = script.next().expect("no attempt past the script");
+            if matches!(next, Some(Attempt::Completed(_))) {
+                c.judged += 1;
+            }
+            Ok(next)
+        })
+        .expect("no error");
+        assert_eq!(tried, 5, "stops once 3 runs completed");
+        assert_eq!((cell.runs, cell.judged), (3, 3));
+        assert_eq!(walls.len(), 3);
+        assert_eq!(cell.interrupted["the run failed: did not start"], 2);
+        // Every attempt interrupted: no run, `runs` interruptions, then it gives up.
+        let mut cell = LiveCell::default();
+        let walls = attempts(&mut cell, 3, &mut |_| {
+            Ok(Some(Attempt::Interrupted("killed".into())))
+        })
+        .expect("no error");
+        assert!(walls.is_empty());
+        assert_eq!((cell.runs, cell.interrupted["killed"]), (0, 3));
+        // Ctrl-C: nothing more is tried.
+        let mut cell = LiveCell::default();
+        attempts(&mut cell, 3, &mut |_| Ok(None)).expect("no error");
+        assert_eq!((cell.runs, cell.interrupted.len()), (0, 0));
+    }
 
     /// An at_least_once twin writes no transaction markers: its refusal is its own words.
     #[test]

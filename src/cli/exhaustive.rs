@@ -6,7 +6,7 @@
 use super::args::ExploreArgs;
 use super::out::{self, say, Shown};
 use super::{designs, Error, Exit, OutFile, Registry};
-use crate::exhaustive::{search, Limits, Search};
+use crate::exhaustive::{search_with, Limits, Search};
 use crate::scenario::Scenario;
 use std::time::Instant;
 
@@ -33,12 +33,14 @@ pub(super) fn explore(
     let mut written = None;
     for d in designs {
         let start = Instant::now();
-        let found = search(d, scenario, &a.mutations.mutations, limits).map_err(|panic| {
-            Error::Panicked {
-                panic,
-                replay: "(the exhaustive search; rerun it)".into(),
-            }
-        })?;
+        let copies = !a.rerun_prefixes;
+        let found =
+            search_with(d, scenario, &a.mutations.mutations, limits, copies).map_err(|panic| {
+                Error::Panicked {
+                    panic,
+                    replay: "(the exhaustive search; rerun it)".into(),
+                }
+            })?;
         let secs = start.elapsed().as_secs_f64();
         exit = exit.and(print_search(d.name(), &found, secs));
         if let Some(c) = &found.counterexample {

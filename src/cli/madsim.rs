@@ -1,8 +1,8 @@
-//! `run` and `explore` with `--driver madsim`.
+//! `run`, `explore` and `replay` with `--driver madsim`.
 
-use super::args::{ExploreArgs, MutationArg};
-use super::out::{say, Shown};
-use super::{designs, load_with, Error, Exit, Registry};
+use super::args::{ExploreArgs, MutationArg, ReplayArgs};
+use super::out::{self, say, Shown};
+use super::{designs, load_with, Error, Exit, OutFile, Registry};
 use crate::checker::Invariant;
 use crate::designs::Design;
 use crate::madsim_driver::unsupported;
@@ -11,11 +11,11 @@ use crate::scenario::Scenario;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// The command that reproduces one madsim run.
-fn command(path: &Path, design: &str, seed: u64) -> String {
+/// The command that reproduces one madsim run and prints its trace.
+pub fn command(path: &Path, design: &str, seed: u64) -> String {
     let (path, seed) = (path.display().to_string(), seed.to_string());
     run::command_line(&[
-        "run", &path, "--design", design, "--seed", &seed, "--driver", "madsim",
+        "replay", &path, "--design", design, "--seed", &seed, "--driver", "madsim",
     ])
 }
 
@@ -104,7 +104,7 @@ pub fn run(
             );
         }
         if judged.status() != Status::Holds {
-            say!("  reproduce: {}", Shown(&command(path, d.name(), seed)));
+            say!("  replay: {}", Shown(&command(path, d.name(), seed)));
         }
         exit = exit.and(exit_of(judged.status()));
     }
@@ -161,4 +161,67 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
         }
     }
     Ok(exit)
+}
+
+/// `oversell replay --driver madsim`: one run from madsim's seed (a `MADSIM_TEST_SEED`),
+/// its trace printed with `--trace`, its verdict, and the command that replays it.
+pub fn replay(registry: &Registry, a: &ReplayArgs) -> Result<Exit, Error> {
+    if a.choices.is_some() {
+        return Err(Error::Madsim(
+            "--choices replays the simulator's choice log; a madsim run replays from its seed (--seed N)".into(),
+        ));
+    }
+    let Some(seed) = a.seed else {
+        return Err(Error::Madsim(
+            "give --seed N (madsim's seed, a MADSIM_TEST_SEED)".into(),
+        ));
+    };
+    let path = a.scenario_path();
+    let scenario = load_with(path, &a.mutations)?;
+    let picked = chosen(registry, &a.design, &scenario, &a.mutations)?;
+    let [d] = picked[..] else {
+        return Err(Error::Madsim(
+            "replay one design at a time (--design NAME)".into(),
+        ));
+    };
+    let html = OutFile::open_opt(a.html.as_deref())?;
+    let json = OutFile::open_opt(a.json.as_deref())?;
+    if a.trace {
+        super::single::init_trace(a.all);
+    }
+    say!(
+        "seed {seed} · design {} · scenario {} ({}) · driver madsim",
+        Shown(d.name()),
+        Shown(&scenario.name),
+        out::path(path)
+    );
+    let judged = run_one(d, &scenario, seed);
+    let r = &judged.result;
+    say!(
+        "{:?} at {}ms after {} steps; {} trace events, hash {:016x}",
+        r.outcome,
+        r.end_time,
+        r.steps,
+        r.trace.len(),
+        r.trace.hash()
+    );
+    match judged.status() {
+        Status::Holds => say!("every invariant holds"),
+        Status::Unsettled => say!("no violation found, but the run is unsettled"),
+        Status::Violated => say!("{} violation(s):", judged.counted().count()),
+    }
+    let command = command(path, d.name(), seed);
+    super::single::print_judgement(&judged, &command);
+    if let Some(file) = html {
+        let shown = out::path(&file.path);
+        file.write(&crate::report::html(&scenario, d.name(), &judged, &command))?;
+        say!("timeline written to {shown}");
+    }
+    if let Some(file) = json {
+        let shown = out::path(&file.path);
+        let value = crate::report::json(&scenario, d.name(), &judged);
+        file.write(&serde_json::to_string_pretty(&value)?)?;
+        say!("trace and verdict written to {shown}");
+    }
+    Ok(exit_of(judged.status()))
 }

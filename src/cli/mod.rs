@@ -92,6 +92,7 @@ fn dispatch(cli: Cli, registry: &Registry) -> Result<Exit, Error> {
         },
         Command::Replay(a) => match &a.history {
             Some(history) => live::replay_history(registry, history),
+            None if a.driver.driver == args::Driver::Madsim => madsim::replay(registry, &a),
             None => single::replay(registry, &a),
         },
         Command::Live(a) => live::live(registry, &a),

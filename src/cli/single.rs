@@ -27,7 +27,7 @@ fn verdict_word(status: Status) -> &'static str {
 }
 
 /// The violations that stand, what was not judged, and the command that replays it.
-fn print_judgement(judged: &Judged, command: &str) {
+pub(super) fn print_judgement(judged: &Judged, command: &str) {
     for v in judged.counted() {
         say!(
             "  ✗ {} at {}ms: {}",
@@ -117,7 +117,7 @@ pub fn run(
 
 /// Print the trace through `tracing` while the run goes (deliveries and fetches are
 /// traced at `trace` level, everything else at `debug`).
-fn init_trace(all: bool) {
+pub(super) fn init_trace(all: bool) {
     let default = if all {
         "oversell::trace=trace"
     } else {

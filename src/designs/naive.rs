@@ -66,9 +66,14 @@ pub(crate) fn stock_change(value: &str) -> Option<(String, i64)> {
 }
 
 /// The question's consumer: check stock by interactive query, then publish.
+#[derive(Clone)]
 struct CheckStock;
 
 impl Processor for CheckStock {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(Msg::OrderPlaced {
             order_id,
@@ -91,9 +96,14 @@ impl Processor for CheckStock {
 }
 
 /// The question's stream processor: fold stock changes into `ProductStock`.
+#[derive(Clone)]
 struct UpdateStock;
 
 impl Processor for UpdateStock {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some((product, delta)) = input.value.as_deref().and_then(stock_change) else {
             return Processed::Done;

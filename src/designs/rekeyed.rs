@@ -52,9 +52,14 @@ pub(crate) const RESERVED_STORE: &str = "reserved-stock";
 pub(crate) const VALIDATIONS: &str = "order-validations";
 
 /// `selectKey(order.product)`: forward each order to the repartition topic.
+#[derive(Clone)]
 struct SelectKey;
 
 impl Processor for SelectKey {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         if let Some(value) = &input.value {
             if let Some(Msg::OrderPlaced { product_id, .. }) = Msg::decode(value) {
@@ -77,6 +82,7 @@ pub(crate) fn reserve(inventory: i64, reserved: i64, quantity: u64) -> (Validati
     }
 }
 
+#[derive(Clone)]
 struct Validate {
     inventory: StockRecords,
 }
@@ -111,6 +117,10 @@ impl Validate {
 }
 
 impl Processor for Validate {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(value) = input.value.as_deref() else {
             return Processed::Done;

@@ -39,7 +39,7 @@ pub struct Summary {
 pub struct LiveCell {
     pub scenario: String,
     pub design: String,
-    /// Runs attempted.
+    /// Runs that completed (their history recorded); an interrupted run is not one.
     pub runs: u32,
     /// Runs whose history was judged by the checker.
     pub judged: u32,
@@ -49,8 +49,12 @@ pub struct LiveCell {
     pub unsettled: u32,
     /// Invariants a live run cannot show (reported as not judged, never as holding).
     pub not_judged: Vec<String>,
-    /// Why runs had no verdict (distinct reasons, each with its count).
+    /// Why completed runs had no verdict (distinct reasons, each with its count).
     pub no_verdict: BTreeMap<String, u32>,
+    /// Runs that did not complete (failed to start, killed, interrupted), by reason: never
+    /// counted in `runs`, never a verdict.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interrupted: BTreeMap<String, u32>,
     pub kafka_version: String,
     pub brokers: u32,
     /// UTC date of the series, `YYYY-MM-DD`.
@@ -218,7 +222,12 @@ fn row(
     let Some(c) = live.filter(|c| c.runs > 0) else {
         r.live = "—".into();
         r.status = "not run live";
-        r.reason = "no live run recorded yet (`oversell conformance --runs N --write FILE`)".into();
+        r.reason = match live.filter(|c| !c.interrupted.is_empty()) {
+            Some(c) => format!("no live run completed: {}", interrupted(c)),
+            None => {
+                "no live run recorded yet (`oversell conformance --runs N --write FILE`)".into()
+            }
+        };
         return r;
     };
     r.not_judged = c.not_judged.join(", ");
@@ -228,22 +237,7 @@ fn row(
         r.reason = no_verdict(c);
         return r;
     }
-    let live_counts: BTreeMap<String, u64> = c
-        .violations
-        .iter()
-        .map(|(k, v)| (k.clone(), *v as u64))
-        .collect();
-    r.live = counts(&live_counts, c.judged as u64, "runs");
-    if c.judged < c.runs {
-        r.live
-            .push_str(&format!(" ({} without verdict)", c.runs - c.judged));
-    }
-    if c.unsettled > 0 {
-        r.live.push_str(&format!(", {} unsettled", c.unsettled));
-    }
-    if c.time_scale > 1 {
-        r.live.push_str(&format!(", times ×{}", c.time_scale));
-    }
+    r.live = live_words(c);
     let unjudged: BTreeSet<&str> = c.not_judged.iter().map(String::as_str).collect();
     let sim_broke: BTreeSet<&str> = sim
         .violations
@@ -264,6 +258,31 @@ fn row(
     r
 }
 
+/// The live column of a cell with judged runs: what broke, over how many runs, and what
+/// else the series says (runs without verdict, unsettled, interrupted, the time scale).
+fn live_words(c: &LiveCell) -> String {
+    let live_counts: BTreeMap<String, u64> = c
+        .violations
+        .iter()
+        .map(|(k, v)| (k.clone(), *v as u64))
+        .collect();
+    let mut live = counts(&live_counts, c.judged as u64, "runs");
+    if c.judged < c.runs {
+        live.push_str(&format!(" ({} without verdict)", c.runs - c.judged));
+    }
+    if c.unsettled > 0 {
+        live.push_str(&format!(", {} unsettled", c.unsettled));
+    }
+    let stopped: u32 = c.interrupted.values().sum();
+    if stopped > 0 {
+        live.push_str(&format!(", {stopped} interrupted (not counted)"));
+    }
+    if c.time_scale > 1 {
+        live.push_str(&format!(", times ×{}", c.time_scale));
+    }
+    live
+}
+
 /// The reason of a differing row that has none in the reasons file.
 pub const UNEXPLAINED: &str = "UNEXPLAINED: add a reason to docs/live/conformance-reasons.toml";
 
@@ -274,6 +293,17 @@ fn no_verdict(c: &LiveCell) -> String {
         .map(|(why, n)| format!("{n} of {}: {why}", c.runs))
         .collect();
     words.join("; ")
+}
+
+/// `2 interrupted: 1 the run failed: …; 1 …`.
+fn interrupted(c: &LiveCell) -> String {
+    let n: u32 = c.interrupted.values().sum();
+    let words: Vec<String> = c
+        .interrupted
+        .iter()
+        .map(|(why, k)| format!("{k} {why}"))
+        .collect();
+    format!("{n} interrupted: {}", words.join("; "))
 }
 
 /// `holds (30 seeds)` or `no-oversell 28, conservation 28 of 30 seeds`.
@@ -462,5 +492,42 @@ mod tests {
             (refused.status, refused.reason.as_str()),
             ("not playable live", "has faults")
         );
+    }
+
+    /// An interrupted run is said as such beside the completed ones, never as a run.
+    #[test]
+    fn interrupted_runs_are_a_note_not_a_verdict() {
+        let s: Scenario = crate::load::load_str(
+            "name = \"s\"\n[[products]]\nid = \"p\"\nstock = 1\n",
+            "s.toml",
+        )
+        .expect("a scenario");
+        let sim = SimCell {
+            seeds: SeedRange { start: 0, end: 10 },
+            violations: BTreeMap::new(),
+        };
+        let none = Reasons::default();
+        let why = "the run failed: product-service-0 did not report RUNNING within 180 s";
+        let mut c = cell(&[], 2);
+        c.runs = 2;
+        c.interrupted = [(why.to_string(), 1)].into();
+        let r = row(&s, "naive", &sim, Some(&c), None, &none);
+        assert_eq!(r.live, "holds (2 runs), 1 interrupted (not counted)");
+        assert_eq!(r.status, "agrees");
+        let mut all = cell(&[], 0);
+        all.runs = 0;
+        all.interrupted = [(why.to_string(), 3)].into();
+        let r = row(&s, "naive", &sim, Some(&all), None, &none);
+        assert_eq!((r.status, r.live.as_str()), ("not run live", "—"));
+        assert_eq!(
+            r.reason,
+            format!("no live run completed: 3 interrupted: 3 {why}")
+        );
+        // Read back from a summary written before the field existed: none interrupted.
+        let old = r#"{"scenario":"s","design":"naive","runs":1,"judged":1,"violations":{},
+            "unsettled":0,"not_judged":[],"no_verdict":{},"kafka_version":"4.1.0","brokers":1,
+            "date":"2026-12-07","median_seconds":1.0,"histories":[]}"#;
+        let c: LiveCell = serde_json::from_str(old).expect("an older cell");
+        assert!(c.interrupted.is_empty());
     }
 }

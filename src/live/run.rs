@@ -216,15 +216,17 @@ pub fn run_once(
     let s = &scaled;
     let dir = run_dir(cluster, s, &twin, index)?;
     let config = streams_config(plan.design, twin.guarantee, s, &[]);
-    let last_at = s
-        .orders
-        .iter()
-        .map(|o| o.at)
-        .chain(s.restocks.iter().map(|r| r.at))
-        .max();
     let heals = faults.heals_at().max(armed_heal(s, &faults));
-    let bound_ms =
-        (last_at.unwrap_or(0).max(heals) + s.run.decision_bound_ms).clamp(10_000, 180_000);
+    let bound = super::scale::time_bound(s, heals);
+    if bound.capped() {
+        eprintln!(
+            "live: {}'s time bound ({} s scaled) is above the live maximum; the run is cut at {} s",
+            s.name,
+            bound.scenario_ms / 1000,
+            bound.ms / 1000
+        );
+    }
+    let bound_ms = bound.ms;
     let extra = [format!("not-before-ms={heals}")];
     let run = DriverRun {
         index,

@@ -60,6 +60,7 @@ pub fn scaled(scenario: &Scenario, k: u64) -> Scenario {
     s.saga.reservation_timeout_ms *= k;
     s.saga.punctuate_every_ms *= k;
     s.run.decision_bound_ms *= k;
+    s.run.max_time_ms *= k;
     s.faults.phase_ms *= k;
     for f in &mut s.faults.schedule {
         scale_fault(f, k);
@@ -69,6 +70,49 @@ pub fn scaled(scenario: &Scenario, k: u64) -> Scenario {
         b.restart_after *= k;
     }
     s
+}
+
+/// The longest a live run waits for its story: 15 minutes, whatever the scenario says.
+pub const MAX_LIVE_BOUND_MS: Millis = 900_000;
+
+/// The shortest: real start-up and the first commits take seconds whatever the story.
+pub const MIN_LIVE_BOUND_MS: Millis = 10_000;
+
+/// A live run's time bound: when the driver stops waiting for the run to settle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeBound {
+    pub ms: Millis,
+    /// The scenario's own bound, before [`MIN_LIVE_BOUND_MS`] and [`MAX_LIVE_BOUND_MS`].
+    pub scenario_ms: Millis,
+}
+
+impl TimeBound {
+    /// Whether [`MAX_LIVE_BOUND_MS`] cut the scenario's bound short.
+    pub fn capped(&self) -> bool {
+        self.ms < self.scenario_ms
+    }
+}
+
+/// The time bound of a live run of `s`, the scenario already [`scaled`]; `heals`: when
+/// its last fault heals (ms after time 0). The scenario's own bound is the earlier of
+/// the simulator's (`run.max_time_ms`, where a simulated run stops) and the time at which
+/// every order's decision deadline has passed (the last order or the last heal, whichever
+/// is later, plus `run.decision_bound_ms`, as the checker counts it): past that a longer
+/// run can decide nothing the checker would count. Kept within [`MIN_LIVE_BOUND_MS`] and
+/// [`MAX_LIVE_BOUND_MS`].
+pub fn time_bound(s: &Scenario, heals: Millis) -> TimeBound {
+    let last_at = s
+        .orders
+        .iter()
+        .map(|o| o.at)
+        .chain(s.restocks.iter().map(|r| r.at))
+        .max()
+        .unwrap_or(0);
+    let deadlines = last_at.max(heals) + s.run.decision_bound_ms;
+    let scenario_ms = deadlines.min(s.run.max_time_ms);
+    let ms = scenario_ms.clamp(MIN_LIVE_BOUND_MS, MAX_LIVE_BOUND_MS);
+    assert!((MIN_LIVE_BOUND_MS..=MAX_LIVE_BOUND_MS).contains(&ms));
+    TimeBound { ms, scenario_ms }
 }
 
 fn scale_fault(f: &mut ScheduledFault, k: u64) {
@@ -141,6 +185,7 @@ mod tests {
             s.saga.reservation_timeout_ms * k
         );
         assert_eq!(t.run.decision_bound_ms, s.run.decision_bound_ms * k);
+        assert_eq!(t.run.max_time_ms, s.run.max_time_ms * k);
         assert_eq!(t.streams.session_timeout_ms, Some(6_000));
         assert_eq!(t.streams.heartbeat_interval_ms, Some(2_000));
         assert_eq!(t.streams.commit_interval_ms, Some(2_000));
@@ -153,5 +198,40 @@ mod tests {
         let one = scaled(&s, 1);
         assert_eq!(at(&one), at(&s));
         assert_eq!(one.faults.schedule, s.faults.schedule);
+    }
+
+    /// The bound follows the scaled story: crash-before-offset-commit at ×20 (last order
+    /// 50 s, 40 s decision bound ×20 = 800 s) waits 50 + 800 s for a run that does not
+    /// settle, not the 180 s it was once clamped at.
+    #[test]
+    fn the_time_bound_is_the_scaled_scenarios_own() {
+        let s = scenario("scenarios/crash-before-offset-commit.toml");
+        let k = default_scale(&s);
+        assert_eq!(k, 20);
+        let t = scaled(&s, k);
+        let b = time_bound(&t, 0);
+        assert_eq!(b.ms, 50_000 + 800_000);
+        assert!(!b.capped());
+        // A heal after the last order counts from the heal.
+        assert_eq!(time_bound(&t, 70_000).ms, 70_000 + 800_000);
+        // The simulator's own time bound (60 s ×20) ends it earlier when it comes first.
+        assert_eq!(time_bound(&t, 450_000).scenario_ms, 1_200_000);
+        // Unscaled, a story shorter than the live floor still gets the floor.
+        let mut one = scaled(&scenario("scenarios/last-unit.toml"), 1);
+        one.run.decision_bound_ms = 100;
+        let b = time_bound(&one, 0);
+        assert!(b.scenario_ms < MIN_LIVE_BOUND_MS, "{b:?}");
+        assert_eq!(b.ms, MIN_LIVE_BOUND_MS);
+    }
+
+    #[test]
+    fn a_bound_past_the_live_maximum_is_capped_and_says_so() {
+        let mut s = scaled(&scenario("scenarios/crash-before-offset-commit.toml"), 20);
+        s.run.max_time_ms = 10_000_000;
+        s.run.decision_bound_ms = 2_000_000;
+        let b = time_bound(&s, 0);
+        assert_eq!(b.ms, MAX_LIVE_BOUND_MS);
+        assert_eq!(b.scenario_ms, 2_050_000);
+        assert!(b.capped());
     }
 }

@@ -16,10 +16,12 @@ mod run;
 #[cfg(madsim)]
 mod services;
 #[cfg(madsim)]
+mod spawned;
+#[cfg(madsim)]
 mod store;
 
 #[cfg(madsim)]
-pub use run::{run_seed, simulate, NetFaults};
+pub use run::{run_seed, run_service_seed, simulate, simulate_service, NetFaults, Service};
 
 use crate::scenario::Scenario;
 use oversell_sim::ScheduledFault;

@@ -2,6 +2,7 @@
 //! the scenario's scheduled faults and the network's, and the run record at the end.
 
 use super::services::{self, Ctx};
+use super::spawned;
 use super::store::Stores;
 use crate::checker::check;
 use crate::designs::Design;
@@ -55,8 +56,19 @@ impl NetFaults {
 /// Run `design` on `scenario` under madsim with `seed` and judge the run. The caller has
 /// checked [`super::unsupported`].
 pub fn run_seed(design: &dyn Design, scenario: &Scenario, seed: u64, net: &NetFaults) -> Judged {
+    run_service_seed(design, scenario, seed, net, Service::Design)
+}
+
+/// [`run_seed`] with the instances running `service`.
+pub fn run_service_seed(
+    design: &dyn Design,
+    scenario: &Scenario,
+    seed: u64,
+    net: &NetFaults,
+    service: Service,
+) -> Judged {
     let runtime = Runtime::with_seed_and_config(seed, net.config());
-    let result = runtime.block_on(simulate(design, scenario, net));
+    let result = runtime.block_on(simulate_service(design, scenario, net, service));
     let verdict = check(&design.schema(), &result, scenario.run.decision_bound_ms);
     Judged {
         seed: Some(seed),
@@ -66,15 +78,35 @@ pub fn run_seed(design: &dyn Design, scenario: &Scenario, seed: u64, net: &NetFa
     }
 }
 
+/// What each service instance's node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    /// The design's own async service (`naive`, `rekeyed-eos`).
+    Design,
+    /// `rekeyed-alo`'s stores and topics with a task per order that awaits between its
+    /// check and its reservation (`spawned.rs`): a user's bug of the async form.
+    SpawnPerOrder,
+}
+
 /// The run itself, inside a madsim runtime (a `#[madsim::test]` calls this directly).
 pub async fn simulate(design: &dyn Design, scenario: &Scenario, net: &NetFaults) -> RunResult {
+    simulate_service(design, scenario, net, Service::Design).await
+}
+
+/// [`simulate`] with the instances running `service`, judged by `design`'s schema.
+pub async fn simulate_service(
+    design: &dyn Design,
+    scenario: &Scenario,
+    net: &NetFaults,
+    service: Service,
+) -> RunResult {
     let broker = build_world(design, scenario, &[]).broker_mut().clone();
     let recorder = Recorder::new();
     let cluster = Cluster::start(broker, recorder.clone());
     let stores = Stores::default();
     let sent = Arc::new(AtomicBool::new(false));
     start_frontend(design.name(), scenario, sent.clone());
-    let nodes = start_services(design.name(), scenario, &stores, &recorder);
+    let nodes = start_services(design.name(), service, scenario, &stores, &recorder);
     let healed_at = play_faults(scenario, net, &nodes, &stores, &recorder);
     let settle = world_config(scenario, 1000).settle_until;
     sleep(Duration::from_millis(settle)).await;
@@ -133,12 +165,14 @@ fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
 /// One node per service instance, `<service>-<i>`; a restart runs the service afresh.
 fn start_services(
     design: &str,
+    service: Service,
     scenario: &Scenario,
     stores: &Stores,
     recorder: &Recorder,
 ) -> BTreeMap<String, NodeHandle> {
-    let (app, guarantee) = match design {
-        "naive" => (crate::designs::naive::STOCK_APP, Guarantee::AtLeastOnce),
+    let (app, guarantee) = match (design, service) {
+        ("naive", _) => (crate::designs::naive::STOCK_APP, Guarantee::AtLeastOnce),
+        (_, Service::SpawnPerOrder) => (crate::designs::rekeyed::APP, Guarantee::AtLeastOnce),
         _ => (crate::designs::rekeyed::APP, Guarantee::ExactlyOnceV2),
     };
     let streams = streams_config(app, guarantee, scenario, &[]);
@@ -161,10 +195,10 @@ fn start_services(
                 let ctx = ctx.clone();
                 ctx.stores.forget(&ctx.instance);
                 async move {
-                    if naive {
-                        services::naive_instance(ctx).await
-                    } else {
-                        services::inventory_instance(ctx).await
+                    match (naive, service) {
+                        (true, _) => services::naive_instance(ctx).await,
+                        (false, Service::Design) => services::inventory_instance(ctx).await,
+                        (false, Service::SpawnPerOrder) => spawned::spawning_instance(ctx).await,
                     }
                 }
             })

@@ -31,7 +31,7 @@ use oversell_madsim::rdkafka::{Message, Offset, TopicPartitionList};
 use oversell_madsim::record::Recorder;
 use oversell_sim::partitioner::partition_for_key;
 use oversell_sim::{changelog_topic, ClientId, Scheduled, StreamsConfig, TopicPartition};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 /// What every service instance gets.
@@ -44,10 +44,18 @@ pub struct Ctx {
     pub partitions: u32,
 }
 
-const NO_WAIT: Duration = Duration::from_secs(0);
+pub(super) const NO_WAIT: Duration = Duration::from_secs(0);
+
+/// How long a processing loop waits in `recv` before it looks for a rebalance's store
+/// work again (Kafka Streams' `poll.ms`, 100 ms by default): a rebalance's restoration
+/// does not wait for the next record, so a member that gets no more records still
+/// restores what it was given. Safe to cancel: a `recv` cancelled in a fetch fetches
+/// again, one cancelled in a rejoin joins again (a known member's `JoinGroup` in a
+/// stable group is answered with its assignment, without a rebalance).
+const POLL: Duration = Duration::from_millis(100);
 
 /// A consumer's settings from the simulator's streams settings (same timings).
-fn consumer_config(app: &str, isolation: &str, s: &StreamsConfig) -> ClientConfig {
+pub(super) fn consumer_config(app: &str, isolation: &str, s: &StreamsConfig) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("client.id", app)
         .set("group.id", app)
@@ -64,7 +72,11 @@ fn consumer_config(app: &str, isolation: &str, s: &StreamsConfig) -> ClientConfi
     c
 }
 
-fn producer_config(app: &str, transactional_id: Option<&str>, s: &StreamsConfig) -> ClientConfig {
+pub(super) fn producer_config(
+    app: &str,
+    transactional_id: Option<&str>,
+    s: &StreamsConfig,
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("client.id", app)
         .set("enable.idempotence", "true")
@@ -81,42 +93,83 @@ fn producer_config(app: &str, transactional_id: Option<&str>, s: &StreamsConfig)
     c
 }
 
-/// The rebalance callback: the partitions of the last assignment, until taken.
+/// The rebalance callbacks: every partition revoked since the last look, and the last
+/// assignment. Under the eager protocol a rebalance revokes everything, and a member may
+/// go through several rebalances between two records: a partition revoked and then
+/// assigned again must still be restored, since another member may have written its
+/// changelog meanwhile.
 #[derive(Clone, Default)]
-pub struct Tracker(Arc<Mutex<Option<Vec<u32>>>>);
+pub struct Tracker(Arc<Mutex<Rebalanced>>);
+
+#[derive(Default)]
+struct Rebalanced {
+    revoked: BTreeSet<u32>,
+    assigned: Option<Vec<u32>>,
+    /// The offsets processed and not yet committed, forgotten at a revocation.
+    pending: Pending,
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> impl Iterator<Item = u32> + '_ {
+    tpl.elements().into_iter().map(|e| e.partition() as u32)
+}
 
 impl ConsumerContext for Tracker {
+    fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut r = self.lock();
+            r.revoked.extend(partitions_of(tpl));
+            // Under the eager protocol a revocation ends every task: what it processed
+            // and did not commit is the next owner's to process again, and is never
+            // committed by this member under its next generation.
+            r.pending.take();
+        }
+    }
+
     fn post_rebalance(&self, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let mut parts: Vec<u32> = tpl
-                .elements()
-                .iter()
-                .map(|e| e.partition() as u32)
-                .collect();
-            parts.sort_unstable();
-            parts.dedup();
-            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(parts);
+            let parts: BTreeSet<u32> = partitions_of(tpl).collect();
+            self.lock().assigned = Some(parts.into_iter().collect());
         }
     }
 }
 
 impl Tracker {
-    fn take(&self) -> Option<Vec<u32>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    /// The offsets to commit, cleared at every revocation.
+    fn pending(&self) -> Pending {
+        self.lock().pending.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Rebalanced> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (revoked since the last look, the new assignment), once per rebalance.
+    fn take(&self) -> Option<(BTreeSet<u32>, Vec<u32>)> {
+        let mut r = self.lock();
+        let assigned = r.assigned.take()?;
+        Some((std::mem::take(&mut r.revoked), assigned))
     }
 }
 
-/// After a rebalance: drop the stores' partitions no longer assigned and restore the new
-/// ones from their changelogs (`StoreChangelogReader`), reading as `isolation` does.
-async fn sync_tasks(tracker: &Tracker, stores: &[(&Store, String)], isolation: &str, ctx: &Ctx) {
-    let Some(assigned) = tracker.take() else {
+/// After a rebalance: drop the stores' partitions revoked or no longer assigned and
+/// restore the assigned ones from their changelogs (`StoreChangelogReader`), reading as
+/// `isolation` does.
+pub(super) async fn sync_tasks(
+    tracker: &Tracker,
+    stores: &[(&Store, String)],
+    isolation: &str,
+    ctx: &Ctx,
+) {
+    let Some((revoked, assigned)) = tracker.take() else {
         return;
     };
     for (store, changelog) in stores {
-        let hosted = store.hosted();
-        for p in hosted.iter().filter(|p| !assigned.contains(p)) {
-            store.drop_partition(*p);
+        for p in store.hosted() {
+            if revoked.contains(&p) || !assigned.contains(&p) {
+                store.drop_partition(p);
+            }
         }
+        let hosted = store.hosted();
         for p in assigned.iter().filter(|p| !hosted.contains(p)) {
             restore(store, changelog, *p, isolation, ctx).await;
         }
@@ -173,6 +226,55 @@ fn position(consumer: &StreamConsumer) -> i64 {
     }
 }
 
+/// At least once, as Kafka Streams commits (`StreamThread.maybeCommit`): the offsets of
+/// processed records are committed every `commit.interval.ms`, not after each record, so
+/// a crash in between replays what was processed since the last commit. The processing
+/// loop notes each record once its work is done; a task of the instance commits what
+/// was noted, for the partitions still assigned (a revoked partition's uncommitted
+/// offsets are left to its new owner, which processes those records again).
+#[derive(Clone, Default)]
+struct Pending(Arc<Mutex<BTreeMap<(String, i32), i64>>>);
+
+impl Pending {
+    fn processed(&self, m: &impl Message) {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        p.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+    }
+
+    fn take(&self) -> BTreeMap<(String, i32), i64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Commit what was noted every `interval_ms`, forever (the node's death ends it).
+    async fn commit_every<C: ConsumerContext>(
+        self,
+        consumer: Arc<StreamConsumer<C>>,
+        interval_ms: u64,
+    ) {
+        loop {
+            sleep(Duration::from_millis(interval_ms.max(1))).await;
+            let assigned = consumer
+                .assignment()
+                .map(|a| a.elements())
+                .unwrap_or_default();
+            let mut offsets = TopicPartitionList::new();
+            for ((topic, partition), offset) in self.take() {
+                let owned = assigned
+                    .iter()
+                    .any(|e| e.topic() == topic && e.partition() == partition);
+                if owned {
+                    offsets
+                        .add_partition_offset(&topic, partition, Offset::Offset(offset))
+                        .expect("a partition list takes any offset");
+                }
+            }
+            if offsets.count() > 0 {
+                let _ = consumer.commit(&offsets, CommitMode::Sync).await;
+            }
+        }
+    }
+}
+
 /// The outside world: orders and stock records, each sent at its time, one at a time,
 /// by an idempotent producer.
 pub async fn frontend(schedule: Vec<Scheduled>, streams: StreamsConfig) {
@@ -216,10 +318,12 @@ async fn stock_task(ctx: Ctx, store: Store) {
         .create()
         .expect("valid producer settings");
     let changelog = changelog_topic(STOCK_APP, STORE);
+    let consumer = Arc::new(consumer);
+    let commits = tracker.pending();
+    let interval = ctx.streams.commit_interval_ms;
+    oversell_madsim::madsim::task::spawn(commits.clone().commit_every(consumer.clone(), interval));
     loop {
-        let Ok(m) = consumer.recv().await else {
-            continue;
-        };
+        let next = timeout(POLL, consumer.recv()).await;
         sync_tasks(
             &tracker,
             &[(&store, changelog.clone())],
@@ -227,6 +331,9 @@ async fn stock_task(ctx: Ctx, store: Store) {
             &ctx,
         )
         .await;
+        let Ok(Ok(m)) = next else {
+            continue;
+        };
         let partition = m.partition() as u32;
         if let Some((product, delta)) = m
             .payload_view::<str>()
@@ -245,21 +352,27 @@ async fn stock_task(ctx: Ctx, store: Store) {
                 .payload(&value);
             let _ = producer.send(record, NO_WAIT).await;
         }
-        let _ = consumer.commit_message(&m, CommitMode::Sync).await;
+        commits.processed(&m);
     }
 }
 
 /// The question's consumer: check `ProductStock` by interactive query, then publish.
 async fn check_task(ctx: Ctx, store: Store) {
-    let consumer: StreamConsumer = consumer_config(CHECKER_APP, "read_uncommitted", &ctx.streams)
-        .create()
-        .expect("valid consumer settings");
+    let tracker = Tracker::default();
+    let consumer: StreamConsumer<Tracker> =
+        consumer_config(CHECKER_APP, "read_uncommitted", &ctx.streams)
+            .create_with_context(tracker.clone())
+            .expect("valid consumer settings");
     consumer
         .subscribe(&["orders"])
         .expect("the design's topics exist");
     let producer: FutureProducer = producer_config(CHECKER_APP, None, &ctx.streams)
         .create()
         .expect("valid producer settings");
+    let consumer = Arc::new(consumer);
+    let commits = tracker.pending();
+    let interval = ctx.streams.commit_interval_ms;
+    oversell_madsim::madsim::task::spawn(commits.clone().commit_every(consumer.clone(), interval));
     loop {
         let Ok(m) = consumer.recv().await else {
             continue;
@@ -287,7 +400,7 @@ async fn check_task(ctx: Ctx, store: Store) {
             let record = FutureRecord::to("orders").key(&product_id).payload(&reply);
             let _ = producer.send(record, NO_WAIT).await;
         }
-        let _ = consumer.commit_message(&m, CommitMode::Sync).await;
+        commits.processed(&m);
     }
 }
 
@@ -315,10 +428,11 @@ pub async fn inventory_instance(ctx: Ctx) {
     let tid = format!("{APP}-{}", ctx.instance);
     let mut producer = transactional(&tid, &ctx).await;
     loop {
-        let Ok(m) = consumer.recv().await else {
+        let next = timeout(POLL, consumer.recv()).await;
+        sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await;
+        let Ok(Ok(m)) = next else {
             continue;
         };
-        sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await;
         if validate_in_transaction(&producer, &consumer, &m, &inventory, &reserved)
             .await
             .is_ok()

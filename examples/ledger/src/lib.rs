@@ -87,9 +87,14 @@ pub fn on_hand(key: &str, value: &str) -> Result<Book, String> {
 }
 
 /// `selectKey(order.product)`.
+#[derive(Clone)]
 struct ByProduct;
 
 impl Processor for ByProduct {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         if let Some(value) = &input.value {
             if let Some(Msg::OrderPlaced { product_id, .. }) = Msg::decode(value) {
@@ -101,6 +106,7 @@ impl Processor for ByProduct {
 }
 
 /// Stock arrivals and orders of one product partition.
+#[derive(Clone)]
 struct Reserve;
 
 impl Reserve {
@@ -146,6 +152,10 @@ impl Reserve {
 }
 
 impl Processor for Reserve {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         match input.value.as_deref().and_then(Msg::decode) {
             Some(Msg::StockAdded {

@@ -14,7 +14,7 @@ pub(crate) struct Conn {
     pub(crate) id: ClientId,
     pub(crate) recorder: Recorder,
     ep: Mutex<Option<Arc<Endpoint>>>,
-    request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
     pub(crate) retry_backoff: Duration,
 }
 

@@ -181,10 +181,12 @@ impl<C: ConsumerContext> StreamConsumer<C> {
     }
 
     /// The next message of an assigned partition, joining or rejoining the group first
-    /// when needed. Each message returned is recorded as processed by this application.
+    /// when needed. Each message a group member is given is recorded as processed by
+    /// this application; a manually assigned consumer's (a store's restore, recorded as
+    /// one `Restored` event by its store, as the simulator's restore is) is not.
     pub async fn recv(&self) -> Result<OwnedMessage, KafkaError> {
         loop {
-            let (rejoin, message) = {
+            let (rejoin, manual, message) = {
                 let mut st = lock(&self.state);
                 if st.topics.is_empty() && !st.manual {
                     return Err(KafkaError::Subscription(
@@ -192,14 +194,16 @@ impl<C: ConsumerContext> StreamConsumer<C> {
                     ));
                 }
                 let joined = st.manual || (!st.rejoin && st.generation.is_some());
-                (!joined, st.buffer.pop_front())
+                (!joined, st.manual, st.buffer.pop_front())
             };
             if rejoin {
                 self.rejoin().await;
                 continue;
             }
             if let Some(m) = message {
-                self.processed(&m);
+                if !manual {
+                    self.processed(&m);
+                }
                 return Ok(m);
             }
             self.fetch_next().await;
@@ -513,11 +517,42 @@ impl<C: ConsumerContext> StreamConsumer<C> {
     }
 }
 
-/// Dropping a consumer stops its heartbeats (it sends no `LeaveGroup`): the coordinator
-/// expires it after `session.timeout.ms`.
+/// Dropping a consumer closes it, as rdkafka's `Drop` does (`rd_kafka_consumer_close`;
+/// Java's `KafkaConsumer.close` → `ConsumerCoordinator.close` →
+/// `AbstractCoordinator.maybeLeaveGroup`): its heartbeats stop and a member of a group
+/// sends `LeaveGroup`, so the coordinator rebalances at once instead of after
+/// `session.timeout.ms`. The request is sent by a task of the consumer's node, given
+/// `request.timeout.ms`; on a killed node that task never runs (madsim drops a killed
+/// node's futures and never polls a task spawned there), so a crashed member is expired
+/// by its session timeout, as in Kafka.
 impl<C: ConsumerContext> Drop for StreamConsumer<C> {
     fn drop(&mut self) {
-        lock(&self.state).generation = None;
+        let member_id = {
+            let mut st = lock(&self.state);
+            st.generation = None;
+            st.rejoin = true;
+            if st.manual {
+                None
+            } else {
+                st.member_id.take()
+            }
+        };
+        let (Some(member_id), Ok(_)) = (member_id, madsim::runtime::Handle::try_current()) else {
+            return;
+        };
+        let request = Request::LeaveGroup {
+            group: self.settings.group.clone(),
+            member_id,
+        };
+        let conn = self.conn.clone();
+        madsim::task::spawn(async move {
+            let wait = conn.request_timeout;
+            if let Ok(Response::LeaveGroup(Err(e))) =
+                madsim::time::timeout(wait, conn.call(request)).await
+            {
+                conn.error(format!("leave group: {e:?}"));
+            }
+        });
     }
 }
 

@@ -29,8 +29,9 @@
 //!
 //! A request unanswered within `request.timeout.ms` (a lost message, a clogged link) is
 //! sent again as it was, so an idempotent producer's retry keeps its sequence number and
-//! the broker deduplicates it. Every record handed to the application by `recv` is
-//! recorded as the simulator's `Process` event, every acknowledged write as `Acked`.
+//! the broker deduplicates it. Every record `recv` hands to a group member is recorded as
+//! the simulator's `Process` event (a manually assigned consumer's, a store's restore,
+//! is not), every acknowledged write as `Acked`. Dropping a consumer sends `LeaveGroup`.
 
 pub mod config;
 mod conn;

@@ -320,7 +320,9 @@ impl Broker {
 
     /// A transaction in `PrepareCommit` / `PrepareAbort` as loaded: its markers are due
     /// where none is written yet, awaited where one is written but not replicated; group
-    /// markers are due where the group coordinator has not applied them.
+    /// markers are due where the group coordinator has not applied them (and replicated
+    /// what it applied: a group marker awaiting its high watermark is sent again, as
+    /// Kafka's new coordinator sends every marker of a `Prepare` state again).
     fn ending_from(
         &mut self,
         serial: TxnSerial,
@@ -366,6 +368,7 @@ impl Broker {
             partitions,
             groups,
             awaiting,
+            group_awaiting: BTreeMap::new(),
             prepared,
         }
     }

@@ -164,8 +164,9 @@ pub(super) struct Coordinators {
     pub(super) written: Vec<(TopicPartition, Offset, u32)>,
     /// Answers held until their records are replicated, by delayed-answer id.
     pub(super) answers: BTreeMap<u64, DelayedAnswer>,
-    /// Group markers already applied, by (group, transaction): the group coordinator's
-    /// pending transactional offsets are gone for them, so a marker sent again by a new
+    /// Group markers already applied and below the high watermark of the group's
+    /// coordinator partition, by (group, transaction): the group coordinator's pending
+    /// transactional offsets are gone for them, so a marker sent again by a new
     /// transaction coordinator changes nothing
     /// (`OffsetMetadataManager.replayEndTransactionMarker`).
     pub(super) applied_group_markers: BTreeSet<(String, TxnSerial)>,
@@ -299,9 +300,11 @@ impl Broker {
     /// Write a record for every coordinator state that changed since its last record
     /// (and whose coordinator is available: one that is not is reloaded from its log).
     pub(super) fn persist_coordinators(&mut self, now: Millis) {
-        let Some(cluster) = &self.cluster else {
+        if self.cluster.is_none() {
             return;
-        };
+        }
+        self.settle_group_markers();
+        let cluster = self.cluster.as_ref().expect("checked above");
         let hws: Vec<(TopicPartition, Offset)> = cluster
             .partitions
             .keys()
@@ -509,6 +512,9 @@ impl Broker {
     pub(super) fn coordinator_leader_changed(&mut self, tp: &TopicPartition, now: Millis) {
         if tp.topic != TRANSACTION_STATE_TOPIC && tp.topic != OFFSETS_TOPIC {
             return;
+        }
+        if tp.topic == OFFSETS_TOPIC {
+            self.settle_group_markers();
         }
         let led = self.leader_available(tp);
         let coord = self.coordinators_mut();

@@ -629,11 +629,16 @@ impl Broker {
                 .values()
                 .filter_map(|st| st.open.as_ref())
                 .filter_map(|open| open.offsets.get(name));
+            // `CoordinatorRuntime` reads at the last committed offset: a marker applied but
+            // not yet below the high watermark leaves the offsets pending to a read.
             let ending = self
                 .txn_ids
                 .values()
                 .filter_map(|st| st.ending.as_ref())
-                .filter_map(|e| e.groups.get(name));
+                .flat_map(|e| {
+                    let awaited = e.group_awaiting.get(name).map(|w| &w.pending);
+                    e.groups.get(name).into_iter().chain(awaited)
+                });
             let unstable = ongoing
                 .chain(ending)
                 .flat_map(|pending| pending.offsets.keys())

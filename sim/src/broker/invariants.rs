@@ -187,6 +187,17 @@ impl Broker {
                 "{tid}: {tp} awaits the replication of a marker it does not have"
             );
         }
+        for (group, w) in &ending.group_awaiting {
+            assert!(
+                !ending.groups.contains_key(group),
+                "{tid}: the marker of group {group} both due and awaited"
+            );
+            assert_eq!(
+                self.coordinator_tp(super::coordinator::Coordinator::Group, group),
+                Some(w.tp.clone()),
+                "{tid}: group {group}'s marker awaited in another partition"
+            );
+        }
     }
 
     fn check_groups(&self) {

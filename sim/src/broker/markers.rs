@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use super::coordinator::Coordinator;
 use super::log::EntryMeta;
-use super::txn::{EndingTxn, TxnOutcome};
+use super::txn::{EndingTxn, PendingOffsets, TxnOutcome};
 use super::Broker;
 use crate::protocol::{
     ControlType, Epoch, LogEntry, Millis, Offset, ProducerId, Record, TopicPartition,
@@ -38,6 +38,20 @@ pub enum MarkerTarget {
     /// A group whose offsets the transaction carries: the marker makes them committed
     /// (or drops them, on abort).
     Group(String),
+}
+
+/// A group marker the group coordinator has applied, waiting for the high watermark of
+/// its `__consumer_offsets` partition to pass what it wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct GroupMarkerWrite {
+    /// The group's coordinator partition.
+    pub(super) tp: TopicPartition,
+    /// The log end after the write: the high watermark must reach it.
+    pub(super) required: Offset,
+    /// The partition's leader epoch at the write.
+    pub(super) leader_epoch: u32,
+    /// The offsets the marker commits (or drops), to send again if the write is lost.
+    pub(super) pending: PendingOffsets,
 }
 
 /// A transaction marker the coordinator has yet to write.
@@ -76,6 +90,7 @@ impl Broker {
             partitions: open.partitions.keys().cloned().collect(),
             groups: open.offsets.clone(),
             awaiting: BTreeMap::new(),
+            group_awaiting: BTreeMap::new(),
             prepared: (open.partitions.keys().cloned().collect(), open.offsets),
         });
         assert_eq!(
@@ -109,7 +124,10 @@ impl Broker {
     pub(super) fn complete_if_written(&mut self, tid: &str) {
         let st = self.txn_ids.get_mut(tid).expect("known transactional id");
         let done = st.ending.as_ref().is_some_and(|e| {
-            e.partitions.is_empty() && e.groups.is_empty() && e.awaiting.is_empty()
+            e.partitions.is_empty()
+                && e.groups.is_empty()
+                && e.awaiting.is_empty()
+                && e.group_awaiting.is_empty()
         });
         if done {
             let ending = st.ending.take().expect("checked above");
@@ -190,20 +208,84 @@ impl Broker {
             }
             MarkerTarget::Group(group) => {
                 let pending = ending.groups.remove(group).expect("a pending group marker");
-                if let Some(cluster) = self.cluster.as_mut() {
-                    let applied = &mut cluster.coordinators.applied_group_markers;
-                    applied.insert((group.clone(), serial));
-                }
                 if commit {
                     // `OffsetMetadataManager.replayEndTransactionMarker`: the offsets commit.
-                    self.commit_pending_offsets(BTreeMap::from([(group.clone(), pending)]), events);
+                    let offsets = BTreeMap::from([(group.clone(), pending.clone())]);
+                    self.commit_pending_offsets(offsets, events);
                 }
+                self.await_group_marker(tid, group, pending, now);
             }
         }
         self.complete_if_written(tid);
         self.persist_coordinators(now);
         self.forget_written();
         self.debug_check();
+    }
+
+    /// On a replicated cluster, the group coordinator's write of a group marker is done
+    /// only once the high watermark of its `__consumer_offsets` partition passes it
+    /// (Kafka 4.x: `KafkaApis.handleWriteTxnMarkersRequest` hands a `__consumer_offsets`
+    /// marker to `GroupCoordinator.completeTransaction`; `CoordinatorRuntime`'s
+    /// `CoordinatorCompleteTransactionEvent` appends it and waits in the
+    /// `deferredEventQueue` for the high watermark,
+    /// `coordinator-common/src/main/java/org/apache/kafka/coordinator/common/runtime/CoordinatorRuntime.java`).
+    /// The offsets' record is written here; the marker waits for the log end.
+    fn await_group_marker(&mut self, tid: &str, group: &str, pending: PendingOffsets, now: Millis) {
+        let Some(tp) = self.coordinator_tp(Coordinator::Group, group) else {
+            return; // one broker: written at once
+        };
+        self.persist_coordinators(now);
+        let required = self.topic_log(&tp).log_end;
+        let cluster = self.cluster.as_mut().expect("replicated");
+        let leader_epoch = cluster.partitions[&tp].leader_epoch;
+        let st = self.txn_ids.get_mut(tid).expect("known transactional id");
+        let ending = st.ending.as_mut().expect("an ending transaction");
+        let write = GroupMarkerWrite {
+            tp,
+            required,
+            leader_epoch,
+            pending,
+        };
+        ending.group_awaiting.insert(group.to_string(), write);
+        self.settle_group_markers();
+    }
+
+    /// Group markers whose write is settled: below the high watermark, done (the
+    /// deferred event completes, `CoordinatorRuntime.onHighWatermarkUpdated`); with the
+    /// coordinator's leadership moved or its leader down first, lost and due again (the
+    /// unloaded coordinator fails its deferred events with `NOT_COORDINATOR`,
+    /// `CoordinatorRuntime.CoordinatorContext.unload`, which `KafkaApis` answers as
+    /// `NOT_LEADER_OR_FOLLOWER`, and `TransactionMarkerRequestCompletionHandler` retries
+    /// the marker with the new coordinator). A new coordinator that loaded the offsets
+    /// already applies them again to the same effect.
+    pub(super) fn settle_group_markers(&mut self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let mut settled = Vec::new();
+        for (tid, st) in &self.txn_ids {
+            let Some(e) = &st.ending else { continue };
+            for (group, w) in &e.group_awaiting {
+                let r = &cluster.partitions[&w.tp];
+                let lost =
+                    r.leader_epoch != w.leader_epoch || !self.leader_reachable(&w.tp, false, false);
+                if lost || self.topic_log(&w.tp).hw >= w.required {
+                    settled.push((tid.clone(), group.clone(), lost, e.serial));
+                }
+            }
+        }
+        for (tid, group, lost, serial) in settled {
+            let st = self.txn_ids.get_mut(&tid).expect("listed");
+            let e = st.ending.as_mut().expect("listed");
+            let w = e.group_awaiting.remove(&group).expect("listed");
+            if lost {
+                e.groups.insert(group, w.pending);
+            } else {
+                let coord = &mut self.cluster.as_mut().expect("a cluster").coordinators;
+                coord.applied_group_markers.insert((group, serial));
+                self.complete_if_written(&tid);
+            }
+        }
     }
 
     /// Write every pending marker, in [`Broker::pending_markers`] order: for drivers that

@@ -65,6 +65,10 @@ pub(super) struct EndingTxn {
     /// Partitions whose marker is written at this offset but not yet below the high
     /// watermark (replicated partitions only): the transaction completes when it is.
     pub(super) awaiting: BTreeMap<TopicPartition, Offset>,
+    /// Groups whose marker the group coordinator applied but has not yet replicated
+    /// (replicated clusters only): their offsets stay pending until it has, and go back to
+    /// `groups` if the coordinator's leadership moves first.
+    pub(super) group_awaiting: BTreeMap<String, super::markers::GroupMarkerWrite>,
     /// Every partition and group the transaction ends in, as `PrepareCommit` /
     /// `PrepareAbort` recorded them in `__transaction_state`.
     pub(super) prepared: (BTreeSet<TopicPartition>, BTreeMap<String, PendingOffsets>),

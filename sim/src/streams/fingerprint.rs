@@ -6,9 +6,23 @@
 //! world names the messages that carry them by the lane that awaits them
 //! (`Client::awaits`), so that two runs that sent the same requests in another order
 //! meet in one state.
+//!
+//! And its copy for the search's snapshots ([`StreamsClient::try_clone`]): possible when
+//! every task's processor can be copied (`Processor::clone_boxed`).
 
-use super::{StreamsClient, HEARTBEAT, MAIN};
+use super::{StreamsClient, Task, HEARTBEAT, MAIN};
 use std::fmt::{self, Write};
+
+impl Task {
+    fn try_clone(&self) -> Option<Task> {
+        Some(Task {
+            processor: self.processor.clone_boxed()?,
+            stores: self.stores.clone(),
+            stream_time: self.stream_time,
+            next_stream_punctuation: self.next_stream_punctuation,
+        })
+    }
+}
 
 impl StreamsClient {
     pub(super) fn write_fingerprint(&self, out: &mut dyn Write) -> fmt::Result {
@@ -79,5 +93,56 @@ impl StreamsClient {
         } else {
             None
         }
+    }
+
+    /// A copy of this client, its tasks' processors included; `None` when one of them
+    /// cannot be copied.
+    pub(super) fn try_clone(&self) -> Option<StreamsClient> {
+        let mut tasks = std::collections::BTreeMap::new();
+        for (id, t) in &self.tasks {
+            tasks.insert(*id, t.try_clone()?);
+        }
+        Some(StreamsClient {
+            id: self.id.clone(),
+            config: self.config.clone(),
+            topology: self.topology.clone(),
+            phase: self.phase.clone(),
+            member_id: self.member_id.clone(),
+            generation: self.generation,
+            in_group: self.in_group,
+            rejoin_needed: self.rejoin_needed,
+            member_lost: self.member_lost,
+            forget_member: self.forget_member,
+            assignment: self.assignment.clone(),
+            next_heartbeat: self.next_heartbeat,
+            rebalancing: self.rebalancing,
+            join_retry: self.join_retry,
+            handover: self.handover.clone(),
+            blocked_since: self.blocked_since,
+            left_group: self.left_group,
+            producer: self.producer,
+            sequences: self.sequences.clone(),
+            txn: self.txn,
+            tasks,
+            restoring: self.restoring.clone(),
+            fetch_positions: self.fetch_positions.clone(),
+            processed: self.processed.clone(),
+            committed: self.committed.clone(),
+            caught_up: self.caught_up.clone(),
+            buffer: self.buffer.clone(),
+            consumed: self.consumed.clone(),
+            retry_until: self.retry_until,
+            outputs: self.outputs.clone(),
+            dirty: self.dirty,
+            commit_now: self.commit_now,
+            last_commit: self.last_commit,
+            next_fetch: self.next_fetch,
+            idle_until: self.idle_until,
+            next_wall_punctuation: self.next_wall_punctuation,
+            main: self.main.clone(),
+            resend: self.resend.clone(),
+            process_id: self.process_id,
+            heartbeat: self.heartbeat.clone(),
+        })
     }
 }

@@ -600,6 +600,10 @@ impl Client for StreamsClient {
         self.write_fingerprint(out).is_ok()
     }
 
+    fn clone_boxed(&self) -> Option<Box<dyn Client>> {
+        Some(Box::new(self.try_clone()?))
+    }
+
     fn awaits(&self, corr: u64) -> Option<usize> {
         self.lane_awaiting(corr)
     }

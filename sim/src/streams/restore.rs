@@ -7,7 +7,7 @@ use crate::protocol::*;
 use crate::trace::Event;
 use std::collections::{BTreeMap, VecDeque};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(super) struct RestoreItem {
     pub(super) task: TaskId,
     pub(super) store: String,

@@ -7,9 +7,14 @@ use std::sync::Arc;
 
 pub const STORE: &str = "s";
 
+#[derive(Clone)]
 pub struct Count;
 
 impl Processor for Count {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let key = input.key.clone().unwrap_or_default();
         let n: u64 = ctx.get(STORE, &key).map_or(0, |v| v.parse().unwrap_or(0)) + 1;

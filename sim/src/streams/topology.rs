@@ -36,6 +36,12 @@ pub trait Processor {
     fn next_timer(&self, _stores: &BTreeMap<String, BTreeMap<String, String>>) -> Option<Millis> {
         None
     }
+    /// A copy of this processor, state included, for the exhaustive search's snapshots
+    /// of a world (`World::try_clone`); `None` (the default): the world cannot be copied
+    /// and the search re-runs every prefix from the start instead.
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        None
+    }
 }
 
 /// When a sub-topology's punctuator fires.

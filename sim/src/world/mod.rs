@@ -23,6 +23,7 @@ mod network;
 mod pct;
 mod por;
 mod quiescence;
+mod snapshot;
 
 pub use config::{FaultRates, ScheduledFault, WorldConfig};
 pub use instances::{InstanceFactory, InstanceSpec};
@@ -314,7 +315,19 @@ impl World {
     /// on (a world whose state cannot be fingerprinted passes `None`; the sleep set, the
     /// keys of the actions the reduction put to sleep, is empty without the reduction). A
     /// kernel panic is raised as [`World::run`] raises it.
-    pub fn run_guided(mut self, mut chooser: Chooser, visit: &mut Visit<'_>) -> Guided {
+    pub fn run_guided(self, chooser: Chooser, visit: &mut Visit<'_>) -> Guided {
+        self.run_guided_with(chooser, visit, &mut |_: &World, _: &Chooser| {})
+    }
+
+    /// [`World::run_guided`], with `snapshot(world, chooser)` called at every step
+    /// boundary past the prefix where the run goes on (the world between two steps, the
+    /// chooser as far as it went: the search copies both to resume the run there).
+    pub fn run_guided_with(
+        mut self,
+        mut chooser: Chooser,
+        visit: &mut Visit<'_>,
+        snapshot: &mut dyn FnMut(&World, &Chooser),
+    ) -> Guided {
         assert!(
             self.exhaustive.is_some(),
             "a guided run is an exhaustive one"
@@ -323,6 +336,9 @@ impl World {
         let outcome = self.run_loop_with(&mut chooser, &mut |w: &World, c: &Chooser| {
             let sleep = w.por.as_ref().map(por::Por::sleep_keys).unwrap_or_default();
             pruned = c.past_prefix() && !visit(w.fingerprint(), c.index(), &sleep);
+            if c.past_prefix() && !pruned {
+                snapshot(w, c);
+            }
             !pruned
         });
         let arities = chooser.arities().to_vec();

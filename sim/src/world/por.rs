@@ -39,9 +39,10 @@
 //! some action left depends on it. A crash is thus moved to the last step before the
 //! crashed instance's next own action, or before time passes.
 //!
-//! **With state matching**, a state is searched again when reached at a smaller depth,
-//! or with a sleep set that is not a superset of the one it was searched with (then
-//! with the new one: the standard care of combining sleep sets with a state cache). The
+//! **With state matching**, a state is searched again when reached with a sleep set that
+//! is not a superset of the one it was searched with (then with the new one: the
+//! standard care of combining sleep sets with a state cache), and, in the search for
+//! the shortest counterexample, when reached at a smaller depth. The
 //! reduction visits every state the unreduced search visits that a run can reach with
 //! some action awake (sleep sets prune transitions, not states), minus the states right
 //! after a fault that is equivalent to a later one.
@@ -159,11 +160,11 @@ pub(super) fn content_key(at: Millis, from: Endpoint, to: Endpoint, payload: &Pa
     }
 }
 
-/// FNV-1a of a written form.
+/// The hash of a written form.
 fn key_of(parts: std::fmt::Arguments<'_>) -> u64 {
-    let mut h = super::exhaustive::Fnv::new();
+    let mut h = super::exhaustive::StateHash::new();
     h.write_fmt(parts).expect("writing to a hash");
-    h.0
+    h.finish()
 }
 
 impl World {

@@ -34,6 +34,7 @@ pub(super) struct PaymentPlan {
     pub delays: BTreeMap<String, Millis>,
 }
 
+#[derive(Clone)]
 pub(super) struct ProcessManager {
     pub payments: Arc<PaymentPlan>,
     pub timers: Timers,
@@ -246,6 +247,10 @@ impl ProcessManager {
 }
 
 impl Processor for ProcessManager {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(msg) = input.value.as_deref().and_then(Msg::decode) else {
             return Processed::Done;

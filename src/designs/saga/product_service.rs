@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 /// Why a reservation released by its timer is released.
 const TIMEOUT: &str = crate::domain::TIMEOUT_REASON;
 
+#[derive(Clone)]
 pub(super) struct ProductLedger {
     pub timeout_ms: Millis,
     pub idempotent: bool,
@@ -218,6 +219,10 @@ impl ProductLedger {
 }
 
 impl Processor for ProductLedger {
+    fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
+        Some(Box::new(self.clone()))
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(msg) = input.value.as_deref().and_then(Msg::decode) else {
             return Processed::Done;

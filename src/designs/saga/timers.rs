@@ -31,7 +31,7 @@ pub(super) enum Timers {
 
 /// Self-addressed timer records sent and not yet seen back: key → when last sent.
 /// In memory only: a new task (after a restart or a migration) sends again.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct Pending {
     sent: BTreeMap<String, Millis>,
 }

@@ -396,3 +396,74 @@ fn a_transaction_waits_for_the_last_ones_completion_to_be_durable() {
         tp()
     );
 }
+
+/// A transaction's offsets are committed by its group marker, which the group
+/// coordinator writes to `__consumer_offsets` and which is done only below the high
+/// watermark (`CoordinatorRuntime`'s `CoordinatorCompleteTransactionEvent`). Here the
+/// coordinator's leader crashes with the marker's write unreplicated and lost from its
+/// page cache: the transaction is not complete, the offsets stay pending to a
+/// `require_stable` read, and the marker is sent again to the new coordinator
+/// (`TransactionMarkerRequestCompletionHandler` retries `NOT_LEADER_OR_FOLLOWER`), so the
+/// committed offset survives. It was lost before: the marker counted as written at once.
+#[test]
+fn a_group_marker_lost_with_its_coordinator_is_sent_again() {
+    let mut c = Cl::new(2, false);
+    let (member, generation) = join(&mut c);
+    let Response::InitProducerId(Ok((pid, epoch))) = c.coord(init("t")) else {
+        panic!()
+    };
+    let producer = ProducerIdentity {
+        producer_id: pid,
+        epoch,
+        transactional_id: Some("t".into()),
+    };
+    let offsets = Request::TxnOffsetCommit {
+        producer: producer.clone(),
+        group: GroupMetadata {
+            group: "g".into(),
+            member_id: member,
+            generation,
+        },
+        offsets: vec![(tp(), 7)],
+    };
+    assert_eq!(c.coord(offsets), Response::TxnOffsetCommit(Ok(())));
+    let end = Request::EndTxn {
+        producer,
+        commit: true,
+    };
+    assert!(matches!(c.coord(end), Response::EndTxn(Ok(_))));
+    replicate_all(&mut c);
+    let ctp = c.b.coordinator_tp(Coordinator::Group, "g").unwrap();
+    let before = c.b.log_end_offset(&ctp);
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1, "the group's marker: {markers:?}");
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    assert!(c.b.log_end_offset(&ctp) > before, "the offsets' record");
+    assert!(c.b.has_pending_markers(), "done only once replicated");
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Err(KafkaError::UnstableOffsetCommit)),
+        "a read sees the group as of its high watermark"
+    );
+    let old = coordinator_of(&c, Coordinator::Group, "g");
+    let keep: Vec<Offset> = (c.b.replica_log_ends(old).iter())
+        .map(|(t, end)| if *t == ctp { before } else { *end })
+        .collect();
+    c.b.crash_broker(c.now, old, Some(&keep), &mut c.events);
+    let fenced = c.session();
+    c.tick_to(fenced);
+    c.tick_to(fenced + COORDINATOR_LOAD_MS);
+    replicate_all(&mut c);
+    assert!(c.b.committed_offsets("g").is_empty(), "the write was lost");
+    let markers = c.b.pending_markers();
+    assert_eq!(markers.len(), 1, "the marker is sent again: {markers:?}");
+    c.b.write_pending_marker(c.now, &markers[0], &mut c.events);
+    replicate_all(&mut c);
+    c.tick_to(c.now + 1);
+    assert!(!c.b.has_pending_markers(), "complete once replicated");
+    assert_eq!(c.b.committed_offsets("g")[&tp()], 7);
+    assert_eq!(
+        now_answer(&mut c, offset_fetch()),
+        Response::OffsetFetch(Ok(vec![(tp(), Some(7))]))
+    );
+}

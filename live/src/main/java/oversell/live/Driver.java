@@ -185,7 +185,7 @@ final class Driver {
     }
 
     /** {@code app:topic,topic;app:topic} → application → its input topics. */
-    private static Map<String, List<String>> groups(String text) {
+    static Map<String, List<String>> groups(String text) {
         Map<String, List<String>> out = new TreeMap<>();
         for (String g : text.split(";")) {
             String[] parts = g.split(":");
