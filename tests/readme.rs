@@ -187,19 +187,24 @@ fn readme_settings_table_states_its_runs_and_its_paragraph_is_the_tables() {
         "the header is not what `oversell settings --seeds {seeds}` prints:\n{table}"
     );
     let designs = Registry::builtin().names();
-    let mut losers: Vec<(Profile, Vec<String>)> =
+    let mut losers: Vec<(Profile, Vec<(String, u64)>)> =
         Profile::ALL.iter().map(|p| (*p, Vec::new())).collect();
     for design in &designs {
         let cells = row(table, design);
         assert_eq!(cells.len(), Profile::ALL.len(), "{design}: {cells:?}");
         for (i, cell) in cells.iter().enumerate() {
             counts(design, cell, runs);
-            if cell.contains("no-lost-write ") {
-                losers[i].1.push(design.to_string());
+            if let Some(at) = cell.find("no-lost-write ") {
+                let count: String = cell[at + "no-lost-write ".len()..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let count = count.parse().unwrap_or_else(|_| panic!("{design}: {cell}"));
+                losers[i].1.push((design.to_string(), count));
             }
         }
     }
-    let paragraph = must_configure(designs.len(), &losers);
+    let paragraph = must_configure(designs.len(), runs, &losers);
     assert!(
         table.ends_with(&paragraph),
         "the paragraph under the settings table is not what its cells say:\n{paragraph}"

@@ -3,7 +3,7 @@
 //! neighbours; and the README's "what an inventory service must configure", written from
 //! the table's cells.
 
-use super::{cell_text, sweep_all, table_header, FaultClass};
+use super::{cell_text, sweep_all, table_header, thousands, FaultClass};
 use crate::checker::{Invariant, Probe};
 use crate::designs::Registry;
 use crate::run::Sweep;
@@ -190,8 +190,12 @@ impl SettingsCell {
         )
     }
 
-    fn lost_writes(&self) -> bool {
-        self.sweep.violations.contains_key(&Invariant::NoLostWrite)
+    /// Runs that lost an acknowledged write, when some did.
+    fn lost_writes(&self) -> Option<u64> {
+        self.sweep
+            .violations
+            .get(&Invariant::NoLostWrite)
+            .map(|(runs, _)| *runs)
     }
 }
 
@@ -240,18 +244,19 @@ pub fn settings_markdown_in(registry: &Registry, cells: &[SettingsCell]) -> Stri
     });
     out.push('\n');
     out.push_str(&coverage_line(cells));
-    let losers: Vec<(Profile, Vec<String>)> = Profile::ALL
+    let losers: Vec<(Profile, Vec<(String, u64)>)> = Profile::ALL
         .into_iter()
         .map(|p| {
             let lost = cells
                 .iter()
-                .filter(|c| c.profile == p && c.lost_writes())
-                .map(|c| c.design.clone())
+                .filter(|c| c.profile == p)
+                .filter_map(|c| Some((c.design.clone(), c.lost_writes()?)))
                 .collect();
             (p, lost)
         })
         .collect();
-    out.push_str(&must_configure(registry.iter().count(), &losers));
+    let runs = cells.first().map_or(0, |c| c.sweep.runs);
+    out.push_str(&must_configure(registry.iter().count(), runs, &losers));
     out
 }
 
@@ -284,17 +289,27 @@ pub fn coverage_line(cells: &[SettingsCell]) -> String {
 /// "What an inventory service must configure", from the table: per profile, the designs
 /// that lost an acknowledged write under it (`losers`), of `designs`. A line per setting
 /// of the safe profile, saying what its column's runs showed without it.
-pub fn must_configure(designs: usize, losers: &[(Profile, Vec<String>)]) -> String {
-    let lost_under = |profile: Profile| -> &[String] {
+pub fn must_configure(
+    designs: usize,
+    runs: u64,
+    losers: &[(Profile, Vec<(String, u64)>)],
+) -> String {
+    let lost_under = |profile: Profile| -> &[(String, u64)] {
         losers
             .iter()
             .find(|(p, _)| *p == profile)
             .map_or(&[], |(_, l)| l.as_slice())
     };
+    let all_runs = thousands(runs * designs as u64);
+    let in_runs = |lost: &[(String, u64)]| -> String {
+        let sum: u64 = lost.iter().map(|(_, n)| n).sum();
+        format!("{} of {all_runs} runs", thousands(sum))
+    };
     let mut out = String::from(
         "What an inventory service must configure to keep its acknowledged writes, as the \
          runs above show it (this paragraph is generated with the table):\n\n",
     );
+    let safe = lost_under(Profile::Safe);
     for profile in Profile::ALL {
         let Some((setting, without)) = profile.differs() else {
             continue;
@@ -309,22 +324,18 @@ pub fn must_configure(designs: usize, losers: &[(Profile, Vec<String>)]) -> Stri
                 profile.guards()
             )
         } else {
-            let safe = lost_under(Profile::Safe).len();
-            let beside = if safe > 0 {
-                format!(", against {safe} with every safe setting")
-            } else {
-                String::new()
-            };
+            let names: Vec<String> = lost.iter().map(|(d, n)| format!("{d} {n}")).collect();
             format!(
-                "{without}, {} of {designs} designs lost acknowledged writes (`no-lost-write`: \
-                 {}){beside}",
+                "{without}, {} of {designs} designs lost acknowledged writes, in {} \
+                 (`no-lost-write`: {}), against {} with every safe setting",
                 lost.len(),
-                lost.join(", ")
+                in_runs(lost),
+                names.join(", "),
+                in_runs(safe)
             )
         };
         out.push_str(&format!("- {setting}: {shown}.\n"));
     }
-    let safe = lost_under(Profile::Safe);
     if safe.is_empty() {
         out.push_str(&format!(
             "\nWith all of them (the safe column) none of the {designs} designs lost an \
@@ -333,13 +344,14 @@ pub fn must_configure(designs: usize, losers: &[(Profile, Vec<String>)]) -> Stri
     } else {
         out.push_str(&format!(
             "\nEven with all of them (the safe column) {} of {designs} designs lost \
-             acknowledged writes ({}): the safe settings hold against one broker failure at \
-             a time, not against overlapping ones in which every in-sync replica of a \
+             acknowledged writes, in {}: the safe settings hold against one broker failure \
+             at a time, not against overlapping ones in which every in-sync replica of a \
              partition loses its unflushed data (this model's controller, like Kafka's \
              without eligible leader replicas, KIP-966, elects the last in-sync replica \
-             again with what it kept).\n",
+             again with what it kept). A setting whose column lost about as many runs as \
+             the safe one is not shown by these runs to matter.\n",
             safe.len(),
-            safe.join(", ")
+            in_runs(safe)
         ));
     }
     out
