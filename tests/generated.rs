@@ -464,6 +464,9 @@ struct Tally {
     /// Runs that lost an acknowledged write with no replica elected after losing its
     /// unflushed data: (case, seed).
     lost_otherwise: Vec<(u64, u64)>,
+    /// Runs that lost an acknowledged write although their broker faults never
+    /// overlapped: (case, seed).
+    lost_one_at_a_time: Vec<(u64, u64)>,
     /// Runs that broke something with every acknowledged write kept: (case, seed, what
     /// they broke). A design that holds unless writes are lost has none.
     broke_keeping_writes: Vec<(u64, u64, Vec<Invariant>)>,
@@ -488,6 +491,11 @@ impl Tally {
             && probes.count(Probe::LossyReplicaElected) == 0
         {
             self.lost_otherwise.push((self.runs - 1, seed));
+        }
+        if judged.verdict.violated().contains(&NoLostWrite)
+            && probes.count(Probe::BrokerFaultsOverlap) == 0
+        {
+            self.lost_one_at_a_time.push((self.runs - 1, seed));
         }
         let vs = &judged.verdict.violations;
         if !vs.is_empty() && joins_inventory(design) && vs.iter().all(|v| inner_join_drop(r, v)) {
@@ -644,6 +652,13 @@ fn sweep(design: &str, kind: FaultKind) {
             "{design} under broker lost acknowledged writes with no replica elected after \
              losing its unflushed data (case, seed): {:?}",
             t.lost_otherwise
+        );
+        // One fault at a time, the safe settings keep every acknowledged write.
+        assert!(
+            t.lost_one_at_a_time.is_empty(),
+            "{design} under broker lost acknowledged writes in runs whose faults never \
+             overlapped (case, seed): {:?}",
+            t.lost_one_at_a_time
         );
     }
     assert!(
