@@ -236,9 +236,9 @@ const ALO_OVERLAP: &[Invariant] = &[
 const EOS_OVERLAP: &[Invariant] = &[EventualDecision, NoLostWrite, NoAbortedRead, EpochFencing];
 const SAGA_OVERLAP: &[Invariant] = &[
     EventualDecision,
-    Conservation,
     NoLostWrite,
     MonotonicOffsets,
+    ConsistentOffsets,
     MonotonicCommits,
     EpochFencing,
 ];

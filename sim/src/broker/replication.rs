@@ -42,14 +42,16 @@ impl PartitionLog {
     /// only an older epoch, the smaller of both end offsets for that epoch
     /// (`AbstractFetcherThread.truncateToEpochEndOffsets`,
     /// `core/src/main/scala/kafka/server/AbstractFetcherThread.scala`; the leader answers
-    /// with `LeaderEpochFileCache.endOffsetFor`); its high watermark when the
-    /// leader knows no epoch as old.
+    /// with `LeaderEpochFileCache.endOffsetFor`). When every epoch the leader knows is
+    /// newer (its older ones lost with a log suffix), `endOffsetFor` answers the start of
+    /// its first epoch: the follower truncates there. Its high watermark when the leader
+    /// knows no epoch at all.
     pub(super) fn divergence_with(&self, leader: &PartitionLog) -> Offset {
         let Some(&(last, _)) = self.epochs.last() else {
             return 0;
         };
         let point = match leader.end_offset_for(last) {
-            None => self.hw,
+            None => leader.epochs.first().map_or(self.hw, |(_, start)| *start),
             Some((epoch, end)) if epoch == last => end,
             Some((epoch, end)) => self.end_offset_for(epoch).map_or(0, |(_, e)| e).min(end),
         };
@@ -305,5 +307,32 @@ impl Broker {
             }
         }
         next
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PartitionLog;
+
+    fn log_with_epochs(epochs: &[(u32, u64)], log_end: u64, hw: u64) -> PartitionLog {
+        PartitionLog {
+            epochs: epochs.to_vec(),
+            log_end,
+            hw,
+            ..PartitionLog::default()
+        }
+    }
+
+    /// A leader that lost every entry of the follower's epoch (a lossy crash, then
+    /// elected again) and wrote on in a newer one: `LeaderEpochFileCache.endOffsetFor`
+    /// answers the start of its first known epoch, and the follower truncates there, not
+    /// to its own high watermark, which would keep records the leader overwrote.
+    #[test]
+    fn a_follower_truncates_to_the_start_of_a_leaders_only_newer_epoch() {
+        let follower = log_with_epochs(&[(1, 0)], 2, 1);
+        let leader = log_with_epochs(&[(3, 0)], 2, 0);
+        assert_eq!(follower.divergence_with(&leader), 0);
+        let leader_knows_nothing = log_with_epochs(&[], 0, 0);
+        assert_eq!(follower.divergence_with(&leader_knows_nothing), 1);
     }
 }
