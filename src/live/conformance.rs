@@ -443,13 +443,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_row_differs_only_on_what_both_sides_judge_and_needs_a_reason_then() {
-        let s: Scenario = crate::load::load_str(
+    /// A scenario of one product with one unit, named `s`.
+    fn one_product() -> Scenario {
+        crate::load::load_str(
             "name = \"s\"\n[[products]]\nid = \"p\"\nstock = 1\n",
             "s.toml",
         )
-        .expect("a scenario");
+        .expect("a scenario")
+    }
+
+    #[test]
+    fn a_row_differs_only_on_what_both_sides_judge_and_needs_a_reason_then() {
+        let s = one_product();
         let sim = SimCell {
             seeds: SeedRange { start: 0, end: 10 },
             violations: [
@@ -497,11 +502,7 @@ mod tests {
     /// An interrupted run is said as such beside the completed ones, never as a run.
     #[test]
     fn interrupted_runs_are_a_note_not_a_verdict() {
-        let s: Scenario = crate::load::load_str(
-            "name = \"s\"\n[[products]]\nid = \"p\"\nstock = 1\n",
-            "s.toml",
-        )
-        .expect("a scenario");
+        let s = one_product();
         let sim = SimCell {
             seeds: SeedRange { start: 0, end: 10 },
             violations: BTreeMap::new(),
