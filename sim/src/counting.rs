@@ -56,6 +56,10 @@ impl Processor for Count {
         Some(Box::new(self.clone()))
     }
 
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(key) = &input.key else {
             return Processed::Done;

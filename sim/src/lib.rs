@@ -14,6 +14,7 @@ mod display;
 pub mod partitioner;
 pub mod protocol;
 pub mod source;
+pub mod state_hash;
 pub mod streams;
 pub mod trace;
 pub mod world;

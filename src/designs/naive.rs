@@ -74,6 +74,10 @@ impl Processor for CheckStock {
         Some(Box::new(self.clone()))
     }
 
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(Msg::OrderPlaced {
             order_id,
@@ -102,6 +106,10 @@ struct UpdateStock;
 impl Processor for UpdateStock {
     fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
         Some(Box::new(self.clone()))
+    }
+
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
     }
 
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {

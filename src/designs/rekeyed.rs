@@ -60,6 +60,10 @@ impl Processor for SelectKey {
         Some(Box::new(self.clone()))
     }
 
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         if let Some(value) = &input.value {
             if let Some(Msg::OrderPlaced { product_id, .. }) = Msg::decode(value) {
@@ -119,6 +123,10 @@ impl Validate {
 impl Processor for Validate {
     fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
         Some(Box::new(self.clone()))
+    }
+
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
     }
 
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {

@@ -95,6 +95,10 @@ impl Processor for ByProduct {
         Some(Box::new(self.clone()))
     }
 
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         if let Some(value) = &input.value {
             if let Some(Msg::OrderPlaced { product_id, .. }) = Msg::decode(value) {
@@ -154,6 +158,10 @@ impl Reserve {
 impl Processor for Reserve {
     fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
         Some(Box::new(self.clone()))
+    }
+
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
     }
 
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {

@@ -333,7 +333,7 @@ impl Broker {
                 .iter()
                 .map(|b| {
                     let follower = Follower {
-                        log: log.clone(),
+                        log: (**log).clone(),
                         last_caught_up: 0,
                         fetched_end: 0,
                         epoch_checked: 0,

@@ -7,6 +7,7 @@
 //! `__transaction_state` and `__consumer_offsets`: a leader change there moves them, and
 //! the new leader loads their state from its log (`coordinator.rs`, `coord_load.rs`).
 
+use crate::state_hash::Cached;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::cluster::{BrokerId, Follower, Liveness};
@@ -360,7 +361,7 @@ impl Broker {
         r.log_owner = new;
         let topic = self.topics.get_mut(&tp.topic).expect("a known topic");
         let main = &mut topic.partitions[tp.partition as usize];
-        let outgoing = std::mem::replace(main, incoming.log);
+        let outgoing = std::mem::replace(main, Cached::new(incoming.log)).into_inner();
         let cluster = self.cluster.as_mut().expect("a cluster");
         let r = cluster
             .partitions

@@ -17,6 +17,7 @@ use crate::protocol::{
 use crate::trace::Event;
 
 use super::producer::ProducerState;
+use crate::state_hash::Cached;
 
 /// Static configuration of a topic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -172,7 +173,9 @@ pub fn is_internal(topic: &str) -> bool {
 #[derive(Clone, Debug)]
 pub(super) struct Topic {
     pub(super) config: TopicConfig,
-    pub(super) partitions: Vec<PartitionLog>,
+    /// Each log with its state digest, shared by copies of the broker until changed
+    /// (the exhaustive search's snapshots and fingerprint, `digest.rs`).
+    pub(super) partitions: Vec<Cached<PartitionLog>>,
 }
 
 impl Broker {
@@ -197,9 +200,7 @@ impl Broker {
                 ))
             };
         }
-        let partitions = (0..config.partitions)
-            .map(|_| PartitionLog::default())
-            .collect();
+        let partitions = (0..config.partitions).map(|_| Cached::default()).collect();
         self.topics
             .insert(name.to_string(), Topic { config, partitions });
         self.replicate_topic(name);
@@ -230,6 +231,7 @@ impl Broker {
             .get(&tp.topic)?
             .partitions
             .get(tp.partition as usize)
+            .map(|log| &**log)
     }
 
     /// The log of a partition the broker has already validated (a topic is never deleted).

@@ -60,6 +60,7 @@ mod cluster;
 mod controller;
 mod coord_load;
 mod coordinator;
+mod digest;
 pub mod group;
 mod invariants;
 pub mod log;

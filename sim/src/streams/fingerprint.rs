@@ -1,8 +1,10 @@
 //! The streams client's state, written for the exhaustive search's state hashing
 //! (`Client::fingerprint`): every field its future behaviour depends on, in a fixed
-//! order, except the topology (fixed at build) and the tasks' processors, whose state is
-//! taken to be their stores (the designs' processors keep nothing else but caches built
-//! from their stores). The correlation ids of the requests in flight are left out: the
+//! order, except the topology (fixed at build). A task's processor is in it through its
+//! own [`crate::Processor::fingerprint`] (what it holds outside its stores: the saga's
+//! pending timer records and its caches), hashed to 64 bits beside the task's stores; a
+//! processor that cannot say what it holds makes the client's state unwritable, and the
+//! world is then searched without state matching. The correlation ids of the requests in flight are left out: the
 //! world names the messages that carry them by the lane that awaits them
 //! (`Client::awaits`), so that two runs that sent the same requests in another order
 //! meet in one state.
@@ -11,6 +13,7 @@
 //! every task's processor can be copied (`Processor::clone_boxed`).
 
 use super::{StreamsClient, Task, HEARTBEAT, MAIN};
+use crate::state_hash::StateHash;
 use std::fmt::{self, Write};
 
 impl Task {
@@ -74,11 +77,16 @@ impl StreamsClient {
         );
         write!(out, "{progress:?}")?;
         for (id, task) in &self.tasks {
+            let mut held = StateHash::new();
+            if !task.processor.fingerprint(&mut held) {
+                return Err(fmt::Error);
+            }
             let t = (
                 id,
                 &task.stores,
                 task.stream_time,
                 task.next_stream_punctuation,
+                held.finish(),
             );
             write!(out, "{t:?}")?;
         }
@@ -144,5 +152,62 @@ impl StreamsClient {
             process_id: self.process_id,
             heartbeat: self.heartbeat.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{running_client, STORE};
+    use super::super::*;
+    use crate::state_hash::StateHash;
+    use std::sync::Arc;
+
+    /// A processor that holds a number outside its stores (as the saga's timers hold the
+    /// records they sent), or, with `says: false`, cannot say what it holds.
+    #[derive(Clone)]
+    struct Holds {
+        held: u64,
+        says: bool,
+    }
+
+    impl Processor for Holds {
+        fn process(&mut self, _ctx: &mut Context<'_, '_>, _input: &Input) -> Processed {
+            Processed::Done
+        }
+
+        fn fingerprint(&self, state: &mut dyn std::hash::Hasher) -> bool {
+            state.write_u64(self.held);
+            self.says
+        }
+    }
+
+    fn fingerprint_with(held: u64, says: bool) -> Option<u64> {
+        let topology = Topology {
+            subtopologies: vec![SubTopology {
+                name: "count".into(),
+                sources: vec!["in".into()],
+                stores: vec![STORE.into()],
+                processor: Arc::new(move |_| Box::new(Holds { held, says })),
+                punctuate: None,
+            }],
+        };
+        let config = StreamsConfig::new("app", Guarantee::ExactlyOnceV2);
+        let (c, _) = running_client(StreamsClient::new("i0", config, topology), &[0], &[]);
+        assert_eq!(c.tasks.len(), 1, "one task, its processor built");
+        let mut h = StateHash::new();
+        c.fingerprint(&mut h).then(|| h.finish())
+    }
+
+    #[test]
+    fn two_clients_differing_only_in_what_a_processor_holds_differ() {
+        let a = fingerprint_with(0, true).expect("says what it holds");
+        let b = fingerprint_with(1, true).expect("says what it holds");
+        assert_ne!(a, b, "a processor's own state is in the fingerprint");
+        assert_eq!(Some(a), fingerprint_with(0, true), "and only it differs");
+    }
+
+    #[test]
+    fn a_processor_that_cannot_say_what_it_holds_leaves_the_client_unhashed() {
+        assert_eq!(fingerprint_with(0, false), None);
     }
 }

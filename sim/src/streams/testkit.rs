@@ -15,6 +15,10 @@ impl Processor for Count {
         Some(Box::new(self.clone()))
     }
 
+    fn fingerprint(&self, _state: &mut dyn std::hash::Hasher) -> bool {
+        true // nothing outside its stores (its configuration is fixed at build)
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let key = input.key.clone().unwrap_or_default();
         let n: u64 = ctx.get(STORE, &key).map_or(0, |v| v.parse().unwrap_or(0)) + 1;

@@ -4,6 +4,7 @@
 use super::context::Context;
 use crate::protocol::{Millis, Offset, TopicPartition};
 use std::collections::BTreeMap;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 /// A record handed to a processor.
@@ -41,6 +42,16 @@ pub trait Processor {
     /// and the search re-runs every prefix from the start instead.
     fn clone_boxed(&self) -> Option<Box<dyn Processor>> {
         None
+    }
+    /// For the exhaustive search's state hashing: feed `state` everything this processor
+    /// holds outside its stores that its future behaviour can depend on (timers' pending
+    /// resends, caches, counters) and return `true`; a processor that holds nothing
+    /// feeds nothing. What was fixed when it was built (its configuration) may be left
+    /// out: every world of one search builds it the same way. The default feeds nothing
+    /// and returns `false`: a world with such a processor is searched without state
+    /// matching (two states differing only in what it holds must not be merged).
+    fn fingerprint(&self, _state: &mut dyn Hasher) -> bool {
+        false
     }
 }
 

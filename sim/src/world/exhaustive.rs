@@ -15,18 +15,56 @@
 //! - with ephemeral state directories a start's process id is its incarnation, not a
 //!   draw.
 //!
-//! The fingerprint ([`World::fingerprint`]) is a 64-bit hash ([`StateHash`]) of the written form of the state
-//! that the future depends on: time, the broker (logs, producers, transactions, groups),
-//! every instance's status and its clients' own fingerprints, the messages in flight as
-//! a sorted multiset (a correlation id written as the lane that awaits it, or as stale),
-//! the fault schedule and the fault budget used. The trace is not state: two runs that
-//! meet in one state are searched on once.
+//! The fingerprint ([`World::fingerprint`]) is a 64-bit hash ([`StateHash`]) of the
+//! state that the future depends on. Two states with one fingerprint are searched once,
+//! so everything that can change what happens next must be in it. Field by field:
+//!
+//! - in it: time, the last progress and the end of the fault phase, the scheduled faults
+//!   still to come, the produce acknowledgements still to lose, the groups joined, the
+//!   crashed, partitioned and slowed brokers and the follow-up broker faults (none under
+//!   this strategy), the fault budget used;
+//! - the broker: every field (`Broker::state_digest` destructures it, so a new field does
+//!   not compile until it is placed), each partition log by its own digest, kept between
+//!   steps that leave it alone; the broker's digest is kept likewise
+//!   ([`crate::state_hash::Cached`]: any mutable access forgets it);
+//! - each instance: its status (with its restart or resume time) and incarnation, and
+//!   each client's own [`Client::fingerprint`](crate::Client::fingerprint): the streams
+//!   client every field but its configuration and topology (fixed at build), each task's
+//!   stores, stream time and punctuation time, and what its processor holds outside its
+//!   stores ([`Processor::fingerprint`](crate::Processor::fingerprint): the saga's timer
+//!   records sent and not seen back; a processor that cannot say makes the world
+//!   unhashable and the search runs without state matching); the source client its
+//!   place in its schedule, producer, sequences, request in flight and backoff;
+//! - the messages in flight as a sorted multiset of (content key, awaiting lane): the
+//!   content key (`network.rs`) hashes when the message is due, its two ends and what it
+//!   carries; the lane stands for the correlation id (stale when no lane awaits it), so
+//!   two runs that sent the same requests in another order meet. The answers the broker
+//!   holds back, by their receiver and lane (their content is the broker's state).
+//!
+//! Left out, and why: message ids and correlation ids and the counters that issue them
+//! (fresh names, only compared for equality; the order of one step's actions follows
+//! message ids, and every action of a step is searched, so only a counterexample's
+//! choice log depends on it); the configuration (one for the whole search); the trace and
+//! the step count (history: the checker judges a run that ends from its trace and final
+//! logs, and a run cut at a state searched before is not judged, the state's future being
+//! searched from its first visit — an invariant read from trace events alone, not from
+//! the logs and stores, is judged on the first history that reached a state); this
+//! step's action, marker and follower-fetch lists and the broker's next deadline (derived
+//! from the state at every step); the reduction's sleep set (the search keeps it beside
+//! the fingerprint, `src/exhaustive.rs`); the chooser (past its prefix a guided chooser
+//! takes option 0; its depth is the search's business). The saga's caches of open
+//! reservations and paying orders are functions of their stores, checked against them at
+//! every use in debug and test builds. The trace is not state: two runs that meet in one
+//! state are searched on once.
 
-use super::network::{Endpoint, Message, Payload};
+use super::network::Endpoint;
 use super::{Strategy, World};
+use crate::broker::Broker;
 use crate::choice::{Chooser, ReplayDiverged};
 use crate::protocol::Millis;
-use std::fmt::{self, Write};
+use crate::state_hash::StateHash;
+use std::fmt::Write;
+use std::hash::Hasher;
 
 /// The exhaustive search's fault budget, and how much of it a run has used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,75 +89,6 @@ impl Budget {
             }),
             _ => None,
         }
-    }
-}
-
-/// A 64-bit hash of a written form, fed through `fmt::Write` (no allocation for the
-/// written form): the bytes taken eight at a time as little-endian words, each mixed in
-/// by a bijection of the state (xor, multiply by an odd constant, rotate), the length
-/// and the last partial word at the end, then MurmurHash3's 64-bit finaliser. Equal
-/// written forms hash equal however `fmt` splits them into pieces; the state's
-/// fingerprint is written once per step of the search, so this is its inner loop.
-pub(super) struct StateHash {
-    h: u64,
-    /// The bytes of the word being filled, and how many.
-    word: u64,
-    filled: u32,
-    len: u64,
-}
-
-const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl StateHash {
-    pub(super) fn new() -> StateHash {
-        StateHash {
-            h: 0xcbf2_9ce4_8422_2325,
-            word: 0,
-            filled: 0,
-            len: 0,
-        }
-    }
-
-    fn mix(&mut self, w: u64) {
-        self.h = (self.h ^ w).wrapping_mul(MIX).rotate_left(29);
-    }
-
-    fn byte(&mut self, b: u8) {
-        self.word |= u64::from(b) << (8 * self.filled);
-        self.filled += 1;
-        if self.filled == 8 {
-            self.mix(self.word);
-            (self.word, self.filled) = (0, 0);
-        }
-    }
-
-    /// The hash of everything written.
-    pub(super) fn finish(&self) -> u64 {
-        let mut h = (self.h ^ self.word).wrapping_mul(MIX).rotate_left(29) ^ self.len;
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    }
-}
-
-impl Write for StateHash {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut bytes = s.as_bytes();
-        self.len += bytes.len() as u64;
-        while self.filled != 0 && !bytes.is_empty() {
-            self.byte(bytes[0]);
-            bytes = &bytes[1..];
-        }
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            self.mix(u64::from_le_bytes(w.try_into().expect("eight bytes")));
-        }
-        for &b in words.remainder() {
-            self.byte(b);
-        }
-        Ok(())
     }
 }
 
@@ -197,7 +166,15 @@ impl World {
             &self.brokers_down,
             self.exhaustive,
         );
-        write!(h, "{head:?}{:?}", self.broker).ok()?;
+        // Broker faults: none under the exhaustive strategy, in for soundness all the same.
+        let broker_faults = (
+            &self.partitioned,
+            &self.slowed,
+            self.overlap,
+            &self.follow_ups,
+        );
+        write!(h, "{head:?}{broker_faults:?}").ok()?;
+        h.write_u64(self.broker.digest(Broker::state_digest));
         for inst in &self.instances {
             write!(h, "|{:?} {}", inst.status, inst.incarnation).ok()?;
             for c in inst.clients.iter().flatten() {
@@ -207,29 +184,25 @@ impl World {
                 }
             }
         }
-        let mut messages: Vec<String> = self.net.values().map(|m| self.message_state(m)).collect();
+        // In flight: a multiset, each message its content key (when it is due, its ends,
+        // what it carries: `network.rs`) with the lane that awaits it.
+        let mut messages: Vec<(u64, Option<usize>)> = (self.net.values())
+            .map(|m| (m.content, self.lane_of(m.lane_end(), m.corr)))
+            .collect();
         let mut held: Vec<String> = self
             .held
             .values()
             .map(|x| format!("{:?}{:?}", x.to, self.lane_of(x.to, x.corr)))
             .collect();
-        messages.sort();
+        messages.sort_unstable();
         held.sort();
-        write!(h, "{messages:?}{held:?}").ok()?;
+        h.write_u64(messages.len() as u64);
+        for (content, lane) in messages {
+            h.write_u64(content);
+            h.write_u64(lane.map_or(u64::MAX, |l| l as u64));
+        }
+        write!(h, "{held:?}").ok()?;
         Some(h.finish())
-    }
-
-    /// A message in flight without its id and correlation id: the lane that awaits it.
-    pub(super) fn message_state(&self, m: &Message) -> String {
-        let lane = self.lane_of(m.lane_end(), m.corr);
-        let payload = match &m.payload {
-            Payload::Request(r) => format!("{r:?}"),
-            Payload::Response(r) => format!("{r:?}"),
-        };
-        format!(
-            "{} {:?}>{:?} {lane:?} {payload}",
-            m.deliver_at, m.from, m.to
-        )
     }
 
     /// The lane of the running client at `end` that awaits `corr` (`None`: stale).

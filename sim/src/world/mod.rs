@@ -33,6 +33,7 @@ pub use pct::{PctStats, Strategy};
 use crate::broker::{Broker, BrokerId, FollowerFetch, PendingMarker};
 use crate::choice::{ChoiceLog, Chooser, ReplayDiverged};
 use crate::protocol::{Millis, Request};
+use crate::state_hash::Cached;
 use crate::trace::{Event, Peer, Trace};
 use instances::Instance;
 use network::Message;
@@ -93,7 +94,9 @@ enum Action {
 pub type Visit<'a> = dyn FnMut(Option<u64>, u64, &[u64]) -> bool + 'a;
 
 pub struct World {
-    broker: Broker,
+    /// The broker, its state digest kept between steps that leave it alone (the
+    /// exhaustive search's fingerprint, `exhaustive.rs`).
+    broker: Cached<Broker>,
     meta: BTreeMap<String, u32>,
     instances: Vec<Instance>,
     /// Messages in flight, by id (ids are never reused).
@@ -182,7 +185,7 @@ impl World {
         scheduled.sort_by_key(|f| f.at());
         scheduled.reverse(); // pop from the end
         World {
-            broker,
+            broker: Cached::new(broker),
             meta,
             instances: instances.into_iter().map(Instance::new).collect(),
             net: BTreeMap::new(),
@@ -378,7 +381,7 @@ impl World {
             outcome,
             end_time: self.now,
             steps: self.steps,
-            broker: self.broker,
+            broker: self.broker.into_inner(),
             healed_at: self.healed_at,
             pct: self.pct.as_ref().map(pct::Pct::stats),
         }

@@ -43,8 +43,9 @@ pub(super) struct Message {
     what: String,
     /// The client at the other end from the broker.
     client: Arc<ClientId>,
-    /// Under the exhaustive search's reduction: a hash of what it carries, from where to
-    /// where and when (its id and correlation id left out), for its delivery's key.
+    /// Under the exhaustive strategy: a hash of what it carries, from where to where and
+    /// when (its id and correlation id left out), for its delivery's key in the reduction
+    /// and for the world's fingerprint.
     pub(super) content: u64,
 }
 
@@ -259,7 +260,8 @@ impl World {
             self.scratch.push(Event::Drop { id, what });
             return;
         }
-        let content = match &self.por {
+        // Under the exhaustive strategy (the reduction's action keys, the fingerprint).
+        let content = match self.exhaustive {
             Some(_) => super::por::content_key(self.now, from, to, &payload),
             None => 0,
         };

@@ -162,7 +162,7 @@ pub(super) fn content_key(at: Millis, from: Endpoint, to: Endpoint, payload: &Pa
 
 /// The hash of a written form.
 fn key_of(parts: std::fmt::Arguments<'_>) -> u64 {
-    let mut h = super::exhaustive::StateHash::new();
+    let mut h = crate::state_hash::StateHash::new();
     h.write_fmt(parts).expect("writing to a hash");
     h.finish()
 }

@@ -249,6 +249,14 @@ impl Processor for ProductLedger {
         Some(Box::new(self.clone()))
     }
 
+    /// The timer records sent and not yet seen back: a resend depends on them. Not
+    /// `reservations`: a function of the store (checked against it at every use in debug and
+    /// test builds), the same whether built yet or not. The rest is fixed at build.
+    fn fingerprint(&self, state: &mut dyn std::hash::Hasher) -> bool {
+        std::hash::Hash::hash(&self.pending, &mut { state });
+        true
+    }
+
     fn process(&mut self, ctx: &mut Context<'_, '_>, input: &Input) -> Processed {
         let Some(msg) = input.value.as_deref().and_then(Msg::decode) else {
             return Processed::Done;

@@ -31,7 +31,7 @@ pub(super) enum Timers {
 
 /// Self-addressed timer records sent and not yet seen back: key → when last sent.
 /// In memory only: a new task (after a restart or a migration) sends again.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Hash)]
 pub(super) struct Pending {
     sent: BTreeMap<String, Millis>,
 }
@@ -84,5 +84,46 @@ mod tests {
         p.sent("o2", 5);
         p.retain(|k| k != "o2");
         assert!(p.due("o2", 6));
+    }
+
+    fn digest(p: &dyn oversell_sim::Processor) -> u64 {
+        let mut h = oversell_sim::state_hash::StateHash::new();
+        assert!(p.fingerprint(&mut h), "a saga processor says what it holds");
+        h.finish()
+    }
+
+    /// Two saga processors differing only in the timer records they sent and have not
+    /// seen back (which decide when a record is sent again) have different fingerprints.
+    #[test]
+    fn what_a_saga_processor_sent_and_has_not_seen_is_in_its_fingerprint() {
+        use super::super::order_service::{PaymentPlan, ProcessManager};
+        use super::super::product_service::ProductLedger;
+        let plan = std::sync::Arc::new(PaymentPlan {
+            fail: Default::default(),
+            delay_ms: 100,
+            delays: Default::default(),
+        });
+        let manager = |pending| ProcessManager {
+            payments: plan.clone(),
+            timers: Timers::SelfAddressed,
+            pending,
+            paying: None,
+        };
+        let ledger = |pending| ProductLedger {
+            timeout_ms: 1000,
+            idempotent: true,
+            timers: Timers::SelfAddressed,
+            pending,
+            reservations: None,
+        };
+        let mut sent = Pending::default();
+        sent.sent("o1", 100);
+        let none = Pending::default();
+        assert_ne!(
+            digest(&manager(none.clone())),
+            digest(&manager(sent.clone()))
+        );
+        assert_ne!(digest(&ledger(none.clone())), digest(&ledger(sent.clone())));
+        assert_eq!(digest(&ledger(none.clone())), digest(&ledger(none)));
     }
 }
