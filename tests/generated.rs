@@ -236,6 +236,9 @@ const ALO_OVERLAP: &[Invariant] = &[
     MonotonicCommits,
 ];
 const EOS_OVERLAP: &[Invariant] = &[EventualDecision, NoLostWrite, NoAbortedRead, EpochFencing];
+/// The saga writes each decided order once, under its own key: when its changelog loses
+/// the suffix that held one, no later write of the key explains the store's value again
+/// (`store-explained`; the product's value, rewritten whole at every update, is).
 const SAGA_OVERLAP: &[Invariant] = &[
     EventualDecision,
     NoLostWrite,
@@ -243,6 +246,7 @@ const SAGA_OVERLAP: &[Invariant] = &[
     ConsistentOffsets,
     MonotonicCommits,
     EpochFencing,
+    StoreExplained,
 ];
 /// An order decided twice is also an outcome published twice.
 const TWICE: &[Invariant] = &[NoDuplicateEffect];
