@@ -230,12 +230,27 @@ pub struct LiveFaults {
     /// Real broker crashes: SIGKILL of a broker's JVM, restarted on the same log
     /// directory and ports `restart_after` ms later.
     pub broker_crash: Vec<BrokerCrash>,
+    /// Per design: every scheduled `pause` strikes whichever instance holds this input
+    /// partition's task when the pause is due (its resume follows it), not the instance
+    /// it names. The simulator's first member keeps `orders-0` when a second joins; Kafka
+    /// Streams 4.x hands it out by process id (`src/live/holder.rs`). The simulator
+    /// ignores it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pause_holder: BTreeMap<String, TaskInput>,
 }
 
 impl LiveFaults {
     pub fn is_empty(&self) -> bool {
-        self.crash_point.is_none() && self.broker_crash.is_empty()
+        self.crash_point.is_none() && self.broker_crash.is_empty() && self.pause_holder.is_empty()
     }
+}
+
+/// `[faults.live] pause_holder`: a task, by one of its input partitions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub topic: String,
+    pub partition: u32,
 }
 
 /// A place in a live twin's processing where it can halt itself.

@@ -67,6 +67,9 @@ pub struct FaultPlan {
     /// In time order.
     pub steps: Vec<Step>,
     pub crash_point: Option<Armed>,
+    /// `[faults.live] pause_holder`, with the twin's application reading its topic: a
+    /// scheduled pause strikes that task's holder ([`super::holder`]).
+    pub pause_holder: Option<super::holder::Checked>,
 }
 
 /// One fault as it was played, in the history file (`faults`).

@@ -24,6 +24,7 @@ pub mod convert;
 pub mod coordinator;
 pub mod faults;
 pub mod history;
+pub mod holder;
 pub mod java;
 pub mod player;
 pub mod run;

@@ -6,6 +6,7 @@
 
 use super::cluster::Cluster;
 use super::faults::{Action, Armed, FaultPlan, LiveFault, Step, Target};
+use super::holder::{holder, move_pause, Checked};
 use super::java::{JavaProc, Toolchain};
 use super::LiveError;
 use oversell_sim::Millis;
@@ -78,6 +79,8 @@ pub struct Player<'a> {
     pub t0: u64,
     pub pending: Vec<Step>,
     pub armed: Option<Armed>,
+    /// A scheduled pause strikes this task's holder ([`super::holder`]).
+    pub pause_holder: Option<Checked>,
     pub played: Vec<LiveFault>,
     /// Whether the command was interrupted (Ctrl-C): stop playing.
     pub interrupted: &'a dyn Fn() -> bool,
@@ -100,6 +103,7 @@ impl<'a> Player<'a> {
             t0: 0,
             pending: plan.steps,
             armed: plan.crash_point,
+            pause_holder: plan.pause_holder,
             played: Vec::new(),
             interrupted,
         }
@@ -221,7 +225,14 @@ impl<'a> Player<'a> {
     }
 
     fn act(&mut self, step: &Step) -> Result<(), LiveError> {
-        let note = format!("planned at {} ms ({})", step.at, step.origin);
+        let mut note = format!("planned at {} ms ({})", step.at, step.origin);
+        let mut step = step.clone();
+        if step.action == Action::Stop && step.origin == "schedule" {
+            if let Some(checked) = self.pause_holder.clone() {
+                note += &self.retarget(&mut step, &checked)?;
+            }
+        }
+        let step = &step;
         match &step.target {
             Target::Broker(node) => {
                 let issued = wall_ms();
@@ -242,6 +253,35 @@ impl<'a> Player<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Point a scheduled pause, and the resume that ends it, at whichever instance holds
+    /// `checked` now, by the event logs of the instances' current starts; what was chosen,
+    /// for the record.
+    fn retarget(&mut self, step: &mut Step, checked: &Checked) -> Result<String, LiveError> {
+        let mut logs = Vec::new();
+        for inst in self.instances.iter().filter(|i| i.proc.is_some()) {
+            let file = Instance::events_file(self.dir, &inst.name, inst.starts);
+            logs.push((inst.name.clone(), super::run::read_events(&file)?));
+        }
+        let task = format!("{}'s {}-{}", checked.app, checked.topic, checked.partition);
+        let found = holder(
+            logs.iter().map(|(n, e)| (n.as_str(), e.as_slice())),
+            checked,
+        );
+        let Target::Instance(named) = step.target.clone() else {
+            return Ok(String::new());
+        };
+        let Some(found) = found else {
+            return Ok(format!(
+                "; nobody was seen holding {task}: the named instance"
+            ));
+        };
+        if found == named {
+            return Ok(format!("; {named}, named, holds {task}"));
+        }
+        move_pause(step, &mut self.pending, &found);
+        Ok(format!("; {found} holds {task}, not the named {named}"))
     }
 
     fn act_on(&mut self, i: usize, step: &Step, note: String) -> Result<(), LiveError> {

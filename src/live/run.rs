@@ -168,7 +168,36 @@ pub fn fault_plan(plan: &Plan<'_>, brokers: u32, index: u32) -> Result<FaultPlan
     }
     let twin = twin(plan.design).expect("checked above");
     let names: Vec<String> = instances_of(&twin, s).into_iter().map(|(n, _)| n).collect();
-    faults::plan(s, design, &names, brokers, index)
+    let mut out = faults::plan(s, design, &names, brokers, index)?;
+    if let Some(d) = s
+        .faults
+        .live
+        .pause_holder
+        .keys()
+        .find(|d| !TWINS.contains(&d.as_str()))
+    {
+        return Err(LiveError::Unsupported(format!(
+            "scenario {}: [faults.live.pause_holder] names {d:?}, which has no live twin; \
+             live twins: {}",
+            s.name,
+            TWINS.join(", ")
+        )));
+    }
+    if let Some(task) = s.faults.live.pause_holder.get(plan.design) {
+        let app = super::holder::reader_of(twin.groups, &task.topic).ok_or_else(|| {
+            LiveError::Unsupported(format!(
+                "scenario {}: [faults.live] pause_holder names topic {:?}, which no application \
+                 of the {} twin reads",
+                s.name, task.topic, plan.design
+            ))
+        })?;
+        out.pause_holder = Some(super::holder::Checked {
+            app,
+            topic: task.topic.clone(),
+            partition: task.partition,
+        });
+    }
+    Ok(out)
 }
 
 /// The workload as the driver plays it: the simulator's own frontend schedule (initial
@@ -535,7 +564,7 @@ pub(super) fn assemble(
 
 /// One event log; a JVM killed while writing leaves at most half a last line, which is
 /// dropped, and one killed before it opened its log leaves none.
-fn read_events(file: &Path) -> Result<Vec<LiveEvent>, LiveError> {
+pub(super) fn read_events(file: &Path) -> Result<Vec<LiveEvent>, LiveError> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -622,6 +651,45 @@ mod tests {
             ours.sort();
             assert_eq!(ours, simulated_inputs(&t, design, &s), "{design}");
         }
+    }
+
+    /// zombie-after-rebalance × naive pauses the holder of the checker's `orders-0`; the
+    /// designs the scenario names no task for pause the instance it names.
+    #[test]
+    fn a_pause_holder_is_the_checked_application_s_task_for_the_designs_that_name_one() {
+        let s = scenario("zombie-after-rebalance");
+        let plan = |design| {
+            let p = Plan {
+                scenario: &s,
+                scenario_path: Path::new("scenarios/zombie-after-rebalance.toml"),
+                design,
+                time_scale: None,
+            };
+            fault_plan(&p, 1, 0).expect("playable")
+        };
+        assert_eq!(
+            plan("naive").pause_holder,
+            Some(super::super::holder::Checked {
+                app: "product-checker".into(),
+                topic: "orders".into(),
+                partition: 0,
+            })
+        );
+        assert_eq!(plan("rekeyed-alo").pause_holder, None);
+        let mut typo = s.clone();
+        typo.faults.live.pause_holder = [(
+            "naïve".to_string(),
+            typo.faults.live.pause_holder["naive"].clone(),
+        )]
+        .into();
+        let p = Plan {
+            scenario: &typo,
+            scenario_path: Path::new("x.toml"),
+            design: "naive",
+            time_scale: None,
+        };
+        let err = fault_plan(&p, 1, 0).expect_err("a design without a twin");
+        assert!(err.to_string().contains("naïve"), "{err}");
     }
 
     #[test]

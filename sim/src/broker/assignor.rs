@@ -1,10 +1,24 @@
 //! The cooperative assignment of a Kafka Streams group: sticky and balanced tasks, and the
 //! two-step handover of a partition that changes owner.
 //!
-//! Kafka Streams assigns tasks, not partitions. With every client caught up (no standby
-//! to warm), `HighAvailabilityTaskAssignor` and `StickyTaskAssignor` both come down to the
-//! same thing: every task stays where it ran, within a balanced quota, and only the
-//! surplus moves to the least loaded client. Here a task is one partition number over
+//! Kafka Streams assigns tasks, not partitions. Here every task stays where it ran, within
+//! a balanced quota, and only the surplus moves to the least loaded client, ties by member
+//! id: what Kafka's sticky assignors do (`LegacyStickyTaskAssignor`, the KIP-924
+//! `StickyTaskAssignor`). Kafka Streams 4.x's default, `HighAvailabilityTaskAssignor`
+//! (`AssignorConfiguration`: no `internal.task.assignor.class`), is not sticky when every
+//! client is caught up (lag within `acceptable.recovery.lag`, 10,000 records — always, in
+//! these stories): `assignActiveStatefulTasks` deals the stateful tasks round-robin over
+//! the clients in process-id order and `TaskMovement.assignActiveTaskMovements` moves
+//! none back; `assignStatelessActiveTasks` gives each stateless task to the least loaded
+//! client, ties by process id (`ConstrainedPrioritySet`). Process ids are random UUIDs
+//! (kept in the state directory only by an application with persistent stores,
+//! `StateDirectory.initializeProcessId`), so when a second member joins, Kafka gives task
+//! 0 to either member; the model always leaves it with the first. That is one of the
+//! two placements Kafka reaches, and the scenarios name the instance that holds the
+//! checked task in it; the live mode pauses the real holder (`[faults.live]
+//! pause_holder`, `src/live/holder.rs`). Not modelled: the other placement's extra
+//! handovers (a rejoining member with the smaller process id takes task 0 back).
+//! Here a task is one partition number over
 //! the group's topics (`(topic, p)` for every subscribed topic with a partition `p`), as
 //! Kafka's range assignor also co-locates them today, so co-partitioned topics stay
 //! together.

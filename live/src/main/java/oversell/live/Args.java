@@ -29,6 +29,11 @@ final class Args {
         return values.getOrDefault(key, fallback);
     }
 
+    /** Set (or replace) an argument: a value only known once the process runs. */
+    void set(String key, String value) {
+        values.put(key, value);
+    }
+
     int integer(String key) {
         try {
             return Integer.parseInt(get(key));

@@ -8,6 +8,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -15,6 +16,7 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.Serdes;
 import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.KeyQueryMetadata;
 import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.StoreQueryParameters;
 import org.apache.kafka.streams.StreamsConfig;
@@ -27,6 +29,7 @@ import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
 import org.apache.kafka.streams.processor.api.RecordMetadata;
 import org.apache.kafka.streams.state.KeyValueIterator;
+import org.apache.kafka.streams.state.HostInfo;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.QueryableStoreTypes;
 import org.apache.kafka.streams.state.ReadOnlyKeyValueStore;
@@ -38,8 +41,8 @@ import org.apache.kafka.streams.state.Stores;
  * One service instance runs two Kafka Streams applications side by side:
  * <ul>
  *   <li>{@code product-checker} reads {@code orders}; for an {@code OrderPlaced} it asks the
- *       {@code ProductStock} store of the other application by interactive query whether
- *       stock covers the order, and writes {@code ProductReserved} or {@code OrderRejected}
+ *       {@code ProductStock} store of the other application by interactive query, at the
+ *       product's active host ({@link StockEndpoint}), whether stock covers the order, and writes {@code ProductReserved} or {@code OrderRejected}
  *       to {@code orders}, keyed by product;</li>
  *   <li>{@code product-stock} reads {@code orders} and {@code stock} and keeps the
  *       changelog-backed {@code ProductStock} store: {@code StockAdded} adds units,
@@ -63,10 +66,17 @@ final class NaiveService {
         Events events = new Events(Path.of(a.get("events")), prefix);
         Path state = Path.of(a.get("state"));
         KafkaStreams[] stock = new KafkaStreams[1];
+        // Each instance serves its own ProductStock partitions to the others on a loopback
+        // port, which is its application.server: the checker reads a product's stock where
+        // the product's partition is hosted (StockEndpoint), as a service with several
+        // instances must, and as the simulator's interactive query does.
+        StockEndpoint endpoint = new StockEndpoint((partition, key) -> localRead(stock[0], partition, key));
+        String server = endpoint.hostPort();
+        a.set("application-server", server);
         Topology checker = new Topology()
                 .addSource("orders-source", prefix + "orders")
                 .addProcessor("check-stock",
-                        () -> new CheckStock(instance + "/" + CHECKER_APP, events, () -> stock[0]),
+                        () -> new CheckStock(instance + "/" + CHECKER_APP, events, () -> stock[0], server),
                         "orders-source")
                 .addSink("orders-sink", prefix + "orders", "check-stock");
         Topology stockTopology = new Topology()
@@ -80,9 +90,23 @@ final class NaiveService {
         String alo = StreamsConfig.AT_LEAST_ONCE;
         stock[0] = Service.streams(a, STOCK_APP, stockTopology, alo, instance, events, running);
         KafkaStreams check = Service.streams(a, CHECKER_APP, checker, alo, instance, events, running);
-        String server = a.get("application-server", "localhost:1");
         Service.serve(a, List.of(stock[0], check), running, events,
                 stores -> Service.dumpStore(stock[0], STOCK_APP, STORE, server, stores));
+    }
+
+    /**
+     * {@code key} of this instance's active {@code ProductStock} partition, or empty when
+     * that partition is not active here now (moved away, restoring, rebalancing).
+     */
+    static Optional<StockEndpoint.Answer> localRead(KafkaStreams stock, int partition, String key) {
+        try {
+            ReadOnlyKeyValueStore<String, String> store = stock.store(StoreQueryParameters
+                    .fromNameAndType(STORE, QueryableStoreTypes.<String, String>keyValueStore())
+                    .withPartition(partition));
+            return Optional.of(StockEndpoint.Answer.of(store.get(key)));
+        } catch (InvalidStateStoreException e) {
+            return Optional.empty();
+        }
     }
 
     static JsonNode decode(String value) {
@@ -103,12 +127,15 @@ final class NaiveService {
         private final String client;
         private final Events events;
         private final java.util.function.Supplier<KafkaStreams> stock;
+        /** This instance's {@code application.server}. */
+        private final String server;
         private ProcessorContext<String, String> ctx;
 
-        CheckStock(String client, Events events, java.util.function.Supplier<KafkaStreams> stock) {
+        CheckStock(String client, Events events, java.util.function.Supplier<KafkaStreams> stock, String server) {
             this.client = client;
             this.events = events;
             this.stock = stock;
+            this.server = server;
         }
 
         @Override
@@ -142,20 +169,32 @@ final class NaiveService {
             ctx.forward(r.withKey(product).withValue(reply.toString()));
         }
 
-        /** The store's value, retried while it cannot be queried (as the twin's Retry). */
+        /**
+         * The store's value where the product's partition is active, retried while no
+         * instance can answer (as the twin's Retry): {@code KafkaStreams.queryMetadataForKey}
+         * names the active host (this JVM: a local read; another: {@link StockEndpoint}).
+         */
         private String query(String product) {
+            KafkaStreams s = stock.get();
             while (true) {
+                KeyQueryMetadata where = s.queryMetadataForKey(STORE, product, Serdes.String().serializer());
+                Optional<StockEndpoint.Answer> got = Optional.empty();
                 try {
-                    ReadOnlyKeyValueStore<String, String> store = stock.get().store(StoreQueryParameters
-                            .fromNameAndType(STORE, QueryableStoreTypes.<String, String>keyValueStore()));
-                    return store.get(product);
-                } catch (InvalidStateStoreException e) {
-                    try {
-                        Thread.sleep(10);
-                    } catch (InterruptedException x) {
-                        Thread.currentThread().interrupt();
-                        throw e;
+                    if (!KeyQueryMetadata.NOT_AVAILABLE.equals(where)) {
+                        HostInfo host = where.activeHost();
+                        String hostPort = host.host() + ":" + host.port();
+                        got = hostPort.equals(server)
+                                ? localRead(s, where.partition(), product)
+                                : Optional.of(StockEndpoint.query(hostPort, where.partition(), product))
+                                        .filter(StockEndpoint.Answer::available);
                     }
+                    if (got.isPresent()) {
+                        return got.get().value();
+                    }
+                    Thread.sleep(10);
+                } catch (InterruptedException x) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while querying " + STORE, x);
                 }
             }
         }
