@@ -11,14 +11,24 @@ use crate::trace::Event;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// Who a client is: the instance (process) it runs in and its application (a Kafka
 /// Streams `application.id`, or the role of a plain producer). Unique in a world.
 ///
 /// Written as `instance/app` (in the trace, its JSON and its hash); an instance name
 /// holds no `/`, so the written form reads back unambiguously.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ClientId {
+///
+/// A shared handle on its two names: a client's id is copied into every message and
+/// trace event it takes part in, and a copy is a reference count, not two strings.
+/// Ordered, compared and hashed by its names.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientId(Arc<ClientName>);
+
+/// The two names of a [`ClientId`], read through it (`id.instance`, `id.app`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClientName {
     pub instance: String,
     pub app: String,
 }
@@ -27,16 +37,33 @@ impl ClientId {
     /// # Panics
     /// If `instance` contains a `/` (instance names are chosen by designs, never by input).
     pub fn new(instance: impl Into<String>, app: impl Into<String>) -> ClientId {
-        let id = ClientId {
+        let name = ClientName {
             instance: instance.into(),
             app: app.into(),
         };
         assert!(
-            !id.instance.contains('/'),
+            !name.instance.contains('/'),
             "instance name {:?} contains '/'",
-            id.instance
+            name.instance
         );
-        id
+        ClientId(Arc::new(name))
+    }
+}
+
+impl Deref for ClientId {
+    type Target = ClientName;
+    fn deref(&self) -> &ClientName {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ClientId {
+    /// As the plain struct it was: `ClientId { instance: "..", app: ".." }`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientId")
+            .field("instance", &self.instance)
+            .field("app", &self.app)
+            .finish()
     }
 }
 
@@ -56,10 +83,7 @@ impl<'de> Deserialize<'de> for ClientId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ClientId, D::Error> {
         let text = String::deserialize(d)?;
         match text.split_once('/') {
-            Some((instance, app)) => Ok(ClientId {
-                instance: instance.to_string(),
-                app: app.to_string(),
-            }),
+            Some((instance, app)) => Ok(ClientId::new(instance, app)),
             None => Err(serde::de::Error::custom(format!(
                 "a client id is instance/app, not {text:?}"
             ))),

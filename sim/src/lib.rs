@@ -28,7 +28,7 @@ pub use streams::{
     changelog_topic, Context, Guarantee, Input, Processed, Processor, ProcessorFactory,
     Punctuation, StreamsClient, StreamsConfig, SubTopology, Topology,
 };
-pub use trace::{Event, Peer, Trace, TraceRecord};
+pub use trace::{Event, Label, Peer, Trace, TraceRecord};
 pub use world::{
     FaultRates, Guided, InstanceSpec, Outcome, PctStats, RunResult, ScheduledFault, Strategy,
     World, WorldConfig,

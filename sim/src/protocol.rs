@@ -5,7 +5,9 @@
 //! when the scheduler delivers it. Names follow Kafka's so that a reader who knows
 //! the protocol recognises each message.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::ops::Deref;
+use std::sync::Arc;
 
 /// Simulated time, in milliseconds since the start of a run.
 pub type Millis = u64;
@@ -15,18 +17,72 @@ pub type Offset = u64;
 pub type Generation = u32;
 
 /// A topic and a partition number.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct TopicPartition {
+///
+/// A shared handle: a partition is named in every fetch, record, offset and trace event
+/// about it, and a copy is a reference count, not a string. Ordered, compared, hashed and
+/// written (`{"topic":..,"partition":..}`) by its fields, as the plain struct it was.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TopicPartition(Arc<TopicPartitionName>);
+
+impl Ord for TopicPartition {
+    /// By topic, then partition; two copies of one handle without reading them.
+    fn cmp(&self, other: &TopicPartition) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for TopicPartition {
+    fn partial_cmp(&self, other: &TopicPartition) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The fields of a [`TopicPartition`], read through it (`tp.topic`, `tp.partition`).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename = "TopicPartition")]
+pub struct TopicPartitionName {
     pub topic: String,
     pub partition: u32,
 }
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition {
+        TopicPartition(Arc::new(TopicPartitionName {
             topic: topic.into(),
             partition,
-        }
+        }))
+    }
+}
+
+impl Deref for TopicPartition {
+    type Target = TopicPartitionName;
+    fn deref(&self) -> &TopicPartitionName {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for TopicPartition {
+    /// As the plain struct it was: `TopicPartition { topic: "..", partition: .. }`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TopicPartition")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .finish()
+    }
+}
+
+impl Serialize for TopicPartition {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicPartition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TopicPartition, D::Error> {
+        TopicPartitionName::deserialize(d).map(|name| TopicPartition(Arc::new(name)))
     }
 }
 

@@ -12,6 +12,7 @@ use crate::protocol::{
 use crate::protocol::{Epoch, KafkaError};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use std::sync::Arc;
 
 /// Who did something that is not a broker event: a client, the broker (one end of a
 /// message) or the scheduler (a note on how a run ended). Written `broker`, `scheduler`
@@ -63,6 +64,119 @@ impl<'de> Deserialize<'de> for Peer {
         }
         let id = ClientId::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(&text))?;
         Ok(Peer::Client(id))
+    }
+}
+
+/// A message's label in the trace: `Fetch[orders-0@3]`, or its answer's `re:Fetch[orders-0@3]`.
+///
+/// Shared, not copied: a message in flight, the events about it and its answer hold one
+/// text, and an answer's `re:` is written only when the label is (shown, serialised,
+/// hashed). Written, compared and ordered as its text.
+#[derive(Clone)]
+pub struct Label {
+    text: Arc<str>,
+    /// The answer to the message labelled `text`: written `re:` + `text`.
+    reply: bool,
+}
+
+impl Label {
+    /// The label of the answer to this message.
+    pub fn reply(&self) -> Label {
+        Label {
+            text: Arc::clone(&self.text),
+            reply: true,
+        }
+    }
+
+    /// This label with a note after it (`… (receiver gone)`).
+    pub fn with_note(&self, note: &str) -> Label {
+        Label::from(format!("{self} ({note})"))
+    }
+
+    fn prefix(&self) -> &'static str {
+        if self.reply {
+            "re:"
+        } else {
+            ""
+        }
+    }
+
+    /// Whether the written text is `text`, without writing it.
+    fn reads(&self, text: &str) -> bool {
+        text.strip_prefix(self.prefix()) == Some(&*self.text)
+    }
+}
+
+impl From<String> for Label {
+    fn from(text: String) -> Label {
+        Label {
+            text: text.into(),
+            reply: false,
+        }
+    }
+}
+
+impl From<&str> for Label {
+    fn from(text: &str) -> Label {
+        Label {
+            text: text.into(),
+            reply: false,
+        }
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reply {
+            f.write_str("re:")?;
+        }
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for Label {
+    /// As the string it was: quoted and escaped.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.to_string().as_str(), f)
+    }
+}
+
+impl PartialEq for Label {
+    fn eq(&self, other: &Label) -> bool {
+        match (self.reply, other.reply) {
+            (a, b) if a == b => self.text == other.text,
+            _ => self.to_string() == other.to_string(),
+        }
+    }
+}
+
+impl Eq for Label {}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        self.reads(other)
+    }
+}
+
+impl PartialEq<&str> for Label {
+    fn eq(&self, other: &&str) -> bool {
+        self.reads(other)
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.reply {
+            s.collect_str(self)
+        } else {
+            s.serialize_str(&self.text)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Label, D::Error> {
+        String::deserialize(d).map(Label::from)
     }
 }
 
@@ -281,21 +395,21 @@ pub enum Event {
         id: u64,
         from: Peer,
         to: Peer,
-        what: String,
+        what: Label,
     },
     Drop {
         id: u64,
-        what: String,
+        what: Label,
     },
     Duplicate {
         id: u64,
         copy: u64,
-        what: String,
+        what: Label,
     },
     Delay {
         id: u64,
         until: Millis,
-        what: String,
+        what: Label,
     },
     Crash {
         instance: String,

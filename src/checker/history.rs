@@ -61,8 +61,9 @@ pub struct History {
     by_tp: BTreeMap<TopicPartition, Vec<usize>>,
     /// Order → index of its first committed `OrderPlaced`.
     placed: BTreeMap<String, usize>,
-    /// Records handed to a processor (`Process` events): (application, partition, offset).
-    processed: BTreeSet<(String, TopicPartition, Offset)>,
+    /// Records handed to a processor (`Process` events): application → (partition,
+    /// offset); by application first, so that a look-up borrows its name.
+    processed: BTreeMap<String, BTreeSet<(TopicPartition, Offset)>>,
     /// Producer ids handed out for a transactional id (`ProducerInit` events).
     transactional_pids: BTreeSet<ProducerId>,
     /// Clients acknowledged a write by a transactional producer id (`Acked` → `Append`).
@@ -96,8 +97,7 @@ impl History {
                 Event::Process {
                     client, tp, offset, ..
                 } => {
-                    h.processed
-                        .insert((client.app.clone(), tp.clone(), *offset));
+                    h.processed_insert(&client.app, tp, *offset);
                 }
                 Event::ProducerInit {
                     transactional_id: Some(_),
@@ -157,6 +157,18 @@ impl History {
     /// Which appends are still in the final log.
     pub fn survival(&self) -> &Survival {
         &self.survival
+    }
+
+    fn processed_insert(&mut self, app: &str, tp: &TopicPartition, offset: Offset) {
+        let at = (tp.clone(), offset);
+        match self.processed.get_mut(app) {
+            Some(seen) => {
+                seen.insert(at);
+            }
+            None => {
+                self.processed.insert(app.to_string(), BTreeSet::from([at]));
+            }
+        }
     }
 
     fn push(&mut self, rec: Rec) {
@@ -234,7 +246,8 @@ impl History {
     /// Whether `application` was handed the record at `offset`.
     pub fn processed_by(&self, application: &str, tp: &TopicPartition, offset: Offset) -> bool {
         self.processed
-            .contains(&(application.to_string(), tp.clone(), offset))
+            .get(application)
+            .is_some_and(|seen| seen.contains(&(tp.clone(), offset)))
     }
 
     /// Whether a client got a write acknowledged under a transactional id's producer id:
@@ -246,7 +259,9 @@ impl History {
 
     /// Whether `application` was handed any record at all.
     pub fn processed_any(&self, application: &str) -> bool {
-        self.processed.iter().any(|(app, _, _)| app == application)
+        self.processed
+            .get(application)
+            .is_some_and(|seen| !seen.is_empty())
     }
 
     /// Contradictions between the logs and the broker's own table.

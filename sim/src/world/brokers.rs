@@ -12,6 +12,7 @@ use crate::broker::BrokerId;
 use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::ClientId;
 use crate::protocol::Millis;
+use crate::trace::Label;
 use crate::world::ScheduledFault;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 pub(super) struct Held {
     pub(super) to: Endpoint,
     pub(super) corr: u64,
-    pub(super) what: String,
+    pub(super) what: Label,
     pub(super) client: Arc<ClientId>,
 }
 
@@ -55,7 +56,7 @@ impl World {
         }
         for (id, response) in self.broker.take_completed_produces() {
             let h = self.held.remove(&id).expect("a held answer");
-            let what = format!("re:{}", h.what);
+            let what = h.what.reply();
             self.enqueue(
                 Endpoint::Broker,
                 h.to,

@@ -14,7 +14,7 @@ use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::ClientId;
 use crate::protocol::{Millis, Request, Response};
 use crate::streams::describe_request;
-use crate::trace::{Event, Peer};
+use crate::trace::{Event, Label, Peer};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub(super) struct Message {
     pub(super) to: Endpoint,
     pub(super) corr: u64,
     pub(super) payload: Payload,
-    what: String,
+    what: Label,
     /// The client at the other end from the broker.
     client: Arc<ClientId>,
     /// Under the exhaustive strategy: a hash of what it carries, from where to where and
@@ -181,7 +181,7 @@ impl World {
         match handled {
             Handled::Now(response) => {
                 self.broker_deadline = self.broker.next_deadline();
-                let what = format!("re:{}", m.what);
+                let what = m.what.reply();
                 self.enqueue(
                     Endpoint::Broker,
                     m.from,
@@ -220,12 +220,12 @@ impl World {
         };
         let inst = &self.instances[instance];
         if inst.incarnation != incarnation || inst.status != Status::Up {
-            let what = format!("{} (receiver gone)", m.what);
+            let what = m.what.with_note("receiver gone");
             self.record(choice, Event::Drop { id, what });
             return;
         }
         if matches!(response, Response::Produce(_)) && self.scheduled_ack_drop(instance) {
-            let what = format!("{} (scheduled)", m.what);
+            let what = m.what.with_note("scheduled");
             self.record(choice, Event::Drop { id, what });
             return;
         }
@@ -246,7 +246,7 @@ impl World {
         to: Endpoint,
         corr: u64,
         payload: Payload,
-        what: String,
+        what: Label,
         client: Arc<ClientId>,
     ) {
         let id = self.next_msg;
@@ -256,7 +256,7 @@ impl World {
             // search drops it at once, so that a crash and the delivery of a request the
             // crashed incarnation sent commute (world/por.rs): either order leaves no
             // response in flight.
-            let what = format!("{what} (receiver gone)");
+            let what = what.with_note("receiver gone");
             self.scratch.push(Event::Drop { id, what });
             return;
         }
@@ -315,7 +315,7 @@ impl World {
         );
         let out = std::mem::take(&mut self.outbox);
         for (corr, request) in out {
-            let what = describe_request(&request);
+            let what = Label::from(describe_request(&request));
             self.enqueue(
                 from,
                 Endpoint::Broker,

@@ -374,22 +374,30 @@ impl Model {
                 } else {
                     (from, "request to broker")
                 };
-                placed(self.lane(&format!("n:{client}")), "nw", top, what.clone())
+                placed(
+                    self.lane(&format!("n:{client}")),
+                    "nw",
+                    top,
+                    what.to_string(),
+                )
             }
-            Event::Drop { what, .. } => {
-                placed(self.lane("b:network"), "nf", "message lost", what.clone())
-            }
+            Event::Drop { what, .. } => placed(
+                self.lane("b:network"),
+                "nf",
+                "message lost",
+                what.to_string(),
+            ),
             Event::Duplicate { what, .. } => placed(
                 self.lane("b:network"),
                 "nf",
                 "message duplicated",
-                what.clone(),
+                what.to_string(),
             ),
             Event::Delay { until, what, .. } => placed(
                 self.lane("b:network"),
                 "nf",
                 format!("delayed until {until} ms"),
-                what.clone(),
+                what.to_string(),
             ),
             Event::Timeout { client, what } => placed(
                 self.lane(&format!("n:{client}")),

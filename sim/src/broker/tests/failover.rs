@@ -171,7 +171,7 @@ fn join(c: &mut Cl) -> (String, Generation) {
     let req = Request::JoinGroup {
         group: "g".into(),
         member_id: None,
-        topics: vec![tp().topic],
+        topics: vec![tp().topic.clone()],
         session_timeout_ms: 10_000,
         rebalance_timeout_ms: 500,
         protocol: RebalanceProtocol::Eager,
