@@ -20,7 +20,11 @@ use madsim::runtime::{Handle, NodeHandle};
 use madsim::time::{sleep, Duration};
 use oversell_sim::broker::Handled;
 use oversell_sim::protocol::{Request, Response};
-use oversell_sim::{Broker, ClientId, Event};
+use oversell_sim::world::StoreContents;
+use oversell_sim::{
+    Broker, ChoiceLog, ClientId, Event, Millis, Outcome, RunResult, TopicPartition,
+};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -42,7 +46,12 @@ pub struct Wire {
 pub struct Cluster {
     broker: Arc<Mutex<Broker>>,
     node: NodeHandle,
+    recorder: Recorder,
 }
+
+/// A consumer group and the topics whose every data record it must have committed past
+/// for the run to be over: `("stock-keeper", &["orders", "stock"])`.
+pub type Group<'a> = (&'a str, &'a [&'a str]);
 
 impl Cluster {
     /// Start the `kafka` node serving `broker` (topics already created).
@@ -58,13 +67,23 @@ impl Cluster {
         CURRENT.with(|c| *c.borrow_mut() = Some((recorder.clone(), topics)));
         let addr: SocketAddr = BROKER_ADDR.parse().expect("a valid address");
         let served = broker.clone();
+        let record = recorder.clone();
         let node = Handle::current()
             .create_node()
             .name("kafka")
             .ip(addr.ip())
-            .init(move || serve(served.clone(), recorder.clone()))
+            .init(move || serve(served.clone(), record.clone()))
             .build();
-        Cluster { broker, node }
+        Cluster {
+            broker,
+            node,
+            recorder,
+        }
+    }
+
+    /// The run's record, shared with every client on this thread.
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 
     /// The madsim node of the cluster (for network faults on its links).
@@ -76,6 +95,68 @@ impl Cluster {
     pub fn broker(&self) -> Broker {
         lock(&self.broker).clone()
     }
+
+    /// Nothing left to do: no open transaction nor marker to write, and every group has
+    /// committed past every data record of its topics.
+    pub fn quiescent(&self, groups: &[Group<'_>]) -> bool {
+        quiescent(&lock(&self.broker), groups)
+    }
+
+    /// Wait (in steps of 50 ms of simulated time) until [`Cluster::quiescent`] or until
+    /// `max_ms` since the runtime started: `Quiescent` or `TimeBound`.
+    pub async fn settle(&self, groups: &[Group<'_>], max_ms: Millis) -> Outcome {
+        loop {
+            if self.quiescent(groups) {
+                return Outcome::Quiescent;
+            }
+            if now_ms() >= max_ms {
+                return Outcome::TimeBound;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The run's record for the checker (`oversell::checker::check`): the trace so far,
+    /// the broker as it is now, and the services' final `stores` (instance → (store,
+    /// partition) → key → value); `healed_at`: when the last fault healed.
+    pub fn result(
+        &self,
+        outcome: Outcome,
+        healed_at: Millis,
+        stores: BTreeMap<String, StoreContents>,
+    ) -> RunResult {
+        RunResult {
+            trace: self.recorder.trace(),
+            choices: ChoiceLog::default(),
+            outcome,
+            end_time: now_ms(),
+            steps: self.recorder.steps(),
+            broker: self.broker(),
+            stores,
+            healed_at,
+            pct: None,
+        }
+    }
+}
+
+fn quiescent(broker: &Broker, groups: &[Group<'_>]) -> bool {
+    if !broker.open_transactions().is_empty() || broker.has_pending_markers() {
+        return false;
+    }
+    groups.iter().all(|(group, topics)| {
+        let committed = broker.committed_offsets(group);
+        topics.iter().all(|topic| {
+            let n = broker.partition_count(topic).unwrap_or(0);
+            (0..n).all(|p| {
+                let tp = TopicPartition::new(*topic, p);
+                let at = committed.get(&tp).copied().unwrap_or(0);
+                broker
+                    .log(&tp)
+                    .iter()
+                    .all(|e| e.offset < at || e.control.is_some())
+            })
+        })
+    })
 }
 
 thread_local! {

@@ -2,7 +2,7 @@
 //! it did, as the world would record it.
 
 pub use super::{check, check_one, Invariant, Status, Violation, MAX_REPORTED};
-pub use crate::designs::{Ledger, Schema};
+pub use crate::designs::{Decided, Decision, Ledger, Schema};
 pub use crate::domain::{Msg, Validation};
 pub use oversell_sim::protocol::Isolation;
 pub use oversell_sim::{ClientId, Event, Millis, Outcome};
@@ -136,17 +136,25 @@ pub fn released(o: &str, p: &str, q: u64) -> Msg {
         reason: "timeout".into(),
     }
 }
-pub fn ledger(available: i64, reserved: &[(&str, u64)], confirmed: &[(&str, u64)]) -> String {
+/// A product's ledger value: units available, and orders reserved (expiring at 1000 ms).
+pub fn ledger(available: i64, reserved: &[(&str, u64)]) -> String {
     let l = Ledger {
         available,
         reserved: reserved
             .iter()
             .map(|(o, u)| (o.to_string(), (*u, 1000)))
             .collect(),
-        confirmed: confirmed.iter().map(|(o, u)| (o.to_string(), *u)).collect(),
-        ..Ledger::default()
     };
     serde_json::to_string(&l).unwrap()
+}
+/// An order's decision in a ledger store: its key and value.
+pub fn decided(order: &str, product: &str, decision: Decision, units: u64) -> (String, String) {
+    let d = Decided {
+        product: product.into(),
+        decision,
+        units,
+    };
+    (Decided::key(order), serde_json::to_string(&d).unwrap())
 }
 pub fn tp(topic: &str, p: u32) -> TopicPartition {
     TopicPartition::new(topic, p)

@@ -21,7 +21,9 @@ pub use naive::Naive;
 pub use registry::Registry;
 pub use rekeyed::Rekeyed;
 pub use saga::Saga;
-pub use schema::{Book, Count, Decode, Decoder, Ledger, Schema, StockFact, Store};
+pub use schema::{
+    Book, Count, Decided, Decision, Decode, Decoder, Ledger, Schema, StockFact, Store,
+};
 
 /// The services every design has; instances are named `<service>-<index>`.
 pub const SERVICES: [&str; 2] = ["order-service", "product-service"];

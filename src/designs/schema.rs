@@ -197,32 +197,97 @@ impl Book {
     }
 }
 
-/// A product's ledger in the saga's store (its value, as JSON).
+/// A product's ledger in the saga's store (the value of the product's key, as JSON): the
+/// units available and the open reservations. Decided orders are not kept here but under
+/// their own keys ([`Decided`]), so that a product's value, written whole to the changelog
+/// at every update, stays as small as its open reservations.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
     pub available: i64,
     /// order → (units, expiry time)
     pub reserved: BTreeMap<String, (u64, Millis)>,
-    /// order → units
-    pub confirmed: BTreeMap<String, u64>,
-    /// order → units released (so a repeated compensation is a no-op)
-    pub released: BTreeMap<String, u64>,
-    /// orders rejected for want of stock (so a repeated command gets the same answer)
-    pub rejected: BTreeSet<String>,
+}
+
+/// How the saga's ledger decided an order: the value of the order's own key in the ledger
+/// store ([`Decided::key`]), as JSON. Kept so that a repeated command gets the same answer
+/// and no second effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub product: String,
+    pub decision: Decision,
+    /// Units confirmed or released (0 for a rejection).
+    pub units: u64,
+}
+
+/// What became of an order at the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    /// Reserved, then confirmed: its units held for good.
+    Confirmed,
+    /// Reserved, then given back (a cancel, or its timeout).
+    Released,
+    /// Refused for want of stock.
+    Rejected,
+}
+
+/// Key prefix of a decided order in the ledger store (product keys have none).
+const DECIDED: &str = "order/";
+
+impl Decided {
+    /// The ledger store's key of an order's decision.
+    pub fn key(order: &str) -> String {
+        format!("{DECIDED}{order}")
+    }
+
+    /// The order a ledger store key names, if it is an order's key.
+    pub fn order_of(key: &str) -> Option<&str> {
+        key.strip_prefix(DECIDED)
+    }
+}
+
+/// A product's value as the decoder reads it: a [`Ledger`], or the layout that kept every
+/// decided order in the product's value too (`confirmed`, `released`, `rejected`), which
+/// histories recorded before (`docs/live/`) hold.
+#[derive(Deserialize)]
+struct LedgerValue {
+    available: i64,
+    reserved: BTreeMap<String, (u64, Millis)>,
+    #[serde(default)]
+    confirmed: BTreeMap<String, u64>,
+    #[serde(default)]
+    released: BTreeMap<String, u64>,
 }
 
 impl Ledger {
-    /// Decoder of a ledger store keyed by product: its [`Book`].
+    /// Decoder of the saga's ledger store: a product's key gives its available units and
+    /// open reservations, an order's key the units it holds for good (confirmed) or gave
+    /// back (released); the checker adds a product's records up into one [`Book`].
     pub fn decode(key: &str, value: &str) -> Result<Book, String> {
-        let l: Ledger =
-            serde_json::from_str(value).map_err(|e| format!("{value:?} is not a ledger: {e}"))?;
-        Ok(Book {
-            product: key.to_string(),
-            available: l.available,
-            reserved: l.reserved,
-            confirmed: l.confirmed,
-            released: l.released,
-        })
+        let Some(order) = Decided::order_of(key) else {
+            let l: LedgerValue = serde_json::from_str(value)
+                .map_err(|e| format!("{value:?} is not a ledger: {e}"))?;
+            return Ok(Book {
+                product: key.to_string(),
+                available: l.available,
+                reserved: l.reserved,
+                confirmed: l.confirmed,
+                released: l.released,
+            });
+        };
+        let d: Decided = serde_json::from_str(value)
+            .map_err(|e| format!("{value:?} is not an order's decision: {e}"))?;
+        let mut book = Book {
+            product: d.product,
+            ..Book::default()
+        };
+        let units = [(order.to_string(), d.units)].into();
+        match d.decision {
+            Decision::Confirmed => book.confirmed = units,
+            Decision::Released => book.released = units,
+            Decision::Rejected => {}
+        }
+        Ok(book)
     }
 }
 
@@ -245,8 +310,6 @@ mod tests {
         let l = Ledger {
             available: 1,
             reserved: [("o1".to_string(), (2, 100))].into(),
-            confirmed: [("o2".to_string(), 3)].into(),
-            ..Ledger::default()
         };
         let StockFact::Book(book) = b.decode("p1", &serde_json::to_string(&l).unwrap()).unwrap()
         else {
@@ -254,9 +317,31 @@ mod tests {
         };
         assert_eq!(
             (book.held(), book.held_by("o1"), book.held_by("o3")),
-            (5, 2, 0)
+            (2, 2, 0)
         );
+        let d = Decided {
+            product: "p1".into(),
+            decision: Decision::Confirmed,
+            units: 3,
+        };
+        let value = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            value,
+            r#"{"product":"p1","decision":"confirmed","units":3}"#
+        );
+        let StockFact::Book(book) = b.decode(&Decided::key("o2"), &value).unwrap() else {
+            panic!("a book")
+        };
+        assert_eq!((book.product.as_str(), book.held_by("o2")), ("p1", 3));
         assert!(b.decode("p1", "{").unwrap_err().contains("is not a ledger"));
+        // The earlier layout, decided orders in the product's value, reads the same.
+        let old = r#"{"available":1,"reserved":{},"confirmed":{"o2":3},"released":{"o4":1},"rejected":["o5"]}"#;
+        let StockFact::Book(book) = b.decode("p1", old).unwrap() else {
+            panic!("a book")
+        };
+        assert_eq!((book.held(), book.released.len()), (3, 1));
+        let why = b.decode(&Decided::key("o2"), "{}").unwrap_err();
+        assert!(why.contains("is not an order's decision"), "{why}");
         assert!(Decoder::NoStock.decode("k", "v").is_err());
     }
 

@@ -14,9 +14,7 @@ use oversell_madsim::madsim::net::NetSim;
 use oversell_madsim::madsim::runtime::{Handle, NodeHandle, Runtime};
 use oversell_madsim::madsim::time::{sleep, Duration};
 use oversell_madsim::record::{now_ms, Recorder};
-use oversell_sim::{
-    Broker, ChoiceLog, Event, Guarantee, Millis, Outcome, RunResult, ScheduledFault, TopicPartition,
-};
+use oversell_sim::{Event, Guarantee, Millis, Outcome, RunResult, ScheduledFault};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,8 +110,7 @@ pub async fn simulate_service(
     sleep(Duration::from_millis(settle)).await;
     let groups = groups(design.name());
     let outcome = loop {
-        let b = cluster.broker();
-        if sent.load(Ordering::SeqCst) && now_ms() >= healed_at && quiescent(&b, groups) {
+        if sent.load(Ordering::SeqCst) && now_ms() >= healed_at && cluster.quiescent(groups) {
             break Outcome::Quiescent;
         }
         if now_ms() >= scenario.run.max_time_ms {
@@ -121,17 +118,7 @@ pub async fn simulate_service(
         }
         sleep(Duration::from_millis(50)).await;
     };
-    RunResult {
-        trace: recorder.trace(),
-        choices: ChoiceLog::default(),
-        outcome,
-        end_time: now_ms(),
-        steps: recorder.steps(),
-        broker: cluster.broker(),
-        stores: stores.snapshot(),
-        healed_at,
-        pct: None,
-    }
+    cluster.result(outcome, healed_at, stores.snapshot())
 }
 
 fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
@@ -218,28 +205,6 @@ fn groups(design: &str) -> &'static [(&'static str, &'static [&'static str])] {
         ],
         _ => &[(rekeyed::APP, &["orders", rekeyed::INVENTORY])],
     }
-}
-
-/// Nothing left to do: no open transaction nor marker to write, and every group has
-/// committed past every data record of its inputs.
-fn quiescent(broker: &Broker, groups: &[(&str, &[&str])]) -> bool {
-    if !broker.open_transactions().is_empty() || broker.has_pending_markers() {
-        return false;
-    }
-    groups.iter().all(|(group, topics)| {
-        let committed = broker.committed_offsets(group);
-        topics.iter().all(|topic| {
-            let n = broker.partition_count(topic).unwrap_or(0);
-            (0..n).all(|p| {
-                let tp = TopicPartition::new(*topic, p);
-                let at = committed.get(&tp).copied().unwrap_or(0);
-                broker
-                    .log(&tp)
-                    .iter()
-                    .all(|e| e.offset < at || e.control.is_some())
-            })
-        })
-    })
 }
 
 /// Schedule the scenario's crashes and pauses and the network's clog on a task of the

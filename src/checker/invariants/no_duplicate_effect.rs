@@ -7,6 +7,7 @@ use crate::checker::stores;
 use crate::checker::words::{and_list, label, orders_word, units};
 use crate::checker::{Cx, Invariant, Violation};
 use crate::designs::{Book, Decoder, StockFact, Store};
+use oversell_sim::Millis;
 use std::collections::BTreeMap;
 
 /// No outcome event (hold, reject, release, confirm, final) is committed twice for the
@@ -24,17 +25,15 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
             // A store that lags its events is not yet a duplicate: judged once quiescent.
             Decoder::Available(_) if cx.quiescent() => out.extend(taken_twice(cx, store, &books)),
             Decoder::Available(_) => {}
-            Decoder::Book(_) => {
-                out.extend(book_reapplied(cx, store));
-                if cx.quiescent() {
-                    out.extend(book_given_back_twice(cx, store, &books));
-                }
-            }
+            Decoder::Book(_) => out.extend(book_reapplied(cx, store)),
             // Units in stock are not taken by orders: an in-stock count applied twice is a
             // phantom unit, conservation's business.
             Decoder::InStock(_) => {}
             Decoder::NoStock => unreachable!("stock_stores holds stock"),
         }
+    }
+    if cx.quiescent() {
+        out.extend(book_given_back_twice(cx, &books));
     }
     out
 }
@@ -179,64 +178,129 @@ fn restock_lost(cx: &Cx<'_>, store: &Store, p: &Product<'_>) -> bool {
 
 /// Walking each product's committed book records: an order reserved again — with a new
 /// expiry while still reserved, or after its units were confirmed or released — is a
-/// reservation applied twice.
+/// reservation applied twice. A book may keep a product under several keys (its
+/// available units and open reservations under the product's, each decided order under
+/// its own): an order's confirmation or release is known from whichever key holds it.
 fn book_reapplied(cx: &Cx<'_>, store: &Store) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut last: BTreeMap<&str, (Book, &Rec)> = BTreeMap::new();
+    let mut decided = Decided::default();
     for (rec, fact) in stores::records(cx.h, store) {
         let Some(key) = rec.key.as_deref() else {
             continue;
         };
+        let prev = decided.last.remove(key);
         let Some(Ok(StockFact::Book(l))) = fact else {
-            last.remove(key);
+            if let Some((prev, prev_rec)) = &prev {
+                decided.forget(prev, prev_rec);
+            }
             continue;
         };
-        if let Some((prev, prev_rec)) = last.get(key) {
-            for (order, (units_now, expiry)) in &l.reserved {
-                let before =
-                    if let Some((_, e)) = prev.reserved.get(order).filter(|(_, e)| e != expiry) {
-                        format!("already reserved (expiring at t={e}ms)")
-                    } else if prev.confirmed.contains_key(order) {
-                        "already confirmed".to_string()
-                    } else if prev.released.contains_key(order) {
-                        "already released".to_string()
-                    } else {
-                        continue;
-                    };
-                let explanation = format!(
-                    "the {} ledger of {} reserved {} for order {} again at {}, when the previous \
-                     ledger record ({}) had it {before}: {} taken from available twice",
-                    store.label(),
-                    l.product,
-                    units(*units_now),
-                    cx.order(order),
-                    rec.at(),
-                    prev_rec.place(),
-                    units(*units_now)
-                );
-                out.push(cx.violation(
-                    Invariant::NoDuplicateEffect,
-                    rec.time,
-                    explanation,
-                    vec![prev_rec.seq, rec.seq],
-                ));
-            }
+        for (order, (units_now, expiry)) in &l.reserved {
+            let why = reapplied(prev.as_ref(), &decided, &l, order, *expiry);
+            let Some((before, before_rec)) = why else {
+                continue;
+            };
+            let explanation = format!(
+                "the {} ledger of {} reserved {} for order {} again at {}, when the previous \
+                 ledger record ({}) had it {before}: {} taken from available twice",
+                store.label(),
+                l.product,
+                units(*units_now),
+                cx.order(order),
+                rec.at(),
+                before_rec.place(),
+                units(*units_now)
+            );
+            out.push(cx.violation(
+                Invariant::NoDuplicateEffect,
+                rec.time,
+                explanation,
+                vec![before_rec.seq, rec.seq],
+            ));
         }
-        last.insert(key, (l, rec));
+        if let Some((prev, prev_rec)) = &prev {
+            decided.forget(prev, prev_rec);
+        }
+        decided.learn(&l, rec);
+        decided.last.insert(key, (l, rec));
     }
     out
 }
 
+/// Why an order reserved in a book record was already taken care of, and the record
+/// that says so: reserved under the same key with another expiry, or decided.
+fn reapplied<'h>(
+    prev: Option<&(Book, &'h Rec)>,
+    decided: &Decided<'h>,
+    l: &Book,
+    order: &str,
+    expiry: Millis,
+) -> Option<(String, &'h Rec)> {
+    if let Some((prev, prev_rec)) = prev {
+        if let Some((_, e)) = prev.reserved.get(order).filter(|(_, e)| *e != expiry) {
+            return Some((format!("already reserved (expiring at t={e}ms)"), prev_rec));
+        }
+    }
+    let (what, rec) = decided.of.get(&(l.product.clone(), order.to_string()))?;
+    Some((format!("already {what}"), rec))
+}
+
+/// The live book records' confirmed and released orders, per product: what a record
+/// reserving one of them again applies twice.
+#[derive(Default)]
+struct Decided<'h> {
+    /// (product, order) → "confirmed" or "released", and the record that says so.
+    of: BTreeMap<(String, String), (&'static str, &'h Rec)>,
+    /// key → its last book record.
+    last: BTreeMap<&'h str, (Book, &'h Rec)>,
+}
+
+impl<'h> Decided<'h> {
+    fn learn(&mut self, l: &Book, rec: &'h Rec) {
+        // A record both confirming and releasing an order reads as confirmed, as before.
+        for (what, orders) in [("released", &l.released), ("confirmed", &l.confirmed)] {
+            for order in orders.keys() {
+                self.of.insert((l.product.clone(), order.clone()), (what, rec));
+            }
+        }
+    }
+
+    /// A key's record replaced or deleted: what it alone said is no longer said.
+    fn forget(&mut self, prev: &Book, prev_rec: &Rec) {
+        for order in prev.confirmed.keys().chain(prev.released.keys()) {
+            let k = (prev.product.clone(), order.clone());
+            if self.of.get(&k).is_some_and(|(_, r)| r.seq == prev_rec.seq) {
+                self.of.remove(&k);
+            }
+        }
+    }
+}
+
+/// A book record and the store it is in.
+type Placed<'h> = (&'h Rec, &'h Store);
+
 /// At quiescence, a book whose available plus its own reserved and confirmed units
 /// exceed the units put in stock gave units back twice (a release or a restock applied
 /// twice). The opposite shortfall may be a lost update or a lost restock: conservation's.
-fn book_given_back_twice(cx: &Cx<'_>, store: &Store, books: &Books<'_>) -> Vec<Violation> {
+/// A product's book records add up into one book, whatever their keys and stores (a
+/// ledger may keep the available units under the product's key and each decided order
+/// under its own, or in another store).
+fn book_given_back_twice(cx: &Cx<'_>, books: &Books<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
     let empty = Product::default();
-    for (rec, fact) in stores::contents(cx.h, store).into_values() {
-        let Ok(StockFact::Book(l)) = fact else {
-            continue;
-        };
+    let mut ledgers: BTreeMap<String, (Book, Vec<Placed<'_>>)> = BTreeMap::new();
+    let book_stores = cx.schema.stock_stores();
+    for store in book_stores.filter(|s| matches!(s.decoder, Decoder::Book(_))) {
+        for (rec, fact) in stores::contents(cx.h, store).into_values() {
+            let Ok(StockFact::Book(l)) = fact else {
+                continue;
+            };
+            let (book, recs) = ledgers.entry(l.product.clone()).or_default();
+            stores::merge(book, &l);
+            recs.push((rec, store));
+        }
+    }
+    for (l, recs) in ledgers.into_values() {
         let p = books.products.get(l.product.as_str()).unwrap_or(&empty);
         let held = l.held() as i64;
         let own = l.available + held;
@@ -254,19 +318,20 @@ fn book_given_back_twice(cx: &Cx<'_>, store: &Store, books: &Books<'_>) -> Vec<V
         } else {
             format!(" (releases: {})", and_list(&releases))
         };
+        let (latest, store) = recs.iter().max_by_key(|(r, _)| r.seq).expect("a record");
         let explanation = format!(
             "the {} ledger of {} (at {}) has {} available + {held} reserved or confirmed = {own}, \
              but {} were in stock: {} given back to available twice{releases}",
             store.label(),
             l.product,
-            rec.at(),
+            latest.at(),
             l.available,
             units(stock),
             units(own - stock)
         );
         let mut evidence = p.evidence();
         evidence.extend(p.held.values().flat_map(|h| h.releases.iter().map(|r| r.seq)));
-        evidence.push(rec.seq);
+        evidence.extend(recs.iter().map(|(r, _)| r.seq));
         out.push(cx.violation(
             Invariant::NoDuplicateEffect,
             cx.run.end_time,
@@ -363,12 +428,12 @@ mod tests {
         s.msg("stock", stock("p1", 2));
         s.msg("orders", placed("o1", "p1", 1));
         s.msg("orders", stock_reserved("o1", "p1", 1));
-        s.at(10).put(LEDGER_LOG, 0, "p1", Some(ledger(2, &[], &[])));
+        s.at(10).put(LEDGER_LOG, 0, "p1", Some(ledger(2, &[])));
         s.at(20)
-            .put(LEDGER_LOG, 0, "p1", Some(ledger(1, &[("o1", 1)], &[])));
+            .put(LEDGER_LOG, 0, "p1", Some(ledger(1, &[("o1", 1)])));
         assert!(violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000).is_empty());
         // The repeated ReserveStock applied again: a new expiry, one more unit taken.
-        let mut l: Ledger = serde_json::from_str(&ledger(0, &[("o1", 1)], &[])).unwrap();
+        let mut l: Ledger = serde_json::from_str(&ledger(0, &[("o1", 1)])).unwrap();
         l.reserved.insert("o1".into(), (1, 2000));
         s.at(30).put(
             LEDGER_LOG,
@@ -388,7 +453,7 @@ mod tests {
         let mut s = Sim::new();
         s.msg("stock", stock("p1", 2));
         s.msg("orders", stock_reserved("o1", "p1", 1));
-        s.put(LEDGER_LOG, 0, "p1", Some(ledger(0, &[("o1", 1)], &[])));
+        s.put(LEDGER_LOG, 0, "p1", Some(ledger(0, &[("o1", 1)])));
         assert!(violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000).is_empty());
         assert_eq!(
             violations(Invariant::Conservation, &saga(), &s, 1000).len(),
@@ -396,12 +461,61 @@ mod tests {
         );
         // A release applied twice gives units back twice.
         s.msg("orders", released("o1", "p1", 1));
-        s.put(LEDGER_LOG, 0, "p1", Some(ledger(3, &[], &[])));
+        s.put(LEDGER_LOG, 0, "p1", Some(ledger(3, &[])));
         let v = violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000);
         assert_eq!(v.len(), 1);
         assert!(
             v[0].explanation.contains(
                 "1 unit given back to available twice (releases: ReservationReleased at orders-0@1"
+            ),
+            "{}",
+            v[0].explanation
+        );
+    }
+
+    #[test]
+    fn no_duplicate_effect_reads_decided_orders_under_their_own_keys() {
+        let mut s = Sim::new();
+        s.msg("stock", stock("p1", 3));
+        s.msg("orders", stock_reserved("o1", "p1", 1));
+        s.msg("orders", stock_reserved("o2", "p1", 1));
+        s.put(LEDGER_LOG, 0, "p1", Some(ledger(1, &[("o1", 1), ("o2", 1)])));
+        // o1 confirmed: its units leave the product's value for the order's own key.
+        s.at(20).put(LEDGER_LOG, 0, "p1", Some(ledger(1, &[("o2", 1)])));
+        let (key, value) = decided("o1", "p1", Decision::Confirmed, 1);
+        s.at(20).put(LEDGER_LOG, 0, &key, Some(value));
+        assert!(violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000).is_empty());
+        assert!(violations(Invariant::Conservation, &saga(), &s, 1000).is_empty());
+        // The repeated ReserveStock of o1 applied again after its confirmation.
+        s.at(30)
+            .put(LEDGER_LOG, 0, "p1", Some(ledger(0, &[("o1", 1), ("o2", 1)])));
+        let v = violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(
+            v[0].explanation,
+            "the ps-ledger ledger of p1 reserved 1 unit for order o1 again at ps-ledger-changelog-0@3 \
+             (t=30ms), when the previous ledger record (ps-ledger-changelog-0@2) had it already confirmed: \
+             1 unit taken from available twice"
+        );
+        // A release given back twice, counted against the units confirmed under o1's key.
+        let mut s = Sim::new();
+        s.msg("stock", stock("p1", 2));
+        s.msg("orders", stock_reserved("o1", "p1", 1));
+        s.msg("orders", stock_reserved("o2", "p1", 1));
+        s.msg("orders", released("o2", "p1", 1));
+        let (key, value) = decided("o1", "p1", Decision::Confirmed, 1);
+        s.put(LEDGER_LOG, 0, &key, Some(value));
+        let (key, value) = decided("o2", "p1", Decision::Released, 1);
+        s.put(LEDGER_LOG, 0, &key, Some(value));
+        s.put(LEDGER_LOG, 0, "p1", Some(ledger(1, &[])));
+        assert!(violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000).is_empty());
+        s.put(LEDGER_LOG, 0, "p1", Some(ledger(2, &[])));
+        let v = violations(Invariant::NoDuplicateEffect, &saga(), &s, 1000);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].explanation.starts_with(
+                "the ps-ledger ledger of p1 (at ps-ledger-changelog-0@3 (t=0ms)) has 2 available + 1 \
+                 reserved or confirmed = 3, but 2 units were in stock: 1 unit given back to available twice"
             ),
             "{}",
             v[0].explanation

@@ -1,11 +1,18 @@
 //! ProductService: re-keyed by product, it keeps a [`Ledger`] per product in
-//! `stock-ledger`. It reserves or rejects, confirms, releases on cancel, and a wall-clock
-//! punctuation releases reservations not confirmed within the timeout. Every command is
-//! idempotent: a repeated one gets the same answer and no second effect.
+//! `stock-ledger` (units available and the open reservations), and each decided order
+//! under its own key ([`Decided`]) in the same store, so that no value grows with the
+//! orders a product has seen. It reserves or rejects, confirms, releases on cancel, and a
+//! wall-clock punctuation releases reservations not confirmed within the timeout. Every
+//! command is idempotent: a repeated one gets the same answer and no second effect.
+//!
+//! An order's commands are keyed by its product, so they reach the task that owns the
+//! product's ledger and the order's decision alike: one store of one task, written in
+//! the same transaction (Kafka Streams keeps one changelog partition per store and task,
+//! `ProcessorStateManager.registerStore`; any key may be put in a task's store).
 
 use super::timers::{Pending, Timers};
 use super::{COMMANDS, LEDGER_STORE, REPLIES};
-use crate::designs::Ledger;
+use crate::designs::{Decided, Decision, Ledger};
 use crate::domain::Msg;
 use oversell_sim::{Context, Input, Millis, Processed, Processor};
 use std::collections::BTreeMap;
@@ -23,8 +30,8 @@ pub(super) struct ProductLedger {
     pub pending: Pending,
     /// The open reservations of every ledger of `stock-ledger` (product → order → units,
     /// expiry): what a punctuation acts on, kept beside the store so that a punctuation
-    /// reads only them, not every ledger with every order it ever decided. Built from the
-    /// store at the task's first use (after its restore), updated after every write.
+    /// reads only them, not every key of every order the store ever decided. Built from
+    /// the store at the task's first use (after its restore), updated after every write.
     pub reservations: Option<Reservations>,
 }
 
@@ -34,10 +41,11 @@ type Reserved = BTreeMap<String, (u64, Millis)>;
 /// Product → its ledger's open reservations.
 pub(super) type Reservations = BTreeMap<String, Reserved>;
 
-/// The open reservations of every ledger of a store, read from every value.
+/// The open reservations of every ledger of a store, read from every product's value.
 fn reservations(ledgers: &BTreeMap<String, String>) -> Reservations {
     ledgers
         .iter()
+        .filter(|(key, _)| Decided::order_of(key).is_none())
         .filter_map(|(product, v)| {
             let l = serde_json::from_str::<Ledger>(v).ok()?;
             Some((product.clone(), l.reserved)).filter(|(_, r)| !r.is_empty())
@@ -49,6 +57,23 @@ fn load(ctx: &mut Context<'_, '_>, product: &str) -> Ledger {
     ctx.get(LEDGER_STORE, product)
         .and_then(|v| serde_json::from_str(&v).ok())
         .unwrap_or_default()
+}
+
+/// How the ledger decided an order, if it did.
+fn decided(ctx: &mut Context<'_, '_>, order: &str) -> Option<Decided> {
+    ctx.get(LEDGER_STORE, &Decided::key(order))
+        .and_then(|v| serde_json::from_str(&v).ok())
+}
+
+/// Write how the ledger decided an order.
+fn decide(ctx: &mut Context<'_, '_>, order: &str, product: &str, decision: Decision, units: u64) {
+    let d = Decided {
+        product: product.to_string(),
+        decision,
+        units,
+    };
+    let v = serde_json::to_string(&d).expect("a decision serialises");
+    ctx.put(LEDGER_STORE, &Decided::key(order), Some(v));
 }
 
 fn reply(ctx: &mut Context<'_, '_>, order: &str, msg: Msg) {
@@ -103,10 +128,7 @@ impl ProductLedger {
 
     fn reserve(&mut self, ctx: &mut Context<'_, '_>, order: &str, product: String, quantity: u64) {
         let mut l = load(ctx, &product);
-        let seen = l.reserved.contains_key(order)
-            || l.confirmed.contains_key(order)
-            || l.released.contains_key(order)
-            || l.rejected.contains(order);
+        let seen = l.reserved.contains_key(order) || decided(ctx, order).is_some();
         if seen && self.idempotent {
             ctx.note(format!("ReserveStock for {order} again: already handled"));
             return;
@@ -115,6 +137,7 @@ impl ProductLedger {
             l.available -= quantity as i64;
             let expiry = ctx.now() + self.timeout_ms;
             l.reserved.insert(order.to_string(), (quantity, expiry));
+            self.save(ctx, &product, &l);
             let order_id = order.to_string();
             Msg::StockReserved {
                 order_id,
@@ -122,7 +145,7 @@ impl ProductLedger {
                 quantity,
             }
         } else {
-            l.rejected.insert(order.to_string());
+            decide(ctx, order, &product, Decision::Rejected, 0);
             let reason = format!("{} available, {quantity} wanted", l.available);
             let order_id = order.to_string();
             Msg::StockRejected {
@@ -131,7 +154,6 @@ impl ProductLedger {
                 reason,
             }
         };
-        self.save(ctx, &product, &l);
         reply(ctx, order, msg);
     }
 
@@ -139,15 +161,15 @@ impl ProductLedger {
         let mut l = load(ctx, &product);
         let order_id = order.to_string();
         if let Some((quantity, _)) = l.reserved.remove(order) {
-            l.confirmed.insert(order.to_string(), quantity);
             self.save(ctx, &product, &l);
+            decide(ctx, order, &product, Decision::Confirmed, quantity);
             let msg = Msg::ReservationConfirmed {
                 order_id,
                 product_id: product,
                 quantity,
             };
             reply(ctx, order, msg);
-        } else if l.released.contains_key(order) {
+        } else if decided(ctx, order).is_some_and(|d| d.decision == Decision::Released) {
             reply(
                 ctx,
                 order,
@@ -165,13 +187,15 @@ impl ProductLedger {
             Some((q, _)) => Some(q),
             // Mutation: a compensation for an already released reservation gives the
             // units back again.
-            None if !self.idempotent => l.released.get(order).copied(),
+            None if !self.idempotent => decided(ctx, order)
+                .filter(|d| d.decision == Decision::Released)
+                .map(|d| d.units),
             None => None,
         };
         if let Some(quantity) = quantity {
             l.available += quantity as i64;
-            l.released.insert(order.to_string(), quantity);
             self.save(ctx, &product, &l);
+            decide(ctx, order, &product, Decision::Released, quantity);
             reply(ctx, order, released(order, &product, quantity, reason));
         }
     }
@@ -188,9 +212,11 @@ impl ProductLedger {
         for (order, quantity) in &due {
             l.reserved.remove(order);
             l.available += *quantity as i64;
-            l.released.insert(order.clone(), *quantity);
         }
         self.save(ctx, product, &l);
+        for (order, quantity) in &due {
+            decide(ctx, order, product, Decision::Released, *quantity);
+        }
         for (order, quantity) in due {
             reply(
                 ctx,

@@ -105,11 +105,11 @@ pub(super) fn describe(key: Option<&str>, value: Option<&str>) -> String {
         }
         if let Some(a) = m.get("available").and_then(|v| v.as_i64()) {
             let count = |f: &str| m.get(f).and_then(|v| v.as_object()).map_or(0, |o| o.len());
-            return format!(
-                "{key}: avail {a}, held {}, confirmed {}",
-                count("reserved"),
-                count("confirmed")
-            );
+            return format!("{key}: avail {a}, held {}", count("reserved"));
+        }
+        if let (Some(d), Some(p)) = (text("decision"), text("product")) {
+            let units = m.get("units").and_then(|v| v.as_u64()).unwrap_or(0);
+            return format!("{key}: {d} ×{units} of {p}");
         }
     }
     if key.is_empty() {

@@ -1,7 +1,6 @@
 package oversell.live;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -20,7 +19,9 @@ import org.apache.kafka.streams.state.KeyValueStore;
 
 /**
  * ProductService of the saga: the twin of {@code src/designs/saga/product_service.rs}.
- * Re-keyed by product, it keeps a ledger per product in {@code stock-ledger}: it reserves
+ * Re-keyed by product, it keeps a ledger per product in {@code stock-ledger} (units available
+ * and open reservations) and each decided order under its own key ({@code order/<id>}) in the
+ * same store, so that no value grows with the orders a product has seen: it reserves
  * or rejects, confirms, releases on cancel; a wall-clock punctuation releases reservations
  * not confirmed within the timeout, through a {@code CancelReservation { reason: "timeout" }}
  * sent to its own input ({@code saga}) or directly ({@code saga-direct-timers}). Every
@@ -48,13 +49,13 @@ final class SagaLedger implements Processor<String, String, String, String> {
         this.direct = direct;
     }
 
+    /** Key prefix of a decided order in the store, as the simulator's {@code Decided::key}. */
+    static final String DECIDED = "order/";
+
     /** A product's ledger, as the simulator's {@code Ledger} serialises. */
     static final class Ledger {
         long available;
         final TreeMap<String, long[]> reserved = new TreeMap<>(); // order → [units, expiry]
-        final TreeMap<String, Long> confirmed = new TreeMap<>();
-        final TreeMap<String, Long> released = new TreeMap<>();
-        final TreeSet<String> rejected = new TreeSet<>();
 
         static Ledger decode(String value) {
             Ledger l = new Ledger();
@@ -65,9 +66,6 @@ final class SagaLedger implements Processor<String, String, String, String> {
             l.available = n.path("available").asLong();
             n.path("reserved").fields().forEachRemaining(e -> l.reserved.put(e.getKey(),
                     new long[] {e.getValue().path(0).asLong(), e.getValue().path(1).asLong()}));
-            n.path("confirmed").fields().forEachRemaining(e -> l.confirmed.put(e.getKey(), e.getValue().asLong()));
-            n.path("released").fields().forEachRemaining(e -> l.released.put(e.getKey(), e.getValue().asLong()));
-            n.path("rejected").forEach(o -> l.rejected.add(o.asText()));
             return l;
         }
 
@@ -76,12 +74,6 @@ final class SagaLedger implements Processor<String, String, String, String> {
             n.put("available", available);
             ObjectNode r = n.putObject("reserved");
             reserved.forEach((o, qe) -> r.putArray(o).add(qe[0]).add(qe[1]));
-            ObjectNode c = n.putObject("confirmed");
-            confirmed.forEach(c::put);
-            ObjectNode rel = n.putObject("released");
-            released.forEach(rel::put);
-            ArrayNode rej = n.putArray("rejected");
-            rejected.forEach(rej::add);
             return n.toString();
         }
 
@@ -129,6 +121,27 @@ final class SagaLedger implements Processor<String, String, String, String> {
         events.store("put", client, SagaService.LEDGER_STORE, product, v);
     }
 
+    /** How the ledger decided an order ({@code confirmed}, {@code released}, {@code rejected}), or null. */
+    private JsonNode decided(String order) {
+        String v = store.get(DECIDED + order);
+        events.store("get", client, SagaService.LEDGER_STORE, DECIDED + order, v);
+        return v == null ? null : SagaOrders.decode(v);
+    }
+
+    private boolean released(String order) {
+        JsonNode d = decided(order);
+        return d != null && "released".equals(d.path("decision").asText());
+    }
+
+    /** Write how the ledger decided an order, as the simulator's {@code Decided} serialises. */
+    private void decide(String order, String product, String decision, long units) {
+        ObjectNode n = Events.JSON.createObjectNode();
+        n.put("product", product).put("decision", decision).put("units", units);
+        String v = n.toString();
+        store.put(DECIDED + order, v);
+        events.store("put", client, SagaService.LEDGER_STORE, DECIDED + order, v);
+    }
+
     private void reply(String order, ObjectNode msg) {
         ctx.forward(new Record<>(order, msg.toString(), ctx.currentSystemTimeMs()), SagaService.REPLIES);
     }
@@ -166,8 +179,7 @@ final class SagaLedger implements Processor<String, String, String, String> {
 
     private void reserve(String order, String product, long quantity) {
         Ledger l = load(product);
-        boolean seen = l.reserved.containsKey(order) || l.confirmed.containsKey(order)
-                || l.released.containsKey(order) || l.rejected.contains(order);
+        boolean seen = l.reserved.containsKey(order) || decided(order) != null;
         if (seen) {
             return; // already handled: the same answer was given
         }
@@ -175,15 +187,15 @@ final class SagaLedger implements Processor<String, String, String, String> {
         if (l.available >= quantity) {
             l.available -= quantity;
             l.reserved.put(order, new long[] {quantity, ctx.currentSystemTimeMs() + timeoutMs});
+            save(product, l);
             msg = SagaService.msg("StockReserved");
             msg.put("order_id", order).put("product_id", product).put("quantity", quantity);
         } else {
-            l.rejected.add(order);
+            decide(order, product, "rejected", 0);
             msg = SagaService.msg("StockRejected");
             msg.put("order_id", order).put("product_id", product)
                     .put("reason", l.available + " available, " + quantity + " wanted");
         }
-        save(product, l);
         reply(order, msg);
     }
 
@@ -191,12 +203,12 @@ final class SagaLedger implements Processor<String, String, String, String> {
         Ledger l = load(product);
         long[] held = l.reserved.remove(order);
         if (held != null) {
-            l.confirmed.put(order, held[0]);
             save(product, l);
+            decide(order, product, "confirmed", held[0]);
             ObjectNode m = SagaService.msg("ReservationConfirmed");
             m.put("order_id", order).put("product_id", product).put("quantity", held[0]);
             reply(order, m);
-        } else if (l.released.containsKey(order)) {
+        } else if (released(order)) {
             ObjectNode m = SagaService.msg("ConfirmRejected");
             m.put("order_id", order).put("product_id", product);
             reply(order, m);
@@ -210,8 +222,8 @@ final class SagaLedger implements Processor<String, String, String, String> {
             return; // a repeated compensation: no second effect
         }
         l.available += held[0];
-        l.released.put(order, held[0]);
         save(product, l);
+        decide(order, product, "released", held[0]);
         reply(order, released(order, product, held[0], reason));
     }
 
@@ -223,6 +235,9 @@ final class SagaLedger implements Processor<String, String, String, String> {
         }
         Set<String> waiting = new TreeSet<>();
         for (KeyValue<String, String> kv : all) {
+            if (kv.key.startsWith(DECIDED)) {
+                continue; // an order's decision, not a product's ledger
+            }
             Ledger l = Ledger.decode(kv.value);
             Map<String, Long> due = l.expired(now);
             waiting.addAll(due.keySet());
@@ -244,9 +259,9 @@ final class SagaLedger implements Processor<String, String, String, String> {
         for (Map.Entry<String, Long> e : due.entrySet()) {
             l.reserved.remove(e.getKey());
             l.available += e.getValue();
-            l.released.put(e.getKey(), e.getValue());
         }
         save(product, l);
+        due.forEach((order, q) -> decide(order, product, "released", q));
         due.forEach((order, q) -> reply(order, released(order, product, q, TIMEOUT)));
     }
 
