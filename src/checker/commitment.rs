@@ -51,12 +51,55 @@ impl Fate {
 
 type At = (TopicPartition, Offset);
 
+/// Values by offset in one partition: offsets run from 0 and are dense, so a vector
+/// indexed by offset (a gap is `None`) stands for an ordered map of offsets.
+#[derive(Clone, Debug)]
+pub struct Slots<T>(Vec<Option<T>>);
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Slots(Vec::new())
+    }
+}
+
+impl<T> Slots<T> {
+    fn index(offset: Offset) -> usize {
+        usize::try_from(offset).expect("an offset fits in memory")
+    }
+
+    pub fn get(&self, offset: Offset) -> Option<&T> {
+        self.0.get(Self::index(offset))?.as_ref()
+    }
+
+    /// Set the value at `offset`, replacing any.
+    pub fn set(&mut self, offset: Offset, value: T) {
+        let i = Self::index(offset);
+        if i >= self.0.len() {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i] = Some(value);
+    }
+
+    /// Forget every value at and past `offset`.
+    fn truncate(&mut self, offset: Offset) {
+        self.0.truncate(Self::index(offset));
+    }
+
+    /// The values in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = (Offset, &T)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.as_ref().map(|v| (i as Offset, v)))
+    }
+}
+
 /// Every data record's fate, and the marker that settled it.
 #[derive(Clone, Debug, Default)]
 pub struct Commitment {
     /// partition → offset → fate, and the trace seq of its marker (if the trace shows it);
     /// by partition first, so that a look-up borrows its partition instead of copying it.
-    fates: BTreeMap<TopicPartition, BTreeMap<Offset, (Fate, Option<u64>)>>,
+    fates: BTreeMap<TopicPartition, Slots<(Fate, Option<u64>)>>,
     bugs: Vec<KernelBug>,
 }
 
@@ -64,20 +107,23 @@ impl Commitment {
     /// Read the run's logs: the final ones first, the written ones for what compaction
     /// removed; then cross-check with the broker's own table.
     pub fn of(run: &RunResult, survival: &Survival) -> Commitment {
-        let written = written_log(run);
+        let mut written = written_log(run);
         let mut c = Commitment::default();
         for (tp, entries) in final_logs(run) {
+            let as_written = written.get(&tp);
+            let mut fates = Slots::default();
             for (offset, fate) in settle(entries) {
-                let at = (tp.clone(), offset);
-                let (as_written, marker, seq) =
-                    written.get(&at).copied().unwrap_or((fate, None, None));
+                let (as_written, marker, seq) = as_written
+                    .and_then(|w| w.fates.get(offset))
+                    .copied()
+                    .unwrap_or((fate, None, None));
                 // Compared only where the record written last at this offset is the one
                 // the log holds (a replicated log may have lost it, or brought back an
                 // older one).
                 let same = seq.is_none_or(|seq| survival.survives(&tp, offset, seq));
                 if same && as_written != fate {
                     c.bug(
-                        &at,
+                        &(tp.clone(), offset),
                         format!(
                             "its log's markers say {}, the markers written say {}",
                             fate.word(),
@@ -86,19 +132,17 @@ impl Commitment {
                         marker,
                     );
                 }
-                let (tp, offset) = at;
-                c.fates
-                    .entry(tp)
-                    .or_default()
-                    .insert(offset, (fate, marker));
+                fates.set(offset, (fate, marker));
             }
+            c.fates.insert(tp, fates);
         }
-        for ((tp, offset), (fate, marker, _)) in written {
-            c.fates
-                .entry(tp)
-                .or_default()
-                .entry(offset)
-                .or_insert((fate, marker));
+        for (tp, w) in std::mem::take(&mut written) {
+            let fates = c.fates.entry(tp).or_default();
+            for (offset, (fate, marker, _)) in w.fates.iter() {
+                if fates.get(offset).is_none() {
+                    fates.set(offset, (*fate, *marker));
+                }
+            }
         }
         c.cross_check(run);
         c
@@ -115,7 +159,7 @@ impl Commitment {
     }
 
     fn at(&self, tp: &TopicPartition, offset: Offset) -> Option<&(Fate, Option<u64>)> {
-        self.fates.get(tp)?.get(&offset)
+        self.fates.get(tp)?.get(offset)
     }
 
     pub fn is_committed(&self, tp: &TopicPartition, offset: Offset) -> bool {
@@ -130,17 +174,13 @@ impl Commitment {
     /// The broker's own transaction table must agree with the markers in its logs.
     fn cross_check(&mut self, run: &RunResult) {
         let mut bugs = Vec::new();
-        let fates = self
-            .fates
-            .iter()
-            .flat_map(|(tp, o)| o.iter().map(move |(o, f)| (tp, o, f)));
-        for (tp, offset, (fate, marker)) in fates {
-            if run
-                .broker
-                .log(tp)
-                .binary_search_by_key(offset, |e| e.offset)
-                .is_err()
-            {
+        let fates = self.fates.iter().flat_map(|(tp, o)| {
+            let log = run.broker.log(tp);
+            o.iter().map(move |(o, f)| (tp, log, o, f))
+        });
+        for (tp, log, offset, (fate, marker)) in fates {
+            let offset = &offset;
+            if log.binary_search_by_key(offset, |e| e.offset).is_err() {
                 continue; // compacted away: the broker keeps no outcome for it
             }
             let table = match (
@@ -209,12 +249,47 @@ fn settle(entries: &[LogEntry]) -> Vec<(Offset, Fate)> {
     out
 }
 
-/// The logs as written, from the trace's `Append` and `Marker` events in order.
-/// A rewrite of an offset (after a replicated log lost its suffix) forgets what was
-/// written at and past it. Each offset's fate comes with the marker's seq and the append's.
-fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>, Option<u64>)> {
-    let mut fates: BTreeMap<At, (Fate, Option<u64>, Option<u64>)> = BTreeMap::new();
-    let mut open: BTreeMap<(TopicPartition, ProducerId), Vec<Offset>> = BTreeMap::new();
+/// One partition's log as written: offset → (fate, marker seq, append seq), and the
+/// offsets of each producer id's open transaction.
+#[derive(Default)]
+struct Written {
+    fates: Slots<(Fate, Option<u64>, Option<u64>)>,
+    open: BTreeMap<ProducerId, Vec<Offset>>,
+}
+
+impl Written {
+    /// An append at `offset` (trace seq `seq`); a rewrite of an offset (after a
+    /// replicated log lost its suffix) forgets what was written at and past it.
+    fn append(&mut self, offset: Offset, seq: u64, txn: Option<ProducerId>) {
+        if self.fates.get(offset).is_some() {
+            self.fates.truncate(offset);
+            for offsets in self.open.values_mut() {
+                offsets.retain(|o| *o < offset);
+            }
+        }
+        let fate = match txn {
+            Some(pid) => {
+                self.open.entry(pid).or_default().push(offset);
+                Fate::Open
+            }
+            None => Fate::Committed,
+        };
+        self.fates.set(offset, (fate, None, Some(seq)));
+    }
+
+    /// A marker of `pid` (trace seq `seq`) settles its open records.
+    fn marker(&mut self, pid: ProducerId, control: ControlType, seq: u64) {
+        for o in self.open.remove(&pid).unwrap_or_default() {
+            let append = self.fates.get(o).and_then(|(_, _, seq)| *seq);
+            self.fates.set(o, (Fate::of(control), Some(seq), append));
+        }
+    }
+}
+
+/// The logs as written, from the trace's `Append` and `Marker` events in order, per
+/// partition. Each offset's fate comes with the marker's seq and the append's.
+fn written_log(run: &RunResult) -> BTreeMap<TopicPartition, Written> {
+    let mut logs: BTreeMap<TopicPartition, Written> = BTreeMap::new();
     for r in &run.trace.records {
         match &r.event {
             Event::Append {
@@ -224,49 +299,30 @@ fn written_log(run: &RunResult) -> BTreeMap<At, (Fate, Option<u64>, Option<u64>)
                 transactional,
                 ..
             } => {
-                let at = (tp.clone(), *offset);
-                if fates.contains_key(&at) {
-                    let end = (tp.clone(), Offset::MAX);
-                    let gone: Vec<At> = fates
-                        .range(at.clone()..=end)
-                        .map(|(a, _)| a.clone())
-                        .collect();
-                    for a in gone {
-                        fates.remove(&a);
-                    }
-                    for ((t, _), offsets) in open.iter_mut() {
-                        if t == tp {
-                            offsets.retain(|o| o < offset);
-                        }
-                    }
-                }
-                let seq = Some(r.seq);
-                match (transactional, producer_id) {
-                    (true, Some(pid)) => {
-                        open.entry((tp.clone(), *pid)).or_default().push(*offset);
-                        fates.insert(at, (Fate::Open, None, seq));
-                    }
-                    _ => {
-                        fates.insert(at, (Fate::Committed, None, seq));
-                    }
-                }
+                let txn = (*producer_id).filter(|_| *transactional);
+                written_at(&mut logs, tp).append(*offset, r.seq, txn);
             }
             Event::Marker {
                 tp,
                 producer_id,
                 control,
                 ..
-            } => {
-                for o in open.remove(&(tp.clone(), *producer_id)).unwrap_or_default() {
-                    let at = (tp.clone(), o);
-                    let append = fates.get(&at).and_then(|(_, _, seq)| *seq);
-                    fates.insert(at, (Fate::of(*control), Some(r.seq), append));
-                }
-            }
+            } => written_at(&mut logs, tp).marker(*producer_id, *control, r.seq),
             _ => {}
         }
     }
-    fates
+    logs
+}
+
+/// The written log of `tp`, made empty the first time.
+fn written_at<'a>(
+    logs: &'a mut BTreeMap<TopicPartition, Written>,
+    tp: &TopicPartition,
+) -> &'a mut Written {
+    if !logs.contains_key(tp) {
+        logs.insert(tp.clone(), Written::default());
+    }
+    logs.get_mut(tp).expect("just inserted")
 }
 
 #[cfg(test)]

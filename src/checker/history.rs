@@ -1,6 +1,6 @@
 //! The shared history: the committed records of a run, in global append order.
 
-use super::commitment::{Commitment, Fate};
+use super::commitment::{Commitment, Fate, Slots};
 use super::survival::Survival;
 use super::verdict::KernelBug;
 use crate::designs::Schema;
@@ -54,16 +54,16 @@ pub struct History {
     pub records: Vec<Rec>,
     /// Every appended record, committed or not: partition → offset → (trace seq, producer
     /// id of an idempotent or transactional producer).
-    appended: BTreeMap<TopicPartition, BTreeMap<Offset, (u64, Option<ProducerId>)>>,
+    appended: BTreeMap<TopicPartition, Slots<(u64, Option<ProducerId>)>>,
     /// Which records committed, from the logs' markers.
     commitment: Commitment,
     /// Indices into `records`, per partition.
     by_tp: BTreeMap<TopicPartition, Vec<usize>>,
     /// Order → index of its first committed `OrderPlaced`.
     placed: BTreeMap<String, usize>,
-    /// Records handed to a processor (`Process` events): application → (partition,
-    /// offset); by application first, so that a look-up borrows its name.
-    processed: BTreeMap<String, BTreeSet<(TopicPartition, Offset)>>,
+    /// Records handed to a processor (`Process` events): partition → application →
+    /// offsets; by partition and application first, so that a look-up borrows them.
+    processed: BTreeMap<TopicPartition, BTreeMap<String, BTreeSet<Offset>>>,
     /// Producer ids handed out for a transactional id (`ProducerInit` events).
     transactional_pids: BTreeSet<ProducerId>,
     /// Clients acknowledged a write by a transactional producer id (`Acked` → `Append`).
@@ -125,8 +125,11 @@ impl History {
                     producer_id,
                     ..
                 } => {
-                    let at_tp = h.appended.entry(tp.clone()).or_default();
-                    at_tp.insert(*offset, (r.seq, *producer_id));
+                    let at_tp = match h.appended.get_mut(tp) {
+                        Some(at_tp) => at_tp,
+                        None => h.appended.entry(tp.clone()).or_default(),
+                    };
+                    at_tp.set(*offset, (r.seq, *producer_id));
                     let kept = survival.survives(tp, *offset, r.seq);
                     if !kept || !h.commitment.is_committed(tp, *offset) {
                         continue;
@@ -160,13 +163,16 @@ impl History {
     }
 
     fn processed_insert(&mut self, app: &str, tp: &TopicPartition, offset: Offset) {
-        let at = (tp.clone(), offset);
-        match self.processed.get_mut(app) {
+        if !self.processed.contains_key(tp) {
+            self.processed.insert(tp.clone(), BTreeMap::new());
+        }
+        let by_app = self.processed.get_mut(tp).expect("just inserted");
+        match by_app.get_mut(app) {
             Some(seen) => {
-                seen.insert(at);
+                seen.insert(offset);
             }
             None => {
-                self.processed.insert(app.to_string(), BTreeSet::from([at]));
+                by_app.insert(app.to_string(), BTreeSet::from([offset]));
             }
         }
     }
@@ -230,7 +236,7 @@ impl History {
         tp: &TopicPartition,
         offset: Offset,
     ) -> Option<(u64, Option<ProducerId>)> {
-        self.appended.get(tp)?.get(&offset).copied()
+        self.appended.get(tp)?.get(offset).copied()
     }
 
     /// How the record at `offset` ended (`None`: nothing was ever appended there).
@@ -246,8 +252,19 @@ impl History {
     /// Whether `application` was handed the record at `offset`.
     pub fn processed_by(&self, application: &str, tp: &TopicPartition, offset: Offset) -> bool {
         self.processed
-            .get(application)
-            .is_some_and(|seen| seen.contains(&(tp.clone(), offset)))
+            .get(tp)
+            .and_then(|by_app| by_app.get(application))
+            .is_some_and(|seen| seen.contains(&offset))
+    }
+
+    /// The applications handed records of `tp`, in name order, with the offsets each
+    /// was handed.
+    pub fn processed_at(
+        &self,
+        tp: &TopicPartition,
+    ) -> impl Iterator<Item = (&str, &BTreeSet<Offset>)> {
+        let apps = self.processed.get(tp).into_iter().flatten();
+        apps.map(|(app, offsets)| (app.as_str(), offsets))
     }
 
     /// Whether a client got a write acknowledged under a transactional id's producer id:
@@ -260,8 +277,21 @@ impl History {
     /// Whether `application` was handed any record at all.
     pub fn processed_any(&self, application: &str) -> bool {
         self.processed
-            .get(application)
-            .is_some_and(|seen| !seen.is_empty())
+            .values()
+            .any(|by_app| by_app.get(application).is_some_and(|seen| !seen.is_empty()))
+    }
+
+    /// The domain event of the committed record at `tp`@`offset`, decoded once, if that
+    /// record holds `value` and was read for domain events (`None`: decode it yourself).
+    pub fn committed_msg(&self, tp: &TopicPartition, offset: Offset, value: &str) -> Option<&Msg> {
+        let indices = self.by_tp.get(tp)?;
+        let at = indices
+            .binary_search_by_key(&offset, |i| self.records[*i].offset)
+            .ok()?;
+        let r = &self.records[indices[at]];
+        (r.offset == offset && r.value.as_deref() == Some(value))
+            .then_some(r.msg.as_ref())
+            .flatten()
     }
 
     /// Contradictions between the logs and the broker's own table.

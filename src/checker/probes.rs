@@ -300,11 +300,26 @@ impl Deciders {
     }
 }
 
-/// The order a processed record is about (`OrderPlaced`, `ReserveStock`).
-fn order_of(value: Option<&str>) -> Option<String> {
-    match value.and_then(Msg::decode)? {
-        Msg::OrderPlaced { order_id, .. } | Msg::ReserveStock { order_id, .. } => Some(order_id),
-        _ => None,
+/// The order a processed record is about (`OrderPlaced`, `ReserveStock`); its value is
+/// decoded again only where the history does not hold it decoded.
+fn order_of(
+    cx: &Cx<'_>,
+    tp: &TopicPartition,
+    offset: Offset,
+    value: Option<&str>,
+) -> Option<String> {
+    fn order(msg: &Msg) -> Option<String> {
+        match msg {
+            Msg::OrderPlaced { order_id, .. } | Msg::ReserveStock { order_id, .. } => {
+                Some(order_id.clone())
+            }
+            _ => None,
+        }
+    }
+    let value = value?;
+    match cx.h.committed_msg(tp, offset, value) {
+        Some(msg) => order(msg),
+        None => order(&Msg::decode(value)?),
     }
 }
 
@@ -353,7 +368,10 @@ impl Walk {
                 offset,
                 value,
                 ..
-            } => self.process(client, tp, *offset, value.as_deref(), r.seq, p),
+            } => {
+                let order = order_of(cx, tp, *offset, value.as_deref());
+                self.process(client, tp, *offset, order, r.seq, p)
+            }
             Event::OffsetCommit { group, offsets, .. } => {
                 for (tp, o) in offsets {
                     self.committed.insert((group.clone(), tp.clone()), *o);
@@ -408,14 +426,14 @@ impl Walk {
         client: &ClientId,
         tp: &TopicPartition,
         offset: u64,
-        value: Option<&str>,
+        order: Option<String>,
         seq: u64,
         p: &mut Probes,
     ) {
         self.end_step(client, p);
         let step = Step {
             start: seq,
-            order: order_of(value),
+            order,
             ..Step::default()
         };
         self.steps.insert(client.clone(), step);

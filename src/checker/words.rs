@@ -45,16 +45,13 @@ pub fn orders_word(n: usize) -> &'static str {
 }
 
 /// `OrderValidation PASS`, `ProductReserved`, ...
-pub fn label(msg: &Msg) -> String {
+pub fn label(msg: &Msg) -> &'static str {
     match msg {
-        Msg::OrderValidation { result, .. } => {
-            let r = match result {
-                Validation::Pass => "PASS",
-                Validation::Fail => "FAIL",
-            };
-            format!("OrderValidation {r}")
-        }
-        other => other.kind().to_string(),
+        Msg::OrderValidation { result, .. } => match result {
+            Validation::Pass => "OrderValidation PASS",
+            Validation::Fail => "OrderValidation FAIL",
+        },
+        other => other.kind(),
     }
 }
 

@@ -41,7 +41,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
 /// The same outcome event committed twice for an order.
 fn duplicate_outcomes(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut seen: BTreeMap<(&str, String), &Rec> = BTreeMap::new();
+    let mut seen: BTreeMap<(&str, &str), &Rec> = BTreeMap::new();
     for (rec, msg) in cx.h.domain() {
         let r = role(msg);
         if matches!(r, Role::Stock | Role::Placed | Role::Other) {

@@ -7,10 +7,6 @@ use crate::checker::{Cx, Invariant, Violation};
 use crate::domain::Msg;
 use oversell_sim::protocol::Offset;
 use oversell_sim::{Event, TopicPartition, TraceRecord};
-use std::collections::BTreeMap;
-
-/// (partition, application) → offsets processed, with the first `Process` seq.
-type Processed<'r> = BTreeMap<(&'r TopicPartition, &'r str), BTreeMap<Offset, u64>>;
 
 /// Every write acknowledged to any producer (every `Acked` event of the trace) is in the
 /// log; and, unless its transaction aborted (an aborted transaction's writes were never
@@ -18,19 +14,6 @@ type Processed<'r> = BTreeMap<(&'r TopicPartition, &'r str), BTreeMap<Offset, u6
 /// that processed any record of that partition processed this one too.
 pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     let mut out = Vec::new();
-    let mut processed: Processed<'_> = BTreeMap::new();
-    for r in &cx.run.trace.records {
-        if let Event::Process {
-            client, tp, offset, ..
-        } = &r.event
-        {
-            processed
-                .entry((tp, client.app.as_str()))
-                .or_default()
-                .entry(*offset)
-                .or_insert(r.seq);
-        }
-    }
     for r in &cx.run.trace.records {
         let Event::Acked {
             tp,
@@ -42,7 +25,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
             continue;
         };
         for offset in *base_offset..*base_offset + *count as u64 {
-            out.extend(judge_write(cx, r, tp, offset, &processed));
+            out.extend(judge_write(cx, r, tp, offset));
         }
     }
     out
@@ -54,7 +37,6 @@ fn judge_write(
     ack: &TraceRecord,
     tp: &TopicPartition,
     offset: Offset,
-    processed: &Processed<'_>,
 ) -> Vec<Violation> {
     let Event::Acked { client, .. } = &ack.event else {
         unreachable!("an Acked event")
@@ -92,14 +74,12 @@ fn judge_write(
         .unwrap_or_default()
     };
     let mut out = Vec::new();
-    for ((ptp, app), offsets) in processed.range((tp, "")..) {
-        if *ptp != tp {
-            break;
-        }
-        if offsets.contains_key(&offset) {
+    // Every application handed records of the partition (`Process` events), in name order.
+    for (app, offsets) in cx.h.processed_at(tp) {
+        if offsets.contains(&offset) {
             continue;
         }
-        let last = offsets.keys().next_back().copied().unwrap_or_default();
+        let last = offsets.last().copied().unwrap_or_default();
         let what = what();
         let explanation = format!(
             "the write to {tp}@{offset}{what}, acknowledged to {client} at t={}ms, was never processed by \
