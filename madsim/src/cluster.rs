@@ -1,12 +1,10 @@
 //! The Kafka cluster as a madsim node.
 //!
-//! The whole cluster sits behind one address, [`BROKER_ADDR`], on one madsim node named
-//! `kafka`: oversell's [`Broker`] is one state machine for the partition logs and both
-//! coordinators (and, in the simulator, for a replicated cluster's followers too), and
-//! this slice serves it as it is rather than splitting it across nodes. Only a single
-//! broker is served: a scenario with `[cluster] brokers > 1` is refused by the driver.
+//! A single broker sits at one address, [`BROKER_ADDR`], on one madsim node named
+//! `kafka`. A replicated cluster (`[cluster] brokers > 1`) is one node per broker and a
+//! controller's node, sharing the model ([`crate::nodes`]).
 //!
-//! The node answers each request atomically when it arrives, as the simulator's broker
+//! The single broker's node answers each request atomically when it arrives, as the simulator's broker
 //! does at delivery (`KafkaApis.handle` per request). A second task does the
 //! coordinators' own work: the transaction markers of an ending transaction
 //! (`TransactionMarkerChannelManager`: one `WriteTxnMarkers` per partition and group,
@@ -14,6 +12,7 @@
 //! between them) and the time-driven checks (transaction timeouts, session timeouts),
 //! through [`Broker::tick`].
 
+use crate::nodes::Nodes;
 use crate::record::{now_ms, Recorder};
 use madsim::net::Endpoint;
 use madsim::runtime::{Handle, NodeHandle};
@@ -47,6 +46,7 @@ pub struct Cluster {
     broker: Arc<Mutex<Broker>>,
     node: NodeHandle,
     recorder: Recorder,
+    nodes: Option<Nodes>,
 }
 
 /// A consumer group and the topics whose every data record it must have committed past
@@ -63,8 +63,18 @@ impl Cluster {
             .topics()
             .map(|(name, config)| (name.to_string(), config.partitions))
             .collect();
+        let brokers = broker.broker_count();
         let broker = Arc::new(Mutex::new(broker));
-        CURRENT.with(|c| *c.borrow_mut() = Some((recorder.clone(), topics)));
+        CURRENT.with(|c| *c.borrow_mut() = Some((recorder.clone(), topics, brokers)));
+        if brokers > 1 {
+            let nodes = Nodes::start(broker.clone(), recorder.clone());
+            return Cluster {
+                broker,
+                node: nodes.node(0).clone(),
+                recorder,
+                nodes: Some(nodes),
+            };
+        }
         let addr: SocketAddr = BROKER_ADDR.parse().expect("a valid address");
         let served = broker.clone();
         let record = recorder.clone();
@@ -78,6 +88,7 @@ impl Cluster {
             broker,
             node,
             recorder,
+            nodes: None,
         }
     }
 
@@ -86,9 +97,15 @@ impl Cluster {
         &self.recorder
     }
 
-    /// The madsim node of the cluster (for network faults on its links).
+    /// The madsim node of the cluster (for network faults on its links); of broker 0 in
+    /// a replicated cluster.
     pub fn node(&self) -> &NodeHandle {
         &self.node
+    }
+
+    /// The broker nodes of a replicated cluster (`None` on a single broker), to strike.
+    pub fn nodes(&self) -> Option<&Nodes> {
+        self.nodes.as_ref()
     }
 
     /// The broker as it is now: logs, markers, committed offsets.
@@ -164,7 +181,8 @@ thread_local! {
     /// thread, so clients created inside it find their cluster's recorder here.
     /// The topics' partition counts too: the metadata a client's `Metadata` request
     /// would learn (topics are created before the cluster starts, never after).
-    static CURRENT: std::cell::RefCell<Option<(Recorder, Metadata)>> = const { std::cell::RefCell::new(None) };
+    /// And the number of brokers, whose addresses are `nodes::broker_addr`.
+    static CURRENT: std::cell::RefCell<Option<(Recorder, Metadata, u32)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Topic → partition count.
@@ -172,12 +190,21 @@ pub type Metadata = std::collections::BTreeMap<String, u32>;
 
 /// The recorder of the cluster running on this thread, if one was started.
 pub fn current_recorder() -> Option<Recorder> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|(r, _)| r.clone()))
+    CURRENT.with(|c| c.borrow().as_ref().map(|(r, _, _)| r.clone()))
 }
 
 /// The partition count of `topic` in the cluster running on this thread.
 pub fn partitions(topic: &str) -> Option<u32> {
-    CURRENT.with(|c| c.borrow().as_ref().and_then(|(_, m)| m.get(topic).copied()))
+    CURRENT.with(|c| {
+        c.borrow()
+            .as_ref()
+            .and_then(|(_, m, _)| m.get(topic).copied())
+    })
+}
+
+/// The number of brokers of the cluster running on this thread (1 if none was started).
+pub fn brokers() -> u32 {
+    CURRENT.with(|c| c.borrow().as_ref().map_or(1, |(_, _, n)| *n))
 }
 
 fn lock(broker: &Mutex<Broker>) -> MutexGuard<'_, Broker> {

@@ -12,6 +12,8 @@
 //! Everything but [`unsupported`] and [`DESIGNS`] needs a `--cfg madsim` build.
 
 #[cfg(madsim)]
+mod brokers;
+#[cfg(madsim)]
 mod run;
 #[cfg(madsim)]
 mod services;
@@ -40,9 +42,10 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
             DESIGNS.join(", ")
         ));
     }
-    if scenario.cluster.brokers > 1 {
+    if scenario.producer.acks != oversell_sim::protocol::Acks::All {
         return Some(
-            "the madsim driver serves a single broker: [cluster] brokers > 1 is not played".into(),
+            "the madsim driver's producer sends acks=all only: [producer] acks is not played"
+                .into(),
         );
     }
     if scenario.faults.swarm
@@ -53,13 +56,14 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
     let refused = scenario.faults.schedule.iter().find_map(|f| match f {
         ScheduledFault::Crash { .. } | ScheduledFault::Pause { .. } => None,
         ScheduledFault::DropProduceAck { .. } => Some("drop_produce_ack"),
-        ScheduledFault::BrokerCrash { .. } => Some("broker_crash"),
-        ScheduledFault::BrokerPartition { .. } => Some("broker_partition"),
-        ScheduledFault::SlowFollower { .. } => Some("slow_follower"),
+        ScheduledFault::BrokerCrash { .. }
+        | ScheduledFault::BrokerPartition { .. }
+        | ScheduledFault::SlowFollower { .. } => None,
     });
     refused.map(|kind| {
         format!(
-            "the madsim driver does not play the scheduled fault {kind} (it plays crash and pause)"
+            "the madsim driver does not play the scheduled fault {kind} (it plays crash, pause, \
+             broker_crash, broker_partition and slow_follower)"
         )
     })
 }

@@ -17,7 +17,7 @@ use oversell_madsim::record::{now_ms, Recorder};
 use oversell_sim::{Event, Guarantee, Millis, Outcome, RunResult, ScheduledFault};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The network's faults for a run: madsim's packet loss and latency, and a window in
@@ -106,11 +106,13 @@ pub async fn simulate_service(
     start_frontend(design.name(), scenario, sent.clone());
     let nodes = start_services(design.name(), service, scenario, &stores, &recorder);
     let healed_at = play_faults(scenario, net, &nodes, &stores, &recorder);
+    let struck = Arc::new(AtomicU64::new(healed_at));
+    let planned = healed_at.max(super::brokers::play(scenario, &cluster, &struck));
     let settle = world_config(scenario, 1000).settle_until;
     sleep(Duration::from_millis(settle)).await;
     let groups = groups(design.name());
     let outcome = loop {
-        if sent.load(Ordering::SeqCst) && now_ms() >= healed_at && cluster.quiescent(groups) {
+        if sent.load(Ordering::SeqCst) && now_ms() >= planned && cluster.quiescent(groups) {
             break Outcome::Quiescent;
         }
         if now_ms() >= scenario.run.max_time_ms {
@@ -118,7 +120,7 @@ pub async fn simulate_service(
         }
         sleep(Duration::from_millis(50)).await;
     };
-    cluster.result(outcome, healed_at, stores.snapshot())
+    cluster.result(outcome, struck.load(Ordering::SeqCst), stores.snapshot())
 }
 
 fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
@@ -229,7 +231,8 @@ fn play_faults(
                 instance,
                 duration,
             } => (*at, instance, at + duration, false),
-            _ => unreachable!("refused by unsupported()"),
+            // The brokers' faults: `brokers.rs`.
+            _ => continue,
         };
         let Some(node) = nodes.get(instance) else {
             continue;

@@ -1,12 +1,25 @@
 //! A client's connection to the cluster: one request, one answer, resent on a timeout.
+//!
+//! To a replicated cluster (one madsim node per broker) a request goes to the broker its
+//! route leads to ([`route`]: the partition's leader, the id's coordinator), as the
+//! client's metadata says; the metadata is looked up from a live broker when missing
+//! (`MetadataRequest` / `FindCoordinatorRequest` to `NetworkClient.leastLoadedNode`,
+//! the brokers tried in turn as bootstrap servers are) and forgotten after an answer
+//! `NOT_LEADER_OR_FOLLOWER` / `NOT_COORDINATOR` or a timeout (`Metadata.requestUpdate`
+//! from `Sender.completeBatch` and the fetcher; `AbstractCoordinator.markCoordinatorUnknown`,
+//! `TransactionManager.lookupCoordinator`), after which the request is sent again.
 
 use super::error::{KafkaError, KafkaResult};
-use crate::cluster::{current_recorder, response, Wire, BROKER_ADDR, REQUEST_TAG};
+use crate::cluster::{brokers, current_recorder, response, Wire, BROKER_ADDR, REQUEST_TAG};
+use crate::nodes::{broker_addr, lookup_answer, Lookup, LOOKUP_TAG};
 use crate::record::Recorder;
 use madsim::net::Endpoint;
 use madsim::time::{sleep, timeout, Duration};
+use oversell_sim::broker::routing::{misrouted, not_here, route, Route};
+use oversell_sim::broker::BrokerId;
 use oversell_sim::protocol::{KafkaError as WireError, Request, Response};
 use oversell_sim::{ClientId, Event};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +29,9 @@ pub(crate) struct Conn {
     ep: Mutex<Option<Arc<Endpoint>>>,
     pub(crate) request_timeout: Duration,
     pub(crate) retry_backoff: Duration,
+    /// A replicated cluster's metadata as this client knows it: where each route leads,
+    /// and the broker the next lookup asks.
+    meta: Mutex<(BTreeMap<Route, BrokerId>, BrokerId)>,
 }
 
 impl Conn {
@@ -41,6 +57,7 @@ impl Conn {
             ep: Mutex::new(None),
             request_timeout: Duration::from_millis(request_timeout_ms.max(1)),
             retry_backoff: Duration::from_millis(retry_backoff_ms.max(1)),
+            meta: Mutex::new((BTreeMap::new(), 0)),
         })
     }
 
@@ -61,6 +78,9 @@ impl Conn {
     /// send it again as it was (`NetworkClient`'s retry of a timed-out request). A
     /// retriable error (`KafkaError::is_retriable`) is retried after `retry.backoff.ms`.
     pub(crate) async fn call(&self, request: Request) -> Response {
+        if brokers() > 1 {
+            return self.call_routed(request).await;
+        }
         let broker: SocketAddr = BROKER_ADDR.parse().expect("a valid address");
         let ep = self.endpoint().await;
         loop {
@@ -91,6 +111,122 @@ impl Conn {
                 }
                 _ => self.error(format!("request {corr} unanswered: sent again")),
             }
+        }
+    }
+
+    /// [`Conn::call`] on a replicated cluster: to the broker the request's route leads
+    /// to. A `Fetch` whose partition has no leader, whose leader says it is not, or
+    /// which is unanswered within `request.timeout.ms`, is
+    /// answered `NOT_LEADER_OR_FOLLOWER` to the consumer, which goes on with its other
+    /// partitions (the fetcher skips a partition without a leader); any other request
+    /// waits `retry.backoff.ms` and is sent again once the metadata is refreshed.
+    async fn call_routed(&self, request: Request) -> Response {
+        let route = route(&request);
+        let fetch = matches!(request, Request::Fetch { .. });
+        let ep = self.endpoint().await;
+        loop {
+            let Some(b) = self.lookup(&route).await else {
+                if fetch {
+                    return not_here(&request);
+                }
+                sleep(self.retry_backoff).await;
+                continue;
+            };
+            let corr = self.recorder.next_corr();
+            let wire = Wire {
+                corr,
+                client: self.id.clone(),
+                request: request.clone(),
+            };
+            let sent = ep.send_to_raw(broker_addr(b), REQUEST_TAG, Box::new(wire));
+            if sent.await.is_err() {
+                self.unreachable(&route, b);
+                sleep(self.retry_backoff).await;
+                continue;
+            }
+            let Ok(Ok((payload, _))) = timeout(self.request_timeout, ep.recv_from_raw(corr)).await
+            else {
+                self.unreachable(&route, b);
+                self.error(format!(
+                    "request {corr} to broker {b} unanswered: sent again"
+                ));
+                if fetch {
+                    return not_here(&request);
+                }
+                continue;
+            };
+            let answer = response(payload);
+            if let Some(e) = misrouted(&answer) {
+                self.forget(&route);
+                if fetch {
+                    return answer;
+                }
+                self.error(format!(
+                    "{e:?} from broker {b}: metadata refreshed, retried"
+                ));
+                sleep(self.retry_backoff).await;
+                continue;
+            }
+            match retriable(&answer) {
+                Some(e) => {
+                    self.error(format!("{e:?}: retried after retry.backoff.ms"));
+                    sleep(self.retry_backoff).await;
+                }
+                None => return answer,
+            }
+        }
+    }
+
+    /// Where `route` leads, from this client's metadata or, when it has none, from a
+    /// lookup of one broker (the next in turn when it does not answer): `None` when the
+    /// route leads nowhere now or the broker asked did not answer.
+    async fn lookup(&self, route: &Route) -> Option<BrokerId> {
+        let asked = {
+            let meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(b) = meta.0.get(route) {
+                return Some(*b);
+            }
+            meta.1
+        };
+        let ep = self.endpoint().await;
+        let corr = self.recorder.next_corr();
+        let lookup = Lookup {
+            corr,
+            route: route.clone(),
+        };
+        let sent = ep.send_to_raw(broker_addr(asked), LOOKUP_TAG, Box::new(lookup));
+        let answer = match sent.await {
+            Ok(()) => timeout(self.request_timeout, ep.recv_from_raw(corr)).await,
+            Err(_) => Ok(Err(std::io::Error::other("unsent"))),
+        };
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Ok(Ok((payload, _))) => {
+                let b = lookup_answer(payload)?;
+                meta.0.insert(route.clone(), b);
+                Some(b)
+            }
+            _ => {
+                meta.1 = (asked + 1) % brokers();
+                None
+            }
+        }
+    }
+
+    /// Forget where `route` leads (the next call looks it up again).
+    fn forget(&self, route: &Route) {
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.0.remove(route);
+    }
+
+    /// Broker `b` did not answer a request for `route`: forget where the route leads, and
+    /// ask another broker at the next lookup (`NetworkClient` marks the node disconnected
+    /// and `leastLoadedNode` picks another).
+    fn unreachable(&self, route: &Route, b: BrokerId) {
+        let mut meta = self.meta.lock().unwrap_or_else(|e| e.into_inner());
+        meta.0.remove(route);
+        if meta.1 == b {
+            meta.1 = (b + 1) % brokers();
         }
     }
 

@@ -69,6 +69,7 @@ mod netfault;
 mod producer;
 mod replication;
 mod restore;
+pub mod routing;
 #[cfg(test)]
 mod tests;
 mod txn;
