@@ -5,9 +5,9 @@
 use madsim::runtime::Handle;
 use oversell_madsim::cluster::Cluster;
 use oversell_madsim::rdkafka::config::ClientConfig;
-use oversell_madsim::rdkafka::consumer::{CommitMode, StreamConsumer};
+use oversell_madsim::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use oversell_madsim::rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord};
+use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use oversell_madsim::rdkafka::{Message, Offset, TopicPartitionList};
 use oversell_madsim::record::Recorder;
 use oversell_sim::partitioner::partition_for_key;
@@ -43,23 +43,24 @@ async fn on_node<F: Future<Output = ()> + Send + 'static>(
     node.spawn(f()).await.unwrap();
 }
 
-fn producer(extra: &[(&str, &str)]) -> Result<FutureProducer, KafkaError> {
+async fn producer(extra: &[(&str, &str)]) -> Result<FutureProducer, KafkaError> {
     let mut c = ClientConfig::new();
     c.set("client.id", "app").set("enable.idempotence", "true");
     for (k, v) in extra {
         c.set(*k, *v);
     }
-    c.create()
+    c.create().await
 }
 
-fn consumer(group: &str, isolation: &str) -> StreamConsumer {
-    config(group, isolation).create().unwrap()
+async fn consumer(group: &str, isolation: &str) -> StreamConsumer {
+    config(group, isolation).create().await.unwrap()
 }
 
-fn consumer_with_session(group: &str, session_ms: u64) -> StreamConsumer {
+async fn consumer_with_session(group: &str, session_ms: u64) -> StreamConsumer {
     config(group, "read_committed")
         .set("session.timeout.ms", session_ms.to_string())
         .create()
+        .await
         .unwrap()
 }
 
@@ -81,7 +82,7 @@ fn config(group: &str, isolation: &str) -> ClientConfig {
 async fn keys_go_to_the_murmur2_partition_and_are_read_back_in_order() {
     let _c = cluster(3);
     on_node("p", [10, 0, 0, 2], || async {
-        let p = producer(&[]).unwrap();
+        let p = producer(&[]).await.unwrap();
         for key in ["a", "b", "product1", "product2"] {
             let (partition, _) = p
                 .send(FutureRecord::to("in").key(key).payload("v"), T)
@@ -89,7 +90,7 @@ async fn keys_go_to_the_murmur2_partition_and_are_read_back_in_order() {
                 .unwrap();
             assert_eq!(partition as u32, partition_for_key(key, 3), "key {key}");
         }
-        let c = consumer("g", "read_committed");
+        let c = consumer("g", "read_committed").await;
         c.subscribe(&["in"]).unwrap();
         let mut seen = Vec::new();
         for _ in 0..4 {
@@ -106,13 +107,13 @@ async fn keys_go_to_the_murmur2_partition_and_are_read_back_in_order() {
 async fn a_new_member_resumes_from_the_committed_offset() {
     let _c = cluster(1);
     on_node("p", [10, 0, 0, 2], || async {
-        let p = producer(&[]).unwrap();
+        let p = producer(&[]).await.unwrap();
         for v in ["0", "1", "2"] {
             p.send(FutureRecord::to("in").key("k").payload(v), T)
                 .await
                 .unwrap();
         }
-        let first = consumer("g", "read_committed");
+        let first = consumer("g", "read_committed").await;
         first.subscribe(&["in"]).unwrap();
         let m = first.recv().await.unwrap();
         assert_eq!(m.offset(), 0);
@@ -120,7 +121,7 @@ async fn a_new_member_resumes_from_the_committed_offset() {
         drop(first);
         // A new member of the same group: once the old one's session expired, it
         // gets the partition and starts after the committed record.
-        let second = consumer("g", "read_committed");
+        let second = consumer("g", "read_committed").await;
         second.subscribe(&["in"]).unwrap();
         assert_eq!(second.recv().await.unwrap().offset(), 1);
     })
@@ -131,23 +132,23 @@ async fn a_new_member_resumes_from_the_committed_offset() {
 async fn read_committed_skips_an_aborted_transaction_and_sees_a_committed_one() {
     let _c = cluster(1);
     on_node("p", [10, 0, 0, 2], || async {
-        let p = producer(&[("transactional.id", "t")]).unwrap();
+        let p = producer(&[("transactional.id", "t")]).await.unwrap();
         p.init_transactions(T).await.unwrap();
-        p.begin_transaction().await.unwrap();
+        p.begin_transaction().unwrap();
         p.send(FutureRecord::to("in").key("k").payload("aborted"), T)
             .await
             .unwrap();
         p.abort_transaction(T).await.unwrap();
-        p.begin_transaction().await.unwrap();
+        p.begin_transaction().unwrap();
         p.send(FutureRecord::to("in").key("k").payload("committed"), T)
             .await
             .unwrap();
         p.commit_transaction(T).await.unwrap();
-        let c = consumer("g", "read_committed");
+        let c = consumer("g", "read_committed").await;
         c.subscribe(&["in"]).unwrap();
         let m = c.recv().await.unwrap();
         assert_eq!(m.payload_view::<str>().unwrap().unwrap(), "committed");
-        let u = consumer("u", "read_uncommitted");
+        let u = consumer("u", "read_uncommitted").await;
         u.subscribe(&["in"]).unwrap();
         assert_eq!(
             u.recv()
@@ -166,14 +167,14 @@ async fn read_committed_skips_an_aborted_transaction_and_sees_a_committed_one() 
 async fn a_second_init_fences_the_first_producer() {
     let _c = cluster(1);
     on_node("p", [10, 0, 0, 2], || async {
-        let zombie = producer(&[("transactional.id", "t")]).unwrap();
+        let zombie = producer(&[("transactional.id", "t")]).await.unwrap();
         zombie.init_transactions(T).await.unwrap();
-        zombie.begin_transaction().await.unwrap();
+        zombie.begin_transaction().unwrap();
         zombie
             .send(FutureRecord::to("in").key("k").payload("z"), T)
             .await
             .unwrap();
-        let fresh = producer(&[("transactional.id", "t")]).unwrap();
+        let fresh = producer(&[("transactional.id", "t")]).await.unwrap();
         fresh.init_transactions(T).await.unwrap();
         let late = zombie
             .send(FutureRecord::to("in").key("k").payload("late"), T)
@@ -200,16 +201,16 @@ async fn a_second_init_fences_the_first_producer() {
 async fn offsets_sent_to_a_transaction_commit_with_it() {
     let c = cluster(1);
     on_node("p", [10, 0, 0, 2], || async {
-        let p = producer(&[]).unwrap();
+        let p = producer(&[]).await.unwrap();
         p.send(FutureRecord::to("in").key("k").payload("x"), T)
             .await
             .unwrap();
-        let consumer = consumer("g", "read_committed");
+        let consumer = consumer("g", "read_committed").await;
         consumer.subscribe(&["in"]).unwrap();
         let m = consumer.recv().await.unwrap();
-        let t = producer(&[("transactional.id", "t")]).unwrap();
+        let t = producer(&[("transactional.id", "t")]).await.unwrap();
         t.init_transactions(T).await.unwrap();
-        t.begin_transaction().await.unwrap();
+        t.begin_transaction().unwrap();
         t.send(FutureRecord::to("out").key("k").payload("y"), T)
             .await
             .unwrap();
@@ -235,19 +236,20 @@ async fn settings_it_does_not_model_are_refused_by_name() {
     let _c = cluster(1);
     let auto = ClientConfig::new()
         .set("group.id", "g")
-        .create::<StreamConsumer>();
+        .create::<StreamConsumer>()
+        .await;
     assert!(
-        matches!(auto, Err(KafkaError::ClientConfig(ref why)) if why.contains("enable.auto.commit")),
+        matches!(auto, Err(KafkaError::ClientCreation(ref why)) if why.contains("enable.auto.commit")),
         "{:?}",
         auto.err()
     );
-    let partitioner = producer(&[("partitioner", "consistent_random")]);
+    let partitioner = producer(&[("partitioner", "consistent_random")]).await;
     assert!(
-        matches!(partitioner, Err(KafkaError::ClientConfig(ref why)) if why.contains("partitioner"))
+        matches!(partitioner, Err(KafkaError::ClientCreation(ref why)) if why.contains("partitioner"))
     );
-    let unknown = producer(&[("linger.ms", "5")]);
+    let unknown = producer(&[("linger.ms", "5")]).await;
     assert!(
-        matches!(unknown, Err(KafkaError::ClientConfig(ref why)) if why.starts_with("linger.ms"))
+        matches!(unknown, Err(KafkaError::ClientCreation(ref why)) if why.starts_with("linger.ms"))
     );
 }
 
@@ -261,11 +263,11 @@ async fn a_dropped_consumer_leaves_its_group_at_once() {
         move || c.broker().group_members("g").len()
     };
     on_node("p", [10, 0, 0, 2], || async {
-        let p = producer(&[]).unwrap();
+        let p = producer(&[]).await.unwrap();
         p.send(FutureRecord::to("in").key("k").payload("x"), T)
             .await
             .unwrap();
-        let joined = consumer_with_session("g", 60_000);
+        let joined = consumer_with_session("g", 60_000).await;
         joined.subscribe(&["in"]).unwrap();
         joined.recv().await.unwrap();
         drop(joined);
@@ -286,7 +288,7 @@ async fn a_killed_consumer_stays_in_its_group_until_its_session_expires() {
         .ip([10, 0, 0, 3].into())
         .build();
     node.spawn(async {
-        let joined = consumer_with_session("g", 2_000);
+        let joined = consumer_with_session("g", 2_000).await;
         joined.subscribe(&["in"]).unwrap();
         let _ = madsim::time::timeout(Duration::from_millis(300), joined.recv()).await;
         std::future::pending::<()>().await;

@@ -24,10 +24,12 @@ use crate::designs::rekeyed::{self, APP, INVENTORY, INVENTORY_STORE, RESERVED_ST
 use crate::domain::{InventoryRow, Msg};
 use oversell_madsim::madsim::time::{sleep, timeout, Duration};
 use oversell_madsim::rdkafka::config::ClientConfig;
-use oversell_madsim::rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance, StreamConsumer};
-use oversell_madsim::rdkafka::error::KafkaResult;
-use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord};
-use oversell_madsim::rdkafka::{Message, Offset, TopicPartitionList};
+use oversell_madsim::rdkafka::consumer::{
+    CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use oversell_madsim::rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use oversell_madsim::rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use oversell_madsim::record::Recorder;
 use oversell_sim::partitioner::partition_for_key;
 use oversell_sim::{changelog_topic, ClientId, Scheduled, StreamsConfig, TopicPartition};
@@ -113,6 +115,8 @@ fn partitions_of(tpl: &TopicPartitionList) -> impl Iterator<Item = u32> + '_ {
     tpl.elements().into_iter().map(|e| e.partition() as u32)
 }
 
+impl ClientContext for Tracker {}
+
 impl ConsumerContext for Tracker {
     fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
@@ -181,9 +185,15 @@ pub(super) async fn sync_tasks(
 pub async fn restore(store: &Store, changelog: &str, partition: u32, isolation: &str, ctx: &Ctx) {
     let mut config = consumer_config(&store.client.app, isolation, &ctx.streams);
     config.remove("group.id");
-    let consumer: StreamConsumer = config.create().expect("valid restore consumer settings");
+    let consumer: StreamConsumer = config
+        .create()
+        .await
+        .expect("valid restore consumer settings");
     let end = loop {
-        match consumer.fetch_watermarks(changelog, partition as i32).await {
+        match consumer
+            .fetch_watermarks(changelog, partition as i32, NO_WAIT)
+            .await
+        {
             Ok((_, end)) => break end,
             Err(_) => sleep(Duration::from_millis(ctx.streams.retry_backoff_ms)).await,
         }
@@ -253,10 +263,8 @@ impl Pending {
     ) {
         loop {
             sleep(Duration::from_millis(interval_ms.max(1))).await;
-            let assigned = consumer
-                .assignment()
-                .map(|a| a.elements())
-                .unwrap_or_default();
+            let assigned = consumer.assignment().unwrap_or_default();
+            let assigned = assigned.elements();
             let mut offsets = TopicPartitionList::new();
             for ((topic, partition), offset) in self.take() {
                 let owned = assigned
@@ -280,6 +288,7 @@ impl Pending {
 pub async fn frontend(schedule: Vec<Scheduled>, streams: StreamsConfig) {
     let producer: FutureProducer = producer_config("producer", None, &streams)
         .create()
+        .await
         .expect("valid producer settings");
     for s in schedule {
         let now = oversell_madsim::record::now_ms();
@@ -310,12 +319,14 @@ async fn stock_task(ctx: Ctx, store: Store) {
     let consumer: StreamConsumer<Tracker> =
         consumer_config(STOCK_APP, "read_uncommitted", &ctx.streams)
             .create_with_context(tracker.clone())
+            .await
             .expect("valid consumer settings");
     consumer
         .subscribe(&["orders", "stock"])
         .expect("the design's topics exist");
     let producer: FutureProducer = producer_config(STOCK_APP, None, &ctx.streams)
         .create()
+        .await
         .expect("valid producer settings");
     let changelog = changelog_topic(STOCK_APP, STORE);
     let consumer = Arc::new(consumer);
@@ -362,12 +373,14 @@ async fn check_task(ctx: Ctx, store: Store) {
     let consumer: StreamConsumer<Tracker> =
         consumer_config(CHECKER_APP, "read_uncommitted", &ctx.streams)
             .create_with_context(tracker.clone())
+            .await
             .expect("valid consumer settings");
     consumer
         .subscribe(&["orders"])
         .expect("the design's topics exist");
     let producer: FutureProducer = producer_config(CHECKER_APP, None, &ctx.streams)
         .create()
+        .await
         .expect("valid producer settings");
     let consumer = Arc::new(consumer);
     let commits = tracker.pending();
@@ -418,6 +431,7 @@ pub async fn inventory_instance(ctx: Ctx) {
     let tracker = Tracker::default();
     let consumer: StreamConsumer<Tracker> = consumer_config(APP, "read_committed", &ctx.streams)
         .create_with_context(tracker.clone())
+        .await
         .expect("valid consumer settings");
     let topics = ["orders", INVENTORY];
     consumer
@@ -458,6 +472,7 @@ pub async fn inventory_instance(ctx: Ctx) {
 async fn transactional(tid: &str, ctx: &Ctx) -> FutureProducer {
     let producer: FutureProducer = producer_config(APP, Some(tid), &ctx.streams)
         .create()
+        .await
         .expect("valid producer settings");
     while producer.init_transactions(NO_WAIT).await.is_err() {
         sleep(Duration::from_millis(ctx.streams.retry_backoff_ms)).await;
@@ -511,7 +526,7 @@ async fn validate_in_transaction(
     inventory: &Store,
     reserved: &Store,
 ) -> KafkaResult<()> {
-    producer.begin_transaction().await?;
+    producer.begin_transaction()?;
     let partition = m.partition() as u32;
     let value = m
         .payload_view::<str>()
@@ -549,11 +564,9 @@ async fn validate_in_transaction(
     }
     let mut offsets = TopicPartitionList::new();
     offsets.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))?;
-    let group = consumer.group_metadata().ok_or(
-        oversell_madsim::rdkafka::error::KafkaError::Transaction(
-            oversell_madsim::rdkafka::error::RDKafkaErrorCode::State,
-        ),
-    )?;
+    let group = consumer
+        .group_metadata()
+        .ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
     producer
         .send_offsets_to_transaction(&offsets, &group, NO_WAIT)
         .await?;

@@ -16,10 +16,10 @@ use super::store::Store;
 use crate::designs::rekeyed::{self, APP, INVENTORY, INVENTORY_STORE, RESERVED_STORE, VALIDATIONS};
 use crate::domain::{InventoryRow, Msg};
 use oversell_madsim::madsim::task;
-use oversell_madsim::rdkafka::consumer::{CommitMode, StreamConsumer};
-use oversell_madsim::rdkafka::message::OwnedMessage;
+use oversell_madsim::rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use oversell_madsim::rdkafka::message::{BorrowedMessage, OwnedMessage};
 use oversell_madsim::rdkafka::producer::{FutureProducer, FutureRecord};
-use oversell_madsim::rdkafka::Message;
+use oversell_madsim::rdkafka::{Message, Offset, TopicPartitionList};
 use oversell_sim::{changelog_topic, ClientId};
 use std::sync::Arc;
 
@@ -41,12 +41,14 @@ pub async fn spawning_instance(ctx: Ctx) {
     let tracker = Tracker::default();
     let consumer: StreamConsumer<Tracker> = consumer_config(APP, "read_uncommitted", &ctx.streams)
         .create_with_context(tracker.clone())
+        .await
         .expect("valid consumer settings");
     consumer
         .subscribe(&["orders", INVENTORY])
         .expect("the design's topics exist");
     let producer: FutureProducer = producer_config(APP, None, &ctx.streams)
         .create()
+        .await
         .expect("valid producer settings");
     let parts = Parts {
         inventory: store(INVENTORY_STORE),
@@ -69,7 +71,7 @@ pub async fn spawning_instance(ctx: Ctx) {
             .unwrap_or_default();
         if matches!(Msg::decode(value), Some(Msg::OrderPlaced { .. })) {
             // Handle the order in its own task: the consumer goes on to the next record.
-            task::spawn(handle_order(parts.clone(), m));
+            task::spawn(handle_order(parts.clone(), m.detach()));
         } else {
             inventory_row(&parts, &m).await;
         }
@@ -77,7 +79,7 @@ pub async fn spawning_instance(ctx: Ctx) {
 }
 
 /// The KTable side: keep the product's absolute count, then commit.
-async fn inventory_row(parts: &Parts, m: &OwnedMessage) {
+async fn inventory_row(parts: &Parts, m: &BorrowedMessage<'_>) {
     let value = m
         .payload_view::<str>()
         .and_then(Result::ok)
@@ -120,7 +122,7 @@ async fn handle_order(parts: Parts, m: OwnedMessage) {
             .and_then(|v| v.parse().ok())
     };
     let Some(stock) = count(&parts.inventory) else {
-        let _ = parts.consumer.commit_message(&m, CommitMode::Sync).await;
+        commit_after(&parts, &m).await;
         return;
     };
     let (result, reserve) = rekeyed::reserve(stock, count(&parts.reserved).unwrap_or(0), quantity);
@@ -149,5 +151,15 @@ async fn handle_order(parts: Parts, m: OwnedMessage) {
             .payload(&now);
         let _ = parts.producer.send(record, NO_WAIT).await;
     }
-    let _ = parts.consumer.commit_message(&m, CommitMode::Sync).await;
+    commit_after(&parts, &m).await;
+}
+
+/// Commit the offset after `m` (`commit_message` takes a `BorrowedMessage`, which a
+/// spawned task cannot hold: it borrows the consumer).
+async fn commit_after(parts: &Parts, m: &OwnedMessage) {
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))
+        .expect("a partition list takes any offset");
+    let _ = parts.consumer.commit(&offsets, CommitMode::Sync).await;
 }

@@ -2,8 +2,10 @@
 
 // The import switch. Under `--cfg madsim` the client is oversell's, served by its broker
 // on a madsim node, and time is madsim's; in a real build they are `rdkafka` and `tokio`
-// (`#[cfg(not(madsim))] use rdkafka;` and `use tokio::{task, time};`, with both as
-// dependencies), which this crate leaves out: it does not build librdkafka.
+// (`#[cfg(not(madsim))] use rdkafka;` and `use tokio::{task, time};`, with
+// `rdkafka = { package = "madsim-rdkafka", ... }` and `tokio` as dependencies: the calls
+// below are madsim-rdkafka's signatures), which this crate leaves out: it does not build
+// librdkafka.
 #[cfg(madsim)]
 use madsim::{task, time};
 #[cfg(madsim)]
@@ -12,11 +14,11 @@ use oversell_madsim::rdkafka;
 use crate::{decide, Delivery, APP, CHANGELOG, COMMIT_INTERVAL_MS, ORDERS, STOCK, VALIDATIONS};
 use oversell::{Msg, Validation};
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
-use rdkafka::message::OwnedMessage;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -67,6 +69,8 @@ struct TasksState {
     processed: BTreeMap<(String, i32), i64>,
 }
 
+impl ClientContext for Tasks {}
+
 impl ConsumerContext for Tasks {
     fn pre_rebalance(&self, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(_) = rebalance {
@@ -108,6 +112,7 @@ pub async fn run(instance: String, delivery: Delivery, on_hand: OnHand) {
     let consumer: StreamConsumer<Tasks> = consumer_config(isolation)
         .set("group.id", APP)
         .create_with_context(tasks.clone())
+        .await
         .expect("valid consumer settings");
     consumer
         .subscribe(&[ORDERS, STOCK])
@@ -172,7 +177,7 @@ async fn new_producer(transactional_id: Option<&str>) -> FutureProducer {
     if let Some(tid) = transactional_id {
         c.set("transactional.id", tid);
     }
-    let producer: FutureProducer = c.create().expect("valid producer settings");
+    let producer: FutureProducer = c.create().await.expect("valid producer settings");
     if transactional_id.is_some() {
         while producer.init_transactions(POLL).await.is_err() {
             time::sleep(POLL).await;
@@ -183,7 +188,7 @@ async fn new_producer(transactional_id: Option<&str>) -> FutureProducer {
 
 /// A record and its effects: the store's new value and the records to send, as
 /// (topic, key, value).
-fn handle(on_hand: &OnHand, m: &OwnedMessage) -> Vec<(String, String, String)> {
+fn handle(on_hand: &OnHand, m: &BorrowedMessage<'_>) -> Vec<(String, String, String)> {
     let partition = m.partition() as u32;
     let text = m
         .payload_view::<str>()
@@ -233,7 +238,7 @@ fn record<'a>(
     topic: &'a str,
     key: &'a str,
     value: &'a str,
-    input: &OwnedMessage,
+    input: &BorrowedMessage<'_>,
 ) -> FutureRecord<'a, str, str> {
     let r = FutureRecord::to(topic).key(key).payload(value);
     if topic == CHANGELOG {
@@ -247,10 +252,10 @@ fn record<'a>(
 async fn in_transaction(
     producer: &FutureProducer,
     consumer: &StreamConsumer<Tasks>,
-    m: &OwnedMessage,
+    m: &BorrowedMessage<'_>,
     out: &[(String, String, String)],
 ) -> KafkaResult<()> {
-    producer.begin_transaction().await?;
+    producer.begin_transaction()?;
     for (topic, key, value) in out {
         producer
             .send(record(topic, key, value, m), POLL)
@@ -261,9 +266,7 @@ async fn in_transaction(
     offsets.add_partition_offset(m.topic(), m.partition(), Offset::Offset(m.offset() + 1))?;
     let group = consumer
         .group_metadata()
-        .ok_or(rdkafka::error::KafkaError::Transaction(
-            rdkafka::error::RDKafkaErrorCode::State,
-        ))?;
+        .ok_or(KafkaError::ConsumerCommit(RDKafkaErrorCode::State))?;
     producer
         .send_offsets_to_transaction(&offsets, &group, POLL)
         .await?;
@@ -292,9 +295,12 @@ async fn commit_every(consumer: Arc<StreamConsumer<Tasks>>, tasks: Tasks) {
 async fn restore(on_hand: &OnHand, partitions: &[u32], isolation: &str) {
     let mut restored = BTreeMap::new();
     for &p in partitions {
-        let reader: StreamConsumer = consumer_config(isolation).create().expect("valid settings");
+        let reader: StreamConsumer = consumer_config(isolation)
+            .create()
+            .await
+            .expect("valid settings");
         let end = loop {
-            match reader.fetch_watermarks(CHANGELOG, p as i32).await {
+            match reader.fetch_watermarks(CHANGELOG, p as i32, POLL).await {
                 Ok((_, end)) => break end,
                 Err(_) => time::sleep(POLL).await,
             }

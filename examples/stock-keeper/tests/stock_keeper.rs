@@ -145,6 +145,7 @@ fn frontend<F: std::future::Future<Output = ()> + Send + 'static>(
             .set("client.id", "frontend")
             .set("enable.idempotence", "true")
             .create()
+            .await
             .unwrap();
         f(p).await;
     });

@@ -1,7 +1,13 @@
 //! `rdkafka::config::ClientConfig`, and the settings this client reads from it.
+//!
+//! `create` and `create_with_context` are `async`, as in madsim-rdkafka (its
+//! `src/std/config.rs` and `src/sim/config.rs`: `pub async fn create<T: FromClientConfig>`),
+//! which is what a madsim user's code already calls; in rust-rdkafka they are not.
 
+use super::client::ClientContext;
 use super::error::{KafkaError, KafkaResult};
 use std::collections::BTreeMap;
+use std::future::Future;
 
 /// A client's settings, by librdkafka's names.
 #[derive(Clone, Debug, Default)]
@@ -10,13 +16,17 @@ pub struct ClientConfig {
 }
 
 /// `rdkafka::config::FromClientConfig`: a client built from settings.
+/// (madsim-rdkafka's is an `async_trait`; its future is `Send` here too.)
 pub trait FromClientConfig: Sized {
-    fn from_config(config: &ClientConfig) -> KafkaResult<Self>;
+    fn from_config(config: &ClientConfig) -> impl Future<Output = KafkaResult<Self>> + Send;
 }
 
 /// `rdkafka::config::FromClientConfigAndContext`: a client built with a context.
-pub trait FromClientConfigAndContext<C>: Sized {
-    fn from_config_and_context(config: &ClientConfig, context: C) -> KafkaResult<Self>;
+pub trait FromClientConfigAndContext<C: ClientContext>: Sized {
+    fn from_config_and_context(
+        config: &ClientConfig,
+        context: C,
+    ) -> impl Future<Output = KafkaResult<Self>> + Send;
 }
 
 impl ClientConfig {
@@ -38,21 +48,22 @@ impl ClientConfig {
         self
     }
 
-    pub fn create<T: FromClientConfig>(&self) -> KafkaResult<T> {
-        T::from_config(self)
+    pub async fn create<T: FromClientConfig>(&self) -> KafkaResult<T> {
+        T::from_config(self).await
     }
 
-    pub fn create_with_context<C, T: FromClientConfigAndContext<C>>(
-        &self,
-        context: C,
-    ) -> KafkaResult<T> {
-        T::from_config_and_context(self, context)
+    pub async fn create_with_context<C, T>(&self, context: C) -> KafkaResult<T>
+    where
+        C: ClientContext,
+        T: FromClientConfigAndContext<C>,
+    {
+        T::from_config_and_context(self, context).await
     }
 
     /// Refuse any setting not in `known`, by name.
     pub(crate) fn only(&self, role: &str, known: &[&str]) -> KafkaResult<()> {
         match self.conf_map.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(KafkaError::ClientConfig(format!(
+            Some(k) => Err(KafkaError::ClientCreation(format!(
                 "{k}: not supported by this {role} (supported: {})",
                 known.join(", ")
             ))),
@@ -66,7 +77,7 @@ impl ClientConfig {
         if allowed.contains(&value) {
             Ok(value.to_string())
         } else {
-            Err(KafkaError::ClientConfig(format!(
+            Err(KafkaError::ClientCreation(format!(
                 "{key}={value}: not supported (supported: {})",
                 allowed.join(", ")
             )))
@@ -78,7 +89,7 @@ impl ClientConfig {
         match self.get(key) {
             None => Ok(default),
             Some(v) => v.trim().parse().map_err(|_| {
-                KafkaError::ClientConfig(format!("{key}={v}: expected a number of milliseconds"))
+                KafkaError::ClientCreation(format!("{key}={v}: expected a number of milliseconds"))
             }),
         }
     }
@@ -89,7 +100,7 @@ impl ClientConfig {
             None => Ok(default),
             Some("true") => Ok(true),
             Some("false") => Ok(false),
-            Some(v) => Err(KafkaError::ClientConfig(format!(
+            Some(v) => Err(KafkaError::ClientCreation(format!(
                 "{key}={v}: expected true or false"
             ))),
         }

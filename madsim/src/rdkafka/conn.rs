@@ -26,12 +26,12 @@ impl Conn {
         retry_backoff_ms: u64,
     ) -> KafkaResult<Conn> {
         let recorder = current_recorder().ok_or_else(|| {
-            KafkaError::ClientConfig(
+            KafkaError::ClientCreation(
                 "no cluster: start one with oversell_madsim::cluster::Cluster::start".into(),
             )
         })?;
         if app.contains('/') || app.is_empty() {
-            return Err(KafkaError::ClientConfig(format!(
+            return Err(KafkaError::ClientCreation(format!(
                 "client.id={app:?}: a non-empty name without '/'"
             )));
         }

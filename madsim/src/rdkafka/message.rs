@@ -1,4 +1,8 @@
-//! `rdkafka::message`: a consumed message.
+//! `rdkafka::message`: a consumed message (`Message`, `BorrowedMessage`,
+//! `OwnedMessage`, `Timestamp`). Headers are not carried: `Message::headers` and
+//! `payload_mut` are absent.
+
+use std::marker::PhantomData;
 
 /// `rdkafka::Message`: what a consumed message tells.
 pub trait Message {
@@ -7,9 +11,38 @@ pub trait Message {
     fn topic(&self) -> &str;
     fn partition(&self) -> i32;
     fn offset(&self) -> i64;
-    /// The payload as text (`rdkafka`'s `payload_view::<str>()`).
+    fn timestamp(&self) -> Timestamp;
+    /// The payload converted (`payload_view::<str>()` for text).
     fn payload_view<P: ?Sized + FromBytes>(&self) -> Option<Result<&P, P::Error>> {
         self.payload().map(P::from_bytes)
+    }
+    /// The key converted.
+    fn key_view<K: ?Sized + FromBytes>(&self) -> Option<Result<&K, K::Error>> {
+        self.key().map(K::from_bytes)
+    }
+}
+
+/// `rdkafka::message::Timestamp`: a record's timestamp (the producer's create time here:
+/// `message.timestamp.type=CreateTime`, Kafka's default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Timestamp {
+    NotAvailable,
+    CreateTime(i64),
+    LogAppendTime(i64),
+}
+
+impl Timestamp {
+    pub fn to_millis(self) -> Option<i64> {
+        match self {
+            Timestamp::NotAvailable => None,
+            Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => Some(t),
+        }
+    }
+}
+
+impl From<i64> for Timestamp {
+    fn from(system_time: i64) -> Timestamp {
+        Timestamp::CreateTime(system_time)
     }
 }
 
@@ -58,6 +91,21 @@ impl ToBytes for Vec<u8> {
         self
     }
 }
+impl<const N: usize> ToBytes for [u8; N] {
+    fn to_bytes(&self) -> &[u8] {
+        self
+    }
+}
+impl<T: ToBytes + ?Sized> ToBytes for &T {
+    fn to_bytes(&self) -> &[u8] {
+        (*self).to_bytes()
+    }
+}
+impl ToBytes for () {
+    fn to_bytes(&self) -> &[u8] {
+        &[]
+    }
+}
 
 /// A message owned by the application (`rdkafka::message::OwnedMessage`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,12 +115,49 @@ pub struct OwnedMessage {
     pub(crate) topic: String,
     pub(crate) partition: i32,
     pub(crate) offset: i64,
+    pub(crate) timestamp: Timestamp,
 }
 
-impl OwnedMessage {
-    /// `BorrowedMessage::detach` in `rdkafka`; here messages are owned already.
+/// `rdkafka::message::BorrowedMessage`: a message `recv` returns, borrowing its
+/// consumer as in `rdkafka` (here it owns its bytes; `detach` copies them out).
+#[derive(Debug)]
+pub struct BorrowedMessage<'a> {
+    message: OwnedMessage,
+    consumer: PhantomData<&'a ()>,
+}
+
+impl BorrowedMessage<'_> {
+    pub(crate) fn new(message: OwnedMessage) -> Self {
+        BorrowedMessage {
+            message,
+            consumer: PhantomData,
+        }
+    }
+
+    /// `BorrowedMessage::detach`: an owned copy, free of the consumer.
     pub fn detach(&self) -> OwnedMessage {
-        self.clone()
+        self.message.clone()
+    }
+}
+
+impl Message for BorrowedMessage<'_> {
+    fn key(&self) -> Option<&[u8]> {
+        self.message.key()
+    }
+    fn payload(&self) -> Option<&[u8]> {
+        self.message.payload()
+    }
+    fn topic(&self) -> &str {
+        self.message.topic()
+    }
+    fn partition(&self) -> i32 {
+        self.message.partition()
+    }
+    fn offset(&self) -> i64 {
+        self.message.offset()
+    }
+    fn timestamp(&self) -> Timestamp {
+        self.message.timestamp()
     }
 }
 
@@ -91,5 +176,8 @@ impl Message for OwnedMessage {
     }
     fn offset(&self) -> i64 {
         self.offset
+    }
+    fn timestamp(&self) -> Timestamp {
+        self.timestamp
     }
 }

@@ -1,13 +1,39 @@
 //! An async Kafka client shaped like the `rdkafka` crate's, served by oversell's broker.
 //!
-//! The module paths, type names and method names are `rdkafka`'s
-//! (`rdkafka::config::ClientConfig`, `rdkafka::producer::{FutureProducer, FutureRecord}`,
-//! `rdkafka::consumer::{StreamConsumer, Consumer, ConsumerContext, Rebalance, CommitMode}`,
-//! `rdkafka::{Message, Offset, TopicPartitionList}`), so that a service switches with
-//! one `cfg(madsim)` import, as madsim-rdkafka's users do. As in madsim-rdkafka, the calls
-//! that block in `rdkafka` (`commit`, the transactional API) are `async` here.
+//! The module paths, types, traits and signatures are madsim-rdkafka's
+//! (<https://github.com/madsim-rs/madsim>, crate `madsim-rdkafka` 0.4.4+0.34.0: rdkafka
+//! 0.34's API with the calls that block in librdkafka made `async`), which is what a
+//! madsim user's service compiles against in both its builds, so that it switches to
+//! this client with one `cfg(madsim)` import: `ClientConfig::create` /
+//! `create_with_context` are `async`; `consumer::Consumer` is a trait (`subscribe`,
+//! `assign`, `commit`, `commit_consumer_state`, `commit_message`, `committed`,
+//! `position`, `seek`, `fetch_watermarks`, `group_metadata`, ...; the calls that wait for
+//! the broker `async`), and so is `producer::Producer` (`init_transactions`,
+//! `begin_transaction` — synchronous —, `send_offsets_to_transaction`,
+//! `commit_transaction`, `abort_transaction`, `flush`, all taking their `Timeout`);
+//! `StreamConsumer::recv` returns a `BorrowedMessage` (`detach` for an `OwnedMessage`);
+//! `ConsumerContext: ClientContext` with `pre_rebalance` / `post_rebalance` (both called
+//! around every revocation and assignment, as rdkafka's `ConsumerContext::rebalance`
+//! calls them) and `commit_callback`; `KafkaError` / `RDKafkaErrorCode` / `RDKafkaError`
+//! (`is_fatal`, `is_retriable`, `txn_requires_abort`). Where rust-rdkafka 0.38 differs
+//! from madsim-rdkafka (synchronous `create`, commits and transactional calls;
+//! `pre_rebalance` taking the `BaseConsumer`), this client follows madsim-rdkafka.
+//! `madsim/tests/rdkafka_api.rs` holds madsim-rdkafka's signatures, copied from its
+//! source, and fails to build when this client drifts from them.
 //!
-//! What is supported, and what is refused (a `KafkaError::ClientConfig` at `create`):
+//! Differences that remain: the `timeout` arguments are accepted and not applied (a call
+//! waits for the broker's answer, its request resent every `request.timeout.ms`);
+//! absent: `Consumer::fetch_metadata`, `fetch_group_list`, `ConsumerContext::rebalance`,
+//! `Producer::purge`, `ProducerContext`, `BaseConsumer`, `BaseProducer`,
+//! `StreamConsumer::stream`, message headers, `ClientContext`'s callbacks but `error`
+//! (declared, not called); the `Producer` trait's type parameter is the client context;
+//! `KafkaError::Unsupported` is this client's own variant (rdkafka's enum is
+//! `#[non_exhaustive]`), returned by the calls it refuses, naming them:
+//! `incremental_assign`, `incremental_unassign`, `store_offset`,
+//! `store_offset_from_message`, `store_offsets`, `offsets_for_timestamp`,
+//! `offsets_for_times`, `pause`, `resume`.
+//!
+//! The settings supported, and those refused (a `KafkaError::ClientCreation` at `create`):
 //!
 //! * producer: `bootstrap.servers` (ignored: the one cluster), `client.id` (the
 //!   application name in the record), `enable.idempotence` (default `false`, as in
@@ -22,9 +48,7 @@
 //!   `isolation.level` (`read_committed`, librdkafka's default, or `read_uncommitted`),
 //!   `session.timeout.ms`, `heartbeat.interval.ms`, `request.timeout.ms`,
 //!   `partition.assignment.strategy` (`range` only: the eager protocol, every partition
-//!   revoked before a rejoin); `subscribe`, `recv`, `commit`, `commit_message`,
-//!   `assignment`, `group_metadata`, rebalance callbacks (`ConsumerContext::pre_rebalance`,
-//!   `post_rebalance`); a heartbeat task on the consumer's node;
+//!   revoked before a rejoin); a heartbeat task on the consumer's node;
 //! * every other setting is refused, by name.
 //!
 //! A request unanswered within `request.timeout.ms` (a lost message, a clogged link) is
@@ -33,15 +57,17 @@
 //! the simulator's `Process` event (a manually assigned consumer's, a store's restore,
 //! is not), every acknowledged write as `Acked`. Dropping a consumer sends `LeaveGroup`.
 
+pub mod client;
 pub mod config;
 mod conn;
 pub mod consumer;
 pub mod error;
 pub mod message;
 pub mod producer;
-mod topic_partition_list;
+pub mod topic_partition_list;
 pub mod util;
 
+pub use client::ClientContext;
 pub use config::ClientConfig;
-pub use message::Message;
+pub use message::{Message, Timestamp};
 pub use topic_partition_list::{Offset, TopicPartitionList, TopicPartitionListElem};

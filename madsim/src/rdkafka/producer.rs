@@ -8,11 +8,12 @@
 //! takes the producer id and epoch the coordinator returns (transaction protocol v2,
 //! KIP-890, `TransactionManager.handleEndTxn`), with sequences restarting at 0.
 
-use super::config::{ClientConfig, FromClientConfig};
+use super::client::{Client, ClientContext, DefaultClientContext};
+use super::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use super::conn::Conn;
 use super::consumer::ConsumerGroupMetadata;
 use super::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use super::message::{OwnedMessage, ToBytes};
+use super::message::{OwnedMessage, Timestamp, ToBytes};
 use super::util::Timeout;
 use super::TopicPartitionList;
 use crate::cluster::partitions;
@@ -24,6 +25,64 @@ use oversell_sim::protocol::{
 };
 use oversell_sim::{Event, TopicPartition};
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// `rdkafka::producer::Producer`, with madsim-rdkafka's signatures
+/// (`madsim-rdkafka/src/std/producer/mod.rs`: rdkafka 0.34's trait with `flush`,
+/// `init_transactions`, `send_offsets_to_transaction`, `commit_transaction` and
+/// `abort_transaction` made `async`; `begin_transaction` stays synchronous). madsim-rdkafka
+/// declares it with `async_trait`; here the methods return `impl Future + Send`. Its type
+/// parameter is the client's context (rdkafka's is the `ProducerContext`, for a
+/// `FutureProducer<C>` `FutureProducerContext<C>`); `purge` (no `PurgeConfig`) is absent.
+/// The `timeout` arguments are accepted and not applied: a call waits for the broker's
+/// answer, its request resent every `request.timeout.ms` as librdkafka resends it.
+pub trait Producer<C: ClientContext = DefaultClientContext> {
+    fn client(&self) -> &Client<C>;
+
+    fn context(&self) -> &Arc<C> {
+        self.client().context()
+    }
+
+    /// Sends under way (`send` waits for its acknowledgement, so none is queued).
+    fn in_flight_count(&self) -> i32;
+
+    /// Wait until no send is under way.
+    fn flush<T: Into<Timeout> + Send>(
+        &self,
+        timeout: T,
+    ) -> impl Future<Output = KafkaResult<()>> + Send;
+
+    /// A producer id for the `transactional.id`, fencing any earlier producer with it and
+    /// aborting its open transaction.
+    fn init_transactions<T: Into<Timeout> + Send>(
+        &self,
+        timeout: T,
+    ) -> impl Future<Output = KafkaResult<()>> + Send;
+
+    /// The broker adds partitions as records reach them. A transactional call still
+    /// under way makes it fail with `Conflict` (librdkafka's `__CONFLICT`).
+    fn begin_transaction(&self) -> KafkaResult<()>;
+
+    /// The consumer's offsets, committed with the transaction, checked against the
+    /// group's generation (KIP-447).
+    fn send_offsets_to_transaction<T: Into<Timeout> + Send>(
+        &self,
+        offsets: &TopicPartitionList,
+        cgm: &ConsumerGroupMetadata,
+        timeout: T,
+    ) -> impl Future<Output = KafkaResult<()>> + Send;
+
+    fn commit_transaction<T: Into<Timeout> + Send>(
+        &self,
+        timeout: T,
+    ) -> impl Future<Output = KafkaResult<()>> + Send;
+
+    fn abort_transaction<T: Into<Timeout> + Send>(
+        &self,
+        timeout: T,
+    ) -> impl Future<Output = KafkaResult<()>> + Send;
+}
 
 /// A record to send (`rdkafka::producer::FutureRecord`).
 pub struct FutureRecord<'a, K: ToBytes + ?Sized, P: ToBytes + ?Sized> {
@@ -81,10 +140,12 @@ struct State {
 }
 
 /// An async producer (`rdkafka::producer::FutureProducer`).
-pub struct FutureProducer {
+pub struct FutureProducer<C: ClientContext = DefaultClientContext> {
     conn: Conn,
     settings: Settings,
     state: Mutex<State>,
+    in_flight: std::sync::atomic::AtomicI32,
+    client: Client<C>,
 }
 
 const KNOWN: &[&str] = &[
@@ -101,7 +162,16 @@ const KNOWN: &[&str] = &[
 ];
 
 impl FromClientConfig for FutureProducer {
-    fn from_config(config: &ClientConfig) -> KafkaResult<FutureProducer> {
+    async fn from_config(config: &ClientConfig) -> KafkaResult<FutureProducer> {
+        FutureProducer::from_config_and_context(config, DefaultClientContext).await
+    }
+}
+
+impl<C: ClientContext> FromClientConfigAndContext<C> for FutureProducer<C> {
+    async fn from_config_and_context(
+        config: &ClientConfig,
+        context: C,
+    ) -> KafkaResult<FutureProducer<C>> {
         config.only("producer", KNOWN)?;
         config.one_of("acks", &["all", "-1"])?;
         config.one_of("partitioner", &["murmur2_random", "murmur2"])?;
@@ -120,13 +190,17 @@ impl FromClientConfig for FutureProducer {
             conn,
             settings,
             state: Mutex::new(State::default()),
+            in_flight: Default::default(),
+            client: Client::new(context),
         })
     }
 }
 
-impl FutureProducer {
+impl<C: ClientContext> FutureProducer<C> {
     /// Send one record and wait for its acknowledgement. The queue timeout is not
     /// modelled: a record waits as long as its request is retried.
+    // The error is rdkafka's `OwnedDeliveryResult`: its size is the API's.
+    #[allow(clippy::result_large_err)]
     pub async fn send<K, P, T>(
         &self,
         record: FutureRecord<'_, K, P>,
@@ -145,6 +219,9 @@ impl FutureProducer {
             topic: record.topic.to_string(),
             partition,
             offset: -1,
+            timestamp: record
+                .timestamp
+                .map_or(Timestamp::NotAvailable, Timestamp::CreateTime),
         };
         let fail = |e: KafkaError, partition| Err((e, message(partition)));
         let Some(count) = partitions(record.topic) else {
@@ -170,6 +247,7 @@ impl FutureProducer {
             headers: Vec::new(),
         };
         let tp = TopicPartition::new(record.topic, partition.max(0) as u32);
+        let _in_flight = InFlight::new(&self.in_flight);
         match self.produce(tp, r).await {
             Ok(offset) => Ok((partition, offset as i64)),
             Err(e) => fail(e, partition),
@@ -178,7 +256,7 @@ impl FutureProducer {
 
     async fn produce(&self, tp: TopicPartition, record: Record) -> KafkaResult<u64> {
         let mut st = self.state.lock().await;
-        self.usable(&st)?;
+        self.usable(&st, "send")?;
         if self.settings.transactional_id.is_some() && !st.in_transaction {
             return Err(KafkaError::MessageProduction(RDKafkaErrorCode::State));
         }
@@ -220,27 +298,22 @@ impl FutureProducer {
                 });
                 Ok(base_offset)
             }
-            Some(PartitionProduceResult::Error(e)) => {
-                Err(self.failed(&mut st, e.into(), KafkaError::MessageProduction))
-            }
+            Some(PartitionProduceResult::Error(e)) => Err(KafkaError::MessageProduction(
+                self.failed(&mut st, e.into()),
+            )),
             None => unreachable!("the broker answers every partition of a produce"),
         }
     }
 
-    fn usable(&self, st: &State) -> KafkaResult<()> {
+    fn usable(&self, st: &State, what: &str) -> KafkaResult<()> {
         match st.fatal {
-            Some(code) => Err(KafkaError::Transaction(code)),
+            Some(code) => Err(KafkaError::txn(code, what)),
             None => Ok(()),
         }
     }
 
     /// An error from the broker; fencing makes the producer unusable (a fatal error).
-    fn failed(
-        &self,
-        st: &mut State,
-        code: RDKafkaErrorCode,
-        kind: fn(RDKafkaErrorCode) -> KafkaError,
-    ) -> KafkaError {
+    fn failed(&self, st: &mut State, code: RDKafkaErrorCode) -> RDKafkaErrorCode {
         self.conn.error(format!("{code:?}"));
         if matches!(
             code,
@@ -248,7 +321,7 @@ impl FutureProducer {
         ) {
             st.fatal = Some(code);
         }
-        kind(code)
+        code
     }
 
     async fn init_producer_id(&self, transactional_id: Option<String>) -> KafkaResult<(u64, u16)> {
@@ -258,99 +331,31 @@ impl FutureProducer {
         };
         match self.conn.call(request).await {
             Response::InitProducerId(Ok(id)) => Ok(id),
-            Response::InitProducerId(Err(e)) => Err(KafkaError::Transaction(e.into())),
+            Response::InitProducerId(Err(e)) => Err(KafkaError::txn(e.into(), "init_transactions")),
             other => unreachable!("InitProducerId answered by {other:?}"),
         }
     }
 
-    fn transactional(&self) -> KafkaResult<String> {
+    fn transactional(&self, what: &str) -> KafkaResult<String> {
         self.settings.transactional_id.clone().ok_or_else(|| {
-            KafkaError::ClientConfig("the transactional API needs transactional.id".into())
+            KafkaError::txn(
+                RDKafkaErrorCode::State,
+                &format!("{what}: the transactional API needs transactional.id"),
+            )
         })
     }
 
-    /// `Producer::init_transactions`: a producer id for the `transactional.id`, fencing
-    /// any earlier producer with it and aborting its open transaction.
-    pub async fn init_transactions<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
-        let tid = self.transactional()?;
-        let mut st = self.state.lock().await;
-        self.usable(&st)?;
-        let (producer_id, epoch) = self.init_producer_id(Some(tid.clone())).await?;
-        st.identity = Some(ProducerIdentity {
-            producer_id,
-            epoch,
-            transactional_id: Some(tid),
-        });
-        st.sequences.clear();
-        st.in_transaction = false;
-        Ok(())
-    }
-
-    /// `Producer::begin_transaction`: the broker adds partitions as records reach them.
-    pub async fn begin_transaction(&self) -> KafkaResult<()> {
-        self.transactional()?;
-        let mut st = self.state.lock().await;
-        self.usable(&st)?;
-        if st.identity.is_none() || st.in_transaction {
-            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
-        }
-        st.in_transaction = true;
-        Ok(())
-    }
-
-    /// `Producer::send_offsets_to_transaction`: the consumer's offsets, committed with
-    /// the transaction, checked against the group's generation (KIP-447).
-    pub async fn send_offsets_to_transaction<T: Into<Timeout>>(
-        &self,
-        offsets: &TopicPartitionList,
-        cgm: &ConsumerGroupMetadata,
-        _timeout: T,
-    ) -> KafkaResult<()> {
-        self.transactional()?;
-        let offsets = offsets.offsets()?;
-        let mut st = self.state.lock().await;
-        self.usable(&st)?;
-        let (Some(producer), true) = (st.identity.clone(), st.in_transaction) else {
-            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
-        };
-        let group = GroupMetadata {
-            group: cgm.group.clone(),
-            member_id: cgm.member_id.clone(),
-            generation: cgm.generation,
-        };
-        match self
-            .conn
-            .call(Request::TxnOffsetCommit {
-                producer,
-                group,
-                offsets,
-            })
-            .await
-        {
-            Response::TxnOffsetCommit(Ok(())) => Ok(()),
-            Response::TxnOffsetCommit(Err(e)) => {
-                Err(self.failed(&mut st, e.into(), KafkaError::Transaction))
-            }
-            other => unreachable!("TxnOffsetCommit answered by {other:?}"),
-        }
-    }
-
-    /// `Producer::commit_transaction`.
-    pub async fn commit_transaction<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
-        self.end(true).await
-    }
-
-    /// `Producer::abort_transaction`.
-    pub async fn abort_transaction<T: Into<Timeout>>(&self, _timeout: T) -> KafkaResult<()> {
-        self.end(false).await
-    }
-
     async fn end(&self, commit: bool) -> KafkaResult<()> {
-        self.transactional()?;
+        let what = if commit {
+            "commit_transaction"
+        } else {
+            "abort_transaction"
+        };
+        self.transactional(what)?;
         let mut st = self.state.lock().await;
-        self.usable(&st)?;
+        self.usable(&st, what)?;
         let (Some(producer), true) = (st.identity.clone(), st.in_transaction) else {
-            return Err(KafkaError::Transaction(RDKafkaErrorCode::State));
+            return Err(KafkaError::txn(RDKafkaErrorCode::State, what));
         };
         match self
             .conn
@@ -372,10 +377,114 @@ impl FutureProducer {
                 st.in_transaction = false;
                 Ok(())
             }
-            Response::EndTxn(Err(e)) => {
-                Err(self.failed(&mut st, e.into(), KafkaError::Transaction))
-            }
+            Response::EndTxn(Err(e)) => Err(KafkaError::txn(self.failed(&mut st, e.into()), what)),
             other => unreachable!("EndTxn answered by {other:?}"),
         }
+    }
+}
+
+impl<C: ClientContext> Producer<C> for FutureProducer<C> {
+    fn client(&self) -> &Client<C> {
+        &self.client
+    }
+
+    fn in_flight_count(&self) -> i32 {
+        self.in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every send holds the producer's state while it waits for its acknowledgement:
+    /// once the state is free, nothing is under way.
+    async fn flush<T: Into<Timeout> + Send>(&self, _timeout: T) -> KafkaResult<()> {
+        drop(self.state.lock().await);
+        Ok(())
+    }
+
+    async fn init_transactions<T: Into<Timeout> + Send>(&self, _timeout: T) -> KafkaResult<()> {
+        let tid = self.transactional("init_transactions")?;
+        let mut st = self.state.lock().await;
+        self.usable(&st, "init_transactions")?;
+        let (producer_id, epoch) = self.init_producer_id(Some(tid.clone())).await?;
+        st.identity = Some(ProducerIdentity {
+            producer_id,
+            epoch,
+            transactional_id: Some(tid),
+        });
+        st.sequences.clear();
+        st.in_transaction = false;
+        Ok(())
+    }
+
+    fn begin_transaction(&self) -> KafkaResult<()> {
+        let what = "begin_transaction";
+        self.transactional(what)?;
+        let Some(mut st) = self.state.try_lock() else {
+            return Err(KafkaError::txn(
+                RDKafkaErrorCode::Conflict,
+                "begin_transaction: another call is under way",
+            ));
+        };
+        self.usable(&st, what)?;
+        if st.identity.is_none() || st.in_transaction {
+            return Err(KafkaError::txn(RDKafkaErrorCode::State, what));
+        }
+        st.in_transaction = true;
+        Ok(())
+    }
+
+    async fn send_offsets_to_transaction<T: Into<Timeout> + Send>(
+        &self,
+        offsets: &TopicPartitionList,
+        cgm: &ConsumerGroupMetadata,
+        _timeout: T,
+    ) -> KafkaResult<()> {
+        let what = "send_offsets_to_transaction";
+        self.transactional(what)?;
+        let offsets = offsets.offsets()?;
+        let mut st = self.state.lock().await;
+        self.usable(&st, what)?;
+        let (Some(producer), true) = (st.identity.clone(), st.in_transaction) else {
+            return Err(KafkaError::txn(RDKafkaErrorCode::State, what));
+        };
+        let group = GroupMetadata {
+            group: cgm.group.clone(),
+            member_id: cgm.member_id.clone(),
+            generation: cgm.generation,
+        };
+        let request = Request::TxnOffsetCommit {
+            producer,
+            group,
+            offsets,
+        };
+        match self.conn.call(request).await {
+            Response::TxnOffsetCommit(Ok(())) => Ok(()),
+            Response::TxnOffsetCommit(Err(e)) => {
+                Err(KafkaError::txn(self.failed(&mut st, e.into()), what))
+            }
+            other => unreachable!("TxnOffsetCommit answered by {other:?}"),
+        }
+    }
+
+    async fn commit_transaction<T: Into<Timeout> + Send>(&self, _timeout: T) -> KafkaResult<()> {
+        self.end(true).await
+    }
+
+    async fn abort_transaction<T: Into<Timeout> + Send>(&self, _timeout: T) -> KafkaResult<()> {
+        self.end(false).await
+    }
+}
+
+/// One send under way, for `in_flight_count`.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicI32);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a std::sync::atomic::AtomicI32) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

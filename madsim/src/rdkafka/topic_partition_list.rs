@@ -1,4 +1,6 @@
-//! `rdkafka::TopicPartitionList` and `rdkafka::Offset`.
+//! `rdkafka::TopicPartitionList` and `rdkafka::Offset`, as madsim-rdkafka's
+//! (`madsim-rdkafka/src/sim/topic_partition_list.rs`: `new`, `with_capacity`, `count`,
+//! `add_partition`, `add_partition_offset`, `elements`, `elements_for_topic`).
 
 use super::error::{KafkaError, KafkaResult};
 use oversell_sim::TopicPartition;
@@ -11,32 +13,39 @@ pub enum Offset {
     Stored,
     Invalid,
     Offset(i64),
+    /// An offset relative to the end (not accepted by this client's calls).
+    OffsetTail(i64),
 }
 
-/// One element of a [`TopicPartitionList`].
+/// One element of a [`TopicPartitionList`], borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicPartitionListElem<'a> {
+    e: &'a Elem,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TopicPartitionListElem {
+struct Elem {
     topic: String,
     partition: i32,
     offset: Offset,
 }
 
-impl TopicPartitionListElem {
+impl TopicPartitionListElem<'_> {
     pub fn topic(&self) -> &str {
-        &self.topic
+        &self.e.topic
     }
     pub fn partition(&self) -> i32 {
-        self.partition
+        self.e.partition
     }
     pub fn offset(&self) -> Offset {
-        self.offset
+        self.e.offset
     }
 }
 
 /// Partitions with offsets (`rdkafka::TopicPartitionList`), in insertion order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TopicPartitionList {
-    list: Vec<TopicPartitionListElem>,
+    list: Vec<Elem>,
 }
 
 impl TopicPartitionList {
@@ -44,12 +53,25 @@ impl TopicPartitionList {
         TopicPartitionList::default()
     }
 
-    pub fn add_partition(&mut self, topic: &str, partition: i32) {
-        self.list.push(TopicPartitionListElem {
+    pub fn with_capacity(capacity: usize) -> TopicPartitionList {
+        TopicPartitionList {
+            list: Vec::with_capacity(capacity),
+        }
+    }
+
+    pub fn add_partition<'a>(
+        &'a mut self,
+        topic: &str,
+        partition: i32,
+    ) -> TopicPartitionListElem<'a> {
+        self.list.push(Elem {
             topic: topic.to_string(),
             partition,
             offset: Offset::Invalid,
         });
+        TopicPartitionListElem {
+            e: self.list.last().expect("just pushed"),
+        }
     }
 
     pub fn add_partition_offset(
@@ -64,7 +86,7 @@ impl TopicPartitionList {
             .find(|e| e.topic == topic && e.partition == partition)
         {
             Some(e) => e.offset = offset,
-            None => self.list.push(TopicPartitionListElem {
+            None => self.list.push(Elem {
                 topic: topic.to_string(),
                 partition,
                 offset,
@@ -73,8 +95,19 @@ impl TopicPartitionList {
         Ok(())
     }
 
-    pub fn elements(&self) -> Vec<TopicPartitionListElem> {
-        self.list.clone()
+    pub fn elements(&self) -> Vec<TopicPartitionListElem<'_>> {
+        self.list
+            .iter()
+            .map(|e| TopicPartitionListElem { e })
+            .collect()
+    }
+
+    pub fn elements_for_topic<'a>(&'a self, topic: &str) -> Vec<TopicPartitionListElem<'a>> {
+        self.list
+            .iter()
+            .filter(|e| e.topic == topic)
+            .map(|e| TopicPartitionListElem { e })
+            .collect()
     }
 
     pub fn count(&self) -> usize {
@@ -97,8 +130,8 @@ impl TopicPartitionList {
                 Offset::Offset(o) if o >= 0 && e.partition >= 0 => {
                     Ok((TopicPartition::new(&e.topic, e.partition as u32), o as u64))
                 }
-                other => Err(KafkaError::ClientConfig(format!(
-                    "{}-{}: offset {other:?}: only absolute offsets can be committed",
+                other => Err(KafkaError::Unsupported(format!(
+                    "committing {}-{} at {other:?}: only absolute offsets can be committed",
                     e.topic, e.partition
                 ))),
             })

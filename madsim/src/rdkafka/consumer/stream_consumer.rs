@@ -1,68 +1,35 @@
-//! `rdkafka::consumer`: a consumer in a consumer group (`StreamConsumer`), its context
-//! with the rebalance callbacks, offset commits and group metadata.
+//! `rdkafka::consumer::StreamConsumer`: a consumer in a consumer group.
 //!
 //! The group protocol is Kafka's classic one with an eager assignor (`range`): on a
-//! rebalance the member revokes every partition (`pre_rebalance(Revoke)`), joins
-//! (`JoinGroup`, the coordinator assigns, as oversell's broker does), reads the committed
-//! offsets (`OffsetFetch`, `require_stable` under `read_committed`, KIP-447) and is given
-//! its partitions (`post_rebalance(Assign)`) — `ConsumerCoordinator.onJoinPrepare` /
-//! `onJoinComplete`. A heartbeat task on the consumer's node (`AbstractCoordinator`'s
+//! rebalance the member revokes every partition (`pre_rebalance(Revoke)`, then
+//! `post_rebalance(Revoke)`), joins (`JoinGroup`, the coordinator assigns, as oversell's
+//! broker does), reads the committed offsets (`OffsetFetch`, `require_stable` under
+//! `read_committed`, KIP-447) and is given its partitions (`pre_rebalance(Assign)`, then
+//! `post_rebalance(Assign)`) — `ConsumerCoordinator.onJoinPrepare` / `onJoinComplete`;
+//! each callback pair around the change, as rdkafka's `ConsumerContext::rebalance` calls
+//! them. A heartbeat task on the consumer's node (`AbstractCoordinator`'s
 //! heartbeat thread) learns of a rebalance or of its expulsion; the next `recv` rejoins.
 
-use super::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
-use super::conn::Conn;
-use super::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use super::message::{Message, OwnedMessage};
-use super::TopicPartitionList;
+use super::{ConsumerContext, DefaultConsumerContext, Rebalance};
 use crate::cluster::partitions;
+use crate::rdkafka::client::Client;
+use crate::rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
+use crate::rdkafka::conn::Conn;
+use crate::rdkafka::error::{KafkaError, KafkaResult};
+use crate::rdkafka::message::{BorrowedMessage, Message, OwnedMessage, Timestamp};
+use crate::rdkafka::TopicPartitionList;
 use madsim::time::{sleep, Duration};
 use oversell_sim::protocol::{
-    FetchData, Generation, GroupMetadata, Isolation, JoinOutcome, KafkaError as WireError,
-    RebalanceProtocol, Request, Response,
+    FetchData, Generation, Isolation, JoinOutcome, KafkaError as WireError, RebalanceProtocol,
+    Request, Response,
 };
 use oversell_sim::{Event, TopicPartition};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// `rdkafka::consumer::Rebalance`.
-#[derive(Debug)]
-pub enum Rebalance<'a> {
-    Assign(&'a TopicPartitionList),
-    Revoke(&'a TopicPartitionList),
-    Error(KafkaError),
-}
-
-/// `rdkafka::consumer::ConsumerContext`: the rebalance callbacks.
-pub trait ConsumerContext: Send + Sync + 'static {
-    fn pre_rebalance(&self, _rebalance: &Rebalance<'_>) {}
-    fn post_rebalance(&self, _rebalance: &Rebalance<'_>) {}
-}
-
-/// `rdkafka::consumer::DefaultConsumerContext`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DefaultConsumerContext;
-
-impl ConsumerContext for DefaultConsumerContext {}
-
-/// `rdkafka::consumer::CommitMode` (both wait for the answer here).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CommitMode {
-    Sync,
-    Async,
-}
-
-/// `rdkafka::consumer::ConsumerGroupMetadata`: what a transactional producer sends with
-/// its offsets so that a zombie's commit is rejected.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConsumerGroupMetadata {
-    pub(crate) group: String,
-    pub(crate) member_id: String,
-    pub(crate) generation: Generation,
-}
-
-struct Settings {
-    group: String,
-    isolation: Isolation,
+pub(super) struct Settings {
+    pub(super) group: String,
+    pub(super) isolation: Isolation,
     session_timeout_ms: u64,
     heartbeat_interval_ms: u64,
     rebalance_timeout_ms: u64,
@@ -70,26 +37,28 @@ struct Settings {
 }
 
 #[derive(Default)]
-struct State {
-    topics: Vec<String>,
-    member_id: Option<String>,
+pub(super) struct State {
+    pub(super) topics: Vec<String>,
+    pub(super) member_id: Option<String>,
     /// The current generation, once joined.
-    generation: Option<Generation>,
-    assignment: Vec<TopicPartition>,
-    positions: BTreeMap<TopicPartition, u64>,
-    buffer: VecDeque<OwnedMessage>,
-    rejoin: bool,
+    pub(super) generation: Option<Generation>,
+    pub(super) assignment: Vec<TopicPartition>,
+    pub(super) positions: BTreeMap<TopicPartition, u64>,
+    pub(super) buffer: VecDeque<OwnedMessage>,
+    pub(super) rejoin: bool,
     next: usize,
     /// Partitions given by `assign`, not by a group.
-    manual: bool,
+    pub(super) manual: bool,
+    /// The coordinator expelled the member since it last joined (`assignment_lost`).
+    pub(super) lost: bool,
 }
 
 /// A consumer in a group (`rdkafka::consumer::StreamConsumer`).
 pub struct StreamConsumer<C: ConsumerContext = DefaultConsumerContext> {
-    conn: Arc<Conn>,
-    settings: Arc<Settings>,
-    state: Arc<Mutex<State>>,
-    context: C,
+    pub(super) conn: Arc<Conn>,
+    pub(super) settings: Arc<Settings>,
+    pub(super) state: Arc<Mutex<State>>,
+    pub(super) client: Client<C>,
 }
 
 const KNOWN: &[&str] = &[
@@ -109,12 +78,12 @@ const KNOWN: &[&str] = &[
 ];
 
 impl<C: ConsumerContext> FromClientConfigAndContext<C> for StreamConsumer<C> {
-    fn from_config_and_context(config: &ClientConfig, context: C) -> KafkaResult<Self> {
+    async fn from_config_and_context(config: &ClientConfig, context: C) -> KafkaResult<Self> {
         config.only("consumer", KNOWN)?;
         // Needed for subscribe and commit only; a consumer that only `assign`s has none.
         let group = config.get("group.id").unwrap_or("").to_string();
         if config.flag("enable.auto.commit", true)? {
-            return Err(KafkaError::ClientConfig(
+            return Err(KafkaError::ClientCreation(
                 "enable.auto.commit=true is not supported: set it to false and commit with \
                  Consumer::commit"
                     .into(),
@@ -146,26 +115,26 @@ impl<C: ConsumerContext> FromClientConfigAndContext<C> for StreamConsumer<C> {
             conn: Arc::new(conn),
             settings: Arc::new(settings),
             state: Arc::new(Mutex::new(State::default())),
-            context,
+            client: Client::new(context),
         })
     }
 }
 
 impl FromClientConfig for StreamConsumer<DefaultConsumerContext> {
-    fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
-        Self::from_config_and_context(config, DefaultConsumerContext)
+    async fn from_config(config: &ClientConfig) -> KafkaResult<Self> {
+        Self::from_config_and_context(config, DefaultConsumerContext).await
     }
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+pub(super) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl<C: ConsumerContext> StreamConsumer<C> {
     /// `Consumer::subscribe`: the topics to consume; the group is joined at the first `recv`.
-    pub fn subscribe(&self, topics: &[&str]) -> KafkaResult<()> {
+    pub(super) fn subscribe_topics(&self, topics: &[&str]) -> KafkaResult<()> {
         if self.settings.group.is_empty() {
-            return Err(KafkaError::ClientConfig("subscribe needs group.id".into()));
+            return Err(KafkaError::Subscription("subscribe needs group.id".into()));
         }
         if topics.is_empty() {
             return Err(KafkaError::Subscription("no topic".into()));
@@ -184,7 +153,7 @@ impl<C: ConsumerContext> StreamConsumer<C> {
     /// when needed. Each message a group member is given is recorded as processed by
     /// this application; a manually assigned consumer's (a store's restore, recorded as
     /// one `Restored` event by its store, as the simulator's restore is) is not.
-    pub async fn recv(&self) -> Result<OwnedMessage, KafkaError> {
+    pub async fn recv(&self) -> Result<BorrowedMessage<'_>, KafkaError> {
         loop {
             let (rejoin, manual, message) = {
                 let mut st = lock(&self.state);
@@ -204,7 +173,7 @@ impl<C: ConsumerContext> StreamConsumer<C> {
                 if !manual {
                     self.processed(&m);
                 }
-                return Ok(m);
+                return Ok(BorrowedMessage::new(m));
             }
             self.fetch_next().await;
         }
@@ -284,6 +253,7 @@ impl<C: ConsumerContext> StreamConsumer<C> {
                 topic: tp.topic.clone(),
                 partition: tp.partition as i32,
                 offset: r.offset as i64,
+                timestamp: Timestamp::CreateTime(r.record.timestamp as i64),
             });
         }
         empty && last_of_round && st.buffer.is_empty()
@@ -299,13 +269,20 @@ impl<C: ConsumerContext> StreamConsumer<C> {
             std::mem::take(&mut st.assignment)
         };
         if !revoked.is_empty() {
-            self.context
-                .pre_rebalance(&Rebalance::Revoke(&TopicPartitionList::from_tps(&revoked)));
+            let revoked = TopicPartitionList::from_tps(&revoked);
+            let context = self.client.context();
+            context.pre_rebalance(&Rebalance::Revoke(&revoked));
+            context.post_rebalance(&Rebalance::Revoke(&revoked));
         }
         let (generation, assignment) = self.join().await;
-        let positions = self.committed(&assignment).await;
+        let positions = self.committed_positions(&assignment).await;
+        let assigned = TopicPartitionList::from_tps(&assignment);
+        self.client
+            .context()
+            .pre_rebalance(&Rebalance::Assign(&assigned));
         {
             let mut st = lock(&self.state);
+            st.lost = false;
             st.generation = Some(generation);
             st.assignment = assignment.clone();
             st.positions = positions;
@@ -323,10 +300,9 @@ impl<C: ConsumerContext> StreamConsumer<C> {
             self.state.clone(),
             generation,
         ));
-        self.context
-            .post_rebalance(&Rebalance::Assign(&TopicPartitionList::from_tps(
-                &assignment,
-            )));
+        self.client
+            .context()
+            .post_rebalance(&Rebalance::Assign(&assigned));
     }
 
     async fn join(&self) -> (Generation, Vec<TopicPartition>) {
@@ -370,7 +346,10 @@ impl<C: ConsumerContext> StreamConsumer<C> {
 
     /// The committed offsets of `assignment` (the log start, 0, where none is committed:
     /// `auto.offset.reset=earliest`).
-    async fn committed(&self, assignment: &[TopicPartition]) -> BTreeMap<TopicPartition, u64> {
+    async fn committed_positions(
+        &self,
+        assignment: &[TopicPartition],
+    ) -> BTreeMap<TopicPartition, u64> {
         loop {
             let request = Request::OffsetFetch {
                 group: self.settings.group.clone(),
@@ -390,131 +369,6 @@ impl<C: ConsumerContext> StreamConsumer<C> {
             sleep(self.conn.retry_backoff).await;
         }
     }
-
-    /// `Consumer::commit`: commit `offsets` with this member's generation. A stale
-    /// generation is rejected (`ILLEGAL_GENERATION`) and the member rejoins.
-    pub async fn commit(&self, offsets: &TopicPartitionList, _mode: CommitMode) -> KafkaResult<()> {
-        let offsets = offsets.offsets()?;
-        let Some(group) = self.group_metadata() else {
-            return Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::State));
-        };
-        let group = GroupMetadata {
-            group: group.group,
-            member_id: group.member_id,
-            generation: group.generation,
-        };
-        match self
-            .conn
-            .call(Request::OffsetCommit { group, offsets })
-            .await
-        {
-            Response::OffsetCommit(Ok(())) => Ok(()),
-            Response::OffsetCommit(Err(e)) => {
-                self.conn.error(format!("commit: {e:?}"));
-                lock(&self.state).rejoin = true;
-                Err(KafkaError::ConsumerCommit(e.into()))
-            }
-            other => unreachable!("OffsetCommit answered by {other:?}"),
-        }
-    }
-
-    /// `Consumer::commit_message`: commit the offset after `message`.
-    pub async fn commit_message<M: Message>(
-        &self,
-        message: &M,
-        mode: CommitMode,
-    ) -> KafkaResult<()> {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(
-            message.topic(),
-            message.partition(),
-            super::Offset::Offset(message.offset() + 1),
-        )?;
-        self.commit(&tpl, mode).await
-    }
-
-    /// `Consumer::assign`: read these partitions without a group (a restore consumer),
-    /// from each element's absolute offset, or the log start.
-    pub fn assign(&self, assignment: &TopicPartitionList) -> KafkaResult<()> {
-        let mut st = lock(&self.state);
-        st.topics.clear();
-        st.assignment.clear();
-        st.positions.clear();
-        st.buffer.clear();
-        for e in assignment.elements() {
-            let tp = TopicPartition::new(e.topic(), e.partition().max(0) as u32);
-            let offset = match e.offset() {
-                super::Offset::Offset(o) => o.max(0) as u64,
-                _ => 0,
-            };
-            st.positions.insert(tp.clone(), offset);
-            st.assignment.push(tp);
-        }
-        st.manual = true;
-        Ok(())
-    }
-
-    /// `Consumer::fetch_watermarks`: (log start, end) of a partition, the end as this
-    /// consumer's isolation level sees it (`ListOffsets` with `isolation_level`: the last
-    /// stable offset under `read_committed`, else the high watermark).
-    pub async fn fetch_watermarks(&self, topic: &str, partition: i32) -> KafkaResult<(i64, i64)> {
-        let tp = TopicPartition::new(topic, partition.max(0) as u32);
-        let request = Request::Fetch {
-            tp,
-            offset: 0,
-            max_records: 0,
-            isolation: self.settings.isolation,
-        };
-        match self.conn.call(request).await {
-            Response::Fetch {
-                result: Ok(data), ..
-            } => {
-                let end = match self.settings.isolation {
-                    Isolation::ReadCommitted => data.last_stable_offset,
-                    Isolation::ReadUncommitted => data.high_watermark,
-                };
-                Ok((0, end as i64))
-            }
-            Response::Fetch { result: Err(e), .. } => Err(KafkaError::MessageConsumption(e.into())),
-            other => unreachable!("Fetch answered by {other:?}"),
-        }
-    }
-
-    /// `Consumer::position`: per assigned partition, the offset of the next message
-    /// `recv` returns (past skipped control records once nothing is buffered).
-    pub fn position(&self) -> KafkaResult<TopicPartitionList> {
-        let st = lock(&self.state);
-        let mut tpl = TopicPartitionList::new();
-        for tp in &st.assignment {
-            let buffered = st
-                .buffer
-                .iter()
-                .find(|m| m.topic == tp.topic && m.partition == tp.partition as i32);
-            let at = buffered.map_or(*st.positions.get(tp).unwrap_or(&0) as i64, |m| m.offset);
-            tpl.add_partition_offset(&tp.topic, tp.partition as i32, super::Offset::Offset(at))?;
-        }
-        Ok(tpl)
-    }
-
-    /// `Consumer::assignment`.
-    pub fn assignment(&self) -> KafkaResult<TopicPartitionList> {
-        Ok(TopicPartitionList::from_tps(&lock(&self.state).assignment))
-    }
-
-    /// `Consumer::group_metadata`: `None` until the member has joined.
-    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
-        let st = lock(&self.state);
-        Some(ConsumerGroupMetadata {
-            group: self.settings.group.clone(),
-            member_id: st.member_id.clone()?,
-            generation: st.generation?,
-        })
-    }
-
-    /// `Consumer::context`.
-    pub fn context(&self) -> &C {
-        &self.context
-    }
 }
 
 /// Dropping a consumer closes it, as rdkafka's `Drop` does (`rd_kafka_consumer_close`;
@@ -527,6 +381,13 @@ impl<C: ConsumerContext> StreamConsumer<C> {
 /// by its session timeout, as in Kafka.
 impl<C: ConsumerContext> Drop for StreamConsumer<C> {
     fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+impl<C: ConsumerContext> StreamConsumer<C> {
+    /// Stop the heartbeats and, for a member of a group, send `LeaveGroup` from a task.
+    pub(super) fn leave(&self) {
         let member_id = {
             let mut st = lock(&self.state);
             st.generation = None;
@@ -585,6 +446,8 @@ async fn heartbeat(
                 let mut st = lock(&state);
                 if st.generation == Some(generation) {
                     st.rejoin = true;
+                    st.lost =
+                        matches!(e, WireError::UnknownMemberId | WireError::IllegalGeneration);
                     if e == WireError::UnknownMemberId {
                         st.member_id = None;
                     }
