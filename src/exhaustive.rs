@@ -24,6 +24,34 @@
 //! state searched again when reached at a smaller depth, so the one reported is the
 //! shortest (fewest choices) within the bound when this second phase completes.
 //!
+//! **A deviation bound** (`[run] max_deviations`, `--max-deviations K`; delay bounding,
+//! as CHESS's iterative context bounding, Musuvathi and Qadeer, PLDI 2007, and Emmi,
+//! Qadeer and Rakamarić, POPL 2011): a run's deviations are its choices that are not
+//! fault points (`Chooser::choose_fault`) and take another option than the first. The
+//! first phase searches level by level, 0 to K: level `k` is every run with at most `k`
+//! deviations, every fault placement within the fault budget included, so level 0 is
+//! each fault placement with the default schedule. No alternative past the level's bound
+//! is pushed (`push_alternatives`). A proof holds for the bound it prints: every run
+//! with at most K deviations. Soundness with the new order:
+//!
+//! - state matching: a state is recorded with the deviations its search had left; it
+//!   prunes a later visit only with as many left or more (`visit_state`). What a visit
+//!   may search is a function of the state and the deviations left only if the first
+//!   option of every choice is: the order of the actions follows message ids, not in
+//!   the state, so under a bound the fingerprint keeps the messages in flight in their
+//!   order (`Strategy::Exhaustive::ordered`, `sim/src/world/exhaustive.rs`), a finer
+//!   state. The levels share the record: a state searched at level `k` with `r` left
+//!   is searched again at level `k + 1`, reached with `r + 1`;
+//! - sleep sets are off (and so are fault points moved to an instance's next own
+//!   action): they prune a run because an equivalent one (independent actions swapped)
+//!   was searched, but the equivalent run may have more deviations than the bound allows
+//!   and never be searched (Coons, Musuvathi and McKinley, *Bounded partial-order
+//!   reduction*, OOPSLA 2013). `RunSpec::reduced` is false under a bound, for the search
+//!   and for the replay of its choice log alike.
+//!
+//! Without a bound the search is the one above, in its old order: a proof there covers
+//! every schedule, which is what the question's proofs claim.
+//!
 //! What the bound is, the world's side: see `sim/src/world/exhaustive.rs` (no time
 //! passing as a choice, a fault point at every step of the fault phase, at most
 //! `max_crashes` crashes and `max_pauses` pauses, no network or broker faults).
@@ -68,6 +96,11 @@ pub struct Search {
     pub blocked: u64,
     /// Whether the partial-order reduction was on.
     pub reduced: bool,
+    /// The bound on deviations from the default schedule (`None`: every schedule).
+    pub max_deviations: Option<u32>,
+    /// Under a deviation bound: the largest number of deviations whose every run the
+    /// first phase searched (`None`: not even 0).
+    pub deviations_searched: Option<u32>,
     /// Whether runs resumed copies of the world taken where they branch off (otherwise
     /// each re-ran its prefix from the start; the figures are the same either way).
     pub resumed: bool,
@@ -121,11 +154,13 @@ pub fn search_with(
 ) -> Result<Search, crate::run::RunPanic> {
     let scenario = scenario_for(scenario);
     let schema = design.schema();
-    let reduced = !scenario.run.no_reduction;
+    let reduced = scenario.run.reduced();
+    let max_deviations = scenario.run.max_deviations;
     let mut out = Search {
         hashed: true,
         complete: true,
         reduced,
+        max_deviations,
         ..Search::default()
     };
     let root = copies
@@ -143,12 +178,33 @@ pub fn search_with(
     // To the first counterexample, a state is matched whatever its depth (nothing is
     // cut by length, so a state searched once is searched in full). A counterexample
     // found, the search starts again for the shortest: states matched with their depth,
-    // runs cut at the best length so far.
-    let first = search_phase(&ctx, &mut out, root.clone(), false)?;
+    // runs cut at the best length so far. Under a deviation bound K, the first phase
+    // goes level by level, 0 to K deviations (each level the whole tree within it, its
+    // states matched with the deviations they have left), and the shortest is searched
+    // within K.
+    let mut seen = Seen::new();
+    let mut first = Phase::Done;
+    for level in levels(max_deviations) {
+        first = search_phase(&ctx, &mut out, (root.clone(), &mut seen), (false, level))?;
+        if first != Phase::Done {
+            break;
+        }
+        out.deviations_searched = level;
+    }
     if first == Phase::Found && !limits.first {
-        search_phase(&ctx, &mut out, root, true)?;
+        let mut seen = Seen::new();
+        search_phase(&ctx, &mut out, (root, &mut seen), (true, max_deviations))?;
     }
     Ok(out)
+}
+
+/// The deviation bounds the first phase searches in turn: none (every schedule) without
+/// a bound, 0 to K under the bound K.
+fn levels(max_deviations: Option<u32>) -> Vec<Option<u32>> {
+    match max_deviations {
+        None => vec![None],
+        Some(k) => (0..=k).map(Some).collect(),
+    }
 }
 
 /// What a search phase reads.
@@ -172,16 +228,16 @@ enum Phase {
     Found,
 }
 
-/// One depth-first search from the root. `shortest`: states matched with their depth
-/// and runs cut at the shortest counterexample's length; otherwise stopped at the first
-/// counterexample, states matched whatever their depth.
+/// One depth-first search from the root, over the runs with at most `level` deviations
+/// from the default schedule (`None`: every run). `shortest`: states matched with their
+/// depth and runs cut at the shortest counterexample's length; otherwise stopped at the
+/// first counterexample, states matched whatever their depth.
 fn search_phase(
     ctx: &Ctx<'_>,
     out: &mut Search,
-    root: Option<Rc<Snap>>,
-    shortest: bool,
+    (root, seen): (Option<Rc<Snap>>, &mut Seen),
+    (shortest, level): (bool, Option<u32>),
 ) -> Result<Phase, crate::run::RunPanic> {
-    let mut seen: Seen = BTreeMap::new();
     let mut stack: Vec<(Vec<u32>, Option<Rc<Snap>>)> = vec![(Vec::new(), root)];
     let mut phase = Phase::Done;
     while let Some((prefix, from)) = stack.pop() {
@@ -191,8 +247,8 @@ fn search_phase(
             break;
         }
         out.runs += 1;
-        let (choices, arities, found, snaps) =
-            run_one(ctx, out, &mut seen, (&prefix, from.as_ref()), shortest)?;
+        let (choices, kinds, found, snaps) =
+            run_one(ctx, out, seen, (&prefix, from.as_ref()), (shortest, level))?;
         if found && !shortest {
             out.complete = false;
             phase = Phase::Found;
@@ -202,7 +258,9 @@ fn search_phase(
         let alternatives = Alternatives {
             prefix: &prefix,
             log: &choices.choices,
-            arities: &arities,
+            arities: &kinds.0,
+            faults: &kinds.1,
+            level,
             in_order: ctx.reduced,
         };
         push_alternatives(&mut stack, alternatives, from, &snaps);
@@ -214,15 +272,18 @@ fn search_phase(
     Ok(phase)
 }
 
-/// One run of a search phase, counted in `out`: its choices and their arities, whether
-/// it is a new counterexample kept in `out`, and the snapshots it took.
+/// A run's choices' arities, and whether each was a fault point.
+type Kinds = (Vec<u32>, Vec<bool>);
+
+/// One run of a search phase, counted in `out`: its choices, their arities and kinds,
+/// whether it is a new counterexample kept in `out`, and the snapshots it took.
 fn run_one(
     ctx: &Ctx<'_>,
     out: &mut Search,
     seen: &mut Seen,
     (prefix, from): (&[u32], Option<&Rc<Snap>>),
-    shortest: bool,
-) -> Result<(ChoiceLog, Vec<u32>, bool, Snaps), crate::run::RunPanic> {
+    (shortest, level): (bool, Option<u32>),
+) -> Result<(ChoiceLog, Kinds, bool, Snaps), crate::run::RunPanic> {
     let (design, scenario, mutations) = (ctx.design, ctx.scenario, ctx.mutations);
     let best = out
         .counterexample
@@ -232,8 +293,13 @@ fn run_one(
         Some(snap) => Start::Resume(snap, prefix),
         None => Start::Fresh(Box::new(build_world(design, scenario, mutations)), prefix),
     };
+    let cut = Cut {
+        best,
+        by_depth: shortest,
+        level,
+    };
     let (guided, hashed, snaps) =
-        run_prefix(start, seen, best, shortest, out).map_err(|message| crate::run::RunPanic {
+        run_prefix(start, seen, cut, out).map_err(|message| crate::run::RunPanic {
             design: design.name().to_string(),
             seed: None,
             message,
@@ -243,6 +309,7 @@ fn run_one(
         Guided::Pruned {
             choices,
             arities,
+            faults,
             blocked,
         } => {
             if blocked {
@@ -250,9 +317,13 @@ fn run_one(
             } else {
                 out.pruned += 1;
             }
-            (choices, arities, false)
+            (choices, (arities, faults), false)
         }
-        Guided::Ended { result, arities } => {
+        Guided::Ended {
+            result,
+            arities,
+            faults,
+        } => {
             let choices = result.choices.clone();
             let result = match from {
                 // A resumed run kept no trace: run its choices again to judge it.
@@ -260,36 +331,51 @@ fn run_one(
                 None => *result,
             };
             let found = take_ended(out, result, ctx.schema, scenario, best);
-            (choices, arities, found)
+            (choices, (arities, faults), found)
         }
     };
     Ok((choices, arities, found, snaps))
 }
 
-/// The states searched: fingerprint → the depth and the sleep set (sorted action keys)
-/// of a search from it that covers every action not in that sleep set.
-type Seen = BTreeMap<u64, (u64, Vec<u64>)>;
+/// A search from a state: the depth it was reached at, the deviations it had left (under
+/// a deviation bound; otherwise `u32::MAX`), and its sleep set (sorted action keys). It
+/// covers every run from the state within that many choices and deviations that starts
+/// with an action not in the sleep set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Covered {
+    depth: u64,
+    left: u32,
+    sleep: Vec<u64>,
+}
 
-/// Whether a state reached at `depth` with sleep set `sleep` must be searched (again),
-/// given what `seen` holds of it; records the search. Pruned only when searched before
-/// at the same or a smaller depth with a sleep set included in this one: every action
-/// this search would take was taken there, with at least as many choices left.
-fn visit_state(seen: &mut Seen, fp: u64, depth: u64, sleep: &[u64]) -> bool {
-    let Some((d, z)) = seen.get_mut(&fp) else {
-        seen.insert(fp, (depth, sleep.to_vec()));
+/// The states searched: fingerprint → what the searches from it cover.
+type Seen = BTreeMap<u64, Covered>;
+
+/// Whether a state reached as `now` says must be searched (again), given what `seen`
+/// holds of it; records the search. Pruned only when searched before at the same or a
+/// smaller depth, with as many deviations left or more, and a sleep set included in
+/// this one: every run this search would make was made there (with at least as many
+/// choices and deviations left).
+fn visit_state(seen: &mut Seen, fp: u64, now: Covered) -> bool {
+    let Some(was) = seen.get_mut(&fp) else {
+        seen.insert(fp, now);
         return true;
     };
-    let subset = z.iter().all(|k| sleep.binary_search(k).is_ok());
-    if *d <= depth && subset {
+    let subset = was.sleep.iter().all(|k| now.sleep.binary_search(k).is_ok());
+    if was.depth <= now.depth && was.left >= now.left && subset {
         return false;
     }
-    if depth < *d {
-        // From here on, only this search's sleep set is known to be covered at `depth`.
-        (*d, *z) = (depth, sleep.to_vec());
+    let same = now.depth == was.depth && now.left == was.left;
+    if now.depth <= was.depth && now.left >= was.left && !same {
+        // This search has more choices or deviations left than the old one: from here
+        // on, only its sleep set is known to be covered with them.
+        *was = now;
     } else {
-        // Both searches together cover every action outside both sleep sets, at `depth`.
-        z.retain(|k| sleep.binary_search(k).is_ok());
-        *d = depth;
+        // Both searches together cover every action outside both sleep sets, with the
+        // fewer choices and deviations left of the two.
+        was.sleep.retain(|k| now.sleep.binary_search(k).is_ok());
+        was.depth = was.depth.max(now.depth);
+        was.left = was.left.min(now.left);
     }
     true
 }
@@ -350,22 +436,33 @@ fn rerun(
     Ok(result)
 }
 
+/// Where a run of the search is cut, besides a state searched before.
+#[derive(Clone, Copy, Debug)]
+struct Cut {
+    /// The counterexample's length.
+    best: Option<u64>,
+    /// States matched with their depth.
+    by_depth: bool,
+    /// The deviation bound of this level.
+    level: Option<u32>,
+}
+
 /// One run of the search from `start`: cut where its state was searched before
-/// (`visit_state`; with its depth when `by_depth`), or at the counterexample's length
-/// `best`. The run, whether every
+/// (`visit_state`; with its depth when `by_depth`, with the deviations it has left under
+/// a bound), or at the counterexample's length `best`. The run, whether every
 /// state on it could be fingerprinted, and the snapshots it took (a resumed run's own
 /// first one included); a panic's message if it panicked.
 fn run_prefix(
     start: Start<'_>,
     seen: &mut Seen,
-    best: Option<u64>,
-    by_depth: bool,
+    cut: Cut,
     out: &mut Search,
 ) -> Result<(Guided, bool, Snaps), String> {
     let mut hashed = true;
     let researched = &mut out.researched;
-    let mut visit = |fp: Option<u64>, depth: u64, sleep: &[u64]| -> bool {
-        if best.is_some_and(|b| depth >= b) {
+    let mut visit = |fp: Option<u64>, c: &Chooser, sleep: &[u64]| -> bool {
+        let depth = c.index();
+        if cut.best.is_some_and(|b| depth >= b) {
             return false;
         }
         let Some(fp) = fp else {
@@ -373,9 +470,17 @@ fn run_prefix(
             return true;
         };
         let known = seen.contains_key(&fp);
-        // Without a length cut every depth is the same to the search.
-        let depth = if by_depth { depth } else { 0 };
-        let search = visit_state(seen, fp, depth, sleep);
+        let left = cut.level.map_or(u32::MAX, |l| {
+            l.checked_sub(c.deviations())
+                .expect("a run within its deviation bound")
+        });
+        let now = Covered {
+            // Without a length cut every depth is the same to the search.
+            depth: if cut.by_depth { depth } else { 0 },
+            left,
+            sleep: sleep.to_vec(),
+        };
+        let search = visit_state(seen, fp, now);
         *researched += u64::from(known && search);
         search
     };
@@ -439,6 +544,10 @@ struct Alternatives<'a> {
     prefix: &'a [u32],
     log: &'a [u32],
     arities: &'a [u32],
+    /// Whether each choice was a fault point.
+    faults: &'a [bool],
+    /// The deviation bound: no alternative past it is pushed.
+    level: Option<u32>,
     /// With the reduction: the options of one choice searched in order.
     in_order: bool,
 }
@@ -459,9 +568,20 @@ fn push_alternatives(
         prefix,
         log,
         arities,
+        faults,
+        level,
         in_order,
     } = run;
     assert_eq!(log.len(), arities.len(), "one arity per choice");
+    assert_eq!(log.len(), faults.len(), "one kind per choice");
+    // Deviations of the prefix (past it, every choice takes option 0).
+    let deviations = (prefix.iter().zip(faults))
+        .filter(|(v, fault)| **v != 0 && !**fault)
+        .count() as u32;
+    assert!(
+        level.is_none_or(|l| deviations <= l),
+        "a prefix within its bound"
+    );
     assert!(
         log.len() >= prefix.len(),
         "a run makes its prefix's choices"
@@ -474,6 +594,10 @@ fn push_alternatives(
     debug_assert_eq!(&log[..prefix.len()], prefix, "a run follows its prefix");
     for i in prefix.len()..log.len() {
         debug_assert_eq!(log[i], 0, "past its prefix a run takes option 0");
+        if !faults[i] && level.is_some_and(|l| deviations >= l) {
+            // Another option here would be a deviation past the bound.
+            continue;
+        }
         // The last snapshot taken before choice `i`.
         let at = snaps.partition_point(|(k, _)| *k <= i as u64);
         let snap = at.checked_sub(1).map(|j| Rc::clone(&snaps[j].1));

@@ -409,11 +409,19 @@ pub struct RunSpec {
     /// The exhaustive search's bound on pauses per run. Default 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_pauses: u32,
+    /// The exhaustive search's bound on deviations from the default schedule per run
+    /// (`src/exhaustive.rs`: every fault placement first with the default schedule, then
+    /// with 1, 2, … deviations); none: every schedule. Not with the reduction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deviations: Option<u32>,
     /// The exhaustive search without its partial-order reduction (`--no-reduction`; not
     /// a scenario key).
     #[serde(skip)]
     pub no_reduction: bool,
 }
+
+/// The largest bound on deviations a scenario or `--max-deviations` may set.
+pub const MAX_DEVIATIONS: u32 = 16;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
@@ -461,9 +469,21 @@ impl RunSpec {
             StrategyName::Exhaustive => oversell_sim::Strategy::Exhaustive {
                 max_crashes: self.max_crashes,
                 max_pauses: self.max_pauses,
-                reduce: !self.no_reduction,
+                // A deviation bound counts deviations from the first option of every
+                // choice: sleep sets and moved fault points change which option is
+                // first, so the bound goes without them (`src/exhaustive.rs`).
+                reduce: self.reduced(),
+                ordered: self.max_deviations.is_some(),
             },
         }
+    }
+}
+
+impl RunSpec {
+    /// Whether the exhaustive search runs with its partial-order reduction: unless
+    /// `--no-reduction`, and never under a deviation bound.
+    pub fn reduced(&self) -> bool {
+        !self.no_reduction && self.max_deviations.is_none()
     }
 }
 
@@ -478,6 +498,7 @@ impl Default for RunSpec {
             pct_steps: PCT_STEPS,
             max_crashes: 0,
             max_pauses: 0,
+            max_deviations: None,
             no_reduction: false,
         }
     }

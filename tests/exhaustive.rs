@@ -91,9 +91,11 @@ fn a_crash_is_a_branch_and_the_budget_is_kept() {
     let d = design_named("rekeyed-eos").unwrap();
     let crashes = |prefix: &[u32]| {
         let world = build_world(d.as_ref(), &s, &[]);
-        let mut go_on = |_: Option<u64>, _: u64, _: &[u64]| true;
+        let mut go_on = |_: Option<u64>, _: &Chooser, _: &[u64]| true;
         match world.run_guided(Chooser::guided(prefix), &mut go_on) {
-            Guided::Ended { result, arities } => {
+            Guided::Ended {
+                result, arities, ..
+            } => {
                 let n = result
                     .trace
                     .records

@@ -81,6 +81,11 @@ pub struct Chooser {
     seed: Option<u64>,
     /// A guided chooser's number of options at each choice, in order.
     arities: Vec<u32>,
+    /// A guided chooser's fault points: whether each choice, in order, was one.
+    faults: Vec<bool>,
+    /// A guided chooser's deviations so far: choices that are not fault points answered
+    /// with another option than the first.
+    deviations: u32,
 }
 
 /// Raised when a replayed log does not fit the run (it ran out, or a value is out of range).
@@ -98,6 +103,8 @@ impl Chooser {
             record: true,
             seed: Some(seed),
             arities: Vec::new(),
+            faults: Vec::new(),
+            deviations: 0,
         }
     }
 
@@ -111,6 +118,8 @@ impl Chooser {
             record: true,
             seed: None,
             arities: Vec::new(),
+            faults: Vec::new(),
+            deviations: 0,
         }
     }
 
@@ -128,6 +137,8 @@ impl Chooser {
             record: true,
             seed: None,
             arities: Vec::new(),
+            faults: Vec::new(),
+            deviations: 0,
         }
     }
 
@@ -154,6 +165,18 @@ impl Chooser {
     /// A guided chooser's number of options at each choice made so far.
     pub fn arities(&self) -> &[u32] {
         &self.arities
+    }
+
+    /// A guided chooser's fault points: whether each choice made so far was one
+    /// ([`Chooser::choose_fault`]).
+    pub fn fault_points(&self) -> &[bool] {
+        &self.faults
+    }
+
+    /// A guided chooser's deviations from the default schedule so far: the choices that
+    /// are not fault points answered with another option than the first.
+    pub fn deviations(&self) -> u32 {
+        self.deviations
     }
 
     /// Whether a guided chooser has answered every choice of its prefix.
@@ -186,6 +209,17 @@ impl Chooser {
 
     /// A value in `0..n` (`n >= 1`).
     pub fn choose(&mut self, n: u32) -> Result<u32, ReplayDiverged> {
+        self.choose_kind(n, false)
+    }
+
+    /// A value in `0..n` at a fault point (option 0: no fault): drawn as
+    /// [`Chooser::choose`] draws, but a guided chooser counts it as a fault point, not as
+    /// a deviation from the default schedule.
+    pub fn choose_fault(&mut self, n: u32) -> Result<u32, ReplayDiverged> {
+        self.choose_kind(n, true)
+    }
+
+    fn choose_kind(&mut self, n: u32, fault: bool) -> Result<u32, ReplayDiverged> {
         assert!(n >= 1, "a choice needs at least one option");
         let v = match &mut self.source {
             Source::Seeded(rng) => {
@@ -224,6 +258,8 @@ impl Chooser {
                 }
                 *next += 1;
                 self.arities.push(n);
+                self.faults.push(fault);
+                self.deviations += u32::from(v != 0 && !fault);
                 v
             }
         };

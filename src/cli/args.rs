@@ -353,6 +353,11 @@ pub struct MutationArg {
     /// The exhaustive search's bound on pauses per run (`[run] max_pauses`).
     #[arg(long = "max-pauses", value_parser = clap::value_parser!(u32).range(0..=4))]
     pub max_pauses: Option<u32>,
+    /// The exhaustive search's bound on deviations from the default schedule per run
+    /// (`[run] max_deviations`): every fault placement with the default schedule first,
+    /// then with 1, 2, … up to N deviations; without the partial-order reduction.
+    #[arg(long = "max-deviations", value_parser = parse_deviations)]
+    pub max_deviations: Option<u32>,
     /// The exhaustive search without its partial-order reduction (sleep sets and fault
     /// points moved to the crashed instance's next own action): every interleaving of
     /// independent actions searched (slower; for comparison). A choice log replays only
@@ -397,6 +402,9 @@ impl MutationArg {
         if let Some(n) = self.max_pauses {
             flags.extend(["--max-pauses".to_string(), n.to_string()]);
         }
+        if let Some(n) = self.max_deviations {
+            flags.extend(["--max-deviations".to_string(), n.to_string()]);
+        }
         if self.no_reduction {
             flags.push("--no-reduction".to_string());
         }
@@ -404,6 +412,16 @@ impl MutationArg {
             flags.extend(["--transaction-version".to_string(), version.to_string()]);
         }
         flags
+    }
+}
+
+fn parse_deviations(text: &str) -> Result<u32, String> {
+    let max = crate::scenario::MAX_DEVIATIONS;
+    match text.parse::<u32>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a number of deviations from the default schedule (0 to {max})"
+        )),
     }
 }
 

@@ -81,8 +81,18 @@ pub(super) fn explore(
 pub(super) fn bound_words(s: &Scenario) -> String {
     let r = &s.run;
     let f = &s.faults.rates;
+    let orders = match r.max_deviations {
+        None => "every order of deliveries, client steps and marker writes".to_string(),
+        Some(k) => format!(
+            "every order of deliveries, client steps and marker writes with at most {k} \
+             deviation(s) from the default schedule (the first option of every choice: the \
+             oldest due message delivered first, else the first ready client of the first \
+             instance steps, else the first marker is written), searched level by level from \
+             0 deviations, every fault placement first with the default schedule"
+        ),
+    };
     format!(
-        "every order of deliveries, client steps and marker writes; at most {} crash(es) \
+        "{orders}; at most {} crash(es) \
          (restart after {} ms) and {} pause(s) (of {} ms) of service instances, at any \
          step before {} ms; no drop, duplicate, delay or broker fault; time passes only \
          when nothing else can happen (processing takes no time: timeouts, heartbeats \
@@ -93,7 +103,10 @@ pub(super) fn bound_words(s: &Scenario) -> String {
         f.pause_for.1,
         s.faults.phase_ms,
         r.max_time_ms,
-        if r.no_reduction {
+        if r.max_deviations.is_some() {
+            "no reduction (a deviation bound counts from the first option of every choice, \
+             which sleep sets and moved fault points would change)"
+        } else if r.no_reduction {
             "no reduction (every interleaving of independent actions)"
         } else {
             "partial-order reduction (sleep sets over independent actions; a fault only \
@@ -124,6 +137,10 @@ fn print_search(name: &str, s: &Search, secs: f64) -> Exit {
     }
     if let Some(c) = &s.counterexample {
         let names: Vec<&str> = c.judged.violated().iter().map(|i| i.name()).collect();
+        if let Some(k) = s.max_deviations {
+            let level = s.deviations_searched.map_or(0, |d| d + 1);
+            say!("  first found among the runs with at most {level} of {k} deviation(s)");
+        }
         let which = if s.complete {
             "shortest counterexample"
         } else {
@@ -155,6 +172,12 @@ fn print_search(name: &str, s: &Search, secs: f64) -> Exit {
             s.unsettled
         );
         return Exit::Unsettled;
+    }
+    if let Some(k) = s.max_deviations {
+        say!(
+            "  PROVED for this bound (at most {k} deviation(s) from the default schedule): every run settles and every invariant holds"
+        );
+        return Exit::Holds;
     }
     say!("  PROVED for this bound: every run settles and every invariant holds");
     Exit::Holds

@@ -171,6 +171,9 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     if let Some(n) = opts.max_pauses {
         scenario.run.max_pauses = n;
     }
+    if let Some(n) = opts.max_deviations {
+        scenario.run.max_deviations = Some(n);
+    }
     scenario.run.no_reduction |= opts.no_reduction;
     if let Some(depth) = opts.pct_depth {
         scenario.run.pct_depth = depth;

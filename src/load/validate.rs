@@ -63,6 +63,11 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "pct_steps"], 1, u32::MAX as u64),
     (&["run", "max_crashes"], 0, 4),
     (&["run", "max_pauses"], 0, 4),
+    (
+        &["run", "max_deviations"],
+        0,
+        crate::scenario::MAX_DEVIATIONS as u64,
+    ),
     (&["kafka", "transaction_version"], 1, 2),
     (&["kafka", "abort_scan_interval_ms"], 1, MAX_MS),
     (&["cluster", "brokers"], 1, 9),

@@ -40,6 +40,9 @@
 //!   carries; the lane stands for the correlation id (stale when no lane awaits it), so
 //!   two runs that sent the same requests in another order meet. The answers the broker
 //!   holds back, by their receiver and lane (their content is the broker's state).
+//!   Under a deviation bound (`Budget::ordered`) both in their order (by id) instead:
+//!   the first option of a choice follows that order, and a bounded search's future
+//!   from a state depends on which option is first (`src/exhaustive.rs`).
 //!
 //! Left out, and why: message ids and correlation ids and the counters that issue them
 //! (fresh names, only compared for equality; the order of one step's actions follows
@@ -73,6 +76,8 @@ pub(super) struct Budget {
     pub(super) max_pauses: u32,
     pub(super) crashes: u32,
     pub(super) pauses: u32,
+    /// The fingerprint keeps the messages in flight in their order (see the module doc).
+    pub(super) ordered: bool,
 }
 
 impl Budget {
@@ -81,10 +86,12 @@ impl Budget {
             Strategy::Exhaustive {
                 max_crashes,
                 max_pauses,
+                ordered,
                 ..
             } => Some(Budget {
                 max_crashes,
                 max_pauses,
+                ordered,
                 ..Budget::default()
             }),
             _ => None,
@@ -122,7 +129,7 @@ impl World {
         if crashes + pauses == 0 {
             return Ok(None);
         }
-        let pick = chooser.choose(1 + crashes + pauses)?;
+        let pick = chooser.choose_fault(1 + crashes + pauses)?;
         if pick == 0 {
             return Ok(None);
         }
@@ -194,8 +201,10 @@ impl World {
             .values()
             .map(|x| format!("{:?}{:?}", x.to, self.lane_of(x.to, x.corr)))
             .collect();
-        messages.sort_unstable();
-        held.sort();
+        if !self.exhaustive.is_some_and(|b| b.ordered) {
+            messages.sort_unstable();
+            held.sort();
+        }
         h.write_u64(messages.len() as u64);
         for (content, lane) in messages {
             h.write_u64(content);

@@ -90,8 +90,10 @@ enum Action {
     Tick,
 }
 
-/// The exhaustive search's visitor: `(fingerprint, choices made, sleep set)` → go on.
-pub type Visit<'a> = dyn FnMut(Option<u64>, u64, &[u64]) -> bool + 'a;
+/// The exhaustive search's visitor: `(fingerprint, the chooser as far as it went, sleep
+/// set)` → go on. The chooser gives the depth (`Chooser::index`) and the deviations from
+/// the default schedule so far (`Chooser::deviations`).
+pub type Visit<'a> = dyn FnMut(Option<u64>, &Chooser, &[u64]) -> bool + 'a;
 
 pub struct World {
     /// The broker, its state digest kept between steps that leave it alone (the
@@ -156,12 +158,15 @@ pub enum Guided {
     Ended {
         result: Box<RunResult>,
         arities: Vec<u32>,
+        /// Whether each choice was a fault point (`Chooser::fault_points`).
+        faults: Vec<bool>,
     },
     /// It reached a state the search had seen (or a depth it does not search), or
     /// (`blocked`) a step whose every action the reduction put to sleep.
     Pruned {
         choices: ChoiceLog,
         arities: Vec<u32>,
+        faults: Vec<bool>,
         blocked: bool,
     },
 }
@@ -347,24 +352,30 @@ impl World {
         let mut pruned = false;
         let outcome = self.run_loop_with(&mut chooser, &mut |w: &World, c: &Chooser| {
             let sleep = w.por.as_ref().map(por::Por::sleep_keys).unwrap_or_default();
-            pruned = c.past_prefix() && !visit(w.fingerprint(), c.index(), &sleep);
+            pruned = c.past_prefix() && !visit(w.fingerprint(), c, &sleep);
             if c.past_prefix() && !pruned {
                 snapshot(w, c);
             }
             !pruned
         });
         let arities = chooser.arities().to_vec();
+        let faults = chooser.fault_points().to_vec();
         let blocked = self.por.as_ref().is_some_and(|p| p.blocked);
         if pruned || blocked {
             let choices = chooser.into_log();
             return Guided::Pruned {
                 choices,
                 arities,
+                faults,
                 blocked,
             };
         }
         let result = Box::new(self.finish(outcome, chooser));
-        Guided::Ended { result, arities }
+        Guided::Ended {
+            result,
+            arities,
+            faults,
+        }
     }
 
     fn finish(mut self, outcome: Outcome, chooser: Chooser) -> RunResult {
