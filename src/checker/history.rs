@@ -281,19 +281,6 @@ impl History {
             .any(|by_app| by_app.get(application).is_some_and(|seen| !seen.is_empty()))
     }
 
-    /// The domain event of the committed record at `tp`@`offset`, decoded once, if that
-    /// record holds `value` and was read for domain events (`None`: decode it yourself).
-    pub fn committed_msg(&self, tp: &TopicPartition, offset: Offset, value: &str) -> Option<&Msg> {
-        let indices = self.by_tp.get(tp)?;
-        let at = indices
-            .binary_search_by_key(&offset, |i| self.records[*i].offset)
-            .ok()?;
-        let r = &self.records[indices[at]];
-        (r.offset == offset && r.value.as_deref() == Some(value))
-            .then_some(r.msg.as_ref())
-            .flatten()
-    }
-
     /// Contradictions between the logs and the broker's own table.
     pub fn kernel_bugs(&self) -> &[KernelBug] {
         self.commitment.kernel_bugs()

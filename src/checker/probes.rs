@@ -300,26 +300,11 @@ impl Deciders {
     }
 }
 
-/// The order a processed record is about (`OrderPlaced`, `ReserveStock`); its value is
-/// decoded again only where the history does not hold it decoded.
-fn order_of(
-    cx: &Cx<'_>,
-    tp: &TopicPartition,
-    offset: Offset,
-    value: Option<&str>,
-) -> Option<String> {
-    fn order(msg: &Msg) -> Option<String> {
-        match msg {
-            Msg::OrderPlaced { order_id, .. } | Msg::ReserveStock { order_id, .. } => {
-                Some(order_id.clone())
-            }
-            _ => None,
-        }
-    }
-    let value = value?;
-    match cx.h.committed_msg(tp, offset, value) {
-        Some(msg) => order(msg),
-        None => order(&Msg::decode(value)?),
+/// The order a processed record is about (`OrderPlaced`, `ReserveStock`).
+fn order_of(value: Option<&str>) -> Option<String> {
+    match value.and_then(Msg::decode)? {
+        Msg::OrderPlaced { order_id, .. } | Msg::ReserveStock { order_id, .. } => Some(order_id),
+        _ => None,
     }
 }
 
@@ -369,7 +354,7 @@ impl Walk {
                 value,
                 ..
             } => {
-                let order = order_of(cx, tp, *offset, value.as_deref());
+                let order = order_of(value.as_deref());
                 self.process(client, tp, *offset, order, r.seq, p)
             }
             Event::OffsetCommit { group, offsets, .. } => {
