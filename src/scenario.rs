@@ -133,6 +133,10 @@ pub struct StreamsSpec {
     pub heartbeat_interval_ms: Option<Millis>,
     pub transaction_timeout_ms: Option<Millis>,
     pub request_timeout_ms: Option<Millis>,
+    /// The Streams producers' `linger.ms` (Kafka Streams' default 100; 0 sends each
+    /// output as soon as the input buffer is empty). The order producer never lingers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linger_ms: Option<Millis>,
     /// `"cooperative"` (Kafka Streams' default since 2.4) or `"eager"` (every task closed
     /// and recreated at each rebalance). Default cooperative.
     pub rebalance_protocol: Option<RebalanceProtocol>,

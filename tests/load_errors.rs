@@ -1244,3 +1244,23 @@ fn a_hazard_must_be_known_and_closed() {
     ));
     assert_eq!(s.expect["saga"].hazards, ["late-end-txn"]);
 }
+
+#[test]
+fn the_streams_linger_is_kafka_streams_100_ms_and_may_be_0() {
+    use oversell::kit::streams_config;
+    use oversell_sim::Guarantee;
+    fn config(s: &str) -> u64 {
+        streams_config("app", Guarantee::AtLeastOnce, &ok(s), &[]).linger_ms
+    }
+    assert_eq!(
+        config(BASE),
+        100,
+        "StreamsConfig.PRODUCER_DEFAULT_OVERRIDES"
+    );
+    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 0\n")), 0);
+    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 5\n")), 5);
+    let text = format!("{BASE}[streams]\nlinger_ms = -5\n");
+    assert_err_at(&text, "-5", &["linger_ms"], &[]);
+    let text = format!("{BASE}[streams]\nlinger_ms = 2000000000\n");
+    assert_err_at(&text, "2000000000", &["linger_ms"], &[]);
+}
