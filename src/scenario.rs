@@ -133,16 +133,12 @@ pub struct StreamsSpec {
     pub heartbeat_interval_ms: Option<Millis>,
     pub transaction_timeout_ms: Option<Millis>,
     pub request_timeout_ms: Option<Millis>,
-    /// The Streams producers' `linger.ms` (Kafka Streams' default 100; 0 sends each
-    /// output as soon as the input buffer is empty). The order producer never lingers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linger_ms: Option<Millis>,
-    /// `"cooperative"` (Kafka Streams' default since 2.4) or `"eager"` (every task closed
-    /// and recreated at each rebalance). Default cooperative.
+    /// `"cooperative"` (the default since Kafka 2.4) or `"eager"` (tasks recreated each time).
     pub rebalance_protocol: Option<RebalanceProtocol>,
-    /// Whether state directories survive a restart: `persistent` (the default: the process
-    /// id, and so the `transactional.id`, is the same at every start) or `ephemeral` (each
-    /// start draws a new process id, `StateDirectory.initializeProcessId`).
+    /// State directories across restarts: `persistent` (default: the same process id and
+    /// `transactional.id`) or `ephemeral` (`StateDirectory.initializeProcessId` each start).
     #[serde(skip_serializing_if = "StateDir::is_persistent")]
     pub state_dir: StateDir,
 }

@@ -1246,18 +1246,14 @@ fn a_hazard_must_be_known_and_closed() {
 }
 
 #[test]
-fn the_streams_linger_is_kafka_streams_100_ms_and_may_be_0() {
+fn the_streams_linger_defaults_to_0_and_takes_kafka_streams_100_ms() {
     use oversell::kit::streams_config;
     use oversell_sim::Guarantee;
     fn config(s: &str) -> u64 {
         streams_config("app", Guarantee::AtLeastOnce, &ok(s), &[]).linger_ms
     }
-    assert_eq!(
-        config(BASE),
-        100,
-        "StreamsConfig.PRODUCER_DEFAULT_OVERRIDES"
-    );
-    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 0\n")), 0);
+    assert_eq!(config(BASE), 0, "the producer model is opt-in for now");
+    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 100\n")), 100);
     assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 5\n")), 5);
     let text = format!("{BASE}[streams]\nlinger_ms = -5\n");
     assert_err_at(&text, "-5", &["linger_ms"], &[]);

@@ -41,9 +41,12 @@ pub struct StreamsConfig {
     /// `max.poll.records`. Default 50.
     pub max_poll_records: usize,
     /// The producer's `linger.ms`: a partition's held records are sent once the oldest
-    /// has waited this long (`RecordAccumulator.batchReady`). Default 100, Kafka Streams'
-    /// own (`StreamsConfig.PRODUCER_DEFAULT_OVERRIDES`, exactly-once included); not scaled
-    /// down like the times above, since Kafka Streams sets it whatever the story's times.
+    /// has waited this long (`RecordAccumulator.batchReady`). Kafka Streams' own is 100
+    /// (`StreamsConfig.PRODUCER_DEFAULT_OVERRIDES`, exactly-once included). Default 0
+    /// here: outputs go out once the input buffer is empty, the commit timer restarts only
+    /// at a commit, and a lost member drops what it holds, as before the producer model;
+    /// the shipped expectations are written against that. Above 0 the whole model of
+    /// `linger` applies (see its module); its verdict changes are not yet settled.
     pub linger_ms: Millis,
     /// The producer's `batch.size` in bytes: a partition whose held records reach it is
     /// sent at once (`RecordAccumulator.batchReady`'s `full`). Default 16384, Kafka's.
@@ -82,7 +85,7 @@ impl StreamsConfig {
             retry_backoff_ms: 10,
             transaction_timeout_ms: 1000,
             max_poll_records: 50,
-            linger_ms: 100,
+            linger_ms: 0,
             batch_size: 16384,
             idempotent_producer: true,
             commit_before_process: false,

@@ -14,6 +14,10 @@
 //! without aborting anything (`RecordCollectorImpl.closeDirty` aborts only under
 //! exactly-once), so its held records are still sent by the producer's `Sender`.
 //!
+//! Opt-in: with `linger.ms` 0 (the default, `StreamsConfig`) outputs go out as soon as the
+//! input buffer is empty, the commit timer restarts only at a commit, and a lost member
+//! drops what it holds, as before this model.
+//!
 //! The model holds every output in one accumulator (one request goes to the broker, as
 //! with a single leader): all of it goes out when the oldest record has lingered, when
 //! one partition's records fill a batch, or at a flush. One difference from Kafka stays:
@@ -90,10 +94,15 @@ mod tests {
     use super::super::testkit::*;
     use super::super::*;
 
-    /// A client of Kafka Streams' own producer settings (the test kit's lingers 0 ms).
+    /// Kafka Streams' producer settings: `linger.ms` 100.
+    fn streams_config(guarantee: Guarantee) -> StreamsConfig {
+        let mut config = StreamsConfig::new("app", guarantee);
+        config.linger_ms = 100;
+        config
+    }
+
     fn lingering(guarantee: Guarantee) -> (StreamsClient, harness::Driver) {
-        let c = StreamsClient::new("i0", StreamsConfig::new("app", guarantee), topology(None));
-        assert_eq!(c.config.linger_ms, 100, "Kafka Streams' linger.ms");
+        let c = StreamsClient::new("i0", streams_config(guarantee), topology(None));
         running_client(c, &[0], &[])
     }
 
@@ -140,7 +149,7 @@ mod tests {
 
     #[test]
     fn a_commit_flushes_the_held_outputs_before_its_offsets() {
-        let mut config = StreamsConfig::new("app", Guarantee::ExactlyOnceV2);
+        let mut config = streams_config(Guarantee::ExactlyOnceV2);
         config.commit_interval_ms = 30;
         let c = StreamsClient::new("i0", config, topology(None));
         let (mut c, mut d) = running_client(c, &[0], &[]);
@@ -162,7 +171,7 @@ mod tests {
 
     #[test]
     fn a_full_batch_goes_out_without_lingering() {
-        let mut config = StreamsConfig::new("app", Guarantee::AtLeastOnce);
+        let mut config = streams_config(Guarantee::AtLeastOnce);
         config.batch_size = 200;
         let c = StreamsClient::new("i0", config, topology(None));
         let (mut c, mut d) = running_client(c, &[0], &[]);

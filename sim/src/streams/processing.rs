@@ -35,8 +35,10 @@ impl StreamsClient {
     /// (`TaskManager.commit` commits only the commit-needed ones; only its -1, a rebalance
     /// in progress, keeps the old time). Without it, the first record processed after a
     /// quiet spell would be committed at once, its outputs flushed with no linger.
+    /// Part of the producer model: only with `linger.ms` above 0.
     fn tick_commit_timer(&mut self, now: Millis) {
-        if !self.dirty
+        if self.config.linger_ms > 0
+            && !self.dirty
             && !self.rebalancing
             && now >= self.last_commit + self.config.commit_interval_ms
         {
@@ -246,7 +248,10 @@ mod tests {
     #[test]
     fn the_commit_timer_restarts_while_nothing_needs_a_commit() {
         // StreamThread.maybeCommit sets lastCommitMs whenever the interval elapsed.
-        let (mut c, mut d) = running(Guarantee::AtLeastOnce, &[0], &[]);
+        let mut config = StreamsConfig::new("app", Guarantee::AtLeastOnce);
+        config.linger_ms = 100; // part of the producer model
+        let c = StreamsClient::new("i0", config, topology(None));
+        let (mut c, mut d) = running_client(c, &[0], &[]);
         let interval = c.config.commit_interval_ms;
         d.now += interval + 30;
         let (corr, _) = step(&mut c, &mut d);
