@@ -409,9 +409,7 @@ pub struct RunSpec {
     /// The exhaustive search's bound on pauses per run. Default 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_pauses: u32,
-    /// The exhaustive search's bound on network faults per run: requests delayed or
-    /// duplicated, where the fault class has those rates. Default 0. Not with the
-    /// reduction.
+    /// The exhaustive search's bound on requests delayed or duplicated per run. Default 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_net_faults: u32,
     /// The exhaustive search's bound on deviations from the default schedule per run
@@ -475,21 +473,14 @@ impl RunSpec {
                 max_crashes: self.max_crashes,
                 max_pauses: self.max_pauses,
                 max_net_faults: self.max_net_faults,
-                // A deviation bound counts deviations from the first option of every
-                // choice: sleep sets and moved fault points change which option is
-                // first, so the bound goes without them (`src/exhaustive.rs`).
+                // Which option is first must not move under a deviation bound: `reduced`.
                 reduce: self.reduced(),
                 ordered: self.max_deviations.is_some(),
             },
         }
     }
-}
 
-impl RunSpec {
-    /// Whether the exhaustive search runs with its partial-order reduction: unless
-    /// `--no-reduction`, and never under a deviation bound or with network faults (a
-    /// delivery's fault is a choice inside the delivery, which the sleep sets, keyed by
-    /// action, do not tell apart).
+    /// The exhaustive search's reduction: off by `--no-reduction`, a deviation bound or net faults.
     pub fn reduced(&self) -> bool {
         !self.no_reduction && self.max_deviations.is_none() && self.max_net_faults == 0
     }
