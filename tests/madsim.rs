@@ -332,20 +332,83 @@ fn shipped() -> Vec<String> {
     files
 }
 
+/// What one scenario × design breaks on each driver (and, for an `EAGER_ONLY` pair, on
+/// the simulator under the eager protocol).
+struct Sweep {
+    sim: BTreeSet<Invariant>,
+    mad: BTreeSet<Invariant>,
+    sim_eager: Option<BTreeSet<Invariant>>,
+}
+
+/// Sweep every pair on both drivers, on two threads (each madsim run has a runtime of
+/// its own), the results in the pairs' order.
+fn sweep_pairs(
+    pairs: Vec<(String, &'static str, Scenario)>,
+    n: u64,
+) -> Vec<(String, &'static str, Sweep)> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                let registry = Registry::builtin();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some((file, design, s)) = pairs.get(i) else {
+                        return;
+                    };
+                    let d = registry.get(design).unwrap();
+                    let sweep = sweep_pair(file, design, d, s, n);
+                    done.lock().unwrap().push((i, sweep));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner().unwrap();
+    done.sort_by_key(|(i, _)| *i);
+    pairs
+        .into_iter()
+        .zip(done)
+        .map(|((file, design, _), (_, sweep))| (file, design, sweep))
+        .collect()
+}
+
+fn sweep_pair(file: &str, design: &str, d: &dyn oversell::Design, s: &Scenario, n: u64) -> Sweep {
+    let seeds = || s.run.seeds.start..s.run.seeds.end;
+    let (sim, _) = union(seeds().map(|seed| run::run_seed(d, s, &[], seed)));
+    let (mad, unsettled) = union((0..n).map(|seed| run_seed(d, s, seed, &NetFaults::default())));
+    assert_eq!(
+        unsettled, 0,
+        "{file} × {design}: a madsim run did not settle"
+    );
+    let eager_only = EAGER_ONLY
+        .iter()
+        .any(|(f, dn, _)| *f == file && *dn == design);
+    let sim_eager = eager_only.then(|| {
+        let mut eager = s.clone();
+        eager.streams.rebalance_protocol = Some(RebalanceProtocol::Eager);
+        union(seeds().map(|seed| run::run_seed(d, &eager, &[], seed))).0
+    });
+    Sweep {
+        sim,
+        mad,
+        sim_eager,
+    }
+}
+
 /// Both drivers give the same verdict on every scenario file × design that runs on both:
 /// the same invariants hold and the same break, over the scenario's own seeds on the
 /// simulator and seeds 0..MADSIM_SWEEP on madsim (default 6). Every other file is in
 /// `REFUSED`, with its reason.
 #[test]
 fn both_drivers_give_the_same_verdict_on_every_scenario() {
-    let registry = Registry::builtin();
     let n: u64 = std::env::var("MADSIM_SWEEP")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let (mut refused, mut differ, mut protocol_only) = (Vec::new(), Vec::new(), Vec::new());
-    let mut checked = 0;
+    let mut pairs = Vec::new();
     for file in shipped() {
         let s = oversell::load::load_file(&root.join(&file)).expect("a shipped scenario loads");
         for design in oversell::madsim_driver::DESIGNS {
@@ -357,48 +420,40 @@ fn both_drivers_give_the_same_verdict_on_every_scenario() {
                 refused.push(file.clone());
                 continue;
             }
-            let d = registry.get(design).unwrap();
-            let seeds = s.run.seeds.start..s.run.seeds.end;
-            let (sim, _) = union(seeds.map(|seed| run::run_seed(d, &s, &[], seed)));
-            let (mad, unsettled) =
-                union((0..n).map(|seed| run_seed(d, &s, seed, &NetFaults::default())));
-            eprintln!("{file} × {design}: simulator {sim:?}, madsim {mad:?}");
-            assert_eq!(
-                unsettled, 0,
-                "{file} × {design}: a madsim run did not settle"
-            );
-            let listed = EAGER_ONLY
-                .iter()
-                .any(|(f, d, _)| *f == file && *d == design);
-            if listed {
-                // madsim's client speaks the eager protocol only: the simulator under
-                // the eager protocol must agree, and under its default must not.
-                let mut eager = s.clone();
-                eager.streams.rebalance_protocol = Some(RebalanceProtocol::Eager);
-                let seeds = s.run.seeds.start..s.run.seeds.end;
-                let (sim_eager, _) = union(seeds.map(|seed| run::run_seed(d, &eager, &[], seed)));
-                assert_ne!(sim, mad, "{file} × {design} is in EAGER_ONLY but agrees");
-                if sim_eager != mad {
-                    differ.push(format!(
-                        "{file} × {design}: eager simulator {sim_eager:?}, madsim {mad:?}"
-                    ));
-                }
-                protocol_only.push((file.clone(), design));
-            } else if CLUSTER_DIFFER
-                .iter()
-                .chain(FAULTS_DIFFER)
-                .any(|(f, d, _)| *f == file && *d == design)
-            {
-                assert_ne!(
-                    sim, mad,
-                    "{file} × {design} is in CLUSTER_DIFFER or FAULTS_DIFFER but agrees"
-                );
-            } else if sim != mad {
+            pairs.push((file.clone(), design, s.clone()));
+        }
+    }
+    let checked = pairs.len();
+    for (file, design, sweep) in sweep_pairs(pairs, n) {
+        let Sweep {
+            sim,
+            mad,
+            sim_eager,
+        } = sweep;
+        eprintln!("{file} × {design}: simulator {sim:?}, madsim {mad:?}");
+        if let Some(sim_eager) = sim_eager {
+            // madsim's client speaks the eager protocol only: the simulator under
+            // the eager protocol must agree, and under its default must not.
+            assert_ne!(sim, mad, "{file} × {design} is in EAGER_ONLY but agrees");
+            if sim_eager != mad {
                 differ.push(format!(
-                    "{file} × {design}: simulator {sim:?}, madsim {mad:?}"
+                    "{file} × {design}: eager simulator {sim_eager:?}, madsim {mad:?}"
                 ));
             }
-            checked += 1;
+            protocol_only.push((file.clone(), design));
+        } else if CLUSTER_DIFFER
+            .iter()
+            .chain(FAULTS_DIFFER)
+            .any(|(f, d, _)| *f == file && *d == design)
+        {
+            assert_ne!(
+                sim, mad,
+                "{file} × {design} is in CLUSTER_DIFFER or FAULTS_DIFFER but agrees"
+            );
+        } else if sim != mad {
+            differ.push(format!(
+                "{file} × {design}: simulator {sim:?}, madsim {mad:?}"
+            ));
         }
     }
     assert!(
@@ -548,18 +603,17 @@ fn random_faults_strike_through_madsim_and_are_recorded() {
     let d = registry.get("rekeyed-eos").unwrap();
     let mut seen = BTreeSet::new();
     for (name, seeds) in [
-        ("many-products", 0..2),
-        ("cluster/acks-all-broker-faults", 0..3),
+        ("many-products", 0..1),
+        ("cluster/acks-all-broker-faults", 0..2),
     ] {
         let s = scenario(name);
         for seed in seeds {
             let j = run_seed(d, &s, seed, &NetFaults::default());
-            let again = run_seed(d, &s, seed, &NetFaults::default());
-            assert_eq!(
-                j.result.trace.hash(),
-                again.result.trace.hash(),
-                "{name} seed {seed}"
-            );
+            if seed == 0 {
+                let again = run_seed(d, &s, seed, &NetFaults::default());
+                let (a, b) = (j.result.trace.hash(), again.result.trace.hash());
+                assert_eq!(a, b, "{name} seed {seed}: two traces");
+            }
             for r in &j.result.trace.records {
                 let kind = match &r.event {
                     Event::Crash { .. } => "crash",

@@ -79,14 +79,17 @@ pub(super) struct Targets {
     pub struck: Arc<AtomicU64>,
 }
 
-/// Crash (`crash`) or pause `instance` now until `until`, then restart or resume it, on
-/// a task of the supervisor; nothing when it is not up.
-pub(super) fn strike_instance(t: &Targets, instance: &str, until: Millis, crash: bool) {
-    let Some(node) = t.nodes.get(instance) else {
-        return;
-    };
+/// Crash (`crash`) or pause `instance` now until `until`; the future that then restarts
+/// or resumes it (`None`, nothing done, when it is not up).
+pub(super) fn strike_instance(
+    t: &Targets,
+    instance: &str,
+    until: Millis,
+    crash: bool,
+) -> Option<impl std::future::Future<Output = ()>> {
+    let node = t.nodes.get(instance)?;
     if !t.downs.take(instance) {
-        return;
+        return None;
     }
     t.struck.fetch_max(until, Ordering::SeqCst);
     let (id, h, instance) = (node.id(), Handle::current(), instance.to_string());
@@ -106,7 +109,7 @@ pub(super) fn strike_instance(t: &Targets, instance: &str, until: Millis, crash:
         t.recorder.event(event);
     }
     let (recorder, downs) = (t.recorder.clone(), t.downs.clone());
-    task::spawn(async move {
+    Some(async move {
         sleep(Duration::from_millis(until.saturating_sub(now_ms()))).await;
         downs.heal(&instance);
         if crash {
@@ -116,7 +119,7 @@ pub(super) fn strike_instance(t: &Targets, instance: &str, until: Millis, crash:
             h.resume(id);
             recorder.event(Event::Resume { instance });
         }
-    });
+    })
 }
 
 /// Play `rates` until `phase_ms` (nothing when no rate is set): the network's on every
@@ -173,12 +176,17 @@ fn instance_fault(rates: &FaultRates, t: &Targets) {
         return;
     }
     let now = now_ms();
-    if chance(rates.crash) {
+    let heal = if chance(rates.crash) {
         let i = &up[choose(up.len() as u64) as usize];
-        strike_instance(t, i, now + pick(rates.restart_after), true);
+        strike_instance(t, i, now + pick(rates.restart_after), true)
     } else if chance(rates.pause) {
         let i = &up[choose(up.len() as u64) as usize];
-        strike_instance(t, i, now + pick(rates.pause_for), false);
+        strike_instance(t, i, now + pick(rates.pause_for), false)
+    } else {
+        None
+    };
+    if let Some(heal) = heal {
+        task::spawn(heal);
     }
 }
 

@@ -264,7 +264,9 @@ fn play_faults(scenario: &Scenario, t: &Targets) -> Millis {
         let (t, instance) = (t.clone(), instance.clone());
         task::spawn(async move {
             sleep(Duration::from_millis(at)).await;
-            random::strike_instance(&t, &instance, until, crash);
+            if let Some(heal) = random::strike_instance(&t, &instance, until, crash) {
+                heal.await;
+            }
         });
     }
     healed_at
