@@ -64,6 +64,7 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "pct_steps"], 1, u32::MAX as u64),
     (&["run", "max_crashes"], 0, 4),
     (&["run", "max_pauses"], 0, 4),
+    (&["run", "max_net_faults"], 0, 4),
     (
         &["run", "max_deviations"],
         0,
