@@ -21,6 +21,8 @@ mod services;
 mod spawned;
 #[cfg(madsim)]
 mod store;
+#[cfg(madsim)]
+mod streams;
 
 #[cfg(madsim)]
 pub use run::{run_seed, run_service_seed, simulate, simulate_service, NetFaults, Service};
@@ -29,7 +31,7 @@ use crate::scenario::Scenario;
 use oversell_sim::ScheduledFault;
 
 /// The designs that run on the madsim driver.
-pub const DESIGNS: [&str; 2] = ["naive", "rekeyed-eos"];
+pub const DESIGNS: [&str; 4] = ["naive", "rekeyed-eos", "saga", "saga-direct-timers"];
 
 /// Why the madsim driver cannot run `design` on `scenario` (`None`: it can).
 pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {

@@ -4,8 +4,10 @@
 use super::services::{self, Ctx};
 use super::spawned;
 use super::store::Stores;
+use super::streams;
 use crate::checker::check;
-use crate::designs::Design;
+use crate::designs::saga;
+use crate::designs::{Design, Saga};
 use crate::kit::{streams_config, world_config, Frontend, StockRecords};
 use crate::run::{build_world, Judged};
 use crate::scenario::Scenario;
@@ -104,15 +106,25 @@ pub async fn simulate_service(
     let stores = Stores::default();
     let sent = Arc::new(AtomicBool::new(false));
     start_frontend(design.name(), scenario, sent.clone());
-    let nodes = start_services(design.name(), service, scenario, &stores, &recorder);
+    let saga = streams::saga_apps(design.name(), scenario);
+    let nodes = match &saga {
+        Some(apps) => streams::start_saga(apps, scenario, &stores, &recorder),
+        None => start_services(design.name(), service, scenario, &stores, &recorder),
+    };
     let healed_at = play_faults(scenario, net, &nodes, &stores, &recorder);
     let struck = Arc::new(AtomicU64::new(healed_at));
     let planned = healed_at.max(super::brokers::play(scenario, &cluster, &struck));
-    let settle = world_config(scenario, 1000).settle_until;
+    let extra = saga.as_ref().map_or(1000, |_| Saga::settle_ms(scenario));
+    let settle = world_config(scenario, extra).settle_until;
     sleep(Duration::from_millis(settle)).await;
     let groups = groups(design.name());
     let outcome = loop {
-        if sent.load(Ordering::SeqCst) && now_ms() >= planned && cluster.quiescent(groups) {
+        let timers = || (saga.as_ref()).is_some_and(|a| streams::timers_pending(a, &stores));
+        if sent.load(Ordering::SeqCst)
+            && now_ms() >= planned
+            && cluster.quiescent(groups)
+            && !timers()
+        {
             break Outcome::Quiescent;
         }
         if now_ms() >= scenario.run.max_time_ms {
@@ -129,6 +141,7 @@ fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
             orders_by_product: true,
             ..Frontend::new("orders", "stock")
         },
+        "saga" | "saga-direct-timers" => Frontend::new("orders", saga::COMMANDS),
         _ => Frontend {
             orders_by_product: true,
             stock_records: StockRecords::AbsoluteCounts,
@@ -201,6 +214,10 @@ fn start_services(
 fn groups(design: &str) -> &'static [(&'static str, &'static [&'static str])] {
     use crate::designs::{naive, rekeyed};
     match design {
+        "saga" | "saga-direct-timers" => &[
+            (saga::ORDER_APP, &["orders", saga::REPLIES]),
+            (saga::PRODUCT_APP, &[saga::COMMANDS]),
+        ],
         "naive" => &[
             (naive::CHECKER_APP, &["orders"]),
             (naive::STOCK_APP, &["orders", "stock"]),
