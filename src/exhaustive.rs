@@ -54,7 +54,9 @@
 //!
 //! What the bound is, the world's side: see `sim/src/world/exhaustive.rs` (no time
 //! passing as a choice, a fault point at every step of the fault phase, at most
-//! `max_crashes` crashes and `max_pauses` pauses, no network or broker faults).
+//! `max_crashes` crashes and `max_pauses` pauses, at most `max_net_faults` requests
+//! delayed or duplicated where the fault class has those rates, no drop and no broker
+//! fault).
 
 use crate::checker::check;
 use crate::designs::{Design, Mutation};
@@ -126,7 +128,7 @@ pub struct Search {
 pub fn scenario_for(scenario: &Scenario) -> Scenario {
     let mut s = scenario.clone();
     s.run.strategy = StrategyName::Exhaustive;
-    if s.run.max_crashes + s.run.max_pauses > 0 {
+    if s.run.max_crashes + s.run.max_pauses + s.run.max_net_faults > 0 {
         s.faults.phase_ms = crate::swarm::phase_of(scenario);
     }
     s

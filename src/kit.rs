@@ -231,6 +231,9 @@ pub fn streams_config(
     if let Some(v) = s.request_timeout_ms {
         c.request_timeout_ms = v;
     }
+    if let Some(v) = s.linger_ms {
+        c.linger_ms = v;
+    }
     if let Some(v) = s.rebalance_protocol {
         c.rebalance_protocol = v;
     }

@@ -133,12 +133,12 @@ pub struct StreamsSpec {
     pub heartbeat_interval_ms: Option<Millis>,
     pub transaction_timeout_ms: Option<Millis>,
     pub request_timeout_ms: Option<Millis>,
-    /// `"cooperative"` (Kafka Streams' default since 2.4) or `"eager"` (every task closed
-    /// and recreated at each rebalance). Default cooperative.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linger_ms: Option<Millis>,
+    /// `"cooperative"` (the default since Kafka 2.4) or `"eager"` (tasks recreated each time).
     pub rebalance_protocol: Option<RebalanceProtocol>,
-    /// Whether state directories survive a restart: `persistent` (the default: the process
-    /// id, and so the `transactional.id`, is the same at every start) or `ephemeral` (each
-    /// start draws a new process id, `StateDirectory.initializeProcessId`).
+    /// State directories across restarts: `persistent` (default: the same process id and
+    /// `transactional.id`) or `ephemeral` (`StateDirectory.initializeProcessId` each start).
     #[serde(skip_serializing_if = "StateDir::is_persistent")]
     pub state_dir: StateDir,
 }
@@ -409,6 +409,9 @@ pub struct RunSpec {
     /// The exhaustive search's bound on pauses per run. Default 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub max_pauses: u32,
+    /// The exhaustive search's bound on requests delayed or duplicated per run. Default 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub max_net_faults: u32,
     /// The exhaustive search's bound on deviations from the default schedule per run
     /// (`src/exhaustive.rs`: every fault placement first with the default schedule, then
     /// with 1, 2, … deviations); none: every schedule. Not with the reduction.
@@ -469,21 +472,17 @@ impl RunSpec {
             StrategyName::Exhaustive => oversell_sim::Strategy::Exhaustive {
                 max_crashes: self.max_crashes,
                 max_pauses: self.max_pauses,
-                // A deviation bound counts deviations from the first option of every
-                // choice: sleep sets and moved fault points change which option is
-                // first, so the bound goes without them (`src/exhaustive.rs`).
+                max_net_faults: self.max_net_faults,
+                // Which option is first must not move under a deviation bound: `reduced`.
                 reduce: self.reduced(),
                 ordered: self.max_deviations.is_some(),
             },
         }
     }
-}
 
-impl RunSpec {
-    /// Whether the exhaustive search runs with its partial-order reduction: unless
-    /// `--no-reduction`, and never under a deviation bound.
+    /// The exhaustive search's reduction: off by `--no-reduction`, a deviation bound or net faults.
     pub fn reduced(&self) -> bool {
-        !self.no_reduction && self.max_deviations.is_none()
+        !self.no_reduction && self.max_deviations.is_none() && self.max_net_faults == 0
     }
 }
 
@@ -498,6 +497,7 @@ impl Default for RunSpec {
             pct_steps: PCT_STEPS,
             max_crashes: 0,
             max_pauses: 0,
+            max_net_faults: 0,
             max_deviations: None,
             no_reduction: false,
         }

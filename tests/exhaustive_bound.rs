@@ -2,6 +2,7 @@
 //! by level, every fault placement first with the default schedule; its counterexample
 //! replays, its proof is spelled out for its bound, and the reduction stays off.
 
+use oversell::checker::{Invariant, Probe};
 use oversell::exhaustive::{search, Limits};
 use oversell::expect::design_named;
 use oversell::load::load_file;
@@ -80,4 +81,42 @@ fn a_deviation_bound_searches_a_subset_of_the_unbounded_search() {
     let (zero, one) = (runs(Some(0)), runs(Some(1)));
     assert_eq!(zero, 1, "one default schedule and no fault point");
     assert!(one > zero, "one deviation opens more schedules: {one}");
+}
+
+/// The saga's zombie punctuation, in the scenario small enough for the search
+/// (`scenarios/exhaustive/saga-zombie-punctuation-small.toml`): one pause of product-service-0
+/// after its gen 2 assignment, with the default schedule, and its punctuation releases
+/// o1 a second time. The deepest fault points are searched first, and the story's pause
+/// is among the last steps of the fault phase: a few runs. The fixed saga holds on the
+/// same runs.
+#[test]
+fn the_sagas_zombie_punctuation_is_found_with_one_pause_and_no_deviation() {
+    let mut s = scenario("exhaustive/saga-zombie-punctuation-small");
+    s.run.max_pauses = 1;
+    s.run.max_deviations = Some(0);
+    let limits = Limits {
+        max_runs: 20,
+        first: true,
+    };
+    let d = design_named("saga-direct-timers").unwrap();
+    let found = search(d.as_ref(), &s, &[], limits).expect("no panic");
+    let c = found
+        .counterexample
+        .expect("the zombie's punctuation releases o1 twice within 20 runs");
+    assert_eq!(found.deviations_searched, None, "found at level 0");
+    assert!(
+        c.judged.violated().contains(&Invariant::NoDuplicateEffect),
+        "{:?}",
+        c.judged.violated()
+    );
+    assert!(
+        c.judged.verdict.probes.0.contains_key(&Probe::ZombieWrote),
+        "the zombie's punctuation wrote"
+    );
+    let again = run_log(d.as_ref(), &s, &[], &c.choices);
+    assert_eq!(again.result.trace.hash(), c.judged.result.trace.hash());
+    let fixed = design_named("saga").unwrap();
+    let held = search(fixed.as_ref(), &s, &[], limits).expect("no panic");
+    assert!(held.counterexample.is_none(), "the saga holds on them");
+    assert_eq!(held.runs, 20, "the same runs, cut by the limit");
 }

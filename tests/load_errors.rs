@@ -527,6 +527,21 @@ fn the_transaction_version_is_1_or_2_and_defaults_to_2() {
 }
 
 #[test]
+fn the_network_fault_bound_is_0_to_4_and_defaults_to_0() {
+    assert_eq!(ok(BASE).run.max_net_faults, 0);
+    let s = ok(&format!("{BASE}[run]\nmax_net_faults = 2\n"));
+    assert_eq!(s.run.max_net_faults, 2);
+    assert!(!s.run.reduced(), "no reduction with network fault points");
+    let text = format!("{BASE}[run]\nmax_net_faults = 5\n");
+    assert_err_at(
+        &text,
+        "5\n",
+        &["run.max_net_faults must be at most 4, found 5"],
+        &[],
+    );
+}
+
+#[test]
 fn faults_read_through_serde_buffers_are_still_placed_at_the_value() {
     // `[faults]` flattens the kernel's FaultRates and a scheduled fault is an internally
     // tagged enum: serde reads both from a buffer, and the loader still points at the key
@@ -1243,4 +1258,20 @@ fn a_hazard_must_be_known_and_closed() {
         "{BASE}[kafka]\ntransaction_version = 2\n\n[expect]\nsaga = {{ violates = [], hazards = [\"late-end-txn\"] }}\n"
     ));
     assert_eq!(s.expect["saga"].hazards, ["late-end-txn"]);
+}
+
+#[test]
+fn the_streams_linger_defaults_to_0_and_takes_kafka_streams_100_ms() {
+    use oversell::kit::streams_config;
+    use oversell_sim::Guarantee;
+    fn config(s: &str) -> u64 {
+        streams_config("app", Guarantee::AtLeastOnce, &ok(s), &[]).linger_ms
+    }
+    assert_eq!(config(BASE), 0, "the producer model is opt-in for now");
+    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 100\n")), 100);
+    assert_eq!(config(&format!("{BASE}[streams]\nlinger_ms = 5\n")), 5);
+    let text = format!("{BASE}[streams]\nlinger_ms = -5\n");
+    assert_err_at(&text, "-5", &["linger_ms"], &[]);
+    let text = format!("{BASE}[streams]\nlinger_ms = 2000000000\n");
+    assert_err_at(&text, "2000000000", &["linger_ms"], &[]);
 }

@@ -5,6 +5,7 @@
 //! path that used to break it (so a schedule change cannot make the test pass vacuously),
 //! and that the run holds every invariant.
 
+use oversell::checker::Invariant;
 use oversell::designs;
 use oversell::expect::FaultClass;
 use oversell::load::load_file;
@@ -160,6 +161,18 @@ fn late_end_txn_commits_the_next_transaction_under_v1_only() {
     assert!(
         committed_without_offsets(&v1.result),
         "under v1 the late EndTxn commits the next transaction before its offsets"
+    );
+    // The platform promise the late request breaks, judged from the history alone.
+    let own_end: Vec<_> = v1
+        .verdict
+        .violations
+        .iter()
+        .filter(|v| v.invariant == Invariant::OwnEndTxn)
+        .collect();
+    assert!(
+        !own_end.is_empty() && own_end[0].explanation.contains("a late EndTxn"),
+        "under v1 own-end-txn is violated: {}",
+        v1.verdict
     );
     let v2 = run(2);
     assert!(

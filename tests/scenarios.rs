@@ -6,10 +6,11 @@ use oversell::load::load_file;
 use oversell::run::replay_command;
 use std::path::PathBuf;
 
-/// Every scenario of `scenarios/` and of the cluster's `scenarios/cluster/`.
+/// Every scenario of `scenarios/`, of the cluster's `scenarios/cluster/` and of the
+/// exhaustive search's `scenarios/exhaustive/` (outside the matrix).
 fn scenario_files() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<PathBuf> = ["scenarios", "scenarios/cluster"]
+    let mut files: Vec<PathBuf> = ["scenarios", "scenarios/cluster", "scenarios/exhaustive"]
         .into_iter()
         .flat_map(|d| std::fs::read_dir(root.join(d)).expect("the scenario directory exists"))
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -59,6 +59,7 @@ impl Cluster {
     /// # Panics
     /// Outside a madsim runtime.
     pub fn start(broker: Broker, recorder: Recorder) -> Cluster {
+        crate::netfaults::clear();
         let topics = broker
             .topics()
             .map(|(name, config)| (name.to_string(), config.partitions))

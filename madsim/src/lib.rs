@@ -25,6 +25,8 @@ environment variable replaces it; unset it, or add `--cfg madsim` to it \
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod netfaults;
+#[cfg(madsim)]
 pub mod nodes;
 #[cfg(madsim)]
 pub mod rdkafka;

@@ -151,6 +151,17 @@ impl Nodes {
         &self.nodes[b as usize]
     }
 
+    /// The number of brokers.
+    pub fn count(&self) -> u32 {
+        self.nodes.len() as u32
+    }
+
+    /// Every broker up and reachable, every ISR full (`Broker::cluster_healthy`): when
+    /// the simulator's random broker faults may strike (`World::maybe_broker_fault`).
+    pub fn healthy(&self) -> bool {
+        lock(&self.broker).cluster_healthy()
+    }
+
     /// Kill broker `b`'s node and crash it in the model; with `lose_unflushed`, each of
     /// its replica logs keeps a prefix madsim's RNG draws (the simulator's `fsync_loss`).
     /// False (and nothing done) unless the model has `b` intact, as the simulator skips

@@ -253,6 +253,33 @@ async fn settings_it_does_not_model_are_refused_by_name() {
     );
 }
 
+/// `acks` (or librdkafka's `request.required.acks`): `1` without idempotence, refused
+/// with it as librdkafka refuses it; `0` is refused. (That `acks=1` reaches the broker,
+/// which then answers before the followers have the batch, is what the
+/// `cluster/acks1-*` scenarios show on this driver: `tests/madsim.rs`.)
+#[madsim::test]
+async fn acks_1_is_taken_without_idempotence_and_refused_with_it() {
+    let _c = cluster(1);
+    let idempotent = producer(&[("acks", "1")]).await;
+    assert!(
+        matches!(idempotent, Err(KafkaError::ClientCreation(ref why)) if why.contains("`acks` must be set to `all`")),
+        "{:?}",
+        idempotent.err()
+    );
+    let zero = producer(&[("enable.idempotence", "false"), ("acks", "0")]).await;
+    assert!(matches!(zero, Err(KafkaError::ClientCreation(ref why)) if why.contains("acks=0")));
+    on_node("p", [10, 1, 0, 1], || async {
+        for name in ["acks", "request.required.acks"] {
+            let p = producer(&[("enable.idempotence", "false"), (name, "1")])
+                .await
+                .unwrap();
+            let record = FutureRecord::to("in").key("k").payload("v");
+            p.send(record, T).await.unwrap();
+        }
+    })
+    .await;
+}
+
 /// A dropped consumer leaves its group (rdkafka's close sends `LeaveGroup`): the
 /// coordinator forgets it at once, long before its session would expire.
 #[madsim::test]

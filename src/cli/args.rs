@@ -353,6 +353,12 @@ pub struct MutationArg {
     /// The exhaustive search's bound on pauses per run (`[run] max_pauses`).
     #[arg(long = "max-pauses", value_parser = clap::value_parser!(u32).range(0..=4))]
     pub max_pauses: Option<u32>,
+    /// The exhaustive search's bound on network faults per run (`[run] max_net_faults`):
+    /// a request delayed (by the upper end of its delay range) or duplicated, at any
+    /// delivery before the fault phase ends, of the kinds the fault class has (none
+    /// otherwise); default 0; without the partial-order reduction.
+    #[arg(long = "max-net-faults", value_parser = clap::value_parser!(u32).range(0..=4))]
+    pub max_net_faults: Option<u32>,
     /// The exhaustive search's bound on deviations from the default schedule per run
     /// (`[run] max_deviations`): every fault placement with the default schedule first,
     /// then with 1, 2, … up to N deviations; without the partial-order reduction.
@@ -401,6 +407,9 @@ impl MutationArg {
         }
         if let Some(n) = self.max_pauses {
             flags.extend(["--max-pauses".to_string(), n.to_string()]);
+        }
+        if let Some(n) = self.max_net_faults {
+            flags.extend(["--max-net-faults".to_string(), n.to_string()]);
         }
         if let Some(n) = self.max_deviations {
             flags.extend(["--max-deviations".to_string(), n.to_string()]);

@@ -91,10 +91,26 @@ pub(super) fn bound_words(s: &Scenario) -> String {
              0 deviations, every fault placement first with the default schedule"
         ),
     };
+    let kinds: Vec<&str> = [(f.delay > 0, "delayed"), (f.duplicate > 0, "duplicated")]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect();
+    let net = if r.max_net_faults == 0 || kinds.is_empty() {
+        "no drop, duplicate, delay or broker fault".to_string()
+    } else {
+        format!(
+            "at most {} request(s) {} (a delay of {} ms) at any delivery to the broker before \
+             {} ms; no drop or broker fault",
+            r.max_net_faults,
+            kinds.join(" or "),
+            f.delay_for.1,
+            s.faults.phase_ms
+        )
+    };
     format!(
         "{orders}; at most {} crash(es) \
          (restart after {} ms) and {} pause(s) (of {} ms) of service instances, at any \
-         step before {} ms; no drop, duplicate, delay or broker fault; time passes only \
+         step before {} ms; {net}; time passes only \
          when nothing else can happen (processing takes no time: timeouts, heartbeats \
          and punctuations fire at their deadlines only); runs up to {} ms of simulated time; {}",
         r.max_crashes,
@@ -103,7 +119,10 @@ pub(super) fn bound_words(s: &Scenario) -> String {
         f.pause_for.1,
         s.faults.phase_ms,
         r.max_time_ms,
-        if r.max_deviations.is_some() {
+        if r.max_net_faults > 0 {
+            "no reduction (a delivery's network fault is a choice inside the action, which \
+             the sleep sets do not tell apart)"
+        } else if r.max_deviations.is_some() {
             "no reduction (a deviation bound counts from the first option of every choice, \
              which sleep sets and moved fault points would change)"
         } else if r.no_reduction {

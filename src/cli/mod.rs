@@ -171,6 +171,9 @@ fn load_with(path: &Path, opts: &MutationArg) -> Result<Scenario, Error> {
     if let Some(n) = opts.max_pauses {
         scenario.run.max_pauses = n;
     }
+    if let Some(n) = opts.max_net_faults {
+        scenario.run.max_net_faults = n;
+    }
     if let Some(n) = opts.max_deviations {
         scenario.run.max_deviations = Some(n);
     }

@@ -397,6 +397,7 @@ fn no_options() -> super::args::MutationArg {
         pct_depth: None,
         max_crashes: None,
         max_pauses: None,
+        max_net_faults: None,
         max_deviations: None,
         no_reduction: false,
         transaction_version: None,

@@ -39,12 +39,19 @@ use oversell_sim::{ClientId, TopicPartition, Trace};
 use std::collections::BTreeMap;
 
 /// Invariants a live history cannot be judged on, and why.
-pub const NOT_RECORDED: [(Invariant, &str); 1] = [(
-    Invariant::CommitGeneration,
-    "an offset commit in __consumer_offsets carries its offset and time but not the generation \
-     and member of its request (the coordinator checks them and does not write them, under the \
-     classic protocol and KIP-848's consumer protocol alike)",
-)];
+pub const NOT_RECORDED: [(Invariant, &str); 2] = [
+    (
+        Invariant::CommitGeneration,
+        "an offset commit in __consumer_offsets carries its offset and time but not the \
+         generation and member of its request (the coordinator checks them and does not write \
+         them, under the classic protocol and KIP-848's consumer protocol alike)",
+    ),
+    (
+        Invariant::OwnEndTxn,
+        "__transaction_state and the markers show when a transaction ended, not which EndTxn \
+         request ended it nor when its producer sent that request",
+    ),
+];
 
 /// What a history of a format before 3 does not hold either, and why.
 pub const NOT_RECORDED_BEFORE_3: [(Invariant, &str); 3] = [

@@ -45,6 +45,7 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["topology", "partitions"], 1, MAX_PARTITIONS),
     (&["topology", "instances"], 1, MAX_INSTANCES),
     (&["streams", "commit_interval_ms"], 0, MAX_MS),
+    (&["streams", "linger_ms"], 0, MAX_MS),
     (&["streams", "*"], 1, MAX_MS),
     (&["payments", "delay_ms"], 0, MAX_MS),
     (&["payments", "delays", "*"], 0, MAX_MS),
@@ -63,6 +64,7 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["run", "pct_steps"], 1, u32::MAX as u64),
     (&["run", "max_crashes"], 0, 4),
     (&["run", "max_pauses"], 0, 4),
+    (&["run", "max_net_faults"], 0, 4),
     (
         &["run", "max_deviations"],
         0,

@@ -14,6 +14,8 @@
 #[cfg(madsim)]
 mod brokers;
 #[cfg(madsim)]
+mod random;
+#[cfg(madsim)]
 mod run;
 #[cfg(madsim)]
 mod services;
@@ -28,7 +30,6 @@ mod streams;
 pub use run::{run_seed, run_service_seed, simulate, simulate_service, NetFaults, Service};
 
 use crate::scenario::Scenario;
-use oversell_sim::ScheduledFault;
 
 /// The designs that run on the madsim driver.
 pub const DESIGNS: [&str; 4] = ["naive", "rekeyed-eos", "saga", "saga-direct-timers"];
@@ -44,28 +45,24 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
             DESIGNS.join(", ")
         ));
     }
-    if scenario.producer.acks != oversell_sim::protocol::Acks::All {
+    use oversell_sim::protocol::Acks;
+    if scenario.producer.acks == Acks::Zero {
         return Some(
-            "the madsim driver's producer sends acks=all only: [producer] acks is not played"
+            "the madsim driver's producer sends acks=all or acks=1: [producer] acks = \"0\" is not played"
                 .into(),
         );
     }
-    if scenario.faults.swarm
-        || (scenario.faults.phase_ms > 0 && scenario.faults.rates != Default::default())
-    {
-        return Some("the madsim driver plays scheduled faults only: random fault rates and swarm are not played".into());
+    if scenario.faults.swarm {
+        return Some(
+            "the madsim driver does not draw swarm fault mixes: [faults] swarm is not played"
+                .into(),
+        );
     }
-    let refused = scenario.faults.schedule.iter().find_map(|f| match f {
-        ScheduledFault::Crash { .. } | ScheduledFault::Pause { .. } => None,
-        ScheduledFault::DropProduceAck { .. } => Some("drop_produce_ack"),
-        ScheduledFault::BrokerCrash { .. }
-        | ScheduledFault::BrokerPartition { .. }
-        | ScheduledFault::SlowFollower { .. } => None,
-    });
-    refused.map(|kind| {
-        format!(
-            "the madsim driver does not play the scheduled fault {kind} (it plays crash, pause, \
-             broker_crash, broker_partition and slow_follower)"
-        )
-    })
+    if scenario.faults.rates.broker_overlap > 0 {
+        return Some(
+            "the madsim driver plays one random broker fault at a time: [faults] broker_overlap is not played"
+                .into(),
+        );
+    }
+    None
 }

@@ -1,6 +1,7 @@
 //! One run on madsim: the cluster, the frontend and the service instances as nodes,
 //! the scenario's scheduled faults and the network's, and the run record at the end.
 
+use super::random::{self, Downs, Targets};
 use super::services::{self, Ctx};
 use super::spawned;
 use super::store::Stores;
@@ -14,9 +15,11 @@ use crate::scenario::Scenario;
 use oversell_madsim::cluster::Cluster;
 use oversell_madsim::madsim::net::NetSim;
 use oversell_madsim::madsim::runtime::{Handle, NodeHandle, Runtime};
+use oversell_madsim::madsim::task;
 use oversell_madsim::madsim::time::{sleep, Duration};
 use oversell_madsim::record::{now_ms, Recorder};
-use oversell_sim::{Event, Guarantee, Millis, Outcome, RunResult, ScheduledFault};
+use oversell_sim::protocol::Acks;
+use oversell_sim::{Guarantee, Millis, Outcome, RunResult, ScheduledFault};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -111,20 +114,27 @@ pub async fn simulate_service(
         Some(apps) => streams::start_saga(apps, scenario, &stores, &recorder),
         None => start_services(design.name(), service, scenario, &stores, &recorder),
     };
-    let healed_at = play_faults(scenario, net, &nodes, &stores, &recorder);
-    let struck = Arc::new(AtomicU64::new(healed_at));
+    let t = Targets {
+        nodes,
+        brokers: cluster.nodes().cloned(),
+        stores: stores.clone(),
+        recorder: recorder.clone(),
+        downs: Downs::default(),
+        struck: Arc::new(AtomicU64::new(0)),
+    };
+    let healed_at = play_faults(scenario, &t).max(play_clog(net, &t.nodes));
+    t.struck.fetch_max(healed_at, Ordering::SeqCst);
+    let struck = t.struck.clone();
     let planned = healed_at.max(super::brokers::play(scenario, &cluster, &struck));
+    random::play(&scenario.faults.rates, scenario.faults.phase_ms, &t);
     let extra = saga.as_ref().map_or(1000, |_| Saga::settle_ms(scenario));
     let settle = world_config(scenario, extra).settle_until;
     sleep(Duration::from_millis(settle)).await;
     let groups = groups(design.name());
     let outcome = loop {
         let timers = || (saga.as_ref()).is_some_and(|a| streams::timers_pending(a, &stores));
-        if sent.load(Ordering::SeqCst)
-            && now_ms() >= planned
-            && cluster.quiescent(groups)
-            && !timers()
-        {
+        let healed = now_ms() >= planned.max(struck.load(Ordering::SeqCst));
+        if sent.load(Ordering::SeqCst) && healed && cluster.quiescent(groups) && !timers() {
             break Outcome::Quiescent;
         }
         if now_ms() >= scenario.run.max_time_ms {
@@ -150,6 +160,8 @@ fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
     };
     let schedule = frontend.schedule(scenario);
     let streams = streams_config("frontend", Guarantee::AtLeastOnce, scenario, &[]);
+    let acks = scenario.producer.acks;
+    let idempotent = scenario.topology.order_producer_idempotent && acks == Acks::All;
     Handle::current()
         .create_node()
         .name(crate::designs::FRONTEND)
@@ -157,7 +169,7 @@ fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
         .init(move || {
             let (schedule, streams, sent) = (schedule.clone(), streams.clone(), sent.clone());
             async move {
-                services::frontend(schedule, streams).await;
+                services::frontend(schedule, streams, acks, idempotent).await;
                 sent.store(true, Ordering::SeqCst);
             }
         })
@@ -226,15 +238,10 @@ fn groups(design: &str) -> &'static [(&'static str, &'static [&'static str])] {
     }
 }
 
-/// Schedule the scenario's crashes and pauses and the network's clog on a task of the
-/// supervisor; returns when the last of them heals.
-fn play_faults(
-    scenario: &Scenario,
-    net: &NetFaults,
-    nodes: &BTreeMap<String, NodeHandle>,
-    stores: &Stores,
-    recorder: &Recorder,
-) -> Millis {
+/// Schedule the scenario's crashes, pauses and lost produce acknowledgements on tasks of
+/// the supervisor; when the last of them heals. A crash or pause of an instance that is
+/// not up then is skipped, as in the simulator (`World::scheduled_due`).
+fn play_faults(scenario: &Scenario, t: &Targets) -> Millis {
     let mut healed_at = 0;
     for fault in &scenario.faults.schedule {
         let (at, instance, until, crash) = match fault {
@@ -248,46 +255,34 @@ fn play_faults(
                 instance,
                 duration,
             } => (*at, instance, at + duration, false),
+            ScheduledFault::DropProduceAck {
+                at,
+                instance,
+                count,
+            } => {
+                let (at, instance, count) = (*at, instance.clone(), *count);
+                task::spawn(async move {
+                    sleep(Duration::from_millis(at)).await;
+                    oversell_madsim::netfaults::drop_produce_acks(&instance, count);
+                });
+                continue;
+            }
             // The brokers' faults: `brokers.rs`.
             _ => continue,
         };
-        let Some(node) = nodes.get(instance) else {
+        if !t.nodes.contains_key(instance) {
             continue;
-        };
+        }
         healed_at = healed_at.max(until);
-        let (id, instance, stores, recorder) = (
-            node.id(),
-            instance.clone(),
-            stores.clone(),
-            recorder.clone(),
-        );
-        oversell_madsim::madsim::task::spawn(async move {
+        let (t, instance) = (t.clone(), instance.clone());
+        task::spawn(async move {
             sleep(Duration::from_millis(at)).await;
-            let h = Handle::current();
-            if crash {
-                h.kill(id);
-                stores.forget(&instance);
-                recorder.event(Event::Crash {
-                    instance: instance.clone(),
-                });
-            } else {
-                h.pause(id);
-                recorder.event(Event::Pause {
-                    instance: instance.clone(),
-                    until,
-                });
-            }
-            sleep(Duration::from_millis(until - at)).await;
-            if crash {
-                h.restart(id);
-                recorder.event(Event::Restart { instance });
-            } else {
-                h.resume(id);
-                recorder.event(Event::Resume { instance });
+            if let Some(heal) = random::strike_instance(&t, &instance, until, crash) {
+                heal.await;
             }
         });
     }
-    healed_at.max(play_clog(net, nodes))
+    healed_at
 }
 
 /// Schedule the network's clog of one node; when it heals (0 without one).
@@ -299,7 +294,7 @@ fn play_clog(net: &NetFaults, nodes: &BTreeMap<String, NodeHandle>) -> Millis {
         return 0;
     };
     let id = node.id();
-    oversell_madsim::madsim::task::spawn(async move {
+    task::spawn(async move {
         sleep(Duration::from_millis(from)).await;
         NetSim::current().clog_node(id);
         sleep(Duration::from_millis(until.saturating_sub(from))).await;

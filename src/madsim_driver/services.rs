@@ -285,12 +285,20 @@ impl Pending {
 }
 
 /// The outside world: orders and stock records, each sent at its time, one at a time,
-/// by an idempotent producer.
-pub async fn frontend(mut schedule: Vec<Scheduled>, streams: StreamsConfig) {
+/// with the scenario's `acks`; idempotent as the simulator's frontend is (`kit.rs`:
+/// unless the topology says otherwise, and only with `acks=all`).
+pub async fn frontend(
+    mut schedule: Vec<Scheduled>,
+    streams: StreamsConfig,
+    acks: oversell_sim::protocol::Acks,
+    idempotent: bool,
+) {
     // In time order, records of equal time in the schedule's order (`SourceClient::new`
     // sorts it so): a scenario need not list its orders by time.
     schedule.sort_by_key(|s| s.at);
     let producer: FutureProducer = producer_config("producer", None, &streams)
+        .set("acks", acks.to_string())
+        .set("enable.idempotence", idempotent.to_string())
         .create()
         .await
         .expect("valid producer settings");
@@ -301,7 +309,7 @@ pub async fn frontend(mut schedule: Vec<Scheduled>, streams: StreamsConfig) {
         }
         let record = FutureRecord::to(&s.topic).key(&s.key).payload(&s.value);
         if producer.send(record, NO_WAIT).await.is_err() {
-            panic!("the frontend's idempotent producer is never fenced");
+            panic!("the frontend's producer, not transactional, is never fenced");
         }
     }
 }

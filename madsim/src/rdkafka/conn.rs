@@ -11,14 +11,16 @@
 
 use super::error::{KafkaError, KafkaResult};
 use crate::cluster::{brokers, current_recorder, response, Wire, BROKER_ADDR, REQUEST_TAG};
+use crate::netfaults::{self, Fate};
 use crate::nodes::{broker_addr, lookup_answer, Lookup, LOOKUP_TAG};
-use crate::record::Recorder;
+use crate::record::{now_ms, Recorder};
 use madsim::net::Endpoint;
 use madsim::time::{sleep, timeout, Duration};
 use oversell_sim::broker::routing::{misrouted, not_here, route, Route};
 use oversell_sim::broker::BrokerId;
 use oversell_sim::protocol::{KafkaError as WireError, Request, Response};
-use oversell_sim::{ClientId, Event};
+use oversell_sim::streams::describe_request;
+use oversell_sim::{ClientId, Event, Label};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -85,21 +87,12 @@ impl Conn {
         let ep = self.endpoint().await;
         loop {
             let corr = self.recorder.next_corr();
-            let wire = Wire {
-                corr,
-                client: self.id.clone(),
-                request: request.clone(),
-            };
-            if ep
-                .send_to_raw(broker, REQUEST_TAG, Box::new(wire))
-                .await
-                .is_err()
-            {
+            if self.send(&ep, broker, corr, &request).await.is_err() {
                 sleep(self.retry_backoff).await;
                 continue;
             }
-            match timeout(self.request_timeout, ep.recv_from_raw(corr)).await {
-                Ok(Ok((payload, _))) => {
+            match self.receive(&ep, corr, &request).await {
+                Some(payload) => {
                     let answer = response(payload);
                     match retriable(&answer) {
                         Some(e) => {
@@ -109,7 +102,7 @@ impl Conn {
                         None => return answer,
                     }
                 }
-                _ => self.error(format!("request {corr} unanswered: sent again")),
+                None => self.error(format!("request {corr} unanswered: sent again")),
             }
         }
     }
@@ -133,19 +126,16 @@ impl Conn {
                 continue;
             };
             let corr = self.recorder.next_corr();
-            let wire = Wire {
-                corr,
-                client: self.id.clone(),
-                request: request.clone(),
-            };
-            let sent = ep.send_to_raw(broker_addr(b), REQUEST_TAG, Box::new(wire));
-            if sent.await.is_err() {
+            if self
+                .send(&ep, broker_addr(b), corr, &request)
+                .await
+                .is_err()
+            {
                 self.unreachable(&route, b);
                 sleep(self.retry_backoff).await;
                 continue;
             }
-            let Ok(Ok((payload, _))) = timeout(self.request_timeout, ep.recv_from_raw(corr)).await
-            else {
+            let Some(payload) = self.receive(&ep, corr, &request).await else {
                 self.unreachable(&route, b);
                 self.error(format!(
                     "request {corr} to broker {b} unanswered: sent again"
@@ -173,6 +163,79 @@ impl Conn {
                     sleep(self.retry_backoff).await;
                 }
                 None => return answer,
+            }
+        }
+    }
+
+    /// Send `request` as `corr` to `to`, through the network's faults
+    /// ([`crate::netfaults`]): dropped (never sent), delayed (sent later by a task of its
+    /// own), duplicated (sent twice) or sent. An error when madsim cannot send it now.
+    async fn send(
+        &self,
+        ep: &Arc<Endpoint>,
+        to: SocketAddr,
+        corr: u64,
+        request: &Request,
+    ) -> std::io::Result<()> {
+        let wire = || Wire {
+            corr,
+            client: self.id.clone(),
+            request: request.clone(),
+        };
+        let what = || Label::from(describe_request(request));
+        match netfaults::strike(&self.recorder, corr, what) {
+            Fate::Deliver => ep.send_to_raw(to, REQUEST_TAG, Box::new(wire())).await,
+            Fate::Drop => Ok(()),
+            Fate::Delay(d) => {
+                let (ep, wire) = (ep.clone(), wire());
+                madsim::task::spawn(async move {
+                    sleep(Duration::from_millis(d)).await;
+                    let _ = ep.send_to_raw(to, REQUEST_TAG, Box::new(wire)).await;
+                });
+                Ok(())
+            }
+            Fate::Duplicate => {
+                ep.send_to_raw(to, REQUEST_TAG, Box::new(wire())).await?;
+                ep.send_to_raw(to, REQUEST_TAG, Box::new(wire())).await
+            }
+        }
+    }
+
+    /// The answer to `corr` within `request.timeout.ms`, through the network's faults: a
+    /// dropped answer is never read (the request times out), a delayed one is read after
+    /// its delay if that is within the timeout, a duplicated one's copy is never read.
+    async fn receive(
+        &self,
+        ep: &Arc<Endpoint>,
+        corr: u64,
+        request: &Request,
+    ) -> Option<Box<dyn std::any::Any + Send + Sync>> {
+        let deadline = now_ms() + self.request_timeout.as_millis() as u64;
+        let Ok(Ok((payload, _))) = timeout(self.request_timeout, ep.recv_from_raw(corr)).await
+        else {
+            return None;
+        };
+        let what = || Label::from(describe_request(request)).reply();
+        let rest = Duration::from_millis(deadline.saturating_sub(now_ms()));
+        let mut fate = netfaults::strike(&self.recorder, corr, what);
+        let produce = matches!(
+            payload.downcast_ref::<Response>(),
+            Some(Response::Produce(_))
+        );
+        if fate != Fate::Drop && produce && netfaults::take_ack_drop(&self.id.instance) {
+            let what = what().with_note("scheduled");
+            self.recorder.event(Event::Drop { id: corr, what });
+            fate = Fate::Drop;
+        }
+        match fate {
+            Fate::Deliver | Fate::Duplicate => Some(payload),
+            Fate::Delay(d) if Duration::from_millis(d) < rest => {
+                sleep(Duration::from_millis(d)).await;
+                Some(payload)
+            }
+            Fate::Drop | Fate::Delay(_) => {
+                sleep(rest).await;
+                None
             }
         }
     }

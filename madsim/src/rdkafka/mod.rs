@@ -38,7 +38,8 @@
 //! * producer: `bootstrap.servers` (ignored: the one cluster), `client.id` (the
 //!   application name in the record), `enable.idempotence` (default `false`, as in
 //!   librdkafka), `transactional.id` (implies idempotence), `transaction.timeout.ms`,
-//!   `request.timeout.ms`, `retry.backoff.ms`, `acks` (`all`/`-1` only), `partitioner`
+//!   `request.timeout.ms`, `retry.backoff.ms`, `acks` or `request.required.acks` (`all`/`-1`,
+//!   or `1` without idempotence, as librdkafka; `0` refused), `partitioner`
 //!   (`murmur2_random`, the default here, Java's partitioner: librdkafka's own default
 //!   `consistent_random` is refused, since the services under test share topics with
 //!   Java-partitioned producers); one request in flight per producer

@@ -126,6 +126,7 @@ pub type OwnedDeliveryResult = Result<(i32, i64), (KafkaError, OwnedMessage)>;
 
 struct Settings {
     idempotent: bool,
+    acks: Acks,
     transactional_id: Option<String>,
     transaction_timeout_ms: u64,
 }
@@ -157,6 +158,7 @@ const KNOWN: &[&str] = &[
     "request.timeout.ms",
     "retry.backoff.ms",
     "acks",
+    "request.required.acks",
     "partitioner",
     "message.timeout.ms",
 ];
@@ -173,11 +175,12 @@ impl<C: ClientContext> FromClientConfigAndContext<C> for FutureProducer<C> {
         context: C,
     ) -> KafkaResult<FutureProducer<C>> {
         config.only("producer", KNOWN)?;
-        config.one_of("acks", &["all", "-1"])?;
         config.one_of("partitioner", &["murmur2_random", "murmur2"])?;
         let transactional_id = config.get("transactional.id").map(str::to_string);
+        let idempotent = config.flag("enable.idempotence", false)? || transactional_id.is_some();
         let settings = Settings {
-            idempotent: config.flag("enable.idempotence", false)? || transactional_id.is_some(),
+            acks: acks(config, idempotent)?,
+            idempotent,
             transactional_id,
             transaction_timeout_ms: config.millis("transaction.timeout.ms", 60_000)?,
         };
@@ -194,6 +197,39 @@ impl<C: ClientContext> FromClientConfigAndContext<C> for FutureProducer<C> {
             client: Client::new(context),
         })
     }
+}
+
+/// librdkafka's `acks` (alias `request.required.acks`): `all` / `-1` (the default
+/// since librdkafka 1.x) or `1`, the leader's own append; `0`, an unanswered produce, is
+/// refused. As librdkafka's `rd_kafka_conf_finalize` (`rdkafka_conf.c`) does, an
+/// idempotent or transactional producer takes `all` only ("`acks` must be set to `all`
+/// when `enable.idempotence` is true"; Kafka's
+/// `ProducerConfig.postProcessAndValidateIdempotenceConfigs` likewise).
+fn acks(config: &ClientConfig, idempotent: bool) -> KafkaResult<Acks> {
+    let value = match (config.get("acks"), config.get("request.required.acks")) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(KafkaError::ClientCreation(format!(
+                "acks={a} and request.required.acks={b}: one setting under two names"
+            )))
+        }
+        (Some(v), _) | (None, Some(v)) => v,
+        (None, None) => "all",
+    };
+    let acks = match value.trim() {
+        "all" | "-1" => Acks::All,
+        "1" => Acks::Leader,
+        other => {
+            return Err(KafkaError::ClientCreation(format!(
+                "acks={other}: not supported (supported: all, -1, 1)"
+            )))
+        }
+    };
+    if idempotent && acks != Acks::All {
+        return Err(KafkaError::ClientCreation(
+            "`acks` must be set to `all` when `enable.idempotence` is true".into(),
+        ));
+    }
+    Ok(acks)
 }
 
 impl<C: ClientContext> FutureProducer<C> {
@@ -279,7 +315,7 @@ impl<C: ClientContext> FutureProducer<C> {
                 base_sequence,
                 records: vec![record],
             }],
-            acks: Acks::All,
+            acks: self.settings.acks,
         };
         let Response::Produce(results) = self.conn.call(request).await else {
             unreachable!("a produce is answered by a produce response")

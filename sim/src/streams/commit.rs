@@ -11,6 +11,8 @@ impl StreamsClient {
     pub(super) fn send_outputs(&mut self, env: &mut Env<'_>) {
         let eos = self.config.eos();
         let mut batches: Vec<ProduceBatch> = Vec::new();
+        assert!(!self.outputs.is_empty(), "a produce with nothing held");
+        self.release_outputs();
         for (tp, record) in self.outputs.drain(..) {
             match batches.iter_mut().find(|b| b.tp == tp) {
                 Some(b) => b.records.push(record),

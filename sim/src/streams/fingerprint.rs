@@ -63,7 +63,7 @@ impl StreamsClient {
         let heartbeat = self.heartbeat.as_ref().map(|w| (&w.request, w.deadline));
         let progress = (
             self.retry_until,
-            &self.outputs,
+            (&self.outputs, self.held_since),
             self.dirty,
             self.commit_now,
             self.last_commit,
@@ -141,6 +141,7 @@ impl StreamsClient {
             consumed: self.consumed.clone(),
             retry_until: self.retry_until,
             outputs: self.outputs.clone(),
+            held_since: self.held_since,
             dirty: self.dirty,
             commit_now: self.commit_now,
             last_commit: self.last_commit,

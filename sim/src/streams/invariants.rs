@@ -77,6 +77,18 @@ impl StreamsClient {
             );
             self.require(committing, "a handover outside the running loop");
         }
+        // Nothing is held past a commit: `StreamTask.prepareCommit` flushes the producer
+        // before the offsets (or `EndTxn`) are sent.
+        if matches!(
+            self.phase,
+            Phase::CommitOffsets { .. } | Phase::EndTxn { .. }
+        ) {
+            self.require(self.outputs.is_empty(), "outputs held through a commit");
+        }
+        self.require(
+            self.held_since.is_some() != self.outputs.is_empty(),
+            "the linger clock disagrees with what is held",
+        );
         if matches!(self.phase, Phase::FetchOffsets { .. } | Phase::Restore) {
             self.require(
                 !self.dirty && self.outputs.is_empty() && self.txn.is_none(),

@@ -16,6 +16,7 @@ impl StreamsClient {
         self.buffer.clear();
         self.consumed.clear();
         self.outputs.clear();
+        self.release_outputs();
         self.fetch_positions.clear();
         self.processed.clear();
         self.committed.clear();
@@ -64,6 +65,14 @@ impl StreamsClient {
     pub(super) fn rejoin_if_lost(&mut self, env: &mut Env<'_>) -> bool {
         if !(self.rejoin_needed && self.member_lost) {
             return false;
+        }
+        if self.config.linger_ms > 0 && !self.config.eos() && !self.outputs.is_empty() {
+            // `RecordCollectorImpl.closeDirty` aborts only under exactly-once: the records
+            // the at-least-once producer holds are still sent by its `Sender`. Sent here,
+            // before the tasks close; the loss is handled when the answer is in. (Part of
+            // the producer model: with `linger.ms` 0 they are dropped, as before it.)
+            self.send_outputs(env);
+            return true;
         }
         self.member_lost = false;
         let why = if self.forget_member {

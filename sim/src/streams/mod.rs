@@ -23,7 +23,8 @@
 //! `membership` (join, heartbeat lane, generation, closing tasks), `restore` (task
 //! creation, committed offsets, changelog restoration), `partition_group` (which record
 //! is processed next, KIP-695), `processing` (the poll → process → punctuate loop),
-//! `commit` (at_least_once and exactly_once_v2, the transactional producer) and
+//! `linger` (the producer's record accumulator: outputs held for `linger.ms`, flushed by
+//! a commit or a revocation), `commit` (at_least_once and exactly_once_v2, the transactional producer) and
 //! `invariants` (the phase invariants asserted after every step and response).
 
 mod commit;
@@ -33,6 +34,7 @@ mod cooperative;
 mod fingerprint;
 pub mod harness;
 mod invariants;
+mod linger;
 mod membership;
 mod partition_group;
 mod processing;
@@ -152,7 +154,10 @@ pub struct StreamsClient {
     /// Partitions a record was consumed from since the assignment.
     consumed: BTreeSet<TopicPartition>,
     retry_until: Millis,
+    /// Outputs and changelog writes held by the producer (`linger`).
     outputs: Vec<(TopicPartition, Record)>,
+    /// When the oldest held output was written: it goes out `linger.ms` later at the latest.
+    held_since: Option<Millis>,
     /// Processed since the last successful commit.
     dirty: bool,
     /// Mutation `commit_before_process`: commit before processing what was just fetched.
@@ -214,6 +219,7 @@ impl StreamsClient {
             consumed: BTreeSet::new(),
             retry_until: 0,
             outputs: Vec::new(),
+            held_since: None,
             dirty: false,
             commit_now: false,
             last_commit: 0,
@@ -301,7 +307,7 @@ impl StreamsClient {
                 self.rejoin_needed
                     || self.handover.is_some()
                     || (self.next_input().is_some() && now >= self.retry_until)
-                    || !self.outputs.is_empty()
+                    || self.linger_due(now)
                     || self.commit_due(now)
                     || (self.wall_punctuation().is_some()
                         && !self.tasks.is_empty()
@@ -338,6 +344,9 @@ impl StreamsClient {
                 let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
                 if self.next_input().is_some() {
                     at(self.retry_until);
+                }
+                if let Some(lingered) = self.linger_deadline() {
+                    at(lingered);
                 }
                 if self.dirty && !self.rebalancing {
                     at(self.last_commit + self.config.commit_interval_ms);

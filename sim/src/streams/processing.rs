@@ -30,8 +30,25 @@ impl StreamsClient {
         }
     }
 
+    /// `StreamThread.maybeCommit`: once the commit interval has elapsed at an iteration
+    /// of the loop, `lastCommitMs` restarts whether any task needed a commit or not
+    /// (`TaskManager.commit` commits only the commit-needed ones; only its -1, a rebalance
+    /// in progress, keeps the old time). Without it, the first record processed after a
+    /// quiet spell would be committed at once, its outputs flushed with no linger.
+    /// Part of the producer model: only with `linger.ms` above 0.
+    fn tick_commit_timer(&mut self, now: Millis) {
+        if self.config.linger_ms > 0
+            && !self.dirty
+            && !self.rebalancing
+            && now >= self.last_commit + self.config.commit_interval_ms
+        {
+            self.last_commit = now;
+        }
+    }
+
     pub(super) fn step_run(&mut self, env: &mut Env<'_>) {
         let now = env.now;
+        self.tick_commit_timer(now);
         if self.rejoin_if_lost(env) {
             return;
         }
@@ -57,7 +74,11 @@ impl StreamsClient {
             }
             return;
         }
-        if self.commit_now && self.outputs.is_empty() && !self.rebalancing {
+        if self.commit_now && !self.rebalancing {
+            if !self.outputs.is_empty() {
+                self.send_outputs(env); // a commit flushes first
+                return;
+            }
             self.commit_now = false;
             self.phase = Phase::CommitOffsets {
                 then: AfterCommit::Continue,
@@ -71,7 +92,9 @@ impl StreamsClient {
                 return;
             }
         }
-        if !self.outputs.is_empty() {
+        // `RecordAccumulator.batchReady`: lingered, full, or flushed by the commit that is
+        // due (`StreamTask.prepareCommit` → `RecordCollectorImpl.flush`).
+        if self.linger_due(now) || (self.commit_due(now) && !self.outputs.is_empty()) {
             self.send_outputs(env);
             return;
         }
@@ -129,6 +152,7 @@ impl StreamsClient {
             timestamp,
         };
         task.processor.punctuate(&mut ctx);
+        self.hold_outputs(env.now);
         // `StreamTask.maybePunctuateSystemTime` / `maybePunctuateStreamTime`: a punctuation
         // sets `commitNeeded`, whether it wrote anything or not. (With nothing consumed and
         // no transaction open, the commit it leads to sends nothing.)
@@ -167,7 +191,10 @@ impl StreamsClient {
             env,
             timestamp: input.timestamp,
         };
-        match task.processor.process(&mut ctx, &input) {
+        let processed = task.processor.process(&mut ctx, &input);
+        self.hold_outputs(env.now);
+        let task = self.tasks.get_mut(&id).expect("task exists");
+        match processed {
             Processed::Retry => {
                 self.retry_until = env.now + self.config.retry_backoff_ms;
             }
@@ -216,6 +243,27 @@ mod tests {
         assert_eq!(c.processed[&tp("in", 0)], 1);
         assert!(!c.commit_due(d.now));
         assert!(c.commit_due(d.now + c.config.commit_interval_ms));
+    }
+
+    #[test]
+    fn the_commit_timer_restarts_while_nothing_needs_a_commit() {
+        // StreamThread.maybeCommit sets lastCommitMs whenever the interval elapsed.
+        let mut config = StreamsConfig::new("app", Guarantee::AtLeastOnce);
+        config.linger_ms = 100; // part of the producer model
+        let c = StreamsClient::new("i0", config, topology(None));
+        let (mut c, mut d) = running_client(c, &[0], &[]);
+        let interval = c.config.commit_interval_ms;
+        d.now += interval + 30;
+        let (corr, _) = step(&mut c, &mut d);
+        assert_eq!(
+            c.last_commit, d.now,
+            "the quiet loop's iteration restarted the timer"
+        );
+        let input = fetched(tp("in", 0), 0, vec![record("k", "v", 0)], 1);
+        answer(&mut c, &mut d, corr, input);
+        let _ = d.step(&mut c, MAIN);
+        assert!(c.dirty && !c.commit_due(d.now), "not committed at once");
+        assert!(c.commit_due(c.last_commit + interval));
     }
 
     #[test]

@@ -40,13 +40,22 @@ pub fn topology(punctuate: Option<Punctuation>) -> Topology {
     }
 }
 
+/// A client whose producer does not linger (`linger.ms` = 0): outputs go out as soon as
+/// the input buffer is empty, so each test sees its produce at once (the `linger` module's
+/// tests take Kafka Streams' 100 ms).
 pub fn client(guarantee: Guarantee) -> StreamsClient {
-    StreamsClient::new("i0", StreamsConfig::new("app", guarantee), topology(None))
+    StreamsClient::new("i0", config(guarantee), topology(None))
+}
+
+pub fn config(guarantee: Guarantee) -> StreamsConfig {
+    let mut config = StreamsConfig::new("app", guarantee);
+    config.linger_ms = 0;
+    config
 }
 
 /// A client of the eager protocol (every task closed and recreated at a rebalance).
 pub fn eager_client(guarantee: Guarantee) -> StreamsClient {
-    let mut config = StreamsConfig::new("app", guarantee);
+    let mut config = config(guarantee);
     config.rebalance_protocol = RebalanceProtocol::Eager;
     StreamsClient::new("i0", config, topology(None))
 }

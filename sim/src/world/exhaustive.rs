@@ -11,7 +11,10 @@
 //!   crashes and `max_pauses` pauses of faulty instances in all; a crashed instance
 //!   restarts after the lower end of `restart_after`, a pause lasts the upper end of
 //!   `pause_for`;
-//! - no network fault (drop, duplicate, delay) and no broker fault is drawn;
+//! - a network fault point is every delivery of a request to the broker in the fault
+//!   phase: at most `max_net_faults` requests delayed (by the upper end of `delay_for`)
+//!   or duplicated in all, of the kinds whose rate the fault class sets (the rates
+//!   themselves are not drawn); no drop and no broker fault;
 //! - with ephemeral state directories a start's process id is its incarnation, not a
 //!   draw.
 //!
@@ -74,8 +77,12 @@ use std::hash::Hasher;
 pub(super) struct Budget {
     pub(super) max_crashes: u32,
     pub(super) max_pauses: u32,
+    pub(super) max_net_faults: u32,
     pub(super) crashes: u32,
     pub(super) pauses: u32,
+    pub(super) net_faults: u32,
+    /// The network faults the fault class allows: delay, duplicate.
+    pub(super) net_kinds: (bool, bool),
     /// The fingerprint keeps the messages in flight in their order (see the module doc).
     pub(super) ordered: bool,
 }
@@ -86,11 +93,13 @@ impl Budget {
             Strategy::Exhaustive {
                 max_crashes,
                 max_pauses,
+                max_net_faults,
                 ordered,
                 ..
             } => Some(Budget {
                 max_crashes,
                 max_pauses,
+                max_net_faults,
                 ordered,
                 ..Budget::default()
             }),
@@ -157,6 +166,37 @@ impl World {
             "over the budget"
         );
         Ok(Some(i))
+    }
+
+    /// The exhaustive strategy's network fault point at the delivery of request `id`
+    /// (due now): deliver it, or delay it by the upper end of the delay range, or
+    /// deliver it and keep a copy in flight, while the budget lasts. Whether it was
+    /// delayed (not delivered now).
+    pub(super) fn exhaustive_net_fault(
+        &mut self,
+        id: u64,
+        chooser: &mut Chooser,
+        choice: u64,
+    ) -> Result<bool, ReplayDiverged> {
+        let b = self.exhaustive.expect("exhaustive strategy");
+        let (delay, duplicate) = b.net_kinds;
+        if b.net_faults >= b.max_net_faults || !(delay || duplicate) {
+            return Ok(false);
+        }
+        let pick = chooser.choose_fault(1 + u32::from(delay) + u32::from(duplicate))?;
+        if pick == 0 {
+            return Ok(false);
+        }
+        self.exhaustive.as_mut().expect("checked").net_faults += 1;
+        if delay && pick == 1 {
+            let until = self.now + self.config.rates.delay_for.1;
+            self.delay_message(id, until, choice);
+            return Ok(true);
+        }
+        self.duplicate_message(id, choice);
+        let b = self.exhaustive.expect("checked");
+        assert!(b.net_faults <= b.max_net_faults, "over the budget");
+        Ok(false)
     }
 
     /// The world's state, hashed (see the module documentation); `None` when some client

@@ -298,6 +298,10 @@ impl World {
             Strategy::Pct { depth, steps } => Some(pct::Pct::new(depth, steps)),
         };
         self.exhaustive = exhaustive::Budget::of(strategy);
+        if let Some(b) = self.exhaustive.as_mut() {
+            let rates = &self.config.rates;
+            b.net_kinds = (rates.delay > 0, rates.duplicate > 0);
+        }
         self.por = match strategy {
             Strategy::Exhaustive { reduce: true, .. } => {
                 Some(por::Por::new(self.interactive_queries))

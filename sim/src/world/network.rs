@@ -109,7 +109,12 @@ impl World {
             self.net.get(&id).is_some_and(|m| m.deliver_at <= self.now),
             "delivering message {id} that is not due"
         );
-        if self.in_fault_phase() && self.config.rates.network() {
+        let to_broker = self.net.get(&id).is_some_and(|m| m.to == Endpoint::Broker);
+        if self.exhaustive.is_some() && to_broker && self.in_fault_phase() {
+            if self.exhaustive_net_fault(id, chooser, choice)? {
+                return Ok(());
+            }
+        } else if self.in_fault_phase() && self.config.rates.network() {
             match self.network_fault(id, chooser, choice)? {
                 Fate::Deliver => {}
                 Fate::Dropped | Fate::Delayed => return Ok(()),
@@ -139,22 +144,31 @@ impl World {
         }
         if chooser.chance(rates.delay)? {
             let d = pick_range(chooser, rates.delay_for)?;
-            let until = self.now + d;
-            let m = self.net.get_mut(&id).expect("message in flight");
-            m.deliver_at = until;
-            let what = m.what.clone();
-            self.record(choice, Event::Delay { id, until, what });
+            self.delay_message(id, self.now + d, choice);
             return Ok(Fate::Delayed);
         }
         if chooser.chance(rates.duplicate)? {
-            let copy = self.next_msg;
-            self.next_msg += 1;
-            let m = self.net.get(&id).expect("message in flight").clone();
-            let what = m.what.clone();
-            self.net.insert(copy, m);
-            self.record(choice, Event::Duplicate { id, copy, what });
+            self.duplicate_message(id, choice);
         }
         Ok(Fate::Deliver)
+    }
+
+    /// Message `id` is delivered at `until` instead of now.
+    pub(super) fn delay_message(&mut self, id: u64, until: Millis, choice: u64) {
+        let m = self.net.get_mut(&id).expect("message in flight");
+        m.deliver_at = until;
+        let what = m.what.clone();
+        self.record(choice, Event::Delay { id, until, what });
+    }
+
+    /// A copy of message `id` stays in flight, under the next message id.
+    pub(super) fn duplicate_message(&mut self, id: u64, choice: u64) {
+        let copy = self.next_msg;
+        self.next_msg += 1;
+        let m = self.net.get(&id).expect("message in flight").clone();
+        let what = m.what.clone();
+        self.net.insert(copy, m);
+        self.record(choice, Event::Duplicate { id, copy, what });
     }
 
     fn deliver_to_broker(&mut self, id: u64, m: Message, choice: u64) {

@@ -32,13 +32,17 @@ pub enum Strategy {
     Pct { depth: u32, steps: u64 },
     /// Every choice is a branch of a depth-first search (`World::run_guided` with a guided
     /// chooser): no time-passing action, and at most `max_crashes` crashes and
-    /// `max_pauses` pauses as fault points (see `world/exhaustive.rs`); with `reduce`,
+    /// `max_pauses` pauses as fault points, and `max_net_faults` delayed or duplicated
+    /// requests (see `world/exhaustive.rs`); with `reduce`,
     /// the partial-order reduction of `world/por.rs`; with `ordered`, the state
     /// fingerprint keeps the order of the messages in flight (which the first option of
     /// a choice follows: a search that bounds deviations from it needs it).
     Exhaustive {
         max_crashes: u32,
         max_pauses: u32,
+        /// Requests delayed or duplicated at most (the kinds the fault rates allow).
+        #[serde(default)]
+        max_net_faults: u32,
         #[serde(default)]
         reduce: bool,
         #[serde(default)]

@@ -105,6 +105,8 @@ registry! {
         "no write, TxnOffsetCommit or EndTxn from a producer epoch older than its transactional id's latest is accepted";
     StoreExplained = "store-explained", store_explained, Always,
         "a store never holds a value that no committed changelog record or open write of its own explains";
+    OwnEndTxn = "own-end-txn", own_end_txn, Always,
+        "a transaction ends only by its own producer's EndTxn, sent after the transaction began, or by the coordinator's abort";
 }
 
 impl Invariant {

@@ -61,7 +61,10 @@ fn a_write_of_a_fenced_epoch_that_landed_after_the_fence_fails_epoch_fencing() {
     // The epoch-3 write at orders@4 (t=600) before the coordinator fenced epoch 3: holds.
     let v = verdict(&fenced_at(700));
     assert!(v.holds(), "{v}");
-    assert_eq!(v.unjudged(), [Invariant::CommitGeneration].into());
+    assert_eq!(
+        v.unjudged(),
+        [Invariant::CommitGeneration, Invariant::OwnEndTxn].into()
+    );
     let run = to_run(&fenced_at(700)).unwrap();
     let inits: Vec<(u64, u16)> = run
         .trace
@@ -278,7 +281,7 @@ fn a_history_before_format_3_leaves_what_it_does_not_hold_not_judged() {
     }
     assert_eq!(
         not_recorded(&fenced_at(700)),
-        vec![Invariant::CommitGeneration]
+        vec![Invariant::CommitGeneration, Invariant::OwnEndTxn]
     );
 }
 
