@@ -128,6 +128,66 @@ async fn rekeyed_eos_holds_through_a_crash_loss_and_a_clogged_node() {
     assert!(has(|e| matches!(e, Event::Restart { .. })), "no restart");
 }
 
+/// The saga's two services as async services (OrderService and ProductService running
+/// the sans-IO design's processors, `src/madsim_driver/streams.rs`): order1's payment
+/// fails and its reservation is released, order3 gets the released unit; with
+/// product-service-0 killed (as the scenario schedules) and order-service-0 killed too,
+/// each restarted node restores its store from its changelog and the saga holds.
+#[madsim::test]
+async fn saga_holds_on_payment_failure_through_the_kill_of_both_services_nodes() {
+    let name = "saga-payment-failure";
+    let kill = |s: &mut Scenario| {
+        s.faults.schedule.push(ScheduledFault::Crash {
+            at: 450,
+            instance: "order-service-0".into(),
+            restart_after: 250,
+        });
+    };
+    let (violated, outcome, trace) = judged(name, "saga", &NetFaults::default(), kill).await;
+    let again = || reproduce(name, "saga");
+    assert_eq!(outcome, Outcome::Quiescent, "reproduce: {}", again());
+    assert!(
+        violated.is_empty(),
+        "broke {violated:?}; reproduce: {}",
+        again()
+    );
+    let has = |what: &dyn Fn(&Event) -> bool| trace.records.iter().any(|r| what(&r.event));
+    for instance in ["order-service-0", "product-service-0"] {
+        let killed = |e: &Event| matches!(e, Event::Crash { instance: i } if i == instance);
+        assert!(has(&killed), "{instance} killed; reproduce: {}", again());
+        // After its restart the instance restored its store from a changelog holding
+        // what it had written before it was killed.
+        let restored = |e: &Event| {
+            matches!(e, Event::Restored { client, records, .. }
+                if client.instance == instance && *records > 0)
+        };
+        assert!(
+            has(&restored),
+            "{instance} restored; reproduce: {}",
+            again()
+        );
+    }
+    // The compensation ran: order1's unit released, order3 confirmed with it.
+    let outcome_of = |order: &str, kind: &str| {
+        has(&|e: &Event| {
+            matches!(e, Event::Append { tp, key, value, .. }
+                if tp.topic == "order-outcomes"
+                    && key.as_deref() == Some(order)
+                    && value.as_deref().is_some_and(|v| v.contains(kind)))
+        })
+    };
+    assert!(
+        outcome_of("order1", "OrderCancelled"),
+        "reproduce: {}",
+        again()
+    );
+    assert!(
+        outcome_of("order3", "OrderConfirmed"),
+        "reproduce: {}",
+        again()
+    );
+}
+
 /// A replicated cluster is one madsim node per broker: the scheduled crash of the
 /// transaction coordinator's broker, then of the group coordinator's, kills their nodes
 /// and crashes them in the model; the clients, routed to the leader or coordinator by
@@ -176,10 +236,12 @@ fn the_same_seed_gives_the_same_trace_hash() {
     let registry = Registry::builtin();
     let s = scenario("last-unit");
     let cluster = scenario("cluster/coordinator-failover");
+    let saga = scenario("saga-payment-failure");
     for (s, design) in [
         (&s, "naive"),
         (&s, "rekeyed-eos"),
         (&cluster, "rekeyed-eos"),
+        (&saga, "saga"),
     ] {
         let d = registry.get(design).unwrap();
         let a = run_seed(d, s, 7, &NetFaults::default());
@@ -208,11 +270,17 @@ fn union(sweep: impl Iterator<Item = run::Judged>) -> (BTreeSet<Invariant>, usiz
 }
 
 /// Every shipped scenario file the madsim driver refuses, with a word of its refusal
-/// (the same for every design it runs): none since it plays random fault rates,
-/// `drop_produce_ack` and `acks=1`. A new refusal fails
+/// (a file is listed when one design is refused on it): the files with random fault
+/// rates, which the saga's async services do not play yet. A new refusal fails
 /// `both_drivers_give_the_same_verdict_on_every_scenario` until it is listed here, so
 /// this list cannot grow unseen.
-const REFUSED: &[(&str, &str)] = &[];
+const REFUSED: &[(&str, &str)] = &[
+    ("cluster/acks-all-broker-faults.toml", "random fault rates"),
+    ("crash-before-offset-commit.toml", "random fault rates"),
+    ("lost-produce-ack-retry.toml", "random fault rates"),
+    ("many-products.toml", "random fault rates"),
+    ("saga-zombie-punctuation.toml", "random fault rates"),
+];
 
 /// Scenario × design pairs where the verdicts differ by the rebalance protocol alone:
 /// the madsim client speaks the eager protocol (`range`), the simulator the cooperative
@@ -256,6 +324,37 @@ const CLUSTER_DIFFER: &[(&str, &str, &str)] = &[
         "as naive: no order is acknowledged before the unclean election on madsim; and \
          eventual-decision, as on coordinator-failover",
     ),
+    (
+        "cluster/unclean-election.toml",
+        "saga",
+        "as naive: madsim's first acknowledgement (the frontend's, at about 700 ms) comes \
+         after the unclean elections (410 ms), so no acknowledged write is lost and no \
+         offset goes back",
+    ),
+    (
+        "cluster/unclean-election.toml",
+        "saga-direct-timers",
+        "as saga",
+    ),
+];
+
+/// Scenario × design pairs of one broker where the drivers' verdicts differ, with why.
+/// The test checks that each still differs.
+const FETCH_ORDER_DIFFER: &[(&str, &str, &str)] = &[
+    (
+        "restock-race.toml",
+        "rekeyed-eos",
+        "eventual-decision on madsim: product2's stock row (time 0) and order4 (time 100) \
+         sit in two partitions of the one task; the async service processes them in the \
+         order its round-robin fetches bring them, with no choice by timestamp (Kafka \
+         Streams' PartitionGroup), so on some seeds order4 comes first and the inner join \
+         drops it (seed 2: order4 processed at 212 ms, the row at 257 ms)",
+    ),
+    (
+        "saga-reservation-timeout.toml",
+        "rekeyed-eos",
+        "as restock-race: order3 processed before product2's stock row (seed 2)",
+    ),
 ];
 
 /// Scenario × design pairs the madsim driver runs since it plays random fault rates,
@@ -284,6 +383,17 @@ const FAULTS_DIFFER: &[(&str, &str, &str)] = &[
         "cluster/acks1-leader-crash.toml",
         "rekeyed-eos",
         "as naive: no order reaches broker 2 before its crash",
+    ),
+    (
+        "cluster/acks1-leader-crash.toml",
+        "saga",
+        "as naive: no order reaches broker 2 before its crash (seed 0: broker 2 crashes at \
+         106 ms, the first append of orders is at 347 ms)",
+    ),
+    (
+        "cluster/acks1-leader-crash.toml",
+        "saga-direct-timers",
+        "as saga",
     ),
     (
         "many-products.toml",
@@ -444,11 +554,12 @@ fn both_drivers_give_the_same_verdict_on_every_scenario() {
         } else if CLUSTER_DIFFER
             .iter()
             .chain(FAULTS_DIFFER)
+            .chain(FETCH_ORDER_DIFFER)
             .any(|(f, d, _)| *f == file && *d == design)
         {
             assert_ne!(
                 sim, mad,
-                "{file} × {design} is in CLUSTER_DIFFER or FAULTS_DIFFER but agrees"
+                "{file} × {design} is in CLUSTER_DIFFER, FAULTS_DIFFER or FETCH_ORDER_DIFFER but agrees"
             );
         } else if sim != mad {
             differ.push(format!(
@@ -603,7 +714,8 @@ fn random_faults_strike_through_madsim_and_are_recorded() {
     let d = registry.get("rekeyed-eos").unwrap();
     let mut seen = BTreeSet::new();
     for (name, seeds) in [
-        ("many-products", 0..1),
+        // Seed 0 draws no pause since the frontend sends in time order; seed 1 does.
+        ("many-products", 0..2),
         ("cluster/acks-all-broker-faults", 0..2),
     ] {
         let s = scenario(name);

@@ -25,7 +25,7 @@ pub use client::{Client, ClientId, Env, Metadata, StoreQuery, StoreUnavailable};
 pub use protocol::{Millis, Offset, TopicPartition};
 pub use source::{Scheduled, SourceClient, SourceConfig};
 pub use streams::{
-    changelog_topic, Context, Guarantee, Input, Processed, Processor, ProcessorFactory,
+    changelog_topic, Context, Detached, Guarantee, Input, Processed, Processor, ProcessorFactory,
     Punctuation, StreamsClient, StreamsConfig, SubTopology, Topology,
 };
 pub use trace::{Event, Label, Peer, Trace, TraceRecord};

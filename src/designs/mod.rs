@@ -11,7 +11,7 @@
 pub(crate) mod naive;
 mod registry;
 pub(crate) mod rekeyed;
-mod saga;
+pub(crate) mod saga;
 mod schema;
 
 use crate::scenario::Scenario;

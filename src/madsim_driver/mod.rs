@@ -23,6 +23,8 @@ mod services;
 mod spawned;
 #[cfg(madsim)]
 mod store;
+#[cfg(madsim)]
+mod streams;
 
 #[cfg(madsim)]
 pub use run::{run_seed, run_service_seed, simulate, simulate_service, NetFaults, Service};
@@ -30,7 +32,7 @@ pub use run::{run_seed, run_service_seed, simulate, simulate_service, NetFaults,
 use crate::scenario::Scenario;
 
 /// The designs that run on the madsim driver.
-pub const DESIGNS: [&str; 2] = ["naive", "rekeyed-eos"];
+pub const DESIGNS: [&str; 4] = ["naive", "rekeyed-eos", "saga", "saga-direct-timers"];
 
 /// Why the madsim driver cannot run `design` on `scenario` (`None`: it can).
 pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
@@ -53,6 +55,14 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
     if scenario.faults.swarm {
         return Some(
             "the madsim driver does not draw swarm fault mixes: [faults] swarm is not played"
+                .into(),
+        );
+    }
+    let random = scenario.faults.phase_ms > 0 && scenario.faults.rates != Default::default();
+    if design.starts_with("saga") && random {
+        return Some(
+            "the saga's async services are not played under random fault rates yet (on \
+             many-products their runs do not settle and store-explained breaks: open)"
                 .into(),
         );
     }

@@ -5,8 +5,10 @@ use super::random::{self, Downs, Targets};
 use super::services::{self, Ctx};
 use super::spawned;
 use super::store::Stores;
+use super::streams;
 use crate::checker::check;
-use crate::designs::Design;
+use crate::designs::saga;
+use crate::designs::{Design, Saga};
 use crate::kit::{streams_config, world_config, Frontend, StockRecords};
 use crate::run::{build_world, Judged};
 use crate::scenario::Scenario;
@@ -107,7 +109,11 @@ pub async fn simulate_service(
     let stores = Stores::default();
     let sent = Arc::new(AtomicBool::new(false));
     start_frontend(design.name(), scenario, sent.clone());
-    let nodes = start_services(design.name(), service, scenario, &stores, &recorder);
+    let saga = streams::saga_apps(design.name(), scenario);
+    let nodes = match &saga {
+        Some(apps) => streams::start_saga(apps, scenario, &stores, &recorder),
+        None => start_services(design.name(), service, scenario, &stores, &recorder),
+    };
     let t = Targets {
         nodes,
         brokers: cluster.nodes().cloned(),
@@ -121,12 +127,14 @@ pub async fn simulate_service(
     let struck = t.struck.clone();
     let planned = healed_at.max(super::brokers::play(scenario, &cluster, &struck));
     random::play(&scenario.faults.rates, scenario.faults.phase_ms, &t);
-    let settle = world_config(scenario, 1000).settle_until;
+    let extra = saga.as_ref().map_or(1000, |_| Saga::settle_ms(scenario));
+    let settle = world_config(scenario, extra).settle_until;
     sleep(Duration::from_millis(settle)).await;
     let groups = groups(design.name());
     let outcome = loop {
+        let timers = || (saga.as_ref()).is_some_and(|a| streams::timers_pending(a, &stores));
         let healed = now_ms() >= planned.max(struck.load(Ordering::SeqCst));
-        if sent.load(Ordering::SeqCst) && healed && cluster.quiescent(groups) {
+        if sent.load(Ordering::SeqCst) && healed && cluster.quiescent(groups) && !timers() {
             break Outcome::Quiescent;
         }
         if now_ms() >= scenario.run.max_time_ms {
@@ -143,6 +151,7 @@ fn start_frontend(design: &str, scenario: &Scenario, sent: Arc<AtomicBool>) {
             orders_by_product: true,
             ..Frontend::new("orders", "stock")
         },
+        "saga" | "saga-direct-timers" => Frontend::new("orders", saga::COMMANDS),
         _ => Frontend {
             orders_by_product: true,
             stock_records: StockRecords::AbsoluteCounts,
@@ -217,6 +226,10 @@ fn start_services(
 fn groups(design: &str) -> &'static [(&'static str, &'static [&'static str])] {
     use crate::designs::{naive, rekeyed};
     match design {
+        "saga" | "saga-direct-timers" => &[
+            (saga::ORDER_APP, &["orders", saga::REPLIES]),
+            (saga::PRODUCT_APP, &[saga::COMMANDS]),
+        ],
         "naive" => &[
             (naive::CHECKER_APP, &["orders"]),
             (naive::STOCK_APP, &["orders", "stock"]),

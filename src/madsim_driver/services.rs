@@ -54,7 +54,7 @@ pub(super) const NO_WAIT: Duration = Duration::from_secs(0);
 /// restores what it was given. Safe to cancel: a `recv` cancelled in a fetch fetches
 /// again, one cancelled in a rejoin joins again (a known member's `JoinGroup` in a
 /// stable group is answered with its assignment, without a rebalance).
-const POLL: Duration = Duration::from_millis(100);
+pub(super) const POLL: Duration = Duration::from_millis(100);
 
 /// A consumer's settings from the simulator's streams settings (same timings).
 pub(super) fn consumer_config(app: &str, isolation: &str, s: &StreamsConfig) -> ClientConfig {
@@ -157,15 +157,15 @@ impl Tracker {
 
 /// After a rebalance: drop the stores' partitions revoked or no longer assigned and
 /// restore the assigned ones from their changelogs (`StoreChangelogReader`), reading as
-/// `isolation` does.
+/// `isolation` does. Whether a rebalance was seen.
 pub(super) async fn sync_tasks(
     tracker: &Tracker,
     stores: &[(&Store, String)],
     isolation: &str,
     ctx: &Ctx,
-) {
+) -> bool {
     let Some((revoked, assigned)) = tracker.take() else {
-        return;
+        return false;
     };
     for (store, changelog) in stores {
         for p in store.hosted() {
@@ -178,6 +178,7 @@ pub(super) async fn sync_tasks(
             restore(store, changelog, *p, isolation, ctx).await;
         }
     }
+    true
 }
 
 /// Rebuild one partition of a store from its changelog, up to its end as `isolation`
@@ -287,11 +288,14 @@ impl Pending {
 /// with the scenario's `acks`; idempotent as the simulator's frontend is (`kit.rs`:
 /// unless the topology says otherwise, and only with `acks=all`).
 pub async fn frontend(
-    schedule: Vec<Scheduled>,
+    mut schedule: Vec<Scheduled>,
     streams: StreamsConfig,
     acks: oversell_sim::protocol::Acks,
     idempotent: bool,
 ) {
+    // In time order, records of equal time in the schedule's order (`SourceClient::new`
+    // sorts it so): a scenario need not list its orders by time.
+    schedule.sort_by_key(|s| s.at);
     let producer: FutureProducer = producer_config("producer", None, &streams)
         .set("acks", acks.to_string())
         .set("enable.idempotence", idempotent.to_string())
@@ -448,7 +452,7 @@ pub async fn inventory_instance(ctx: Ctx) {
     // One transactional id per instance, kept across restarts: a restarted instance
     // fences its previous incarnation (exactly_once_v2 with a persistent process id).
     let tid = format!("{APP}-{}", ctx.instance);
-    let mut producer = transactional(&tid, &ctx).await;
+    let mut producer = transactional(&tid, APP, &ctx).await;
     loop {
         let next = timeout(POLL, consumer.recv()).await;
         sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await;
@@ -464,7 +468,7 @@ pub async fn inventory_instance(ctx: Ctx) {
         // A failed transaction: abort it (or, fenced, start a new producer), rebuild the
         // stores from their committed changelogs and resume from the committed offsets.
         if producer.abort_transaction(NO_WAIT).await.is_err() {
-            producer = transactional(&tid, &ctx).await;
+            producer = transactional(&tid, APP, &ctx).await;
         }
         for (store, changelog) in &changelogs {
             for p in store.hosted() {
@@ -477,8 +481,8 @@ pub async fn inventory_instance(ctx: Ctx) {
     }
 }
 
-async fn transactional(tid: &str, ctx: &Ctx) -> FutureProducer {
-    let producer: FutureProducer = producer_config(APP, Some(tid), &ctx.streams)
+pub(super) async fn transactional(tid: &str, app: &str, ctx: &Ctx) -> FutureProducer {
+    let producer: FutureProducer = producer_config(app, Some(tid), &ctx.streams)
         .create()
         .await
         .expect("valid producer settings");

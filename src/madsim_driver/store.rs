@@ -28,6 +28,40 @@ impl Stores {
         self.lock().clone()
     }
 
+    /// Take `names`' contents for `partition` out of `instance`'s stores (store name →
+    /// contents; an empty one for a store not hosted), for a processor's step; put them
+    /// back with [`Stores::check_in`] before the next await.
+    pub fn check_out(
+        &self,
+        instance: &str,
+        partition: u32,
+        names: &[String],
+    ) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut all = self.lock();
+        let hosted = all.entry(instance.to_string()).or_default();
+        names
+            .iter()
+            .map(|n| {
+                let slot = (n.clone(), partition);
+                (n.clone(), hosted.remove(&slot).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    /// Put back what [`Stores::check_out`] took.
+    pub fn check_in(
+        &self,
+        instance: &str,
+        partition: u32,
+        stores: BTreeMap<String, BTreeMap<String, String>>,
+    ) {
+        let mut all = self.lock();
+        let hosted = all.entry(instance.to_string()).or_default();
+        for (name, contents) in stores {
+            hosted.insert((name, partition), contents);
+        }
+    }
+
     /// Interactive query: `key` of `store` partition `partition`, wherever it is hosted
     /// (the first instance holding that partition, by name); `None` when none hosts it.
     pub fn query(&self, store: &str, partition: u32, key: &str) -> Option<Option<String>> {

@@ -150,6 +150,56 @@ impl<'c, 'e> Context<'c, 'e> {
     }
 }
 
+/// Where a processor runs outside a [`StreamsClient`](super::StreamsClient): an async
+/// service of the madsim driver that keeps its own tasks and calls the same processor,
+/// so that the decisions of a design are the sans-IO design's, not a copy.
+pub struct Detached<'a> {
+    pub client: &'a ClientId,
+    pub application_id: &'a str,
+    /// The task's partition.
+    pub partition: u32,
+    pub now: Millis,
+    /// The timestamp of what the processor sends (the input's, or `now` for a punctuation).
+    pub timestamp: Millis,
+    pub meta: &'a dyn crate::client::Metadata,
+    pub iq: &'a dyn crate::client::StoreQuery,
+}
+
+/// What a detached step wrote: the records (store changelogs included), the trace events.
+pub type Written = (Vec<(TopicPartition, Record)>, Vec<Event>);
+
+impl Detached<'_> {
+    /// Run `step` (a `process` or a `punctuate`) over the task's `stores` (store name →
+    /// contents); what it sent and recorded is returned, not sent.
+    pub fn step<R>(
+        &self,
+        stores: &mut BTreeMap<String, BTreeMap<String, String>>,
+        step: impl FnOnce(&mut Context<'_, '_>) -> R,
+    ) -> (R, Written) {
+        let (mut events, mut outbox, mut next_corr, mut outputs) = (vec![], vec![], 0, vec![]);
+        let mut env = Env {
+            now: self.now,
+            meta: self.meta,
+            iq: self.iq,
+            events: &mut events,
+            outbox: &mut outbox,
+            next_corr: &mut next_corr,
+        };
+        let mut ctx = Context {
+            client: self.client,
+            partition: self.partition,
+            stores,
+            application_id: self.application_id,
+            outputs: &mut outputs,
+            env: &mut env,
+            timestamp: self.timestamp,
+        };
+        let r = step(&mut ctx);
+        assert!(outbox.is_empty(), "a processor sends no request itself");
+        (r, (outputs, events))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

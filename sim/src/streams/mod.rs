@@ -44,7 +44,7 @@ mod testkit;
 pub mod topology;
 
 pub use config::{changelog_topic, Guarantee, StreamsConfig};
-pub use context::Context;
+pub use context::{Context, Detached};
 pub use topology::{
     Input, Processed, Processor, ProcessorFactory, Punctuation, SubTopology, TaskId, Topology,
 };

@@ -28,8 +28,8 @@ use crate::kit::{create_topics, service, streams_config, world_config, Frontend}
 use crate::scenario::Scenario;
 use order_service::{PaymentPlan, ProcessManager};
 use oversell_sim::{
-    changelog_topic, Broker, Client, Guarantee, InstanceSpec, Punctuation, StreamsClient,
-    SubTopology, Topology, World,
+    changelog_topic, Broker, Client, Guarantee, InstanceSpec, Millis, Punctuation, StreamsClient,
+    StreamsConfig, SubTopology, Topology, World,
 };
 use product_service::ProductLedger;
 use std::sync::Arc;
@@ -41,12 +41,12 @@ pub struct Saga {
     pub direct_timers: bool,
 }
 
-const ORDER_APP: &str = "order-service";
-const PRODUCT_APP: &str = "product-service";
+pub const ORDER_APP: &str = "order-service";
+pub const PRODUCT_APP: &str = "product-service";
 const ORDER_STORE: &str = "order-state";
 const LEDGER_STORE: &str = "stock-ledger";
-const COMMANDS: &str = "product-commands";
-const REPLIES: &str = "order-replies";
+pub const COMMANDS: &str = "product-commands";
+pub const REPLIES: &str = "order-replies";
 const OUTCOMES: &str = "order-outcomes";
 
 impl Saga {
@@ -60,6 +60,19 @@ impl Saga {
 
     /// OrderService's instances: the process manager, exactly once.
     fn order_service(&self, scenario: &Scenario, mutations: &[Mutation]) -> Vec<InstanceSpec> {
+        let App {
+            config, topology, ..
+        } = self.order_app(scenario, mutations);
+        service(scenario, ORDER_APP, move |name| {
+            vec![
+                Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
+                    as Box<dyn Client>,
+            ]
+        })
+    }
+
+    /// OrderService's application: its settings and topology.
+    fn order_app(&self, scenario: &Scenario, mutations: &[Mutation]) -> App {
         let payments = Arc::new(PaymentPlan {
             fail: scenario.payments.fail.iter().cloned().collect(),
             delay_ms: scenario.payments.delay_ms,
@@ -83,7 +96,19 @@ impl Saga {
                 punctuate: Some(Punctuation::WallClock(10)),
             }],
         };
-        service(scenario, ORDER_APP, move |name| {
+        App {
+            application_id: ORDER_APP,
+            config,
+            topology,
+        }
+    }
+
+    /// ProductService's instances: the stock ledger, exactly once.
+    fn product_service(&self, scenario: &Scenario, mutations: &[Mutation]) -> Vec<InstanceSpec> {
+        let App {
+            config, topology, ..
+        } = self.product_app(scenario, mutations);
+        service(scenario, PRODUCT_APP, move |name| {
             vec![
                 Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
                     as Box<dyn Client>,
@@ -91,8 +116,8 @@ impl Saga {
         })
     }
 
-    /// ProductService's instances: the stock ledger, exactly once.
-    fn product_service(&self, scenario: &Scenario, mutations: &[Mutation]) -> Vec<InstanceSpec> {
+    /// ProductService's application: its settings and topology.
+    fn product_app(&self, scenario: &Scenario, mutations: &[Mutation]) -> App {
         let timeout_ms = scenario.saga.reservation_timeout_ms;
         let idempotent = !mutations.contains(&Mutation::NonIdempotentCompensation);
         let timers = self.timers();
@@ -116,13 +141,43 @@ impl Saga {
                 punctuate,
             }],
         };
-        service(scenario, PRODUCT_APP, move |name| {
-            vec![
-                Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
-                    as Box<dyn Client>,
-            ]
-        })
+        App {
+            application_id: PRODUCT_APP,
+            config,
+            topology,
+        }
     }
+
+    /// Both services' applications (OrderService, then ProductService), for a runtime
+    /// other than the simulator's `StreamsClient` (the madsim driver's async services).
+    pub fn apps(&self, scenario: &Scenario) -> [App; 2] {
+        [
+            self.order_app(scenario, &[]),
+            self.product_app(scenario, &[]),
+        ]
+    }
+
+    /// The ms after the last arrival or fault before a run may end: the slowest payment
+    /// (up to the reservation timeout), the timeout, and a second.
+    pub fn settle_ms(scenario: &Scenario) -> Millis {
+        let max_delay = scenario
+            .payments
+            .delays
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(scenario.payments.delay_ms)
+            .min(scenario.saga.reservation_timeout_ms);
+        max_delay + scenario.saga.reservation_timeout_ms + 1000
+    }
+}
+
+/// One of the saga's Kafka Streams applications: its id, settings and topology.
+pub struct App {
+    pub application_id: &'static str,
+    pub config: StreamsConfig,
+    pub topology: Topology,
 }
 
 impl Design for Saga {
@@ -178,16 +233,7 @@ impl Design for Saga {
         let mut instances = vec![Frontend::new("orders", COMMANDS).instance(scenario, mutations)];
         instances.extend(self.order_service(scenario, mutations));
         instances.extend(self.product_service(scenario, mutations));
-        let max_delay = scenario
-            .payments
-            .delays
-            .values()
-            .copied()
-            .max()
-            .unwrap_or(0)
-            .max(scenario.payments.delay_ms)
-            .min(scenario.saga.reservation_timeout_ms);
-        let settle = max_delay + scenario.saga.reservation_timeout_ms + 1000;
+        let settle = Saga::settle_ms(scenario);
         World::new(broker, instances, world_config(scenario, settle))
     }
 }
