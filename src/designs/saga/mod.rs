@@ -58,14 +58,16 @@ impl Saga {
         }
     }
 
-    /// OrderService's instances: the process manager, exactly once.
-    fn order_service(&self, scenario: &Scenario, mutations: &[Mutation]) -> Vec<InstanceSpec> {
+    /// The instances of one of the saga's applications: one Kafka Streams client each.
+    fn instances(scenario: &Scenario, app: App) -> Vec<InstanceSpec> {
         let App {
-            config, topology, ..
-        } = self.order_app(scenario, mutations);
-        service(scenario, ORDER_APP, move |name| {
+            application_id,
+            config,
+            topology,
+        } = app;
+        service(scenario, application_id, move |client| {
             vec![
-                Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
+                Box::new(StreamsClient::new(client, config.clone(), topology.clone()))
                     as Box<dyn Client>,
             ]
         })
@@ -101,19 +103,6 @@ impl Saga {
             config,
             topology,
         }
-    }
-
-    /// ProductService's instances: the stock ledger, exactly once.
-    fn product_service(&self, scenario: &Scenario, mutations: &[Mutation]) -> Vec<InstanceSpec> {
-        let App {
-            config, topology, ..
-        } = self.product_app(scenario, mutations);
-        service(scenario, PRODUCT_APP, move |name| {
-            vec![
-                Box::new(StreamsClient::new(name, config.clone(), topology.clone()))
-                    as Box<dyn Client>,
-            ]
-        })
     }
 
     /// ProductService's application: its settings and topology.
@@ -231,8 +220,12 @@ impl Design for Saga {
             ],
         );
         let mut instances = vec![Frontend::new("orders", COMMANDS).instance(scenario, mutations)];
-        instances.extend(self.order_service(scenario, mutations));
-        instances.extend(self.product_service(scenario, mutations));
+        for app in [
+            self.order_app(scenario, mutations),
+            self.product_app(scenario, mutations),
+        ] {
+            instances.extend(Saga::instances(scenario, app));
+        }
         let settle = Saga::settle_ms(scenario);
         World::new(broker, instances, world_config(scenario, settle))
     }
