@@ -128,12 +128,16 @@ pub async fn simulate_service(
     let planned = healed_at.max(super::brokers::play(scenario, &cluster, &struck));
     random::play(&scenario.faults.rates, scenario.faults.phase_ms, &t);
     let extra = saga.as_ref().map_or(1000, |_| Saga::settle_ms(scenario));
-    let settle = world_config(scenario, extra).settle_until;
-    sleep(Duration::from_millis(settle)).await;
+    let world = world_config(scenario, extra);
+    sleep(Duration::from_millis(world.settle_until)).await;
     let groups = groups(design.name());
     let outcome = loop {
         let timers = || (saga.as_ref()).is_some_and(|a| streams::timers_pending(a, &stores));
-        let healed = now_ms() >= planned.max(struck.load(Ordering::SeqCst));
+        // The last fault healed `quiet_ms` ago, as the simulator's quiescence asks
+        // (`World::quiescent`): an instance resumed from a pause has time to learn from
+        // its heartbeat that it was expelled, and to close its lost tasks.
+        let healed_at = planned.max(struck.load(Ordering::SeqCst));
+        let healed = now_ms() >= healed_at + world.quiet_ms;
         if sent.load(Ordering::SeqCst) && healed && cluster.quiescent(groups) && !timers() {
             break Outcome::Quiescent;
         }

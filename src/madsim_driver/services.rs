@@ -15,8 +15,14 @@
 //!
 //! Both share their decisions with the simulator's designs (`naive::reply`,
 //! `naive::stock_change`, `rekeyed::reserve`). Under a failed transaction the stores are
-//! rebuilt from their committed changelogs and the consumer rejoins to resume from the
-//! committed offsets, as Kafka Streams does under `exactly_once_v2`.
+//! wiped and rebuilt from their committed changelogs and the consumer rejoins to resume
+//! from the committed offsets, as Kafka Streams does under `exactly_once_v2`. When the
+//! partitions are lost — the member expelled (`Consumer::assignment_lost`), or a
+//! transaction fenced or its offsets refused for the group generation — the tasks are
+//! closed dirty as Kafka Streams' `TaskManager.handleLostAll` closes them: the open
+//! transaction aborted, the stores wiped (not rebuilt: another member owns those
+//! partitions now), the producer replaced, and the member leaves and joins again; its
+//! next assignment is restored from the changelogs.
 
 use super::store::{Store, Stores};
 use crate::designs::naive::{self, CHECKER_APP, STOCK_APP, STORE};
@@ -155,14 +161,25 @@ impl Tracker {
     }
 }
 
+/// Whether the assignment a restoration works for was lost meanwhile: a restoration
+/// stops when it is, as Kafka Streams' `TaskManager.handleLostAll` removes the lost
+/// tasks still restoring (`removeLostActiveTasksFromStateUpdaterAndPendingTasksToInit`)
+/// at the first poll after the loss. A service that keeps its tasks' stores at a loss
+/// (at least once: no wipe) passes [`NEVER_LOST`].
+pub(super) type Lost<'a> = &'a (dyn Fn() -> bool + Sync);
+
+pub(super) const NEVER_LOST: Lost<'static> = &|| false;
+
 /// After a rebalance: drop the stores' partitions revoked or no longer assigned and
 /// restore the assigned ones from their changelogs (`StoreChangelogReader`), reading as
-/// `isolation` does. Whether a rebalance was seen.
+/// `isolation` does, until `lost` says the assignment was lost. Whether a rebalance was
+/// seen.
 pub(super) async fn sync_tasks(
     tracker: &Tracker,
     stores: &[(&Store, String)],
     isolation: &str,
     ctx: &Ctx,
+    lost: Lost<'_>,
 ) -> bool {
     let Some((revoked, assigned)) = tracker.take() else {
         return false;
@@ -175,15 +192,98 @@ pub(super) async fn sync_tasks(
         }
         let hosted = store.hosted();
         for p in assigned.iter().filter(|p| !hosted.contains(p)) {
-            restore(store, changelog, *p, isolation, ctx).await;
+            restore(store, changelog, *p, isolation, ctx, lost).await;
         }
     }
     true
 }
 
+/// Whether a failed transaction means the instance's tasks migrated away: Kafka
+/// Streams' `StreamsProducer.commitTransaction` turns `ProducerFencedException`,
+/// `InvalidProducerEpochException` and `CommitFailedException` (the `TxnOffsetCommit`
+/// answered `UNKNOWN_MEMBER_ID` or `ILLEGAL_GENERATION`, `TransactionManager`'s
+/// `TxnOffsetCommitHandler`) into a `TaskMigratedException`.
+pub(super) fn migrated(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::UnknownMemberId
+                | RDKafkaErrorCode::IllegalGeneration
+        )
+    )
+}
+
+/// Whether this instance hosts a partition of any of `stores`.
+///
+/// Lost partitions: when the coordinator expels the member (its heartbeat answered
+/// `UNKNOWN_MEMBER_ID` or `ILLEGAL_GENERATION`) the client revokes them with
+/// `Rebalance::Revoke` and reports `Consumer::assignment_lost()` until its next
+/// assignment, as librdkafka does (`rd_kafka_assignment_lost`); rdkafka 0.34's rebalance
+/// callbacks get no consumer to ask, so the processing loops ask after each poll, where
+/// Kafka's consumer calls `onPartitionsLost` (`ConsumerCoordinator.onJoinPrepare` at the
+/// poll that finds the generation reset).
+pub(super) fn hosts_any(stores: &[(&Store, String)]) -> bool {
+    stores.iter().any(|(s, _)| !s.hosted().is_empty())
+}
+
+/// Kafka Streams' `TaskManager.handleLostAll` under exactly-once, for the stores: every
+/// active task is closed dirty (`closeTaskDirty` → `StreamTask.closeDirty`), and a dirty
+/// close under exactly-once wipes the task's state directory
+/// (`StateManagerUtil.closeStateManager`: `wipeStateStore = !closeClean && eosEnabled`),
+/// so every hosted partition of every store is dropped; a later assignment restores it
+/// from its changelog ([`sync_tasks`]). Recorded as the client's error, with why.
+/// (The caller aborts the open transaction and replaces the producer:
+/// `RecordCollectorImpl.closeDirty` → `StreamsProducer.abortTransaction`, then
+/// `ActiveTaskCreator.reInitializeProducer`.)
+pub(super) fn close_lost_tasks(stores: &[(&Store, String)], why: &str, ctx: &Ctx) {
+    let Some((first, _)) = stores.first() else {
+        return;
+    };
+    let mut wiped = BTreeSet::new();
+    for (store, _) in stores {
+        for p in store.hosted() {
+            store.drop_partition(p);
+            wiped.insert(p);
+        }
+    }
+    ctx.recorder.event(oversell_sim::Event::ClientError {
+        client: first.client.clone(),
+        what: format!("tasks lost ({why}): closed dirty, stores of partitions {wiped:?} wiped"),
+    });
+    for (store, _) in stores {
+        assert!(store.hosted().is_empty(), "a lost task's store is wiped");
+    }
+}
+
+/// `TaskManager.closeDirtyAndRevive` under exactly-once: every hosted partition's stores
+/// wiped (a dirty close, `StateManagerUtil.closeStateManager`) and then restored from
+/// their committed changelogs; none is a view while it is rebuilt.
+pub(super) async fn revive(stores: &[(&Store, String)], ctx: &Ctx, lost: Lost<'_>) {
+    let hosted: Vec<(usize, u32)> = (stores.iter().enumerate())
+        .flat_map(|(i, (store, _))| store.hosted().into_iter().map(move |p| (i, p)))
+        .collect();
+    for &(i, p) in &hosted {
+        stores[i].0.drop_partition(p);
+    }
+    for &(i, p) in &hosted {
+        let (store, changelog) = &stores[i];
+        restore(store, changelog, p, "read_committed", ctx, lost).await;
+    }
+}
+
 /// Rebuild one partition of a store from its changelog, up to its end as `isolation`
-/// sees it (a restore consumer reads `read_committed` under exactly-once).
-pub async fn restore(store: &Store, changelog: &str, partition: u32, isolation: &str, ctx: &Ctx) {
+/// sees it (a restore consumer reads `read_committed` under exactly-once); abandoned,
+/// the partition not hosted, once `lost` says the assignment was lost.
+pub async fn restore(
+    store: &Store,
+    changelog: &str,
+    partition: u32,
+    isolation: &str,
+    ctx: &Ctx,
+    lost: Lost<'_>,
+) {
     let mut config = consumer_config(&store.client.app, isolation, &ctx.streams);
     config.remove("group.id");
     let consumer: StreamConsumer = config
@@ -208,6 +308,9 @@ pub async fn restore(store: &Store, changelog: &str, partition: u32, isolation: 
     // Done when the position reaches the end (`StoreChangelogReader.hasRestoredToEnd`):
     // a transaction's marker may be the last entry, so no record need carry end - 1.
     while position(&consumer) < end {
+        if lost() {
+            return;
+        }
         let wait = Duration::from_millis(ctx.streams.retry_backoff_ms.max(1));
         let Ok(Ok(m)) = timeout(wait, consumer.recv()).await else {
             continue;
@@ -352,6 +455,7 @@ async fn stock_task(ctx: Ctx, store: Store) {
             &[(&store, changelog.clone())],
             "read_uncommitted",
             &ctx,
+            NEVER_LOST,
         )
         .await;
         let Ok(Ok(m)) = next else {
@@ -455,26 +559,48 @@ pub async fn inventory_instance(ctx: Ctx) {
     let mut producer = transactional(&tid, APP, &ctx).await;
     loop {
         let next = timeout(POLL, consumer.recv()).await;
-        sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await;
+        let lost = || consumer.assignment_lost();
+        sync_tasks(&tracker, &changelogs, "read_committed", &ctx, &lost).await;
+        if lost() {
+            // `StreamsRebalanceListener.onPartitionsLost` → `TaskManager.handleLostAll`:
+            // tasks closed dirty, stores wiped, the producer re-initialised (no
+            // transaction is open between two records here); a record fetched for a
+            // lost task is not processed.
+            if hosts_any(&changelogs) {
+                close_lost_tasks(&changelogs, "the group expelled the member", &ctx);
+                producer = transactional(&tid, APP, &ctx).await;
+            }
+            continue;
+        }
         let Ok(Ok(m)) = next else {
             continue;
         };
-        if validate_in_transaction(&producer, &consumer, &m, &inventory, &reserved)
-            .await
-            .is_ok()
-        {
+        let Err(e) = validate_in_transaction(&producer, &consumer, &m, &inventory, &reserved).await
+        else {
+            continue;
+        };
+        if migrated(&e) || consumer.assignment_lost() {
+            // `StreamThread.handleTaskMigrated`: `TaskManager.handleLostAll` (the open
+            // transaction aborted, the tasks closed dirty and their stores wiped, the
+            // producer re-initialised), then `unsubscribe` and `subscribe`: the member
+            // leaves and joins again, and its next assignment is restored from the
+            // changelogs.
+            let _ = producer.abort_transaction(NO_WAIT).await;
+            close_lost_tasks(&changelogs, &e.to_string(), &ctx);
+            producer = transactional(&tid, APP, &ctx).await;
+            consumer.unsubscribe();
+            consumer
+                .subscribe(&topics)
+                .expect("the design's topics exist");
             continue;
         }
-        // A failed transaction: abort it (or, fenced, start a new producer), rebuild the
-        // stores from their committed changelogs and resume from the committed offsets.
+        // Any other failed transaction: abort it (or, fenced, start a new producer),
+        // rebuild the stores from their committed changelogs and resume from the
+        // committed offsets (`TaskManager.handleCorruption` → `closeDirtyAndRevive`).
         if producer.abort_transaction(NO_WAIT).await.is_err() {
             producer = transactional(&tid, APP, &ctx).await;
         }
-        for (store, changelog) in &changelogs {
-            for p in store.hosted() {
-                restore(store, changelog, p, "read_committed", &ctx).await;
-            }
-        }
+        revive(&changelogs, &ctx, &|| consumer.assignment_lost()).await;
         consumer
             .subscribe(&topics)
             .expect("the design's topics exist");

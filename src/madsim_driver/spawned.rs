@@ -11,7 +11,9 @@
 //! express this: a Kafka Streams processor handles one record at a time per task, and
 //! nothing runs between its store read and its store write.
 
-use super::services::{consumer_config, producer_config, sync_tasks, Ctx, Tracker, NO_WAIT};
+use super::services::{
+    consumer_config, producer_config, sync_tasks, Ctx, Tracker, NEVER_LOST, NO_WAIT,
+};
 use super::store::Store;
 use crate::designs::rekeyed::{self, APP, INVENTORY, INVENTORY_STORE, RESERVED_STORE, VALIDATIONS};
 use crate::domain::{InventoryRow, Msg};
@@ -64,7 +66,7 @@ pub async fn spawning_instance(ctx: Ctx) {
         let Ok(m) = parts.consumer.recv().await else {
             continue;
         };
-        sync_tasks(&tracker, &changelogs, "read_uncommitted", &ctx).await;
+        sync_tasks(&tracker, &changelogs, "read_uncommitted", &ctx, NEVER_LOST).await;
         let value = m
             .payload_view::<str>()
             .and_then(Result::ok)

@@ -16,10 +16,14 @@
 //! empty, `KafkaProducer.sendOffsetsToTransaction` sends nothing for it), so a zombie's
 //! punctuation is not fenced by the group generation, as in Kafka. A failed transaction is
 //! aborted (a fenced producer replaced), the stores rebuilt from their committed
-//! changelogs, the processors built afresh and the consumer rejoined.
+//! changelogs, the processors built afresh and the consumer rejoined. Lost partitions
+//! (the member expelled, or a transaction fenced or its offsets refused for the group
+//! generation) are handled as `rekeyed-eos` handles them (`services.rs`): tasks closed,
+//! stores wiped, the producer replaced, the member rejoined.
 
 use super::services::{
-    consumer_config, restore, sync_tasks, transactional, Ctx, Tracker, NO_WAIT, POLL,
+    close_lost_tasks, consumer_config, hosts_any, migrated, revive, sync_tasks, transactional, Ctx,
+    Lost, Tracker, NO_WAIT, POLL,
 };
 use super::store::{Store, Stores};
 use crate::designs::saga::App;
@@ -111,15 +115,14 @@ impl Tasks<'_> {
         self.consumed.clear();
     }
 
-    /// Every hosted store rebuilt from its committed changelog, every task closed.
-    async fn reset(&mut self) {
+    /// Every hosted store wiped and rebuilt from its committed changelog, every task
+    /// closed (`TaskManager.closeDirtyAndRevive`).
+    async fn reset(&mut self, lost: Lost<'_>) {
         self.close();
-        for store in &self.stores {
-            let changelog = changelog_topic(&self.client.app, &store.name);
-            for p in store.hosted() {
-                restore(store, &changelog, p, "read_committed", self.ctx).await;
-            }
-        }
+        let changelogs: Vec<(&Store, String)> = (self.stores.iter())
+            .map(|s| (s, changelog_topic(&self.client.app, &s.name)))
+            .collect();
+        revive(&changelogs, self.ctx, lost).await;
     }
 }
 
@@ -168,8 +171,20 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         // fire up to `poll.ms` late, as in Kafka Streams. (A shorter wait would cancel a
         // `recv` in the middle of its first join, and the next would join as a new member.)
         let next = timeout(POLL, consumer.recv()).await;
-        if sync_tasks(&tracker, &changelogs, "read_committed", &ctx).await {
+        let lost = || consumer.assignment_lost();
+        if sync_tasks(&tracker, &changelogs, "read_committed", &ctx, &lost).await {
             tasks.close();
+        }
+        if lost() {
+            // `StreamsRebalanceListener.onPartitionsLost` → `TaskManager.handleLostAll`,
+            // at the poll that finds the member expelled: tasks closed dirty, stores
+            // wiped, the producer re-initialised; no record or punctuation of a lost task.
+            if hosts_any(&changelogs) {
+                tasks.close();
+                close_lost_tasks(&changelogs, "the group expelled the member", &ctx);
+                producer = transactional(&tid, name, &ctx).await;
+            }
+            continue;
         }
         let done = match next {
             Ok(Ok(m)) => process(&mut tasks, &producer, &consumer, &m).await,
@@ -182,13 +197,25 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
             }
             (done, _, _) => done,
         };
-        if done.is_ok() {
+        let Err(e) = done else {
+            continue;
+        };
+        if migrated(&e) || consumer.assignment_lost() {
+            // `StreamThread.handleTaskMigrated`, as in `rekeyed-eos` (services.rs).
+            let _ = producer.abort_transaction(NO_WAIT).await;
+            tasks.close();
+            close_lost_tasks(&changelogs, &e.to_string(), &ctx);
+            producer = transactional(&tid, name, &ctx).await;
+            consumer.unsubscribe();
+            consumer
+                .subscribe(&topics)
+                .expect("the design's topics exist");
             continue;
         }
         if producer.abort_transaction(NO_WAIT).await.is_err() {
             producer = transactional(&tid, name, &ctx).await;
         }
-        tasks.reset().await;
+        tasks.reset(&|| consumer.assignment_lost()).await;
         consumer
             .subscribe(&topics)
             .expect("the design's topics exist");

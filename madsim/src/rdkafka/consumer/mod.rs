@@ -152,7 +152,11 @@ pub trait Consumer<C: ConsumerContext = DefaultConsumerContext> {
     fn assignment(&self) -> KafkaResult<TopicPartitionList>;
 
     /// Whether the coordinator expelled this member (its session expired, or its
-    /// generation was fenced) since it last joined.
+    /// generation was fenced) since it last joined: librdkafka's
+    /// `rd_kafka_assignment_lost`. Lost partitions are revoked as any others
+    /// (`Rebalance::Revoke`, at the `recv` that rejoins), and this stays true from the
+    /// heartbeat that learns of the expulsion until the next assignment, so a service
+    /// tells a loss (Java's `onPartitionsLost`) from a revocation by asking here.
     fn assignment_lost(&self) -> bool;
 
     /// The group's committed offsets of the assigned partitions (`Offset::Invalid` where
