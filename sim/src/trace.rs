@@ -185,6 +185,9 @@ impl Label {
         match &self.text {
             LabelText::Text(own) => **own == *rest,
             LabelText::Name(name) => *name == rest,
+            // Most reads ask after another kind of message: no need to write this one.
+            LabelText::Fetch(..) if !rest.starts_with("Fetch[") => false,
+            LabelText::Produce(_) if !rest.starts_with("Produce[") => false,
             written => {
                 let mut reads = Reads { rest };
                 fmt::write(&mut reads, format_args!("{written}")).is_ok() && reads.rest.is_empty()
