@@ -324,8 +324,9 @@ impl World {
             .expect("client present")
             .id()
             .clone();
-        let out = std::mem::take(&mut self.outbox);
-        for (corr, request) in out {
+        // Move the requests out (keeping the buffer's capacity for the next step).
+        let mut out = std::mem::take(&mut self.outbox);
+        for (corr, request) in out.drain(..) {
             let what = request_label(&request);
             self.enqueue(
                 from,
@@ -336,6 +337,7 @@ impl World {
                 name.clone(),
             );
         }
+        self.outbox = out;
     }
 
     /// The network's invariants, between two scheduler steps.
