@@ -139,11 +139,14 @@ impl<'a> Env<'a> {
 pub trait Client {
     /// Who this client is: its instance and application, unique in the world.
     fn id(&self) -> &ClientId;
-    /// Number of lanes (independent request loops).
+    /// Number of lanes (independent request loops), at most 64.
     fn lanes(&self) -> usize {
         1
     }
-    /// Whether stepping `lane` at `now` would do something.
+    /// Whether stepping `lane` at `now` would do something. A function of the client's
+    /// state and `now` alone: the world asks again only once time passed or the client
+    /// was stepped or answered (and checks, in debug and test builds, that the answer it
+    /// kept is still the client's).
     fn ready(&self, lane: usize, now: Millis) -> bool;
     /// Do the next piece of work of `lane`.
     fn step(&mut self, lane: usize, env: &mut Env<'_>);

@@ -94,3 +94,51 @@ fn a_reply_label_is_written_with_its_prefix() {
     );
     assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event);
 }
+
+#[test]
+fn a_request_label_written_when_read_reads_as_its_text() {
+    let fetch = Label::fetch(TopicPartition::new("orders", 0), 3);
+    let produce = Label::produce([
+        (TopicPartition::new("orders", 0), 1),
+        (TopicPartition::new("stock", 2), 2),
+    ]);
+    let end = Label::name("EndTxn[commit]");
+    let quoted = Label::fetch(TopicPartition::new("a\"b\\c", 1), 0);
+    let cases = [
+        (fetch, "Fetch[orders-0@3]"),
+        (produce, "Produce[orders-0x1,stock-2x2]"),
+        (end, "EndTxn[commit]"),
+        (quoted, "Fetch[a\"b\\c-1@0]"),
+    ];
+    for (label, text) in cases {
+        let written = Label::from(text);
+        for (lazy, plain) in [
+            (label.clone(), written.clone()),
+            (label.reply(), written.reply()),
+        ] {
+            let shown = plain.to_string();
+            assert_eq!(lazy.to_string(), shown);
+            assert_eq!(format!("{lazy:?}"), format!("{plain:?}"));
+            assert_eq!(
+                serde_json::to_string(&lazy).unwrap(),
+                serde_json::to_string(&plain).unwrap()
+            );
+            assert_eq!(lazy, plain);
+            assert_eq!(plain, lazy);
+            assert_eq!(lazy, shown.as_str());
+            assert_ne!(lazy, format!("{shown}0").as_str());
+            assert_ne!(lazy, &shown[..shown.len() - 1]);
+            assert_ne!(lazy, "");
+            assert_eq!(
+                lazy.with_note("receiver gone").to_string(),
+                format!("{shown} (receiver gone)")
+            );
+        }
+        assert_ne!(label, label.reply());
+        assert_ne!(label, format!("re:{text}").as_str());
+    }
+    assert_ne!(
+        Label::fetch(TopicPartition::new("orders", 0), 3),
+        Label::fetch(TopicPartition::new("orders", 0), 4)
+    );
+}

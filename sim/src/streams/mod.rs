@@ -52,7 +52,7 @@ pub use topology::{
 use crate::client::{Client, ClientId, Env, Metadata};
 use crate::partitioner::partition_for_key;
 use crate::protocol::*;
-use crate::trace::Event;
+use crate::trace::{Event, Label};
 use restore::RestoreItem;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -304,17 +304,26 @@ impl StreamsClient {
             Phase::FetchOffsets { backoff_until } => self.rejoin_needed || now >= *backoff_until,
             Phase::Join { backoff_until } => now >= *backoff_until,
             Phase::Run => {
-                self.rejoin_needed
+                if self.rejoin_needed
                     || self.handover.is_some()
-                    || (self.next_input().is_some() && now >= self.retry_until)
                     || self.linger_due(now)
                     || self.commit_due(now)
                     || (self.wall_punctuation().is_some()
                         && !self.tasks.is_empty()
                         && now >= self.next_wall_punctuation)
-                    || (!self.assignment.is_empty()
-                        && self.next_input().is_none()
-                        && now >= self.idle_until)
+                {
+                    return true;
+                }
+                // A record to process once `retry_until` has passed, or an empty poll
+                // once `idle_until` has: which one is asked only when the times disagree.
+                let process = now >= self.retry_until;
+                let poll = !self.assignment.is_empty() && now >= self.idle_until;
+                match (process, poll) {
+                    (true, true) => true,
+                    (false, false) => false,
+                    (true, false) => self.has_next_input(),
+                    (false, true) => !self.has_next_input(),
+                }
             }
         }
     }
@@ -342,7 +351,8 @@ impl StreamsClient {
             Phase::Run => {
                 let mut t: Option<Millis> = None;
                 let mut at = |x: Millis| t = Some(t.map_or(x, |t| t.min(x)));
-                if self.next_input().is_some() {
+                let input = self.has_next_input();
+                if input {
                     at(self.retry_until);
                 }
                 if let Some(lingered) = self.linger_deadline() {
@@ -354,7 +364,7 @@ impl StreamsClient {
                 if self.wall_punctuation().is_some() && !self.tasks.is_empty() {
                     at(self.next_wall_punctuation);
                 }
-                if !self.assignment.is_empty() && self.next_input().is_none() {
+                if !self.assignment.is_empty() && !input {
                     at(self.idle_until);
                 }
                 t
@@ -481,19 +491,23 @@ fn request_name(r: &Request) -> &'static str {
 
 /// A short description of a request, for traces.
 pub fn describe_request(r: &Request) -> String {
+    request_label(r).to_string()
+}
+
+/// A request's label in the trace, written as [`describe_request`] writes it, when it is
+/// read (most are never shown: formatting one is left to the reader).
+pub fn request_label(r: &Request) -> Label {
     match r {
         Request::Produce { batches, .. } => {
-            let parts: Vec<String> = batches
-                .iter()
-                .map(|b| format!("{}x{}", b.tp, b.records.len()))
-                .collect();
-            format!("Produce[{}]", parts.join(","))
+            Label::produce(batches.iter().map(|b| (b.tp.clone(), b.records.len())))
         }
-        Request::Fetch { tp, offset, .. } => format!("Fetch[{tp}@{offset}]"),
-        Request::EndTxn { commit, .. } => {
-            format!("EndTxn[{}]", if *commit { "commit" } else { "abort" })
-        }
-        other => request_name(other).to_string(),
+        Request::Fetch { tp, offset, .. } => Label::fetch(tp.clone(), *offset),
+        Request::EndTxn { commit, .. } => Label::name(if *commit {
+            "EndTxn[commit]"
+        } else {
+            "EndTxn[abort]"
+        }),
+        other => Label::name(request_name(other)),
     }
 }
 

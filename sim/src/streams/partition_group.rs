@@ -14,22 +14,34 @@ impl StreamsClient {
         let mut best: Option<(Millis, &TopicPartition)> = None;
         for (tp, queue) in &self.buffer {
             let Some(head) = queue.front() else { continue };
-            let sub = self.topology.subtopology_of(&tp.topic);
-            let task_ready = self
-                .assignment
-                .iter()
-                .filter(|t| {
-                    t.partition == tp.partition && self.topology.subtopology_of(&t.topic) == sub
-                })
-                .all(|t| {
-                    self.buffer.get(t).is_some_and(|q| !q.is_empty())
-                        || self.caught_up.get(t) == Some(&true)
-                });
-            if task_ready && best.is_none_or(|(ts, _)| head.timestamp < ts) {
+            if best.is_none_or(|(ts, _)| head.timestamp < ts) && self.task_ready(tp) {
                 best = Some((head.timestamp, tp));
             }
         }
         best.map(|(_, tp)| tp.clone())
+    }
+
+    /// Whether [`StreamsClient::next_input`] would name a partition, without choosing it:
+    /// some buffered head record's task is ready.
+    pub(super) fn has_next_input(&self) -> bool {
+        self.buffer
+            .iter()
+            .any(|(tp, queue)| !queue.is_empty() && self.task_ready(tp))
+    }
+
+    /// KIP-695: the task of `tp` may process, every input partition of it having buffered
+    /// data or being known to be caught up.
+    fn task_ready(&self, tp: &TopicPartition) -> bool {
+        let sub = self.topology.subtopology_of(&tp.topic);
+        self.assignment
+            .iter()
+            .filter(|t| {
+                t.partition == tp.partition && self.topology.subtopology_of(&t.topic) == sub
+            })
+            .all(|t| {
+                self.buffer.get(t).is_some_and(|q| !q.is_empty())
+                    || self.caught_up.get(t) == Some(&true)
+            })
     }
 
     pub(super) fn buffered(&self) -> bool {

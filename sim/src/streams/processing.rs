@@ -112,7 +112,7 @@ impl StreamsClient {
                 return;
             }
         }
-        if !self.assignment.is_empty() && self.next_input().is_none() && now >= self.idle_until {
+        if !self.assignment.is_empty() && !self.has_next_input() && now >= self.idle_until {
             self.fetch_next(env);
         }
     }

@@ -15,7 +15,6 @@ use crate::protocol::Millis;
 use crate::trace::Label;
 use crate::world::ScheduledFault;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 /// Where the answer of a held-back request goes.
 #[derive(Clone, Debug)]
@@ -23,7 +22,7 @@ pub(super) struct Held {
     pub(super) to: Endpoint,
     pub(super) corr: u64,
     pub(super) what: Label,
-    pub(super) client: Arc<ClientId>,
+    pub(super) client: ClientId,
 }
 
 impl World {

@@ -46,6 +46,35 @@ pub(super) struct Instance {
     pub(super) incarnation: u32,
     /// `None` only while the client is being stepped.
     pub(super) clients: Vec<Option<Box<dyn Client>>>,
+    /// Each client's ready lanes, as last asked (one per client).
+    pub(super) readiness: Vec<Readiness>,
+}
+
+/// Which lanes of a client were ready at `at`. [`Client::ready`] depends on the client's
+/// state and the time alone, so the answer holds until time passes or the client is
+/// stepped or answered (`World::with_client` forgets it): on the many steps that do
+/// neither to it (a delivery to the broker, another client's step), it is not asked again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Readiness {
+    at: Option<Millis>,
+    /// Bit `lane` set: that lane was ready.
+    lanes: u64,
+}
+
+/// Most lanes a client may have ([`Readiness::lanes`] holds one bit each).
+const MAX_LANES: usize = 64;
+
+/// The lanes of `client` ready at `now`, one bit each.
+fn ready_lanes(client: &dyn Client, now: Millis) -> u64 {
+    let lanes = client.lanes();
+    assert!(
+        lanes <= MAX_LANES,
+        "{}: {lanes} lanes, more than {MAX_LANES}",
+        client.id()
+    );
+    (0..lanes)
+        .filter(|&lane| client.ready(lane, now))
+        .fold(0, |bits, lane| bits | 1 << lane)
 }
 
 impl Instance {
@@ -55,11 +84,18 @@ impl Instance {
             status: Status::NotStarted,
             incarnation: 0,
             clients: Vec::new(),
+            readiness: Vec::new(),
         }
     }
 
     /// The instance's own invariants, between two scheduler steps.
     pub(super) fn check_invariants(&self) {
+        assert_eq!(
+            self.readiness.len(),
+            self.clients.len(),
+            "{}: readiness kept for other clients",
+            self.spec.name
+        );
         match self.status {
             Status::NotStarted => {
                 assert_eq!(self.incarnation, 0, "{}: started before", self.spec.name);
@@ -163,6 +199,7 @@ impl World {
                 Some(c)
             })
             .collect();
+        inst.readiness = vec![Readiness::default(); inst.clients.len()];
         let name = inst.spec.name.clone();
         if restart {
             self.record(choice, Event::Restart { instance: name });
@@ -182,6 +219,7 @@ impl World {
         );
         inst.status = Status::Down { restart_at };
         inst.clients.clear();
+        inst.readiness.clear();
         let name = inst.spec.name.clone();
         // Messages to the dead incarnation are lost; its requests already sent may still arrive.
         let inc = inst.incarnation;
@@ -235,22 +273,40 @@ impl World {
             .filter(|&i| self.instances[i].spec.faulty && self.instances[i].status == Status::Up)
     }
 
-    /// Push a step action for every ready lane of every running client.
+    /// Push a step action for every ready lane of every running client (asking a client
+    /// only when time passed or it changed since it was last asked; in debug and test
+    /// builds, a kept answer is checked against the client's own).
     pub(super) fn collect_steps(&mut self) {
-        for (i, inst) in self.instances.iter().enumerate() {
+        let now = self.now;
+        for (i, inst) in self.instances.iter_mut().enumerate() {
             if inst.status != Status::Up {
                 continue;
             }
-            for (c, client) in inst.clients.iter().enumerate() {
-                let client = client.as_ref().expect("client present between steps");
-                for lane in 0..client.lanes() {
-                    if client.ready(lane, self.now) {
-                        self.actions.push(Action::Step {
-                            instance: i,
-                            client: c,
-                            lane,
-                        });
-                    }
+            let clients = inst.clients.iter().zip(inst.readiness.iter_mut());
+            for (c, (client, known)) in clients.enumerate() {
+                let client = client.as_deref().expect("client present between steps");
+                if known.at != Some(now) {
+                    *known = Readiness {
+                        at: Some(now),
+                        lanes: ready_lanes(client, now),
+                    };
+                } else if cfg!(debug_assertions) {
+                    assert_eq!(
+                        known.lanes,
+                        ready_lanes(client, now),
+                        "{}: ready changed without a step, an answer or time passing",
+                        client.id()
+                    );
+                }
+                let mut lanes = known.lanes;
+                while lanes != 0 {
+                    let lane = lanes.trailing_zeros() as usize;
+                    lanes &= lanes - 1;
+                    self.actions.push(Action::Step {
+                        instance: i,
+                        client: c,
+                        lane,
+                    });
                 }
             }
         }
@@ -288,6 +344,7 @@ impl World {
             f(c.as_mut(), &mut env);
         }
         self.instances[instance].clients[client] = Some(c);
+        self.instances[instance].readiness[client] = Readiness::default();
     }
 
     pub(super) fn step_client(&mut self, instance: usize, client: usize, lane: usize, choice: u64) {

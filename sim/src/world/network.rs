@@ -13,9 +13,8 @@ use crate::broker::Handled;
 use crate::choice::{Chooser, ReplayDiverged};
 use crate::client::ClientId;
 use crate::protocol::{Millis, Request, Response};
-use crate::streams::describe_request;
+use crate::streams::request_label;
 use crate::trace::{Event, Label, Peer};
-use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Endpoint {
@@ -42,7 +41,7 @@ pub(super) struct Message {
     pub(super) payload: Payload,
     what: Label,
     /// The client at the other end from the broker.
-    client: Arc<ClientId>,
+    client: ClientId,
     /// Under the exhaustive strategy: a hash of what it carries, from where to where and
     /// when (its id and correlation id left out), for its delivery's key in the reduction
     /// and for the world's fingerprint.
@@ -261,7 +260,7 @@ impl World {
         corr: u64,
         payload: Payload,
         what: Label,
-        client: Arc<ClientId>,
+        client: ClientId,
     ) {
         let id = self.next_msg;
         self.next_msg += 1;
@@ -320,16 +319,15 @@ impl World {
             client,
             incarnation,
         };
-        let name = Arc::new(
-            self.instances[instance].clients[client]
-                .as_ref()
-                .expect("client present")
-                .id()
-                .clone(),
-        );
-        let out = std::mem::take(&mut self.outbox);
-        for (corr, request) in out {
-            let what = Label::from(describe_request(&request));
+        let name = self.instances[instance].clients[client]
+            .as_ref()
+            .expect("client present")
+            .id()
+            .clone();
+        // Move the requests out (keeping the buffer's capacity for the next step).
+        let mut out = std::mem::take(&mut self.outbox);
+        for (corr, request) in out.drain(..) {
+            let what = request_label(&request);
             self.enqueue(
                 from,
                 Endpoint::Broker,
@@ -339,6 +337,7 @@ impl World {
                 name.clone(),
             );
         }
+        self.outbox = out;
     }
 
     /// The network's invariants, between two scheduler steps.

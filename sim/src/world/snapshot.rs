@@ -25,6 +25,7 @@ impl Instance {
             status: self.status.clone(),
             incarnation: self.incarnation,
             clients,
+            readiness: self.readiness.clone(),
         })
     }
 }
