@@ -115,7 +115,11 @@ impl Cluster {
     }
 
     /// Nothing left to do: no open transaction nor marker to write, and every group has
-    /// committed past every data record of its topics.
+    /// committed past every data record of its topics that a consumer is handed (an
+    /// aborted transaction's records are not: a `read_committed` consumer skips them, and
+    /// a Kafka Streams task commits only the partitions it consumed a record from,
+    /// `StreamTask.committableOffsetsAndMetadata`, so a partition whose last entries are
+    /// an aborted transaction's may keep its committed offset before them for good).
     pub fn quiescent(&self, groups: &[Group<'_>]) -> bool {
         quiescent(&lock(&self.broker), groups)
     }
@@ -168,10 +172,9 @@ fn quiescent(broker: &Broker, groups: &[Group<'_>]) -> bool {
             (0..n).all(|p| {
                 let tp = TopicPartition::new(*topic, p);
                 let at = committed.get(&tp).copied().unwrap_or(0);
-                broker
-                    .log(&tp)
-                    .iter()
-                    .all(|e| e.offset < at || e.control.is_some())
+                broker.log(&tp).iter().all(|e| {
+                    e.offset < at || e.control.is_some() || broker.is_aborted(&tp, e.offset)
+                })
             })
         })
     })
@@ -212,12 +215,39 @@ fn lock(broker: &Mutex<Broker>) -> MutexGuard<'_, Broker> {
     broker.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The node's main task: answer requests; its second task writes markers and ticks.
+/// How many tasks of a broker's node take requests off the network and answer them:
+/// Kafka's request handler pool (`KafkaRequestHandlerPool`, `num.io.threads`, 8 by
+/// default, `ServerConfigs.NUM_IO_THREADS_DEFAULT`), fed by the `SocketServer`'s
+/// processors. A madsim receive and a madsim send each take at least a millisecond of
+/// simulated time (madsim's `NetSim::rand_delay` sleeps, and a madsim sleep lasts 1 ms at
+/// least), so one task answering one request at a time serves 500 requests a second:
+/// under a burst of fetches (several instances restoring their stores at once) requests
+/// queued behind it, a heartbeat waited out its member's session and the group
+/// rebalanced again, which brought more restores. Several handlers serve the requests of
+/// a burst side by side, as a broker's handler threads do.
+pub(crate) const REQUEST_HANDLERS: usize = 8;
+
+/// The node's main task: answer requests (on [`REQUEST_HANDLERS`] tasks); a task of its
+/// own writes markers and ticks.
 async fn serve(broker: Arc<Mutex<Broker>>, recorder: Recorder) {
-    let ep = Endpoint::bind(BROKER_ADDR)
-        .await
-        .expect("the broker's address is free");
+    let ep = Arc::new(
+        Endpoint::bind(BROKER_ADDR)
+            .await
+            .expect("the broker's address is free"),
+    );
     madsim::task::spawn(coordinators(broker.clone(), recorder.clone()));
+    for _ in 1..REQUEST_HANDLERS {
+        madsim::task::spawn(handle_requests(
+            ep.clone(),
+            broker.clone(),
+            recorder.clone(),
+        ));
+    }
+    handle_requests(ep, broker, recorder).await
+}
+
+/// One request handler: take the next request, answer it (`KafkaRequestHandler.run`).
+async fn handle_requests(ep: Arc<Endpoint>, broker: Arc<Mutex<Broker>>, recorder: Recorder) {
     loop {
         let Ok((payload, from)) = ep.recv_from_raw(REQUEST_TAG).await else {
             continue;

@@ -310,6 +310,15 @@ impl Node {
         madsim::task::spawn(self.clone().lookups(ep.clone()));
         madsim::task::spawn(self.clone().background());
         madsim::task::spawn(self.clone().outbox(ep.clone()));
+        // Several request handlers, as the single broker's (`cluster::REQUEST_HANDLERS`).
+        for _ in 1..crate::cluster::REQUEST_HANDLERS {
+            madsim::task::spawn(self.clone().handle_requests(ep.clone()));
+        }
+        self.handle_requests(ep).await
+    }
+
+    /// One request handler: take the next request, answer it (`KafkaRequestHandler.run`).
+    async fn handle_requests(self, ep: Arc<Endpoint>) {
         loop {
             let Ok((payload, from)) = ep.recv_from_raw(REQUEST_TAG).await else {
                 continue;

@@ -58,14 +58,6 @@ pub fn unsupported(design: &str, scenario: &Scenario) -> Option<String> {
                 .into(),
         );
     }
-    let random = scenario.faults.phase_ms > 0 && scenario.faults.rates != Default::default();
-    if design.starts_with("saga") && random {
-        return Some(
-            "the saga's async services are not played under random fault rates yet (on \
-             many-products their runs do not settle and store-explained breaks: open)"
-                .into(),
-        );
-    }
     if scenario.faults.rates.broker_overlap > 0 {
         return Some(
             "the madsim driver plays one random broker fault at a time: [faults] broker_overlap is not played"

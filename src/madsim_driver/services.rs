@@ -273,9 +273,17 @@ pub(super) async fn revive(stores: &[(&Store, String)], ctx: &Ctx, lost: Lost<'_
     }
 }
 
-/// Rebuild one partition of a store from its changelog, up to its end as `isolation`
-/// sees it (a restore consumer reads `read_committed` under exactly-once); abandoned,
-/// the partition not hosted, once `lost` says the assignment was lost.
+/// Rebuild one partition of a store from its changelog, read as `isolation` reads (a
+/// restore consumer reads `read_committed` under exactly-once), up to the log's end;
+/// abandoned, the partition not hosted, once `lost` says the assignment was lost.
+///
+/// The end is the log end offset whatever the isolation, as Kafka Streams asks it
+/// (`StoreChangelogReader.endOffsetForChangelogs` lists offsets `READ_UNCOMMITTED`,
+/// KAFKA-10167); a `read_committed` consumer's watermark is the last stable offset, which
+/// an open transaction holds back (a zombie's, until it is aborted): restored up to it,
+/// a store would miss the committed records written after that transaction began. Read
+/// `read_committed`, the position passes an open transaction only once it ends, so the
+/// restore waits for it, as Kafka Streams' does.
 pub async fn restore(
     store: &Store,
     changelog: &str,
@@ -290,8 +298,14 @@ pub async fn restore(
         .create()
         .await
         .expect("valid restore consumer settings");
+    let mut ends = consumer_config(&store.client.app, "read_uncommitted", &ctx.streams);
+    ends.remove("group.id");
+    let ends: StreamConsumer = ends
+        .create()
+        .await
+        .expect("valid end offset consumer settings");
     let end = loop {
-        match consumer
+        match ends
             .fetch_watermarks(changelog, partition as i32, NO_WAIT)
             .await
         {

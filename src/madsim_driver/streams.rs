@@ -14,16 +14,17 @@
 //! `punctuate`; what it writes is committed in a transaction with no offsets
 //! (`TaskExecutor.commitOffsetsOrTransaction` commits a transaction whose offset map is
 //! empty, `KafkaProducer.sendOffsetsToTransaction` sends nothing for it), so a zombie's
-//! punctuation is not fenced by the group generation, as in Kafka. A failed transaction is
-//! aborted (a fenced producer replaced), the stores rebuilt from their committed
-//! changelogs, the processors built afresh and the consumer rejoined. Lost partitions
-//! (the member expelled, or a transaction fenced or its offsets refused for the group
-//! generation) are handled as `rekeyed-eos` handles them (`services.rs`): tasks closed,
-//! stores wiped, the producer replaced, the member rejoined.
+//! punctuation is not fenced by the group generation, as in Kafka; it runs over the tasks
+//! assigned now. A failed transaction is aborted (a fenced producer replaced), every task
+//! closed dirty and its stores wiped, and the consumer rejoined: the new assignment's
+//! stores are restored from their committed changelogs and its processors built afresh.
+//! Lost partitions (the member expelled, or a transaction fenced or its offsets refused
+//! for the group generation) are handled as `rekeyed-eos` handles them (`services.rs`):
+//! tasks closed, stores wiped, the producer replaced, the member rejoined.
 
 use super::services::{
-    close_lost_tasks, consumer_config, hosts_any, migrated, revive, sync_tasks, transactional, Ctx,
-    Lost, Tracker, NO_WAIT, POLL,
+    close_lost_tasks, consumer_config, hosts_any, migrated, sync_tasks, transactional, Ctx,
+    Tracker, NO_WAIT, POLL,
 };
 use super::store::{Store, Stores};
 use crate::designs::saga::App;
@@ -38,7 +39,7 @@ use oversell_sim::{
     changelog_topic, ClientId, Detached, Input, Metadata, Millis, Processed, Processor,
     Punctuation, StoreQuery, StoreUnavailable, SubTopology, TopicPartition,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The topics' partition counts, as the client's metadata knows them.
@@ -115,14 +116,19 @@ impl Tasks<'_> {
         self.consumed.clear();
     }
 
-    /// Every hosted store wiped and rebuilt from its committed changelog, every task
-    /// closed (`TaskManager.closeDirtyAndRevive`).
-    async fn reset(&mut self, lost: Lost<'_>) {
+    /// Every task closed dirty and, under exactly-once, its stores wiped
+    /// (`TaskManager.handleLostAll` → `closeRunningTasksDirty`; `StateManagerUtil`
+    /// wipes a dirty task's state under exactly-once): what the tasks wrote since their
+    /// last commit is gone with them, and nothing is hosted until the next assignment
+    /// restores its stores from their committed changelogs ([`sync_tasks`]).
+    fn close_dirty(&mut self) {
         self.close();
-        let changelogs: Vec<(&Store, String)> = (self.stores.iter())
-            .map(|s| (s, changelog_topic(&self.client.app, &s.name)))
-            .collect();
-        revive(&changelogs, self.ctx, lost).await;
+        for store in &self.stores {
+            for p in store.hosted() {
+                store.drop_partition(p);
+            }
+        }
+        debug_assert!(self.hosted().is_empty(), "a dirty close hosts no store");
     }
 }
 
@@ -193,7 +199,7 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         let done = match (done, next_punctuation, every) {
             (Ok(()), Some(at), Some(e)) if now_ms() >= at => {
                 next_punctuation = Some(now_ms() + e);
-                punctuate(&mut tasks, &producer).await
+                punctuate(&mut tasks, &producer, &consumer).await
             }
             (done, _, _) => done,
         };
@@ -212,10 +218,14 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
                 .expect("the design's topics exist");
             continue;
         }
+        // Any other failed transaction (a timeout, a broker's error): aborted, every
+        // task closed dirty and, under exactly-once, its stores wiped
+        // (`TaskManager.closeDirtyAndRevive`); the member rejoins and its new
+        // assignment's stores are restored once from their committed changelogs.
         if producer.abort_transaction(NO_WAIT).await.is_err() {
             producer = transactional(&tid, name, &ctx).await;
         }
-        tasks.reset(&|| consumer.assignment_lost()).await;
+        tasks.close_dirty();
         consumer
             .subscribe(&topics)
             .expect("the design's topics exist");
@@ -315,12 +325,24 @@ async fn commit_skipped(
     commit_offsets(tasks, producer, consumer, moved).await
 }
 
-/// Every task's wall-clock punctuation; what they write, in one transaction without
-/// offsets (none when they write nothing).
-async fn punctuate(tasks: &mut Tasks<'_>, producer: &FutureProducer) -> KafkaResult<()> {
+/// Every running task's wall-clock punctuation; what they write, in one transaction
+/// without offsets (none when they write nothing). A task runs while its partitions are
+/// assigned: a revocation suspends it (under the eager protocol the member's every task,
+/// `TaskManager.handleRevocation`) until the rejoin's assignment, so a member whose
+/// rejoin is under way (its heartbeat told it to rejoin, its consumer revoked everything
+/// and has no assignment yet) punctuates nothing, though it still hosts the stores.
+async fn punctuate(
+    tasks: &mut Tasks<'_>,
+    producer: &FutureProducer,
+    consumer: &StreamConsumer<Tracker>,
+) -> KafkaResult<()> {
     let now = now_ms();
+    let assignment = consumer.assignment().unwrap_or_default();
+    let assigned: BTreeSet<u32> = (assignment.elements().into_iter())
+        .map(|e| e.partition() as u32)
+        .collect();
     let mut outputs = Vec::new();
-    for partition in tasks.hosted() {
+    for partition in (tasks.hosted().into_iter()).filter(|p| assigned.contains(p)) {
         let ((), written) = tasks.step(partition, now, |p, c| p.punctuate(c));
         outputs.extend(written);
     }

@@ -417,8 +417,14 @@ impl<C: ConsumerContext> StreamConsumer<C> {
     }
 }
 
-/// The heartbeat task of one generation: it ends when the generation does, and asks for
-/// a rejoin when the coordinator answers that a rebalance began or the member is gone.
+/// The heartbeat task of one generation: it ends when the generation does (the member
+/// rejoins, leaves or is expelled), and asks for a rejoin when the coordinator answers
+/// that a rebalance began or the member is gone. After `REBALANCE_IN_PROGRESS` it goes on
+/// heartbeating until the member rejoins, as `AbstractCoordinator.HeartbeatThread` does
+/// ("it is valid to continue heartbeating while the group is rebalancing ... If we stop
+/// sending heartbeats, however, then the session timeout may expire before we can
+/// rejoin"): a member busy between two polls (restoring its stores) stays in the group
+/// for the rebalance timeout, not for one session.
 async fn heartbeat(
     conn: Arc<Conn>,
     settings: Arc<Settings>,
@@ -429,7 +435,7 @@ async fn heartbeat(
         sleep(Duration::from_millis(settings.heartbeat_interval_ms.max(1))).await;
         let member_id = {
             let st = lock(&state);
-            if st.generation != Some(generation) || st.rejoin {
+            if st.generation != Some(generation) {
                 return;
             }
             st.member_id.clone().expect("a joined member has an id")
@@ -444,13 +450,16 @@ async fn heartbeat(
             Response::Heartbeat(Err(e)) => {
                 conn.error(format!("heartbeat: {e:?}"));
                 let mut st = lock(&state);
-                if st.generation == Some(generation) {
-                    st.rejoin = true;
-                    st.lost =
-                        matches!(e, WireError::UnknownMemberId | WireError::IllegalGeneration);
-                    if e == WireError::UnknownMemberId {
-                        st.member_id = None;
-                    }
+                if st.generation != Some(generation) {
+                    return;
+                }
+                st.rejoin = true;
+                if e == WireError::RebalanceInProgress {
+                    continue;
+                }
+                st.lost = matches!(e, WireError::UnknownMemberId | WireError::IllegalGeneration);
+                if e == WireError::UnknownMemberId {
+                    st.member_id = None;
                 }
                 return;
             }
