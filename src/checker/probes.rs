@@ -14,7 +14,6 @@ use crate::domain::{Msg, Validation};
 use oversell_sim::protocol::Offset;
 use oversell_sim::{ClientId, Event, TopicPartition, TraceRecord};
 use serde::{Deserialize, Serialize};
-use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 macro_rules! probes {
@@ -97,13 +96,14 @@ impl Probes {
 }
 
 /// Every probe of a run.
-pub fn probe(cx: &Cx<'_>) -> Probes {
+pub fn probe<'r>(cx: &Cx<'r>) -> Probes {
     let mut p = Probes::default();
     let mut walk = Walk::default();
     for (order, product) in reservations(cx) {
         walk.reserved.entry(product).or_default().insert(order);
     }
-    for r in &cx.run.trace.records {
+    let run = cx.run;
+    for r in &run.trace.records {
         walk.record(cx, r, &mut p);
     }
     walk.finish(cx, &mut p);
@@ -169,9 +169,10 @@ fn broker_probes(cx: &Cx<'_>, p: &mut Probes) {
 
 /// The committed reservations (`ProductReserved`, a PASS, a `StockReserved`): (order,
 /// product).
-fn reservations(cx: &Cx<'_>) -> Vec<(String, String)> {
+fn reservations<'r>(cx: &Cx<'r>) -> Vec<(&'r str, &'r str)> {
     let mut out = Vec::new();
-    for (_, msg) in cx.h.domain() {
+    let h = cx.h;
+    for (_, msg) in h.domain() {
         let (order, product) = match msg {
             Msg::ProductReserved {
                 order_id,
@@ -191,7 +192,7 @@ fn reservations(cx: &Cx<'_>) -> Vec<(String, String)> {
             } => (order_id, product_id),
             _ => continue,
         };
-        out.push((order.clone(), product.clone()));
+        out.push((order.as_str(), product.as_str()));
     }
     out
 }
@@ -222,23 +223,23 @@ struct Zombie {
 }
 
 /// One processing step of a client: the seq of its `Process`, the order of its record,
-/// and what it read: (store, key) → value.
+/// and what it read: (store, key) → value. Names and values are the trace's, borrowed.
 #[derive(Clone, Debug, Default)]
-struct Step {
+struct Step<'r> {
     start: u64,
     order: Option<String>,
-    reads: BTreeMap<(String, String), Option<String>>,
+    reads: BTreeMap<(&'r str, &'r str), Option<&'r str>>,
     /// The seq of the last write of each key read, when it was read.
-    written: BTreeMap<(String, String), u64>,
+    written: BTreeMap<(&'r str, &'r str), u64>,
 }
 
-impl Step {
+impl<'r> Step<'r> {
     /// Its reads of `key`, in every store (in store order).
-    fn view(&self, key: &str) -> View {
+    fn view(&self, key: &str) -> View<'r> {
         self.reads
             .iter()
-            .filter(|((_, k), _)| k == key)
-            .map(|((s, _), v)| (s.clone(), v.clone()))
+            .filter(|((_, k), _)| *k == key)
+            .map(|((s, _), v)| (*s, *v))
             .collect()
     }
 
@@ -246,34 +247,34 @@ impl Step {
     fn last_write(&self, key: &str) -> Option<u64> {
         self.written
             .iter()
-            .filter(|((_, k), _)| k == key)
+            .filter(|((_, k), _)| *k == key)
             .map(|(_, w)| *w)
             .max()
     }
 }
 
 /// What a step read of one key: (store, value) in store order.
-type View = Vec<(String, Option<String>)>;
+type View<'r> = Vec<(&'r str, Option<&'r str>)>;
 
 /// The deciding steps of committed reservations, by what they read: (product, view) →
 /// decider's start → its order. Kept equal to `Walk::decided` restricted to the orders
 /// `Walk::reserved` holds for the product, so that a step's staleness is a range query
 /// instead of a scan of every order of the product.
 #[derive(Default)]
-struct Deciders(BTreeMap<(String, View), BTreeMap<u64, String>>);
+struct Deciders<'r>(BTreeMap<(&'r str, View<'r>), BTreeMap<u64, String>>);
 
-impl Deciders {
-    fn insert(&mut self, key: &str, view: View, start: u64, order: &str) {
+impl<'r> Deciders<'r> {
+    fn insert(&mut self, key: &'r str, view: View<'r>, start: u64, order: &str) {
         let old = self
             .0
-            .entry((key.to_string(), view))
+            .entry((key, view))
             .or_default()
             .insert(start, order.to_string());
         assert!(old.is_none(), "one deciding step per start");
     }
 
-    fn remove(&mut self, key: &str, view: View, start: u64) {
-        let k = (key.to_string(), view);
+    fn remove(&mut self, key: &'r str, view: View<'r>, start: u64) {
+        let k = (key, view);
         let starts = self.0.get_mut(&k).expect("indexed view");
         assert!(starts.remove(&start).is_some(), "indexed decider");
         if starts.is_empty() {
@@ -285,8 +286,8 @@ impl Deciders {
     /// within `after..before`.
     fn any_within(
         &self,
-        key: &str,
-        view: View,
+        key: &'r str,
+        view: View<'r>,
         after: u64,
         before: u64,
         order: Option<&String>,
@@ -295,7 +296,7 @@ impl Deciders {
             return false;
         }
         self.0
-            .get(&(key.to_string(), view))
+            .get(&(key, view))
             .is_some_and(|starts| starts.range(after..before).any(|(_, o)| Some(o) != order))
     }
 }
@@ -310,17 +311,17 @@ fn order_of(value: Option<&str>) -> Option<String> {
 
 /// State of the one pass over the trace.
 #[derive(Default)]
-struct Walk {
+struct Walk<'r> {
     /// Per client, its current processing step.
-    steps: BTreeMap<ClientId, Step>,
+    steps: BTreeMap<ClientId, Step<'r>>,
     /// Order → the first step that processed a record of it (the one that decided it).
-    decided: BTreeMap<String, Step>,
+    decided: BTreeMap<String, Step<'r>>,
     /// (store, key) → seq of the last write.
-    writes: BTreeMap<(String, String), u64>,
+    writes: BTreeMap<(&'r str, &'r str), u64>,
     /// Product → the orders it has a committed reservation for.
-    reserved: BTreeMap<String, BTreeSet<String>>,
+    reserved: BTreeMap<&'r str, BTreeSet<&'r str>>,
     /// `decided`, indexed by product and view, for the orders `reserved` holds.
-    deciders: Deciders,
+    deciders: Deciders<'r>,
     /// (group, partition) → committed offset (the next to read).
     committed: BTreeMap<(String, TopicPartition), Offset>,
     /// Per client: the records it processed that wrote a store, and its last processed one.
@@ -335,15 +336,15 @@ struct Walk {
     zombies: BTreeMap<ClientId, Zombie>,
 }
 
-impl Walk {
-    fn record(&mut self, cx: &Cx<'_>, r: &TraceRecord, p: &mut Probes) {
+impl<'r> Walk<'r> {
+    fn record(&mut self, cx: &Cx<'_>, r: &'r TraceRecord, p: &mut Probes) {
         match &r.event {
             Event::StoreGet {
                 client,
                 store,
                 key,
                 value,
-            } => self.read(client, store, key, value),
+            } => self.read(client, store, key, value.as_deref()),
             Event::StorePut {
                 client, store, key, ..
             } => self.put(client, store, key, r.seq),
@@ -396,12 +397,20 @@ impl Walk {
     }
 
     /// A store write: remembered, and the step's input marked as having written.
-    fn put(&mut self, client: &ClientId, store: &str, key: &str, seq: u64) {
-        self.writes
-            .insert((store.to_string(), key.to_string()), seq);
+    fn put(&mut self, client: &ClientId, store: &'r str, key: &'r str, seq: u64) {
+        self.writes.insert((store, key), seq);
         if let Some(last) = self.last_processed.get(client) {
-            let last = last.clone();
-            self.dirty.entry(client.clone()).or_default().insert(last);
+            match self.dirty.get_mut(client) {
+                Some(dirty) => {
+                    if !dirty.contains(last) {
+                        dirty.insert(last.clone());
+                    }
+                }
+                None => {
+                    self.dirty
+                        .insert(client.clone(), BTreeSet::from([last.clone()]));
+                }
+            }
         }
     }
 
@@ -439,31 +448,34 @@ impl Walk {
 
     /// A read in a client's processing step (a read outside one, in a punctuation, is
     /// no check).
-    fn read(&mut self, client: &ClientId, store: &str, key: &str, value: &Option<String>) {
+    fn read(&mut self, client: &ClientId, store: &'r str, key: &'r str, value: Option<&'r str>) {
         let Some(step) = self.steps.get_mut(client) else {
             return;
         };
-        let k = (store.to_string(), key.to_string());
+        let k = (store, key);
         if let Some(w) = self.writes.get(&k) {
-            step.written.entry(k.clone()).or_insert(*w);
+            step.written.entry(k).or_insert(*w);
         }
-        step.reads.entry(k).or_insert_with(|| value.clone());
+        step.reads.entry(k).or_insert(value);
         let Some(order) = &step.order else {
             return;
         };
         // The first step of the order decided it; later ones (a duplicate record, a
         // replay) only repeat it. Its reads are kept as they come.
-        let indexed = self.reserved.get(key).is_some_and(|o| o.contains(order));
-        match self.decided.entry(order.clone()) {
-            Entry::Vacant(e) => {
-                e.insert(step.clone());
+        let indexed = self
+            .reserved
+            .get(key)
+            .is_some_and(|o| o.contains(order.as_str()));
+        match self.decided.get_mut(order.as_str()) {
+            None => {
+                self.decided.insert(order.clone(), step.clone());
                 if indexed {
                     self.deciders.insert(key, step.view(key), step.start, order);
                 }
             }
-            Entry::Occupied(mut e) if e.get().start == step.start => {
-                let (old, new) = (e.get().view(key), step.view(key));
-                *e.get_mut() = step.clone();
+            Some(decider) if decider.start == step.start => {
+                let (old, new) = (decider.view(key), step.view(key));
+                decider.clone_from(step);
                 if indexed && old != new {
                     if !old.is_empty() {
                         self.deciders.remove(key, old, step.start);
@@ -471,7 +483,7 @@ impl Walk {
                     self.deciders.insert(key, new, step.start, order);
                 }
             }
-            Entry::Occupied(_) => {}
+            Some(_) => {}
         }
     }
 
@@ -484,7 +496,7 @@ impl Walk {
         };
         // A decider qualifies if it started before this step and after the last write of
         // the key this step saw: `Deciders` answers that as a range of starts.
-        let keys: BTreeSet<&str> = step.reads.keys().map(|(_, k)| k.as_str()).collect();
+        let keys: BTreeSet<&'r str> = step.reads.keys().map(|(_, k)| *k).collect();
         let stale = keys.into_iter().any(|key| {
             let after = step.last_write(key).map_or(0, |w| w + 1);
             let found = self.deciders.any_within(
@@ -508,17 +520,17 @@ impl Walk {
 
     /// The definition `Deciders` indexes, by a scan of every reserved order of `key`
     /// (debug builds cross-check the index with it on products of few orders).
-    fn stale_by_scan(&self, step: &Step, key: &str) -> bool {
+    fn stale_by_scan(&self, step: &Step<'r>, key: &str) -> bool {
         let unwritten_since = |start: u64| {
             step.reads
                 .keys()
-                .filter(|(_, k)| k == key)
+                .filter(|(_, k)| *k == key)
                 .all(|k| step.written.get(k).is_none_or(|w| *w < start))
         };
         let orders = self.reserved.get(key).into_iter().flatten();
         orders
-            .filter(|o| step.order.as_ref() != Some(*o))
-            .filter_map(|o| self.decided.get(o))
+            .filter(|o| step.order.as_deref() != Some(**o))
+            .filter_map(|o| self.decided.get(*o))
             .any(|decider| {
                 decider.start < step.start
                     && decider.view(key) == step.view(key)
