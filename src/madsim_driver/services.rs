@@ -257,6 +257,86 @@ pub(super) fn close_lost_tasks(stores: &[(&Store, String)], why: &str, ctx: &Ctx
     }
 }
 
+/// An exactly-once instance's transactional producer: one transactional id per instance,
+/// kept across restarts, so a restarted instance fences its previous incarnation
+/// (`exactly_once_v2` with a persistent process id).
+pub(super) struct Txn<'a> {
+    pub tid: String,
+    pub app: &'a str,
+}
+
+impl<'a> Txn<'a> {
+    pub(super) fn new(app: &'a str, ctx: &Ctx) -> Txn<'a> {
+        Txn {
+            tid: format!("{app}-{}", ctx.instance),
+            app,
+        }
+    }
+
+    /// A new producer for this id (`ActiveTaskCreator.reInitializeProducer`).
+    pub(super) async fn producer(&self, ctx: &Ctx) -> FutureProducer {
+        transactional(&self.tid, self.app, ctx).await
+    }
+}
+
+/// A consumer of `app`'s group reading `read_committed`, its rebalances tracked,
+/// subscribed to `topics`.
+pub(super) async fn subscribed(
+    app: &str,
+    topics: &[&str],
+    ctx: &Ctx,
+) -> (Tracker, StreamConsumer<Tracker>) {
+    let tracker = Tracker::default();
+    let consumer: StreamConsumer<Tracker> = consumer_config(app, "read_committed", &ctx.streams)
+        .create_with_context(tracker.clone())
+        .await
+        .expect("valid consumer settings");
+    consumer
+        .subscribe(topics)
+        .expect("the design's topics exist");
+    (tracker, consumer)
+}
+
+/// At the poll that finds the member expelled (`StreamsRebalanceListener.onPartitionsLost`
+/// → `TaskManager.handleLostAll`): the tasks closed dirty, their stores wiped, the
+/// producer re-initialised; the caller processes no record of a lost task. Whether any
+/// task was hosted (and so closed).
+pub(super) async fn close_at_poll(
+    changelogs: &[(&Store, String)],
+    producer: &mut FutureProducer,
+    txn: &Txn<'_>,
+    ctx: &Ctx,
+) -> bool {
+    if !hosts_any(changelogs) {
+        return false;
+    }
+    close_lost_tasks(changelogs, "the group expelled the member", ctx);
+    *producer = txn.producer(ctx).await;
+    true
+}
+
+/// `StreamThread.handleTaskMigrated` after a failed transaction that means the tasks
+/// migrated ([`migrated`], or the assignment lost): `TaskManager.handleLostAll` (the open
+/// transaction aborted, the tasks closed dirty and their stores wiped, the producer
+/// re-initialised), then `unsubscribe` and `subscribe`: the member leaves and joins
+/// again, and its next assignment is restored from the changelogs.
+pub(super) async fn rejoin_migrated(
+    consumer: &StreamConsumer<Tracker>,
+    topics: &[&str],
+    changelogs: &[(&Store, String)],
+    producer: &mut FutureProducer,
+    (txn, why): (&Txn<'_>, &str),
+    ctx: &Ctx,
+) {
+    let _ = producer.abort_transaction(NO_WAIT).await;
+    close_lost_tasks(changelogs, why, ctx);
+    *producer = txn.producer(ctx).await;
+    consumer.unsubscribe();
+    consumer
+        .subscribe(topics)
+        .expect("the design's topics exist");
+}
+
 /// `TaskManager.closeDirtyAndRevive` under exactly-once: every hosted partition's stores
 /// wiped (a dirty close, `StateManagerUtil.closeStateManager`) and then restored from
 /// their committed changelogs; none is a view while it is rebuilt.
@@ -558,32 +638,17 @@ pub async fn inventory_instance(ctx: Ctx) {
         (&inventory, changelog_topic(APP, INVENTORY_STORE)),
         (&reserved, changelog_topic(APP, RESERVED_STORE)),
     ];
-    let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> = consumer_config(APP, "read_committed", &ctx.streams)
-        .create_with_context(tracker.clone())
-        .await
-        .expect("valid consumer settings");
     let topics = ["orders", INVENTORY];
-    consumer
-        .subscribe(&topics)
-        .expect("the design's topics exist");
-    // One transactional id per instance, kept across restarts: a restarted instance
-    // fences its previous incarnation (exactly_once_v2 with a persistent process id).
-    let tid = format!("{APP}-{}", ctx.instance);
-    let mut producer = transactional(&tid, APP, &ctx).await;
+    let (tracker, consumer) = subscribed(APP, &topics, &ctx).await;
+    let txn = Txn::new(APP, &ctx);
+    let mut producer = txn.producer(&ctx).await;
     loop {
         let next = timeout(POLL, consumer.recv()).await;
         let lost = || consumer.assignment_lost();
         sync_tasks(&tracker, &changelogs, "read_committed", &ctx, &lost).await;
         if lost() {
-            // `StreamsRebalanceListener.onPartitionsLost` → `TaskManager.handleLostAll`:
-            // tasks closed dirty, stores wiped, the producer re-initialised (no
-            // transaction is open between two records here); a record fetched for a
-            // lost task is not processed.
-            if hosts_any(&changelogs) {
-                close_lost_tasks(&changelogs, "the group expelled the member", &ctx);
-                producer = transactional(&tid, APP, &ctx).await;
-            }
+            // No transaction is open between two records here.
+            close_at_poll(&changelogs, &mut producer, &txn, &ctx).await;
             continue;
         }
         let Ok(Ok(m)) = next else {
@@ -594,25 +659,23 @@ pub async fn inventory_instance(ctx: Ctx) {
             continue;
         };
         if migrated(&e) || consumer.assignment_lost() {
-            // `StreamThread.handleTaskMigrated`: `TaskManager.handleLostAll` (the open
-            // transaction aborted, the tasks closed dirty and their stores wiped, the
-            // producer re-initialised), then `unsubscribe` and `subscribe`: the member
-            // leaves and joins again, and its next assignment is restored from the
-            // changelogs.
-            let _ = producer.abort_transaction(NO_WAIT).await;
-            close_lost_tasks(&changelogs, &e.to_string(), &ctx);
-            producer = transactional(&tid, APP, &ctx).await;
-            consumer.unsubscribe();
-            consumer
-                .subscribe(&topics)
-                .expect("the design's topics exist");
+            let why = e.to_string();
+            rejoin_migrated(
+                &consumer,
+                &topics,
+                &changelogs,
+                &mut producer,
+                (&txn, &why),
+                &ctx,
+            )
+            .await;
             continue;
         }
         // Any other failed transaction: abort it (or, fenced, start a new producer),
         // rebuild the stores from their committed changelogs and resume from the
         // committed offsets (`TaskManager.handleCorruption` → `closeDirtyAndRevive`).
         if producer.abort_transaction(NO_WAIT).await.is_err() {
-            producer = transactional(&tid, APP, &ctx).await;
+            producer = txn.producer(&ctx).await;
         }
         revive(&changelogs, &ctx, &|| consumer.assignment_lost()).await;
         consumer

@@ -23,8 +23,8 @@
 //! tasks closed, stores wiped, the producer replaced, the member rejoined.
 
 use super::services::{
-    close_lost_tasks, consumer_config, hosts_any, migrated, sync_tasks, transactional, Ctx,
-    Tracker, NO_WAIT, POLL,
+    close_at_poll, migrated, rejoin_migrated, subscribed, sync_tasks, Ctx, Tracker, Txn, NO_WAIT,
+    POLL,
 };
 use super::store::{Store, Stores};
 use crate::designs::saga::App;
@@ -72,7 +72,22 @@ struct Tasks<'a> {
     consumed: BTreeMap<(String, i32), i64>,
 }
 
-impl Tasks<'_> {
+impl<'a> Tasks<'a> {
+    /// The instance's tasks, none built yet, and its stores, none hosted yet.
+    fn new(ctx: &'a Ctx, client: ClientId, sub: &'a SubTopology) -> Tasks<'a> {
+        let stores = (sub.stores.iter())
+            .map(|s| Store::new(client.clone(), s, ctx.stores.clone(), ctx.recorder.clone()))
+            .collect();
+        Tasks {
+            ctx,
+            client,
+            sub,
+            stores,
+            processors: BTreeMap::new(),
+            consumed: BTreeMap::new(),
+        }
+    }
+
     /// The partitions whose stores this instance hosts (restored), in order.
     fn hosted(&self) -> Vec<u32> {
         self.stores.first().map_or_else(Vec::new, Store::hosted)
@@ -138,38 +153,16 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         panic!("the saga's applications have one sub-topology each");
     };
     let name = app.application_id;
-    let client = ClientId::new(ctx.instance.as_str(), name);
-    let stores: Vec<Store> = (sub.stores.iter())
-        .map(|s| Store::new(client.clone(), s, ctx.stores.clone(), ctx.recorder.clone()))
-        .collect();
+    let mut tasks = Tasks::new(&ctx, ClientId::new(ctx.instance.as_str(), name), sub);
+    let stores = tasks.stores.clone();
     let changelogs: Vec<(&Store, String)> = (stores.iter())
         .map(|s| (s, changelog_topic(name, &s.name)))
         .collect();
-    let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> = consumer_config(name, "read_committed", &ctx.streams)
-        .create_with_context(tracker.clone())
-        .await
-        .expect("valid consumer settings");
     let topics: Vec<&str> = sub.sources.iter().map(String::as_str).collect();
-    consumer
-        .subscribe(&topics)
-        .expect("the design's topics exist");
-    // One transactional id per instance, kept across restarts (as `rekeyed-eos`).
-    let tid = format!("{name}-{}", ctx.instance);
-    let mut producer = transactional(&tid, name, &ctx).await;
-    let mut tasks = Tasks {
-        ctx: &ctx,
-        client: client.clone(),
-        sub,
-        stores: stores.clone(),
-        processors: BTreeMap::new(),
-        consumed: BTreeMap::new(),
-    };
-    let every = match sub.punctuate {
-        Some(Punctuation::WallClock(every)) => Some(every.max(1)),
-        Some(Punctuation::StreamTime(_)) => panic!("the saga punctuates on wall-clock time"),
-        None => None,
-    };
+    let (tracker, consumer) = subscribed(name, &topics, &ctx).await;
+    let txn = Txn::new(name, &ctx);
+    let mut producer = txn.producer(&ctx).await;
+    let every = punctuation_interval(sub);
     let mut next_punctuation = every.map(|e| now_ms() + e);
     loop {
         // `StreamThread.pollPhase`: a poll returns at the first records or after
@@ -182,13 +175,9 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
             tasks.close();
         }
         if lost() {
-            // `StreamsRebalanceListener.onPartitionsLost` → `TaskManager.handleLostAll`,
-            // at the poll that finds the member expelled: tasks closed dirty, stores
-            // wiped, the producer re-initialised; no record or punctuation of a lost task.
-            if hosts_any(&changelogs) {
+            // No record or punctuation of a lost task.
+            if close_at_poll(&changelogs, &mut producer, &txn, &ctx).await {
                 tasks.close();
-                close_lost_tasks(&changelogs, "the group expelled the member", &ctx);
-                producer = transactional(&tid, name, &ctx).await;
             }
             continue;
         }
@@ -196,39 +185,57 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
             Ok(Ok(m)) => process(&mut tasks, &producer, &consumer, &m).await,
             _ => commit_skipped(&mut tasks, &producer, &consumer).await,
         };
-        let done = match (done, next_punctuation, every) {
-            (Ok(()), Some(at), Some(e)) if now_ms() >= at => {
-                next_punctuation = Some(now_ms() + e);
+        let done = match done {
+            Ok(()) if due(&mut next_punctuation, every) => {
                 punctuate(&mut tasks, &producer, &consumer).await
             }
-            (done, _, _) => done,
+            done => done,
         };
         let Err(e) = done else {
             continue;
         };
         if migrated(&e) || consumer.assignment_lost() {
-            // `StreamThread.handleTaskMigrated`, as in `rekeyed-eos` (services.rs).
-            let _ = producer.abort_transaction(NO_WAIT).await;
             tasks.close();
-            close_lost_tasks(&changelogs, &e.to_string(), &ctx);
-            producer = transactional(&tid, name, &ctx).await;
-            consumer.unsubscribe();
-            consumer
-                .subscribe(&topics)
-                .expect("the design's topics exist");
+            let why = e.to_string();
+            rejoin_migrated(
+                &consumer,
+                &topics,
+                &changelogs,
+                &mut producer,
+                (&txn, &why),
+                &ctx,
+            )
+            .await;
             continue;
         }
-        // Any other failed transaction (a timeout, a broker's error): aborted, every
-        // task closed dirty and, under exactly-once, its stores wiped
-        // (`TaskManager.closeDirtyAndRevive`); the member rejoins and its new
-        // assignment's stores are restored once from their committed changelogs.
+        // Any other failed transaction (a timeout, a broker's error): `close_dirty`.
         if producer.abort_transaction(NO_WAIT).await.is_err() {
-            producer = transactional(&tid, name, &ctx).await;
+            producer = txn.producer(&ctx).await;
         }
         tasks.close_dirty();
         consumer
             .subscribe(&topics)
             .expect("the design's topics exist");
+    }
+}
+
+/// Whether the wall-clock punctuation is due now; if so, the next one is scheduled.
+fn due(next: &mut Option<Millis>, every: Option<Millis>) -> bool {
+    match (*next, every) {
+        (Some(at), Some(e)) if now_ms() >= at => {
+            *next = Some(now_ms() + e);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The wall-clock punctuation's interval of a sub-topology, if it punctuates.
+fn punctuation_interval(sub: &SubTopology) -> Option<Millis> {
+    match sub.punctuate {
+        Some(Punctuation::WallClock(every)) => Some(every.max(1)),
+        Some(Punctuation::StreamTime(_)) => panic!("the saga punctuates on wall-clock time"),
+        None => None,
     }
 }
 
