@@ -402,3 +402,33 @@ fn ctrl_c_during_a_sweep_prints_and_writes_what_it_found() {
     assert_eq!(doc["naive"]["end"], "interrupted");
     assert!(doc["naive"]["runs"].as_u64().expect("runs") > 0);
 }
+
+#[test]
+fn explore_on_madsim_refuses_the_options_it_does_not_play() {
+    let last_unit = scenario("last-unit");
+    let base = [
+        "explore",
+        last_unit.as_str(),
+        "--design",
+        "naive",
+        "--seeds",
+        "0..1",
+        "--driver",
+        "madsim",
+    ];
+    for (extra, what) in [
+        (&["--json", "unused.json"][..], "--json"),
+        (&["--jobs", "2"][..], "--jobs above 1"),
+        (&["--strategy", "pct"][..], "a strategy other than random"),
+        (&["--save"][..], "--save"),
+    ] {
+        let out = oversell(&[&base[..], extra].concat());
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(&format!("does not play {what}")), "{err}");
+    }
+    assert!(
+        !root().join("unused.json").exists(),
+        "a refused --json writes nothing"
+    );
+}

@@ -177,7 +177,7 @@ pub enum Driver {
     #[default]
     Simulator,
     /// The designs as async services on the rdkafka-shaped client, run by madsim
-    /// (needs a `--cfg madsim` build; designs: naive, rekeyed-eos).
+    /// (needs a `--cfg madsim` build; designs: naive, rekeyed-eos, saga, saga-direct-timers).
     Madsim,
 }
 

@@ -114,6 +114,7 @@ pub fn run(
 /// `oversell explore --driver madsim`: the seeds one after another, violations per invariant.
 pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
     let scenario = load_with(&a.scenario, &a.mutations)?;
+    refuse_unplayed(a, &scenario)?;
     let picked = chosen(registry, &a.design.design, &scenario, &a.mutations)?;
     let seeds = a.seeds.unwrap_or(scenario.run.seeds);
     say!(
@@ -161,6 +162,30 @@ pub fn explore(registry: &Registry, a: &ExploreArgs) -> Result<Exit, Error> {
         }
     }
     Ok(exit)
+}
+
+/// The `explore` options the madsim driver does not play, each refused rather than
+/// ignored: a sweep that quietly dropped one would read as if it had been played.
+fn refuse_unplayed(a: &ExploreArgs, scenario: &Scenario) -> Result<(), Error> {
+    let unplayed = [
+        (a.json.is_some(), "--json (it prints the counts; `replay --seed N --driver madsim --json FILE` writes one run's report)"),
+        (a.save, "--save"),
+        (a.shard.is_some(), "--shard"),
+        (a.counterexample.is_some(), "--counterexample"),
+        (a.rerun_prefixes, "--rerun-prefixes"),
+        (
+            a.jobs.jobs.is_some_and(|j| j > 1),
+            "--jobs above 1 (it runs its seeds one after another)",
+        ),
+        (
+            scenario.run.strategy != crate::scenario::StrategyName::Random,
+            "a strategy other than random (madsim draws each run's interleaving from its seed)",
+        ),
+    ];
+    match unplayed.iter().find(|(set, _)| *set) {
+        Some((_, what)) => Err(Error::Madsim(format!("explore does not play {what}"))),
+        None => Ok(()),
+    }
 }
 
 /// `oversell replay --driver madsim`: one run from madsim's seed (a `MADSIM_TEST_SEED`),
