@@ -261,21 +261,28 @@ pub(super) fn close_lost_tasks(stores: &[(&Store, String)], why: &str, ctx: &Ctx
 /// kept across restarts, so a restarted instance fences its previous incarnation
 /// (`exactly_once_v2` with a persistent process id).
 pub(super) struct Txn<'a> {
-    pub tid: String,
-    pub app: &'a str,
+    tid: String,
+    app: &'a str,
+    pub producer: FutureProducer,
 }
 
 impl<'a> Txn<'a> {
-    pub(super) fn new(app: &'a str, ctx: &Ctx) -> Txn<'a> {
-        Txn {
-            tid: format!("{app}-{}", ctx.instance),
-            app,
-        }
+    pub(super) async fn new(app: &'a str, ctx: &Ctx) -> Txn<'a> {
+        let tid = format!("{app}-{}", ctx.instance);
+        let producer = transactional(&tid, app, ctx).await;
+        Txn { tid, app, producer }
     }
 
     /// A new producer for this id (`ActiveTaskCreator.reInitializeProducer`).
-    pub(super) async fn producer(&self, ctx: &Ctx) -> FutureProducer {
-        transactional(&self.tid, self.app, ctx).await
+    pub(super) async fn replace(&mut self, ctx: &Ctx) {
+        self.producer = transactional(&self.tid, self.app, ctx).await;
+    }
+
+    /// The open transaction aborted or, the producer fenced, a new producer.
+    pub(super) async fn abort_or_replace(&mut self, ctx: &Ctx) {
+        if self.producer.abort_transaction(NO_WAIT).await.is_err() {
+            self.replace(ctx).await;
+        }
     }
 }
 
@@ -303,15 +310,14 @@ pub(super) async fn subscribed(
 /// task was hosted (and so closed).
 pub(super) async fn close_at_poll(
     changelogs: &[(&Store, String)],
-    producer: &mut FutureProducer,
-    txn: &Txn<'_>,
+    txn: &mut Txn<'_>,
     ctx: &Ctx,
 ) -> bool {
     if !hosts_any(changelogs) {
         return false;
     }
     close_lost_tasks(changelogs, "the group expelled the member", ctx);
-    *producer = txn.producer(ctx).await;
+    txn.replace(ctx).await;
     true
 }
 
@@ -324,13 +330,13 @@ pub(super) async fn rejoin_migrated(
     consumer: &StreamConsumer<Tracker>,
     topics: &[&str],
     changelogs: &[(&Store, String)],
-    producer: &mut FutureProducer,
-    (txn, why): (&Txn<'_>, &str),
+    txn: &mut Txn<'_>,
+    why: &str,
     ctx: &Ctx,
 ) {
-    let _ = producer.abort_transaction(NO_WAIT).await;
+    let _ = txn.producer.abort_transaction(NO_WAIT).await;
     close_lost_tasks(changelogs, why, ctx);
-    *producer = txn.producer(ctx).await;
+    txn.replace(ctx).await;
     consumer.unsubscribe();
     consumer
         .subscribe(topics)
@@ -640,43 +646,33 @@ pub async fn inventory_instance(ctx: Ctx) {
     ];
     let topics = ["orders", INVENTORY];
     let (tracker, consumer) = subscribed(APP, &topics, &ctx).await;
-    let txn = Txn::new(APP, &ctx);
-    let mut producer = txn.producer(&ctx).await;
+    let mut txn = Txn::new(APP, &ctx).await;
     loop {
         let next = timeout(POLL, consumer.recv()).await;
         let lost = || consumer.assignment_lost();
         sync_tasks(&tracker, &changelogs, "read_committed", &ctx, &lost).await;
         if lost() {
             // No transaction is open between two records here.
-            close_at_poll(&changelogs, &mut producer, &txn, &ctx).await;
+            close_at_poll(&changelogs, &mut txn, &ctx).await;
             continue;
         }
         let Ok(Ok(m)) = next else {
             continue;
         };
-        let Err(e) = validate_in_transaction(&producer, &consumer, &m, &inventory, &reserved).await
+        let Err(e) =
+            validate_in_transaction(&txn.producer, &consumer, &m, &inventory, &reserved).await
         else {
             continue;
         };
         if migrated(&e) || consumer.assignment_lost() {
             let why = e.to_string();
-            rejoin_migrated(
-                &consumer,
-                &topics,
-                &changelogs,
-                &mut producer,
-                (&txn, &why),
-                &ctx,
-            )
-            .await;
+            rejoin_migrated(&consumer, &topics, &changelogs, &mut txn, &why, &ctx).await;
             continue;
         }
         // Any other failed transaction: abort it (or, fenced, start a new producer),
         // rebuild the stores from their committed changelogs and resume from the
         // committed offsets (`TaskManager.handleCorruption` → `closeDirtyAndRevive`).
-        if producer.abort_transaction(NO_WAIT).await.is_err() {
-            producer = txn.producer(&ctx).await;
-        }
+        txn.abort_or_replace(&ctx).await;
         revive(&changelogs, &ctx, &|| consumer.assignment_lost()).await;
         consumer
             .subscribe(&topics)

@@ -160,8 +160,7 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         .collect();
     let topics: Vec<&str> = sub.sources.iter().map(String::as_str).collect();
     let (tracker, consumer) = subscribed(name, &topics, &ctx).await;
-    let txn = Txn::new(name, &ctx);
-    let mut producer = txn.producer(&ctx).await;
+    let mut txn = Txn::new(name, &ctx).await;
     let every = punctuation_interval(sub);
     let mut next_punctuation = every.map(|e| now_ms() + e);
     loop {
@@ -176,18 +175,18 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         }
         if lost() {
             // No record or punctuation of a lost task.
-            if close_at_poll(&changelogs, &mut producer, &txn, &ctx).await {
+            if close_at_poll(&changelogs, &mut txn, &ctx).await {
                 tasks.close();
             }
             continue;
         }
         let done = match next {
-            Ok(Ok(m)) => process(&mut tasks, &producer, &consumer, &m).await,
-            _ => commit_skipped(&mut tasks, &producer, &consumer).await,
+            Ok(Ok(m)) => process(&mut tasks, &txn.producer, &consumer, &m).await,
+            _ => commit_skipped(&mut tasks, &txn.producer, &consumer).await,
         };
         let done = match done {
             Ok(()) if due(&mut next_punctuation, every) => {
-                punctuate(&mut tasks, &producer, &consumer).await
+                punctuate(&mut tasks, &txn.producer, &consumer).await
             }
             done => done,
         };
@@ -197,21 +196,11 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         if migrated(&e) || consumer.assignment_lost() {
             tasks.close();
             let why = e.to_string();
-            rejoin_migrated(
-                &consumer,
-                &topics,
-                &changelogs,
-                &mut producer,
-                (&txn, &why),
-                &ctx,
-            )
-            .await;
+            rejoin_migrated(&consumer, &topics, &changelogs, &mut txn, &why, &ctx).await;
             continue;
         }
         // Any other failed transaction (a timeout, a broker's error): `close_dirty`.
-        if producer.abort_transaction(NO_WAIT).await.is_err() {
-            producer = txn.producer(&ctx).await;
-        }
+        txn.abort_or_replace(&ctx).await;
         tasks.close_dirty();
         consumer
             .subscribe(&topics)
