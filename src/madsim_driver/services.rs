@@ -286,15 +286,16 @@ impl<'a> Txn<'a> {
     }
 }
 
-/// A consumer of `app`'s group reading `read_committed`, its rebalances tracked,
+/// A consumer of `app`'s group reading as `isolation` reads, its rebalances tracked,
 /// subscribed to `topics`.
 pub(super) async fn subscribed(
     app: &str,
+    isolation: &str,
     topics: &[&str],
     ctx: &Ctx,
 ) -> (Tracker, StreamConsumer<Tracker>) {
     let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> = consumer_config(app, "read_committed", &ctx.streams)
+    let consumer: StreamConsumer<Tracker> = consumer_config(app, isolation, &ctx.streams)
         .create_with_context(tracker.clone())
         .await
         .expect("valid consumer settings");
@@ -530,15 +531,8 @@ pub async fn naive_instance(ctx: Ctx) {
 
 /// The question's stream processor: fold stock changes into `ProductStock`.
 async fn stock_task(ctx: Ctx, store: Store) {
-    let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> =
-        consumer_config(STOCK_APP, "read_uncommitted", &ctx.streams)
-            .create_with_context(tracker.clone())
-            .await
-            .expect("valid consumer settings");
-    consumer
-        .subscribe(&["orders", "stock"])
-        .expect("the design's topics exist");
+    let (tracker, consumer) =
+        subscribed(STOCK_APP, "read_uncommitted", &["orders", "stock"], &ctx).await;
     let producer: FutureProducer = producer_config(STOCK_APP, None, &ctx.streams)
         .create()
         .await
@@ -585,15 +579,7 @@ async fn stock_task(ctx: Ctx, store: Store) {
 
 /// The question's consumer: check `ProductStock` by interactive query, then publish.
 async fn check_task(ctx: Ctx, store: Store) {
-    let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> =
-        consumer_config(CHECKER_APP, "read_uncommitted", &ctx.streams)
-            .create_with_context(tracker.clone())
-            .await
-            .expect("valid consumer settings");
-    consumer
-        .subscribe(&["orders"])
-        .expect("the design's topics exist");
+    let (tracker, consumer) = subscribed(CHECKER_APP, "read_uncommitted", &["orders"], &ctx).await;
     let producer: FutureProducer = producer_config(CHECKER_APP, None, &ctx.streams)
         .create()
         .await
@@ -645,7 +631,7 @@ pub async fn inventory_instance(ctx: Ctx) {
         (&reserved, changelog_topic(APP, RESERVED_STORE)),
     ];
     let topics = ["orders", INVENTORY];
-    let (tracker, consumer) = subscribed(APP, &topics, &ctx).await;
+    let (tracker, consumer) = subscribed(APP, "read_committed", &topics, &ctx).await;
     let mut txn = Txn::new(APP, &ctx).await;
     loop {
         let next = timeout(POLL, consumer.recv()).await;

@@ -11,9 +11,7 @@
 //! express this: a Kafka Streams processor handles one record at a time per task, and
 //! nothing runs between its store read and its store write.
 
-use super::services::{
-    consumer_config, producer_config, sync_tasks, Ctx, Tracker, NEVER_LOST, NO_WAIT,
-};
+use super::services::{producer_config, subscribed, sync_tasks, Ctx, Tracker, NEVER_LOST, NO_WAIT};
 use super::store::Store;
 use crate::designs::rekeyed::{self, APP, INVENTORY, INVENTORY_STORE, RESERVED_STORE, VALIDATIONS};
 use crate::domain::{InventoryRow, Msg};
@@ -40,14 +38,8 @@ pub async fn spawning_instance(ctx: Ctx) {
         let id = ClientId::new(ctx.instance.as_str(), APP);
         Store::new(id, name, ctx.stores.clone(), ctx.recorder.clone())
     };
-    let tracker = Tracker::default();
-    let consumer: StreamConsumer<Tracker> = consumer_config(APP, "read_uncommitted", &ctx.streams)
-        .create_with_context(tracker.clone())
-        .await
-        .expect("valid consumer settings");
-    consumer
-        .subscribe(&["orders", INVENTORY])
-        .expect("the design's topics exist");
+    let (tracker, consumer) =
+        subscribed(APP, "read_uncommitted", &["orders", INVENTORY], &ctx).await;
     let producer: FutureProducer = producer_config(APP, None, &ctx.streams)
         .create()
         .await

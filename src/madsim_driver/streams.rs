@@ -159,7 +159,7 @@ pub async fn saga_instance(ctx: Ctx, app: Arc<App>) {
         .map(|s| (s, changelog_topic(name, &s.name)))
         .collect();
     let topics: Vec<&str> = sub.sources.iter().map(String::as_str).collect();
-    let (tracker, consumer) = subscribed(name, &topics, &ctx).await;
+    let (tracker, consumer) = subscribed(name, "read_committed", &topics, &ctx).await;
     let mut txn = Txn::new(name, &ctx).await;
     let every = punctuation_interval(sub);
     let mut next_punctuation = every.map(|e| now_ms() + e);
