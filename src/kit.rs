@@ -234,6 +234,9 @@ pub fn streams_config(
     if let Some(v) = s.linger_ms {
         c.linger_ms = v;
     }
+    if let Some(v) = s.fetch_max_wait_ms {
+        c.fetch_max_wait_ms = v;
+    }
     if let Some(v) = s.rebalance_protocol {
         c.rebalance_protocol = v;
     }

@@ -135,6 +135,11 @@ pub struct StreamsSpec {
     pub request_timeout_ms: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linger_ms: Option<Millis>,
+    /// The consumer's `fetch.max.wait.ms`: above 0, the long poll (one fetch of every
+    /// assigned partition in flight, held by the broker while it has nothing to return);
+    /// 0 (the default), the processing loop's own one-partition fetches.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fetch_max_wait_ms: Option<Millis>,
     /// `"cooperative"` (the default since Kafka 2.4) or `"eager"` (tasks recreated each time).
     pub rebalance_protocol: Option<RebalanceProtocol>,
     /// State directories across restarts: `persistent` (default: the same process id and

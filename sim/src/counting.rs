@@ -31,6 +31,8 @@ pub struct CountingSetup {
     pub spread_ms: Millis,
     pub rates: FaultRates,
     pub fault_phase_ms: Millis,
+    /// The instances' `fetch.max.wait.ms` (0, the default: no long poll).
+    pub fetch_max_wait_ms: Millis,
 }
 
 impl Default for CountingSetup {
@@ -44,6 +46,7 @@ impl Default for CountingSetup {
             spread_ms: 400,
             rates: FaultRates::default(),
             fault_phase_ms: 0,
+            fetch_max_wait_ms: 0,
         }
     }
 }
@@ -128,10 +131,12 @@ pub fn world(setup: &CountingSetup) -> World {
     for i in 0..setup.instances {
         let topology = topology.clone();
         let guarantee = setup.guarantee;
+        let fetch_max_wait_ms = setup.fetch_max_wait_ms;
         instances.push(InstanceSpec {
             name: format!("counter-{i}"),
             build: Arc::new(move |name| {
-                let config = StreamsConfig::new(APP, guarantee);
+                let mut config = StreamsConfig::new(APP, guarantee);
+                config.fetch_max_wait_ms = fetch_max_wait_ms;
                 vec![Box::new(StreamsClient::new(name, config, topology.clone()))
                     as Box<dyn crate::client::Client>]
             }),

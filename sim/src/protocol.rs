@@ -251,11 +251,24 @@ pub enum Request {
         producer: ProducerIdentity,
         commit: bool,
     },
+    /// One partition, answered at once (`fetch.max.wait.ms` 0): the restore path's
+    /// fetch, and the processing loop's with `fetch_max_wait_ms` 0.
     Fetch {
         tp: TopicPartition,
         offset: Offset,
         max_records: usize,
         isolation: Isolation,
+    },
+    /// A consumer's fetch of every fetchable partition at its position, as Kafka's
+    /// consumer sends one per broker node (`AbstractFetch.prepareFetchRequests`). Up to
+    /// `max_records` per partition. The broker answers at once when any partition has
+    /// something to return or an error, else holds it up to `max_wait_ms`
+    /// (`fetch.max.wait.ms`; `ReplicaManager.fetchMessages` → `DelayedFetch`).
+    FetchMany {
+        partitions: Vec<(TopicPartition, Offset)>,
+        max_records: usize,
+        isolation: Isolation,
+        max_wait_ms: Millis,
     },
     /// Join (or rejoin) a group. `member_id == None` for a new member. The subscription
     /// carries the member's rebalance protocol and, under the cooperative one, the
@@ -378,11 +391,24 @@ pub enum Response {
         tp: TopicPartition,
         result: Result<FetchData, KafkaError>,
     },
+    /// The answer to a [`Request::FetchMany`]: one result per partition asked, in the
+    /// request's order.
+    FetchMany(Vec<FetchResult>),
     JoinGroup(Result<JoinOutcome, KafkaError>),
     Heartbeat(Result<(), KafkaError>),
     LeaveGroup(Result<(), KafkaError>),
     OffsetCommit(Result<(), KafkaError>),
     OffsetFetch(Result<Vec<(TopicPartition, Option<Offset>)>, KafkaError>),
+}
+
+/// One partition's part of a [`Response::FetchMany`]: the offset it was fetched from
+/// (the consumer drops data fetched from an offset that is no longer its position,
+/// `FetchCollector.initialize`) and what the broker read there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchResult {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+    pub result: Result<FetchData, KafkaError>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -90,6 +90,9 @@ fn client(guarantee: Guarantee, protocol: RebalanceProtocol) -> StreamsClient {
     };
     let mut config = StreamsConfig::new(APP, guarantee);
     config.rebalance_protocol = protocol;
+    // The ops drive the main and heartbeat lanes: the processing loop fetches itself, one
+    // partition at a time (the long poll's fetch lane is not driven here).
+    config.fetch_max_wait_ms = 0;
     StreamsClient::new("i0", config, topology)
 }
 
@@ -300,6 +303,16 @@ impl Model {
                 prop_assert!(*require_stable, "OffsetFetch without require_stable");
             }
             Request::Fetch { tp, isolation, .. } => self.fetch(tp, *isolation, c, k)?,
+            Request::FetchMany {
+                partitions,
+                isolation,
+                ..
+            } => {
+                for (tp, _) in partitions {
+                    prop_assert_eq!(&tp.topic, IN, "a long-poll fetch of a changelog");
+                    self.fetch(tp, *isolation, c, k)?;
+                }
+            }
             Request::Produce { producer, .. } => {
                 if self.eos {
                     let tid = producer.as_ref().and_then(|p| p.transactional_id.clone());

@@ -46,6 +46,7 @@ const LIMITS: &[(&[&str], u64, u64)] = &[
     (&["topology", "instances"], 1, MAX_INSTANCES),
     (&["streams", "commit_interval_ms"], 0, MAX_MS),
     (&["streams", "linger_ms"], 0, MAX_MS),
+    (&["streams", "fetch_max_wait_ms"], 0, MAX_MS),
     (&["streams", "*"], 1, MAX_MS),
     (&["payments", "delay_ms"], 0, MAX_MS),
     (&["payments", "delays", "*"], 0, MAX_MS),
@@ -344,6 +345,17 @@ impl Check<'_, '_> {
                 self.span(&path(at)),
                 format!("streams.heartbeat_interval_ms ({heartbeat}) must be lower than streams.session_timeout_ms ({session})"),
                 Some(help),
+            );
+        }
+        // A held fetch must be answered before the consumer gives it up: Kafka documents
+        // `request.timeout.ms` above `fetch.max.wait.ms` (30 000 and 500 by default; the
+        // consumer's `ConsumerNetworkClient` times a fetch out like any request).
+        let request = st.request_timeout_ms.unwrap_or(d.request_timeout_ms);
+        if let Some(wait) = st.fetch_max_wait_ms.filter(|w| *w >= request) {
+            self.err(
+                self.span(&path("fetch_max_wait_ms")),
+                format!("streams.fetch_max_wait_ms ({wait}) must be lower than streams.request_timeout_ms ({request})"),
+                Some(format!("a held fetch is answered within fetch_max_wait_ms, before the request times out: use at most {}", request - 1)),
             );
         }
         // Kafka Streams refuses, under exactly-once, a transaction timeout below the commit

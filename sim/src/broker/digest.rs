@@ -23,6 +23,7 @@ impl Broker {
             members_created,
             defects,
             cluster,
+            delayed_fetches,
         } = self;
         let mut h = StateHash::new();
         let rest = (
@@ -37,6 +38,10 @@ impl Broker {
             cluster,
         );
         write!(h, "{rest:?}").expect("writing to a hash");
+        if self.holds_fetches() {
+            let held = delayed_fetches.digest_text();
+            write!(h, "{held}").expect("writing to a hash");
+        }
         h.write_u64(topics.len() as u64);
         for (name, topic) in topics {
             write!(h, "{name} {:?}", topic.config).expect("writing to a hash");

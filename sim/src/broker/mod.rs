@@ -60,6 +60,7 @@ mod cluster;
 mod controller;
 mod coord_load;
 mod coordinator;
+mod delayed_fetch;
 mod digest;
 pub mod group;
 mod invariants;
@@ -230,6 +231,9 @@ pub struct Broker {
     defects: Defects,
     /// Replication over several brokers (`cluster.rs`); `None` for a single broker.
     cluster: Option<Cluster>,
+    /// Fetches held until they have something to answer or `fetch.max.wait.ms` runs out
+    /// (`delayed_fetch.rs`).
+    delayed_fetches: delayed_fetch::DelayedFetches,
 }
 
 impl Default for Broker {
@@ -260,6 +264,7 @@ impl Broker {
             members_created: 0,
             defects: Defects::default(),
             cluster: None,
+            delayed_fetches: delayed_fetch::DelayedFetches::default(),
         }
     }
 
@@ -320,7 +325,8 @@ impl Broker {
 
     /// [`Broker::handle`] for a driver that can wait: a `Produce` with `acks=all` on a
     /// replicated partition is answered later ([`Broker::take_completed_produces`]), one
-    /// with `acks=0` never.
+    /// with `acks=0` never; a `FetchMany` with nothing to return is held up to its
+    /// `max_wait_ms` ([`Broker::take_completed_fetches`]).
     pub fn handle_request(
         &mut self,
         now: Millis,
@@ -343,6 +349,20 @@ impl Broker {
                 self.forget_written();
                 self.answer_produce(results, &counts, acks)
             }
+            Request::FetchMany {
+                partitions,
+                max_records,
+                isolation,
+                max_wait_ms,
+            } => self.fetch_many(
+                now,
+                client,
+                partitions,
+                max_records,
+                isolation,
+                max_wait_ms,
+                events,
+            ),
             req => {
                 let response = self.dispatch(now, client, req, events);
                 self.persist_coordinators(now);
@@ -476,6 +496,7 @@ impl Broker {
     pub fn tick(&mut self, now: Millis, events: &mut Vec<Event>) {
         self.tick_cluster(now, events);
         self.finish_loads(now, events);
+        self.expire_fetches(now);
         self.abort_timed_out_transactions(now, events);
         self.expire_group_members(now, events);
         self.persist_coordinators(now);
@@ -508,6 +529,11 @@ impl Broker {
             .filter_map(|(_, g)| g.deadline());
         let cluster = self.cluster_deadline();
         let loads = self.load_deadline();
-        txns.chain(groups).chain(cluster).chain(loads).min()
+        let fetches = self.fetch_deadline();
+        txns.chain(groups)
+            .chain(cluster)
+            .chain(loads)
+            .chain(fetches)
+            .min()
     }
 }

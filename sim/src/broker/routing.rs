@@ -13,7 +13,9 @@
 use super::cluster::BrokerId;
 use super::coordinator::Coordinator;
 use super::Broker;
-use crate::protocol::{KafkaError, PartitionProduceResult, Request, Response, TopicPartition};
+use crate::protocol::{
+    FetchResult, KafkaError, PartitionProduceResult, Request, Response, TopicPartition,
+};
 
 /// Where a request goes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -38,6 +40,11 @@ pub fn route(request: &Request) -> Route {
             .first()
             .map_or(Route::Any, |b| Route::Leader(b.tp.clone())),
         Request::Fetch { tp, .. } => Route::Leader(tp.clone()),
+        // Kafka's consumer sends one fetch per leader (`AbstractFetch.prepareFetchRequests`);
+        // the clients here send one for all, routed by its first partition.
+        Request::FetchMany { partitions, .. } => partitions
+            .first()
+            .map_or(Route::Any, |(tp, _)| Route::Leader(tp.clone())),
         Request::InitProducerId {
             transactional_id: Some(tid),
             ..
@@ -78,6 +85,16 @@ pub fn not_here(request: &Request) -> Response {
             tp: tp.clone(),
             result: Err(KafkaError::NotLeaderOrFollower),
         },
+        Request::FetchMany { partitions, .. } => Response::FetchMany(
+            partitions
+                .iter()
+                .map(|(tp, offset)| FetchResult {
+                    tp: tp.clone(),
+                    offset: *offset,
+                    result: Err(KafkaError::NotLeaderOrFollower),
+                })
+                .collect(),
+        ),
         Request::InitProducerId { .. } => Response::InitProducerId(Err(e)),
         Request::TxnOffsetCommit { .. } => Response::TxnOffsetCommit(Err(e)),
         Request::EndTxn { .. } => Response::EndTxn(Err(e)),
@@ -100,6 +117,9 @@ pub fn misrouted(answer: &Response) -> Option<KafkaError> {
             PartitionProduceResult::Appended { .. } => None,
         })?,
         Response::Fetch { result, .. } => *result.as_ref().err()?,
+        Response::FetchMany(results) => results
+            .iter()
+            .find_map(|r| r.result.as_ref().err().copied())?,
         Response::InitProducerId(r) => *r.as_ref().err()?,
         Response::EndTxn(r) => *r.as_ref().err()?,
         Response::JoinGroup(r) => *r.as_ref().err()?,

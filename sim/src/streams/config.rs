@@ -36,6 +36,16 @@ pub struct StreamsConfig {
     pub request_timeout_ms: Millis,
     /// `retry.backoff.ms`, also the wait after an empty fetch. Default 10.
     pub retry_backoff_ms: Millis,
+    /// The consumer's `fetch.max.wait.ms`: how long the broker holds a fetch that has
+    /// nothing to return. Above 0 the processing loop fetches as Kafka's consumer does:
+    /// one fetch of every assigned partition in flight at a time, on its own lane, held
+    /// by the broker (see `partition_group`). 0: the loop itself fetches one partition
+    /// at a time, round robin, answered at once, and waits `retry.backoff.ms` after an
+    /// empty fetch once caught up (the model before the long poll). Kafka's default is
+    /// 500 against a `request.timeout.ms` of 30 000, which must exceed it; scaled, 100
+    /// fits below this `request_timeout_ms` of 200. Default 0 (off) until the verdicts
+    /// under it are settled: see `BENCHMARKS.md`.
+    pub fetch_max_wait_ms: Millis,
     /// `transaction.timeout.ms`. Default 1000.
     pub transaction_timeout_ms: Millis,
     /// `max.poll.records`. Default 50.
@@ -83,6 +93,7 @@ impl StreamsConfig {
             rebalance_protocol: RebalanceProtocol::Cooperative,
             request_timeout_ms: 200,
             retry_backoff_ms: 10,
+            fetch_max_wait_ms: 0,
             transaction_timeout_ms: 1000,
             max_poll_records: 50,
             linger_ms: 0,

@@ -12,7 +12,7 @@
 //! And its copy for the search's snapshots ([`StreamsClient::try_clone`]): possible when
 //! every task's processor can be copied (`Processor::clone_boxed`).
 
-use super::{StreamsClient, Task, HEARTBEAT, MAIN};
+use super::{StreamsClient, Task, FETCH, HEARTBEAT, MAIN};
 use crate::state_hash::StateHash;
 use std::fmt::{self, Write};
 
@@ -76,6 +76,10 @@ impl StreamsClient {
             heartbeat,
         );
         write!(out, "{progress:?}")?;
+        if self.long_poll() {
+            let fetching = self.fetching.as_ref().map(|w| (&w.request, w.deadline));
+            write!(out, "{:?}", (fetching, self.fetch_backoff_until))?;
+        }
         for (id, task) in &self.tasks {
             let mut held = StateHash::new();
             if !task.processor.fingerprint(&mut held) {
@@ -98,6 +102,8 @@ impl StreamsClient {
             Some(MAIN)
         } else if self.heartbeat.as_ref().is_some_and(|w| w.corr == corr) {
             Some(HEARTBEAT)
+        } else if self.fetching.as_ref().is_some_and(|w| w.corr == corr) {
+            Some(FETCH)
         } else {
             None
         }
@@ -152,6 +158,8 @@ impl StreamsClient {
             resend: self.resend.clone(),
             process_id: self.process_id,
             heartbeat: self.heartbeat.clone(),
+            fetching: self.fetching.clone(),
+            fetch_backoff_until: self.fetch_backoff_until,
         })
     }
 }

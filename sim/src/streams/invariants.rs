@@ -33,6 +33,35 @@ impl StreamsClient {
             self.check_tasks();
         }
         self.check_transaction();
+        self.check_fetch_lane();
+    }
+
+    /// The long poll's fetch is in flight on its own lane only, one at a time, and only
+    /// under the long poll; the processing loop's lane never carries it (a held fetch
+    /// does not block processing, commits or the poll interval).
+    fn check_fetch_lane(&self) {
+        use crate::protocol::Request;
+        if let Some(w) = &self.fetching {
+            self.require(self.long_poll(), "a long-poll fetch without the long poll");
+            self.require(
+                matches!(&w.request, Request::FetchMany { partitions, .. } if !partitions.is_empty()),
+                "the fetch lane carries something else than a fetch of partitions",
+            );
+        }
+        let main_fetch =
+            matches!(&self.main, Some(w) if matches!(w.request, Request::FetchMany { .. }));
+        self.require(
+            !main_fetch,
+            "the processing loop waits on a long-poll fetch",
+        );
+        if self.long_poll() {
+            let polling =
+                matches!(&self.main, Some(w) if matches!(w.request, Request::Fetch { .. }));
+            self.require(
+                !polling || self.phase == Phase::Restore,
+                "the processing loop fetches input itself under the long poll",
+            );
+        }
     }
 
     /// Whoever holds tasks, fetches their offsets, restores or commits is a member of

@@ -175,10 +175,19 @@ pub struct StreamsClient {
     /// `transactional.id`.
     process_id: Option<u32>,
     heartbeat: Option<Waiting>,
+    /// The fetch in flight, under the long poll (`fetch_max_wait_ms` above 0): the
+    /// consumer's own, sent whenever none is in flight while the loop runs
+    /// (`AbstractFetch.prepareFetchRequests`), not blocking the processing loop.
+    fetching: Option<Waiting>,
+    /// After a fetch answered with an error, the next waits until then
+    /// (`retry.backoff.ms`).
+    fetch_backoff_until: Millis,
 }
 
 const MAIN: usize = 0;
 const HEARTBEAT: usize = 1;
+/// The consumer's fetches under the long poll.
+const FETCH: usize = 2;
 
 impl StreamsClient {
     pub fn new(instance: &str, config: StreamsConfig, topology: Topology) -> Self {
@@ -230,7 +239,14 @@ impl StreamsClient {
             resend: None,
             process_id: None,
             heartbeat: None,
+            fetching: None,
+            fetch_backoff_until: 0,
         }
+    }
+
+    /// Whether the consumer long-polls (`fetch_max_wait_ms` above 0).
+    fn long_poll(&self) -> bool {
+        self.config.fetch_max_wait_ms > 0
     }
 
     /// `exactly_once_v2`'s `transactional.id`: application id, process id and thread
@@ -317,7 +333,8 @@ impl StreamsClient {
                 // A record to process once `retry_until` has passed, or an empty poll
                 // once `idle_until` has: which one is asked only when the times disagree.
                 let process = now >= self.retry_until;
-                let poll = !self.assignment.is_empty() && now >= self.idle_until;
+                let poll =
+                    !self.long_poll() && !self.assignment.is_empty() && now >= self.idle_until;
                 match (process, poll) {
                     (true, true) => true,
                     (false, false) => false,
@@ -364,7 +381,7 @@ impl StreamsClient {
                 if self.wall_punctuation().is_some() && !self.tasks.is_empty() {
                     at(self.next_wall_punctuation);
                 }
-                if !self.assignment.is_empty() && !input {
+                if !self.long_poll() && !self.assignment.is_empty() && !input {
                     at(self.idle_until);
                 }
                 t
@@ -480,7 +497,7 @@ fn request_name(r: &Request) -> &'static str {
         Request::Produce { .. } => "Produce",
         Request::TxnOffsetCommit { .. } => "TxnOffsetCommit",
         Request::EndTxn { .. } => "EndTxn",
-        Request::Fetch { .. } => "Fetch",
+        Request::Fetch { .. } | Request::FetchMany { .. } => "Fetch",
         Request::JoinGroup { .. } => "JoinGroup",
         Request::Heartbeat { .. } => "Heartbeat",
         Request::LeaveGroup { .. } => "LeaveGroup",
@@ -502,6 +519,7 @@ pub fn request_label(r: &Request) -> Label {
             Label::produce(batches.iter().map(|b| (b.tp.clone(), b.records.len())))
         }
         Request::Fetch { tp, offset, .. } => Label::fetch(tp.clone(), *offset),
+        Request::FetchMany { partitions, .. } => Label::fetch_many(partitions.iter().cloned()),
         Request::EndTxn { commit, .. } => Label::name(if *commit {
             "EndTxn[commit]"
         } else {
@@ -517,12 +535,17 @@ impl Client for StreamsClient {
     }
 
     fn lanes(&self) -> usize {
-        2
+        if self.long_poll() {
+            3
+        } else {
+            2
+        }
     }
 
     fn ready(&self, lane: usize, now: Millis) -> bool {
         match lane {
             MAIN => self.main_ready(now),
+            FETCH => self.fetch_ready(now),
             _ => {
                 if let Some(w) = &self.heartbeat {
                     return now >= w.deadline;
@@ -536,7 +559,8 @@ impl Client for StreamsClient {
         match lane {
             MAIN => self.step_main(env),
             HEARTBEAT => self.step_heartbeat(env),
-            _ => unreachable!("streams clients have two lanes"),
+            FETCH => self.step_fetch(env),
+            _ => unreachable!("streams clients have three lanes at most"),
         }
         self.check_invariants();
     }
@@ -549,6 +573,11 @@ impl Client for StreamsClient {
             if let Response::Heartbeat(result) = response {
                 self.on_heartbeat(result, env);
             }
+        } else if self.fetching.as_ref().map(|w| w.corr) == Some(corr) {
+            self.fetching = None;
+            if let Response::FetchMany(results) = response {
+                self.on_fetch_many(results, env);
+            }
         }
         self.check_invariants();
     }
@@ -559,16 +588,24 @@ impl Client for StreamsClient {
             None if self.heartbeating() => Some(self.next_heartbeat),
             None => None,
         };
-        match (self.main_wakeup(), hb) {
+        let t = match (self.main_wakeup(), hb) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (t, self.fetch_wakeup()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
     fn idle(&self) -> bool {
-        // An empty poll in flight is what an idle consumer does.
+        // An empty poll in flight is what an idle consumer does; under the long poll, a
+        // fetch of every assigned partition at its position (which the broker holds while
+        // none has anything to return).
         let polling = matches!(&self.main, Some(w) if matches!(w.request, Request::Fetch { .. }));
+        let long_polling = !self.long_poll() || self.fetch_covers_assignment();
         (self.main.is_none() || polling)
+            && long_polling
             && self.resend.is_none()
             && self.phase == Phase::Run
             && !self.rejoin_needed

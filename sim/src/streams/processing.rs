@@ -112,7 +112,11 @@ impl StreamsClient {
                 return;
             }
         }
-        if !self.assignment.is_empty() && !self.has_next_input() && now >= self.idle_until {
+        if !self.long_poll()
+            && !self.assignment.is_empty()
+            && !self.has_next_input()
+            && now >= self.idle_until
+        {
             self.fetch_next(env);
         }
     }

@@ -47,9 +47,13 @@ pub fn client(guarantee: Guarantee) -> StreamsClient {
     StreamsClient::new("i0", config(guarantee), topology(None))
 }
 
+/// The unit tests' configuration: no linger, and the processing loop fetching one
+/// partition at a time (`fetch_max_wait_ms` 0), so that each step of the main lane sends
+/// the one request the tests answer; the long poll's own tests are in `partition_group`.
 pub fn config(guarantee: Guarantee) -> StreamsConfig {
     let mut config = StreamsConfig::new("app", guarantee);
     config.linger_ms = 0;
+    config.fetch_max_wait_ms = 0;
     config
 }
 
@@ -130,6 +134,18 @@ pub fn running_client(
     partitions: &[u32],
     changelog: &[(u32, Vec<Record>)],
 ) -> (StreamsClient, Driver) {
+    running_client_as(c, partitions, changelog, 0)
+}
+
+/// As [`running_client`], with the consumer's `fetch.max.wait.ms` (0: the processing
+/// loop fetches; above 0: the long poll's fetch lane).
+pub fn running_client_as(
+    mut c: StreamsClient,
+    partitions: &[u32],
+    changelog: &[(u32, Vec<Record>)],
+    fetch_max_wait_ms: Millis,
+) -> (StreamsClient, Driver) {
+    c.config.fetch_max_wait_ms = fetch_max_wait_ms;
     let mut d = driver();
     let (corr, _) = step(&mut c, &mut d);
     answer(&mut c, &mut d, corr, Response::InitProducerId(Ok((1, 0))));

@@ -29,6 +29,8 @@ enum LabelText {
     Fetch(TopicPartition, Offset),
     /// `Produce[{tp}x{records},...]`, one entry per batch.
     Produce(Arc<[(TopicPartition, usize)]>),
+    /// `Fetch[{tp}@{offset},...]`, one entry per partition fetched.
+    FetchMany(Arc<[(TopicPartition, Offset)]>),
 }
 
 impl fmt::Display for LabelText {
@@ -37,6 +39,16 @@ impl fmt::Display for LabelText {
             LabelText::Text(text) => f.write_str(text),
             LabelText::Name(name) => f.write_str(name),
             LabelText::Fetch(tp, offset) => write!(f, "Fetch[{tp}@{offset}]"),
+            LabelText::FetchMany(partitions) => {
+                f.write_str("Fetch[")?;
+                for (i, (tp, offset)) in partitions.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
+                    }
+                    write!(f, "{tp}@{offset}")?;
+                }
+                f.write_str("]")
+            }
             LabelText::Produce(batches) => {
                 f.write_str("Produce[")?;
                 for (i, (tp, records)) in batches.iter().enumerate() {
@@ -93,6 +105,14 @@ impl Label {
         }
     }
 
+    /// A fetch of several partitions, `Fetch[orders-0@3,orders-1@0]`, written when read.
+    pub fn fetch_many(partitions: impl IntoIterator<Item = (TopicPartition, Offset)>) -> Label {
+        Label {
+            text: LabelText::FetchMany(partitions.into_iter().collect()),
+            reply: false,
+        }
+    }
+
     /// A produce request's label, `Produce[orders-0x1,stock-0x2]` (each batch's partition
     /// and number of records), written when read.
     pub fn produce(batches: impl IntoIterator<Item = (TopicPartition, usize)>) -> Label {
@@ -124,7 +144,7 @@ impl Label {
             LabelText::Text(own) => **own == *rest,
             LabelText::Name(name) => *name == rest,
             // Most reads ask after another kind of message: no need to write this one.
-            LabelText::Fetch(..) if !rest.starts_with("Fetch[") => false,
+            LabelText::Fetch(..) | LabelText::FetchMany(_) if !rest.starts_with("Fetch[") => false,
             LabelText::Produce(_) if !rest.starts_with("Produce[") => false,
             written => {
                 let mut reads = Reads { rest };

@@ -23,6 +23,9 @@ pub(super) struct Held {
     pub(super) corr: u64,
     pub(super) what: Label,
     pub(super) client: ClientId,
+    /// A fetch the broker holds until it has something to return or `fetch.max.wait.ms`
+    /// runs out (`broker/delayed_fetch.rs`), not an answer held back for replication.
+    pub(super) fetch: bool,
 }
 
 impl World {
@@ -46,14 +49,19 @@ impl World {
     }
 
     /// After anything that changed the broker: its deadline, its events, and the answers
-    /// it held back that are now complete.
+    /// it held back that are now complete (replicated produces and coordinator writes,
+    /// fetches that have something to return or whose `fetch.max.wait.ms` ran out), in
+    /// the broker's order of ids.
     pub(super) fn after_broker_change(&mut self, choice: u64) {
         self.broker_deadline = self.broker.next_deadline();
         self.flush_scratch(choice);
         if self.held.is_empty() {
             return;
         }
-        for (id, response) in self.broker.take_completed_produces() {
+        let mut completed = self.broker.take_completed_fetches(&mut self.scratch);
+        completed.extend(self.broker.take_completed_produces());
+        completed.sort_by_key(|(id, _)| *id);
+        for (id, response) in completed {
             let h = self.held.remove(&id).expect("a held answer");
             let what = h.what.reply();
             self.enqueue(

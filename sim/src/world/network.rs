@@ -188,6 +188,11 @@ impl World {
                 what: m.what.clone(),
             },
         );
+        let request_kind = if matches!(request, Request::FetchMany { .. }) {
+            RequestKind::Fetch
+        } else {
+            RequestKind::Other
+        };
         let handled = self
             .broker
             .handle_request(self.now, &m.client, request, &mut self.scratch);
@@ -204,11 +209,16 @@ impl World {
                     m.client,
                 );
                 self.flush_scratch(choice);
+                if self.broker.holds_fetches() {
+                    // What this request appended or committed may complete a held fetch.
+                    self.after_broker_change(choice);
+                }
             }
             Handled::Delayed(id) => {
                 let held = Held {
                     to: m.from,
                     corr: m.corr,
+                    fetch: matches!(request_kind, RequestKind::Fetch),
                     what: m.what,
                     client: m.client,
                 };
@@ -358,4 +368,10 @@ impl World {
             }
         }
     }
+}
+
+/// Whether a request the broker holds is a fetch (see [`Held::fetch`]).
+enum RequestKind {
+    Fetch,
+    Other,
 }

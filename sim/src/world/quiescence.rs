@@ -57,7 +57,7 @@ impl World {
             && self.now >= self.last_progress + self.config.quiet_ms
             && self.scheduled.is_empty()
             && self.net.is_empty()
-            && self.held.is_empty()
+            && self.held.values().all(|h| h.fetch)
             && self.brokers_down.is_empty()
             && self.partitioned.is_empty()
             && self.slowed.is_empty()
@@ -101,8 +101,9 @@ impl World {
         for (b, at) in &self.brokers_down {
             reasons.push(format!("broker {b} is down until {at}ms"));
         }
-        if !self.held.is_empty() {
-            reasons.push(format!("{} produce answers held back", self.held.len()));
+        let answers = self.held.values().filter(|h| !h.fetch).count();
+        if answers > 0 {
+            reasons.push(format!("{answers} produce answers held back"));
         }
         for inst in &self.instances {
             if inst.status != Status::Up {
@@ -129,6 +130,15 @@ impl World {
     /// What quiescence promises, checked when a run ends quiescent.
     pub(super) fn assert_quiescent_state(&self) {
         assert!(self.net.is_empty(), "quiescent with messages in flight");
+        // A held fetch is what an idle consumer has in flight: the broker holds it only
+        // while none of its partitions has anything visible past its offset
+        // (`Broker::take_completed_fetches` checks that after every change), and an idle
+        // streams client's fetch asks for every assigned partition at its position. So a
+        // quiescent world has no visible unread input for any assigned partition.
+        assert!(
+            self.held.values().all(|h| h.fetch),
+            "quiescent with a produce answer held back"
+        );
         assert!(self.scheduled.is_empty(), "quiescent with faults to come");
         assert!(
             self.instances.iter().all(|i| i.status == Status::Up),

@@ -2,7 +2,9 @@
 //! one member and one transactional id.
 
 use super::*;
-use oversell_sim::protocol::{Epoch, FetchData, FetchedRecord, PartitionProduceResult, Record};
+use oversell_sim::protocol::{
+    Epoch, FetchData, FetchResult, FetchedRecord, PartitionProduceResult, Record,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
@@ -122,6 +124,30 @@ impl Cluster {
                 max_records,
                 isolation,
             } => self.fetch(tp, *offset, *max_records, *isolation),
+            // Answered at once: what a broker does when it has data, or when the held
+            // fetch's `fetch.max.wait.ms` runs out.
+            Request::FetchMany {
+                partitions,
+                max_records,
+                isolation,
+                ..
+            } => Response::FetchMany(
+                partitions
+                    .iter()
+                    .map(|(tp, offset)| {
+                        let Response::Fetch { result, .. } =
+                            self.fetch(tp, *offset, *max_records, *isolation)
+                        else {
+                            unreachable!("a fetch answers a fetch")
+                        };
+                        FetchResult {
+                            tp: tp.clone(),
+                            offset: *offset,
+                            result,
+                        }
+                    })
+                    .collect(),
+            ),
             _ => self.answer_commit(request, fail),
         }
     }
