@@ -44,6 +44,8 @@ fn setup(seed: u64) -> CountingSetup {
             ..FaultRates::default()
         },
         fault_phase_ms: 300 + pick(700),
+        // Half the worlds long-poll (the broker holds their fetches).
+        fetch_max_wait_ms: if pick(2) == 0 { 0 } else { 100 },
     }
 }
 

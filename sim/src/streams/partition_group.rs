@@ -440,7 +440,7 @@ mod tests {
             (tp("in", 1), 0, vec![record("k", "v", 5)], 1),
         ]);
         d.respond(&mut c, corr, answer);
-        assert!(!c.buffer.get(&tp("in", 0)).is_some_and(|q| !q.is_empty()));
+        assert!(c.buffer.get(&tp("in", 0)).is_none_or(|q| q.is_empty()));
         assert_eq!(c.fetch_positions[&tp("in", 0)], 3);
         assert_eq!(c.fetch_positions[&tp("in", 1)], 1, "the other taken");
     }

@@ -130,7 +130,7 @@ pub fn running(
 
 /// As [`running`], for a client built by the test.
 pub fn running_client(
-    mut c: StreamsClient,
+    c: StreamsClient,
     partitions: &[u32],
     changelog: &[(u32, Vec<Record>)],
 ) -> (StreamsClient, Driver) {
