@@ -428,6 +428,20 @@ fn heartbeat_must_be_below_session_timeout() {
 }
 
 #[test]
+fn a_held_fetch_must_be_answered_before_the_request_times_out() {
+    // Kafka's request.timeout.ms must exceed fetch.max.wait.ms.
+    let text = format!("{BASE}[streams]\nfetch_max_wait_ms = 200\n");
+    assert_err_at(
+        &text,
+        "200",
+        &["fetch_max_wait_ms (200) must be lower than streams.request_timeout_ms (200)"],
+        &["at most 199"],
+    );
+    let text = format!("{BASE}[streams]\nrequest_timeout_ms = 50\nfetch_max_wait_ms = 100\n");
+    assert_err_at(&text, "100", &["must be lower"], &["at most 49"]);
+}
+
+#[test]
 fn nothing_may_happen_after_the_run_ends() {
     let text = format!("{BASE}[[orders]]\nid = \"o1\"\nproduct = \"p1\"\nat = 70000\n");
     assert_err_at(

@@ -12,6 +12,7 @@ use crate::protocol::{
 mod cluster;
 mod cooperative;
 mod coordinators;
+mod delayed_fetch;
 mod failover;
 mod markers;
 mod txn_loss;
