@@ -526,3 +526,45 @@ fn the_invariants_catch_a_leader_epoch_going_back() {
     r.leader_epoch = 0;
     c.b.check_invariants();
 }
+
+#[test]
+fn a_held_fetch_is_answered_when_its_leader_crashes_and_when_a_new_one_is_elected() {
+    // DelayedFetch.tryComplete, cases A/B (no longer the leader) and E (a new epoch).
+    let mut c = Cl::new(1, false);
+    c.produce("a", Acks::Leader);
+    c.fetch(1);
+    c.fetch(2);
+    let fetch = || Request::FetchMany {
+        partitions: vec![(tp(), 1)],
+        max_records: 10,
+        isolation: Isolation::ReadUncommitted,
+        max_wait_ms: 100,
+    };
+    let client = crate::client::ClientId::new("c", "app");
+    let held = c.b.handle_request(c.now, &client, fetch(), &mut c.events);
+    assert!(matches!(held, Handled::Delayed(_)), "{held:?}");
+    assert!(c.b.take_completed_fetches(&mut c.events).is_empty());
+    c.crash(0, None);
+    let done = c.b.take_completed_fetches(&mut c.events);
+    let [(_, Response::FetchMany(results))] = &done[..] else {
+        panic!("{done:?}")
+    };
+    assert_eq!(results[0].result, Err(KafkaError::NotLeaderOrFollower));
+
+    // Held again once broker 1 leads; a new election (broker 1 crashes, 2 takes over)
+    // answers it too, though a leader is reachable again by then.
+    let t = c.session();
+    c.tick_to(t);
+    assert_eq!(c.leader(), Some(1));
+    c.fetch(2); // the high watermark reaches the new epoch's start (KIP-207)
+    let held = c.b.handle_request(c.now, &client, fetch(), &mut c.events);
+    assert!(matches!(held, Handled::Delayed(_)), "{held:?}");
+    c.crash(1, None);
+    c.tick_to(c.now + c.session());
+    assert_eq!(c.leader(), Some(2));
+    let done = c.b.take_completed_fetches(&mut c.events);
+    let [(_, Response::FetchMany(results))] = &done[..] else {
+        panic!("{done:?}")
+    };
+    assert_eq!(results[0].result, Err(KafkaError::NotLeaderOrFollower));
+}
