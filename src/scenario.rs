@@ -135,9 +135,6 @@ pub struct StreamsSpec {
     pub request_timeout_ms: Option<Millis>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linger_ms: Option<Millis>,
-    /// The consumer's `fetch.max.wait.ms`: above 0, the long poll (one fetch of every
-    /// assigned partition in flight, held by the broker while it has nothing to return);
-    /// 0 (the default), the processing loop's own one-partition fetches.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fetch_max_wait_ms: Option<Millis>,
     /// `"cooperative"` (the default since Kafka 2.4) or `"eager"` (tasks recreated each time).
@@ -238,8 +235,7 @@ pub struct LiveFaults {
     /// Per design: every scheduled `pause` strikes whichever instance holds this input
     /// partition's task when the pause is due (its resume follows it), not the instance
     /// it names. The simulator's first member keeps `orders-0` when a second joins; Kafka
-    /// Streams 4.x hands it out by process id (`src/live/holder.rs`). The simulator
-    /// ignores it.
+    /// Streams 4.x hands it out by process id (`src/live/holder.rs`). The simulator ignores it.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub pause_holder: BTreeMap<String, TaskInput>,
 }
@@ -329,8 +325,7 @@ pub struct ClusterSpec {
     pub replica_lag_time_max_ms: Millis,
     /// `broker.session.timeout.ms`. Default 60 (Kafka's 9 s, scaled).
     pub broker_session_timeout_ms: Millis,
-    /// Partitions of `__transaction_state` (`transaction.state.log.num.partitions`).
-    /// Default 2.
+    /// Partitions of `__transaction_state` (`transaction.state.log.num.partitions`). Default 2.
     pub transaction_state_partitions: u32,
     /// Partitions of `__consumer_offsets` (`offsets.topic.num.partitions`). Default 2.
     pub offsets_partitions: u32,

@@ -112,10 +112,16 @@ impl StreamsClient {
                 return;
             }
         }
+        self.poll_without_long_poll(env);
+    }
+
+    /// Without the long poll, the loop's own poll: the next partition's fetch once no
+    /// record waits and the idle backoff has passed.
+    fn poll_without_long_poll(&mut self, env: &mut Env<'_>) {
         if !self.long_poll()
             && !self.assignment.is_empty()
             && !self.has_next_input()
-            && now >= self.idle_until
+            && env.now >= self.idle_until
         {
             self.fetch_next(env);
         }
