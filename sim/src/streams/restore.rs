@@ -56,6 +56,11 @@ impl StreamsClient {
         match self.restoring.front() {
             None => self.start_running(env),
             Some(item) => {
+                // Answered at once, even under the long poll: Kafka's restore consumer
+                // learns the end offset from `ListOffsets` (`StoreChangelogReader.
+                // endOffsetForChangelogs`) and stops polling a changelog restored to it
+                // (`hasRestoredToEnd`), so it never waits on a changelog with nothing
+                // past its position; here the first fetch's high watermark is that end.
                 let request = Request::Fetch {
                     tp: item.tp.clone(),
                     offset: item.position,
