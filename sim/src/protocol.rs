@@ -21,8 +21,23 @@ pub type Generation = u32;
 /// A shared handle: a partition is named in every fetch, record, offset and trace event
 /// about it, and a copy is a reference count, not a string. Ordered, compared, hashed and
 /// written (`{"topic":..,"partition":..}`) by its fields, as the plain struct it was.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TopicPartition(Arc<TopicPartitionName>);
+#[derive(Clone)]
+pub struct TopicPartition(Arc<Named>);
+
+/// The fields, and the topic's first eight bytes as a big-endian number (zero-padded):
+/// two topics whose first eight bytes differ are ordered by it as by their names, so
+/// most comparisons in a map keyed by partitions read no string.
+struct Named {
+    name: TopicPartitionName,
+    prefix: u64,
+}
+
+fn prefix(topic: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = topic.len().min(8);
+    bytes[..n].copy_from_slice(&topic.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
 
 impl Ord for TopicPartition {
     /// By topic, then partition; two copies of one handle without reading them.
@@ -30,13 +45,35 @@ impl Ord for TopicPartition {
         if Arc::ptr_eq(&self.0, &other.0) {
             return std::cmp::Ordering::Equal;
         }
-        self.0.cmp(&other.0)
+        // Topics whose padded first eight bytes differ first differ at a byte below
+        // eight, where a shorter topic's padding (0) is below any byte the longer one
+        // has that its own bytes do not match: the order of the names.
+        match self.0.prefix.cmp(&other.0.prefix) {
+            std::cmp::Ordering::Equal => self.0.name.cmp(&other.0.name),
+            unequal => unequal,
+        }
     }
 }
 
 impl PartialOrd for TopicPartition {
     fn partial_cmp(&self, other: &TopicPartition) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for TopicPartition {
+    fn eq(&self, other: &TopicPartition) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.prefix == other.0.prefix && self.0.name == other.0.name)
+    }
+}
+
+impl Eq for TopicPartition {}
+
+impl std::hash::Hash for TopicPartition {
+    /// As the fields hash: the same as before the prefix was kept beside them.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.name.hash(state);
     }
 }
 
@@ -50,9 +87,16 @@ pub struct TopicPartitionName {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: u32) -> Self {
-        TopicPartition(Arc::new(TopicPartitionName {
+        TopicPartition::named(TopicPartitionName {
             topic: topic.into(),
             partition,
+        })
+    }
+
+    fn named(name: TopicPartitionName) -> Self {
+        TopicPartition(Arc::new(Named {
+            prefix: prefix(&name.topic),
+            name,
         }))
     }
 }
@@ -60,7 +104,7 @@ impl TopicPartition {
 impl Deref for TopicPartition {
     type Target = TopicPartitionName;
     fn deref(&self) -> &TopicPartitionName {
-        &self.0
+        &self.0.name
     }
 }
 
@@ -76,13 +120,13 @@ impl std::fmt::Debug for TopicPartition {
 
 impl Serialize for TopicPartition {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(s)
+        self.0.name.serialize(s)
     }
 }
 
 impl<'de> Deserialize<'de> for TopicPartition {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TopicPartition, D::Error> {
-        TopicPartitionName::deserialize(d).map(|name| TopicPartition(Arc::new(name)))
+        TopicPartitionName::deserialize(d).map(TopicPartition::named)
     }
 }
 
@@ -431,4 +475,57 @@ pub enum JoinOutcome {
         generation: Generation,
         assignment: Vec<TopicPartition>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Partitions order, compare and hash as their fields do, whatever their topics'
+    /// first eight bytes share.
+    #[test]
+    fn partitions_order_as_their_names() {
+        let topics = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "ab\0x",
+            "order",
+            "orders",
+            "order-replies",
+            "order-outcomes",
+            "order-service-order-state-changelog",
+            "order-service-order-state-changelog2",
+            "product-commands",
+            "__consumer_offsets",
+            "__transaction_state",
+            "\u{e9}t\u{e9}",
+            "zzzzzzzzz",
+            "zzzzzzzz",
+            "zzzzzzz",
+        ];
+        let tps: Vec<TopicPartition> = topics
+            .iter()
+            .flat_map(|t| [0, 1, 10].map(|p| TopicPartition::new(*t, p)))
+            .collect();
+        let hash = |x: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            x(&mut h);
+            std::hash::Hasher::finish(&h)
+        };
+        for a in &tps {
+            for b in &tps {
+                let (na, nb): (&TopicPartitionName, &TopicPartitionName) = (a, b);
+                assert_eq!(a.cmp(b), na.cmp(nb), "{a} against {b}");
+                assert_eq!(a == b, na == nb, "{a} against {b}");
+                let copy = TopicPartition::new(a.topic.clone(), a.partition);
+                assert_eq!(copy.cmp(a), std::cmp::Ordering::Equal);
+            }
+            assert_eq!(
+                hash(&|h| std::hash::Hash::hash(a, h)),
+                hash(&|h| std::hash::Hash::hash(&**a, h))
+            );
+        }
+    }
 }

@@ -316,8 +316,8 @@ struct Walk<'r> {
     steps: BTreeMap<ClientId, Step<'r>>,
     /// Order → the first step that processed a record of it (the one that decided it).
     decided: BTreeMap<String, Step<'r>>,
-    /// (store, key) → seq of the last write.
-    writes: BTreeMap<(&'r str, &'r str), u64>,
+    /// Store → key → seq of the last write (by store first: a look-up compares keys).
+    writes: BTreeMap<&'r str, BTreeMap<&'r str, u64>>,
     /// Product → the orders it has a committed reservation for.
     reserved: BTreeMap<&'r str, BTreeSet<&'r str>>,
     /// `decided`, indexed by product and view, for the orders `reserved` holds.
@@ -398,7 +398,10 @@ impl<'r> Walk<'r> {
 
     /// A store write: remembered, and the step's input marked as having written.
     fn put(&mut self, client: &ClientId, store: &'r str, key: &'r str, seq: u64) {
-        self.writes.insert((store, key), seq);
+        match self.writes.get_mut(store) {
+            Some(keys) => keys.insert(key, seq),
+            None => self.writes.entry(store).or_default().insert(key, seq),
+        };
         if let Some(last) = self.last_processed.get(client) {
             match self.dirty.get_mut(client) {
                 Some(dirty) => {
@@ -453,7 +456,7 @@ impl<'r> Walk<'r> {
             return;
         };
         let k = (store, key);
-        if let Some(w) = self.writes.get(&k) {
+        if let Some(w) = self.writes.get(store).and_then(|keys| keys.get(key)) {
             step.written.entry(k).or_insert(*w);
         }
         step.reads.entry(k).or_insert(value);

@@ -131,7 +131,15 @@ impl StreamsConfig {
 
 /// `<application.id>-<store>-changelog`, as Kafka Streams names it.
 pub fn changelog_topic(application_id: &str, store: &str) -> String {
-    format!("{application_id}-{store}-changelog")
+    // `{application_id}-{store}-changelog`, built without the formatting machinery: a
+    // store's every write names it.
+    const SUFFIX: &str = "-changelog";
+    let mut topic = String::with_capacity(application_id.len() + 1 + store.len() + SUFFIX.len());
+    topic.push_str(application_id);
+    topic.push('-');
+    topic.push_str(store);
+    topic.push_str(SUFFIX);
+    topic
 }
 
 #[cfg(test)]

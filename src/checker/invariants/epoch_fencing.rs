@@ -8,8 +8,8 @@
 //! out transaction's abort bumps the epoch too (`Fenced`).
 
 use crate::checker::{Cx, Invariant, Violation};
-use oversell_sim::protocol::{Epoch, ProducerId};
-use oversell_sim::Event;
+use oversell_sim::protocol::{Epoch, Offset, ProducerId};
+use oversell_sim::{Event, TopicPartition};
 use std::collections::BTreeMap;
 
 /// Per transactional id: the producer id and epoch of its latest `InitProducerId`, and
@@ -57,6 +57,7 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
         let Some((why, fence)) = ids.stale(tid, pid, epoch) else {
             continue;
         };
+        let what = what.describe();
         let explanation = format!(
             "the broker accepted {what} from {tid} pid {pid} epoch {epoch} at t={}ms, but {why}",
             r.time
@@ -105,12 +106,31 @@ impl<'r> Ids<'r> {
     }
 }
 
+/// What an accepted request was, put in words only when it is reported.
+enum What<'r> {
+    Write(&'r TopicPartition, Offset),
+    Offsets(&'r str),
+    Commit,
+    Abort,
+}
+
+impl What<'_> {
+    fn describe(&self) -> String {
+        match self {
+            What::Write(tp, offset) => format!("a write to {tp}@{offset}"),
+            What::Offsets(group) => format!("offsets of group {group}"),
+            What::Commit => "a commit".to_string(),
+            What::Abort => "an abort".to_string(),
+        }
+    }
+}
+
 /// An accepted request that carries a transactional id's producer id and epoch: the id,
 /// the pid, the epoch and what it was.
 fn request<'r>(
     ids: &Ids<'r>,
     event: &'r Event,
-) -> Option<(&'r str, ProducerId, Epoch, String)> {
+) -> Option<(&'r str, ProducerId, Epoch, What<'r>)> {
     Some(match event {
         Event::Append {
             tp,
@@ -121,7 +141,7 @@ fn request<'r>(
             ..
         } => {
             let tid = ids.tid_of.get(pid).copied()?;
-            (tid, *pid, *epoch, format!("a write to {tp}@{offset}"))
+            (tid, *pid, *epoch, What::Write(tp, *offset))
         }
         Event::TxnOffsets {
             transactional_id,
@@ -130,20 +150,19 @@ fn request<'r>(
             group,
             ..
         } => {
-            let what = format!("offsets of group {group}");
-            (transactional_id.as_str(), *producer_id, *epoch, what)
+            (transactional_id.as_str(), *producer_id, *epoch, What::Offsets(group))
         }
         Event::TxnCommit {
             transactional_id,
             producer_id,
             epoch,
-        } => (transactional_id.as_str(), *producer_id, *epoch, "a commit".to_string()),
+        } => (transactional_id.as_str(), *producer_id, *epoch, What::Commit),
         Event::TxnAbort {
             transactional_id,
             producer_id,
             epoch,
             ..
-        } => (transactional_id.as_str(), *producer_id, *epoch, "an abort".to_string()),
+        } => (transactional_id.as_str(), *producer_id, *epoch, What::Abort),
         _ => return None,
     })
 }

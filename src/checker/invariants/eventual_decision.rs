@@ -32,16 +32,18 @@ pub fn judge(cx: &Cx<'_>) -> Judged {
         unjudged: BTreeSet::new(),
     };
     for (order, placed) in cx.h.orders() {
-        let wanted = format!("decision ({kinds})");
+        let wanted = || format!("decision ({kinds})");
         j.order(order, placed, o.decision.get(order), "decided", &wanted);
     }
     if cx.schema.reservations_settle {
         for (order, hold) in &o.first_hold {
             let start = cx.h.placed(order).unwrap_or(hold);
-            let wanted = format!(
-                "ReservationConfirmed or ReservationReleased for its hold ({})",
-                hold.event_at()
-            );
+            let wanted = || {
+                format!(
+                    "ReservationConfirmed or ReservationReleased for its hold ({})",
+                    hold.event_at()
+                )
+            };
             j.order(order, start, o.settled.get(order), "settled", &wanted);
         }
     }
@@ -95,18 +97,30 @@ struct Judge<'c, 'h> {
 }
 
 impl Judge<'_, '_> {
-    fn order(&mut self, order: &str, start: &Rec, done: Option<&&Rec>, what: &str, wanted: &str) {
+    /// `wanted` names what the order lacks; it and the order's start are put in words only
+    /// for a violation.
+    fn order(
+        &mut self,
+        order: &str,
+        start: &Rec,
+        done: Option<&&Rec>,
+        what: &str,
+        wanted: &dyn Fn() -> String,
+    ) {
         let (cx, run) = (self.cx, self.cx.run);
         let deadline = start.time.max(run.healed_at) + cx.bound;
-        let healed = if run.healed_at > 0 {
-            format!(", faults healed at t={}ms", run.healed_at)
-        } else {
-            String::new()
+        let from = || {
+            let healed = if run.healed_at > 0 {
+                format!(", faults healed at t={}ms", run.healed_at)
+            } else {
+                String::new()
+            };
+            format!("placed at {}{healed}", start.at())
         };
-        let from = format!("placed at {}{healed}", start.at());
         match done {
             Some(d) if d.time <= deadline => {}
             Some(d) => {
+                let from = from();
                 let explanation = format!(
                     "order {order} ({from}) was {what} only at t={}ms ({}), after its deadline t={deadline}ms ({}ms bound)",
                     d.time,
@@ -121,6 +135,7 @@ impl Judge<'_, '_> {
                     self.unjudged.insert(order.to_string());
                     return;
                 };
+                let (from, wanted) = (from(), wanted());
                 let explanation = format!(
                     "order {order} ({from}) has no {wanted} by its deadline t={deadline}ms ({}ms bound): {end} with the order still not {what}",
                     cx.bound

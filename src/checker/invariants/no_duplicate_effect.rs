@@ -241,7 +241,7 @@ fn reapplied<'h>(
             return Some((format!("already reserved (expiring at t={e}ms)"), prev_rec));
         }
     }
-    let (what, rec) = decided.of.get(&(l.product.clone(), order.to_string()))?;
+    let (what, rec) = decided.of.get(l.product.as_str())?.get(order)?;
     Some((format!("already {what}"), rec))
 }
 
@@ -249,8 +249,9 @@ fn reapplied<'h>(
 /// reserving one of them again applies twice.
 #[derive(Default)]
 struct Decided<'h> {
-    /// (product, order) → "confirmed" or "released", and the record that says so.
-    of: BTreeMap<(String, String), (&'static str, &'h Rec)>,
+    /// Product → order → "confirmed" or "released", and the record that says so (by
+    /// product first, so that a look-up borrows its names).
+    of: BTreeMap<String, BTreeMap<String, (&'static str, &'h Rec)>>,
     /// key → its last book record.
     last: BTreeMap<&'h str, (Book, &'h Rec)>,
 }
@@ -259,18 +260,27 @@ impl<'h> Decided<'h> {
     fn learn(&mut self, l: &Book, rec: &'h Rec) {
         // A record both confirming and releasing an order reads as confirmed, as before.
         for (what, orders) in [("released", &l.released), ("confirmed", &l.confirmed)] {
+            if orders.is_empty() {
+                continue;
+            }
+            let of_product = match self.of.get_mut(l.product.as_str()) {
+                Some(of_product) => of_product,
+                None => self.of.entry(l.product.clone()).or_default(),
+            };
             for order in orders.keys() {
-                self.of.insert((l.product.clone(), order.clone()), (what, rec));
+                of_product.insert(order.clone(), (what, rec));
             }
         }
     }
 
     /// A key's record replaced or deleted: what it alone said is no longer said.
     fn forget(&mut self, prev: &Book, prev_rec: &Rec) {
+        let Some(of_product) = self.of.get_mut(prev.product.as_str()) else {
+            return;
+        };
         for order in prev.confirmed.keys().chain(prev.released.keys()) {
-            let k = (prev.product.clone(), order.clone());
-            if self.of.get(&k).is_some_and(|(_, r)| r.seq == prev_rec.seq) {
-                self.of.remove(&k);
+            if of_product.get(order).is_some_and(|(_, r)| r.seq == prev_rec.seq) {
+                of_product.remove(order);
             }
         }
     }

@@ -14,8 +14,9 @@ use crate::checker::{Cx, Invariant, Violation};
 use oversell_sim::{Event, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Values that explain a store's key: (store, partition, key) → values.
-type Explained<'r> = BTreeMap<(&'r str, u32, &'r str), BTreeSet<&'r str>>;
+/// Values that explain a store's key: store → (partition, key) → values (by store first,
+/// so that a look-up compares keys, not the store's name again at every node).
+type Explained<'r> = BTreeMap<&'r str, BTreeMap<(u32, &'r str), BTreeSet<&'r str>>>;
 
 /// At the end of the run, every value of every store is explained by a committed record
 /// of its changelog partition for that key, by a record of a still open transaction, or
@@ -26,9 +27,10 @@ pub fn judge(cx: &Cx<'_>) -> Vec<Violation> {
     for (instance, stores) in &cx.run.stores {
         for ((store, partition), contents) in stores {
             let mut unexplained = Vec::new();
+            let of_store = explained.get(store.as_str());
             for (key, value) in contents {
-                let ok = explained
-                    .get(&(store.as_str(), *partition, key.as_str()))
+                let ok = of_store
+                    .and_then(|keys| keys.get(&(*partition, key.as_str())))
                     .is_some_and(|vs| vs.contains(value.as_str()));
                 if !ok {
                     unexplained.push(format!("key {key} is {value:?}"));
@@ -65,8 +67,8 @@ fn explanations<'r>(cx: &Cx<'r>) -> Explained<'r> {
         .iter()
         .map(|s| (s.changelog.as_str(), s.name.as_str()))
         .collect();
-    // Per (store, key): the last changelog append, by trace seq.
-    let mut last_append: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    // Per store, per key: the last changelog append, by trace seq.
+    let mut last_append: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
     let mut puts: Vec<(&str, &str, &str, u64)> = Vec::new();
     for r in &cx.run.trace.records {
         match &r.event {
@@ -80,7 +82,7 @@ fn explanations<'r>(cx: &Cx<'r>) -> Explained<'r> {
                 let Some(store) = store_of.get(tp.topic.as_str()).copied() else {
                     continue;
                 };
-                last_append.insert((store, key), r.seq);
+                last_append.entry(store).or_default().insert(key, r.seq);
                 if matches!(cx.h.fate(tp, *offset), Some(Fate::Committed | Fate::Open)) {
                     explain(&mut out, store, tp, key, value);
                 }
@@ -96,7 +98,8 @@ fn explanations<'r>(cx: &Cx<'r>) -> Explained<'r> {
     }
     // A put not yet flushed: no changelog write of its key came after it.
     for (store, key, value, seq) in puts {
-        if last_append.get(&(store, key)).is_some_and(|a| *a > seq) {
+        let last = last_append.get(store).and_then(|keys| keys.get(key));
+        if last.is_some_and(|a| *a > seq) {
             continue;
         }
         for declared in cx.schema.stores_named(store) {
@@ -111,7 +114,11 @@ fn explanations<'r>(cx: &Cx<'r>) -> Explained<'r> {
 }
 
 fn explain<'r>(out: &mut Explained<'r>, store: &'r str, tp: &TopicPartition, key: &'r str, value: &'r str) {
-    out.entry((store, tp.partition, key)).or_default().insert(value);
+    let of_store = match out.get_mut(store) {
+        Some(of_store) => of_store,
+        None => out.entry(store).or_default(),
+    };
+    of_store.entry((tp.partition, key)).or_default().insert(value);
 }
 
 #[cfg(test)]

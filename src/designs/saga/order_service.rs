@@ -4,6 +4,7 @@
 
 use super::timers::{Pending, Timers};
 use super::{COMMANDS, ORDER_STORE, OUTCOMES, REPLIES};
+use crate::domain::canonical::Reader;
 use crate::domain::Msg;
 use oversell_sim::{Context, Input, Millis, Processed, Processor};
 use serde::{Deserialize, Serialize};
@@ -47,9 +48,56 @@ pub(super) struct ProcessManager {
     pub paying: Option<BTreeMap<String, Millis>>,
 }
 
+impl OrderState {
+    /// The state `text` holds, as `serde_json` reads it: a text exactly as `save` writes
+    /// it (`{"product":"p1","quantity":1,"status":"Reserving"}`, a payment's status
+    /// `{"Paying":{"due":120}}`) read directly, anything else by `serde_json`.
+    fn decode(text: &str) -> Option<OrderState> {
+        if let Some(state) = OrderState::read(text) {
+            debug_assert_eq!(
+                serde_json::to_string(&state).ok().as_deref(),
+                Some(text),
+                "only save's own text is read directly"
+            );
+            return Some(state);
+        }
+        serde_json::from_str(text).ok()
+    }
+
+    /// `serde_json`'s own text of a state, and nothing else (see `domain::canonical`:
+    /// what it accepts is byte for byte the serialisation of what it returns).
+    fn read(text: &str) -> Option<OrderState> {
+        let mut r = Reader::new(text);
+        r.lit("{\"product\":")?;
+        let product = r.str()?.to_string();
+        r.lit(",\"quantity\":")?;
+        let quantity = r.number()?;
+        r.lit(",\"status\":")?;
+        let status = if r.lit("{\"Paying\":{\"due\":").is_some() {
+            let due = r.number()?;
+            r.lit("}}")?;
+            Status::Paying { due }
+        } else {
+            match r.str()? {
+                "Reserving" => Status::Reserving,
+                "Confirming" => Status::Confirming,
+                "Confirmed" => Status::Confirmed,
+                "Cancelled" => Status::Cancelled,
+                _ => return None,
+            }
+        };
+        r.lit("}")?;
+        r.at_end().then_some(OrderState {
+            product,
+            quantity,
+            status,
+        })
+    }
+}
+
 fn load(ctx: &mut Context<'_, '_>, order: &str) -> Option<OrderState> {
     ctx.get(ORDER_STORE, order)
-        .and_then(|v| serde_json::from_str(&v).ok())
+        .and_then(|v| OrderState::decode(&v))
 }
 
 fn save(ctx: &mut Context<'_, '_>, order: &str, state: &OrderState) {
@@ -204,7 +252,7 @@ impl ProcessManager {
 
 /// When an order's stored state waits for its payment: its due time.
 fn payment_due_at(value: &str) -> Option<Millis> {
-    match serde_json::from_str::<OrderState>(value).ok()?.status {
+    match OrderState::decode(value)?.status {
         Status::Paying { due } => Some(due),
         _ => None,
     }
@@ -309,9 +357,58 @@ impl Processor for ProcessManager {
         self.pending.retain(|o| paying.contains_key(o));
         for order in due {
             let value = &ctx.view(ORDER_STORE)[&order];
-            let state = serde_json::from_str(value).expect("a paying order");
+            let state = OrderState::decode(value).expect("a paying order");
             self.payment_due(ctx, &order, state);
             self.reindex(ctx, &order);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_state_is_read_directly_only_as_serde_json_writes_it() {
+        let statuses = [
+            Status::Reserving,
+            Status::Paying { due: 0 },
+            Status::Paying { due: u64::MAX },
+            Status::Confirming,
+            Status::Confirmed,
+            Status::Cancelled,
+        ];
+        for status in statuses {
+            for product in ["p1", "", "caf\u{e9}"] {
+                let state = OrderState {
+                    product: product.into(),
+                    quantity: 3,
+                    status: status.clone(),
+                };
+                let text = serde_json::to_string(&state).unwrap();
+                let read = OrderState::read(&text).expect("read directly");
+                assert_eq!(
+                    (read.product, read.quantity, read.status),
+                    (state.product, 3, status.clone())
+                );
+            }
+        }
+        let others = [
+            r#"{"product":"p\"1","quantity":3,"status":"Reserving"}"#,
+            r#"{"quantity":3,"product":"p1","status":"Reserving"}"#,
+            r#"{"product":"p1","quantity":3,"status":{"Paying":{"due":07}}}"#,
+            r#"{"product":"p1","quantity":3,"status":"Paying"}"#,
+            r#"{"product":"p1","quantity":3,"status":"Reserving"} "#,
+        ];
+        for text in others {
+            assert!(OrderState::read(text).is_none(), "{text}");
+            let by_serde = serde_json::from_str::<OrderState>(text).ok();
+            let decoded = OrderState::decode(text);
+            assert_eq!(
+                decoded.map(|s| (s.product, s.quantity, s.status)),
+                by_serde.map(|s| (s.product, s.quantity, s.status)),
+                "{text}"
+            );
         }
     }
 }
