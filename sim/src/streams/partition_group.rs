@@ -188,11 +188,35 @@ impl StreamsClient {
     }
 
     /// Long poll: records fetched from `tp` at `offset`, its position.
-    fn take_fetched(&mut self, tp: TopicPartition, offset: Offset, data: FetchData) {
+    fn take_fetched(&mut self, tp: TopicPartition, offset: Offset, mut data: FetchData) {
         let empty = data.records.is_empty();
-        let count = data.records.len() as Offset;
+        let next = self.buffer_fetched(&tp, offset, &mut data);
+        // KIP-695: caught up when the fetched lag is 0 (`ConsumerRecords.nextOffsets`,
+        // `KafkaConsumer.currentLag`: the high watermark under read_uncommitted, the last
+        // stable offset under read_committed, less the position).
+        let end = match self.config.isolation() {
+            Isolation::ReadUncommitted => data.high_watermark,
+            Isolation::ReadCommitted => data.last_stable_offset,
+        };
+        self.caught_up.insert(tp.clone(), next >= end);
+        if !empty {
+            self.commit_at_fetch(tp, data.next_offset);
+        }
+    }
+
+    /// The records of a fetch of `tp` from `fetched_at` into its buffer, and the position
+    /// past them, which it returns. `data.records` is left empty.
+    fn buffer_fetched(
+        &mut self,
+        tp: &TopicPartition,
+        fetched_at: Offset,
+        data: &mut FetchData,
+    ) -> Offset {
+        let records = std::mem::take(&mut data.records);
+        let empty = records.is_empty();
+        let count = records.len() as Offset;
         let queue = self.buffer.entry(tp.clone()).or_default();
-        for r in data.records {
+        for r in records {
             queue.push_back(Input {
                 tp: tp.clone(),
                 offset: r.offset,
@@ -202,40 +226,42 @@ impl StreamsClient {
             });
         }
         let next = if self.config.position_by_count && !empty {
-            offset + count // MUTATION HOOK: markers are not counted
+            fetched_at + count // MUTATION HOOK: markers are not counted
         } else {
             data.next_offset
         };
         self.fetch_positions.insert(tp.clone(), next);
-        // KIP-695: caught up when the fetched lag is 0 (`ConsumerRecords.nextOffsets`,
-        // `KafkaConsumer.currentLag`: the high watermark under read_uncommitted, the last
-        // stable offset under read_committed, less the position).
-        let end = match self.config.isolation() {
-            Isolation::ReadUncommitted => data.high_watermark,
-            Isolation::ReadCommitted => data.last_stable_offset,
-        };
-        self.caught_up.insert(tp.clone(), next >= end);
-        if self.config.commit_before_process && !empty {
-            // Mutation: the fetched position is committed at once, before the records
-            // are processed (at most once).
-            self.processed.insert(tp.clone(), data.next_offset);
+        next
+    }
+
+    /// Mutation `commit-before-process`: a fetched position is committed at once, before
+    /// its records are processed (at most once). Nothing without the mutation.
+    fn commit_at_fetch(&mut self, tp: TopicPartition, next_offset: Offset) {
+        if self.config.commit_before_process {
+            self.processed.insert(tp.clone(), next_offset);
             self.consumed.insert(tp);
             self.dirty = true;
             self.commit_now = true;
         }
     }
 
+    /// The log lost what this client had read (a replicated log truncated by an unclean
+    /// election or lost data): what it committed is past the new log end, and its next
+    /// commit may well be lower. The position goes back to the earliest offset.
+    fn reset_out_of_range(&mut self, tp: TopicPartition, env: &mut Env<'_>) {
+        self.error(
+            env,
+            format!("fetch {tp}: offset out of range; resetting to earliest"),
+        );
+        self.committed.remove(&tp);
+        self.processed.remove(&tp);
+        self.fetch_positions.insert(tp, 0);
+    }
+
     /// Long poll: a partition's fetch failed; whether to back off before the next.
     fn fetch_failed(&mut self, tp: TopicPartition, e: KafkaError, env: &mut Env<'_>) -> bool {
         if e == KafkaError::OffsetOutOfRange {
-            self.error(
-                env,
-                format!("fetch {tp}: offset out of range; resetting to earliest"),
-            );
-            // As on the one-partition path below.
-            self.committed.remove(&tp);
-            self.processed.remove(&tp);
-            self.fetch_positions.insert(tp, 0);
+            self.reset_out_of_range(tp, env);
             return false;
         }
         self.error(env, format!("fetch {tp}: {e:?}"));
@@ -266,51 +292,19 @@ impl StreamsClient {
             return;
         }
         match result {
-            Ok(data) => {
+            Ok(mut data) => {
                 let empty = data.records.is_empty();
                 let fetched_at = *self.fetch_positions.get(&tp).unwrap_or(&0);
-                let count = data.records.len() as Offset;
                 self.caught_up.insert(tp.clone(), empty);
-                let queue = self.buffer.entry(tp.clone()).or_default();
-                for r in data.records {
-                    queue.push_back(Input {
-                        tp: tp.clone(),
-                        offset: r.offset,
-                        key: r.record.key,
-                        value: r.record.value,
-                        timestamp: r.record.timestamp,
-                    });
-                }
-                let next = if self.config.position_by_count && !empty {
-                    fetched_at + count // MUTATION HOOK: markers are not counted
-                } else {
-                    data.next_offset
-                };
-                self.fetch_positions.insert(tp.clone(), next);
-                if self.config.commit_before_process && !empty {
-                    // Mutation: the fetched position is committed at once, before the
-                    // records are processed (at most once).
-                    self.processed.insert(tp.clone(), data.next_offset);
-                    self.consumed.insert(tp.clone());
-                    self.dirty = true;
-                    self.commit_now = true;
+                self.buffer_fetched(&tp, fetched_at, &mut data);
+                if !empty {
+                    self.commit_at_fetch(tp, data.next_offset);
                 }
                 if empty && self.caught_up.values().all(|c| *c) {
                     self.idle_until = env.now + self.config.retry_backoff_ms;
                 }
             }
-            Err(KafkaError::OffsetOutOfRange) => {
-                self.error(
-                    env,
-                    format!("fetch {tp}: offset out of range; resetting to earliest"),
-                );
-                // The log lost what this client had read (a replicated log truncated by an
-                // unclean election or lost data): what it committed is past the new log
-                // end, and its next commit may well be lower.
-                self.committed.remove(&tp);
-                self.processed.remove(&tp);
-                self.fetch_positions.insert(tp, 0);
-            }
+            Err(KafkaError::OffsetOutOfRange) => self.reset_out_of_range(tp, env),
             Err(e) => self.error(env, format!("fetch {tp}: {e:?}")),
         }
     }
