@@ -333,9 +333,19 @@ pub(crate) mod canonical {
         let mut r = Reader::new(text);
         r.lit("{\"type\":")?;
         let kind = r.str()?;
+        let m = match order_event(kind, &mut r) {
+            Some(m) => m,
+            None => saga_event(kind, &mut r)?,
+        };
+        r.lit("}")?;
+        r.at_end().then_some(m)
+    }
+
+    /// The fields of an event of the order and stock flow, after its `type`.
+    fn order_event(kind: &str, r: &mut Reader<'_>) -> Option<Msg> {
         let o = "order_id";
         let p = "product_id";
-        let m = match kind {
+        Some(match kind {
             "OrderPlaced" => Msg::OrderPlaced {
                 order_id: r.string(o)?,
                 product_id: r.string(p)?,
@@ -362,6 +372,15 @@ pub(crate) mod canonical {
                 quantity: r.u64("quantity")?,
                 result: r.validation("result")?,
             },
+            _ => return None,
+        })
+    }
+
+    /// The fields of a saga command, reply or outcome, after its `type`.
+    fn saga_event(kind: &str, r: &mut Reader<'_>) -> Option<Msg> {
+        let o = "order_id";
+        let p = "product_id";
+        Some(match kind {
             "ReserveStock" => Msg::ReserveStock {
                 order_id: r.string(o)?,
                 product_id: r.string(p)?,
@@ -413,9 +432,7 @@ pub(crate) mod canonical {
                 reason: r.string("reason")?,
             },
             _ => return None,
-        };
-        r.lit("}")?;
-        r.at_end().then_some(m)
+        })
     }
 }
 
